@@ -1,0 +1,149 @@
+/**
+ * The closed family of executor errors. Each has a stable `code` and a
+ * `kind` that says whose fault it is; `src/http/errors.ts` maps kinds to
+ * HTTP statuses in one place. Messages are for a person: sentence case,
+ * no trailing period, values quoted.
+ */
+
+export type ErrorKind =
+  | "bad_request" // 400: the caller sent something wrong
+  | "unauthorized" // 401
+  | "forbidden" // 403
+  | "conflict" // 409
+  | "too_large" // 413
+  | "unavailable" // 503: try again later (Retry-After)
+  | "task_failed" // 502: the task crashed, never got ready or answered >= 400
+  | "task_timeout" // 504
+  | "internal"; // 500: a defect
+
+export class ExecutorError extends Error {
+  readonly code: string;
+  readonly kind: ErrorKind;
+  /** Seconds a client should wait before retrying, for `unavailable`. */
+  readonly retryAfter?: number;
+
+  constructor(kind: ErrorKind, code: string, message: string, opts?: { cause?: unknown; retryAfter?: number }) {
+    super(message, opts?.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = new.target.name;
+    this.kind = kind;
+    this.code = code;
+    this.retryAfter = opts?.retryAfter;
+  }
+}
+
+/** A request field is missing or malformed; `field` names it. */
+export class BadRequestError extends ExecutorError {
+  readonly field?: string;
+  constructor(message: string, opts?: { field?: string; code?: string; cause?: unknown }) {
+    super("bad_request", opts?.code ?? "BAD_REQUEST", message, opts);
+    this.field = opts?.field;
+  }
+}
+
+/** The resource intent can never fit this host. */
+export class ExceedsCapacityError extends ExecutorError {
+  constructor(message: string) {
+    super("bad_request", "EXCEEDS_CAPACITY", message);
+  }
+}
+
+export class ImageNotFoundError extends ExecutorError {
+  constructor(image: string, detail: string, opts?: { cause?: unknown }) {
+    super("bad_request", "IMAGE_NOT_FOUND", `Cannot start task "${image}": image not found and cannot be pulled (${detail})`, opts);
+  }
+}
+
+export class UnauthorizedError extends ExecutorError {
+  constructor(message = "Missing or wrong admin token") {
+    super("unauthorized", "UNAUTHORIZED", message);
+  }
+}
+
+export class ForbiddenError extends ExecutorError {
+  constructor(message: string, code = "FORBIDDEN") {
+    super("forbidden", code, message);
+  }
+}
+
+export class ConflictError extends ExecutorError {
+  constructor(message: string, code = "CONFLICT") {
+    super("conflict", code, message);
+  }
+}
+
+export class PayloadTooLargeError extends ExecutorError {
+  constructor(limitBytes: number) {
+    super("too_large", "PAYLOAD_TOO_LARGE", `Request body is larger than the limit of ${limitBytes} bytes`);
+  }
+}
+
+export class PausedError extends ExecutorError {
+  constructor() {
+    super("unavailable", "PAUSED", "The executor is paused", { retryAfter: 5 });
+  }
+}
+
+export class NoCapacityError extends ExecutorError {
+  constructor(message: string, retryAfter = 1) {
+    super("unavailable", "NO_CAPACITY", message, { retryAfter });
+  }
+}
+
+export class EngineUnavailableError extends ExecutorError {
+  constructor(message: string, opts?: { cause?: unknown }) {
+    super("unavailable", "ENGINE_UNAVAILABLE", message, { ...opts, retryAfter: 5 });
+  }
+}
+
+/** The container stopped before it printed the ready mark. */
+export class ContainerExitedError extends ExecutorError {
+  readonly exitCode: number;
+  readonly lastLines: string[];
+  constructor(exitCode: number, lastLines: string[], message?: string) {
+    super(
+      "task_failed",
+      "TASK_EXITED",
+      message ?? `Task container exited with code ${exitCode} before it was ready${formatLines(lastLines)}`,
+    );
+    this.exitCode = exitCode;
+    this.lastLines = lastLines;
+  }
+}
+
+export class TaskStartError extends ExecutorError {
+  constructor(message: string, opts?: { cause?: unknown; code?: string }) {
+    super("task_failed", opts?.code ?? "TASK_START_FAILED", message, opts);
+  }
+}
+
+/** The task answered with a status >= 400, crashed mid-request, or could not be reached. */
+export class TaskFailedError extends ExecutorError {
+  readonly status?: number;
+  constructor(message: string, opts?: { status?: number; cause?: unknown; code?: string }) {
+    super("task_failed", opts?.code ?? "TASK_FAILED", message, opts);
+    this.status = opts?.status;
+  }
+}
+
+/** No connection could be made to the task: nothing reached it, so a retry is safe. */
+export class TaskConnectError extends ExecutorError {
+  constructor(message: string, opts?: { cause?: unknown }) {
+    super("task_failed", "TASK_UNREACHABLE", message, opts);
+  }
+}
+
+export class TaskTimeoutError extends ExecutorError {
+  constructor(message: string) {
+    super("task_timeout", "TASK_TIMEOUT", message);
+  }
+}
+
+export class InternalError extends ExecutorError {
+  constructor(message: string, opts?: { cause?: unknown }) {
+    super("internal", "INTERNAL", message, opts);
+  }
+}
+
+function formatLines(lines: string[]): string {
+  return lines.length === 0 ? "" : `; last log lines:\n${lines.join("\n")}`;
+}

@@ -1,0 +1,179 @@
+/**
+ * The engine's only door out. Everything the executor needs from the world is
+ * declared here; `src/platform/` implements it, `test/fakes/` fakes it.
+ * Web-standard types only: no `node:` import, no Deno global.
+ */
+
+/** Structured logger: `msg` is for a person, `fields` for a machine. */
+export interface Logger {
+  debug(msg: string, fields?: Record<string, unknown>): void;
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+  /** A logger whose every line carries `fields` as well (component, request id). */
+  child(fields: Record<string, unknown>): Logger;
+}
+
+/** Time, injectable so that tests of idle cleaning need no real waiting. */
+export interface Clock {
+  /** Milliseconds since the epoch. */
+  now(): number;
+  /** Calls `fn` once after `ms`; the returned function cancels it. */
+  setTimer(ms: number, fn: () => void): () => void;
+}
+
+/** The host the executor runs on. */
+export interface HostProbe {
+  /** Logical CPU cores. */
+  cores(): Promise<number>;
+  /** Total memory in MB (1 MB = 2^20 bytes). */
+  memoryMB(): Promise<number>;
+  /** Current whole-host use, in percent. */
+  usage(): Promise<{ cpuPercent: number; memPercent: number }>;
+}
+
+export interface GpuDevice {
+  index: number;
+  uuid: string;
+  model: string;
+  /** GPU utilisation over the driver's last sample period, 0..100. */
+  utilizationPercent: number;
+  memoryUsedMB: number;
+  memoryTotalMB: number;
+}
+
+/** NVIDIA GPUs through NVML. */
+export interface GpuProbe {
+  /** Reads every device now. Rejects when NVML fails. */
+  sample(): Promise<GpuDevice[]>;
+  /** Releases the library (nvmlShutdown). */
+  close(): void;
+}
+
+export interface EngineInfo {
+  /** Engine version, e.g. "20.10.24". */
+  version: string;
+  /** Engine API version, e.g. "1.41". */
+  apiVersion: string;
+  /** Runtimes registered in the engine, e.g. ["runc", "runsc"]. */
+  runtimes: string[];
+  /** Name of the engine's default runtime. */
+  defaultRuntime: string;
+  /** How the executor reaches it, e.g. "unix:///var/run/docker.sock". */
+  transport: string;
+}
+
+/** What the engine asks the container backend to create. */
+export interface ContainerSpec {
+  name: string;
+  image: string;
+  labels: Record<string, string>;
+  /** CPU limit in units of 1e-9 cores. */
+  nanoCpus: number;
+  /** Memory limit in bytes; swap is limited to the same value. */
+  memoryBytes: number;
+  pidsLimit: number;
+  /** Docker runtime name; undefined means the engine's default. */
+  runtime?: string;
+  /** GPUs to pass through (DeviceRequests, driver nvidia, capability gpu), by NVML index. */
+  gpus?: string[];
+  /** SGX: host device mapped to /dev/sgx/enclave, AESM socket folder bound to /var/run/aesmd. */
+  sgx?: { device: string; aesmdPath: string };
+  /** Join this Docker network and be reached by name; otherwise 8080 is published on 127.0.0.1. */
+  network?: string;
+  securityOpt: string[];
+  privileged: false;
+}
+
+export interface ContainerState {
+  id: string;
+  running: boolean;
+  /** Docker's status word: created, running, exited, dead, ... */
+  status: string;
+  exitCode: number;
+  oomKilled: boolean;
+}
+
+export interface ContainerSummary {
+  id: string;
+  name: string;
+  labels: Record<string, string>;
+  state: string;
+}
+
+export interface ContainerEvent {
+  id: string;
+  /** Docker's action: die, oom, kill, stop, destroy, start, ... */
+  action: string;
+  labels: Record<string, string>;
+  exitCode?: number;
+}
+
+/**
+ * A Docker-like container engine. Implementations wrap their low-level
+ * failures in the errors of `errors.ts` (EngineUnavailableError when the
+ * engine does not answer, ImageNotFoundError when a pull finds nothing).
+ */
+export interface ContainerBackend {
+  info(signal?: AbortSignal): Promise<EngineInfo>;
+  hasImage(ref: string): Promise<boolean>;
+  /** Pulls `ref`; `onProgress` gets one readable line per progress message. */
+  pullImage(ref: string, opts?: { onProgress?: (line: string) => void; signal?: AbortSignal }): Promise<void>;
+  /** Creates the container and returns its id. */
+  create(spec: ContainerSpec): Promise<string>;
+  start(id: string): Promise<void>;
+  /**
+   * Base URL of the task's port 8080 once started: `http://127.0.0.1:<published port>`,
+   * or `http://<container name>:8080` when it joined `network`.
+   */
+  endpoint(id: string, opts?: { network?: string }): Promise<string>;
+  /**
+   * Follows the container's demultiplexed stdout until a line equals `mark`.
+   * Rejects with ContainerExitedError (exit code, last log lines) when the
+   * container stops first, with the signal's reason when `signal` aborts.
+   */
+  waitForMark(id: string, opts: { mark: string; signal: AbortSignal }): Promise<void>;
+  /** undefined when no such container exists. */
+  inspect(id: string): Promise<ContainerState | undefined>;
+  /** The last `lines` lines of stdout and stderr. */
+  logsTail(id: string, lines: number): Promise<string[]>;
+  /** Force-removes the container; a container already gone is not an error. */
+  remove(id: string): Promise<void>;
+  /** Containers (running or not) carrying every one of `labels`. */
+  list(labels: Record<string, string>): Promise<ContainerSummary[]>;
+  /**
+   * Streams container events for containers carrying `labels` until the
+   * stream ends (resolves) or fails (rejects); the caller reconnects.
+   */
+  watchEvents(opts: {
+    labels: Record<string, string>;
+    onEvent: (event: ContainerEvent) => void;
+    signal: AbortSignal;
+  }): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface TaskRequest {
+  method: "GET" | "POST";
+  /** Absolute URL: endpoint + path. */
+  url: string;
+  body?: string;
+  signal?: AbortSignal;
+}
+
+export interface TaskResponse {
+  status: number;
+  body: string;
+}
+
+/**
+ * HTTP client for task containers: the hot path. Rejects with
+ * TaskConnectError when no connection could be made (nothing reached the
+ * task), so the engine knows a retry is safe.
+ */
+export interface TaskClient {
+  send(req: TaskRequest): Promise<TaskResponse>;
+  /** Drops pooled connections to an endpoint whose task is gone. */
+  forget(endpoint: string): void;
+  close(): Promise<void>;
+}

@@ -1,0 +1,136 @@
+import { z } from "zod";
+import { parse as parseYaml } from "yaml";
+
+/**
+ * Configuration: the YAML file (snake_case, every key optional) and the
+ * body of POST /update-config. DESIGN §3. Loading takes its environment as
+ * an argument so tests pass plain objects.
+ */
+
+const oneDecimal = (what: string) =>
+  z.number({ invalid_type_error: `${what} must be a number` })
+    .positive(`${what} must be greater than 0`)
+    .refine((v) => Number.isInteger(Math.round(v * 10)) && Math.abs(v * 10 - Math.round(v * 10)) < 1e-9, {
+      message: `${what} must have at most one decimal (steps of 0.1 core)`,
+    });
+
+const positiveInt = (what: string) =>
+  z.number({ invalid_type_error: `${what} must be a number` }).int(`${what} must be a whole number`).positive(`${what} must be greater than 0`);
+
+const seconds = (what: string) => z.number({ invalid_type_error: `${what} must be a number of seconds` }).positive(`${what} must be greater than 0`);
+
+export const fileSchema = z
+  .object({
+    type: z.literal("docker", { errorMap: () => ({ message: 'only "docker" is supported' }) }).default("docker"),
+    timeout: z.number({ invalid_type_error: "timeout must be a number of minutes" }).positive("timeout must be greater than 0").default(1),
+    cpu: oneDecimal("cpu").default(4),
+    mem: positiveInt("mem").default(4096),
+    has_gpu: z.boolean().default(false),
+    microVM_runtime: z.string().default(""),
+    sgx: z
+      .object({
+        enable: z.boolean().default(false),
+        sgx_device: z.string().min(1).default("/dev/sgx/enclave"),
+        aesmd_path: z.string().min(1).default("/var/run/aesmd"),
+      })
+      .strict()
+      .default({}),
+    nvml_library: z.string().min(1).default("libnvidia-ml.so.1"),
+    gpu_idle_percent: z.number().min(0).max(100).default(10),
+    gpu_sample_interval: seconds("gpu_sample_interval").default(2),
+    network: z.string().default(""),
+    admin_token: z.string().default(""),
+    instance: z.string().regex(/^[a-zA-Z0-9_.-]+$/, "instance must be letters, digits, '_', '.' or '-'").default("default"),
+    ready_timeout: seconds("ready_timeout").default(60),
+    request_timeout: seconds("request_timeout").default(300),
+    queue_timeout: seconds("queue_timeout").default(30),
+    drain_timeout: seconds("drain_timeout").default(30),
+    max_body_bytes: positiveInt("max_body_bytes").default(10 * 1024 * 1024),
+    pids_limit: positiveInt("pids_limit").default(1024),
+    no_new_privileges: z.boolean().default(true),
+    allowed_images: z.array(z.string().min(1)).default([]),
+    host: z.string().min(1).default("127.0.0.1"),
+    port: z.number().int().min(0).max(65535).default(2591),
+    log_format: z.enum(["json", "text", "auto"]).default("auto"),
+    log_level: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  })
+  .strict();
+
+export type Config = z.infer<typeof fileSchema>;
+
+/** Body of POST /update-config: the original five keys, any subset. */
+export const updateSchema = z
+  .object({
+    timeout: fileSchema.shape.timeout.removeDefault().optional(),
+    cpu: oneDecimal("cpu").optional(),
+    mem: positiveInt("mem").optional(),
+    has_gpu: z.boolean().optional(),
+    microVM_runtime: z.string().optional(),
+  })
+  .strict();
+
+export type ConfigUpdate = z.infer<typeof updateSchema>;
+
+export class ConfigError extends Error {
+  readonly code = "CONFIG_INVALID";
+}
+
+/** Formats zod issues as `key.path: reason`, one per line. */
+export function formatIssues(error: z.ZodError): string {
+  return error.issues
+    .map((i) => {
+      const path = i.path.join(".");
+      if (i.code === "unrecognized_keys") {
+        return i.keys.map((k) => `${path ? `${path}.` : ""}${k}: unknown key`).join("; ");
+      }
+      return `${path || "(root)"}: ${i.message}`;
+    })
+    .join("; ");
+}
+
+export interface ConfigSource {
+  /** The --config flag, if given. */
+  flag?: string;
+  env: Record<string, string | undefined>;
+  readFile(path: string): string;
+  exists(path: string): boolean;
+}
+
+export const DEFAULT_CONFIG_PATH = "/app/meca_executor.yaml";
+
+/** Where the config comes from: --config, else MECA_EXECUTOR_CONFIG, else /app/meca_executor.yaml when present. */
+export function configPath(src: ConfigSource): string | undefined {
+  if (src.flag) return src.flag;
+  if (src.env.MECA_EXECUTOR_CONFIG) return src.env.MECA_EXECUTOR_CONFIG;
+  return src.exists(DEFAULT_CONFIG_PATH) ? DEFAULT_CONFIG_PATH : undefined;
+}
+
+/** Loads and validates the config; throws ConfigError naming the file, the key and the reason. */
+export function loadConfig(src: ConfigSource): { config: Config; path?: string } {
+  const path = configPath(src);
+  let raw: unknown = {};
+  if (path !== undefined) {
+    let text: string;
+    try {
+      text = src.readFile(path);
+    } catch (cause) {
+      throw new ConfigError(`Cannot read config "${path}": ${(cause as Error).message}`, { cause });
+    }
+    try {
+      raw = parseYaml(text) ?? {};
+    } catch (cause) {
+      throw new ConfigError(`Cannot parse config "${path}": ${(cause as Error).message}`, { cause });
+    }
+    if (typeof raw !== "object" || Array.isArray(raw)) {
+      throw new ConfigError(`Invalid config "${path}": the file must hold a mapping of keys`);
+    }
+  }
+  const parsed = fileSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new ConfigError(`Invalid config "${path ?? "(defaults)"}": ${formatIssues(parsed.error)}`);
+  }
+  const config = parsed.data;
+  if (src.env.MECA_ADMIN_TOKEN) config.admin_token = src.env.MECA_ADMIN_TOKEN;
+  if (src.env.MECA_NVML_LIBRARY) config.nvml_library = src.env.MECA_NVML_LIBRARY;
+  return { config, path };
+}

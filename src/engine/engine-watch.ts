@@ -1,0 +1,117 @@
+/**
+ * Keeps an eye on the container engine: whether it answers, which runtimes
+ * it has, and its event stream (reconnected when it drops). On every
+ * (re)connection it removes leftovers and reconciles the pool.
+ */
+import { BadRequestError } from "./errors.ts";
+import type { Clock, ContainerBackend, EngineInfo, Logger } from "./ports.ts";
+import { LABELS, type EngineSettings } from "./settings.ts";
+import type { TaskPool } from "./task-pool.ts";
+
+export interface EngineStatus {
+  reachable: boolean;
+  info?: EngineInfo;
+  error?: string;
+}
+
+export interface EngineWatchDeps {
+  backend: ContainerBackend;
+  pool: TaskPool;
+  clock: Clock;
+  logger: Logger;
+  settings: () => EngineSettings;
+}
+
+export class EngineWatch {
+  #d: EngineWatchDeps;
+  #log: Logger;
+  #stop = new AbortController();
+  #status: EngineStatus = { reachable: false, error: "not checked yet" };
+  #leftoversRemoved = false;
+  #firstCheck: Promise<void>;
+  #markChecked!: () => void;
+
+  constructor(deps: EngineWatchDeps) {
+    this.#d = deps;
+    this.#log = deps.logger.child({ component: "engine" });
+    this.#firstCheck = new Promise((r) => (this.#markChecked = r));
+  }
+
+  get status(): EngineStatus {
+    return this.#status;
+  }
+
+  /** Resolves after the first attempt to reach the engine, whatever its outcome. */
+  get firstCheck(): Promise<void> {
+    return this.#firstCheck;
+  }
+
+  start(): void {
+    void this.#loop();
+  }
+
+  stop(): void {
+    this.#stop.abort();
+  }
+
+  /** Refuses a microVM request whose runtime the engine does not have, never downgrading it. */
+  async requireRuntime(name: string): Promise<void> {
+    let runtimes = this.#status.info?.runtimes;
+    if (!runtimes?.includes(name)) {
+      const info = await this.#d.backend.info();
+      this.#status = { reachable: true, info };
+      runtimes = info.runtimes;
+    }
+    if (!runtimes.includes(name)) {
+      throw new BadRequestError(
+        `Field "runtime" asks for "microVM" but the runtime "${name}" (microVM_runtime) is not registered in the Docker engine; registered: ${runtimes.join(", ")}`,
+        { field: "runtime", code: "MICROVM_UNAVAILABLE" },
+      );
+    }
+  }
+
+  async #loop(): Promise<void> {
+    const signal = this.#stop.signal;
+    let backoff = 250;
+    while (!signal.aborted) {
+      try {
+        const info = await this.#d.backend.info(signal);
+        if (!this.#status.reachable) this.#log.info("Docker engine reachable", { version: info.version, api: info.apiVersion, transport: info.transport });
+        this.#status = { reachable: true, info };
+        this.#markChecked();
+        backoff = 250;
+        const s = this.#d.settings();
+        const events = this.#d.backend.watchEvents({
+          labels: { [LABELS.managed]: "1", [LABELS.instance]: s.instance },
+          onEvent: (ev) => this.#d.pool.onEvent(ev),
+          signal,
+        });
+        if (!this.#leftoversRemoved) {
+          await this.#d.pool.removeLeftovers();
+          this.#leftoversRemoved = true;
+        }
+        await this.#d.pool.reconcile();
+        await events;
+      } catch (e) {
+        if (signal.aborted) return;
+        if (this.#status.reachable || this.#status.error === "not checked yet") {
+          this.#log.warn("Docker engine unreachable; execute requests get 503 until it answers", { error: (e as Error).message });
+        }
+        this.#status = { reachable: false, error: (e as Error).message };
+        this.#markChecked();
+        await sleep(this.#d.clock, backoff, signal);
+        backoff = Math.min(backoff * 2, 5_000);
+      }
+    }
+  }
+}
+
+function sleep(clock: Clock, ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const cancel = clock.setTimer(ms, resolve);
+    signal.addEventListener("abort", () => {
+      cancel();
+      resolve();
+    }, { once: true });
+  });
+}

@@ -1,0 +1,320 @@
+/**
+ * The executor: admits execute requests, keeps one warm task per key,
+ * forwards inputs, and pauses, reconfigures and stops. Web-standard APIs only.
+ */
+import { Admission } from "./admission.ts";
+import { BadRequestError, ConflictError, PausedError, TaskConnectError, TaskFailedError, TaskTimeoutError } from "./errors.ts";
+import { Ledger } from "./ledger.ts";
+import type { Clock, ContainerBackend, GpuProbe, HostProbe, Logger, TaskClient } from "./ports.ts";
+import { clipCapacity, type EngineSettings, type SettingsUpdate } from "./settings.ts";
+import { GpuMonitor } from "./gpu-monitor.ts";
+import { EngineWatch } from "./engine-watch.ts";
+import { IdleCleaner } from "./idle-cleaner.ts";
+import { raceAbort, TaskPool } from "./task-pool.ts";
+import { resolveSpec, taskKey, type SpecLimits, type TaskIntent, type TaskSpec } from "./task-spec.ts";
+import type { Task } from "./task.ts";
+import { snapshotStats, snapshotTasks, type Stats, type TaskInfo } from "./snapshot.ts";
+
+export interface ExecutorDeps {
+  backend: ContainerBackend;
+  client: TaskClient;
+  host: HostProbe;
+  clock: Clock;
+  logger: Logger;
+  settings: EngineSettings;
+  /** Loads NVML when has_gpu is set; rejects with the reason when it cannot. */
+  loadGpu?: () => Promise<GpuProbe>;
+  /** Says why SGX cannot be used on this host (device or AESM socket missing), or undefined. */
+  checkSgx?: (sgx: EngineSettings["sgx"]) => Promise<string | undefined>;
+}
+
+/** Internal: the task's container is gone and nothing reached it, so one retry on a fresh one is safe. */
+class TaskGoneError extends TaskFailedError {}
+
+export class Executor {
+  #d: ExecutorDeps;
+  #s: EngineSettings;
+  #log: Logger;
+  #host = { cores: 1, memoryMB: 0 };
+  #ledger: Ledger;
+  #pool: TaskPool;
+  #admission: Admission;
+  #gpu: GpuMonitor;
+  #watch: EngineWatch;
+  #cleaner: IdleCleaner;
+  #paused = false;
+  #inFlight = 0;
+  #drainWaiters: (() => void)[] = [];
+
+  private constructor(deps: ExecutorDeps) {
+    this.#d = deps;
+    this.#s = { ...deps.settings };
+    this.#log = deps.logger.child({ component: "executor" });
+    this.#ledger = new Ledger({ cpuTenths: 0, memMB: 0, gpus: [] });
+    this.#pool = new TaskPool({
+      backend: deps.backend,
+      client: deps.client,
+      clock: deps.clock,
+      logger: deps.logger,
+      ledger: this.#ledger,
+      settings: () => this.#s,
+      onRelease: () => this.#admission.pump(),
+    });
+    this.#admission = new Admission({
+      ledger: this.#ledger,
+      clock: deps.clock,
+      queueTimeoutMs: () => this.#s.queueTimeoutMs,
+      tasks: () => this.#pool.views(),
+      evict: (keys) => {
+        for (const key of keys) {
+          const t = this.#pool.get(key);
+          if (t) void this.#pool.remove(t, "evicted to make room for another task");
+        }
+      },
+    });
+    this.#gpu = new GpuMonitor({ ledger: this.#ledger, clock: deps.clock, logger: deps.logger, settings: () => this.#s });
+    this.#watch = new EngineWatch({ backend: deps.backend, pool: this.#pool, clock: deps.clock, logger: deps.logger, settings: () => this.#s });
+    this.#cleaner = new IdleCleaner({ pool: this.#pool, clock: deps.clock, logger: deps.logger, settings: () => this.#s });
+  }
+
+  /** Reads the host, loads NVML when asked, and starts the background loops. */
+  static async create(deps: ExecutorDeps): Promise<Executor> {
+    const ex = new Executor(deps);
+    ex.#host = { cores: await deps.host.cores(), memoryMB: await deps.host.memoryMB() };
+    if (ex.#s.hasGpu) await ex.#gpu.enable(deps.loadGpu);
+    ex.#applyCapacity();
+    ex.#watch.start();
+    ex.#cleaner.start();
+    return ex;
+  }
+
+  get paused(): boolean {
+    return this.#paused;
+  }
+
+  get settings(): Readonly<EngineSettings> {
+    return this.#s;
+  }
+
+  /** Runs `input` on the warm task for `intent` and returns the task's response body. */
+  async execute(intent: TaskIntent, input: string, opts: { signal?: AbortSignal } = {}): Promise<string> {
+    if (this.#paused) throw new PausedError();
+    const spec = resolveSpec(intent, this.#specLimits());
+    if (spec.runtimeKind === "microVM") await this.#watch.requireRuntime(spec.runtime!);
+    if (spec.sgx) await this.#requireSgx();
+    const key = taskKey(spec);
+    for (let attempt = 0; ; attempt++) {
+      const task = await this.#acquireReady(key, spec, opts.signal);
+      try {
+        return await this.#forward(task, input, opts.signal);
+      } catch (e) {
+        if (e instanceof TaskGoneError && attempt === 0) {
+          this.#log.info("Retrying on a fresh container", { image: spec.image, reason: e.message });
+          continue;
+        }
+        throw e;
+      }
+    }
+  }
+
+  /** Refuses new executions, lets in-flight ones finish (bounded), removes every task. */
+  async pause(): Promise<void> {
+    this.#paused = true;
+    this.#admission.rejectAll(new PausedError());
+    await this.#drain();
+    await this.#pool.removeAll("executor paused", new PausedError());
+    this.#log.info("Paused", { reservations: this.#ledger.reservations });
+  }
+
+  unpause(): void {
+    this.#paused = false;
+    this.#log.info("Unpaused");
+  }
+
+  /** Changes capacity, idle timeout, GPU use or the microVM runtime; only while paused. */
+  async updateConfig(update: SettingsUpdate): Promise<EngineSettings> {
+    if (!this.#paused) throw new ConflictError("Cannot update the config while running: pause the executor first", "NOT_PAUSED");
+    const next = { ...this.#s, ...update };
+    if (next.hasGpu && !this.#s.hasGpu) await this.#gpu.enable(this.#d.loadGpu);
+    if (!next.hasGpu && this.#s.hasGpu) this.#gpu.disable();
+    this.#s = next;
+    this.#applyCapacity();
+    this.#cleaner.reschedule();
+    this.#log.info("Config updated", { update });
+    return this.#s;
+  }
+
+  /** Pause, remove everything, stop the background loops. */
+  async shutdown(): Promise<void> {
+    await this.pause();
+    this.#watch.stop();
+    this.#cleaner.stop();
+    this.#gpu.disable();
+  }
+
+  async stats(): Promise<Stats> {
+    const usage = await this.#d.host.usage().catch(() => ({ cpuPercent: 0, memPercent: 0 }));
+    return snapshotStats({
+      host: this.#host,
+      usage,
+      ledger: this.#ledger,
+      gpuModel: this.#gpu.model,
+      paused: this.#paused,
+      tasks: this.#pool.all().length,
+      queued: this.#admission.queueLength,
+      engine: this.#watch.status,
+    });
+  }
+
+  tasks(): TaskInfo[] {
+    return snapshotTasks(this.#pool.all());
+  }
+
+  engineStatus() {
+    return this.#watch.status;
+  }
+
+  get queueLength(): number {
+    return this.#admission.queueLength;
+  }
+
+  get ledger(): Ledger {
+    return this.#ledger;
+  }
+
+  /** A ready task for `key` with this request counted in flight, starting one when there is none. */
+  async #acquireReady(key: string, spec: TaskSpec, signal?: AbortSignal): Promise<Task> {
+    for (;;) {
+      let task = this.#pool.get(key);
+      if (!task) {
+        task = this.#pool.add(key, spec);
+        void this.#admitAndLaunch(task);
+      }
+      if (task.state.kind !== "ready") await raceAbort(task.ready, signal);
+      if (this.#paused) throw new PausedError();
+      // Counted before any await, so no eviction can pick it between here and the forward.
+      if (task.state.kind === "ready") {
+        task.inFlight++;
+        this.#inFlight++;
+        return task;
+      }
+    }
+  }
+
+  async #admitAndLaunch(task: Task): Promise<void> {
+    const { cpuTenths, memMB, gpuCount } = task.spec;
+    try {
+      const r = await this.#admission.acquire({ cpuTenths, memMB, gpuCount }, task.abort.signal);
+      if (task.state.kind !== "starting") {
+        this.#ledger.release(r);
+        this.#admission.pump();
+        return;
+      }
+      await this.#pool.launch(task, r);
+    } catch (e) {
+      this.#pool.fail(task, e);
+    }
+  }
+
+  async #forward(task: Task, input: string, signal?: AbortSignal): Promise<string> {
+    const s = this.#s;
+    const sgxRa = task.spec.sgx && input === "SGXRAREQUEST";
+    const path = task.spec.sgx ? (sgxRa ? "/ra" : "/run") : "/";
+    const timeout = AbortSignal.timeout(s.requestTimeoutMs);
+    const sig = signal ? AbortSignal.any([signal, timeout]) : timeout;
+    const image = task.spec.image;
+    let backoff = 10;
+    try {
+      for (;;) {
+        try {
+          const res = await this.#d.client.send({
+            method: sgxRa ? "GET" : "POST",
+            url: task.endpoint + path,
+            body: sgxRa ? undefined : input,
+            signal: sig,
+          });
+          task.served++;
+          if (res.status >= 400) {
+            throw new TaskFailedError(`Task "${image}" answered ${res.status}: ${truncate(res.body)}`, { status: res.status });
+          }
+          return res.body;
+        } catch (e) {
+          if (!(e instanceof TaskConnectError) || sig.aborted) throw e;
+          // After the mark a task may still be opening its port: retry within the ready timeout.
+          const st = task.containerId ? await this.#d.backend.inspect(task.containerId).catch(() => undefined) : undefined;
+          const ready = task.state.kind === "ready" ? task.state : undefined;
+          if (st?.running && ready && this.#d.clock.now() < ready.readyAt + s.readyTimeoutMs) {
+            await delay(backoff, sig);
+            backoff = Math.min(backoff * 2, 250);
+            continue;
+          }
+          if (!st?.running) {
+            void this.#pool.remove(task, "container is not running");
+            throw new TaskGoneError(`Task "${image}" is gone: its container stopped`, { cause: e });
+          }
+          throw new TaskFailedError(`Task "${image}" refused the connection`, { cause: e });
+        }
+      }
+    } catch (e) {
+      if (timeout.aborted && !signal?.aborted) {
+        throw new TaskTimeoutError(`Task "${image}" did not answer within the request timeout of ${s.requestTimeoutMs / 1000} s`);
+      }
+      throw e;
+    } finally {
+      task.inFlight--;
+      task.lastUsed = this.#d.clock.now();
+      this.#inFlight--;
+      if (this.#inFlight === 0) for (const w of this.#drainWaiters.splice(0)) w();
+      if (task.inFlight === 0) this.#admission.pump();
+    }
+  }
+
+  /** Resolves once no request is in flight, or after the drain timeout. */
+  async #drain(): Promise<void> {
+    if (this.#inFlight === 0) return;
+    await new Promise<void>((resolve) => {
+      const cancel = this.#d.clock.setTimer(this.#s.drainTimeoutMs, () => {
+        this.#log.warn("Drain timeout reached with requests still in flight", { inFlight: this.#inFlight });
+        resolve();
+      });
+      this.#drainWaiters.push(() => {
+        cancel();
+        resolve();
+      });
+    });
+  }
+
+  async #requireSgx(): Promise<void> {
+    const reason = await this.#d.checkSgx?.(this.#s.sgx);
+    if (reason) throw new BadRequestError(`Field "use_sgx" cannot be served: ${reason}`, { field: "use_sgx", code: "SGX_UNAVAILABLE" });
+  }
+
+  #specLimits(): SpecLimits {
+    const cap = this.#ledger.capacity;
+    return {
+      capacity: { cpuTenths: cap.cpuTenths, memMB: cap.memMB, gpus: cap.gpus.length },
+      microVMRuntime: this.#s.microVMRuntime,
+      sgxEnabled: this.#s.sgx.enable,
+      allowedImages: this.#s.allowedImages,
+    };
+  }
+
+  #applyCapacity(): void {
+    const clipped = clipCapacity({ cpu: this.#s.cpu, memMB: this.#s.memMB }, this.#host);
+    this.#ledger.setCapacity({ ...clipped, gpus: this.#s.hasGpu ? this.#gpu.indexes : [] });
+  }
+}
+
+function truncate(s: string): string {
+  return s.length > 2000 ? `${s.slice(0, 2000)}...` : s;
+}
+
+function delay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => {
+      clearTimeout(t);
+      reject(signal.reason);
+    }, { once: true });
+  });
+}

@@ -1,0 +1,61 @@
+/** Removes tasks idle longer than the configured timeout. */
+import { pickExpired } from "./policy.ts";
+import type { Clock, Logger } from "./ports.ts";
+import type { EngineSettings } from "./settings.ts";
+import type { TaskPool } from "./task-pool.ts";
+
+export interface IdleCleanerDeps {
+  pool: TaskPool;
+  clock: Clock;
+  logger: Logger;
+  settings: () => EngineSettings;
+}
+
+export class IdleCleaner {
+  #d: IdleCleanerDeps;
+  #log: Logger;
+  #cancel?: () => void;
+  /** Tasks removed for idleness since start. */
+  removed = 0;
+
+  constructor(deps: IdleCleanerDeps) {
+    this.#d = deps;
+    this.#log = deps.logger.child({ component: "cleaner" });
+  }
+
+  start(): void {
+    this.#schedule();
+  }
+
+  stop(): void {
+    this.#cancel?.();
+    this.#cancel = undefined;
+  }
+
+  /** Picks up a changed timeout at once. */
+  reschedule(): void {
+    this.stop();
+    this.#schedule();
+  }
+
+  /** Removes every expired task now. */
+  sweep(): void {
+    const idleMs = this.#d.settings().idleTimeoutMinutes * 60_000;
+    for (const key of pickExpired(this.#d.pool.views(), this.#d.clock.now() - idleMs)) {
+      const task = this.#d.pool.get(key);
+      if (!task) continue;
+      this.removed++;
+      this.#log.info("Removing idle task", { task: task.name, idleMinutes: this.#d.settings().idleTimeoutMinutes });
+      void this.#d.pool.remove(task, "idle timeout");
+    }
+  }
+
+  #schedule(): void {
+    const idleMs = this.#d.settings().idleTimeoutMinutes * 60_000;
+    const every = Math.min(5_000, Math.max(100, idleMs / 4));
+    this.#cancel = this.#d.clock.setTimer(every, () => {
+      this.sweep();
+      this.#schedule();
+    });
+  }
+}

@@ -1,0 +1,59 @@
+/**
+ * Image references as Docker parses them: `[registry[:port]/]name[:tag][@digest]`.
+ * Grammar from the distribution reference package.
+ */
+
+const alnum = "[a-z0-9]+";
+const separator = "(?:[._]|__|[-]+)";
+const component = `${alnum}(?:${separator}${alnum})*`;
+const domainComponent = "(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])";
+const domain = `(?:${domainComponent}(?:\\.${domainComponent})*|\\[[0-9a-fA-F:]+\\])(?::[0-9]+)?`;
+const tag = "[\\w][\\w.-]{0,127}";
+const digest = "[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}";
+const reference = new RegExp(`^(?:(${domain})/)?(${component}(?:/${component})*)(?::(${tag}))?(?:@(${digest}))?$`);
+
+export interface ImageRef {
+  /** Registry host[:port], when the first path component names one. */
+  domain?: string;
+  /** Repository path without the registry. */
+  path: string;
+  tag?: string;
+  digest?: string;
+}
+
+/** Parses an image reference; returns the reason when it is malformed. */
+export function parseImageRef(ref: string): ImageRef | { error: string } {
+  if (ref.length === 0) return { error: "must not be empty" };
+  if (ref.length > 512) return { error: "is longer than 512 characters" };
+  const m = reference.exec(ref);
+  if (!m) return { error: "is not a valid image reference (expected name[:tag][@digest], lowercase)" };
+  let dom: string | undefined = m[1];
+  let path = m[2]!;
+  const t = m[3];
+  const d = m[4];
+  // "a/b": "a" is a registry only when it looks like a host (has a dot or port, or is localhost).
+  if (dom !== undefined && !/[.:]|^localhost$|^\[/.test(dom)) {
+    if (!new RegExp(`^${component}$`).test(dom)) return { error: "is not a valid image reference" };
+    path = `${dom}/${path}`;
+    dom = undefined;
+  }
+  if (path.length > 255) return { error: "has a repository name longer than 255 characters" };
+  return { domain: dom, path, tag: t, digest: d };
+}
+
+/** The reference with the implied `latest` tag made explicit when neither tag nor digest is given. */
+export function normalizeImageRef(ref: ImageRef): string {
+  const name = ref.domain ? `${ref.domain}/${ref.path}` : ref.path;
+  if (ref.digest) return `${name}${ref.tag ? `:${ref.tag}` : ""}@${ref.digest}`;
+  return `${name}:${ref.tag ?? "latest"}`;
+}
+
+/** Glob match for `allowed_images` patterns: `*` matches any run of characters. */
+export function imageAllowed(image: string, patterns: readonly string[]): boolean {
+  if (patterns.length === 0) return true;
+  return patterns.some((p) => new RegExp(`^${p.split("*").map(escapeRegExp).join(".*")}$`).test(image));
+}
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}

@@ -1,0 +1,47 @@
+/** What the engine is told by whoever wires it (main.ts maps the config file onto this). */
+export interface EngineSettings {
+  /** Idle minutes before a task is removed; fractions allowed. */
+  idleTimeoutMinutes: number;
+  /** Cores for tasks, before clipping to the host. */
+  cpu: number;
+  /** MB for tasks, before clipping to 80 % of the host's memory. */
+  memMB: number;
+  hasGpu: boolean;
+  /** Docker runtime used for `runtime: "microVM"`; "" when none. */
+  microVMRuntime: string;
+  sgx: { enable: boolean; device: string; aesmdPath: string };
+  /** Docker network tasks join (reached by name); "" to publish on 127.0.0.1. */
+  network: string;
+  /** Label value that tells this executor's containers from another's on the same engine. */
+  instance: string;
+  readyTimeoutMs: number;
+  requestTimeoutMs: number;
+  queueTimeoutMs: number;
+  drainTimeoutMs: number;
+  pidsLimit: number;
+  noNewPrivileges: boolean;
+  allowedImages: readonly string[];
+  /** A GPU is free when its utilisation and memory use are at most this percent. */
+  gpuIdlePercent: number;
+  gpuSampleIntervalMs: number;
+}
+
+/** The part of the settings POST /update-config may change. */
+export type SettingsUpdate = Partial<Pick<EngineSettings, "idleTimeoutMinutes" | "cpu" | "memMB" | "hasGpu" | "microVMRuntime">>;
+
+export const READY_MARK = "meca-init-done";
+
+export const LABELS = {
+  managed: "meca.executor",
+  instance: "meca.executor.instance",
+  key: "meca.executor.key",
+  image: "meca.executor.image",
+} as const;
+
+/** Task capacity: the configured amount clipped to the host (its cores; 80 % of its memory). */
+export function clipCapacity(s: Pick<EngineSettings, "cpu" | "memMB">, host: { cores: number; memoryMB: number }) {
+  return {
+    cpuTenths: Math.min(Math.round(s.cpu * 10), host.cores * 10),
+    memMB: Math.min(s.memMB, Math.floor(host.memoryMB * 0.8)),
+  };
+}

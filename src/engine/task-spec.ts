@@ -1,0 +1,110 @@
+import { BadRequestError, ExceedsCapacityError, ForbiddenError } from "./errors.ts";
+import { imageAllowed, normalizeImageRef, parseImageRef } from "./image-ref.ts";
+
+/** What a client asks for, already shape-checked by the HTTP layer. */
+export interface TaskIntent {
+  image: string;
+  /** Cores, one decimal; 0 or absent with mem 0 or absent means the default. */
+  cpu?: number;
+  /** MB. */
+  mem?: number;
+  useGpu?: boolean;
+  gpuCount?: number;
+  /** "", "container" or "microVM". */
+  runtime?: string;
+  useSgx?: boolean;
+}
+
+/** A resolved task: everything that makes up its key. */
+export interface TaskSpec {
+  image: string;
+  runtimeKind: "container" | "microVM";
+  /** The Docker runtime name; undefined for the engine's default. */
+  runtime?: string;
+  cpuTenths: number;
+  memMB: number;
+  gpuCount: number;
+  sgx: boolean;
+}
+
+/** What `resolveSpec` needs to know about this host. */
+export interface SpecLimits {
+  capacity: { cpuTenths: number; memMB: number; gpus: number };
+  microVMRuntime: string;
+  sgxEnabled: boolean;
+  allowedImages: readonly string[];
+}
+
+export const DEFAULT_CPU_TENTHS = 10;
+export const DEFAULT_MEM_MB = 128;
+
+/** Turns an intent into a spec, refusing at once what can never run here. */
+export function resolveSpec(intent: TaskIntent, limits: SpecLimits): TaskSpec {
+  const ref = parseImageRef(intent.image);
+  if ("error" in ref) throw new BadRequestError(`Field "id" ${ref.error}: "${truncate(intent.image)}"`, { field: "id", code: "INVALID_IMAGE" });
+  const image = normalizeImageRef(ref);
+  if (!imageAllowed(image, limits.allowedImages) && !imageAllowed(intent.image, limits.allowedImages)) {
+    throw new ForbiddenError(`Image "${intent.image}" is not in allowed_images`, "IMAGE_NOT_ALLOWED");
+  }
+  // Absent, or cpu and mem both 0: the defaults. Otherwise a given value must be positive; a missing one takes its default.
+  const bothZero = (intent.cpu ?? 0) === 0 && (intent.mem ?? 0) === 0;
+  const cpuTenths = bothZero || intent.cpu === undefined ? DEFAULT_CPU_TENTHS : Math.round(intent.cpu * 10);
+  const memMB = bothZero || intent.mem === undefined ? DEFAULT_MEM_MB : intent.mem;
+  if (cpuTenths <= 0) throw new BadRequestError(`Field "resource.cpu" must be greater than 0`, { field: "resource.cpu" });
+  if (memMB <= 0) throw new BadRequestError(`Field "resource.mem" must be a positive whole number of MB`, { field: "resource.mem" });
+  const gpuCount = intent.useGpu ? (intent.gpuCount ?? 1) : 0;
+
+  let runtimeKind: TaskSpec["runtimeKind"] = "container";
+  let runtime: string | undefined;
+  if (intent.runtime === "microVM") {
+    if (!limits.microVMRuntime) {
+      throw new BadRequestError(`Field "runtime" asks for "microVM" but no microVM_runtime is configured on this host`, {
+        field: "runtime",
+        code: "MICROVM_UNAVAILABLE",
+      });
+    }
+    runtimeKind = "microVM";
+    runtime = limits.microVMRuntime;
+  }
+  if (intent.useSgx && !limits.sgxEnabled) {
+    throw new BadRequestError(`Field "use_sgx" asks for SGX but SGX is not enabled on this host`, { field: "use_sgx", code: "SGX_UNAVAILABLE" });
+  }
+
+  const cap = limits.capacity;
+  if (cpuTenths > cap.cpuTenths) {
+    throw new ExceedsCapacityError(`Field "resource.cpu" asks for ${cpuTenths / 10} cores but tasks may use at most ${cap.cpuTenths / 10} on this host`);
+  }
+  if (memMB > cap.memMB) {
+    throw new ExceedsCapacityError(`Field "resource.mem" asks for ${memMB} MB but tasks may use at most ${cap.memMB} MB on this host`);
+  }
+  if (gpuCount > cap.gpus) {
+    throw new ExceedsCapacityError(`Field "resource.gpu_count" asks for ${gpuCount} GPUs but this host has ${cap.gpus}`);
+  }
+  return { image, runtimeKind, runtime, cpuTenths, memMB, gpuCount, sgx: intent.useSgx === true };
+}
+
+/** The key of one warm container. */
+export function taskKey(spec: TaskSpec): string {
+  return [spec.image, spec.runtimeKind, spec.runtime ?? "", spec.cpuTenths, spec.memMB, spec.gpuCount, spec.sgx ? "sgx" : ""].join("|");
+}
+
+/** 64-bit FNV-1a of the key, as 16 hex digits: stable, synchronous, Web-standard. */
+export function keyHash(key: string): string {
+  let h = 0xcbf29ce484222325n;
+  const bytes = new TextEncoder().encode(key);
+  for (const b of bytes) {
+    h ^= BigInt(b);
+    h = (h * 0x100000001b3n) & 0xffffffffffffffffn;
+  }
+  return h.toString(16).padStart(16, "0");
+}
+
+/** A Docker container name that carries the key's hash: `meca-<image slug>-<hash>-<n>`. */
+export function containerName(spec: TaskSpec, serial: number): string {
+  const slug = spec.image.replace(/@.*$/, "").replace(/[^a-zA-Z0-9_.-]+/g, "_").slice(-40).replace(/^[^a-zA-Z0-9]+/, "");
+  return `meca-${slug}-${keyHash(taskKey(spec)).slice(0, 12)}-${serial}`;
+}
+
+function truncate(s: string): string {
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+}

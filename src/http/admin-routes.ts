@@ -1,0 +1,48 @@
+/** POST /pause, /unpause, /update-config, /stop: guarded by the admin token when one is set. */
+import type { Hono, MiddlewareHandler } from "hono";
+import { bearerAuth } from "hono/bearer-auth";
+import { updateSchema } from "../config.ts";
+import { BadRequestError } from "../engine/errors.ts";
+import type { AppEnv, AppOptions } from "./app.ts";
+import { fieldError } from "./schemas.ts";
+
+export function mountAdmin(app: Hono<AppEnv>, o: AppOptions): void {
+  const guard: MiddlewareHandler = o.adminToken ? bearerAuth({ token: o.adminToken }) : async (_c, next) => next();
+  const ok = (msg: string, extra: Record<string, unknown> = {}) => ({ success: true, msg, ...extra });
+
+  app.post("/pause", guard, async (c) => {
+    await o.executor.pause();
+    return c.json(ok("paused"));
+  });
+
+  app.post("/unpause", guard, (c) => {
+    o.executor.unpause();
+    return c.json(ok("unpaused"));
+  });
+
+  app.post("/update-config", guard, async (c) => {
+    let body: unknown;
+    try {
+      body = await c.req.json();
+    } catch (e) {
+      throw new BadRequestError(`Request body is not valid JSON: ${(e as Error).message}`, { code: "INVALID_JSON" });
+    }
+    const r = updateSchema.safeParse(body);
+    if (!r.success) throw fieldError(r.error);
+    const u = r.data;
+    const s = await o.executor.updateConfig({
+      idleTimeoutMinutes: u.timeout,
+      cpu: u.cpu,
+      memMB: u.mem,
+      hasGpu: u.has_gpu,
+      microVMRuntime: u.microVM_runtime,
+    });
+    const config = { timeout: s.idleTimeoutMinutes, cpu: s.cpu, mem: s.memMB, has_gpu: s.hasGpu, microVM_runtime: s.microVMRuntime };
+    return c.json(ok("config updated", { config }));
+  });
+
+  app.post("/stop", guard, (c) => {
+    setTimeout(o.onStop, 0);
+    return c.json(ok("stopping"));
+  });
+}

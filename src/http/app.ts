@@ -1,0 +1,38 @@
+/** The HTTP face of the executor: a Hono app over the engine, runtime-agnostic. */
+import { Hono } from "hono";
+import { requestId } from "hono/request-id";
+import type { Executor } from "../engine/executor.ts";
+import type { Logger } from "../engine/ports.ts";
+import { mountAdmin } from "./admin-routes.ts";
+import { envelope, errorResponse } from "./errors.ts";
+import { mountExecute } from "./execute-route.ts";
+import { mountStatus } from "./status-routes.ts";
+
+export interface AppOptions {
+  executor: Executor;
+  logger: Logger;
+  /** When set, pause, unpause, update-config and stop need `Authorization: Bearer <token>`. */
+  adminToken?: string;
+  /** Larger request bodies get 413. */
+  maxBodyBytes: number;
+  /** Called after POST /stop has answered: clean up and exit 0. */
+  onStop: () => void;
+}
+
+export type AppEnv = { Variables: { requestId: string } };
+
+export function createApp(o: AppOptions): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+  const log = o.logger.child({ component: "http" });
+  app.use(requestId({ headerName: "X-Request-Id" }));
+  mountExecute(app, o);
+  mountAdmin(app, o);
+  mountStatus(app, o);
+  app.notFound((c) => envelope(404, `No route for ${c.req.method} ${c.req.path}`, "NOT_FOUND"));
+  app.onError((err, c) => {
+    const res = errorResponse(err, log.child({ requestId: c.get("requestId") }));
+    res.headers.set("X-Request-Id", c.get("requestId") ?? "");
+    return res;
+  });
+  return app;
+}

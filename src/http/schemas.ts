@@ -1,0 +1,61 @@
+/** Request bodies, validated once here (DESIGN §1). Unknown fields are ignored. */
+import { z } from "zod";
+import { BadRequestError } from "../engine/errors.ts";
+import type { TaskIntent } from "../engine/task-spec.ts";
+
+const oneDecimal = (v: number) => Math.abs(v * 10 - Math.round(v * 10)) < 1e-9;
+
+const resource = z
+  .object({
+    cpu: z.number({ invalid_type_error: "must be a number" }).min(0, "must be greater than 0").refine(oneDecimal, "must be in steps of 0.1 core (e.g. 0.5, 1, 2.5)").optional(),
+    mem: z.number({ invalid_type_error: "must be a whole number of MB" }).int("must be a whole number of MB").min(0, "must be a positive whole number of MB").optional(),
+    use_gpu: z.boolean({ invalid_type_error: "must be true or false" }).optional(),
+    gpu_count: z.number({ invalid_type_error: "must be a whole number" }).int("must be a whole number").min(1, "must be at least 1").optional(),
+  })
+  .passthrough();
+
+export const executeSchema = z
+  .object({
+    id: z.string({ required_error: "is required", invalid_type_error: "must be a string (an image reference)" }).min(1, "must not be empty"),
+    resource: resource.nullish(),
+    runtime: z
+      .string({ invalid_type_error: 'must be "", "container" or "microVM"' })
+      .refine((r) => r === "" || r === "container" || r === "microVM", (r) => ({ message: `must be "", "container" or "microVM", not ${JSON.stringify(r.slice(0, 40))}` }))
+      .nullish(),
+    input: z.string({ invalid_type_error: "must be a string" }).nullish(),
+    use_sgx: z.boolean({ invalid_type_error: "must be true or false" }).nullish(),
+  })
+  .passthrough();
+
+/** Turns a parsed JSON body into an intent and its input, or a BadRequestError naming the field. */
+export function parseExecute(body: unknown): { intent: TaskIntent; input: string } {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    throw new BadRequestError("Request body must be a JSON object with at least \"id\"", { code: "INVALID_BODY" });
+  }
+  const r = executeSchema.safeParse(body);
+  if (!r.success) throw fieldError(r.error);
+  const b = r.data;
+  return {
+    intent: {
+      image: b.id,
+      cpu: b.resource?.cpu,
+      mem: b.resource?.mem,
+      useGpu: b.resource?.use_gpu === true,
+      gpuCount: b.resource?.gpu_count,
+      runtime: b.runtime ?? "",
+      useSgx: b.use_sgx === true,
+    },
+    input: b.input ?? "",
+  };
+}
+
+/** The first zod issue as `Field "a.b" <reason>`. */
+export function fieldError(error: z.ZodError): BadRequestError {
+  const issue = error.issues[0]!;
+  const field = issue.path.join(".");
+  if (issue.code === "unrecognized_keys") {
+    const key = `${field ? `${field}.` : ""}${issue.keys[0]}`;
+    return new BadRequestError(`Field "${key}" is not a known key`, { field: key });
+  }
+  return new BadRequestError(`Field "${field || "(body)"}" ${issue.message}`, { field });
+}

@@ -1,0 +1,79 @@
+/**
+ * The raw Docker Engine operations the backend needs, in Docker's own JSON
+ * shapes. Two implementations: `EngineApi` (fetch, unix socket or plain tcp)
+ * and `DockerodeApi` (ssh and TLS). `DockerBackend` turns them into the
+ * engine's port, so both transports share every mapping and rule.
+ *
+ * Implementations throw EngineUnavailableError when the engine cannot be
+ * reached, DockerApiError for an HTTP error status, and the signal's reason
+ * when a request is aborted.
+ */
+import type { ByteSource } from "./log-demux.ts";
+
+export type Filters = Record<string, string[]>;
+
+export interface VersionJson {
+  Version: string;
+  ApiVersion: string;
+  MinAPIVersion?: string;
+}
+
+export interface InfoJson {
+  Runtimes?: Record<string, unknown>;
+  DefaultRuntime?: string;
+}
+
+export interface ContainerJson {
+  Id: string;
+  Name: string;
+  State: { Status: string; Running: boolean; ExitCode: number; OOMKilled: boolean };
+  Config?: { Labels?: Record<string, string> | null };
+  HostConfig?: Record<string, unknown>;
+  NetworkSettings?: { Ports?: Record<string, { HostIp: string; HostPort: string }[] | null> | null };
+}
+
+export interface ContainerListJson {
+  Id: string;
+  Names?: string[];
+  Labels?: Record<string, string> | null;
+  State: string;
+}
+
+export interface DockerApi {
+  /** How the engine is reached, e.g. "unix:///var/run/docker.sock". */
+  readonly transport: string;
+  version(signal?: AbortSignal): Promise<VersionJson>;
+  info(signal?: AbortSignal): Promise<InfoJson>;
+  /** true when the image is present locally. */
+  imageExists(ref: string): Promise<boolean>;
+  /** Starts a pull and returns its JSON-lines progress stream. */
+  pull(image: { fromImage: string; tag: string }, signal?: AbortSignal): Promise<ByteSource>;
+  createContainer(name: string, body: Record<string, unknown>): Promise<string>;
+  startContainer(id: string): Promise<void>;
+  inspectContainer(id: string): Promise<ContainerJson>;
+  /** The multiplexed log stream (stdout and stderr, from the start, or the last `tail` lines). */
+  logs(id: string, opts: { follow: boolean; tail?: number; signal?: AbortSignal }): Promise<ByteSource>;
+  removeContainer(id: string): Promise<void>;
+  listContainers(filters: Filters): Promise<ContainerListJson[]>;
+  /** The JSON-lines event stream. */
+  events(filters: Filters, signal: AbortSignal): Promise<ByteSource>;
+  close(): Promise<void>;
+}
+
+/** The engine answered with an error status; `message` is Docker's own. */
+export class DockerApiError extends Error {
+  readonly code = "DOCKER_API_ERROR";
+  readonly status: number;
+  readonly reason: string;
+
+  constructor(status: number, reason: string, opts?: { cause?: unknown }) {
+    super(`Docker engine answered ${status}: ${reason}`, opts);
+    this.name = "DockerApiError";
+    this.status = status;
+    this.reason = reason;
+  }
+}
+
+export function isApiStatus(err: unknown, ...statuses: number[]): err is DockerApiError {
+  return err instanceof DockerApiError && statuses.includes(err.status);
+}

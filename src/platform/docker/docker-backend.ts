@@ -1,0 +1,219 @@
+/**
+ * ContainerBackend over the Docker Engine API. The transport is a DockerApi:
+ * fetch (unix socket, plain tcp) or dockerode (ssh, TLS); every rule and
+ * mapping lives here once.
+ */
+import {
+  ContainerExitedError,
+  EngineUnavailableError,
+  ExecutorError,
+  ImageNotFoundError,
+  InternalError,
+  TaskStartError,
+} from "../../engine/errors.ts";
+import type {
+  ContainerBackend,
+  ContainerEvent,
+  ContainerSpec,
+  ContainerState,
+  ContainerSummary,
+  EngineInfo,
+} from "../../engine/ports.ts";
+import { DockerApiError, isApiStatus, type DockerApi } from "./docker-api.ts";
+import { toContainerState, toContainerSummary, toCreateBody, toEndpoint, toEngineInfo } from "./container-json.ts";
+import { eventFilters, labelFilters, readEvents } from "./events.ts";
+import { demuxLines } from "./log-demux.ts";
+import { pullError, readPullStream, splitImageRef } from "./pull.ts";
+
+export interface DockerBackendOptions {
+  /** Least time between two byte-progress lines of a pull (default 1000 ms). */
+  pullThrottleMs?: number;
+  /** Log lines kept for a ContainerExitedError (default 20). */
+  exitTailLines?: number;
+}
+
+export class DockerBackend implements ContainerBackend {
+  #api: DockerApi;
+  #pullThrottleMs: number;
+  #tailLines: number;
+
+  constructor(api: DockerApi, opts: DockerBackendOptions = {}) {
+    this.#api = api;
+    this.#pullThrottleMs = opts.pullThrottleMs ?? 1000;
+    this.#tailLines = opts.exitTailLines ?? 20;
+  }
+
+  get transport(): string {
+    return this.#api.transport;
+  }
+
+  async info(signal?: AbortSignal): Promise<EngineInfo> {
+    try {
+      const [version, info] = await Promise.all([this.#api.version(signal), this.#api.info(signal)]);
+      return toEngineInfo(version, info, this.#api.transport);
+    } catch (err) {
+      if (signal?.aborted) throw signal.reason;
+      throw engineFailure(err, "Cannot read the Docker engine's version");
+    }
+  }
+
+  async hasImage(ref: string): Promise<boolean> {
+    try {
+      return await this.#api.imageExists(ref);
+    } catch (err) {
+      throw engineFailure(err, `Cannot inspect image "${ref}"`);
+    }
+  }
+
+  async pullImage(ref: string, opts?: { onProgress?: (line: string) => void; signal?: AbortSignal }): Promise<void> {
+    try {
+      const stream = await this.#api.pull(splitImageRef(ref), opts?.signal);
+      await readPullStream(stream, { onProgress: opts?.onProgress, throttleMs: this.#pullThrottleMs });
+    } catch (err) {
+      if (opts?.signal?.aborted) throw opts.signal.reason;
+      throw pullError(ref, err);
+    }
+  }
+
+  async create(spec: ContainerSpec): Promise<string> {
+    try {
+      return await this.#api.createContainer(spec.name, toCreateBody(spec));
+    } catch (err) {
+      if (err instanceof ExecutorError) throw err;
+      const reason = err instanceof DockerApiError ? err.reason : String(err);
+      if (isApiStatus(err, 409)) {
+        throw new TaskStartError(`Cannot create container "${spec.name}": the name is already in use (${reason})`, {
+          cause: err,
+          code: "CONTAINER_NAME_CONFLICT",
+        });
+      }
+      if (isApiStatus(err, 404)) throw new ImageNotFoundError(spec.image, reason, { cause: err });
+      throw new TaskStartError(`Cannot create container "${spec.name}": ${reason}`, { cause: err });
+    }
+  }
+
+  async start(id: string): Promise<void> {
+    try {
+      await this.#api.startContainer(id);
+    } catch (err) {
+      if (err instanceof ExecutorError) throw err;
+      const reason = err instanceof DockerApiError ? err.reason : String(err);
+      throw new TaskStartError(`Cannot start container "${id}": ${reason}`, { cause: err });
+    }
+  }
+
+  async endpoint(id: string, opts?: { network?: string }): Promise<string> {
+    const json = await this.#inspectJson(id);
+    const url = json === undefined ? undefined : toEndpoint(json, opts?.network);
+    if (url === undefined) throw new TaskStartError(`Cannot reach container "${id}": port 8080 is not published`);
+    return url;
+  }
+
+  async waitForMark(id: string, opts: { mark: string; signal: AbortSignal }): Promise<void> {
+    const { mark, signal } = opts;
+    signal.throwIfAborted();
+    const tail: string[] = [];
+    try {
+      const source = await this.#api.logs(id, { follow: true, signal });
+      for await (const { stream, line } of demuxLines(source)) {
+        if (stream === "stdout" && line === mark) return;
+        tail.push(line);
+        if (tail.length > this.#tailLines) tail.shift();
+      }
+    } catch (err) {
+      if (signal.aborted) throw signal.reason;
+      // 404 or 409 ("dead or marked for removal"): the container is gone; say so below.
+      if (!isApiStatus(err, 404, 409)) throw engineFailure(err, `Cannot follow the logs of container "${id}"`);
+    }
+    signal.throwIfAborted();
+    const state = await this.#settledState(id, signal);
+    if (state === undefined) {
+      throw new ContainerExitedError(-1, tail, `Task container "${id}" was removed before it was ready`);
+    }
+    if (state.running) throw new TaskStartError(`Log stream of container "${id}" ended while it was still running`);
+    throw new ContainerExitedError(state.exitCode, tail);
+  }
+
+  async inspect(id: string): Promise<ContainerState | undefined> {
+    const json = await this.#inspectJson(id);
+    return json === undefined ? undefined : toContainerState(json);
+  }
+
+  async logsTail(id: string, lines: number): Promise<string[]> {
+    const out: string[] = [];
+    try {
+      for await (const { line } of demuxLines(await this.#api.logs(id, { follow: false, tail: lines }))) out.push(line);
+    } catch (err) {
+      if (isApiStatus(err, 404)) return out;
+      throw engineFailure(err, `Cannot read the logs of container "${id}"`);
+    }
+    return out.slice(-lines);
+  }
+
+  async remove(id: string): Promise<void> {
+    try {
+      await this.#api.removeContainer(id);
+    } catch (err) {
+      if (isApiStatus(err, 404)) return;
+      if (isApiStatus(err, 409) && /already in progress/i.test(err.reason)) return;
+      throw engineFailure(err, `Cannot remove container "${id}"`);
+    }
+  }
+
+  async list(labels: Record<string, string>): Promise<ContainerSummary[]> {
+    try {
+      return (await this.#api.listContainers({ label: labelFilters(labels) })).map(toContainerSummary);
+    } catch (err) {
+      throw engineFailure(err, "Cannot list containers");
+    }
+  }
+
+  /** Resolves when the stream ends or `signal` aborts; rejects when the stream fails. */
+  async watchEvents(opts: {
+    labels: Record<string, string>;
+    onEvent: (event: ContainerEvent) => void;
+    signal: AbortSignal;
+  }): Promise<void> {
+    if (opts.signal.aborted) return;
+    try {
+      await readEvents(await this.#api.events(eventFilters(opts.labels), opts.signal), opts.onEvent);
+    } catch (err) {
+      if (opts.signal.aborted) return;
+      throw engineFailure(err, "Cannot watch container events");
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#api.close();
+  }
+
+  async #inspectJson(id: string) {
+    try {
+      return await this.#api.inspectContainer(id);
+    } catch (err) {
+      if (isApiStatus(err, 404)) return undefined;
+      throw engineFailure(err, `Cannot inspect container "${id}"`);
+    }
+  }
+
+  /** After the log stream ends Docker may need a moment to record the exit. */
+  async #settledState(id: string, signal: AbortSignal): Promise<ContainerState | undefined> {
+    for (let attempt = 0; ; attempt++) {
+      const state = await this.inspect(id);
+      if (state === undefined || !state.running || attempt >= 20) return state;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      signal.throwIfAborted();
+    }
+  }
+}
+
+/** Any other failure: the engine's fault (5xx, unreachable) or ours (4xx). */
+function engineFailure(err: unknown, action: string): ExecutorError {
+  if (err instanceof ExecutorError) return err;
+  if (err instanceof DockerApiError) {
+    const message = `${action}: ${err.reason}`;
+    return err.status >= 500 ? new EngineUnavailableError(message, { cause: err }) : new InternalError(message, { cause: err });
+  }
+  const reason = err instanceof Error ? err.message : String(err);
+  return new EngineUnavailableError(`${action}: ${reason}`, { cause: err });
+}

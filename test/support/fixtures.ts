@@ -1,0 +1,55 @@
+/**
+ * Names of the fixture task images that `test/fixtures/build-images.sh` builds
+ * (one static C server, `test/fixtures/server.c`, in five modes) and of the
+ * local registry that serves pull tests. The global set-up of the integration
+ * project builds them all and starts the registry.
+ */
+
+/** Listens, prints the mark, echoes `POST /`; see `taskBody` for the special bodies. */
+export const ECHO_IMAGE = "meca-test/echo:1";
+/** Prints the mark, then listens only 700 ms later (like a Flask app), then behaves like echo. */
+export const READY_LATE_IMAGE = "meca-test/ready-late:1";
+/** Prints `starting` (stdout) and `fatal: cannot open model file` (stderr), exits 3, no mark. */
+export const CRASH_IMAGE = "meca-test/crash:1";
+/** Listens and serves like echo, but never prints the mark. */
+export const NEVER_READY_IMAGE = "meca-test/never-ready:1";
+/**
+ * Prints `sgx-device: yes|no` (does /dev/sgx/enclave exist) and `aesmd: yes|no`
+ * (is /var/run/aesmd a folder), then the mark; `GET /ra` answers
+ * `ra-report:<32 hex digits>` (fixed per container), `POST /run` answers `sgx:` + body,
+ * `POST /` answers 404.
+ */
+export const SGX_IMAGE = "meca-test/sgx:1";
+
+/** Every image built locally by the fixtures script. */
+export const FIXTURE_IMAGES = [ECHO_IMAGE, READY_LATE_IMAGE, CRASH_IMAGE, NEVER_READY_IMAGE, SGX_IMAGE] as const;
+
+/** Debian's docker-registry, started by the global set-up, on loopback only. */
+export const REGISTRY = "127.0.0.1:5055";
+/** The echo binary, served only by `REGISTRY`: absent from the local image store after set-up. */
+export const PULLED_IMAGE = `${REGISTRY}/meca-test/pulled:1`;
+
+/** The line a task prints on stdout once it can serve. */
+export const READY_MARK = "meca-init-done";
+/** Exit code and log lines of `CRASH_IMAGE`. */
+export const CRASH_EXIT_CODE = 3;
+export const CRASH_LOG_LINES = ["starting", "fatal: cannot open model file"] as const;
+
+/** Label for containers a test creates directly; the global teardown removes them. */
+export const TEST_LABEL = { "meca.test": "1" } as const;
+
+/** Request bodies with a special meaning to the echo-like images (`POST /`). */
+export const taskBody = {
+  /** Answers the container's hostname (its short id unless a hostname was set). */
+  whoami: "whoami",
+  /** Answers `slept:<ms>` after `ms` milliseconds, without blocking other requests. */
+  sleep: (ms: number): string => `sleep:${ms}`,
+  /** Answers status `n` with the body `failed with <n>`. */
+  status: (n: number): string => `status:${n}`,
+  /** The process exits with `code` at once, without answering. */
+  exit: (code: number): string => `exit:${code}`,
+  /** Allocates and touches memory until the memory limit kills it (exit 137 after 8 GiB regardless). */
+  oom: "oom",
+  /** Answers `n` bytes of `x`. */
+  big: (n: number): string => `big:${n}`,
+} as const;

@@ -1,0 +1,14 @@
+import type { HostProbe } from "../../src/engine/ports.ts";
+
+export class FakeHost implements HostProbe {
+  constructor(public coresN = 8, public memMB = 16_384) {}
+  async cores() {
+    return this.coresN;
+  }
+  async memoryMB() {
+    return this.memMB;
+  }
+  async usage() {
+    return { cpuPercent: 12.5, memPercent: 40 };
+  }
+}

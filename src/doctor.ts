@@ -1,0 +1,130 @@
+/**
+ * `meca-executor doctor`: what this host can do, checked against what the
+ * config asks for. Exits non-zero when something asked for is missing.
+ */
+import type { Config } from "./config.ts";
+import { clipCapacity } from "./engine/settings.ts";
+import type { EngineInfo, GpuDevice } from "./engine/ports.ts";
+import { createDockerBackend } from "./platform/docker/create-backend.ts";
+import { SystemHostProbe } from "./platform/host.ts";
+import { loadNvml } from "./platform/nvml.ts";
+import { checkSgx } from "./platform/sgx.ts";
+
+interface Check {
+  name: string;
+  ok: boolean;
+  /** Only a failed check the config asks for fails the doctor. */
+  required: boolean;
+  detail: string;
+  fix?: string;
+}
+
+export interface DoctorReport {
+  config: string;
+  host: { cores: number; memoryMB: number; taskCpu: number; taskMemMB: number };
+  engine?: EngineInfo;
+  gpus: GpuDevice[];
+  nvmlDriver?: string;
+  checks: Check[];
+  ok: boolean;
+}
+
+export async function collectReport(o: { config: Config; configFile?: string; env: Record<string, string | undefined> }): Promise<DoctorReport> {
+  const c = o.config;
+  const checks: Check[] = [];
+  const host = new SystemHostProbe();
+  const cores = await host.cores();
+  const memoryMB = await host.memoryMB();
+  const cap = clipCapacity({ cpu: c.cpu, memMB: c.mem }, { cores, memoryMB });
+
+  let engine: EngineInfo | undefined;
+  const backend = await createDockerBackend(o.env);
+  try {
+    engine = await backend.info(AbortSignal.timeout(5_000));
+    checks.push({ name: "docker", ok: true, required: true, detail: `Docker ${engine.version} (API ${engine.apiVersion}) over ${engine.transport}; runtimes: ${engine.runtimes.join(", ")} (default ${engine.defaultRuntime})` });
+  } catch (e) {
+    checks.push({
+      name: "docker",
+      ok: false,
+      required: true,
+      detail: `Docker engine unreachable: ${(e as Error).message}`,
+      fix: "apt-get install docker.io && dockerd & (or set DOCKER_HOST)",
+    });
+  } finally {
+    await backend.close().catch(() => {});
+  }
+
+  if (c.microVM_runtime || engine) {
+    const has = engine?.runtimes.includes(c.microVM_runtime) ?? false;
+    checks.push({
+      name: "microVM",
+      ok: c.microVM_runtime ? has : true,
+      required: c.microVM_runtime !== "",
+      detail: c.microVM_runtime
+        ? `microVM_runtime "${c.microVM_runtime}" ${has ? "is registered" : "is not registered"} in the engine`
+        : "microVM_runtime is not set: runtime \"microVM\" is refused",
+      fix: c.microVM_runtime && !has ? `install Kata Containers and register "${c.microVM_runtime}" under "runtimes" in /etc/docker/daemon.json, then restart dockerd` : undefined,
+    });
+  }
+
+  const sgxReason = await checkSgx({ device: c.sgx.sgx_device, aesmdPath: c.sgx.aesmd_path });
+  checks.push({
+    name: "sgx",
+    ok: sgxReason === undefined,
+    required: c.sgx.enable,
+    detail: sgxReason === undefined ? `SGX device "${c.sgx.sgx_device}" and AESM folder "${c.sgx.aesmd_path}" present` : `SGX unavailable: ${sgxReason}`,
+    fix: sgxReason && c.sgx.enable ? "install the Intel SGX driver and the AESM service (sgx-aesm-service), or set sgx.enable: false" : undefined,
+  });
+
+  let gpus: GpuDevice[] = [];
+  let nvmlDriver: string | undefined;
+  try {
+    const nvml = await loadNvml({ library: c.nvml_library });
+    try {
+      gpus = await nvml.sample();
+      nvmlDriver = nvml.driverVersion();
+    } finally {
+      nvml.close();
+    }
+    checks.push({ name: "nvml", ok: true, required: c.has_gpu, detail: `NVML "${c.nvml_library}" loaded: driver ${nvmlDriver}, ${gpus.length} GPU(s)` });
+  } catch (e) {
+    checks.push({
+      name: "nvml",
+      ok: false,
+      required: c.has_gpu,
+      detail: `NVML unavailable: ${(e as Error).message}`,
+      fix: c.has_gpu ? "install the NVIDIA driver (libnvidia-ml.so.1) and nvidia-container-toolkit, or set nvml_library / MECA_NVML_LIBRARY" : undefined,
+    });
+  }
+
+  return {
+    config: o.configFile ?? "(built-in defaults)",
+    host: { cores, memoryMB, taskCpu: cap.cpuTenths / 10, taskMemMB: cap.memMB },
+    engine,
+    gpus,
+    nvmlDriver,
+    checks,
+    ok: checks.every((ch) => ch.ok || !ch.required),
+  };
+}
+
+export function formatReport(r: DoctorReport): string {
+  const lines = [`meca-executor doctor (config: ${r.config})`, ""];
+  lines.push(`host      ${r.host.cores} cores, ${r.host.memoryMB} MB; task capacity ${r.host.taskCpu} cores, ${r.host.taskMemMB} MB (clipped to the host: its cores, 80 % of its memory)`);
+  for (const ch of r.checks) {
+    const mark = ch.ok ? "ok  " : ch.required ? "FAIL" : "--  ";
+    lines.push(`[${mark}] ${ch.name.padEnd(8)} ${ch.detail}`);
+    if (!ch.ok && ch.fix) lines.push(`         fix: ${ch.fix}`);
+  }
+  for (const g of r.gpus) {
+    lines.push(`  gpu ${g.index}  ${g.model}  util ${g.utilizationPercent} %  memory ${g.memoryUsedMB}/${g.memoryTotalMB} MB  ${g.uuid}`);
+  }
+  lines.push("", r.ok ? "Everything the config asks for is here." : "Something the config asks for is missing (see FAIL above).");
+  return lines.join("\n");
+}
+
+export async function runDoctor(o: { config: Config; configFile?: string; env: Record<string, string | undefined>; json: boolean }): Promise<number> {
+  const report = await collectReport(o);
+  console.log(o.json ? JSON.stringify(report, null, 2) : formatReport(report));
+  return report.ok ? 0 : 1;
+}

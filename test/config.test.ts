@@ -1,0 +1,53 @@
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig, type ConfigSource } from "../src/config.ts";
+
+const files = (map: Record<string, string>, env: Record<string, string> = {}, flag?: string): ConfigSource => ({
+  flag,
+  env,
+  readFile: (p) => {
+    if (!(p in map)) throw new Error(`ENOENT: no such file "${p}"`);
+    return map[p]!;
+  },
+  exists: (p) => p in map,
+});
+
+describe("loadConfig()", () => {
+  it("uses the built-in defaults when no file is named or present", () => {
+    const { config, path } = loadConfig(files({}));
+    expect(path).toBeUndefined();
+    expect(config).toMatchObject({ type: "docker", timeout: 1, cpu: 4, mem: 4096, has_gpu: false, port: 2591 });
+  });
+
+  it("takes --config, else MECA_EXECUTOR_CONFIG, else /app/meca_executor.yaml", () => {
+    const map = { "/a.yaml": "cpu: 1", "/b.yaml": "cpu: 2", "/app/meca_executor.yaml": "cpu: 3" };
+    expect(loadConfig(files(map, { MECA_EXECUTOR_CONFIG: "/b.yaml" }, "/a.yaml")).config.cpu).toBe(1);
+    expect(loadConfig(files(map, { MECA_EXECUTOR_CONFIG: "/b.yaml" })).config.cpu).toBe(2);
+    expect(loadConfig(files(map)).config.cpu).toBe(3);
+  });
+
+  it("loads every sample config in conf/", () => {
+    for (const name of ["docker", "gpu", "kata", "sgx"]) {
+      const path = `conf/${name}.yaml`;
+      const { config } = loadConfig(files({ [path]: readFileSync(path, "utf8") }, {}, path));
+      expect(config.type).toBe("docker");
+    }
+  });
+
+  it("stops on a bad file, naming the key and the reason", () => {
+    const bad = (text: string) => () => loadConfig(files({ "/c.yaml": text }, {}, "/c.yaml"));
+    expect(bad("cpu: 1.25")).toThrow(ConfigError);
+    expect(bad("cpu: 1.25")).toThrow(/"\/c.yaml": cpu: cpu must have at most one decimal/);
+    expect(bad("sgx:\n  enable: maybe")).toThrow(/sgx.enable: Expected boolean/);
+    expect(bad("mem: -5")).toThrow(/mem: mem must be greater than 0/);
+    expect(bad("cpus: 4")).toThrow(/cpus: unknown key/);
+    expect(bad("cpu: [")).toThrow(/Cannot parse config/);
+    expect(() => loadConfig(files({}, {}, "/missing.yaml"))).toThrow(/Cannot read config "\/missing.yaml"/);
+  });
+
+  it("takes the admin token and NVML library from the environment", () => {
+    const { config } = loadConfig(files({}, { MECA_ADMIN_TOKEN: "s3cret", MECA_NVML_LIBRARY: "/x/libnvidia-ml.so.1" }));
+    expect(config.admin_token).toBe("s3cret");
+    expect(config.nvml_library).toBe("/x/libnvidia-ml.so.1");
+  });
+});

@@ -1,0 +1,66 @@
+/**
+ * Task client over the global `fetch` only, for runtimes without undici
+ * (Deno). Connection pooling is left to the runtime's fetch.
+ */
+import { TaskConnectError, TaskFailedError } from "../engine/errors.ts";
+import type { TaskClient, TaskRequest, TaskResponse } from "../engine/ports.ts";
+
+/** Low-level codes (Node) and messages (Deno) of a connection that was never made. */
+const CONNECT_CODES = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "UND_ERR_CONNECT_TIMEOUT"]);
+const CONNECT_MESSAGE = /connection refused|tcp connect error|dns error|failed to lookup|no route to host|network is unreachable/i;
+
+export class FetchTaskClient implements TaskClient {
+  readonly #fetch: typeof fetch;
+
+  constructor(fetchFn: typeof fetch = globalThis.fetch) {
+    this.#fetch = fetchFn;
+  }
+
+  async send(req: TaskRequest): Promise<TaskResponse> {
+    let res: Response;
+    try {
+      res = await this.#fetch(req.url, {
+        method: req.method,
+        body: req.body,
+        headers: req.body === undefined ? undefined : { "content-type": "application/json" },
+        signal: req.signal,
+      });
+    } catch (err) {
+      if (req.signal?.aborted) throw req.signal.reason;
+      const origin = new URL(req.url).origin;
+      if (isConnectFailure(err)) {
+        throw new TaskConnectError(`Cannot connect to the task at "${origin}": ${describe(err)}`, { cause: err });
+      }
+      throw new TaskFailedError(`Request to the task at "${origin}" failed: ${describe(err)}`, { cause: err });
+    }
+    try {
+      return { status: res.status, body: await res.text() };
+    } catch (err) {
+      if (req.signal?.aborted) throw req.signal.reason;
+      throw new TaskFailedError(`Task at "${new URL(req.url).origin}" broke off its answer: ${describe(err)}`, {
+        cause: err,
+      });
+    }
+  }
+
+  forget(_endpoint: string): void {
+    // fetch owns its connections; nothing to drop.
+  }
+
+  async close(): Promise<void> {}
+}
+
+function isConnectFailure(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string" && CONNECT_CODES.has(code)) return true;
+    if (CONNECT_MESSAGE.test(e.message)) return true;
+  }
+  return false;
+}
+
+function describe(err: unknown): string {
+  let e: unknown = err;
+  for (let depth = 0; depth < 4 && e instanceof Error && e.cause instanceof Error; depth++) e = e.cause;
+  return e instanceof Error ? e.message : String(e);
+}

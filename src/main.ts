@@ -1,0 +1,196 @@
+/**
+ * meca-executor's entry: the one place that knows every layer. Loads the
+ * config, builds the platform parts, hands them to the engine, mounts the
+ * routes and listens.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import pkg from "../package.json" with { type: "json" };
+import { ConfigError, loadConfig, type Config } from "./config.ts";
+import { Executor } from "./engine/executor.ts";
+import type { Logger } from "./engine/ports.ts";
+import type { EngineSettings } from "./engine/settings.ts";
+import { createApp } from "./http/app.ts";
+import type { Listening } from "./http/node-listen.ts";
+import { createLogger } from "./logger.ts";
+import { systemClock } from "./platform/clock.ts";
+import { createDockerBackend } from "./platform/docker/create-backend.ts";
+import { SystemHostProbe } from "./platform/host.ts";
+import { loadNvml } from "./platform/nvml.ts";
+import { checkSgx } from "./platform/sgx.ts";
+import { createTaskClient } from "./platform/task-client.ts";
+
+const HELP = `meca-executor ${pkg.version}: runs MECA task images as warm Docker containers
+
+Usage:
+  meca-executor [serve] [flags]     run the executor (default)
+  meca-executor doctor [flags]      report what this host can do
+  meca-executor --version | --help
+
+Flags:
+  --config FILE        YAML config (default: $MECA_EXECUTOR_CONFIG, else /app/meca_executor.yaml when present, else built-in defaults)
+  --port N             listen port (default 2591, or "port" in the config)
+  --host ADDR          listen address (default 127.0.0.1, or "host" in the config)
+  --log-format FORMAT  json | text (default: text on a terminal, json otherwise)
+  --log-level LEVEL    debug | info | warn | error (default info)
+  --json               doctor: print the report as JSON
+`;
+
+type Env = Record<string, string | undefined>;
+
+export async function main(argv: string[], env: Env): Promise<number> {
+  let args;
+  try {
+    args = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        config: { type: "string" },
+        port: { type: "string" },
+        host: { type: "string" },
+        "log-format": { type: "string" },
+        "log-level": { type: "string" },
+        json: { type: "boolean" },
+        version: { type: "boolean", short: "v" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+  } catch (e) {
+    console.error(`${(e as Error).message}\n\n${HELP}`);
+    return 2;
+  }
+  const { values: flags, positionals } = args;
+  if (flags.version) {
+    console.log(pkg.version);
+    return 0;
+  }
+  if (flags.help) {
+    console.log(HELP);
+    return 0;
+  }
+  const command = positionals[0] ?? "serve";
+  if (command !== "serve" && command !== "doctor") {
+    console.error(`Unknown command "${command}"\n\n${HELP}`);
+    return 2;
+  }
+
+  let config: Config;
+  let configFile: string | undefined;
+  try {
+    ({ config, path: configFile } = loadConfig({ flag: flags.config, env, readFile: (p) => readFileSync(p, "utf8"), exists: existsSync }));
+    if (flags.port !== undefined) config.port = parsePort(flags.port);
+    if (flags.host !== undefined) config.host = flags.host;
+    if (flags["log-format"] !== undefined) config.log_format = oneOf(flags["log-format"], ["json", "text", "auto"], "--log-format");
+    if (flags["log-level"] !== undefined) config.log_level = oneOf(flags["log-level"], ["debug", "info", "warn", "error"], "--log-level");
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      console.error(e.message);
+      return 2;
+    }
+    throw e;
+  }
+  const format = config.log_format === "auto" ? (process.stdout.isTTY ? "text" : "json") : config.log_format;
+  const logger = createLogger({ format, level: config.log_level });
+
+  if (command === "doctor") {
+    const { runDoctor } = await import("./doctor.ts");
+    return runDoctor({ config, configFile, env, json: flags.json === true });
+  }
+  return serve(config, configFile, env, logger);
+}
+
+async function serve(config: Config, configFile: string | undefined, env: Env, logger: Logger): Promise<number> {
+  const log = logger.child({ component: "main" });
+  log.info("Starting meca-executor", { version: pkg.version, config: configFile ?? "(built-in defaults)" });
+  const backend = await createDockerBackend(env);
+  const client = createTaskClient();
+  const executor = await Executor.create({
+    backend,
+    client,
+    host: new SystemHostProbe(),
+    clock: systemClock,
+    logger,
+    settings: engineSettings(config),
+    loadGpu: () => loadNvml({ library: config.nvml_library, logger }),
+    checkSgx,
+  });
+  const app = createApp({
+    executor,
+    logger,
+    adminToken: config.admin_token || undefined,
+    maxBodyBytes: config.max_body_bytes,
+    onStop: () => void stop("POST /stop"),
+  });
+  const listening: Listening = await listen(app, config);
+  log.info("Listening", { host: config.host, port: listening.port });
+  if (!config.admin_token && !isLoopback(config.host)) {
+    log.warn("No admin_token is set and the executor listens beyond loopback: anyone who reaches it can pause or stop it", { host: config.host });
+  }
+
+  let stopping: Promise<void> | undefined;
+  const stop = (why: string) =>
+    (stopping ??= (async () => {
+      log.info("Stopping: removing every task container", { reason: why });
+      await executor.shutdown();
+      await listening.close();
+      await client.close();
+      await backend.close();
+      log.info("Stopped");
+      process.exit(0);
+    })());
+  for (const sig of ["SIGTERM", "SIGINT"] as const) process.on(sig, () => void stop(sig));
+  return new Promise<number>(() => {}); // runs until stopped
+}
+
+function listen(app: ReturnType<typeof createApp>, config: Config): Promise<Listening> {
+  if ("Deno" in globalThis) return import("./http/deno-listen.ts").then((m) => m.listenDeno(app, { port: config.port, hostname: config.host }));
+  return import("./http/node-listen.ts").then((m) => m.listenNode(app, { port: config.port, hostname: config.host }));
+}
+
+/** The config file's keys as the engine's settings. */
+export function engineSettings(c: Config): EngineSettings {
+  return {
+    idleTimeoutMinutes: c.timeout,
+    cpu: c.cpu,
+    memMB: c.mem,
+    hasGpu: c.has_gpu,
+    microVMRuntime: c.microVM_runtime,
+    sgx: { enable: c.sgx.enable, device: c.sgx.sgx_device, aesmdPath: c.sgx.aesmd_path },
+    network: c.network,
+    instance: c.instance,
+    readyTimeoutMs: c.ready_timeout * 1000,
+    requestTimeoutMs: c.request_timeout * 1000,
+    queueTimeoutMs: c.queue_timeout * 1000,
+    drainTimeoutMs: c.drain_timeout * 1000,
+    pidsLimit: c.pids_limit,
+    noNewPrivileges: c.no_new_privileges,
+    allowedImages: c.allowed_images,
+    gpuIdlePercent: c.gpu_idle_percent,
+    gpuSampleIntervalMs: c.gpu_sample_interval * 1000,
+  };
+}
+
+function parsePort(s: string): number {
+  const n = Number(s);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new ConfigError(`Invalid --port "${s}": must be a whole number from 0 to 65535`);
+  return n;
+}
+
+function oneOf<T extends string>(s: string, allowed: readonly T[], flag: string): T {
+  if (!(allowed as readonly string[]).includes(s)) throw new ConfigError(`Invalid ${flag} "${s}": must be one of ${allowed.join(", ")}`);
+  return s as T;
+}
+
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host.startsWith("127.") || host === "::1";
+}
+
+if (import.meta.main ?? import.meta.url === `file://${process.argv[1]}`) {
+  main(process.argv.slice(2), process.env).then(
+    (code) => process.exit(code),
+    (e) => {
+      console.error(`meca-executor failed: ${(e as Error).message}`);
+      process.exit(1);
+    },
+  );
+}

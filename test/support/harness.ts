@@ -1,0 +1,93 @@
+/**
+ * An executor in this process over the real Docker engine, for integration
+ * tests: HTTP through `app.request()`, logs kept in memory.
+ */
+import { fileSchema, type Config } from "../../src/config.ts";
+import { Executor } from "../../src/engine/executor.ts";
+import { LABELS } from "../../src/engine/settings.ts";
+import { createApp } from "../../src/http/app.ts";
+import { engineSettings } from "../../src/main.ts";
+import { systemClock } from "../../src/platform/clock.ts";
+import { createDockerBackend } from "../../src/platform/docker/create-backend.ts";
+import { SystemHostProbe } from "../../src/platform/host.ts";
+import { checkSgx } from "../../src/platform/sgx.ts";
+import { createTaskClient } from "../../src/platform/task-client.ts";
+import { memoryLogger } from "../fakes/fake-logger.ts";
+import { loadNvml } from "../../src/platform/nvml.ts";
+
+export type Harness = Awaited<ReturnType<typeof startExecutor>>;
+
+let counter = 0;
+
+/** Starts an executor with `overrides` on top of the defaults and a unique instance label. */
+export async function startExecutor(overrides: Partial<Config> = {}, env: Record<string, string | undefined> = process.env) {
+  const instance = `test-${process.pid}-${++counter}`;
+  const config = fileSchema.parse({ instance, ...overrides });
+  const logger = memoryLogger();
+  const backend = await createDockerBackend(env);
+  const client = createTaskClient();
+  const executor = await Executor.create({
+    backend,
+    client,
+    host: new SystemHostProbe(),
+    clock: systemClock,
+    logger,
+    settings: engineSettings(config),
+    loadGpu: () => loadNvml({ library: config.nvml_library, logger }),
+    checkSgx,
+  });
+  let stopped = false;
+  const app = createApp({
+    executor,
+    logger,
+    adminToken: config.admin_token || undefined,
+    maxBodyBytes: config.max_body_bytes,
+    onStop: () => {
+      stopped = true;
+    },
+  });
+  await until(() => executor.engineStatus().reachable, "engine reachable");
+
+  /** POST / with a JSON body; returns status, parsed body and headers. */
+  const execute = async (body: unknown, init: RequestInit = {}) => {
+    const res = await app.request("/", { method: "POST", body: typeof body === "string" ? body : JSON.stringify(body), ...init });
+    return { status: res.status, body: (await res.json()) as { success: boolean; msg: string; error?: string }, headers: res.headers };
+  };
+  const call = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
+    const res = await app.request(path, { method, body: body === undefined ? undefined : JSON.stringify(body), headers });
+    return { status: res.status, body: (await res.json()) as any, headers: res.headers };
+  };
+  /** Containers of this executor instance, as the engine sees them. */
+  const containers = () => backend.list({ [LABELS.managed]: "1", [LABELS.instance]: instance });
+
+  return {
+    app,
+    executor,
+    backend,
+    logger,
+    instance,
+    execute,
+    call,
+    containers,
+    get stopped() {
+      return stopped;
+    },
+    /** Shuts the executor down and returns the containers of this instance still on the engine. */
+    async close() {
+      await executor.shutdown();
+      const left = await containers();
+      await client.close();
+      await backend.close();
+      return left;
+    },
+  };
+}
+
+/** Polls `cond` every 50 ms until it holds, failing after `timeoutMs`. */
+export async function until(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

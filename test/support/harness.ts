@@ -21,8 +21,8 @@ let counter = 0;
 
 /** Starts an executor with `overrides` on top of the defaults and a unique instance label. */
 export async function startExecutor(overrides: Partial<Config> = {}, env: Record<string, string | undefined> = process.env) {
-  const instance = `test-${process.pid}-${++counter}`;
-  const config = fileSchema.parse({ instance, ...overrides });
+  const config = fileSchema.parse({ instance: `test-${process.pid}-${++counter}`, ...overrides });
+  const instance = config.instance;
   const logger = memoryLogger();
   const backend = await createDockerBackend(env);
   const client = createTaskClient();

@@ -1,0 +1,294 @@
+/**
+ * An in-memory ContainerBackend for fast engine tests. Same semantics as
+ * DockerBackend, checked by test/contract/container-backend.contract.ts:
+ * the same errors, the same events (die with its exit code on kill and
+ * remove), `http://fake/<id>` endpoints served by FakeTaskClient.
+ */
+import {
+  ContainerExitedError,
+  EngineUnavailableError,
+  ImageNotFoundError,
+  TaskStartError,
+} from "../../src/engine/errors.ts";
+import type {
+  ContainerBackend,
+  ContainerEvent,
+  ContainerSpec,
+  ContainerState,
+  ContainerSummary,
+  EngineInfo,
+} from "../../src/engine/ports.ts";
+import { DEFAULT_MARK, FakeContainer, normaliseRef, type FakeImage } from "./fake-container.ts";
+
+export { deferred, FakeContainer, type FakeImage } from "./fake-container.ts";
+
+type Method = Exclude<keyof ContainerBackend, "close">;
+type Hook = (...args: unknown[]) => unknown;
+
+interface Watcher {
+  labels: Record<string, string>;
+  onEvent: (e: ContainerEvent) => void;
+  end: (err?: unknown) => void;
+}
+
+export class FakeBackend implements ContainerBackend {
+  /** Every spec passed to create(), in order. */
+  readonly created: ContainerSpec[] = [];
+  /** Every call, in order. */
+  readonly calls: { method: Method; args: unknown[] }[] = [];
+  runtimes = ["runc", "runsc"];
+  #images = new Map<string, FakeImage>();
+  #pullable = new Map<string, FakeImage>();
+  #containers = new Map<string, FakeContainer>();
+  #hooks = new Map<Method, { fn: Hook; once: boolean }[]>();
+  #watchers = new Set<Watcher>();
+  #unavailable = false;
+  #serial = 0;
+
+  constructor(opts: { images?: Record<string, FakeImage>; pullable?: Record<string, FakeImage> } = {}) {
+    for (const [ref, image] of Object.entries(opts.images ?? {})) this.addImage(ref, image);
+    for (const [ref, image] of Object.entries(opts.pullable ?? {})) this.addPullable(ref, image);
+  }
+
+  addImage(ref: string, image: FakeImage = {}): this {
+    this.#images.set(normaliseRef(ref), image);
+    return this;
+  }
+
+  /** An image absent locally that pullImage() can fetch. */
+  addPullable(ref: string, image: FakeImage = {}): this {
+    this.#pullable.set(normaliseRef(ref), image);
+    return this;
+  }
+
+  /** Runs `fn` before every call of `method` (or the next one only): throw to fail it, return a promise to hold it. */
+  before(method: Method, fn: Hook, opts: { once?: boolean } = {}): () => void {
+    const entry = { fn, once: opts.once === true };
+    this.#hooks.set(method, [...(this.#hooks.get(method) ?? []), entry]);
+    return () => this.#hooks.set(method, (this.#hooks.get(method) ?? []).filter((h) => h !== entry));
+  }
+
+  /** While set, every call throws EngineUnavailableError and open event streams fail. */
+  setUnavailable(down: boolean): void {
+    this.#unavailable = down;
+    if (down) this.failEvents(this.#down());
+  }
+
+  /** Ends every open event stream (watchEvents resolves), as when the engine restarts. */
+  endEvents(): void {
+    for (const w of [...this.#watchers]) w.end();
+  }
+
+  failEvents(err: unknown): void {
+    for (const w of [...this.#watchers]) w.end(err);
+  }
+
+  /** Stops a running container: `oom` adds an oom event and OOMKilled; the exit code defaults to 137. */
+  kill(id: string, opts: { oom?: boolean; exitCode?: number } = {}): void {
+    const c = this.#get(id);
+    if (!c.running) return;
+    if (opts.oom) this.#emit(c, "oom");
+    else this.#emit(c, "kill");
+    c.exit(opts.exitCode ?? 137, { oom: opts.oom });
+    this.#emit(c, "die", c.exitCode);
+  }
+
+  /** Prints a line in a container's log, e.g. a late `meca-init-done`. */
+  log(id: string, line: string, stream: "stdout" | "stderr" = "stdout"): void {
+    this.#get(id).print(line, stream);
+  }
+
+  container(id: string): FakeContainer | undefined {
+    return this.#containers.get(id);
+  }
+
+  containers(): FakeContainer[] {
+    return [...this.#containers.values()];
+  }
+
+  /** The running container an endpoint points at, for FakeTaskClient. */
+  resolve(url: URL): { container: FakeContainer | undefined; path: string } {
+    if (url.hostname === "fake") {
+      const [, id = "", ...rest] = url.pathname.split("/");
+      return { container: this.#containers.get(id), path: `/${rest.join("/")}` };
+    }
+    const container = this.containers().find((c) => c.name === url.hostname && c.spec.network !== undefined);
+    return { container, path: url.pathname };
+  }
+
+  async info(signal?: AbortSignal): Promise<EngineInfo> {
+    await this.#enter("info", [signal]);
+    return { version: "20.10.24-fake", apiVersion: "1.41", runtimes: [...this.runtimes], defaultRuntime: "runc", transport: "fake://" };
+  }
+
+  async hasImage(ref: string): Promise<boolean> {
+    await this.#enter("hasImage", [ref]);
+    return this.#images.has(normaliseRef(ref));
+  }
+
+  async pullImage(ref: string, opts?: { onProgress?: (line: string) => void; signal?: AbortSignal }): Promise<void> {
+    await this.#enter("pullImage", [ref, opts]);
+    opts?.signal?.throwIfAborted();
+    const image = this.#pullable.get(normaliseRef(ref));
+    if (image === undefined) throw new ImageNotFoundError(ref, `manifest for ${ref} not found: manifest unknown`);
+    opts?.onProgress?.(`Pulling ${ref}`);
+    this.#images.set(normaliseRef(ref), image);
+    opts?.onProgress?.(`Status: Downloaded newer image for ${ref}`);
+  }
+
+  async create(spec: ContainerSpec): Promise<string> {
+    await this.#enter("create", [spec]);
+    const image = this.#images.get(normaliseRef(spec.image));
+    if (image === undefined) throw new ImageNotFoundError(spec.image, `No such image: ${spec.image}`);
+    if (this.containers().some((c) => c.name === spec.name)) {
+      throw new TaskStartError(`Cannot create container "${spec.name}": the name is already in use`, {
+        code: "CONTAINER_NAME_CONFLICT",
+      });
+    }
+    if (spec.runtime !== undefined && !this.runtimes.includes(spec.runtime)) {
+      throw new TaskStartError(`Cannot create container "${spec.name}": unknown or invalid runtime name: ${spec.runtime}`);
+    }
+    this.created.push(structuredClone(spec));
+    const id = (++this.#serial).toString(16).padStart(12, "0").padEnd(64, "f");
+    const c = new FakeContainer(id, structuredClone(spec), image);
+    this.#containers.set(id, c);
+    this.#emit(c, "create");
+    return id;
+  }
+
+  async start(id: string): Promise<void> {
+    await this.#enter("start", [id]);
+    const c = this.#containers.get(id);
+    if (c === undefined) throw new TaskStartError(`Cannot start container "${id}": No such container: ${id}`);
+    if (c.running) return;
+    c.status = "running";
+    this.#emit(c, "start");
+    const ready = c.image.ready ?? true;
+    if (ready === true) c.print(DEFAULT_MARK);
+    else if (ready === "never") c.print("starting");
+    else {
+      for (const line of ready.lines) c.print(line);
+      c.exit(ready.exitCode);
+      this.#emit(c, "die", ready.exitCode);
+    }
+  }
+
+  async endpoint(id: string, opts?: { network?: string }): Promise<string> {
+    await this.#enter("endpoint", [id, opts]);
+    const c = this.#containers.get(id);
+    if (c !== undefined && opts?.network) return `http://${c.name}:8080`;
+    if (c === undefined || !c.running) throw new TaskStartError(`Cannot reach container "${id}": port 8080 is not published`);
+    return `http://fake/${id}`;
+  }
+
+  async waitForMark(id: string, opts: { mark: string; signal: AbortSignal }): Promise<void> {
+    await this.#enter("waitForMark", [id, opts]);
+    opts.signal.throwIfAborted();
+    return new Promise<void>((resolve, reject) => {
+      const c = this.#containers.get(id);
+      let off = () => {};
+      const onAbort = () => settle(() => reject(opts.signal.reason));
+      const settle = (fn: () => void) => {
+        off();
+        opts.signal.removeEventListener("abort", onAbort);
+        fn();
+      };
+      const check = () => {
+        if (c === undefined || !this.#containers.has(id)) {
+          const lines = c?.lastLines(20) ?? [];
+          return settle(() => reject(new ContainerExitedError(-1, lines, `Task container "${id}" was removed before it was ready`)));
+        }
+        if (c.logs.some((l) => l.stream === "stdout" && l.line === opts.mark)) return settle(resolve);
+        const tail = c.lastLines(20);
+        if (!c.running) settle(() => reject(new ContainerExitedError(c.exitCode, tail)));
+      };
+      opts.signal.addEventListener("abort", onAbort, { once: true });
+      if (c !== undefined) off = c.onChange(check);
+      check();
+    });
+  }
+
+  async inspect(id: string): Promise<ContainerState | undefined> {
+    await this.#enter("inspect", [id]);
+    return this.#containers.get(id)?.state();
+  }
+
+  async logsTail(id: string, lines: number): Promise<string[]> {
+    await this.#enter("logsTail", [id, lines]);
+    return this.#containers.get(id)?.lastLines(lines) ?? [];
+  }
+
+  async remove(id: string): Promise<void> {
+    await this.#enter("remove", [id]);
+    const c = this.#containers.get(id);
+    if (c === undefined) return;
+    if (c.running) this.kill(id);
+    this.#containers.delete(id);
+    this.#emit(c, "destroy");
+    c.changed();
+  }
+
+  async list(labels: Record<string, string>): Promise<ContainerSummary[]> {
+    await this.#enter("list", [labels]);
+    return this.containers()
+      .filter((c) => matches(c.spec.labels, labels))
+      .map((c) => ({ id: c.id, name: c.name, labels: { ...c.spec.labels }, state: c.status }));
+  }
+
+  /** Resolves when the signal aborts or endEvents() runs; rejects on failEvents() or setUnavailable(true). */
+  async watchEvents(opts: {
+    labels: Record<string, string>;
+    onEvent: (event: ContainerEvent) => void;
+    signal: AbortSignal;
+  }): Promise<void> {
+    await this.#enter("watchEvents", [opts]);
+    if (opts.signal.aborted) return;
+    await new Promise<void>((resolve, reject) => {
+      const w: Watcher = {
+        labels: opts.labels,
+        onEvent: opts.onEvent,
+        end: (err) => {
+          this.#watchers.delete(w);
+          opts.signal.removeEventListener("abort", onAbort);
+          if (err === undefined) resolve();
+          else reject(err);
+        },
+      };
+      const onAbort = () => w.end();
+      opts.signal.addEventListener("abort", onAbort, { once: true });
+      this.#watchers.add(w);
+    });
+  }
+
+  async close(): Promise<void> {
+    this.endEvents();
+  }
+
+  async #enter(method: Method, args: unknown[]): Promise<void> {
+    this.calls.push({ method, args });
+    if (this.#unavailable) throw this.#down();
+    const hooks = this.#hooks.get(method) ?? [];
+    this.#hooks.set(method, hooks.filter((h) => !h.once));
+    for (const h of hooks) await h.fn(...args);
+  }
+
+  #down(): EngineUnavailableError {
+    return new EngineUnavailableError('Cannot reach the Docker engine at "fake://": connect ECONNREFUSED');
+  }
+
+  #get(id: string): FakeContainer {
+    const c = this.#containers.get(id);
+    if (c === undefined) throw new Error(`No fake container "${id}"`);
+    return c;
+  }
+
+  #emit(c: FakeContainer, action: string, exitCode?: number): void {
+    const event: ContainerEvent = { id: c.id, action, labels: { ...c.spec.labels } };
+    if (exitCode !== undefined) event.exitCode = exitCode;
+    for (const w of [...this.#watchers]) if (matches(c.spec.labels, w.labels)) w.onEvent(event);
+  }
+}
+
+function matches(have: Record<string, string>, want: Record<string, string>): boolean {
+  return Object.entries(want).every(([k, v]) => have[k] === v);
+}

@@ -1,0 +1,45 @@
+/**
+ * A TaskClient that serves requests from FakeBackend containers: their
+ * image's `respond` (echo by default). A missing or stopped container gives
+ * TaskConnectError, as a refused connection does for real.
+ */
+import { TaskConnectError } from "../../src/engine/errors.ts";
+import type { TaskClient, TaskRequest, TaskResponse } from "../../src/engine/ports.ts";
+import type { FakeBackend } from "./fake-backend.ts";
+
+export class FakeTaskClient implements TaskClient {
+  /** Every request, in order. */
+  readonly sent: TaskRequest[] = [];
+  /** Endpoints passed to forget(). */
+  readonly forgotten: string[] = [];
+  #backend: FakeBackend;
+
+  constructor(backend: FakeBackend) {
+    this.#backend = backend;
+  }
+
+  async send(req: TaskRequest): Promise<TaskResponse> {
+    this.sent.push(req);
+    req.signal?.throwIfAborted();
+    const url = new URL(req.url);
+    const { container, path } = this.#backend.resolve(url);
+    if (container === undefined || !container.running) {
+      throw new TaskConnectError(`Cannot connect to the task at "${url.origin}": connect ECONNREFUSED`);
+    }
+    const respond = container.image.respond ?? ((body: string) => ({ status: 200, body }));
+    const answer = Promise.resolve(respond(req.body ?? "", { ...req, path }));
+    if (req.signal === undefined) return answer;
+    const signal = req.signal;
+    return new Promise<TaskResponse>((resolve, reject) => {
+      const onAbort = () => reject(signal.reason);
+      signal.addEventListener("abort", onAbort, { once: true });
+      answer.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+    });
+  }
+
+  forget(endpoint: string): void {
+    this.forgotten.push(endpoint);
+  }
+
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,164 @@
+/**
+ * The Docker backend against the real engine: the shared contract (over fetch
+ * and over dockerode), then what only a real engine can show: the HostConfig
+ * that reaches Docker, pulls from the local registry, OOM events, and an
+ * engine that does not answer.
+ */
+import Docker from "dockerode";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EngineUnavailableError } from "../../src/engine/errors.ts";
+import type { ContainerEvent, ContainerSpec } from "../../src/engine/ports.ts";
+import { createDockerBackend } from "../../src/platform/docker/create-backend.ts";
+import { DockerBackend } from "../../src/platform/docker/docker-backend.ts";
+import { DockerodeApi } from "../../src/platform/docker/dockerode-backend.ts";
+import { UndiciTaskClient } from "../../src/platform/task-client.ts";
+import { containerBackendContract } from "../contract/container-backend.contract.ts";
+import { docker, dockerEndpoint } from "../support/docker-env.ts";
+import {
+  CRASH_IMAGE,
+  ECHO_IMAGE,
+  NEVER_READY_IMAGE,
+  PULLED_IMAGE,
+  READY_MARK,
+  REGISTRY,
+  TEST_LABEL,
+  taskBody,
+} from "../support/fixtures.ts";
+
+const images = { echo: ECHO_IMAGE, crash: CRASH_IMAGE, neverReady: NEVER_READY_IMAGE, missing: `${REGISTRY}/meca-test/missing:1` };
+
+containerBackendContract("DockerBackend over fetch", async () => {
+  const backend = await createDockerBackend(process.env);
+  const client = new UndiciTaskClient();
+  return { backend, client, images, cleanup: async () => void (await Promise.all([backend.close(), client.close()])) };
+});
+
+containerBackendContract("DockerBackend over dockerode", async () => {
+  const backend = new DockerBackend(new DockerodeApi(new Docker(dockerEndpoint()), "dockerode"));
+  const client = new UndiciTaskClient();
+  return { backend, client, images, cleanup: async () => void (await Promise.all([backend.close(), client.close()])) };
+});
+
+describe("DockerBackend on the real engine", () => {
+  let backend: DockerBackend;
+  const run = Math.random().toString(36).slice(2, 8);
+  const labels = { ...TEST_LABEL, "meca.backend-test": run };
+  let serial = 0;
+  const spec = (extra: Partial<ContainerSpec> = {}): ContainerSpec => ({
+    name: `meca-backend-${run}-${++serial}`,
+    image: ECHO_IMAGE,
+    labels,
+    nanoCpus: 1_500_000_000,
+    memoryBytes: 96 * 2 ** 20,
+    pidsLimit: 48,
+    securityOpt: ["no-new-privileges"],
+    privileged: false,
+    ...extra,
+  });
+  /** GET /containers/{id}/json, raw, for what the port does not show. */
+  const rawInspect = async (id: string) =>
+    JSON.parse(docker(["inspect", "--format", "{{json .}}", id])) as {
+      HostConfig: Record<string, unknown>;
+      Config: { Tty: boolean; ExposedPorts: Record<string, unknown> };
+    };
+
+  beforeAll(async () => {
+    backend = await createDockerBackend(process.env);
+  });
+
+  afterAll(async () => {
+    for (const c of await backend.list(labels)) await backend.remove(c.id);
+    await backend.close();
+  });
+
+  it("info() reports the engine version, its runtimes and the transport", async () => {
+    const info = await backend.info();
+    expect(info.version).toMatch(/^\d+\.\d+/);
+    expect(info.apiVersion).toMatch(/^1\.\d+$/);
+    expect(info.runtimes).toContain("runc");
+    expect(info.defaultRuntime).toBeTruthy();
+    expect(info.transport).toMatch(/^(unix|tcp):\/\//);
+  });
+
+  it("create() passes limits, security options and the loopback port binding to Docker", async () => {
+    const id = await backend.create(spec());
+    const { HostConfig: hc, Config } = await rawInspect(id);
+    expect(hc).toMatchObject({
+      NanoCpus: 1_500_000_000,
+      Memory: 96 * 2 ** 20,
+      MemorySwap: 96 * 2 ** 20,
+      PidsLimit: 48,
+      SecurityOpt: ["no-new-privileges"],
+      Privileged: false,
+      PortBindings: { "8080/tcp": [{ HostIp: "127.0.0.1", HostPort: "" }] },
+    });
+    expect(Config.Tty).toBe(false);
+    expect(Config.ExposedPorts).toHaveProperty("8080/tcp");
+  });
+
+  it("create() passes the runtime, GPU device requests, the SGX device and mount, and the network", async () => {
+    const id = await backend.create(
+      spec({ runtime: "runsc", gpus: ["0", "1"], sgx: { device: "/dev/null", aesmdPath: "/tmp/meca-aesmd" }, network: "bridge" }),
+    );
+    const { HostConfig: hc } = await rawInspect(id);
+    expect(hc).toMatchObject({
+      Runtime: "runsc",
+      DeviceRequests: [{ Driver: "nvidia", DeviceIDs: ["0", "1"], Capabilities: [["gpu"]] }],
+      Devices: [{ PathOnHost: "/dev/null", PathInContainer: "/dev/sgx/enclave", CgroupPermissions: "rwm" }],
+      Binds: ["/tmp/meca-aesmd:/var/run/aesmd"],
+      NetworkMode: "bridge",
+    });
+    expect(hc.PortBindings ?? {}).toEqual({});
+  });
+
+  it("pullImage() fetches from the registry with readable progress lines", async () => {
+    docker(["image", "rm", "--force", PULLED_IMAGE]);
+    expect(await backend.hasImage(PULLED_IMAGE)).toBe(false);
+    const lines: string[] = [];
+    try {
+      await backend.pullImage(PULLED_IMAGE, { onProgress: (l) => lines.push(l) });
+      expect(await backend.hasImage(PULLED_IMAGE)).toBe(true);
+      expect(lines.some((l) => l.includes("Status: Downloaded newer image"))).toBe(true);
+      expect(lines.every((l) => !l.includes("{"))).toBe(true);
+    } finally {
+      // Other files expect the pulled image to be absent, as the set-up left it.
+      docker(["image", "rm", "--force", PULLED_IMAGE]);
+    }
+  });
+
+  it("watchEvents() reports oom and die 137 when a task outgrows its memory", async () => {
+    const events: ContainerEvent[] = [];
+    const ac = new AbortController();
+    const watching = backend.watchEvents({ labels, onEvent: (e) => events.push(e), signal: ac.signal });
+    const id = await backend.create(spec({ memoryBytes: 32 * 2 ** 20 }));
+    await backend.start(id);
+    await backend.waitForMark(id, { mark: READY_MARK, signal: AbortSignal.timeout(15_000) });
+    const client = new UndiciTaskClient();
+    await client.send({ method: "POST", url: `${await backend.endpoint(id)}/`, body: taskBody.oom }).catch(() => {});
+    await client.close();
+    await until(() => events.some((e) => e.id === id && e.action === "die"));
+    ac.abort();
+    await watching;
+    expect(events.map((e) => e.action)).toContain("oom");
+    expect(events.find((e) => e.action === "die")).toMatchObject({ exitCode: 137 });
+    expect(await backend.inspect(id)).toMatchObject({ running: false, exitCode: 137, oomKilled: true });
+  });
+
+  it("an engine that does not answer gives EngineUnavailableError", async () => {
+    const nowhere = await createDockerBackend({ DOCKER_HOST: "unix:///tmp/meca-no-such-docker.sock" });
+    await expect(nowhere.info()).rejects.toBeInstanceOf(EngineUnavailableError);
+    await expect(nowhere.list(labels)).rejects.toBeInstanceOf(EngineUnavailableError);
+    await nowhere.close();
+    const closedPort = await createDockerBackend({ DOCKER_HOST: "tcp://127.0.0.1:1" });
+    await expect(closedPort.hasImage(ECHO_IMAGE)).rejects.toBeInstanceOf(EngineUnavailableError);
+    await closedPort.close();
+  });
+});
+
+async function until(check: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error("Condition not met in time");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

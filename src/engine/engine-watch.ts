@@ -95,7 +95,10 @@ export class EngineWatch {
       } catch (e) {
         if (signal.aborted) return;
         if (this.#status.reachable || this.#status.error === "not checked yet") {
-          this.#log.warn("Docker engine unreachable; execute requests get 503 until it answers", { error: (e as Error).message });
+          this.#log.warn(
+            "Docker engine unreachable; execute requests get 503 until it answers. Install one with `apt-get install docker.io` and start dockerd, or point DOCKER_HOST at one",
+            { error: (e as Error).message },
+          );
         }
         this.#status = { reachable: false, error: (e as Error).message };
         this.#markChecked();

@@ -144,6 +144,7 @@ export class EngineApi implements DockerApi {
       init.body = JSON.stringify(opts.body);
       init.headers = { "content-type": "application/json" };
     }
+    opts.signal?.throwIfAborted();
     const fetchFn = opts.stream ? (this.#opts.streamFetch ?? this.#opts.fetch) : this.#opts.fetch;
     try {
       return await fetchFn(url.href, init);

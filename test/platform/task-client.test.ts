@@ -1,0 +1,186 @@
+import { createServer, type Server, type Socket } from "node:net";
+import { afterEach, describe, expect, it } from "vitest";
+import { TaskConnectError, TaskFailedError } from "../../src/engine/errors.ts";
+import { FetchTaskClient } from "../../src/platform/fetch-task-client.ts";
+import { UndiciTaskClient } from "../../src/platform/task-client.ts";
+
+/** A raw TCP server on 127.0.0.1 whose behaviour each test scripts per request (`n` counts per connection). */
+async function rawServer(onRequest: (socket: Socket, request: string, n: number) => void) {
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((socket) => {
+    sockets.add(socket);
+    allSockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    let buf = "";
+    let requests = 0;
+    socket.on("data", (d) => {
+      buf += d.toString("latin1");
+      const end = buf.indexOf("\r\n\r\n");
+      if (end < 0) return;
+      const length = Number(/content-length: *(\d+)/i.exec(buf.slice(0, end))?.[1] ?? 0);
+      if (buf.length < end + 4 + length) return;
+      const request = buf.slice(0, end + 4 + length);
+      buf = buf.slice(end + 4 + length);
+      onRequest(socket, request, ++requests);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as { port: number }).port;
+  servers.push(server);
+  return { url: `http://127.0.0.1:${port}`, port, sockets, connections: () => sockets.size };
+}
+
+function answer(socket: Socket, status: number, body: string): void {
+  // Requests are read as latin1 (bytes); answer the same bytes back.
+  socket.write(`HTTP/1.1 ${status} X\r\ncontent-length: ${Buffer.byteLength(body, "latin1")}\r\n\r\n${body}`, "latin1");
+}
+
+const echo = (socket: Socket, request: string) => answer(socket, 200, request.slice(request.indexOf("\r\n\r\n") + 4));
+
+const servers: Server[] = [];
+const allSockets = new Set<Socket>();
+const clients: { close(): Promise<void> }[] = [];
+afterEach(async () => {
+  await Promise.all(clients.splice(0).map((c) => c.close()));
+  for (const socket of allSockets) socket.destroy();
+  allSockets.clear();
+  await Promise.all(servers.splice(0).map((s) => new Promise((r) => s.close(r))));
+});
+
+function undici(): UndiciTaskClient {
+  const c = new UndiciTaskClient();
+  clients.push(c);
+  return c;
+}
+
+async function closedPort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+describe("UndiciTaskClient", () => {
+  it("posts the body as it is and returns status and body, reusing one connection", async () => {
+    const seen: string[] = [];
+    const srv = await rawServer((s, req) => {
+      seen.push(req);
+      echo(s, req);
+    });
+    const client = undici();
+    const body = '{"x": "é ✓"}';
+    expect(await client.send({ method: "POST", url: `${srv.url}/`, body })).toEqual({ status: 200, body });
+    await new Promise((r) => setTimeout(r, 20)); // let the connection go back to the pool
+    expect(await client.send({ method: "POST", url: `${srv.url}/`, body: "second" })).toEqual({ status: 200, body: "second" });
+    expect(srv.connections()).toBe(1);
+    expect(seen[0]).toMatch(/^POST \/ HTTP\/1\.1\r\n/);
+    expect(seen[0]).toMatch(/content-type: application\/json/i);
+  });
+
+  it("returns an error status with its body; the engine decides what it means", async () => {
+    const srv = await rawServer((s) => answer(s, 500, "boom"));
+    expect(await undici().send({ method: "POST", url: `${srv.url}/`, body: "" })).toEqual({ status: 500, body: "boom" });
+  });
+
+  it("sends a GET without a body", async () => {
+    let seen = "";
+    const srv = await rawServer((s, req) => {
+      seen = req;
+      answer(s, 200, "ra-report");
+    });
+    expect(await undici().send({ method: "GET", url: `${srv.url}/ra` })).toEqual({ status: 200, body: "ra-report" });
+    expect(seen).toMatch(/^GET \/ra HTTP\/1\.1/);
+    expect(seen).not.toMatch(/content-type/i);
+  });
+
+  it("rejects with TaskConnectError when the connection is refused", async () => {
+    const port = await closedPort();
+    await expect(undici().send({ method: "POST", url: `http://127.0.0.1:${port}/`, body: "x" })).rejects.toBeInstanceOf(
+      TaskConnectError,
+    );
+  });
+
+  it("rejects with TaskConnectError when a fresh connection closes before any answer (Docker's port proxy)", async () => {
+    const client = undici();
+    // Accept, then close at once without reading, as docker-proxy does when the task does not listen yet.
+    const proxyLike = await new Promise<{ url: string }>((resolve) => {
+      const server = createServer((socket) => socket.destroy());
+      servers.push(server);
+      server.listen(0, "127.0.0.1", () => resolve({ url: `http://127.0.0.1:${(server.address() as { port: number }).port}` }));
+    });
+    for (let i = 0; i < 5; i++) {
+      await expect(client.send({ method: "POST", url: `${proxyLike.url}/`, body: "x" })).rejects.toBeInstanceOf(TaskConnectError);
+    }
+  });
+
+  it("rejects with TaskFailedError when a used connection breaks under the request", async () => {
+    const srv = await rawServer((s, req, n) => (n === 1 ? echo(s, req) : s.destroy()));
+    const client = undici();
+    await client.send({ method: "POST", url: `${srv.url}/`, body: "first" });
+    await new Promise((r) => setTimeout(r, 20)); // let the connection go back to the pool
+    const err = await client.send({ method: "POST", url: `${srv.url}/`, body: "exit:3" }).catch((e) => e);
+    expect(err).toBeInstanceOf(TaskFailedError);
+    expect(err).not.toBeInstanceOf(TaskConnectError);
+  });
+
+  it("rejects with TaskFailedError when the answer breaks off mid-body", async () => {
+    const srv = await rawServer((s) => {
+      s.write("HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial");
+      setTimeout(() => s.destroy(), 20);
+    });
+    await expect(undici().send({ method: "POST", url: `${srv.url}/`, body: "x" })).rejects.toBeInstanceOf(TaskFailedError);
+  });
+
+  it("rejects with the signal's reason when aborted", async () => {
+    const srv = await rawServer(() => {});
+    const ac = new AbortController();
+    const reason = new Error("request timeout");
+    setTimeout(() => ac.abort(reason), 50);
+    await expect(undici().send({ method: "POST", url: `${srv.url}/`, body: "x", signal: ac.signal })).rejects.toBe(reason);
+  });
+
+  it("forget() closes the connections to that endpoint only", async () => {
+    const a = await rawServer(echo);
+    const b = await rawServer(echo);
+    const client = undici();
+    await client.send({ method: "POST", url: `${a.url}/`, body: "a" });
+    await client.send({ method: "POST", url: `${b.url}/`, body: "b" });
+    client.forget(a.url);
+    await until(() => a.connections() === 0);
+    expect(b.connections()).toBe(1);
+    expect(await client.send({ method: "POST", url: `${a.url}/`, body: "again" })).toEqual({ status: 200, body: "again" });
+  });
+});
+
+describe("FetchTaskClient", () => {
+  it("posts the body and returns status and body", async () => {
+    const srv = await rawServer(echo);
+    expect(await new FetchTaskClient().send({ method: "POST", url: `${srv.url}/`, body: "hi" })).toEqual({ status: 200, body: "hi" });
+  });
+
+  it("rejects with TaskConnectError when the connection is refused", async () => {
+    const port = await closedPort();
+    await expect(new FetchTaskClient().send({ method: "POST", url: `http://127.0.0.1:${port}/`, body: "x" })).rejects.toBeInstanceOf(
+      TaskConnectError,
+    );
+  });
+
+  it("rejects with TaskFailedError when the answer breaks off, and with the reason when aborted", async () => {
+    const srv = await rawServer((s) => {
+      s.write("HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial");
+      setTimeout(() => s.destroy(), 20);
+    });
+    await expect(new FetchTaskClient().send({ method: "POST", url: `${srv.url}/`, body: "x" })).rejects.toBeInstanceOf(TaskFailedError);
+    const silent = await rawServer(() => {});
+    const reason = new Error("stop");
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(reason), 50);
+    await expect(new FetchTaskClient().send({ method: "POST", url: `${silent.url}/`, body: "x", signal: ac.signal })).rejects.toBe(reason);
+  });
+});
+
+async function until(check: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !check(); i++) await new Promise((r) => setTimeout(r, 10));
+  expect(check()).toBe(true);
+}

@@ -16,7 +16,9 @@ import { createLogger } from "./logger.ts";
 import { systemClock } from "./platform/clock.ts";
 import { createDockerBackend } from "./platform/docker/create-backend.ts";
 import { SystemHostProbe } from "./platform/host.ts";
+import { FetchTaskClient } from "./platform/fetch-task-client.ts";
 import { loadNvml } from "./platform/nvml.ts";
+import { loadSeaKoffi } from "./platform/sea.ts";
 import { checkSgx } from "./platform/sgx.ts";
 import { createTaskClient } from "./platform/task-client.ts";
 
@@ -103,7 +105,8 @@ async function serve(config: Config, configFile: string | undefined, env: Env, l
   const log = logger.child({ component: "main" });
   log.info("Starting meca-executor", { version: pkg.version, config: configFile ?? "(built-in defaults)" });
   const backend = await createDockerBackend(env);
-  const client = createTaskClient();
+  // Under Deno the task client is its own fetch (DESIGN §4), not undici pools.
+  const client = "Deno" in globalThis ? new FetchTaskClient() : createTaskClient();
   const executor = await Executor.create({
     backend,
     client,
@@ -111,7 +114,7 @@ async function serve(config: Config, configFile: string | undefined, env: Env, l
     clock: systemClock,
     logger,
     settings: engineSettings(config),
-    loadGpu: () => loadNvml({ library: config.nvml_library, logger }),
+    loadGpu: async () => loadNvml({ library: config.nvml_library, logger, koffi: await loadSeaKoffi() }),
     checkSgx,
   });
   const app = createApp({

@@ -1,8 +1,9 @@
 /**
- * Node wiring: picks the Docker transport from DOCKER_HOST. `unix://` and
- * plain `tcp://` use undici's fetch (kept-alive Agent for short calls, a
- * second one without body timeouts for log follows, events and pulls);
- * `ssh://` and TLS use dockerode.
+ * Picks the Docker transport from DOCKER_HOST. `unix://` and plain `tcp://`
+ * use fetch: on Node undici's (kept-alive Agent for short calls, a second one
+ * without body timeouts for log follows, events and pulls), on Deno Deno's
+ * with a unix-socket client (`deno-transport.ts`); `ssh://` and TLS use
+ * dockerode.
  */
 import { Agent, fetch as undiciFetch, type Dispatcher } from "undici";
 import { DockerBackend, type DockerBackendOptions } from "./docker-backend.ts";
@@ -20,6 +21,10 @@ export async function createDockerBackend(env: DockerEnv, opts: CreateDockerBack
     // Loaded only when needed: dockerode brings ssh2 along.
     const { createDockerodeBackend } = await import("./dockerode-backend.ts");
     return createDockerodeBackend(host, env, opts);
+  }
+  if ("Deno" in globalThis) {
+    const { denoEngineApi } = await import("./deno-transport.ts");
+    return new DockerBackend(denoEngineApi(host, { apiVersion: env.DOCKER_API_VERSION || undefined }), opts);
   }
   const connect = host.kind === "unix" ? { socketPath: host.socketPath } : {};
   const calls = new Agent({ connect, connections: opts.connections ?? 16, keepAliveTimeout: 10_000 });

@@ -3,14 +3,7 @@
  * fetch (unix socket, plain tcp) or dockerode (ssh, TLS); every rule and
  * mapping lives here once.
  */
-import {
-  ContainerExitedError,
-  EngineUnavailableError,
-  ExecutorError,
-  ImageNotFoundError,
-  InternalError,
-  TaskStartError,
-} from "../../engine/errors.ts";
+import { ContainerExitedError, TaskStartError } from "../../engine/errors.ts";
 import type {
   ContainerBackend,
   ContainerEvent,
@@ -19,8 +12,9 @@ import type {
   ContainerSummary,
   EngineInfo,
 } from "../../engine/ports.ts";
-import { DockerApiError, isApiStatus, type DockerApi } from "./docker-api.ts";
+import { isApiStatus, type DockerApi } from "./docker-api.ts";
 import { toContainerState, toContainerSummary, toCreateBody, toEndpoint, toEngineInfo } from "./container-json.ts";
+import { createFailure, engineFailure, startFailure } from "./failures.ts";
 import { eventFilters, labelFilters, readEvents } from "./events.ts";
 import { demuxLines } from "./log-demux.ts";
 import { pullError, readPullStream, splitImageRef } from "./pull.ts";
@@ -79,16 +73,7 @@ export class DockerBackend implements ContainerBackend {
     try {
       return await this.#api.createContainer(spec.name, toCreateBody(spec));
     } catch (err) {
-      if (err instanceof ExecutorError) throw err;
-      const reason = err instanceof DockerApiError ? err.reason : String(err);
-      if (isApiStatus(err, 409)) {
-        throw new TaskStartError(`Cannot create container "${spec.name}": the name is already in use (${reason})`, {
-          cause: err,
-          code: "CONTAINER_NAME_CONFLICT",
-        });
-      }
-      if (isApiStatus(err, 404)) throw new ImageNotFoundError(spec.image, reason, { cause: err });
-      throw new TaskStartError(`Cannot create container "${spec.name}": ${reason}`, { cause: err });
+      throw createFailure(err, spec);
     }
   }
 
@@ -96,9 +81,7 @@ export class DockerBackend implements ContainerBackend {
     try {
       await this.#api.startContainer(id);
     } catch (err) {
-      if (err instanceof ExecutorError) throw err;
-      const reason = err instanceof DockerApiError ? err.reason : String(err);
-      throw new TaskStartError(`Cannot start container "${id}": ${reason}`, { cause: err });
+      throw startFailure(err, id);
     }
   }
 
@@ -205,15 +188,4 @@ export class DockerBackend implements ContainerBackend {
       signal.throwIfAborted();
     }
   }
-}
-
-/** Any other failure: the engine's fault (5xx, unreachable) or ours (4xx). */
-function engineFailure(err: unknown, action: string): ExecutorError {
-  if (err instanceof ExecutorError) return err;
-  if (err instanceof DockerApiError) {
-    const message = `${action}: ${err.reason}`;
-    return err.status >= 500 ? new EngineUnavailableError(message, { cause: err }) : new InternalError(message, { cause: err });
-  }
-  const reason = err instanceof Error ? err.message : String(err);
-  return new EngineUnavailableError(`${action}: ${reason}`, { cause: err });
 }

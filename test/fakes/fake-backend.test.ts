@@ -7,7 +7,15 @@ containerBackendContract("FakeBackend", async () => {
   const backend = new FakeBackend({
     images: {
       "meca-test/echo:1": {},
-      "meca-test/crash:1": { ready: { exitCode: CRASH_EXIT_CODE, lines: [...CRASH_LOG_LINES] } },
+      "meca-test/crash:1": {
+        ready: {
+          exitCode: CRASH_EXIT_CODE,
+          lines: [
+            { stream: "stdout", line: CRASH_LOG_LINES[0] },
+            { stream: "stderr", line: CRASH_LOG_LINES[1] },
+          ],
+        },
+      },
       "meca-test/never-ready:1": { ready: "never" },
     },
   });

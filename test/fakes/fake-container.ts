@@ -6,9 +6,9 @@ export interface FakeImage {
   /**
    * `true` (default): prints `meca-init-done` at once; `"never"`: runs but never prints
    * it (the test may print it later with `backend.log(id, "meca-init-done")`);
-   * `{ exitCode, lines }`: prints `lines` and exits before the mark.
+   * `{ exitCode, lines }`: prints `lines` (stdout, unless given as `{ stream, line }`) and exits before the mark.
    */
-  ready?: true | "never" | { exitCode: number; lines: string[] };
+  ready?: true | "never" | { exitCode: number; lines: (string | FakeLogLine)[] };
   /** Answers a request; defaults to echoing the body with 200. */
   respond?: (body: string, req: TaskRequest & { path: string }) => TaskResponse | Promise<TaskResponse>;
 }

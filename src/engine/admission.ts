@@ -28,6 +28,9 @@ export interface AdmissionOptions {
 export class Admission {
   #o: AdmissionOptions;
   #queue: Waiter[] = [];
+  /** Evictions release resources, which calls pump() again: never re-enter, loop instead. */
+  #busy = false;
+  #again = false;
 
   constructor(opts: AdmissionOptions) {
     this.#o = opts;
@@ -39,8 +42,14 @@ export class Admission {
 
   /** A reservation for `want`, now or after waiting in line; rejects with NoCapacityError on timeout. */
   acquire(want: Amount, signal?: AbortSignal): Promise<Reservation> {
-    if (this.#queue.length === 0) {
-      const r = this.#admit(want);
+    if (this.#queue.length === 0 && !this.#busy) {
+      this.#busy = true;
+      let r: Reservation | undefined;
+      try {
+        r = this.#admit(want);
+      } finally {
+        this.#busy = false;
+      }
       if (r) return Promise.resolve(r);
     }
     if (signal?.aborted) return Promise.reject(signal.reason);
@@ -70,14 +79,26 @@ export class Admission {
 
   /** Serves waiters in order while the head fits; call whenever resources are released or a task goes idle. */
   pump(): void {
-    while (this.#queue.length > 0) {
-      const head = this.#queue[0]!;
-      const r = this.#admit(head.want);
-      if (!r) return;
-      this.#queue.shift();
-      head.cancelTimer();
-      head.detach();
-      head.resolve(r);
+    if (this.#busy) {
+      this.#again = true;
+      return;
+    }
+    this.#busy = true;
+    try {
+      do {
+        this.#again = false;
+        while (this.#queue.length > 0) {
+          const head = this.#queue[0]!;
+          const r = this.#admit(head.want);
+          if (!r) break;
+          this.#queue.shift();
+          head.cancelTimer();
+          head.detach();
+          head.resolve(r);
+        }
+      } while (this.#again && this.#queue.length > 0);
+    } finally {
+      this.#busy = false;
     }
   }
 

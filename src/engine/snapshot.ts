@@ -63,6 +63,8 @@ export interface TaskInfo {
   gpus: number[];
   sgx: boolean;
   state: string;
+  /** What the task holds in the ledger; null while it waits for admission. */
+  reservation: { cpu: number; mem: number; gpus: number[] } | null;
   in_flight: number;
   served: number;
   last_used: string;
@@ -80,6 +82,7 @@ export function snapshotTasks(tasks: readonly Task[]): TaskInfo[] {
     gpus: [...(t.reservation?.gpus ?? [])],
     sgx: t.spec.sgx,
     state: t.state.kind,
+    reservation: t.reservation ? { cpu: t.reservation.cpuTenths / 10, mem: t.reservation.memMB, gpus: [...t.reservation.gpus] } : null,
     in_flight: t.inFlight,
     served: t.served,
     last_used: new Date(t.lastUsed).toISOString(),

@@ -1,0 +1,59 @@
+/** An Executor over the in-memory fakes of every port, for fast unit tests. */
+import { Executor } from "../../src/engine/executor.ts";
+import type { EngineSettings } from "../../src/engine/settings.ts";
+import { FakeBackend, type FakeImage } from "../fakes/fake-backend.ts";
+import { FakeClock } from "../fakes/fake-clock.ts";
+import { FakeHost } from "../fakes/fake-host.ts";
+import { memoryLogger } from "../fakes/fake-logger.ts";
+import { FakeTaskClient } from "../fakes/fake-task-client.ts";
+
+export const BASE_SETTINGS: EngineSettings = {
+  idleTimeoutMinutes: 1,
+  cpu: 4,
+  memMB: 4096,
+  hasGpu: false,
+  microVMRuntime: "",
+  sgx: { enable: false, device: "/dev/sgx/enclave", aesmdPath: "/var/run/aesmd" },
+  network: "",
+  instance: "unit",
+  readyTimeoutMs: 5_000,
+  requestTimeoutMs: 5_000,
+  queueTimeoutMs: 1_000,
+  drainTimeoutMs: 1_000,
+  pidsLimit: 256,
+  noNewPrivileges: true,
+  allowedImages: [],
+  gpuIdlePercent: 10,
+  gpuSampleIntervalMs: 1_000,
+};
+
+/** A GpuProbe with `n` idle devices whose readings a test may change. */
+export function fakeGpus(n: number) {
+  const devices = Array.from({ length: n }, (_, index) => ({ index, uuid: `GPU-${index}`, model: "Fake GPU", utilizationPercent: 0, memoryUsedMB: 0, memoryTotalMB: 40_960 }));
+  return { devices, sample: async () => devices.map((d) => ({ ...d })), close() {} };
+}
+
+export async function fakeExecutor(
+  o: { settings?: Partial<EngineSettings>; images?: Record<string, FakeImage>; host?: FakeHost; gpus?: ReturnType<typeof fakeGpus> } = {},
+) {
+  const backend = new FakeBackend({ images: { "echo:1": {}, ...o.images } });
+  const client = new FakeTaskClient(backend);
+  const clock = new FakeClock();
+  const logger = memoryLogger();
+  const executor = await Executor.create({
+    backend,
+    client,
+    host: o.host ?? new FakeHost(8, 16_384),
+    clock,
+    logger,
+    settings: { ...BASE_SETTINGS, ...o.settings },
+    loadGpu: o.gpus ? async () => o.gpus! : undefined,
+  });
+  await flush();
+  return { executor, backend, client, clock, logger };
+}
+
+/** Lets pending promise callbacks run (the fakes answer in microtasks and short timers). */
+export async function flush(times = 5): Promise<void> {
+  for (let i = 0; i < times; i++) await new Promise((r) => setTimeout(r, 0));
+}

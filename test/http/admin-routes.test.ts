@@ -1,0 +1,46 @@
+import { describe, expect, it } from "vitest";
+import { fakeApp } from "../support/fake-app.ts";
+
+describe("admin routes", () => {
+  it("need the bearer token when one is set: 401 without or with a wrong one", async () => {
+    const { request, executor } = await fakeApp({ adminToken: "s3cret" });
+    for (const path of ["/pause", "/unpause", "/update-config", "/stop"]) {
+      expect((await request("POST", path)).status).toBe(401);
+      const wrong = await request("POST", path, undefined, { Authorization: "Bearer nope" });
+      expect(wrong).toMatchObject({ status: 401, body: { success: false, error: "UNAUTHORIZED" } });
+    }
+    expect(executor.paused).toBe(false);
+    expect((await request("POST", "/pause", undefined, { Authorization: "Bearer s3cret" })).status).toBe(200);
+    expect(executor.paused).toBe(true);
+  });
+
+  it("accept update-config only while paused, validating every key", async () => {
+    const { request } = await fakeApp();
+    expect(await request("POST", "/update-config", { cpu: 2 })).toMatchObject({ status: 409, body: { error: "NOT_PAUSED" } });
+    await request("POST", "/pause");
+    expect(await request("POST", "/update-config", { cpu: "two" })).toMatchObject({ status: 400 });
+    expect((await request("POST", "/update-config", { cpus: 2 })).body.msg).toContain('"cpus"');
+    expect((await request("POST", "/update-config", "{")).body.error).toBe("INVALID_JSON");
+    const ok = await request("POST", "/update-config", { cpu: 2, mem: 2048, timeout: 0.5, microVM_runtime: "runsc", has_gpu: false });
+    expect(ok).toMatchObject({ status: 200, body: { success: true, config: { cpu: 2, mem: 2048, timeout: 0.5, microVM_runtime: "runsc" } } });
+    const stats = await request("GET", "/stats");
+    expect(stats.body).toMatchObject({ task_cpu: 2, task_mem: 2048, paused: true });
+  });
+
+  it("pause refuses executions with 503 until unpause", async () => {
+    const { request } = await fakeApp();
+    await request("POST", "/pause");
+    const r = await request("POST", "/", { id: "echo:1" });
+    expect(r).toMatchObject({ status: 503, body: { error: "PAUSED" } });
+    expect(r.headers.get("retry-after")).toBeTruthy();
+    await request("POST", "/unpause");
+    expect((await request("POST", "/", { id: "echo:1", input: "x" })).body.msg).toBe("x");
+  });
+
+  it("stop answers first, then asks to stop", async () => {
+    const { request, stops } = await fakeApp();
+    expect(await request("POST", "/stop")).toMatchObject({ status: 200, body: { success: true } });
+    await new Promise((r) => setTimeout(r, 5));
+    expect(stops()).toBe(1);
+  });
+});

@@ -1,0 +1,27 @@
+/** The Hono app over an Executor with fake ports: HTTP tests with no socket and no Docker. */
+import { createApp } from "../../src/http/app.ts";
+import { fakeExecutor } from "./fake-executor.ts";
+
+export async function fakeApp(o: Parameters<typeof fakeExecutor>[0] & { adminToken?: string; maxBodyBytes?: number } = {}) {
+  const parts = await fakeExecutor(o);
+  let stops = 0;
+  const app = createApp({
+    executor: parts.executor,
+    logger: parts.logger,
+    adminToken: o.adminToken,
+    maxBodyBytes: o.maxBodyBytes ?? 1024 * 1024,
+    onStop: () => stops++,
+  });
+  const request = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
+    const res = await app.request(path, { method, body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body), headers });
+    const text = await res.text();
+    let json: any;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = text;
+    }
+    return { status: res.status, body: json, headers: res.headers };
+  };
+  return { ...parts, app, request, stops: () => stops };
+}

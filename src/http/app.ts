@@ -30,6 +30,11 @@ export function createApp(o: AppOptions): Hono<AppEnv> {
   mountStatus(app, o);
   app.notFound((c) => envelope(404, `No route for ${c.req.method} ${c.req.path}`, "NOT_FOUND"));
   app.onError((err, c) => {
+    if (c.req.raw.signal.aborted) {
+      // The client went away; nobody reads this answer, and it is no defect.
+      log.info("Client closed the connection before the answer", { requestId: c.get("requestId") });
+      return envelope(499, "Client closed the connection", "CLIENT_CLOSED");
+    }
     const res = errorResponse(err, log.child({ requestId: c.get("requestId") }));
     res.headers.set("X-Request-Id", c.get("requestId") ?? "");
     return res;

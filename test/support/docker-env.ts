@@ -122,7 +122,13 @@ export async function ensureRegistry(): Promise<void> {
 export function removeTestContainers(): void {
   const [key, value] = Object.entries(TEST_LABEL)[0];
   const ids = docker(["ps", "-aq", "--filter", `label=${key}=${value}`]).split("\n").filter(Boolean);
-  if (ids.length > 0) docker(["rm", "-f", ...ids]);
+  for (const id of ids) {
+    try {
+      docker(["rm", "-f", id]);
+    } catch {
+      // Already gone, or its removal is already in progress.
+    }
+  }
 }
 
 /** Runs the docker CLI and returns its stdout; throws with its stderr. */

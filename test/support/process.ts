@@ -67,7 +67,12 @@ export async function spawnExecutor(args: string[] = [], env: Record<string, str
   };
   let gone = false;
   void exited.then(() => (gone = true));
-  await until(() => gone || out.includes('"msg":"Listening"'), "executor listening", 30_000);
+  const answers = () =>
+    fetch(`${base}/health`).then(
+      () => true,
+      () => false,
+    );
+  await until(async () => gone || (await answers()), "executor listening", 30_000);
   if (gone) throw new Error(`Executor exited at start-up:\n${out}`);
   return p;
 }

@@ -134,7 +134,8 @@ export class Executor {
   /** Changes capacity, idle timeout, GPU use or the microVM runtime; only while paused. */
   async updateConfig(update: SettingsUpdate): Promise<EngineSettings> {
     if (!this.#paused) throw new ConflictError("Cannot update the config while running: pause the executor first", "NOT_PAUSED");
-    const next = { ...this.#s, ...update };
+    const defined = Object.fromEntries(Object.entries(update).filter(([, v]) => v !== undefined));
+    const next = { ...this.#s, ...defined };
     if (next.hasGpu && !this.#s.hasGpu) await this.#gpu.enable(this.#d.loadGpu);
     if (!next.hasGpu && this.#s.hasGpu) this.#gpu.disable();
     this.#s = next;

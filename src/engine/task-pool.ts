@@ -85,13 +85,9 @@ export class TaskPool {
       task.apply({ type: "ready", endpoint, at: task.lastUsed });
       log.info("Task ready", { image: task.spec.image, container: id.slice(0, 12), ms: task.lastUsed - started });
     } catch (cause) {
-      if (task.state.kind !== "starting") {
-        // Removed while starting: remove() may have run before the container existed.
-        await this.#removeContainer(task);
-        return;
-      }
-      this.fail(task, cause);
-      await this.#removeContainer(task);
+      // Removed while starting (remove() may have run before the container existed), or failed.
+      if (task.state.kind === "starting") this.fail(task, cause);
+      await this.#track(this.#removeContainer(task));
     }
   }
 
@@ -115,12 +111,14 @@ export class TaskPool {
     task.abort.abort(error ?? new InternalError(`Task removed: ${reason}`));
     this.#forget(task);
     this.#log.info("Removing task", { task: task.name, reason });
-    const p = this.#removeContainer(task).finally(() => {
-      task.apply({ type: "removed" });
-      this.#removals.delete(p);
-    });
-    this.#removals.add(p);
-    return p;
+    return this.#track(this.#removeContainer(task).finally(() => task.apply({ type: "removed" })));
+  }
+
+  /** Keeps a container removal in view until it settles, so removeAll() can wait for it. */
+  #track(p: Promise<void>): Promise<void> {
+    const tracked = p.finally(() => this.#removals.delete(tracked));
+    this.#removals.add(tracked);
+    return tracked;
   }
 
   /** Removes every task and waits for their containers to go. */

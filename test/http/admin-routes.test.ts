@@ -27,6 +27,15 @@ describe("admin routes", () => {
     expect(stats.body).toMatchObject({ task_cpu: 2, task_mem: 2048, paused: true });
   });
 
+  it("update-config with some keys leaves the others as they were", async () => {
+    const { request } = await fakeApp({ settings: { cpu: 3, memMB: 1000 } });
+    await request("POST", "/pause");
+    await request("POST", "/update-config", { microVM_runtime: "runsc" });
+    expect((await request("GET", "/stats")).body).toMatchObject({ task_cpu: 3, task_mem: 1000 });
+    await request("POST", "/unpause");
+    expect((await request("POST", "/", { id: "echo:1", input: "still fits" })).body.msg).toBe("still fits");
+  });
+
   it("pause refuses executions with 503 until unpause", async () => {
     const { request } = await fakeApp();
     await request("POST", "/pause");

@@ -1,0 +1,63 @@
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { runCli } from "../support/process.ts";
+
+describe("meca-executor doctor", () => {
+  let dir: string;
+  let lib: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), "meca-doctor-"));
+    lib = execFileSync("sh", ["test/fixtures/nvml/build.sh"], { encoding: "utf8" }).trim();
+    execFileSync("mknod", [join(dir, "enclave"), "c", "1", "3"]);
+    mkdirSync(join(dir, "aesmd"));
+  });
+  const config = (text: string) => {
+    const file = join(dir, `${Math.random().toString(36).slice(2)}.yaml`);
+    writeFileSync(file, text);
+    return file;
+  };
+
+  it("reports the engine, runtimes, SGX, each GPU and the capacity, and exits 0 when all asked for is here", async () => {
+    const file = config(
+      `microVM_runtime: runsc\nhas_gpu: true\nnvml_library: ${lib}\nsgx:\n  enable: true\n  sgx_device: ${join(dir, "enclave")}\n  aesmd_path: ${join(dir, "aesmd")}\n`,
+    );
+    const r = await runCli(["doctor", "--config", file]);
+    expect(r.code, r.out).toBe(0);
+    expect(r.out).toMatch(/Docker \d+\.\d+.* \(API 1\.\d+\) over unix:\/\/\/var\/run\/docker\.sock/);
+    expect(r.out).toContain('microVM_runtime "runsc" is registered');
+    expect(r.out).toMatch(/runtimes: .*runsc/);
+    expect(r.out).toContain("SGX device");
+    expect(r.out).toMatch(/gpu 0 {2}NVIDIA Fake A100 {2}util 0 %/);
+    expect(r.out).toMatch(/gpu 1 {2}NVIDIA Fake A100 {2}util 87 %/);
+    expect(r.out).toMatch(/task capacity \d+(\.\d)? cores, \d+ MB/);
+  });
+
+  it("exits non-zero and says what to install when something asked for is missing", async () => {
+    const file = config(`microVM_runtime: kata\nhas_gpu: true\nnvml_library: /nonexistent/libnvidia-ml.so.1\nsgx:\n  enable: true\n  sgx_device: ${join(dir, "nope")}\n`);
+    const r = await runCli(["doctor", "--config", file]);
+    expect(r.code).toBe(1);
+    expect(r.out).toContain('"kata" is not registered');
+    expect(r.out).toContain("install Kata Containers");
+    expect(r.out).toContain("install the NVIDIA driver");
+    expect(r.out).toContain("install the Intel SGX driver");
+  });
+
+  it("prints JSON with --json", async () => {
+    const r = await runCli(["doctor", "--json", "--config", config(`nvml_library: ${lib}\n`)]);
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.out);
+    expect(report.engine.runtimes).toContain("runc");
+    expect(report.gpus).toHaveLength(2);
+    expect(report.host.cores).toBeGreaterThan(0);
+  });
+
+  it("fails plainly when no engine answers", async () => {
+    const r = await runCli(["doctor"], { DOCKER_HOST: "unix:///tmp/meca-no-such-docker.sock" });
+    expect(r.code).toBe(1);
+    expect(r.out).toContain("Docker engine unreachable");
+    expect(r.out).toContain("apt-get install docker.io");
+  });
+});

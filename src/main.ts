@@ -104,19 +104,7 @@ export async function main(argv: string[], env: Env): Promise<number> {
 async function serve(config: Config, configFile: string | undefined, env: Env, logger: Logger): Promise<number> {
   const log = logger.child({ component: "main" });
   log.info("Starting meca-executor", { version: pkg.version, config: configFile ?? "(built-in defaults)" });
-  const backend = await createDockerBackend(env);
-  // Under Deno the task client is its own fetch (DESIGN §4), not undici pools.
-  const client = "Deno" in globalThis ? new FetchTaskClient() : createTaskClient();
-  const executor = await Executor.create({
-    backend,
-    client,
-    host: new SystemHostProbe(),
-    clock: systemClock,
-    logger,
-    settings: engineSettings(config),
-    loadGpu: async () => loadNvml({ library: config.nvml_library, logger, koffi: await loadSeaKoffi() }),
-    checkSgx,
-  });
+  const { executor, backend, client } = await createExecutor(config, env, logger);
   const app = createApp({
     executor,
     logger,
@@ -143,6 +131,24 @@ async function serve(config: Config, configFile: string | undefined, env: Env, l
     })());
   for (const sig of ["SIGTERM", "SIGINT"] as const) process.on(sig, () => void stop(sig));
   return new Promise<number>(() => {}); // runs until stopped
+}
+
+/** The platform parts for this runtime, handed to the engine. */
+export async function createExecutor(config: Config, env: Env, logger: Logger) {
+  const backend = await createDockerBackend(env);
+  // Under Deno the task client is its own fetch (DESIGN §4), not undici pools.
+  const client = "Deno" in globalThis ? new FetchTaskClient() : createTaskClient();
+  const executor = await Executor.create({
+    backend,
+    client,
+    host: new SystemHostProbe(),
+    clock: systemClock,
+    logger,
+    settings: engineSettings(config),
+    loadGpu: async () => loadNvml({ library: config.nvml_library, logger, koffi: await loadSeaKoffi() }),
+    checkSgx,
+  });
+  return { executor, backend, client };
 }
 
 function listen(app: ReturnType<typeof createApp>, config: Config): Promise<Listening> {

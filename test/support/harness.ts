@@ -3,17 +3,10 @@
  * tests: HTTP through `app.request()`, logs kept in memory.
  */
 import { fileSchema, type Config } from "../../src/config.ts";
-import { Executor } from "../../src/engine/executor.ts";
 import { LABELS } from "../../src/engine/settings.ts";
 import { createApp } from "../../src/http/app.ts";
-import { engineSettings } from "../../src/main.ts";
-import { systemClock } from "../../src/platform/clock.ts";
-import { createDockerBackend } from "../../src/platform/docker/create-backend.ts";
-import { SystemHostProbe } from "../../src/platform/host.ts";
-import { checkSgx } from "../../src/platform/sgx.ts";
-import { createTaskClient } from "../../src/platform/task-client.ts";
+import { createExecutor } from "../../src/main.ts";
 import { memoryLogger } from "../fakes/fake-logger.ts";
-import { loadNvml } from "../../src/platform/nvml.ts";
 
 export type Harness = Awaited<ReturnType<typeof startExecutor>>;
 
@@ -24,18 +17,7 @@ export async function startExecutor(overrides: Partial<Config> = {}, env: Record
   const config = fileSchema.parse({ instance: `test-${process.pid}-${++counter}`, ...overrides });
   const instance = config.instance;
   const logger = memoryLogger();
-  const backend = await createDockerBackend(env);
-  const client = createTaskClient();
-  const executor = await Executor.create({
-    backend,
-    client,
-    host: new SystemHostProbe(),
-    clock: systemClock,
-    logger,
-    settings: engineSettings(config),
-    loadGpu: () => loadNvml({ library: config.nvml_library, logger }),
-    checkSgx,
-  });
+  const { executor, backend, client } = await createExecutor(config, env, logger);
   let stopped = false;
   const app = createApp({
     executor,

@@ -110,6 +110,7 @@ async function serve(config: Config, configFile: string | undefined, env: Env, l
     logger,
     adminToken: config.admin_token || undefined,
     maxBodyBytes: config.max_body_bytes,
+    accessLog: config.log_level === "debug",
     onStop: () => void stop("POST /stop"),
   });
   const listening: Listening = await listen(app, config);

@@ -4,6 +4,7 @@
  */
 import { NoCapacityError } from "./errors.ts";
 import type { Amount, Ledger, Reservation } from "./ledger.ts";
+import type { EngineMetrics } from "./metrics.ts";
 import { pickEvictions, type TaskView } from "./policy.ts";
 import type { Clock } from "./ports.ts";
 
@@ -23,6 +24,8 @@ export interface AdmissionOptions {
   tasks: () => TaskView[];
   /** Removes these idle tasks now; their reservations must be released before it returns. */
   evict: (keys: string[]) => void;
+  /** Counts queued starts and queue timeouts. */
+  metrics?: EngineMetrics;
 }
 
 export class Admission {
@@ -61,6 +64,7 @@ export class Admission {
         reject,
         cancelTimer: this.#o.clock.setTimer(timeoutMs, () => {
           this.#drop(w);
+          this.#o.metrics?.queueTimeouts.inc();
           reject(new NoCapacityError(`No capacity for the task within the queue timeout of ${timeoutMs / 1000} s: every task is busy`, 1));
         }),
         detach: () => {},
@@ -74,6 +78,7 @@ export class Admission {
         w.detach = () => signal.removeEventListener("abort", onAbort);
       }
       this.#queue.push(w);
+      this.#o.metrics?.queued.inc();
     });
   }
 

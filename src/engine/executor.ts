@@ -10,10 +10,11 @@ import { clipCapacity, type EngineSettings, type SettingsUpdate } from "./settin
 import { GpuMonitor } from "./gpu-monitor.ts";
 import { EngineWatch } from "./engine-watch.ts";
 import { IdleCleaner } from "./idle-cleaner.ts";
+import { EngineMetrics, type MetricsSnapshot } from "./metrics.ts";
 import { raceAbort, TaskPool } from "./task-pool.ts";
 import { resolveSpec, taskKey, type SpecLimits, type TaskIntent, type TaskSpec } from "./task-spec.ts";
 import type { Task } from "./task.ts";
-import { snapshotStats, snapshotTasks, type Stats, type TaskInfo } from "./snapshot.ts";
+import { snapshotMetrics, snapshotStats, snapshotTasks, type Stats, type TaskInfo } from "./snapshot.ts";
 
 export interface ExecutorDeps {
   backend: ContainerBackend;
@@ -45,6 +46,8 @@ export class Executor {
   #paused = false;
   #inFlight = 0;
   #drainWaiters: (() => void)[] = [];
+  /** Counters for GET /metrics; see metricsSnapshot() for the gauges. */
+  readonly metrics = new EngineMetrics();
 
   private constructor(deps: ExecutorDeps) {
     this.#d = deps;
@@ -59,6 +62,7 @@ export class Executor {
       ledger: this.#ledger,
       settings: () => this.#s,
       onRelease: () => this.#admission.pump(),
+      metrics: this.metrics,
     });
     this.#admission = new Admission({
       ledger: this.#ledger,
@@ -68,13 +72,16 @@ export class Executor {
       evict: (keys) => {
         for (const key of keys) {
           const t = this.#pool.get(key);
-          if (t) void this.#pool.remove(t, "evicted to make room for another task");
+          if (!t) continue;
+          this.metrics.evictions.inc();
+          void this.#pool.remove(t, "evicted to make room for another task");
         }
       },
+      metrics: this.metrics,
     });
     this.#gpu = new GpuMonitor({ ledger: this.#ledger, clock: deps.clock, logger: deps.logger, settings: () => this.#s });
     this.#watch = new EngineWatch({ backend: deps.backend, pool: this.#pool, clock: deps.clock, logger: deps.logger, settings: () => this.#s });
-    this.#cleaner = new IdleCleaner({ pool: this.#pool, clock: deps.clock, logger: deps.logger, settings: () => this.#s });
+    this.#cleaner = new IdleCleaner({ pool: this.#pool, clock: deps.clock, logger: deps.logger, settings: () => this.#s, metrics: this.metrics });
   }
 
   /** Reads the host, loads NVML when asked, and starts the background loops. */
@@ -96,8 +103,11 @@ export class Executor {
     return this.#s;
   }
 
-  /** Runs `input` on the warm task for `intent` and returns the task's response body. */
-  async execute(intent: TaskIntent, input: string, opts: { signal?: AbortSignal } = {}): Promise<string> {
+  /**
+   * Runs `input` on the warm task for `intent` and returns the task's response body.
+   * `requestId` only labels the log lines this request causes; the input is never logged.
+   */
+  async execute(intent: TaskIntent, input: string, opts: { signal?: AbortSignal; requestId?: string } = {}): Promise<string> {
     if (this.#paused) throw new PausedError();
     const spec = resolveSpec(intent, this.#specLimits());
     if (spec.runtimeKind === "microVM") await this.#watch.requireRuntime(spec.runtime!);
@@ -109,7 +119,8 @@ export class Executor {
         return await this.#forward(task, input, opts.signal);
       } catch (e) {
         if (e instanceof TaskGoneError && attempt === 0) {
-          this.#log.info("Retrying on a fresh container", { image: spec.image, reason: e.message });
+          this.metrics.retries.inc();
+          this.#log.info("Retrying on a fresh container", { requestId: opts.requestId, image: spec.image, reason: e.message });
           continue;
         }
         throw e;
@@ -169,6 +180,21 @@ export class Executor {
 
   tasks(): TaskInfo[] {
     return snapshotTasks(this.#pool.all());
+  }
+
+  /** The gauges GET /metrics reports, read now. */
+  metricsSnapshot(): MetricsSnapshot {
+    return snapshotMetrics({
+      tasks: this.#pool.all(),
+      removing: this.#pool.removing,
+      ledger: this.#ledger,
+      paused: this.#paused,
+      engine: this.#watch.status,
+      host: this.#host,
+      queueLength: this.#admission.queueLength,
+      inFlight: this.#inFlight,
+      gpus: this.#gpu.devices,
+    });
   }
 
   engineStatus() {
@@ -235,6 +261,7 @@ export class Executor {
             signal: sig,
           });
           task.served++;
+          this.metrics.served.inc();
           if (res.status >= 400) {
             throw new TaskFailedError(`Task "${image}" answered ${res.status}: ${truncate(res.body)}`, { status: res.status });
           }

@@ -1,5 +1,6 @@
 /** Removes tasks idle longer than the configured timeout. */
 import { pickExpired } from "./policy.ts";
+import type { EngineMetrics } from "./metrics.ts";
 import type { Clock, Logger } from "./ports.ts";
 import type { EngineSettings } from "./settings.ts";
 import type { TaskPool } from "./task-pool.ts";
@@ -9,6 +10,8 @@ export interface IdleCleanerDeps {
   clock: Clock;
   logger: Logger;
   settings: () => EngineSettings;
+  /** Counts idle removals. */
+  metrics?: EngineMetrics;
 }
 
 export class IdleCleaner {
@@ -45,6 +48,7 @@ export class IdleCleaner {
       const task = this.#d.pool.get(key);
       if (!task) continue;
       this.removed++;
+      this.#d.metrics?.idleRemovals.inc();
       this.#log.info("Removing idle task", { task: task.name, idleMinutes: this.#d.settings().idleTimeoutMinutes });
       void this.#d.pool.remove(task, "idle timeout");
     }

@@ -1,6 +1,8 @@
 /** Read-only views of the executor for /stats and /tasks. */
 import type { Ledger } from "./ledger.ts";
 import type { EngineStatus } from "./engine-watch.ts";
+import type { MetricsSnapshot } from "./metrics.ts";
+import type { GpuDevice } from "./ports.ts";
 import type { Task } from "./task.ts";
 
 /** GET /stats: the original eleven fields keep their meaning; more follow. */
@@ -88,6 +90,48 @@ export function snapshotTasks(tasks: readonly Task[]): TaskInfo[] {
     last_used: new Date(t.lastUsed).toISOString(),
     container_id: t.containerId ?? null,
   }));
+}
+
+/** GET /metrics: the gauges, from the same sources as /stats and /tasks. */
+export function snapshotMetrics(o: {
+  tasks: readonly Task[];
+  removing: number;
+  ledger: Ledger;
+  paused: boolean;
+  engine: EngineStatus;
+  host: { cores: number; memoryMB: number };
+  queueLength: number;
+  inFlight: number;
+  gpus: readonly GpuDevice[];
+}): MetricsSnapshot {
+  const tasks = { starting: 0, ready: 0, removing: o.removing };
+  let busyTasks = 0;
+  for (const t of o.tasks) {
+    if (t.state.kind === "starting") tasks.starting++;
+    else if (t.state.kind === "ready") {
+      tasks.ready++;
+      if (t.inFlight > 0) busyTasks++;
+    }
+  }
+  const capacity = o.ledger.capacity;
+  const reserved = o.ledger.used();
+  const free = new Set(o.ledger.freeGpus());
+  return {
+    paused: o.paused,
+    engineReachable: o.engine.reachable,
+    host: { ...o.host },
+    queueLength: o.queueLength,
+    inFlight: o.inFlight,
+    tasks,
+    busyTasks,
+    ledger: {
+      capacity,
+      reserved,
+      reservations: o.ledger.reservations,
+      busyGpus: capacity.gpus.filter((g) => !free.has(g) && !reserved.gpus.includes(g)),
+    },
+    gpus: o.gpus,
+  };
 }
 
 function percent(part: number, whole: number): number {

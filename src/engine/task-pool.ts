@@ -5,6 +5,7 @@
  */
 import { ContainerExitedError, ExecutorError, InternalError, TaskStartError } from "./errors.ts";
 import type { Ledger, Reservation } from "./ledger.ts";
+import type { EngineMetrics } from "./metrics.ts";
 import type { TaskView } from "./policy.ts";
 import type { Clock, ContainerBackend, ContainerEvent, ContainerSpec, Logger, TaskClient } from "./ports.ts";
 import { LABELS, READY_MARK, type EngineSettings } from "./settings.ts";
@@ -20,6 +21,8 @@ export interface TaskPoolDeps {
   settings: () => EngineSettings;
   /** Called whenever resources were returned or a task went idle. */
   onRelease: () => void;
+  /** Counts cold starts, start failures and pulls. */
+  metrics?: EngineMetrics;
 }
 
 export class TaskPool {
@@ -34,6 +37,11 @@ export class TaskPool {
   constructor(deps: TaskPoolDeps) {
     this.#d = deps;
     this.#log = deps.logger.child({ component: "pool" });
+  }
+
+  /** Tasks taken out of the pool whose containers are still being removed. */
+  get removing(): number {
+    return this.#removals.size;
   }
 
   get(key: string): Task | undefined {
@@ -83,6 +91,7 @@ export class TaskPool {
       signal.throwIfAborted();
       task.lastUsed = this.#d.clock.now();
       task.apply({ type: "ready", endpoint, at: task.lastUsed });
+      this.#d.metrics?.coldStarts.observe((task.lastUsed - started) / 1000);
       log.info("Task ready", { image: task.spec.image, container: id.slice(0, 12), ms: task.lastUsed - started });
     } catch (cause) {
       // Removed while starting (remove() may have run before the container existed), or failed.
@@ -95,6 +104,7 @@ export class TaskPool {
   fail(task: Task, cause: unknown): void {
     if (task.state.kind !== "starting") return;
     const error = cause instanceof ExecutorError ? cause : new TaskStartError(`Cannot start task "${task.spec.image}": ${(cause as Error).message}`, { cause });
+    this.#d.metrics?.startFailures.inc();
     this.#log.warn("Task failed to start", { task: task.name, image: task.spec.image, error: error.message, code: error.code });
     task.apply({ type: "fail", error });
     this.#forget(task);
@@ -180,6 +190,7 @@ export class TaskPool {
       p = (async () => {
         if (await this.#d.backend.hasImage(image)) return;
         log.info("Pulling image", { image });
+        this.#d.metrics?.pulls.inc();
         await this.#d.backend.pullImage(image, { onProgress: (line) => log.info("Pull progress", { image, progress: line }) });
         log.info("Pulled image", { image });
       })().finally(() => this.#pulls.delete(image));

@@ -4,8 +4,10 @@ import { requestId } from "hono/request-id";
 import type { Executor } from "../engine/executor.ts";
 import type { Logger } from "../engine/ports.ts";
 import { mountAdmin } from "./admin-routes.ts";
-import { envelope, errorResponse } from "./errors.ts";
+import { envelope, errorCode, errorResponse } from "./errors.ts";
 import { mountExecute } from "./execute-route.ts";
+import { mountMetrics } from "./metrics-route.ts";
+import { RequestMetrics } from "./request-metrics.ts";
 import { mountStatus } from "./status-routes.ts";
 
 export interface AppOptions {
@@ -17,24 +19,35 @@ export interface AppOptions {
   maxBodyBytes: number;
   /** Called after POST /stop has answered: clean up and exit 0. */
   onStop: () => void;
+  /** One debug line per request (id, method, path, status, ms); off unless the log level is debug. */
+  accessLog?: boolean;
 }
 
-export type AppEnv = { Variables: { requestId: string } };
+/** `errorCode`: the envelope's code, set where an error answer is made, for the request metrics. */
+export type AppEnv = { Variables: { requestId: string; errorCode: string } };
 
 export function createApp(o: AppOptions): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   const log = o.logger.child({ component: "http" });
+  const requests = new RequestMetrics();
   app.use(requestId({ headerName: "X-Request-Id" }));
+  app.use(requests.middleware({ log, accessLog: o.accessLog === true }));
   mountExecute(app, o);
   mountAdmin(app, o);
   mountStatus(app, o);
-  app.notFound((c) => envelope(404, `No route for ${c.req.method} ${c.req.path}`, "NOT_FOUND"));
+  mountMetrics(app, o, requests);
+  app.notFound((c) => {
+    c.set("errorCode", "NOT_FOUND");
+    return envelope(404, `No route for ${c.req.method} ${c.req.path.slice(0, 200)}`, "NOT_FOUND");
+  });
   app.onError((err, c) => {
     if (c.req.raw.signal.aborted) {
       // The client went away; nobody reads this answer, and it is no defect.
+      c.set("errorCode", "CLIENT_CLOSED");
       log.info("Client closed the connection before the answer", { requestId: c.get("requestId") });
       return envelope(499, "Client closed the connection", "CLIENT_CLOSED");
     }
+    c.set("errorCode", errorCode(err));
     const res = errorResponse(err, log.child({ requestId: c.get("requestId") }));
     res.headers.set("X-Request-Id", c.get("requestId") ?? "");
     return res;

@@ -3,7 +3,7 @@
  * envelope with a status that says whose fault it is. Never a stack trace.
  */
 import { HTTPException } from "hono/http-exception";
-import { ExecutorError, type ErrorKind } from "../engine/errors.ts";
+import { ExecutorError, TaskFailedError, type ErrorKind } from "../engine/errors.ts";
 import type { Logger } from "../engine/ports.ts";
 
 const STATUS: Record<ErrorKind, number> = {
@@ -25,18 +25,37 @@ export function envelope(status: number, msg: string, code: string, headers: Rec
   });
 }
 
+/** The stable code the envelope carries for `err`. */
+export function errorCode(err: unknown): string {
+  if (err instanceof ExecutorError) return err.code;
+  if (err instanceof HTTPException) return err.status === 401 ? "UNAUTHORIZED" : err.status === 400 ? "BAD_REQUEST" : `HTTP_${err.status}`;
+  return "INTERNAL";
+}
+
 export function errorResponse(err: unknown, log: Logger): Response {
+  const code = errorCode(err);
   if (err instanceof ExecutorError) {
     const status = STATUS[err.kind];
-    if (status >= 500 && status !== 503) log.warn(err.message, { code: err.code, status });
+    if (status >= 500 && status !== 503) log.warn(loggable(err), { code, status });
     const headers: Record<string, string> = err.retryAfter !== undefined ? { "retry-after": String(err.retryAfter) } : {};
-    return envelope(status, err.message, err.code, headers);
+    return envelope(status, err.message, code, headers);
   }
   if (err instanceof HTTPException) {
-    if (err.status === 401) return envelope(401, "Missing or wrong admin token", "UNAUTHORIZED", { "www-authenticate": "Bearer" });
-    if (err.status === 400) return envelope(400, err.message || "Bad request", "BAD_REQUEST");
-    return envelope(err.status, err.message || "Request failed", `HTTP_${err.status}`);
+    if (err.status === 401) return envelope(401, "Missing or wrong admin token", code, { "www-authenticate": "Bearer" });
+    if (err.status === 400) return envelope(400, err.message || "Bad request", code);
+    return envelope(err.status, err.message || "Request failed", code);
   }
   log.error("Unexpected error", { error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
-  return envelope(500, "Internal error in the executor; see its log", "INTERNAL");
+  return envelope(500, "Internal error in the executor; see its log", code);
+}
+
+/**
+ * The message for the log. A task's error body goes to its client only: tasks
+ * often echo their input, and no task input may reach the log.
+ */
+function loggable(err: ExecutorError): string {
+  if (!(err instanceof TaskFailedError) || err.status === undefined) return err.message;
+  const head = `answered ${err.status}`;
+  const at = err.message.indexOf(head);
+  return `${at >= 0 ? err.message.slice(0, at + head.length) : `Task answered ${err.status}`} (body not logged)`;
 }

@@ -21,7 +21,7 @@ export function mountExecute(app: Hono<AppEnv>, o: AppOptions): void {
       throw new BadRequestError(`Request body is not valid JSON: ${(e as Error).message}`, { code: "INVALID_JSON" });
     }
     const { intent, input } = parseExecute(json);
-    const msg = await o.executor.execute(intent, input, { signal: c.req.raw.signal });
+    const msg = await o.executor.execute(intent, input, { signal: c.req.raw.signal, requestId: c.get("requestId") });
     return c.body(`{"success":true,"msg":${JSON.stringify(msg)}}`, 200, { "content-type": "application/json" });
   });
 }

@@ -6,6 +6,7 @@ export function mountStatus(app: Hono<AppEnv>, o: AppOptions): void {
   app.get("/health", (c) => {
     const engine = o.executor.engineStatus();
     if (engine.reachable) return c.json({ status: "ok" });
+    c.set("errorCode", "ENGINE_UNAVAILABLE");
     return c.json({ status: "unavailable", engine: "unreachable", msg: `Docker engine unreachable: ${engine.error ?? "unknown"}` }, 503, {
       "retry-after": "5",
     });

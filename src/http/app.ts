@@ -38,14 +38,14 @@ export function createApp(o: AppOptions): Hono<AppEnv> {
   mountMetrics(app, o, requests);
   app.notFound((c) => {
     c.set("errorCode", "NOT_FOUND");
-    return envelope(404, `No route for ${c.req.method} ${c.req.path.slice(0, 200)}`, "NOT_FOUND");
+    return envelope(404, `No route for ${c.req.method} ${c.req.path.slice(0, 200)}`, "NOT_FOUND", { "x-request-id": c.get("requestId") ?? "" });
   });
   app.onError((err, c) => {
     if (c.req.raw.signal.aborted) {
       // The client went away; nobody reads this answer, and it is no defect.
       c.set("errorCode", "CLIENT_CLOSED");
       log.info("Client closed the connection before the answer", { requestId: c.get("requestId") });
-      return envelope(499, "Client closed the connection", "CLIENT_CLOSED");
+      return envelope(499, "Client closed the connection", "CLIENT_CLOSED", { "x-request-id": c.get("requestId") ?? "" });
     }
     c.set("errorCode", errorCode(err));
     const res = errorResponse(err, log.child({ requestId: c.get("requestId") }));

@@ -1,13 +1,14 @@
 /** POST /pause, /unpause, /update-config, /stop: guarded by the admin token when one is set. */
 import type { Hono, MiddlewareHandler } from "hono";
 import { bearerAuth } from "hono/bearer-auth";
+import { HTTPException } from "hono/http-exception";
 import { updateSchema } from "../config.ts";
-import { BadRequestError } from "../engine/errors.ts";
+import { BadRequestError, UnauthorizedError } from "../engine/errors.ts";
 import type { AppEnv, AppOptions } from "./app.ts";
 import { fieldError } from "./schemas.ts";
 
 export function mountAdmin(app: Hono<AppEnv>, o: AppOptions): void {
-  const guard: MiddlewareHandler = o.adminToken ? bearerAuth({ token: o.adminToken }) : async (_c, next) => next();
+  const guard: MiddlewareHandler = o.adminToken ? tokenGuard(o.adminToken) : async (_c, next) => next();
   const ok = (msg: string, extra: Record<string, unknown> = {}) => ({ success: true, msg, ...extra });
 
   app.post("/pause", guard, async (c) => {
@@ -45,4 +46,20 @@ export function mountAdmin(app: Hono<AppEnv>, o: AppOptions): void {
     setTimeout(o.onStop, 0);
     return c.json(ok("stopping"));
   });
+}
+
+/**
+ * hono's bearerAuth (constant-time compare), except that a malformed
+ * Authorization header ("Basic ...", "Bearer !") is a wrong token too: 401, as DESIGN §1 says.
+ */
+function tokenGuard(token: string): MiddlewareHandler {
+  const bearer = bearerAuth({ token });
+  return async (c, next) => {
+    try {
+      return await bearer(c, next);
+    } catch (e) {
+      if (e instanceof HTTPException && e.status === 400) throw new UnauthorizedError();
+      throw e;
+    }
+  };
 }

@@ -52,10 +52,15 @@ export function parseExecute(body: unknown): { intent: TaskIntent; input: string
 /** The first zod issue as `Field "a.b" <reason>`. */
 export function fieldError(error: z.ZodError): BadRequestError {
   const issue = error.issues[0]!;
-  const field = issue.path.join(".");
+  const field = clip(issue.path.join("."));
   if (issue.code === "unrecognized_keys") {
-    const key = `${field ? `${field}.` : ""}${issue.keys[0]}`;
+    const key = clip(`${field ? `${field}.` : ""}${issue.keys[0]}`);
     return new BadRequestError(`Field "${key}" is not a known key`, { field: key });
   }
   return new BadRequestError(`Field "${field || "(body)"}" ${issue.message}`, { field });
+}
+
+/** Field names come from the client: a 1 MB key must not come back whole. */
+function clip(s: string): string {
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
 }

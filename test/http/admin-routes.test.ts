@@ -14,6 +14,15 @@ describe("admin routes", () => {
     expect(executor.paused).toBe(true);
   });
 
+  it("answer 401, not 400, to a malformed Authorization header", async () => {
+    const { request, executor } = await fakeApp({ adminToken: "s3cret" });
+    for (const h of ["Basic czNjcmV0", "Bearer !", "Bearer", "s3cret", "Bearer s3cret extra"]) {
+      const r = await request("POST", "/pause", undefined, { Authorization: h });
+      expect(r, h).toMatchObject({ status: 401, body: { success: false, error: "UNAUTHORIZED" } });
+    }
+    expect(executor.paused).toBe(false);
+  });
+
   it("accept update-config only while paused, validating every key", async () => {
     const { request } = await fakeApp();
     expect(await request("POST", "/update-config", { cpu: 2 })).toMatchObject({ status: 409, body: { error: "NOT_PAUSED" } });

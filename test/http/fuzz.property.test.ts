@@ -1,0 +1,293 @@
+/**
+ * Property-based fuzzing of every endpoint through app.request() on the fake
+ * executor: random JSON, random values, random bytes, deep nesting and huge
+ * strings. Bad input gets a 4xx (valid input a 2xx), never a 5xx, nothing
+ * crashes, and no reservation or container outlives what valid requests made.
+ */
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { fakeApp } from "../support/fake-app.ts";
+import { flush } from "../support/fake-executor.ts";
+
+const TOKEN = "fuzz-token";
+const MAX_BODY = 2 * 1024 * 1024;
+const POSTS = ["/", "/pause", "/unpause", "/update-config", "/stop"] as const;
+const GETS = ["/health", "/stats", "/tasks", "/metrics"] as const;
+
+const stringify = (v: unknown): string => {
+  try {
+    return JSON.stringify(v) ?? "null";
+  } catch {
+    return "null"; // bigint and friends
+  }
+};
+
+/** 1 to 100k levels of arrays or objects, alone or where a field is expected, balanced or not. */
+const deep: fc.Arbitrary<string> = fc
+  .tuple(fc.integer({ min: 1, max: 100_000 }), fc.nat(7))
+  .map(([d, shape]) => {
+    const arr = "[".repeat(d) + "]".repeat(d);
+    const obj = '{"a":'.repeat(d) + "1" + "}".repeat(d);
+    return [
+      arr,
+      obj,
+      "[".repeat(d),
+      `{"id":${arr}}`,
+      `{"id":"echo:1","resource":${obj}}`,
+      `{"id":"echo:1","resource":{"cpu":${arr}}}`,
+      `{"id":"echo:1","input":"x","extra":${obj}}`,
+      `{"cpu":${arr},"timeout":${obj}}`,
+    ][shape]!;
+  });
+
+/** Strings of 1 kB to 1 MB where a field, a key or the whole body is expected. */
+const huge: fc.Arbitrary<string> = fc
+  .tuple(fc.constantFrom(1_000, 100_000, 1_000_000), fc.nat(5), fc.constantFrom("a", "é", "\\u0000", "/", ":"))
+  .map(([n, where, ch]) => {
+    const s = ch.repeat(Math.ceil(n / ch.length));
+    return [
+      `{"id":"${s}"}`,
+      `{"id":"echo:1","input":"${s}"}`,
+      `{"id":"echo:1","runtime":"${s}"}`,
+      `{"${s}":1,"id":"echo:1"}`,
+      `{"microVM_runtime":"${s}","${s}":2}`,
+      s,
+    ][where]!;
+  });
+
+const anyValue = fc.oneof(fc.anything(), fc.double(), fc.string({ unit: "binary" }), fc.constant(null));
+/** Mostly a plausible value, sometimes anything at all. */
+const maybe = <T>(a: fc.Arbitrary<T>) => fc.oneof({ weight: 4, arbitrary: a }, { weight: 1, arbitrary: anyValue });
+
+/** Execute requests the fake can serve: one image, resources that fit, unknown fields ignored. */
+const validExecute = fc
+  .record(
+    {
+      id: fc.constant("echo:1"),
+      resource: fc.record(
+        { cpu: fc.constantFrom(0, 0.1, 0.5, 1, 2, 4), mem: fc.constantFrom(0, 1, 64, 128, 4096), use_gpu: fc.constant(false), gpu_count: fc.constantFrom(1, 2) },
+        { requiredKeys: [] },
+      ),
+      runtime: fc.constantFrom("", "container", null),
+      input: fc.string({ unit: "binary", maxLength: 200 }),
+      use_sgx: fc.constantFrom(false, null),
+      extra: fc.jsonValue(),
+    },
+    { requiredKeys: ["id"] },
+  )
+  .map(stringify);
+
+/** Execute requests with one or more fields off. */
+const nearlyValid = fc
+  .record(
+    {
+      id: maybe(fc.constantFrom("echo:1", "echo", "echo:1@sha256:" + "a".repeat(64), "docker.io/library/echo:1", "UPPER:1", "no-such:1", "")),
+      resource: maybe(
+        fc.record(
+          {
+            cpu: maybe(fc.constantFrom(0, 0.1, 0.25, 0.5, 1, 2, 4, 4.1, -1, 1e308)),
+            mem: maybe(fc.constantFrom(0, 1, 64, 128, 4096, 5000, -5, 1.5)),
+            use_gpu: maybe(fc.boolean()),
+            gpu_count: maybe(fc.constantFrom(0, 1, 2, -1)),
+          },
+          { requiredKeys: [] },
+        ),
+      ),
+      runtime: maybe(fc.constantFrom("", "container", "microVM", "kata")),
+      input: maybe(fc.string({ unit: "binary" })),
+      use_sgx: maybe(fc.boolean()),
+    },
+    { requiredKeys: [] },
+  )
+  .map(stringify);
+
+/** Bodies that once tricked a parser somewhere. */
+const nasty = fc.constantFrom(
+  '{"id":"echo:1","__proto__":{"resource":{"cpu":"abc","mem":"x"},"input":{"a":1}}}',
+  '{"id":"echo:1","constructor":{"prototype":{"polluted":1}}}',
+  '{"id":"echo:1","resource":{"__proto__":{"cpu":-5}}}',
+  '{"__proto__":{"cpu":0.1},"timeout":"x"}',
+  '{"id":"echo:1","id":5}',
+  '{"id":"echo:1"} trailing',
+  '\ufeff{"id":"echo:1"}',
+  '{"id":"echo:1","input":"\\ud800"}',
+  '{"id":"echo:1","input":"\ud800"}',
+  '{"id":"echo:1","resource":{"cpu":1e-400,"mem":1e400}}',
+  '{"id":"echo:1","resource":{"cpu":0.30000000000000004}}',
+  "",
+  " ",
+  "\u0000",
+);
+
+const executeLike: fc.Arbitrary<string> = fc.oneof(
+  { weight: 2, arbitrary: validExecute },
+  { weight: 3, arbitrary: nearlyValid },
+  { weight: 1, arbitrary: nasty },
+);
+
+/** Bodies shaped like an update-config request, valid or nearly so. */
+const updateLike: fc.Arbitrary<string> = fc
+  .record(
+    {
+      timeout: maybe(fc.constantFrom(0.5, 1, 0, -1)),
+      cpu: maybe(fc.constantFrom(0.1, 1, 2, 0.25, 0)),
+      mem: maybe(fc.constantFrom(1, 256, 4096, 1.5)),
+      has_gpu: maybe(fc.boolean()),
+      microVM_runtime: maybe(fc.constantFrom("", "runsc", "kata")),
+    },
+    { requiredKeys: [] },
+  )
+  .map(stringify);
+
+const body: fc.Arbitrary<string | Uint8Array> = fc.oneof(
+  { weight: 3, arbitrary: fc.json() },
+  { weight: 3, arbitrary: fc.anything().map(stringify) },
+  { weight: 2, arbitrary: fc.uint8Array({ maxLength: 512 }) },
+  { weight: 1, arbitrary: deep },
+  { weight: 1, arbitrary: huge },
+  { weight: 4, arbitrary: executeLike },
+  { weight: 2, arbitrary: updateLike },
+);
+
+/** Printable ASCII: what a Request header may hold. */
+const headerValue = fc.stringMatching(/^[\x20-\x7e]{0,80}$/);
+const auth = fc.oneof(fc.constant(`Bearer ${TOKEN}`), fc.constant(undefined), headerValue, headerValue.map((v) => `Bearer ${v}`));
+
+interface Call {
+  method: "GET" | "POST";
+  path: string;
+  body?: string | Uint8Array;
+  headers: Record<string, string>;
+}
+
+const call: fc.Arbitrary<Call> = fc.oneof(
+  {
+    weight: 6,
+    arbitrary: fc.record({ path: fc.constantFrom(...POSTS), body: fc.option(body, { nil: undefined }), auth, id: fc.option(headerValue, { nil: undefined }) }).map(
+      ({ path, body, auth, id }): Call => ({
+        method: "POST",
+        path,
+        body,
+        headers: { ...(auth === undefined ? {} : { authorization: auth }), ...(id === undefined ? {} : { "x-request-id": id }) },
+      }),
+    ),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({ path: fc.constantFrom(...GETS), query: fc.string(), accept: headerValue }).map(
+      ({ path, query, accept }): Call => ({ method: "GET", path: `${path}?q=${encodeURIComponent(query)}`, headers: { accept } }),
+    ),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({ path: fc.webPath(), method: fc.constantFrom("GET" as const, "POST" as const) }).map(
+      ({ path, method }): Call => ({ method, path: path.startsWith("/") ? path : `/${path}`, headers: {} }),
+    ),
+  },
+);
+
+async function fuzzApp() {
+  const parts = await fakeApp({ adminToken: TOKEN, maxBodyBytes: MAX_BODY, images: { "echo:1": {} } });
+  const send = async (c: Call) => {
+    const res = await parts.app.request(c.path, { method: c.method, body: c.body as BodyInit | undefined, headers: c.headers });
+    const text = await res.text();
+    return { status: res.status, text, requestId: res.headers.get("x-request-id") };
+  };
+  /** Every task idle and ready, the ledger exactly what they hold, no container beyond theirs. */
+  const noLeak = async () => {
+    await flush();
+    const tasks = parts.executor.tasks();
+    expect(tasks.every((t) => t.state === "ready" && t.in_flight === 0)).toBe(true);
+    const used = parts.executor.ledger.used();
+    expect(used.cpuTenths).toBe(tasks.reduce((s, t) => s + Math.round(t.reservation!.cpu * 10), 0));
+    expect(used.memMB).toBe(tasks.reduce((s, t) => s + t.reservation!.mem, 0));
+    expect(parts.executor.ledger.reservations).toBe(tasks.length);
+    expect(parts.backend.containers().map((c) => c.id).sort()).toEqual(tasks.map((t) => t.container_id).sort());
+    expect(parts.executor.queueLength).toBe(0);
+  };
+  /** Pause removes everything: the ledger returns to zero and no container is left. */
+  const drainsToZero = async () => {
+    await parts.executor.pause();
+    await flush();
+    expect(parts.executor.ledger.used()).toEqual({ cpuTenths: 0, memMB: 0, gpus: [] });
+    expect(parts.executor.ledger.reservations).toBe(0);
+    expect(parts.backend.containers()).toEqual([]);
+    parts.executor.unpause();
+  };
+  return { ...parts, send, noLeak, drainsToZero };
+}
+
+/** A status for input that may be bad: a 2xx or a 4xx; 503 only as the answer to an execution while paused. */
+function acceptable(r: { status: number; text: string }, pausedBefore: boolean, c: Call): boolean {
+  if (r.status >= 200 && r.status < 300) return true;
+  if (r.status >= 400 && r.status < 500) return true;
+  return r.status === 503 && pausedBefore && c.path === "/" && r.text.includes('"PAUSED"');
+}
+
+describe("fuzzing every endpoint", () => {
+  it("POST / answers 2xx for valid bodies and 4xx for the rest, with no leaked reservation", async () => {
+    const f = await fuzzApp();
+    await fc.assert(
+      fc.asyncProperty(body, async (b) => {
+        const r = await f.send({ method: "POST", path: "/", body: b, headers: {} });
+        expect(r.status === 200 || (r.status >= 400 && r.status < 500), `${r.status} ${r.text.slice(0, 300)}`).toBe(true);
+        if (r.status !== 413) expect(JSON.parse(r.text)).toHaveProperty("success", r.status === 200);
+        expect(r.text).not.toMatch(/\n\s+at /);
+        await f.noLeak();
+      }),
+      { numRuns: 200 },
+    );
+    await f.drainsToZero();
+  });
+
+  it("random calls to every endpoint, with or without the token, never get a 5xx or leak", async () => {
+    const f = await fuzzApp();
+    await fc.assert(
+      fc.asyncProperty(fc.array(call, { minLength: 1, maxLength: 6 }), async (calls) => {
+        for (const c of calls) {
+          const pausedBefore = f.executor.paused;
+          const r = await f.send(c);
+          expect(acceptable(r, pausedBefore, c), `${c.method} ${c.path}: ${r.status} ${r.text.slice(0, 300)}`).toBe(true);
+          expect(r.requestId).toBeTruthy();
+          const admin = c.method === "POST" && c.path !== "/" && (POSTS as readonly string[]).includes(c.path);
+          if (admin && c.headers.authorization !== `Bearer ${TOKEN}`) expect(r.status).toBe(401);
+        }
+        f.executor.unpause();
+        await f.noLeak();
+      }),
+      { numRuns: 150 },
+    );
+    await f.drainsToZero();
+  });
+
+  it("admin endpoints with the token: 2xx or 4xx for any body, update-config only while paused", async () => {
+    const f = await fuzzApp();
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom("/pause", "/unpause", "/update-config", "/stop"), fc.option(body, { nil: undefined }), async (path, b) => {
+        const pausedBefore = f.executor.paused;
+        const r = await f.send({ method: "POST", path, body: b, headers: { authorization: `Bearer ${TOKEN}` } });
+        expect(r.status < 500, `${path}: ${r.status} ${r.text.slice(0, 300)}`).toBe(true);
+        expect(r.text.length).toBeLessThan(2_000); // no huge key or value echoed back
+        if (path === "/update-config" && !pausedBefore) expect(r.status).not.toBe(200);
+        if (path !== "/update-config") expect(r.status).toBe(200);
+      }),
+      { numRuns: 150 },
+    );
+    f.executor.unpause();
+    await f.noLeak();
+    await f.drainsToZero();
+  });
+
+  it("GET endpoints answer 200 whatever the query and headers", async () => {
+    const f = await fuzzApp();
+    await f.send({ method: "POST", path: "/", body: '{"id":"echo:1"}', headers: {} });
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom(...GETS), fc.string({ unit: "binary" }), headerValue, async (path, q, h) => {
+        const r = await f.send({ method: "GET", path: `${path}?${encodeURIComponent(q)}=${encodeURIComponent(q)}`, headers: { accept: h, "x-request-id": h } });
+        expect(r.status).toBe(200);
+      }),
+      { numRuns: 100 },
+    );
+    await f.noLeak();
+  });
+});

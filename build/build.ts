@@ -43,9 +43,11 @@ export async function buildExecutable(): Promise<{ path: string; bytes: number }
     minify: true,
     keepNames: true,
     legalComments: "none",
-    // Native modules cannot be bundled: koffi comes from the SEA asset instead, and
-    // ssh2's optional accelerators (cpu-features, sshcrypto.node) fall back to JS.
-    external: ["koffi", "cpu-features", "*.node"],
+    // Native modules cannot be bundled. koffi's comes from the SEA asset: every import of
+    // "koffi" resolves to koffi-from-sea.ts, so the executable never loads a node_modules
+    // it finds on disk. ssh2's optional accelerators (cpu-features, sshcrypto.node) fall back to JS.
+    alias: { koffi: join(root, "build/koffi-from-sea.ts") },
+    external: ["cpu-features", "*.node"],
     // main.ts checks import.meta to run as an entry; in this CommonJS bundle sea-entry.ts does.
     define: { "import.meta.main": "false" },
     logOverride: { "empty-import-meta": "silent" },

@@ -18,7 +18,6 @@ import { createDockerBackend } from "./platform/docker/create-backend.ts";
 import { SystemHostProbe } from "./platform/host.ts";
 import { FetchTaskClient } from "./platform/fetch-task-client.ts";
 import { loadNvml } from "./platform/nvml.ts";
-import { loadSeaKoffi } from "./platform/sea.ts";
 import { checkSgx } from "./platform/sgx.ts";
 import { createTaskClient } from "./platform/task-client.ts";
 
@@ -146,7 +145,7 @@ export async function createExecutor(config: Config, env: Env, logger: Logger) {
     clock: systemClock,
     logger,
     settings: engineSettings(config),
-    loadGpu: async () => loadNvml({ library: config.nvml_library, logger, koffi: await loadSeaKoffi() }),
+    loadGpu: () => loadNvml({ library: config.nvml_library, logger }),
     checkSgx,
   });
   return { executor, backend, client };

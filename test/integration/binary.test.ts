@@ -4,7 +4,7 @@
  * Node.js anywhere on it) and no node_modules, koffi loaded from the asset
  * embedded in the executable.
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -93,6 +93,19 @@ describe("dist/meca-executor", () => {
     expect(taskContainers(x.instance)).toEqual([]);
     const lines = x.log.join("").trim().split("\n").map((l) => JSON.parse(l) as { msg: string });
     expect(lines.map((l) => l.msg)).toContain("Stopped");
+  });
+
+  it("loads koffi from its embedded asset only, never from a node_modules on disk", () => {
+    const configFile = join(dir, "doctor.yaml");
+    writeFileSync(configFile, configYaml({ instance: `binary-doctor-${process.pid}`, has_gpu: true, nvml_library: nvml }));
+    const doctor = (tmp: string) =>
+      spawnSync(binary, ["doctor", "--config", configFile], { env: { PATH: emptyPath, TMPDIR: tmp }, encoding: "utf8" }).stdout;
+    const tmp = join(dir, "tmp-doctor");
+    mkdirSync(tmp);
+    expect(doctor(tmp)).toMatch(/\[ok +\] nvml .*loaded: driver 550\.54\.15, 2 GPU\(s\)/);
+    expect(readdirSync(tmp)).toEqual([]);
+    // With nowhere to unpack the asset, NVML cannot be bound: nothing else supplies koffi.
+    expect(doctor(join(dir, "no-such-dir"))).toContain("Cannot load koffi from the executable");
   });
 
   it("stops start-up on a bad config, naming the key, with exit code 2", () => {

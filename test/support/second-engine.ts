@@ -6,7 +6,7 @@
  * `makeCertificates` makes with openssl. `stop()` ends it and removes all.
  */
 import { execFileSync, spawn } from "node:child_process";
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { pingDocker } from "./docker-env.ts";
@@ -30,6 +30,7 @@ export async function startSecondEngine(dir: string, opts: { images: string[] })
   const log = join(dir, "dockerd.log");
   // Interface names hold at most 15 characters.
   const bridge = `mecatls${process.pid % 100_000}`;
+  const cgroupParent = `meca-test-${bridge}`;
   const port = await freePort();
   ip(["link", "del", bridge], true);
   ip(["link", "add", bridge, "type", "bridge"]);
@@ -43,7 +44,7 @@ export async function startSecondEngine(dir: string, opts: { images: string[] })
       ...["--data-root", join(dir, "data"), "--exec-root", join(dir, "exec"), "--pidfile", pidfile],
       ...["-H", `unix://${socketPath}`, "-H", `tcp://127.0.0.1:${port}`],
       ...["--tlsverify", "--tlscacert", certs.ca, "--tlscert", certs.serverCert, "--tlskey", certs.serverKey],
-      ...["--bridge", bridge, "--iptables=false", "--ip-masq=false", "--ip-forward=false", "--cgroup-parent", `meca-test-${bridge}`],
+      ...["--bridge", bridge, "--iptables=false", "--ip-masq=false", "--ip-forward=false", "--cgroup-parent", cgroupParent],
     ],
     { detached: true, stdio: ["ignore", fd, fd] },
   );
@@ -69,6 +70,7 @@ export async function startSecondEngine(dir: string, opts: { images: string[] })
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
     }
     ip(["link", "del", bridge], true);
+    removeCgroup(cgroupParent);
     rmSync(dir, { recursive: true, force: true });
   };
   try {
@@ -131,5 +133,18 @@ function ip(args: string[], mayFail = false): void {
     execFileSync("ip", args, { stdio: ["ignore", "ignore", "pipe"] });
   } catch (err) {
     if (!mayFail) throw new Error(`Cannot run "ip ${args.join(" ")}": ${String((err as { stderr?: unknown }).stderr ?? err)}`);
+  }
+}
+
+/** Removes the engine's (now empty) parent cgroup, under cgroup v2 or in each v1 hierarchy. */
+function removeCgroup(name: string): void {
+  const root = "/sys/fs/cgroup";
+  const dirs = [join(root, name), ...readdirSync(root).map((h) => join(root, h, name))];
+  for (const d of dirs) {
+    try {
+      rmdirSync(d);
+    } catch {
+      // absent in this hierarchy
+    }
   }
 }

@@ -3,7 +3,8 @@
  * forwards inputs, and pauses, reconfigures and stops. Web-standard APIs only.
  */
 import { Admission } from "./admission.ts";
-import { BadRequestError, ConflictError, PausedError, TaskConnectError, TaskFailedError, TaskTimeoutError } from "./errors.ts";
+import { BadRequestError, ConflictError, PausedError } from "./errors.ts";
+import { forwardToTask, TaskGoneError, type ForwardContext } from "./forward.ts";
 import { Ledger } from "./ledger.ts";
 import type { Clock, ContainerBackend, GpuProbe, HostProbe, Logger, TaskClient } from "./ports.ts";
 import { clipCapacity, type EngineSettings, type SettingsUpdate } from "./settings.ts";
@@ -29,9 +30,6 @@ export interface ExecutorDeps {
   checkSgx?: (sgx: EngineSettings["sgx"]) => Promise<string | undefined>;
 }
 
-/** Internal: the task's container is gone and nothing reached it, so one retry on a fresh one is safe. */
-class TaskGoneError extends TaskFailedError {}
-
 export class Executor {
   #d: ExecutorDeps;
   #s: EngineSettings;
@@ -48,6 +46,7 @@ export class Executor {
   #drainWaiters: (() => void)[] = [];
   /** Counters for GET /metrics; see metricsSnapshot() for the gauges. */
   readonly metrics = new EngineMetrics();
+  #forwardCtx: ForwardContext;
 
   private constructor(deps: ExecutorDeps) {
     this.#d = deps;
@@ -82,6 +81,7 @@ export class Executor {
     this.#gpu = new GpuMonitor({ ledger: this.#ledger, clock: deps.clock, logger: deps.logger, settings: () => this.#s });
     this.#watch = new EngineWatch({ backend: deps.backend, pool: this.#pool, clock: deps.clock, logger: deps.logger, settings: () => this.#s });
     this.#cleaner = new IdleCleaner({ pool: this.#pool, clock: deps.clock, logger: deps.logger, settings: () => this.#s, metrics: this.metrics });
+    this.#forwardCtx = { client: deps.client, backend: deps.backend, clock: deps.clock, pool: this.#pool, settings: () => this.#s, served: this.metrics.served };
   }
 
   /** Reads the host, loads NVML when asked, and starts the background loops. */
@@ -243,51 +243,10 @@ export class Executor {
     }
   }
 
+  /** Forwards the input, then counts the request done; an idle task may now make room for waiters. */
   async #forward(task: Task, input: string, signal?: AbortSignal): Promise<string> {
-    const s = this.#s;
-    const sgxRa = task.spec.sgx && input === "SGXRAREQUEST";
-    const path = task.spec.sgx ? (sgxRa ? "/ra" : "/run") : "/";
-    const timeout = AbortSignal.timeout(s.requestTimeoutMs);
-    const sig = signal ? AbortSignal.any([signal, timeout]) : timeout;
-    const image = task.spec.image;
-    let backoff = 10;
     try {
-      for (;;) {
-        try {
-          const res = await this.#d.client.send({
-            method: sgxRa ? "GET" : "POST",
-            url: task.endpoint + path,
-            body: sgxRa ? undefined : input,
-            signal: sig,
-          });
-          task.served++;
-          this.metrics.served.inc();
-          if (res.status >= 400) {
-            throw new TaskFailedError(`Task "${image}" answered ${res.status}: ${truncate(res.body)}`, { status: res.status });
-          }
-          return res.body;
-        } catch (e) {
-          if (!(e instanceof TaskConnectError) || sig.aborted) throw e;
-          // After the mark a task may still be opening its port: retry within the ready timeout.
-          const st = task.containerId ? await this.#d.backend.inspect(task.containerId).catch(() => undefined) : undefined;
-          const ready = task.state.kind === "ready" ? task.state : undefined;
-          if (st?.running && ready && this.#d.clock.now() < ready.readyAt + s.readyTimeoutMs) {
-            await delay(backoff, sig);
-            backoff = Math.min(backoff * 2, 250);
-            continue;
-          }
-          if (!st?.running) {
-            void this.#pool.remove(task, "container is not running");
-            throw new TaskGoneError(`Task "${image}" is gone: its container stopped`, { cause: e });
-          }
-          throw new TaskFailedError(`Task "${image}" refused the connection`, { cause: e });
-        }
-      }
-    } catch (e) {
-      if (timeout.aborted && !signal?.aborted) {
-        throw new TaskTimeoutError(`Task "${image}" did not answer within the request timeout of ${s.requestTimeoutMs / 1000} s`);
-      }
-      throw e;
+      return await forwardToTask(task, input, signal, this.#forwardCtx);
     } finally {
       task.inFlight--;
       task.lastUsed = this.#d.clock.now();
@@ -331,18 +290,4 @@ export class Executor {
     const clipped = clipCapacity({ cpu: this.#s.cpu, memMB: this.#s.memMB }, this.#host);
     this.#ledger.setCapacity({ ...clipped, gpus: this.#s.hasGpu ? this.#gpu.indexes : [] });
   }
-}
-
-function truncate(s: string): string {
-  return s.length > 2000 ? `${s.slice(0, 2000)}...` : s;
-}
-
-function delay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener("abort", () => {
-      clearTimeout(t);
-      reject(signal.reason);
-    }, { once: true });
-  });
 }

@@ -1,0 +1,90 @@
+/**
+ * The hot path: send a task its input and hand back its answer. Connection
+ * refusals right after the ready mark are retried within the ready timeout;
+ * a container found dead means nothing reached it, so the caller may retry once.
+ */
+import { TaskConnectError, TaskFailedError, TaskTimeoutError } from "./errors.ts";
+import type { Counter } from "./metrics.ts";
+import type { Clock, ContainerBackend, TaskClient } from "./ports.ts";
+import type { EngineSettings } from "./settings.ts";
+import type { TaskPool } from "./task-pool.ts";
+import type { Task } from "./task.ts";
+
+export interface ForwardContext {
+  client: TaskClient;
+  backend: ContainerBackend;
+  clock: Clock;
+  pool: TaskPool;
+  settings: () => EngineSettings;
+  /** Counts requests a task answered. */
+  served: Counter;
+}
+
+/** The task's container is gone and nothing reached it, so one retry on a fresh one is safe. */
+export class TaskGoneError extends TaskFailedError {}
+
+export async function forwardToTask(task: Task, input: string, signal: AbortSignal | undefined, ctx: ForwardContext): Promise<string> {
+  const s = ctx.settings();
+  const sgxRa = task.spec.sgx && input === "SGXRAREQUEST";
+  const path = task.spec.sgx ? (sgxRa ? "/ra" : "/run") : "/";
+  const timeout = AbortSignal.timeout(s.requestTimeoutMs);
+  const sig = signal ? AbortSignal.any([signal, timeout]) : timeout;
+  const image = task.spec.image;
+  let backoff = 10;
+  try {
+    for (;;) {
+      try {
+        const res = await ctx.client.send({
+          method: sgxRa ? "GET" : "POST",
+          url: task.endpoint + path,
+          body: sgxRa ? undefined : input,
+          signal: sig,
+        });
+        task.served++;
+        ctx.served.inc();
+        if (res.status >= 400) {
+          throw new TaskFailedError(`Task "${image}" answered ${res.status}: ${truncate(res.body)}`, { status: res.status });
+        }
+        return res.body;
+      } catch (e) {
+        if (!(e instanceof TaskConnectError) || sig.aborted) throw e;
+        // After the mark a task may still be opening its port: retry within the ready timeout.
+        const st = task.containerId ? await ctx.backend.inspect(task.containerId).catch(() => undefined) : undefined;
+        const ready = task.state.kind === "ready" ? task.state : undefined;
+        if (st?.running && ready && ctx.clock.now() < ready.readyAt + s.readyTimeoutMs) {
+          await delay(backoff, sig);
+          backoff = Math.min(backoff * 2, 250);
+          continue;
+        }
+        if (!st?.running) {
+          void ctx.pool.remove(task, "container is not running");
+          throw new TaskGoneError(`Task "${image}" is gone: its container stopped`, { cause: e });
+        }
+        throw new TaskFailedError(`Task "${image}" refused the connection`, { cause: e });
+      }
+    }
+  } catch (e) {
+    if (timeout.aborted && !signal?.aborted) {
+      throw new TaskTimeoutError(`Task "${image}" did not answer within the request timeout of ${s.requestTimeoutMs / 1000} s`);
+    }
+    throw e;
+  }
+}
+
+function truncate(s: string): string {
+  return s.length > 2000 ? `${s.slice(0, 2000)}...` : s;
+}
+
+function delay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener(
+      "abort",
+      () => {
+        clearTimeout(t);
+        reject(signal.reason);
+      },
+      { once: true },
+    );
+  });
+}

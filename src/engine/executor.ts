@@ -42,6 +42,7 @@ export class Executor {
   #watch: EngineWatch;
   #cleaner: IdleCleaner;
   #paused = false;
+  #pausing?: Promise<void>;
   #inFlight = 0;
   #drainWaiters: (() => void)[] = [];
   /** Counters for GET /metrics; see metricsSnapshot() for the gauges. */
@@ -131,20 +132,30 @@ export class Executor {
   /** Refuses new executions, lets in-flight ones finish (bounded), removes every task. */
   async pause(): Promise<void> {
     this.#paused = true;
-    this.#admission.rejectAll(new PausedError());
-    await this.#drain();
-    await this.#pool.removeAll("executor paused", new PausedError());
-    this.#log.info("Paused", { reservations: this.#ledger.reservations });
+    const pausing = (this.#pausing ??= (async () => {
+      this.#admission.rejectAll(new PausedError());
+      await this.#drain();
+      await this.#pool.removeAll("executor paused", new PausedError());
+      this.#log.info("Paused", { reservations: this.#ledger.reservations });
+    })());
+    await pausing;
   }
 
   unpause(): void {
     this.#paused = false;
+    this.#pausing = undefined;
     this.#log.info("Unpaused");
+  }
+
+  /** Paused, drained, and every task removed: the ledger is at zero. */
+  get #fullyPaused(): boolean {
+    return this.#paused && this.#pool.all().length === 0 && this.#ledger.reservations === 0;
   }
 
   /** Changes capacity, idle timeout, GPU use or the microVM runtime; only while paused. */
   async updateConfig(update: SettingsUpdate): Promise<EngineSettings> {
     if (!this.#paused) throw new ConflictError("Cannot update the config while running: pause the executor first", "NOT_PAUSED");
+    if (!this.#fullyPaused) throw new ConflictError("Cannot update the config yet: the executor is still pausing (draining requests, removing tasks)", "NOT_PAUSED");
     const defined = Object.fromEntries(Object.entries(update).filter(([, v]) => v !== undefined));
     const next = { ...this.#s, ...defined };
     if (next.hasGpu && !this.#s.hasGpu) await this.#gpu.enable(this.#d.loadGpu);
@@ -217,15 +228,34 @@ export class Executor {
         task = this.#pool.add(key, spec);
         void this.#admitAndLaunch(task);
       }
-      if (task.state.kind !== "ready") await raceAbort(task.ready, signal);
-      if (this.#paused) throw new PausedError();
-      // Counted before any await, so no eviction can pick it between here and the forward.
+      // Counted on the task while it waits too, so that no eviction picks a task the moment it is
+      // ready, before its waiting requests reach it.
+      task.inFlight++;
+      if (task.state.kind !== "ready") {
+        try {
+          await raceAbort(task.ready, signal);
+        } catch (e) {
+          this.#detach(task);
+          throw e;
+        }
+      }
+      if (this.#paused) {
+        this.#detach(task);
+        throw new PausedError();
+      }
       if (task.state.kind === "ready") {
-        task.inFlight++;
         this.#inFlight++;
         return task;
       }
+      this.#detach(task); // removed between ready and now: start again
     }
+  }
+
+  /** A request leaves a task; an idle task may now make room for waiters. */
+  #detach(task: Task): void {
+    task.inFlight--;
+    task.lastUsed = this.#d.clock.now();
+    if (task.inFlight === 0) this.#admission.pump();
   }
 
   async #admitAndLaunch(task: Task): Promise<void> {
@@ -248,11 +278,9 @@ export class Executor {
     try {
       return await forwardToTask(task, input, signal, this.#forwardCtx);
     } finally {
-      task.inFlight--;
-      task.lastUsed = this.#d.clock.now();
       this.#inFlight--;
       if (this.#inFlight === 0) for (const w of this.#drainWaiters.splice(0)) w();
-      if (task.inFlight === 0) this.#admission.pump();
+      this.#detach(task);
     }
   }
 

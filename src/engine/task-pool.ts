@@ -33,6 +33,8 @@ export class TaskPool {
   #pulls = new Map<string, Promise<void>>();
   #removals = new Set<Promise<void>>();
   #serial = 0;
+  /** Tells this run's container names from an earlier run's. */
+  #run = Math.floor(Math.random() * 36 ** 4).toString(36).padStart(4, "0");
 
   constructor(deps: TaskPoolDeps) {
     this.#d = deps;
@@ -66,7 +68,8 @@ export class TaskPool {
 
   /** Registers a new starting task for `key`; the caller launches it once admitted. */
   add(key: string, spec: TaskSpec): Task {
-    const task = new Task({ key, spec, name: containerName(spec, ++this.#serial), now: this.#d.clock.now() });
+    const name = containerName(spec, { instance: this.#d.settings().instance, run: this.#run, serial: ++this.#serial });
+    const task = new Task({ key, spec, name, now: this.#d.clock.now() });
     this.#tasks.set(key, task);
     return task;
   }

@@ -99,10 +99,14 @@ export function keyHash(key: string): string {
   return h.toString(16).padStart(16, "0");
 }
 
-/** A Docker container name that carries the key's hash: `meca-<image slug>-<hash>-<n>`. */
-export function containerName(spec: TaskSpec, serial: number): string {
+/**
+ * A Docker container name that carries the key's hash: `meca-<instance>-<image slug>-<hash>-<run>.<n>`.
+ * `run` tells this process's containers from those of an earlier run of the same instance, whose
+ * leftovers may still be being removed.
+ */
+export function containerName(spec: TaskSpec, o: { instance: string; run: string; serial: number }): string {
   const slug = spec.image.replace(/@.*$/, "").replace(/[^a-zA-Z0-9_.-]+/g, "_").slice(-40).replace(/^[^a-zA-Z0-9]+/, "");
-  return `meca-${slug}-${keyHash(taskKey(spec)).slice(0, 12)}-${serial}`;
+  return `meca-${o.instance}-${slug}-${keyHash(taskKey(spec)).slice(0, 12)}-${o.run}.${o.serial}`;
 }
 
 function truncate(s: string): string {

@@ -75,6 +75,20 @@ describe("Executor with fake ports", () => {
     await b2;
   });
 
+  it("accepts update-config only once pausing has drained and removed every task", async () => {
+    const slow = deferred<{ status: number; body: string }>();
+    const { executor } = await fakeExecutor({ images: { "slow:1": { respond: () => slow.promise } } });
+    const busy = executor.execute(intent(0.2, "slow:1"), "y");
+    await flush();
+    const pausing = executor.pause();
+    await expect(executor.updateConfig({ cpu: 0.1 })).rejects.toMatchObject({ code: "NOT_PAUSED" });
+    slow.resolve({ status: 200, body: "y" });
+    expect(await busy).toBe("y");
+    await pausing;
+    await executor.updateConfig({ cpu: 0.1 });
+    expect(executor.ledger.capacity.cpuTenths).toBe(1);
+  });
+
   it("a container that dies leaves the pool at once and the next request starts a fresh one", async () => {
     const { executor, backend } = await fakeExecutor();
     await executor.execute(intent(1), "a");

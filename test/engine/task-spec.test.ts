@@ -30,8 +30,9 @@ describe("resolveSpec()", () => {
     const a = resolveSpec({ image: "echo:1", cpu: 1, mem: 128 }, limits);
     const b = resolveSpec({ image: "echo:1", cpu: 2, mem: 128 }, limits);
     expect(taskKey(a)).not.toBe(taskKey(b));
-    expect(containerName(a, 1)).toMatch(/^meca-echo_1-[0-9a-f]{12}-1$/);
-    expect(containerName(a, 1).split("-")[2]).not.toBe(containerName(b, 1).split("-")[2]);
+    const o = { instance: "default", run: "x1y2", serial: 1 };
+    expect(containerName(a, o)).toMatch(/^meca-default-echo_1-[0-9a-f]{12}-x1y2\.1$/);
+    expect(containerName(a, o).split("-")[3]).not.toBe(containerName(b, o).split("-")[3]);
   });
 
   it("validates the image reference", () => {

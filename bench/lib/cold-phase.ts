@@ -1,0 +1,116 @@
+/**
+ * Cold starts, one at a time (executor and raw Engine API interleaved), then
+ * six at once (executor, and raw for reference). Every start uses a task key
+ * the executor has not seen (a distinct memory limit), and each sample starts
+ * from an engine with no task container: the executor's are removed with
+ * pause + unpause, the raw ones with DELETE, both untimed.
+ */
+import { executorCold, rawCold, type Limits, type RawColdResult } from "./cold.ts";
+import { sleep, type ExecutorProcess } from "./executor-process.ts";
+import { pool } from "./load.ts";
+import type { RawEngine } from "./raw-engine.ts";
+import { median } from "./stats.ts";
+
+export interface ColdOptions {
+  image: string;
+  reps: number;
+  parallelReps: number;
+  parallel: number;
+  cpu: number;
+  /** Pause after each clean-up so that Docker's own tear-down does not overlap the next sample. */
+  settleMs: number;
+  /** Ids of raw containers, for the final clean-up should anything fail. */
+  track: Set<string>;
+  log: (line: string) => void;
+}
+
+export interface ColdResult {
+  cpu: number;
+  executor: { samples: number[]; median: number };
+  raw: { samples: number[]; median: number; steps: Record<keyof RawColdResult["steps"], number> };
+  parallel: {
+    n: number;
+    /** Wall time until all n answered, per repetition. */
+    executor: { samples: number[]; median: number; perStart: number[][] };
+    raw: { samples: number[]; median: number };
+  };
+}
+
+export async function coldPhase(exec: ExecutorProcess, engine: RawEngine, o: ColdOptions): Promise<ColdResult> {
+  const admin = pool(exec.origin, o.parallel + 2);
+  let mem = 301;
+  const fresh = (): Limits => ({ cpu: o.cpu, mem: mem++ });
+  let serial = 0;
+  const rawName = () => `meca-bench-raw-${process.pid}-${++serial}`;
+  const post = async (path: string) => {
+    const r = await admin.request({ method: "POST", path });
+    const text = await r.body.text();
+    if (r.statusCode !== 200) throw new Error(`POST ${path} answered ${r.statusCode}: ${text}`);
+  };
+  /** Pause removes every task (and waits for it); unpause takes work again. */
+  const resetExecutor = async () => {
+    await post("/pause");
+    await post("/unpause");
+    await sleep(o.settleMs);
+  };
+  const removeRaw = async (ids: string[]) => {
+    await Promise.all(ids.map((id) => engine.remove(id)));
+    for (const id of ids) o.track.delete(id);
+    await sleep(o.settleMs);
+  };
+  const startRaw = (l: Limits) => rawCold(engine, rawName(), o.image, l, (id) => o.track.add(id));
+
+  try {
+    await resetExecutor();
+    const ex: number[] = [];
+    const raw: RawColdResult[] = [];
+    for (let i = 0; i < o.reps; i++) {
+      for (const side of i % 2 === 0 ? ["executor", "raw"] : ["raw", "executor"]) {
+        if (side === "executor") {
+          ex.push(await executorCold(admin, o.image, fresh()));
+          await resetExecutor();
+        } else {
+          const r = await startRaw(fresh());
+          raw.push(r);
+          await removeRaw([r.id]);
+        }
+      }
+    }
+    o.log(`cold: executor ${ex.map((v) => v.toFixed(0)).join(" ")} ms; raw ${raw.map((r) => r.ms.toFixed(0)).join(" ")} ms`);
+
+    const pex: number[] = [];
+    const perStart: number[][] = [];
+    const praw: number[] = [];
+    for (let r = 0; r < o.parallelReps; r++) {
+      let t0 = performance.now();
+      perStart.push(await Promise.all(Array.from({ length: o.parallel }, () => executorCold(admin, o.image, fresh()))));
+      pex.push(performance.now() - t0);
+      await resetExecutor();
+      t0 = performance.now();
+      const started = await Promise.allSettled(Array.from({ length: o.parallel }, () => startRaw(fresh())));
+      praw.push(performance.now() - t0);
+      await removeRaw([...o.track]);
+      const failed = started.find((s) => s.status === "rejected");
+      if (failed) throw (failed as PromiseRejectedResult).reason;
+    }
+    o.log(`cold: ${o.parallel} at once: executor ${pex.map((v) => v.toFixed(0)).join(" ")} ms; raw ${praw.map((v) => v.toFixed(0)).join(" ")} ms`);
+
+    const step = (k: keyof RawColdResult["steps"]) => median(raw.map((r) => r.steps[k]));
+    return {
+      cpu: o.cpu,
+      executor: { samples: ex, median: median(ex) },
+      raw: {
+        samples: raw.map((r) => r.ms),
+        median: median(raw.map((r) => r.ms)),
+        steps: { create: step("create"), start: step("start"), mark: step("mark"), inspect: step("inspect"), answer: step("answer") },
+      },
+      parallel: {
+        n: o.parallel,
+        executor: { samples: pex, median: median(pex), perStart },
+        raw: { samples: praw, median: median(praw) },
+      },
+    };
+  } finally {
+    await admin.close();
+  }
+}

@@ -1,0 +1,211 @@
+/**
+ * npm run bench: the executor side by side with the physical limit, in one
+ * run, on this machine (issue 6). Warm path against a direct call to the same
+ * task container; cold start against raw Engine API calls; six cold starts at
+ * once against one; the executor's RSS; the binary's time from exec to
+ * healthy. Prints a markdown table and writes bench/results/latest.{json,md}.
+ *
+ *   tsx bench/run.ts [--target source|bundle|bin] [--bin FILE] [--quick] [--skip-floor] [--out DIR] [--root DIR]
+ *
+ * --root runs the executor of another checkout (e.g. a scratch copy with a change to try).
+ */
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, release, totalmem } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { bundleExecutor } from "./lib/bundle.ts";
+import { coldPhase } from "./lib/cold-phase.ts";
+import { ExecutorProcess, type Target } from "./lib/executor-process.ts";
+import { BENCH_LABEL, RawEngine } from "./lib/raw-engine.ts";
+import { buildRows, type Results } from "./lib/results.ts";
+import { markdown, type Machine } from "./lib/report.ts";
+import { median } from "./lib/stats.ts";
+import { warmPhase } from "./lib/warm.ts";
+
+const HERE = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const IMAGE = "meca-test/echo:1";
+const INSTANCE = "bench";
+// Unusual limits: container names carry a hash of the key but not the instance, so a test's
+// executor on the same engine could otherwise pick the very same name.
+const WARM_INTENT = { id: IMAGE, resource: { cpu: 1, mem: 127 }, runtime: "" };
+const DEADLINE_MS = 8 * 60_000;
+
+const { values: args } = parseArgs({
+  options: {
+    target: { type: "string", default: "source" },
+    root: { type: "string", default: HERE },
+    bin: { type: "string" },
+    out: { type: "string", default: join(HERE, "bench/results") },
+    quick: { type: "boolean", default: false },
+    "skip-floor": { type: "boolean", default: false },
+  },
+});
+/** The checkout whose executor runs. */
+const ROOT = resolve(args.root!);
+const BIN = args.bin ?? join(ROOT, "dist/meca-executor");
+const target = args.target as Target;
+if (!["source", "bundle", "bin"].includes(target)) throw new Error(`Invalid --target "${target}": source, bundle or bin`);
+const quick = args.quick!;
+const plan = {
+  blocks: quick ? 4 : 20,
+  blockSize: quick ? 50 : 200,
+  concurrency: 32,
+  sliceMs: quick ? 1000 : 2500,
+  rounds: 2,
+  coldReps: quick ? 2 : 5,
+  parallel: 6,
+  parallelReps: quick ? 1 : 3,
+  startupReps: quick ? 1 : 3,
+};
+
+const log = (line: string) => console.error(`[bench] ${line}`);
+const work = join(HERE, ".bench");
+const lock = join(work, "bench.lock");
+const engine = new RawEngine();
+const rawIds = new Set<string>();
+let exec: ExecutorProcess | undefined;
+
+async function main(): Promise<number> {
+  mkdirSync(work, { recursive: true });
+  takeLock();
+  const t0 = performance.now();
+  await sweep();
+  const config = join(work, "config.yaml");
+  // Idle timeout long enough that nothing is removed under the benchmark; capacity: the whole host.
+  writeFileSync(config, `instance: ${INSTANCE}\ntimeout: 30\ncpu: ${cpus().length}\nmem: 4096\n`);
+  const file = target === "bundle" ? await bundleExecutor(ROOT, join(work, "executor.mjs")) : target === "bin" ? BIN : undefined;
+
+  log(`starting the executor (${target})`);
+  exec = await ExecutorProcess.start({ target, root: ROOT, config, file });
+  const startup = [exec.startMs];
+  const warm = await warmPhase(exec, engine, { image: IMAGE, intent: WARM_INTENT, ...plan, floor: !args["skip-floor"], log });
+  const cpu = Math.min(3, Math.floor((cpus().length * 10) / plan.parallel)) / 10;
+  const cold = await coldPhase(exec, engine, {
+    image: IMAGE,
+    reps: plan.coldReps,
+    parallel: plan.parallel,
+    parallelReps: plan.parallelReps,
+    cpu,
+    settleMs: 300,
+    track: rawIds,
+    log,
+  });
+  const code = await exec.stop();
+  const leftover = await engine.listByLabel("meca.executor.instance", INSTANCE);
+  exec = undefined;
+  if (code !== 0) throw new Error(`The executor exited with ${code} on POST /stop`);
+  if (leftover.length > 0) throw new Error(`The executor left ${leftover.length} task container(s) after POST /stop`);
+
+  for (let i = 1; i < plan.startupReps; i++) startup.push(await startupOnce(target, config, file));
+  const binary = existsSync(BIN) ? await startupSeries(config, BIN, plan.startupReps) : undefined;
+  if (!binary) log(`no binary at ${BIN}: exec → healthy of the binary is "not built"`);
+
+  const results: Results = {
+    version: 1,
+    date: new Date().toISOString(),
+    machine: await machine(),
+    target,
+    plan,
+    warm,
+    cold,
+    startup: { target: { samples: startup, median: median(startup) }, binary: binary ?? null },
+    durationS: (performance.now() - t0) / 1000,
+  };
+  const rows = buildRows(results);
+  const md = markdown({ title: `meca-executor benchmark (${target}, ${results.date.slice(0, 16).replace("T", " ")} UTC)`, machine: results.machine, notes: notes(results), rows });
+  console.log(`\n${md}`);
+  mkdirSync(args.out!, { recursive: true });
+  const errors = warm.throughput.executor.errors + warm.throughput.direct.errors + (warm.throughput.floor?.errors ?? 0);
+  writeFileSync(join(args.out!, "latest.json"), `${JSON.stringify({ ...results, rows, errors }, null, 2)}\n`);
+  writeFileSync(join(args.out!, "latest.md"), md);
+  log(`wrote ${join(args.out!, "latest.json")} and latest.md in ${results.durationS.toFixed(0)} s`);
+  if (errors > 0) {
+    log(`${errors} answers failed verification: the figures do not count`);
+    return 1;
+  }
+  return 0;
+}
+
+async function startupOnce(t: Target, config: string, file: string | undefined): Promise<number> {
+  const p = await ExecutorProcess.start({ target: t, root: ROOT, config, file });
+  await p.stop();
+  return p.startMs;
+}
+
+async function startupSeries(config: string, bin: string, reps: number) {
+  const samples: number[] = [];
+  for (let i = 0; i < reps; i++) samples.push(await startupOnce("bin", config, bin));
+  return { samples, median: median(samples) };
+}
+
+function notes(r: Results): string[] {
+  const w = r.warm;
+  return [
+    `Executor run as: ${r.target === "source" ? "node --import tsx src/main.ts" : r.target === "bundle" ? "node .bench/executor.mjs (esbuild bundle)" : "the packaged binary"}; task: ${IMAGE} (static C echo server), cpu ${WARM_INTENT.resource.cpu}, mem ${WARM_INTENT.resource.mem} MB.`,
+    `Warm latency: ${w.sequential.executor.count} sequential requests per side in ${r.plan.blocks} interleaved blocks of ${r.plan.blockSize} (the order of the sides rotates); throughput: ${r.plan.concurrency} clients, ${r.plan.rounds} rotating slices of ${r.plan.sliceMs / 1000} s per side. Client: undici Pool, keep-alive, same for both sides; every answer checked against its unique input (${w.requests} warm-path answers verified).`,
+    `Cold starts: a new task key each time (cpu ${r.cold.cpu}, distinct mem), median of ${r.cold.executor.samples.length} per side, interleaved; raw = create (same body as the executor's) + start + log follow to the mark + inspect for the port + first answer (median split: create ${r.cold.raw.steps.create.toFixed(0)}, start ${r.cold.raw.steps.start.toFixed(0)}, mark ${r.cold.raw.steps.mark.toFixed(0)}, inspect ${r.cold.raw.steps.inspect.toFixed(1)}, answer ${r.cold.raw.steps.answer.toFixed(1)} ms).`,
+    `Client, executor, task and Docker's port proxy share the machine's ${r.machine.cores} cores; run took ${r.durationS.toFixed(0)} s.`,
+  ];
+}
+
+async function machine(): Promise<Machine> {
+  const v = await engine.version();
+  return { cpu: cpus()[0]?.model.trim() ?? "unknown", cores: cpus().length, memMB: Math.round(totalmem() / 2 ** 20), kernel: release(), docker: v.Version, node: process.version };
+}
+
+/** Removes what an earlier, interrupted run left: raw containers and the bench instance's task containers. */
+async function sweep(): Promise<void> {
+  const ids = [...(await engine.listByLabel(BENCH_LABEL, "1")), ...(await engine.listByLabel("meca.executor.instance", INSTANCE)), ...rawIds];
+  await Promise.all([...new Set(ids)].map((id) => engine.remove(id).catch(() => {})));
+  rawIds.clear();
+}
+
+function takeLock(): void {
+  if (existsSync(lock)) {
+    const pid = Number(readFileSync(lock, "utf8"));
+    if (pid && pid !== process.pid && alive(pid)) throw new Error(`Another benchmark (pid ${pid}) is running; it owns ${lock}`);
+  }
+  writeFileSync(lock, String(process.pid));
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function cleanUp(): Promise<void> {
+  if (exec) await exec.stop(10_000).catch(() => exec?.kill());
+  exec = undefined;
+  await sweep().catch((e) => log(`clean-up: ${(e as Error).message}`));
+  await engine.close().catch(() => {});
+  if (existsSync(lock) && readFileSync(lock, "utf8") === String(process.pid)) rmSync(lock);
+}
+
+let finishing = false;
+async function finish(code: number): Promise<never> {
+  if (!finishing) {
+    finishing = true;
+    await cleanUp();
+  }
+  process.exit(code);
+}
+
+for (const sig of ["SIGINT", "SIGTERM"] as const) process.on(sig, () => void finish(130));
+setTimeout(() => {
+  log(`stopped after ${DEADLINE_MS / 60_000} minutes`);
+  void finish(2);
+}, DEADLINE_MS).unref();
+
+main().then(
+  (code) => finish(code),
+  (e) => {
+    log(`failed: ${(e as Error).stack ?? e}`);
+    if (exec) log(`executor output:\n${exec.output}`);
+    return finish(1);
+  },
+);

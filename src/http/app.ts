@@ -1,6 +1,5 @@
 /** The HTTP face of the executor: a Hono app over the engine, runtime-agnostic. */
-import { Hono } from "hono";
-import { requestId } from "hono/request-id";
+import { Hono, type MiddlewareHandler } from "hono";
 import type { Executor } from "../engine/executor.ts";
 import type { Logger } from "../engine/ports.ts";
 import { mountAdmin } from "./admin-routes.ts";
@@ -24,13 +23,13 @@ export interface AppOptions {
 }
 
 /** `errorCode`: the envelope's code, set where an error answer is made, for the request metrics. */
-export type AppEnv = { Variables: { requestId: string; errorCode: string } };
+export type AppEnv = { Variables: { requestId: string; errorCode: string; clientSignal?: AbortSignal } };
 
 export function createApp(o: AppOptions): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   const log = o.logger.child({ component: "http" });
   const requests = new RequestMetrics();
-  app.use(requestId({ headerName: "X-Request-Id" }));
+  app.use(requestIdMiddleware);
   app.use(requests.middleware({ log, accessLog: o.accessLog === true }));
   mountExecute(app, o);
   mountAdmin(app, o);
@@ -41,7 +40,7 @@ export function createApp(o: AppOptions): Hono<AppEnv> {
     return envelope(404, `No route for ${c.req.method} ${c.req.path.slice(0, 200)}`, "NOT_FOUND", { "x-request-id": c.get("requestId") ?? "" });
   });
   app.onError((err, c) => {
-    if (c.req.raw.signal.aborted) {
+    if ((c.get("clientSignal") ?? c.req.raw.signal).aborted) {
       // The client went away; nobody reads this answer, and it is no defect.
       c.set("errorCode", "CLIENT_CLOSED");
       log.info("Client closed the connection before the answer", { requestId: c.get("requestId") });
@@ -54,3 +53,17 @@ export function createApp(o: AppOptions): Hono<AppEnv> {
   });
   return app;
 }
+
+/**
+ * X-Request-Id: the client's when it is sane, else a fresh one. Reads the header from
+ * Node's IncomingMessage when there is one (c.req.header() builds a Headers object), and
+ * leaves POST / to put it in its own plain-object headers (c.header() builds one too).
+ */
+const requestIdMiddleware: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const incoming = (c.env as { incoming?: { headers: Record<string, unknown> } } | undefined)?.incoming;
+  const given: unknown = incoming ? incoming.headers["x-request-id"] : c.req.header("x-request-id");
+  const id = typeof given === "string" && given.length > 0 && given.length <= 255 && !/[^\w\-=]/.test(given) ? given : crypto.randomUUID();
+  c.set("requestId", id);
+  if (c.req.method !== "POST" || c.req.path !== "/") c.header("X-Request-Id", id);
+  await next();
+};

@@ -3,6 +3,7 @@ import type { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { BadRequestError, PayloadTooLargeError } from "../engine/errors.ts";
 import type { AppEnv, AppOptions } from "./app.ts";
+import { readNodeBody } from "./node-body.ts";
 import { parseExecute } from "./schemas.ts";
 
 export function mountExecute(app: Hono<AppEnv>, o: AppOptions): void {
@@ -12,8 +13,14 @@ export function mountExecute(app: Hono<AppEnv>, o: AppOptions): void {
       throw new PayloadTooLargeError(o.maxBodyBytes);
     },
   });
-  app.post("/", limit, async (c) => {
-    const text = await c.req.text();
+  app.post("/", async (c) => {
+    let body = await readNodeBody(c.env, o.maxBodyBytes);
+    if (!body) {
+      await limit(c, async () => {});
+      body = { text: await c.req.text(), signal: c.req.raw.signal };
+    }
+    const { text, signal } = body;
+    c.set("clientSignal", signal);
     let json: unknown;
     try {
       json = JSON.parse(text);
@@ -21,7 +28,11 @@ export function mountExecute(app: Hono<AppEnv>, o: AppOptions): void {
       throw new BadRequestError(`Request body is not valid JSON: ${(e as Error).message}`, { code: "INVALID_JSON" });
     }
     const { intent, input } = parseExecute(json);
-    const msg = await o.executor.execute(intent, input, { signal: c.req.raw.signal, requestId: c.get("requestId") });
-    return c.body(`{"success":true,"msg":${JSON.stringify(msg)}}`, 200, { "content-type": "application/json" });
+    const msg = await o.executor.execute(intent, input, { signal, requestId: c.get("requestId") });
+    // A Response with plain-object headers stays on @hono/node-server's fast path (no Headers object).
+    return new Response(`{"success":true,"msg":${JSON.stringify(msg)}}`, {
+      status: 200,
+      headers: { "content-type": "application/json", "x-request-id": c.get("requestId") },
+    });
   });
 }

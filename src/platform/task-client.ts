@@ -42,8 +42,18 @@ export class UndiciTaskClient implements TaskClient {
     this.#connector = buildConnector({ timeout: this.#opts.connectTimeout });
   }
 
+  /** url → origin and path: parsing a URL per request is measurable on the hot path. */
+  #targets = new Map<string, { origin: string; path: string }>();
+
   async send(req: TaskRequest): Promise<TaskResponse> {
-    const url = new URL(req.url);
+    let target = this.#targets.get(req.url);
+    if (target === undefined) {
+      const u = new URL(req.url);
+      target = { origin: u.origin, path: u.pathname + u.search };
+      if (this.#targets.size >= 1024) this.#targets.clear();
+      this.#targets.set(req.url, target);
+    }
+    const url = { origin: target.origin, pathname: target.path, search: "" };
     const pool = this.#pool(url.origin);
     let res: Awaited<ReturnType<Pool["request"]>>;
     try {

@@ -36,7 +36,17 @@ export function parseExecute(body: unknown): { intent: TaskIntent; input: string
   if (fast) return fast;
   const r = executeSchema.safeParse(body);
   if (!r.success) throw fieldError(r.error);
-  const b = r.data;
+  return toIntent(r.data);
+}
+
+/** A body that passed the rules, as the engine's intent and the task's input. */
+function toIntent(b: {
+  id: string;
+  resource?: { cpu?: number; mem?: number; use_gpu?: boolean; gpu_count?: number } | null;
+  runtime?: string | null;
+  input?: string | null;
+  use_sgx?: boolean | null;
+}): { intent: TaskIntent; input: string } {
   return {
     intent: {
       image: b.id,
@@ -77,26 +87,13 @@ function parseValid(b: Record<string, unknown>): { intent: TaskIntent; input: st
   if (!(runtime == null || runtime === "" || runtime === "container" || runtime === "microVM")) return undefined;
   if (!(input == null || typeof input === "string")) return undefined;
   if (!(use_sgx == null || typeof use_sgx === "boolean")) return undefined;
-  let r: Record<string, unknown> = {};
   if (resource != null) {
     if (typeof resource !== "object" || Array.isArray(resource)) return undefined;
-    r = resource as Record<string, unknown>;
-    const { cpu, mem, use_gpu, gpu_count } = r;
+    const { cpu, mem, use_gpu, gpu_count } = resource as Record<string, unknown>;
     if (cpu !== undefined && !(typeof cpu === "number" && cpu >= 0 && oneDecimal(cpu))) return undefined;
     if (mem !== undefined && !(typeof mem === "number" && Number.isInteger(mem) && mem >= 0)) return undefined;
     if (use_gpu !== undefined && typeof use_gpu !== "boolean") return undefined;
     if (gpu_count !== undefined && !(typeof gpu_count === "number" && Number.isInteger(gpu_count) && gpu_count >= 1)) return undefined;
   }
-  return {
-    intent: {
-      image: id,
-      cpu: r.cpu as number | undefined,
-      mem: r.mem as number | undefined,
-      useGpu: r.use_gpu === true,
-      gpuCount: r.gpu_count as number | undefined,
-      runtime: (runtime as string | null | undefined) ?? "",
-      useSgx: use_sgx === true,
-    },
-    input: (input as string | null | undefined) ?? "",
-  };
+  return toIntent(b as Parameters<typeof toIntent>[0]);
 }

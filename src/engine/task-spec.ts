@@ -100,13 +100,14 @@ export function keyHash(key: string): string {
 }
 
 /**
- * A Docker container name that carries the key's hash: `meca-<instance>-<image slug>-<hash>-<run>.<n>`.
+ * A Docker container name that carries the key's hash: `meca-<instance>-<image slug>-<hash>-<run>n<n>`.
  * `run` tells this process's containers from those of an earlier run of the same instance, whose
- * leftovers may still be being removed.
+ * leftovers may still be being removed. It is also the task's host name on a Docker network,
+ * so no dot: a last label of digits would read as an IPv4 address in a URL.
  */
 export function containerName(spec: TaskSpec, o: { instance: string; run: string; serial: number }): string {
   const slug = spec.image.replace(/@.*$/, "").replace(/[^a-zA-Z0-9_.-]+/g, "_").slice(-40).replace(/^[^a-zA-Z0-9]+/, "");
-  return `meca-${o.instance}-${slug}-${keyHash(taskKey(spec)).slice(0, 12)}-${o.run}.${o.serial}`;
+  return `meca-${o.instance}-${slug}-${keyHash(taskKey(spec)).slice(0, 12)}-${o.run}n${o.serial}`;
 }
 
 function truncate(s: string): string {

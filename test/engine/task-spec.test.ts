@@ -31,7 +31,7 @@ describe("resolveSpec()", () => {
     const b = resolveSpec({ image: "echo:1", cpu: 2, mem: 128 }, limits);
     expect(taskKey(a)).not.toBe(taskKey(b));
     const o = { instance: "default", run: "x1y2", serial: 1 };
-    expect(containerName(a, o)).toMatch(/^meca-default-echo_1-[0-9a-f]{12}-x1y2\.1$/);
+    expect(containerName(a, o)).toMatch(/^meca-default-echo_1-[0-9a-f]{12}-x1y2n1$/);
     expect(containerName(a, o).split("-")[3]).not.toBe(containerName(b, o).split("-")[3]);
   });
 

@@ -36,6 +36,8 @@ export const LABELS = {
   instance: "meca.executor.instance",
   key: "meca.executor.key",
   image: "meca.executor.image",
+  /** Which run of the executor created it: leftovers are those of other runs. */
+  run: "meca.executor.run",
 } as const;
 
 /** Task capacity: the configured amount clipped to the host (its cores; 80 % of its memory). */

@@ -162,7 +162,8 @@ export class TaskPool {
   async removeLeftovers(): Promise<number> {
     const s = this.#d.settings();
     const found = await this.#d.backend.list({ [LABELS.managed]: "1", [LABELS.instance]: s.instance });
-    const stale = found.filter((c) => !this.#byContainer.has(c.id));
+    // Not ours: a container this run is creating is not in the pool's maps until create() returns.
+    const stale = found.filter((c) => c.labels[LABELS.run] !== this.#run && !this.#byContainer.has(c.id));
     await Promise.all(stale.map((c) => this.#d.backend.remove(c.id)));
     if (stale.length > 0) this.#log.info("Removed containers left by an earlier run", { count: stale.length });
     return stale.length;
@@ -213,6 +214,7 @@ export class TaskPool {
         [LABELS.instance]: s.instance,
         [LABELS.key]: keyHash(task.key),
         [LABELS.image]: spec.image,
+        [LABELS.run]: this.#run,
       },
       nanoCpus: spec.cpuTenths * 100_000_000,
       memoryBytes: spec.memMB * 1024 * 1024,

@@ -2,6 +2,8 @@
  * `meca-executor doctor`: what this host can do, checked against what the
  * config asks for. Exits non-zero when something asked for is missing.
  */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import type { Config } from "./config.ts";
 import { clipCapacity } from "./engine/settings.ts";
 import type { EngineInfo, GpuDevice } from "./engine/ports.ts";
@@ -97,6 +99,8 @@ export async function collectReport(o: { config: Config; configFile?: string; en
     });
   }
 
+  if (c.has_gpu) checks.push(gpuContainersCheck(engine, o.env));
+
   return {
     config: o.configFile ?? "(built-in defaults)",
     host: { cores, memoryMB, taskCpu: cap.cpuTenths / 10, taskMemMB: cap.memMB },
@@ -105,6 +109,28 @@ export async function collectReport(o: { config: Config; configFile?: string; en
     nvmlDriver,
     checks,
     ok: checks.every((ch) => ch.ok || !ch.required),
+  };
+}
+
+/**
+ * Docker passes GPUs (DeviceRequests, driver "nvidia") only with the NVIDIA container toolkit: its
+ * runtime registered in the engine, or its hook on the PATH of a local dockerd.
+ */
+function gpuContainersCheck(engine: EngineInfo | undefined, env: Record<string, string | undefined>): Check {
+  const runtime = engine?.runtimes.includes("nvidia") ?? false;
+  const hook = (env.PATH ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    .split(":")
+    .map((dir) => join(dir, "nvidia-container-runtime-hook"))
+    .find((path) => existsSync(path));
+  const ok = runtime || hook !== undefined;
+  return {
+    name: "gpu-ctr",
+    ok,
+    required: true,
+    detail: ok
+      ? `GPU containers: ${runtime ? 'runtime "nvidia" registered in the engine' : `NVIDIA container hook at "${hook}"`}`
+      : "GPU containers: neither a \"nvidia\" runtime in the engine nor nvidia-container-runtime-hook on the PATH",
+    fix: ok ? undefined : "install nvidia-container-toolkit (nvidia-ctk runtime configure --runtime=docker), then restart dockerd",
   };
 }
 

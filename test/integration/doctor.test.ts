@@ -24,8 +24,13 @@ describe("meca-executor doctor", () => {
     const file = config(
       `microVM_runtime: runsc\nhas_gpu: true\nnvml_library: ${lib}\nsgx:\n  enable: true\n  sgx_device: ${join(dir, "enclave")}\n  aesmd_path: ${join(dir, "aesmd")}\n`,
     );
-    const r = await runCli(["doctor", "--config", file]);
+    // A stand-in for the NVIDIA container toolkit's hook, so GPU containers count as possible.
+    const bin = join(dir, "bin");
+    mkdirSync(bin, { recursive: true });
+    writeFileSync(join(bin, "nvidia-container-runtime-hook"), "#!/bin/sh\nexit 0\n", { mode: 0o755 });
+    const r = await runCli(["doctor", "--config", file], { PATH: `${bin}:${process.env.PATH}` });
     expect(r.code, r.out).toBe(0);
+    expect(r.out).toContain(`NVIDIA container hook at "${join(bin, "nvidia-container-runtime-hook")}"`);
     expect(r.out).toMatch(/Docker \d+\.\d+.* \(API 1\.\d+\) over unix:\/\/\/var\/run\/docker\.sock/);
     expect(r.out).toContain('microVM_runtime "runsc" is registered');
     expect(r.out).toMatch(/runtimes: .*runsc/);
@@ -43,6 +48,7 @@ describe("meca-executor doctor", () => {
     expect(r.out).toContain("install Kata Containers");
     expect(r.out).toContain("install the NVIDIA driver");
     expect(r.out).toContain("install the Intel SGX driver");
+    expect(r.out).toContain("install nvidia-container-toolkit");
   });
 
   it("prints JSON with --json", async () => {

@@ -10,14 +10,17 @@ const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 
 export interface LoggerOptions {
   format: "json" | "text";
   level: LogLevel;
-  /** Where lines go; default console.log (info and below) and console.error (warn, error). */
+  /**
+   * Where lines go; default standard error, every level, so that the lines keep their order in one
+   * stream and standard output stays free for what a command prints (doctor --json, --version).
+   */
   write?: (level: LogLevel, line: string) => void;
   now?: () => Date;
 }
 
 export function createLogger(opts: LoggerOptions, bound: Record<string, unknown> = {}): Logger {
   const min = ORDER[opts.level];
-  const write = opts.write ?? ((level: LogLevel, line: string) => (ORDER[level] >= ORDER.warn ? console.error(line) : console.log(line)));
+  const write = opts.write ?? ((_level: LogLevel, line: string) => console.error(line));
   const now = opts.now ?? (() => new Date());
   const emit = (level: LogLevel) => (msg: string, fields?: Record<string, unknown>) => {
     if (ORDER[level] < min) return;

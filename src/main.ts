@@ -90,7 +90,7 @@ export async function main(argv: string[], env: Env): Promise<number> {
     }
     throw e;
   }
-  const format = config.log_format === "auto" ? (process.stdout.isTTY ? "text" : "json") : config.log_format;
+  const format = config.log_format === "auto" ? (process.stderr.isTTY ? "text" : "json") : config.log_format;
   const logger = createLogger({ format, level: config.log_level });
 
   if (command === "doctor") {
@@ -112,11 +112,11 @@ async function serve(config: Config, configFile: string | undefined, env: Env, l
     accessLog: config.log_level === "debug",
     onStop: () => void stop("POST /stop"),
   });
-  const listening: Listening = await listen(app, config);
-  log.info("Listening", { host: config.host, port: listening.port });
   if (!config.admin_token && !isLoopback(config.host)) {
     log.warn("No admin_token is set and the executor listens beyond loopback: anyone who reaches it can pause or stop it", { host: config.host });
   }
+  const listening: Listening = await listen(app, config);
+  log.info("Listening", { host: config.host, port: listening.port });
 
   let stopping: Promise<void> | undefined;
   const stop = (why: string) =>

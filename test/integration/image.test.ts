@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import pkg from "../../package.json" with { type: "json" };
 import { buildImage, IMAGE } from "../../build/build-image.ts";
-import { docker } from "../support/docker-env.ts";
+import { docker, containerLogs } from "../support/docker-env.ts";
 import { ECHO_IMAGE, TEST_LABEL } from "../support/fixtures.ts";
 import { configYaml, post, taskContainers, waitExit, waitHealthy } from "../support/packaging.ts";
 import { freePort } from "../support/second-engine.ts";
@@ -53,8 +53,8 @@ describe(IMAGE, () => {
   it("reads /app/meca_executor.yaml and listens on all interfaces by default: reached through a port published on 127.0.0.1", async () => {
     const c = run("default", ["-p", "127.0.0.1::2591"]);
     const port = docker(["port", c, "2591/tcp"]).trim().split("\n")[0]!.split(":").at(-1);
-    await waitHealthy(`http://127.0.0.1:${port}`, { why: () => docker(["logs", c]) });
-    const logs = docker(["logs", c]);
+    await waitHealthy(`http://127.0.0.1:${port}`, { why: () => containerLogs(c) });
+    const logs = containerLogs(c);
     expect(logs).toContain('"config":"/app/meca_executor.yaml"');
     expect(logs).toContain('"host":"0.0.0.0","port":2591');
     docker(["stop", c]);
@@ -69,13 +69,13 @@ describe(IMAGE, () => {
     writeFileSync(configFile, configYaml({ instance, host: "127.0.0.1", port }));
     const c = run("host", ["--network", "host", "-v", `${configFile}:/app/meca_executor.yaml:ro`]);
     const base = `http://127.0.0.1:${port}`;
-    await waitHealthy(base, { why: () => docker(["logs", c]) });
+    await waitHealthy(base, { why: () => containerLogs(c) });
     const r = await post(`${base}/`, { id: ECHO_IMAGE, resource, input: "from the image" });
     expect(r).toEqual({ status: 200, body: { success: true, msg: "from the image" } });
     expect(taskContainers(instance)).toHaveLength(1);
     docker(["stop", c]);
     expect(waitExit(c)).toBe(0);
     expect(taskContainers(instance)).toEqual([]);
-    expect(docker(["logs", c])).toContain('"reason":"SIGTERM"');
+    expect(containerLogs(c)).toContain('"reason":"SIGTERM"');
   });
 });

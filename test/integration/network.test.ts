@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildImage, IMAGE } from "../../build/build-image.ts";
 import { LABELS } from "../../src/engine/settings.ts";
-import { docker } from "../support/docker-env.ts";
+import { docker, containerLogs } from "../support/docker-env.ts";
 import { ECHO_IMAGE, TEST_LABEL } from "../support/fixtures.ts";
 import { configYaml, post, taskContainers, waitExit, waitHealthy } from "../support/packaging.ts";
 
@@ -45,7 +45,7 @@ describe("config `network`", () => {
     ]);
     const port = docker(["port", executor, "2591/tcp"]).trim().split("\n")[0]!.split(":").at(-1);
     const base = `http://127.0.0.1:${port}`;
-    await waitHealthy(base, { why: () => docker(["logs", executor]) });
+    await waitHealthy(base, { why: () => containerLogs(executor) });
 
     const r = await post(`${base}/`, { id: ECHO_IMAGE, resource, input: "by name" });
     expect(r).toEqual({ status: 200, body: { success: true, msg: "by name" } });

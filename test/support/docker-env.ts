@@ -5,7 +5,7 @@
  * Each `ensure*` starts what does not answer yet and leaves it running after
  * the tests (detached, in its own session), so the next run finds it warm.
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import { accessSync, closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
@@ -129,6 +129,12 @@ export function removeTestContainers(): void {
       // Already gone, or its removal is already in progress.
     }
   }
+}
+
+/** A container's log, standard output and standard error together (the executor logs to the latter). */
+export function containerLogs(id: string): string {
+  const res = spawnSync("docker", ["logs", id], { encoding: "utf8" });
+  return `${res.stdout ?? ""}${res.stderr ?? ""}`;
 }
 
 /** Runs the docker CLI and returns its stdout; throws with its stderr. */

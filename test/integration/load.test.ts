@@ -1,4 +1,3 @@
-import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -9,11 +8,9 @@ import { docker } from "../support/docker-env.ts";
 import { until } from "../support/harness.ts";
 import { spawnExecutor } from "../support/process.ts";
 
-/** RSS in MB of the node process serving the executor (tsx runs it as a child). */
+/** RSS in MB of the executor process. */
 function rssMB(pid: number): number {
-  const children = execFileSync("pgrep", ["-P", String(pid)], { encoding: "utf8" }).split("\n").filter(Boolean).map(Number);
-  const target = children[0] ?? pid;
-  const kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${target}/status`, "utf8"))![1]);
+  const kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]);
   return Math.round(kb / 102.4) / 10;
 }
 

@@ -13,12 +13,17 @@ export interface ExecutorProcess {
   get(path: string): Promise<{ status: number; body: any }>;
 }
 
-const TSX = "node_modules/.bin/tsx";
+/**
+ * The executor from source in this very process tree: node with tsx's loader, not the tsx CLI,
+ * which would run it in a child of its own where a signal to the wrapper would not reach it.
+ */
+const NODE = process.execPath;
+const FROM_SOURCE = ["--import", "tsx", "src/main.ts"];
 
 /** Runs the CLI to completion and returns its exit code and output. */
 export function runCli(args: string[], env: Record<string, string | undefined> = {}): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
-    const child = spawn(TSX, ["src/main.ts", ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(NODE, [...FROM_SOURCE, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     child.stdout.on("data", (d) => (out += d));
     child.stderr.on("data", (d) => (out += d));
@@ -41,7 +46,7 @@ export function freePort(): Promise<number> {
 /** Starts `meca-executor serve` on a free port and waits until it listens. */
 export async function spawnExecutor(args: string[] = [], env: Record<string, string | undefined> = {}): Promise<ExecutorProcess> {
   const port = await freePort();
-  const child = spawn(TSX, ["src/main.ts", "--port", String(port), "--host", "127.0.0.1", "--log-format", "json", ...args], {
+  const child = spawn(NODE, [...FROM_SOURCE, "--port", String(port), "--host", "127.0.0.1", "--log-format", "json", ...args], {
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -46,7 +46,8 @@ export async function forwardToTask(task: Task, input: string, signal: AbortSign
       try {
         const res = await ctx.client.send({
           method: sgxRa ? "GET" : "POST",
-          url: task.endpoint + path,
+          endpoint: task.endpoint!,
+          path,
           body: sgxRa ? undefined : input,
           signal: sig,
         });

@@ -155,8 +155,10 @@ export interface ContainerBackend {
 
 export interface TaskRequest {
   method: "GET" | "POST";
-  /** Absolute URL: endpoint + path. */
-  url: string;
+  /** The task's base URL, as ContainerBackend.endpoint() gave it: `http://127.0.0.1:<port>` or `http://<name>:8080`. */
+  endpoint: string;
+  /** "/", "/ra" or "/run". */
+  path: string;
   body?: string;
   signal?: AbortSignal;
 }

@@ -19,7 +19,7 @@ export class FetchTaskClient implements TaskClient {
   async send(req: TaskRequest): Promise<TaskResponse> {
     let res: Response;
     try {
-      res = await this.#fetch(req.url, {
+      res = await this.#fetch(req.endpoint + req.path, {
         method: req.method,
         body: req.body,
         headers: req.body === undefined ? undefined : { "content-type": "application/json" },
@@ -27,7 +27,7 @@ export class FetchTaskClient implements TaskClient {
       });
     } catch (err) {
       if (req.signal?.aborted) throw req.signal.reason;
-      const origin = new URL(req.url).origin;
+      const origin = req.endpoint;
       if (isConnectFailure(err)) {
         throw new TaskConnectError(`Cannot connect to the task at "${origin}": ${describe(err)}`, { cause: err });
       }
@@ -37,7 +37,7 @@ export class FetchTaskClient implements TaskClient {
       return { status: res.status, body: await res.text() };
     } catch (err) {
       if (req.signal?.aborted) throw req.signal.reason;
-      throw new TaskFailedError(`Task at "${new URL(req.url).origin}" broke off its answer: ${describe(err)}`, {
+      throw new TaskFailedError(`Task at "${req.endpoint}" broke off its answer: ${describe(err)}`, {
         cause: err,
       });
     }

@@ -42,23 +42,12 @@ export class UndiciTaskClient implements TaskClient {
     this.#connector = buildConnector({ timeout: this.#opts.connectTimeout });
   }
 
-  /** url → origin and path: parsing a URL per request is measurable on the hot path. */
-  #targets = new Map<string, { origin: string; path: string }>();
-
   async send(req: TaskRequest): Promise<TaskResponse> {
-    let target = this.#targets.get(req.url);
-    if (target === undefined) {
-      const u = new URL(req.url);
-      target = { origin: u.origin, path: u.pathname + u.search };
-      if (this.#targets.size >= 1024) this.#targets.clear();
-      this.#targets.set(req.url, target);
-    }
-    const url = { origin: target.origin, pathname: target.path, search: "" };
-    const pool = this.#pool(url.origin);
+    const pool = this.#pool(req.endpoint);
     let res: Awaited<ReturnType<Pool["request"]>>;
     try {
       res = await pool.request({
-        path: url.pathname + url.search,
+        path: req.path,
         method: req.method,
         body: req.body,
         headers: req.body === undefined ? undefined : { "content-type": "application/json" },
@@ -72,15 +61,14 @@ export class UndiciTaskClient implements TaskClient {
       return { status: res.statusCode, body: await res.body.text() };
     } catch (err) {
       if (req.signal?.aborted) throw req.signal.reason;
-      throw new TaskFailedError(`Task at "${url.origin}" broke off its answer: ${reason(err)}`, { cause: err });
+      throw new TaskFailedError(`Task at "${req.endpoint}" broke off its answer: ${reason(err)}`, { cause: err });
     }
   }
 
   forget(endpoint: string): void {
-    const origin = originOf(endpoint);
-    const pool = this.#pools.get(origin);
+    const pool = this.#pools.get(endpoint);
     if (pool === undefined) return;
-    this.#pools.delete(origin);
+    this.#pools.delete(endpoint);
     pool.destroy().catch(() => {});
   }
 
@@ -90,10 +78,11 @@ export class UndiciTaskClient implements TaskClient {
     await Promise.all(pools.map((p) => p.close().catch(() => p.destroy())));
   }
 
-  #pool(origin: string): Pool {
-    let pool = this.#pools.get(origin);
+  /** One pool per task endpoint, keyed by the endpoint string as the engine passes it. */
+  #pool(endpoint: string): Pool {
+    let pool = this.#pools.get(endpoint);
     if (pool === undefined) {
-      pool = new Pool(origin, {
+      pool = new Pool(endpoint, {
         connections: this.#opts.connections,
         pipelining: 1,
         keepAliveTimeout: this.#opts.keepAliveTimeout,
@@ -102,7 +91,7 @@ export class UndiciTaskClient implements TaskClient {
         bodyTimeout: 0,
         connect: (options, callback) => this.#connect(options, callback),
       });
-      this.#pools.set(origin, pool);
+      this.#pools.set(endpoint, pool);
     }
     return pool;
   }
@@ -130,7 +119,7 @@ export class UndiciTaskClient implements TaskClient {
  * request → TaskFailedError: the task may have seen the request.
  */
 function requestError(err: unknown, req: TaskRequest): Error {
-  const origin = originOf(req.url);
+  const origin = req.endpoint;
   const code = (err as { code?: unknown }).code;
   if (typeof code === "string" && CONNECT_CODES.has(code)) {
     return new TaskConnectError(`Cannot connect to the task at "${origin}": ${reason(err)}`, { cause: err });
@@ -149,14 +138,6 @@ function reason(err: unknown): string {
   const e = err as { code?: unknown; message?: unknown };
   const message = typeof e.message === "string" ? e.message : String(err);
   return typeof e.code === "string" && !message.includes(e.code) ? `${message} (${e.code})` : message;
-}
-
-function originOf(endpoint: string): string {
-  try {
-    return new URL(endpoint).origin;
-  } catch {
-    return endpoint;
-  }
 }
 
 /** The Node task client (undici pools); Deno uses FetchTaskClient. */

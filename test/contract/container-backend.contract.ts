@@ -54,7 +54,7 @@ export function containerBackendContract(name: string, setup: () => Promise<Cont
     it("creates, starts and waits for the mark, then the task answers on its endpoint", async () => {
       const id = await startReady();
       const endpoint = await s.backend.endpoint(id);
-      const res = await sendWithRetry(s.client, { method: "POST", url: `${endpoint}/`, body: "hello contract" });
+      const res = await sendWithRetry(s.client, { method: "POST", endpoint, path: "/", body: "hello contract" });
       expect(res).toEqual({ status: 200, body: "hello contract" });
       expect(await s.backend.inspect(id)).toMatchObject({ id, running: true, status: "running" });
     });

@@ -21,7 +21,7 @@ export class FakeTaskClient implements TaskClient {
   async send(req: TaskRequest): Promise<TaskResponse> {
     this.sent.push(req);
     req.signal?.throwIfAborted();
-    const url = new URL(req.url);
+    const url = new URL(req.endpoint + req.path);
     const { container, path } = this.#backend.resolve(url);
     if (container === undefined || !container.running) {
       throw new TaskConnectError(`Cannot connect to the task at "${url.origin}": connect ECONNREFUSED`);

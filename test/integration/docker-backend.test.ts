@@ -134,7 +134,7 @@ describe("DockerBackend on the real engine", () => {
     await backend.start(id);
     await backend.waitForMark(id, { mark: READY_MARK, signal: AbortSignal.timeout(15_000) });
     const client = new UndiciTaskClient();
-    await client.send({ method: "POST", url: `${await backend.endpoint(id)}/`, body: taskBody.oom }).catch(() => {});
+    await client.send({ method: "POST", endpoint: await backend.endpoint(id), path: "/", body: taskBody.oom }).catch(() => {});
     await client.close();
     await until(() => events.some((e) => e.id === id && e.action === "die"));
     ac.abort();

@@ -70,9 +70,9 @@ describe("UndiciTaskClient", () => {
     });
     const client = undici();
     const body = '{"x": "é ✓"}';
-    expect(await client.send({ method: "POST", url: `${srv.url}/`, body })).toEqual({ status: 200, body });
+    expect(await client.send({ method: "POST", endpoint: srv.url, path: "/", body })).toEqual({ status: 200, body });
     await new Promise((r) => setTimeout(r, 20)); // let the connection go back to the pool
-    expect(await client.send({ method: "POST", url: `${srv.url}/`, body: "second" })).toEqual({ status: 200, body: "second" });
+    expect(await client.send({ method: "POST", endpoint: srv.url, path: "/", body: "second" })).toEqual({ status: 200, body: "second" });
     expect(srv.connections()).toBe(1);
     expect(seen[0]).toMatch(/^POST \/ HTTP\/1\.1\r\n/);
     expect(seen[0]).toMatch(/content-type: application\/json/i);
@@ -80,7 +80,7 @@ describe("UndiciTaskClient", () => {
 
   it("returns an error status with its body; the engine decides what it means", async () => {
     const srv = await rawServer((s) => answer(s, 500, "boom"));
-    expect(await undici().send({ method: "POST", url: `${srv.url}/`, body: "" })).toEqual({ status: 500, body: "boom" });
+    expect(await undici().send({ method: "POST", endpoint: srv.url, path: "/", body: "" })).toEqual({ status: 500, body: "boom" });
   });
 
   it("sends a GET without a body", async () => {
@@ -89,14 +89,14 @@ describe("UndiciTaskClient", () => {
       seen = req;
       answer(s, 200, "ra-report");
     });
-    expect(await undici().send({ method: "GET", url: `${srv.url}/ra` })).toEqual({ status: 200, body: "ra-report" });
+    expect(await undici().send({ method: "GET", endpoint: srv.url, path: "/ra" })).toEqual({ status: 200, body: "ra-report" });
     expect(seen).toMatch(/^GET \/ra HTTP\/1\.1/);
     expect(seen).not.toMatch(/content-type/i);
   });
 
   it("rejects with TaskConnectError when the connection is refused", async () => {
     const port = await closedPort();
-    await expect(undici().send({ method: "POST", url: `http://127.0.0.1:${port}/`, body: "x" })).rejects.toBeInstanceOf(
+    await expect(undici().send({ method: "POST", endpoint: `http://127.0.0.1:${port}`, path: "/", body: "x" })).rejects.toBeInstanceOf(
       TaskConnectError,
     );
   });
@@ -110,16 +110,16 @@ describe("UndiciTaskClient", () => {
       server.listen(0, "127.0.0.1", () => resolve({ url: `http://127.0.0.1:${(server.address() as { port: number }).port}` }));
     });
     for (let i = 0; i < 5; i++) {
-      await expect(client.send({ method: "POST", url: `${proxyLike.url}/`, body: "x" })).rejects.toBeInstanceOf(TaskConnectError);
+      await expect(client.send({ method: "POST", endpoint: proxyLike.url, path: "/", body: "x" })).rejects.toBeInstanceOf(TaskConnectError);
     }
   });
 
   it("rejects with TaskFailedError when a used connection breaks under the request", async () => {
     const srv = await rawServer((s, req, n) => (n === 1 ? echo(s, req) : s.destroy()));
     const client = undici();
-    await client.send({ method: "POST", url: `${srv.url}/`, body: "first" });
+    await client.send({ method: "POST", endpoint: srv.url, path: "/", body: "first" });
     await new Promise((r) => setTimeout(r, 20)); // let the connection go back to the pool
-    const err = await client.send({ method: "POST", url: `${srv.url}/`, body: "exit:3" }).catch((e) => e);
+    const err = await client.send({ method: "POST", endpoint: srv.url, path: "/", body: "exit:3" }).catch((e) => e);
     expect(err).toBeInstanceOf(TaskFailedError);
     expect(err).not.toBeInstanceOf(TaskConnectError);
   });
@@ -129,7 +129,7 @@ describe("UndiciTaskClient", () => {
       s.write("HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial");
       setTimeout(() => s.destroy(), 20);
     });
-    await expect(undici().send({ method: "POST", url: `${srv.url}/`, body: "x" })).rejects.toBeInstanceOf(TaskFailedError);
+    await expect(undici().send({ method: "POST", endpoint: srv.url, path: "/", body: "x" })).rejects.toBeInstanceOf(TaskFailedError);
   });
 
   it("rejects with the signal's reason when aborted", async () => {
@@ -137,31 +137,31 @@ describe("UndiciTaskClient", () => {
     const ac = new AbortController();
     const reason = new Error("request timeout");
     setTimeout(() => ac.abort(reason), 50);
-    await expect(undici().send({ method: "POST", url: `${srv.url}/`, body: "x", signal: ac.signal })).rejects.toBe(reason);
+    await expect(undici().send({ method: "POST", endpoint: srv.url, path: "/", body: "x", signal: ac.signal })).rejects.toBe(reason);
   });
 
   it("forget() closes the connections to that endpoint only", async () => {
     const a = await rawServer(echo);
     const b = await rawServer(echo);
     const client = undici();
-    await client.send({ method: "POST", url: `${a.url}/`, body: "a" });
-    await client.send({ method: "POST", url: `${b.url}/`, body: "b" });
+    await client.send({ method: "POST", endpoint: a.url, path: "/", body: "a" });
+    await client.send({ method: "POST", endpoint: b.url, path: "/", body: "b" });
     client.forget(a.url);
     await until(() => a.connections() === 0);
     expect(b.connections()).toBe(1);
-    expect(await client.send({ method: "POST", url: `${a.url}/`, body: "again" })).toEqual({ status: 200, body: "again" });
+    expect(await client.send({ method: "POST", endpoint: a.url, path: "/", body: "again" })).toEqual({ status: 200, body: "again" });
   });
 });
 
 describe("FetchTaskClient", () => {
   it("posts the body and returns status and body", async () => {
     const srv = await rawServer(echo);
-    expect(await new FetchTaskClient().send({ method: "POST", url: `${srv.url}/`, body: "hi" })).toEqual({ status: 200, body: "hi" });
+    expect(await new FetchTaskClient().send({ method: "POST", endpoint: srv.url, path: "/", body: "hi" })).toEqual({ status: 200, body: "hi" });
   });
 
   it("rejects with TaskConnectError when the connection is refused", async () => {
     const port = await closedPort();
-    await expect(new FetchTaskClient().send({ method: "POST", url: `http://127.0.0.1:${port}/`, body: "x" })).rejects.toBeInstanceOf(
+    await expect(new FetchTaskClient().send({ method: "POST", endpoint: `http://127.0.0.1:${port}`, path: "/", body: "x" })).rejects.toBeInstanceOf(
       TaskConnectError,
     );
   });
@@ -171,12 +171,12 @@ describe("FetchTaskClient", () => {
       s.write("HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial");
       setTimeout(() => s.destroy(), 20);
     });
-    await expect(new FetchTaskClient().send({ method: "POST", url: `${srv.url}/`, body: "x" })).rejects.toBeInstanceOf(TaskFailedError);
+    await expect(new FetchTaskClient().send({ method: "POST", endpoint: srv.url, path: "/", body: "x" })).rejects.toBeInstanceOf(TaskFailedError);
     const silent = await rawServer(() => {});
     const reason = new Error("stop");
     const ac = new AbortController();
     setTimeout(() => ac.abort(reason), 50);
-    await expect(new FetchTaskClient().send({ method: "POST", url: `${silent.url}/`, body: "x", signal: ac.signal })).rejects.toBe(reason);
+    await expect(new FetchTaskClient().send({ method: "POST", endpoint: silent.url, path: "/", body: "x", signal: ac.signal })).rejects.toBe(reason);
   });
 });
 

@@ -111,9 +111,12 @@ export class Executor {
   async execute(intent: TaskIntent, input: string, opts: { signal?: AbortSignal; requestId?: string } = {}): Promise<string> {
     if (this.#paused) throw new PausedError();
     const spec = resolveSpec(intent, this.#specLimits());
-    if (spec.runtimeKind === "microVM") await this.#watch.requireRuntime(spec.runtime!);
-    if (spec.sgx) await this.#requireSgx();
     const key = taskKey(spec);
+    // What only a start needs (the runtime, the SGX device) is checked only when a start may follow.
+    if (!this.#pool.get(key)) {
+      if (spec.runtimeKind === "microVM") await this.#watch.requireRuntime(spec.runtime!);
+      if (spec.sgx) await this.#requireSgx();
+    }
     for (let attempt = 0; ; attempt++) {
       const task = await this.#acquireReady(key, spec, opts.signal);
       try {

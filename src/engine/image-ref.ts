@@ -51,7 +51,16 @@ export function normalizeImageRef(ref: ImageRef): string {
 /** Glob match for `allowed_images` patterns: `*` matches any run of characters. */
 export function imageAllowed(image: string, patterns: readonly string[]): boolean {
   if (patterns.length === 0) return true;
-  return patterns.some((p) => new RegExp(`^${p.split("*").map(escapeRegExp).join(".*")}$`).test(image));
+  return patterns.some((p) => patternRegExp(p).test(image));
+}
+
+/** Patterns come from the config, so compiling each once is bounded. */
+const compiled = new Map<string, RegExp>();
+
+function patternRegExp(pattern: string): RegExp {
+  let re = compiled.get(pattern);
+  if (!re) compiled.set(pattern, (re = new RegExp(`^${pattern.split("*").map(escapeRegExp).join(".*")}$`)));
+  return re;
 }
 
 function escapeRegExp(s: string): string {

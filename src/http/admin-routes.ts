@@ -3,9 +3,9 @@ import type { Hono, MiddlewareHandler } from "hono";
 import { bearerAuth } from "hono/bearer-auth";
 import { HTTPException } from "hono/http-exception";
 import { updateSchema } from "../config.ts";
-import { BadRequestError, UnauthorizedError } from "../engine/errors.ts";
+import { UnauthorizedError } from "../engine/errors.ts";
 import type { AppEnv, AppOptions } from "./app.ts";
-import { fieldError } from "./schemas.ts";
+import { fieldError, parseJsonBody } from "./schemas.ts";
 
 export function mountAdmin(app: Hono<AppEnv>, o: AppOptions): void {
   const guard: MiddlewareHandler = o.adminToken ? tokenGuard(o.adminToken) : async (_c, next) => next();
@@ -22,13 +22,7 @@ export function mountAdmin(app: Hono<AppEnv>, o: AppOptions): void {
   });
 
   app.post("/update-config", guard, async (c) => {
-    let body: unknown;
-    try {
-      body = await c.req.json();
-    } catch (e) {
-      throw new BadRequestError(`Request body is not valid JSON: ${(e as Error).message}`, { code: "INVALID_JSON" });
-    }
-    const r = updateSchema.safeParse(body);
+    const r = updateSchema.safeParse(parseJsonBody(await c.req.text()));
     if (!r.success) throw fieldError(r.error);
     const u = r.data;
     const s = await o.executor.updateConfig({

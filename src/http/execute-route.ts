@@ -1,10 +1,10 @@
 /** POST /: run a task and return its output in the `{success, msg}` envelope. */
 import type { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { BadRequestError, PayloadTooLargeError } from "../engine/errors.ts";
+import { PayloadTooLargeError } from "../engine/errors.ts";
 import type { AppEnv, AppOptions } from "./app.ts";
 import { readNodeBody } from "./node-body.ts";
-import { parseExecute } from "./schemas.ts";
+import { parseExecute, parseJsonBody } from "./schemas.ts";
 
 export function mountExecute(app: Hono<AppEnv>, o: AppOptions): void {
   const limit = bodyLimit({
@@ -21,13 +21,7 @@ export function mountExecute(app: Hono<AppEnv>, o: AppOptions): void {
     }
     const { text, signal } = body;
     c.set("clientSignal", signal);
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch (e) {
-      throw new BadRequestError(`Request body is not valid JSON: ${(e as Error).message}`, { code: "INVALID_JSON" });
-    }
-    const { intent, input } = parseExecute(json);
+    const { intent, input } = parseExecute(parseJsonBody(text));
     const msg = await o.executor.execute(intent, input, { signal, requestId: c.get("requestId") });
     // A Response with plain-object headers stays on @hono/node-server's fast path (no Headers object).
     return new Response(`{"success":true,"msg":${JSON.stringify(msg)}}`, {

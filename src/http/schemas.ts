@@ -27,6 +27,15 @@ export const executeSchema = z
   })
   .passthrough();
 
+/** A request body as JSON, or a BadRequestError that says why it is not. */
+export function parseJsonBody(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new BadRequestError(`Request body is not valid JSON: ${(e as Error).message}`, { code: "INVALID_JSON" });
+  }
+}
+
 /** Turns a parsed JSON body into an intent and its input, or a BadRequestError naming the field. */
 export function parseExecute(body: unknown): { intent: TaskIntent; input: string } {
   if (typeof body !== "object" || body === null || Array.isArray(body)) {

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { parse as parseYaml } from "yaml";
+import { isWholeTenths } from "./engine/task-spec.ts";
 
 /**
  * Configuration: the YAML file (snake_case, every key optional) and the
@@ -10,7 +11,7 @@ import { parse as parseYaml } from "yaml";
 const oneDecimal = (what: string) =>
   z.number({ invalid_type_error: `${what} must be a number` })
     .positive(`${what} must be greater than 0`)
-    .refine((v) => Number.isInteger(Math.round(v * 10)) && Math.abs(v * 10 - Math.round(v * 10)) < 1e-9, {
+    .refine(isWholeTenths, {
       message: `${what} must have at most one decimal (steps of 0.1 core)`,
     });
 

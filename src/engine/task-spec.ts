@@ -36,6 +36,11 @@ export interface SpecLimits {
 }
 
 export const DEFAULT_CPU_TENTHS = 10;
+
+/** True when `cores` is a whole number of tenths of a core (0.3, 2), not 0.25. */
+export function isWholeTenths(cores: number): boolean {
+  return Math.abs(cores * 10 - Math.round(cores * 10)) < 1e-9;
+}
 export const DEFAULT_MEM_MB = 128;
 
 /** Turns an intent into a spec, refusing at once what can never run here. */

@@ -1,13 +1,12 @@
 /** Request bodies, validated once here (DESIGN §1). Unknown fields are ignored. */
 import { z } from "zod";
 import { BadRequestError } from "../engine/errors.ts";
-import type { TaskIntent } from "../engine/task-spec.ts";
+import { isWholeTenths, type TaskIntent } from "../engine/task-spec.ts";
 
-const oneDecimal = (v: number) => Math.abs(v * 10 - Math.round(v * 10)) < 1e-9;
 
 const resource = z
   .object({
-    cpu: z.number({ invalid_type_error: "must be a number" }).min(0, "must be greater than 0").refine(oneDecimal, "must be in steps of 0.1 core (e.g. 0.5, 1, 2.5)").optional(),
+    cpu: z.number({ invalid_type_error: "must be a number" }).min(0, "must be greater than 0").refine(isWholeTenths, "must be in steps of 0.1 core (e.g. 0.5, 1, 2.5)").optional(),
     mem: z.number({ invalid_type_error: "must be a whole number of MB" }).int("must be a whole number of MB").min(0, "must be a positive whole number of MB").optional(),
     use_gpu: z.boolean({ invalid_type_error: "must be true or false" }).optional(),
     gpu_count: z.number({ invalid_type_error: "must be a whole number" }).int("must be a whole number").min(1, "must be at least 1").optional(),
@@ -99,7 +98,7 @@ function parseValid(b: Record<string, unknown>): { intent: TaskIntent; input: st
   if (resource != null) {
     if (typeof resource !== "object" || Array.isArray(resource)) return undefined;
     const { cpu, mem, use_gpu, gpu_count } = resource as Record<string, unknown>;
-    if (cpu !== undefined && !(typeof cpu === "number" && cpu >= 0 && oneDecimal(cpu))) return undefined;
+    if (cpu !== undefined && !(typeof cpu === "number" && cpu >= 0 && isWholeTenths(cpu))) return undefined;
     if (mem !== undefined && !(typeof mem === "number" && Number.isInteger(mem) && mem >= 0)) return undefined;
     if (use_gpu !== undefined && typeof use_gpu !== "boolean") return undefined;
     if (gpu_count !== undefined && !(typeof gpu_count === "number" && Number.isInteger(gpu_count) && gpu_count >= 1)) return undefined;

@@ -18,8 +18,6 @@ export class IdleCleaner {
   #d: IdleCleanerDeps;
   #log: Logger;
   #cancel?: () => void;
-  /** Tasks removed for idleness since start. */
-  removed = 0;
 
   constructor(deps: IdleCleanerDeps) {
     this.#d = deps;
@@ -47,7 +45,6 @@ export class IdleCleaner {
     for (const key of pickExpired(this.#d.pool.views(), this.#d.clock.now() - idleMs)) {
       const task = this.#d.pool.get(key);
       if (!task) continue;
-      this.removed++;
       this.#d.metrics?.idleRemovals.inc();
       this.#log.info("Removing idle task", { task: task.name, idleMinutes: this.#d.settings().idleTimeoutMinutes });
       void this.#d.pool.remove(task, "idle timeout");

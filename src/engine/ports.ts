@@ -128,7 +128,8 @@ export interface ContainerBackend {
    */
   endpoint(id: string, opts?: { network?: string }): Promise<string>;
   /**
-   * Follows the container's demultiplexed stdout until a line equals `mark`.
+   * Follows the container's demultiplexed stdout until `mark` appears within a line (after a
+   * prefix, or in a last line with no newline), as soon as its bytes arrive.
    * Rejects with ContainerExitedError (exit code, last log lines) when the
    * container stops first, with the signal's reason when `signal` aborts.
    */

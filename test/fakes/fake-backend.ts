@@ -198,7 +198,7 @@ export class FakeBackend implements ContainerBackend {
           const lines = c?.lastLines(20) ?? [];
           return settle(() => reject(new ContainerExitedError(-1, lines, `Task container "${id}" was removed before it was ready`)));
         }
-        if (c.logs.some((l) => l.stream === "stdout" && l.line === opts.mark)) return settle(resolve);
+        if (c.logs.some((l) => l.stream === "stdout" && l.line.includes(opts.mark))) return settle(resolve);
         const tail = c.lastLines(20);
         if (!c.running) settle(() => reject(new ContainerExitedError(c.exitCode, tail)));
       };

@@ -20,7 +20,8 @@ export function toCreateBody(spec: ContainerSpec): Record<string, unknown> {
   }
   if (spec.sgx !== undefined) {
     hostConfig.Devices = [{ PathOnHost: spec.sgx.device, PathInContainer: "/dev/sgx/enclave", CgroupPermissions: "rwm" }];
-    hostConfig.Binds = [`${spec.sgx.aesmdPath}:/var/run/aesmd`];
+    // A Mounts bind fails when the folder is missing; a Binds entry would make dockerd create it empty.
+    hostConfig.Mounts = [{ Type: "bind", Source: spec.sgx.aesmdPath, Target: "/var/run/aesmd" }];
   }
   if (spec.network !== undefined && spec.network !== "") {
     hostConfig.NetworkMode = spec.network;
@@ -57,8 +58,15 @@ export function toContainerSummary(json: ContainerListJson): ContainerSummary {
   };
 }
 
-/** The published 127.0.0.1 port, or the container's name on a network; undefined when not published. */
+/**
+ * The published 127.0.0.1 port; or, on a network, the container's name (its address on Docker's
+ * default bridge, which has no DNS); undefined when there is neither.
+ */
 export function toEndpoint(json: ContainerJson, network?: string): string | undefined {
+  if (network === "bridge") {
+    const ip = json.NetworkSettings?.Networks?.bridge?.IPAddress;
+    return ip ? `http://${ip}:8080` : undefined;
+  }
   if (network !== undefined && network !== "") return `http://${stripSlash(json.Name)}:8080`;
   const bindings = json.NetworkSettings?.Ports?.[TASK_PORT] ?? [];
   const port = bindings.find((b) => b.HostPort !== "")?.HostPort;

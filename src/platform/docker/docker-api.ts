@@ -29,7 +29,11 @@ export interface ContainerJson {
   State: { Status: string; Running: boolean; ExitCode: number; OOMKilled: boolean };
   Config?: { Labels?: Record<string, string> | null };
   HostConfig?: Record<string, unknown>;
-  NetworkSettings?: { Ports?: Record<string, { HostIp: string; HostPort: string }[] | null> | null };
+  NetworkSettings?: {
+    Ports?: Record<string, { HostIp: string; HostPort: string }[] | null> | null;
+    /** Every network the container is attached to, by name. */
+    Networks?: Record<string, { IPAddress?: string; NetworkID?: string }> | null;
+  };
 }
 
 export interface ContainerListJson {

@@ -16,7 +16,7 @@ import { isApiStatus, type DockerApi } from "./docker-api.ts";
 import { toContainerState, toContainerSummary, toCreateBody, toEndpoint, toEngineInfo } from "./container-json.ts";
 import { createFailure, engineFailure, startFailure } from "./failures.ts";
 import { eventFilters, labelFilters, readEvents } from "./events.ts";
-import { demuxLines } from "./log-demux.ts";
+import { demuxFrames, demuxLines, MarkFinder, StreamLines } from "./log-demux.ts";
 import { pullError, readPullStream, splitImageRef } from "./pull.ts";
 
 export interface DockerBackendOptions {
@@ -81,7 +81,7 @@ export class DockerBackend implements ContainerBackend {
     try {
       await this.#api.startContainer(id);
     } catch (err) {
-      throw startFailure(err, id);
+      throw startFailure(err, id, await this.#gpuIds(id));
     }
   }
 
@@ -96,13 +96,19 @@ export class DockerBackend implements ContainerBackend {
     const { mark, signal } = opts;
     signal.throwIfAborted();
     const tail: string[] = [];
+    const keep = (line: string) => {
+      tail.push(line);
+      if (tail.length > this.#tailLines) tail.shift();
+    };
+    const finder = new MarkFinder(mark);
+    const lines = new StreamLines();
     try {
       const source = await this.#api.logs(id, { follow: true, signal });
-      for await (const { stream, line } of demuxLines(source)) {
-        if (stream === "stdout" && line === mark) return;
-        tail.push(line);
-        if (tail.length > this.#tailLines) tail.shift();
+      for await (const frame of demuxFrames(source)) {
+        if (frame.stream === "stdout" && finder.push(frame.data)) return;
+        lines.push(frame).forEach(keep);
       }
+      lines.flush().forEach(({ line }) => keep(line));
     } catch (err) {
       if (signal.aborted) throw signal.reason;
       // 404 or 409 ("dead or marked for removal"): the container is gone; say so below.
@@ -168,6 +174,18 @@ export class DockerBackend implements ContainerBackend {
 
   async close(): Promise<void> {
     await this.#api.close();
+  }
+
+  /** Docker's own JSON of a container (its networks, its host config); undefined when there is none. */
+  inspectJson(id: string) {
+    return this.#inspectJson(id);
+  }
+
+  /** The GPUs a created container asks for (DeviceRequests), for an error that names them. */
+  async #gpuIds(id: string): Promise<string[]> {
+    const json = await this.#inspectJson(id).catch(() => undefined);
+    const requests = (json?.HostConfig?.DeviceRequests ?? []) as { DeviceIDs?: string[] | null }[];
+    return requests.flatMap((r) => r.DeviceIDs ?? []);
   }
 
   async #inspectJson(id: string) {

@@ -48,7 +48,8 @@ export const fileSchema = z
     gpu_idle_percent: z.number().min(0).max(100).default(10),
     gpu_sample_interval: seconds("gpu_sample_interval").default(2),
     /** "auto" (find out where the executor runs), "publish", or a Docker network's name. */
-    network: z.string().min(1, 'network must be "auto", "publish" or a Docker network\'s name').default("auto"),
+    // "" was the earlier spelling of "publish".
+    network: z.string().transform((v) => (v === "" ? "publish" : v)).default("auto"),
     admin_token: z.string().default(""),
     instance: z.string().regex(/^[a-zA-Z0-9_.-]+$/, "instance must be letters, digits, '_', '.' or '-'").default("default"),
     ready_timeout: seconds("ready_timeout").default(60),

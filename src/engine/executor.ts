@@ -63,6 +63,7 @@ export class Executor {
       settings: () => this.#s,
       onRelease: () => this.#admission.pump(),
       metrics: this.metrics,
+      gpuIds: (indexes) => this.#gpu.uuids(indexes),
     });
     this.#admission = new Admission({
       ledger: this.#ledger,

@@ -23,6 +23,8 @@ export interface TaskPoolDeps {
   onRelease: () => void;
   /** Counts cold starts, start failures and pulls. */
   metrics?: EngineMetrics;
+  /** The GPUs' UUIDs for NVML indexes: Docker is asked by UUID, which a renumbering cannot change. */
+  gpuIds?: (indexes: readonly number[]) => string[];
 }
 
 export class TaskPool {
@@ -220,7 +222,7 @@ export class TaskPool {
       memoryBytes: spec.memMB * 1024 * 1024,
       pidsLimit: s.pidsLimit,
       runtime: spec.runtime,
-      gpus: r.gpus.length > 0 ? r.gpus.map(String) : undefined,
+      gpus: r.gpus.length > 0 ? (this.#d.gpuIds?.(r.gpus) ?? r.gpus.map(String)) : undefined,
       sgx: spec.sgx ? { device: s.sgx.device, aesmdPath: s.sgx.aesmdPath } : undefined,
       network: s.network || undefined,
       securityOpt: s.noNewPrivileges ? ["no-new-privileges:true"] : [],

@@ -102,6 +102,15 @@ export class FakeBackend implements ContainerBackend {
     return this.#containers.get(id);
   }
 
+  #addresses = new Map<string, string>();
+
+  /** A fake address on the default bridge, one per container. */
+  #address(id: string): string {
+    let a = this.#addresses.get(id);
+    if (a === undefined) this.#addresses.set(id, (a = `172.17.${Math.floor((this.#addresses.size + 2) / 256)}.${(this.#addresses.size + 2) % 256}`));
+    return a;
+  }
+
   containers(): FakeContainer[] {
     return [...this.#containers.values()];
   }
@@ -112,7 +121,9 @@ export class FakeBackend implements ContainerBackend {
       const [, id = "", ...rest] = url.pathname.split("/");
       return { container: this.#containers.get(id), path: `/${rest.join("/")}` };
     }
-    const container = this.containers().find((c) => c.name === url.hostname && c.spec.network !== undefined);
+    const container = this.containers().find(
+      (c) => c.spec.network !== undefined && (c.name === url.hostname || (c.spec.network === "bridge" && this.#address(c.id) === url.hostname)),
+    );
     return { container, path: url.pathname };
   }
 
@@ -176,6 +187,8 @@ export class FakeBackend implements ContainerBackend {
   async endpoint(id: string, opts?: { network?: string }): Promise<string> {
     await this.#enter("endpoint", [id, opts]);
     const c = this.#containers.get(id);
+    // Docker's default bridge has no DNS: the container's address there; another network: its name.
+    if (c !== undefined && opts?.network === "bridge") return `http://${this.#address(c.id)}:8080`;
     if (c !== undefined && opts?.network) return `http://${c.name}:8080`;
     if (c === undefined || !c.running) throw new TaskStartError(`Cannot reach container "${id}": port 8080 is not published`);
     return `http://fake/${id}`;

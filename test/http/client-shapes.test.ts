@@ -55,7 +55,8 @@ describe("POST / in the clients' shapes", () => {
     const { request, backend } = await fakeApp({ settings: { hasGpu: true }, gpus });
     expect((await request("POST", "/", { id: "echo:1", resource: { task_cpu: 1, task_mem: 128 }, useGpu: true, gpuCount: 2 })).status).toBe(200);
     expect((await request("POST", "/", { id: "echo:1", resource: { cpu: 1, mem: 256, use_gpu: true, gpu_count: 0 } })).status).toBe(200);
-    expect(backend.created.map((s) => s.gpus?.length)).toEqual([2, 1]);
+    // Docker is asked for GPUs by UUID (the fake NVML's "GPU-<index>").
+    expect(backend.created.map((s) => s.gpus)).toEqual([["GPU-0", "GPU-1"], [expect.stringMatching(/^GPU-[01]$/)]]);
   });
 
   it("takes the desktop app's useSgx as use_sgx", async () => {

@@ -1,6 +1,6 @@
 /** Between the engine's shapes and Docker's JSON, for both transports. */
-import type { ContainerSpec, ContainerState, ContainerSummary, EngineInfo } from "../../engine/ports.ts";
-import type { ContainerJson, ContainerListJson, InfoJson, VersionJson } from "./docker-api.ts";
+import type { ContainerSpec, ContainerState, ContainerSummary, EngineInfo, NetworkSpec, NetworkSummary } from "../../engine/ports.ts";
+import type { ContainerJson, ContainerListJson, InfoJson, NetworkJson, VersionJson } from "./docker-api.ts";
 
 export const TASK_PORT = "8080/tcp";
 
@@ -39,6 +39,29 @@ export function toCreateBody(spec: ContainerSpec): Record<string, unknown> {
   };
 }
 
+/** The body of POST /networks/create for a task's own network. */
+export function toNetworkBody(spec: NetworkSpec): Record<string, unknown> {
+  return {
+    Name: spec.name,
+    Driver: "bridge",
+    CheckDuplicate: true,
+    Internal: spec.internal,
+    Attachable: false,
+    EnableIPv6: false,
+    Labels: spec.labels,
+    IPAM: { Driver: "default", Config: [{ Subnet: spec.subnet }] },
+  };
+}
+
+export function toNetworkSummary(json: NetworkJson): NetworkSummary {
+  return {
+    id: json.Id,
+    name: json.Name,
+    labels: json.Labels ?? {},
+    subnets: (json.IPAM?.Config ?? []).map((c) => c.Subnet ?? "").filter((s) => s.includes(".")),
+  };
+}
+
 export function toContainerState(json: ContainerJson): ContainerState {
   return {
     id: json.Id,
@@ -62,9 +85,9 @@ export function toContainerSummary(json: ContainerListJson): ContainerSummary {
  * The published 127.0.0.1 port; or, on a network, the container's name (its address on Docker's
  * default bridge, which has no DNS); undefined when there is neither.
  */
-export function toEndpoint(json: ContainerJson, network?: string): string | undefined {
-  if (network === "bridge") {
-    const ip = json.NetworkSettings?.Networks?.bridge?.IPAddress;
+export function toEndpoint(json: ContainerJson, network?: string, byAddress = false): string | undefined {
+  if (network !== undefined && network !== "" && (byAddress || network === "bridge")) {
+    const ip = json.NetworkSettings?.Networks?.[network]?.IPAddress;
     return ip ? `http://${ip}:8080` : undefined;
   }
   if (network !== undefined && network !== "") return `http://${stripSlash(json.Name)}:8080`;

@@ -43,6 +43,14 @@ export interface ContainerListJson {
   State: string;
 }
 
+export interface NetworkJson {
+  Id: string;
+  Name: string;
+  Labels?: Record<string, string> | null;
+  Internal?: boolean;
+  IPAM?: { Config?: { Subnet?: string; Gateway?: string }[] | null } | null;
+}
+
 export interface DockerApi {
   /** How the engine is reached, e.g. "unix:///var/run/docker.sock". */
   readonly transport: string;
@@ -59,6 +67,11 @@ export interface DockerApi {
   logs(id: string, opts: { follow: boolean; tail?: number; signal?: AbortSignal }): Promise<ByteSource>;
   removeContainer(id: string): Promise<void>;
   listContainers(filters: Filters): Promise<ContainerListJson[]>;
+  createNetwork(body: Record<string, unknown>): Promise<string>;
+  removeNetwork(id: string): Promise<void>;
+  listNetworks(filters: Filters): Promise<NetworkJson[]>;
+  connectNetwork(id: string, container: string): Promise<void>;
+  disconnectNetwork(id: string, container: string): Promise<void>;
   /** The JSON-lines event stream. */
   events(filters: Filters, signal: AbortSignal): Promise<ByteSource>;
   close(): Promise<void>;

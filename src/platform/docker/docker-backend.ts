@@ -11,9 +11,11 @@ import type {
   ContainerState,
   ContainerSummary,
   EngineInfo,
+  NetworkSpec,
+  NetworkSummary,
 } from "../../engine/ports.ts";
-import { isApiStatus, type DockerApi } from "./docker-api.ts";
-import { toContainerState, toContainerSummary, toCreateBody, toEndpoint, toEngineInfo } from "./container-json.ts";
+import { isApiStatus, type DockerApi, type Filters } from "./docker-api.ts";
+import { toContainerState, toContainerSummary, toCreateBody, toEndpoint, toEngineInfo, toNetworkBody, toNetworkSummary } from "./container-json.ts";
 import { createFailure, engineFailure, startFailure } from "./failures.ts";
 import { eventFilters, labelFilters, readEvents } from "./events.ts";
 import { demuxFrames, demuxLines, MarkFinder, StreamLines } from "./log-demux.ts";
@@ -85,9 +87,9 @@ export class DockerBackend implements ContainerBackend {
     }
   }
 
-  async endpoint(id: string, opts?: { network?: string }): Promise<string> {
+  async endpoint(id: string, opts?: { network?: string; byAddress?: boolean }): Promise<string> {
     const json = await this.#inspectJson(id);
-    const url = json === undefined ? undefined : toEndpoint(json, opts?.network);
+    const url = json === undefined ? undefined : toEndpoint(json, opts?.network, opts?.byAddress);
     if (url === undefined) throw new TaskStartError(`Cannot reach container "${id}": port 8080 is not published`);
     return url;
   }
@@ -169,6 +171,53 @@ export class DockerBackend implements ContainerBackend {
     } catch (err) {
       if (opts.signal.aborted) return;
       throw engineFailure(err, "Cannot watch container events");
+    }
+  }
+
+  async createNetwork(spec: NetworkSpec): Promise<string> {
+    try {
+      return await this.#api.createNetwork(toNetworkBody(spec));
+    } catch (err) {
+      if (isApiStatus(err, 403) && /overlaps/i.test(err.reason)) {
+        throw new TaskStartError(`Cannot create network "${spec.name}": subnet ${spec.subnet} is taken (${err.reason})`, { cause: err, code: "SUBNET_TAKEN" });
+      }
+      throw engineFailure(err, `Cannot create network "${spec.name}"`);
+    }
+  }
+
+  async removeNetwork(id: string): Promise<void> {
+    try {
+      await this.#api.removeNetwork(id);
+    } catch (err) {
+      if (isApiStatus(err, 404)) return;
+      throw engineFailure(err, `Cannot remove network "${id}"`);
+    }
+  }
+
+  async listNetworks(labels: Record<string, string>): Promise<NetworkSummary[]> {
+    try {
+      const filters: Filters = Object.keys(labels).length > 0 ? { label: labelFilters(labels) } : {};
+      return (await this.#api.listNetworks(filters)).map(toNetworkSummary);
+    } catch (err) {
+      throw engineFailure(err, "Cannot list networks");
+    }
+  }
+
+  async connectNetwork(network: string, container: string): Promise<void> {
+    try {
+      await this.#api.connectNetwork(network, container);
+    } catch (err) {
+      if (isApiStatus(err, 403) && /already exists|already attached/i.test(err.reason)) return;
+      throw engineFailure(err, `Cannot connect container "${container}" to network "${network}"`);
+    }
+  }
+
+  async disconnectNetwork(network: string, container: string): Promise<void> {
+    try {
+      await this.#api.disconnectNetwork(network, container);
+    } catch (err) {
+      if (isApiStatus(err, 404) || (isApiStatus(err, 403, 500) && /not connected/i.test(err.reason))) return;
+      throw engineFailure(err, `Cannot disconnect container "${container}" from network "${network}"`);
     }
   }
 

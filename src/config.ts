@@ -1,5 +1,7 @@
 import { z } from "zod";
 import { parse as parseYaml } from "yaml";
+import { parseCidr } from "./engine/subnets.ts";
+import { TASK_SUBNET_BITS } from "./engine/settings.ts";
 import { isWholeTenths } from "./engine/task-spec.ts";
 
 /**
@@ -26,6 +28,13 @@ const gpuFlag = z.union([z.boolean(), z.literal(0).transform(() => false), z.lit
 /** `type`: the engine kind; only Docker is supported, and anything else is refused, not ignored. */
 const engineType = z.literal("docker", { errorMap: () => ({ message: 'only "docker" is supported' }) });
 
+/** An IPv4 block that holds at least one task network. */
+const subnetPool = z.string().superRefine((v, ctx) => {
+  const c = parseCidr(v);
+  if ("error" in c) ctx.addIssue({ code: "custom", message: `task_subnet_pool ${c.error}` });
+  else if (c.bits > TASK_SUBNET_BITS) ctx.addIssue({ code: "custom", message: `task_subnet_pool must hold at least one /${TASK_SUBNET_BITS}` });
+});
+
 const seconds = (what: string) => z.number({ invalid_type_error: `${what} must be a number of seconds` }).positive(`${what} must be greater than 0`);
 
 export const fileSchema = z
@@ -50,6 +59,14 @@ export const fileSchema = z
     /** "auto" (find out where the executor runs), "publish", or a Docker network's name. */
     // "" was the earlier spelling of "publish".
     network: z.string().transform((v) => (v === "" ? "publish" : v)).default("auto"),
+    /** Each task's own network takes a /28 of this block (see README, "Isolation"). */
+    task_subnet_pool: subnetPool.default("10.201.0.0/16"),
+    /** Give each task's network a route out (still none to other tasks). */
+    task_egress: z.boolean().default(false),
+    /** Linux capabilities taken from every task container, on top of Docker's defaults. */
+    task_cap_drop: z.array(z.string().regex(/^[A-Z_]+$/, "task_cap_drop entries are capability names such as NET_RAW")).default(["NET_RAW"]),
+    /** Open-files limit (soft and hard) of every task container. */
+    task_nofile: positiveInt("task_nofile").default(4096),
     admin_token: z.string().default(""),
     instance: z.string().regex(/^[a-zA-Z0-9_.-]+$/, "instance must be letters, digits, '_', '.' or '-'").default("default"),
     ready_timeout: seconds("ready_timeout").default(60),

@@ -117,9 +117,7 @@ async function serve(config: Config, configFile: string | undefined, env: Env, l
   log.info("Starting meca-executor", { version: pkg.version, config: configFile ?? "(built-in defaults)" });
   const { executor, backend, client, placement } = await createExecutor(config, env, logger);
   log.info("Task network", { mode: placement.mode, network: placement.network, reason: placement.reason });
-  // An explicit host wins; else every address in a container with a network of its own, so that
-  // the MECA network reaches it; else loopback (bare host, host networking).
-  const host = config.host ?? (placement.ownNetwork ? "0.0.0.0" : "127.0.0.1");
+  const hosts = listenAddresses(config.host, placement);
   const app = createApp({
     executor,
     logger,
@@ -129,11 +127,11 @@ async function serve(config: Config, configFile: string | undefined, env: Env, l
     onStop: () => void stop("POST /stop"),
     placement: { mode: placement.mode, network: placement.network, reason: placement.reason },
   });
-  if (!config.admin_token && !isLoopback(host)) {
-    log.warn("No admin_token is set and the executor listens beyond loopback: anyone who reaches it can pause or stop it", { host });
+  if (!config.admin_token && !hosts.every(isLoopback)) {
+    log.warn("No admin_token is set and the executor listens beyond loopback: anyone who reaches it can pause or stop it", { hosts });
   }
-  const listening: Listening = await listen(app, { host, port: config.port });
-  log.info("Listening", { host, port: listening.port });
+  const listening: Listening = await listenAll(app, { hosts, port: config.port });
+  log.info("Listening", { hosts, port: listening.port });
 
   let stopping: Promise<void> | undefined;
   const stop = (why: string) =>
@@ -168,9 +166,32 @@ export async function createExecutor(config: Config, env: Env, logger: Logger) {
   return { executor, backend, client, placement };
 }
 
-function listen(app: ReturnType<typeof createApp>, at: { host: string; port: number }): Promise<Listening> {
-  if ("Deno" in globalThis) return import("./http/deno-listen.ts").then((m) => m.listenDeno(app, { port: at.port, hostname: at.host }));
-  return import("./http/node-listen.ts").then((m) => m.listenNode(app, { port: at.port, hostname: at.host }));
+/**
+ * Where the API listens. An explicit `host` (or --host) wins. Else, in a container with a network
+ * of its own: loopback and the container's address on each network it was started on, never
+ * 0.0.0.0, so that nothing on a task's network (which the executor joins later) can connect;
+ * else loopback alone (bare host, host networking). See docs/architecture.md, "Isolation".
+ */
+export function listenAddresses(host: string | undefined, placement: Pick<Placement, "ownNetwork" | "self">): string[] {
+  if (host !== undefined) return [host];
+  if (!placement.ownNetwork || placement.self === undefined) return ["127.0.0.1"];
+  return ["127.0.0.1", ...placement.self.networks.map((n) => n.ip).filter((ip) => ip !== "")];
+}
+
+/** One listener per address, all on one port (the first listener's, when `port` is 0). */
+async function listenAll(app: ReturnType<typeof createApp>, at: { hosts: string[]; port: number }): Promise<Listening> {
+  const one = (hostname: string, port: number): Promise<Listening> =>
+    "Deno" in globalThis
+      ? import("./http/deno-listen.ts").then((m) => m.listenDeno(app, { port, hostname }))
+      : import("./http/node-listen.ts").then((m) => m.listenNode(app, { port, hostname }));
+  const listeners: Listening[] = [];
+  try {
+    for (const host of at.hosts) listeners.push(await one(host, listeners[0]?.port ?? at.port));
+  } catch (e) {
+    await Promise.all(listeners.map((l) => l.close()));
+    throw e;
+  }
+  return { port: listeners[0]!.port, close: async () => void (await Promise.all(listeners.map((l) => l.close()))) };
 }
 
 /** Drain default: 30 s on a host; 5 s in a container, so that shutdown fits `docker stop`'s 10 s grace. */
@@ -186,6 +207,10 @@ export function engineSettings(c: Config, placement: Pick<Placement, "mode" | "n
     microVMRuntime: c.microVM_runtime,
     sgx: { enable: c.sgx.enable, device: c.sgx.sgx_device, aesmdPath: c.sgx.aesmd_path },
     network: placement.mode === "network" ? placement.network! : "",
+    taskSubnetPool: c.task_subnet_pool,
+    taskEgress: c.task_egress,
+    capDrop: c.task_cap_drop,
+    nofile: c.task_nofile,
     instance: c.instance,
     readyTimeoutMs: c.ready_timeout * 1000,
     requestTimeoutMs: c.request_timeout * 1000,

@@ -82,6 +82,10 @@ export interface ContainerSpec {
   /** Join this Docker network and be reached by name; otherwise 8080 is published on 127.0.0.1. */
   network?: string;
   securityOpt: string[];
+  /** Capabilities taken away on top of Docker's defaults, e.g. ["NET_RAW"]. */
+  capDrop?: string[];
+  /** Open-files limit, soft and hard. */
+  nofile?: number;
   privileged: false;
 }
 

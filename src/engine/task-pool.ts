@@ -226,6 +226,8 @@ export class TaskPool {
       sgx: spec.sgx ? { device: s.sgx.device, aesmdPath: s.sgx.aesmdPath } : undefined,
       network: s.network || undefined,
       securityOpt: s.noNewPrivileges ? ["no-new-privileges:true"] : [],
+      capDrop: [...s.capDrop],
+      nofile: s.nofile,
       privileged: false,
     };
   }

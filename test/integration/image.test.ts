@@ -105,13 +105,15 @@ describe(IMAGE, () => {
     expect(docker(["run", "--rm", IMAGE, "--version"]).trim()).toBe(pkg.version);
   });
 
-  it("on Docker's default bridge with no config: listens on every address, puts tasks on the bridge by address, and `health` says healthy", async () => {
+  it("on Docker's default bridge with no config: listens on its own addresses, puts tasks on the bridge by address, and `health` says healthy", async () => {
     const c = run("default", ["-p", "127.0.0.1::2591"]);
     const base = `http://127.0.0.1:${publishedPort(c)}`;
     await waitHealthy(base, { why: () => containerLogs(c) });
     const logs = containerLogs(c);
     expect(logs).toContain('"config":"(built-in defaults)"');
-    expect(logs).toContain('"host":"0.0.0.0","port":2591');
+    // Loopback and its own address on the network it was started on; never 0.0.0.0.
+    const ip = JSON.parse(docker(["inspect", c]))[0].NetworkSettings.Networks.bridge.IPAddress as string;
+    expect(logs).toContain(`"hosts":["127.0.0.1","${ip}"],"port":2591`);
     const tasks = (await (await fetch(`${base}/tasks`)).json()) as { network: { mode: string; network: string; reason: string } };
     expect(tasks.network).toMatchObject({ mode: "network", network: "bridge" });
     expect(tasks.network.reason).toContain("default bridge");
@@ -131,7 +133,7 @@ describe(IMAGE, () => {
     const c = run("host", ["--network", "host", "-v", `${configFile}:/app/meca_executor.yaml:ro`]);
     const base = `http://127.0.0.1:${port}`;
     await waitHealthy(base, { why: () => containerLogs(c) });
-    expect(containerLogs(c)).toContain(`"host":"127.0.0.1","port":${port}`);
+    expect(containerLogs(c)).toContain(`"hosts":["127.0.0.1"],"port":${port}`);
     const r = await post(`${base}/`, { id: ECHO_IMAGE, resource: { cpu: 0.1, mem: 46 }, input: "from the image" });
     expect(r).toEqual({ status: 200, body: { success: true, msg: "from the image" } });
     expect(taskContainers(instance)).toHaveLength(1);

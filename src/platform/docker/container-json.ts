@@ -14,6 +14,8 @@ export function toCreateBody(spec: ContainerSpec): Record<string, unknown> {
     SecurityOpt: spec.securityOpt,
     Privileged: false,
   };
+  if (spec.capDrop !== undefined && spec.capDrop.length > 0) hostConfig.CapDrop = spec.capDrop;
+  if (spec.nofile !== undefined) hostConfig.Ulimits = [{ Name: "nofile", Soft: spec.nofile, Hard: spec.nofile }];
   if (spec.runtime !== undefined && spec.runtime !== "") hostConfig.Runtime = spec.runtime;
   if (spec.gpus !== undefined && spec.gpus.length > 0) {
     hostConfig.DeviceRequests = [{ Driver: "nvidia", DeviceIDs: spec.gpus, Capabilities: [["gpu"]] }];

@@ -176,6 +176,8 @@ export function engineSettings(c: Config): EngineSettings {
     allowedImages: c.allowed_images,
     gpuIdlePercent: c.gpu_idle_percent,
     gpuSampleIntervalMs: c.gpu_sample_interval * 1000,
+    taskConcurrency: c.task_concurrency,
+    maxReplicas: c.max_replicas,
   };
 }
 

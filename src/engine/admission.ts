@@ -93,6 +93,7 @@ export class Admission {
    * starts replicas (evicting idle ones), refuses what can no longer fit.
    */
   run(): void {
+    if (this.#queue.length === 0) return;
     const launches: Task[] = [];
     let blocked = false;
     const ahead = new Map<string, number>();

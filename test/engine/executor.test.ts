@@ -148,6 +148,13 @@ describe("Executor with fake ports", () => {
     expect(backend.containers()).toEqual([]);
   });
 
+  it("a task's error answer carries its status and body apart from the message", async () => {
+    const { executor } = await fakeExecutor({ images: { "fail:1": { respond: (body) => ({ status: 500, body: `kaputt ${body}` }) } } });
+    const e = await executor.execute(intent(1, "fail:1"), "secret").catch((x) => x);
+    expect(e).toMatchObject({ code: "TASK_FAILED", status: 500, body: "kaputt secret" });
+    expect(e.message).toBe('Task "fail:1" answered 500');
+  });
+
   it("removes tasks idle past the timeout", async () => {
     const { executor, backend, clock } = await fakeExecutor({ settings: { idleTimeoutMinutes: 0.5 } });
     await executor.execute(intent(1), "a");

@@ -147,10 +147,16 @@ export class TaskPool {
     if (!t.ok) return { outcome: "already_leaving", done: Promise.resolve() };
     task.abort.abort(error ?? new InternalError(`Task removed: ${reason}`));
     this.#forget(task, reservation);
-    if (endpoint) this.#d.client.forget(endpoint);
     this.#log.info("Removing task", { task: task.id, reason });
     const id = task.containerId;
-    const done = this.#track((id ? this.#removeContainer(id) : Promise.resolve()).finally(() => task.apply({ type: "removed" })));
+    // The client's connections to it go once the container is gone, not before: a request still
+    // on them ends as the container ends (a connection error, which may be retried), not cut here.
+    const done = this.#track(
+      (id ? this.#removeContainer(id) : Promise.resolve()).finally(() => {
+        if (endpoint) this.#d.client.forget(endpoint);
+        task.apply({ type: "removed" });
+      }),
+    );
     return { outcome: "removing", done };
   }
 

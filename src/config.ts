@@ -76,6 +76,8 @@ export const fileSchema = z
     drain_timeout: seconds("drain_timeout").optional(),
     max_body_bytes: positiveInt("max_body_bytes").default(10 * 1024 * 1024),
     pids_limit: positiveInt("pids_limit").default(1024),
+    task_concurrency: z.number().int("task_concurrency must be a whole number").min(0, "task_concurrency must be 0 or more").default(0),
+    max_replicas: z.number().int("max_replicas must be a whole number").min(0, "max_replicas must be 0 or more").default(0),
     no_new_privileges: z.boolean().default(true),
     allowed_images: z.array(z.string().min(1)).default([]),
     /** Unset: 127.0.0.1, or every address in a container with a network of its own (main.ts). */

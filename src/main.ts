@@ -221,6 +221,8 @@ export function engineSettings(c: Config, placement: Pick<Placement, "mode" | "n
     allowedImages: c.allowed_images,
     gpuIdlePercent: c.gpu_idle_percent,
     gpuSampleIntervalMs: c.gpu_sample_interval * 1000,
+    taskConcurrency: c.task_concurrency,
+    maxReplicas: c.max_replicas,
   };
 }
 

@@ -11,6 +11,8 @@ export interface GpuMonitorDeps {
   clock: Clock;
   logger: Logger;
   settings: () => EngineSettings;
+  /** Runs the line again: a GPU that other work left may now be free. */
+  freed?: () => void;
 }
 
 export class GpuMonitor {
@@ -84,6 +86,7 @@ export class GpuMonitor {
       this.#sample()
         .catch((e) => this.#log.warn("Cannot sample GPUs", { error: (e as Error).message }))
         .finally(() => {
+          this.#d.freed?.();
           if (this.#probe) this.#schedule();
         });
     });

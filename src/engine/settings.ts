@@ -32,6 +32,10 @@ export interface EngineSettings {
   /** A GPU is free when its utilisation and memory use are at most this percent. */
   gpuIdlePercent: number;
   gpuSampleIntervalMs: number;
+  /** Requests one replica serves at once; 0: unlimited, one replica per key. */
+  taskConcurrency: number;
+  /** Replicas per key at most when taskConcurrency >= 1; 0: as many as capacity allows. */
+  maxReplicas: number;
 }
 
 /** The part of the settings POST /update-config may change. */

@@ -29,6 +29,8 @@ export const BASE_SETTINGS: EngineSettings = {
   allowedImages: [],
   gpuIdlePercent: 10,
   gpuSampleIntervalMs: 1_000,
+  taskConcurrency: 0,
+  maxReplicas: 0,
 };
 
 /** A GpuProbe with `n` idle devices whose readings a test may change. */
@@ -60,4 +62,22 @@ export async function fakeExecutor(
 /** Lets pending promise callbacks run (the fakes answer in microtasks and short timers). */
 export async function flush(times = 5): Promise<void> {
   for (let i = 0; i < times; i++) await new Promise((r) => setTimeout(r, 0));
+}
+
+/**
+ * Settles `p` while moving the fake clock `stepMs` at a time: for requests that end only
+ * when an engine timer (request, ready, queue timeout) fires. Bounded: at most 100 steps.
+ */
+export async function settleWithClock<T>(p: T | Promise<T>, clock: FakeClock, stepMs: number): Promise<T> {
+  p = Promise.resolve(p);
+  let done = false;
+  p.then(
+    () => (done = true),
+    () => (done = true),
+  );
+  for (let i = 0; i < 100 && !done; i++) {
+    await flush(1);
+    if (!done) clock.advance(stepMs);
+  }
+  return p;
 }

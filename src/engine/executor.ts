@@ -217,7 +217,12 @@ export class Executor {
   }
 
   tasks(): TaskInfo[] {
-    return snapshotTasks(this.#pool.all());
+    return snapshotTasks(this.#pool.all(), (t) => {
+      const own = this.#pool.network(t);
+      if (own) return { name: own.name, subnet: own.subnet, isolated: true };
+      if (this.#s.isolate) return { name: "", isolated: true }; // its network comes with its start
+      return { name: this.#s.network || "published", isolated: false };
+    });
   }
 
   /** The gauges GET /metrics reports, read now. */

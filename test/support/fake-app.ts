@@ -13,7 +13,13 @@ export async function fakeApp(o: Parameters<typeof fakeExecutor>[0] & { adminTok
     onStop: () => stops++,
   });
   const request = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
-    const res = await app.request(path, { method, body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body), headers });
+    // Bodies go as JSON, as MECA's clients send them (admin routes refuse other content types).
+    const type: Record<string, string> = body === undefined ? {} : { "content-type": "application/json" };
+    const res = await app.request(path, {
+      method,
+      body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
+      headers: { ...type, ...headers },
+    });
     const text = await res.text();
     let json: any;
     try {

@@ -109,6 +109,10 @@ async function serve(config: Config, configFile: string | undefined, env: Env, l
     logger,
     adminToken: config.admin_token || undefined,
     maxBodyBytes: config.max_body_bytes,
+    maxAdminBodyBytes: config.max_admin_body_bytes,
+    maxBufferedInputBytes: config.max_buffered_input_bytes,
+    allowedOrigins: config.allowed_origins,
+    listenHost: config.host,
     accessLog: config.log_level === "debug",
     onStop: () => void stop("POST /stop"),
   });
@@ -135,9 +139,13 @@ async function serve(config: Config, configFile: string | undefined, env: Env, l
 
 /** The platform parts for this runtime, handed to the engine. */
 export async function createExecutor(config: Config, env: Env, logger: Logger) {
-  const backend = await createDockerBackend(env);
+  const backend = await createDockerBackend(env, { taskLog: { maxSize: config.task_log_max_size, maxFile: config.task_log_max_file } });
   // Under Deno the task client is its own fetch (DESIGN §4), not undici pools.
-  const client = "Deno" in globalThis ? new FetchTaskClient() : createTaskClient();
+  const maxAnswerBytes = config.max_answer_bytes;
+  const client =
+    "Deno" in globalThis
+      ? new FetchTaskClient({ maxAnswerBytes })
+      : createTaskClient({ maxAnswerBytes, answerTimeout: config.request_timeout * 1000 });
   const executor = await Executor.create({
     backend,
     client,
@@ -153,7 +161,15 @@ export async function createExecutor(config: Config, env: Env, logger: Logger) {
 
 function listen(app: ReturnType<typeof createApp>, config: Config): Promise<Listening> {
   if ("Deno" in globalThis) return import("./http/deno-listen.ts").then((m) => m.listenDeno(app, { port: config.port, hostname: config.host }));
-  return import("./http/node-listen.ts").then((m) => m.listenNode(app, { port: config.port, hostname: config.host }));
+  return import("./http/node-listen.ts").then((m) =>
+    m.listenNode(app, {
+      port: config.port,
+      hostname: config.host,
+      maxConnections: config.max_connections,
+      headersTimeoutMs: config.headers_timeout * 1000,
+      idleTimeoutMs: config.idle_timeout * 1000,
+    }),
+  );
 }
 
 /** The config file's keys as the engine's settings. */

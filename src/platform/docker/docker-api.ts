@@ -21,6 +21,8 @@ export interface VersionJson {
 export interface InfoJson {
   Runtimes?: Record<string, unknown>;
   DefaultRuntime?: string;
+  /** The daemon's default log driver: json-file, local, journald, syslog, none, ... */
+  LoggingDriver?: string;
 }
 
 export interface ContainerJson {

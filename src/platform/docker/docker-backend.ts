@@ -13,7 +13,15 @@ import type {
   EngineInfo,
 } from "../../engine/ports.ts";
 import { isApiStatus, type DockerApi } from "./docker-api.ts";
-import { toContainerState, toContainerSummary, toCreateBody, toEndpoint, toEngineInfo } from "./container-json.ts";
+import {
+  toContainerState,
+  toContainerSummary,
+  toCreateBody,
+  toEndpoint,
+  toEngineInfo,
+  toLogConfig,
+  type TaskLogOptions,
+} from "./container-json.ts";
 import { createFailure, engineFailure, startFailure } from "./failures.ts";
 import { eventFilters, labelFilters, readEvents } from "./events.ts";
 import { demuxLines } from "./log-demux.ts";
@@ -24,17 +32,25 @@ export interface DockerBackendOptions {
   pullThrottleMs?: number;
   /** Log lines kept for a ContainerExitedError (default 20). */
   exitTailLines?: number;
+  /** Rotation for task logs, applied when the daemon's log driver is json-file or local. */
+  taskLog?: TaskLogOptions;
 }
+
+/** Longest log line an error report keeps. */
+const REPORT_LINE_CHARS = 1000;
 
 export class DockerBackend implements ContainerBackend {
   #api: DockerApi;
   #pullThrottleMs: number;
   #tailLines: number;
+  #taskLog: TaskLogOptions | undefined;
+  #logConfig: Promise<Record<string, unknown> | undefined> | undefined;
 
   constructor(api: DockerApi, opts: DockerBackendOptions = {}) {
     this.#api = api;
     this.#pullThrottleMs = opts.pullThrottleMs ?? 1000;
     this.#tailLines = opts.exitTailLines ?? 20;
+    this.#taskLog = opts.taskLog;
   }
 
   get transport(): string {
@@ -71,7 +87,7 @@ export class DockerBackend implements ContainerBackend {
 
   async create(spec: ContainerSpec): Promise<string> {
     try {
-      return await this.#api.createContainer(spec.name, toCreateBody(spec));
+      return await this.#api.createContainer(spec.name, toCreateBody(spec, await this.#taskLogConfig()));
     } catch (err) {
       throw createFailure(err, spec);
     }
@@ -100,7 +116,7 @@ export class DockerBackend implements ContainerBackend {
       const source = await this.#api.logs(id, { follow: true, signal });
       for await (const { stream, line } of demuxLines(source)) {
         if (stream === "stdout" && line === mark) return;
-        tail.push(line);
+        tail.push(line.length > REPORT_LINE_CHARS ? `${line.slice(0, REPORT_LINE_CHARS)}...` : line);
         if (tail.length > this.#tailLines) tail.shift();
       }
     } catch (err) {
@@ -168,6 +184,19 @@ export class DockerBackend implements ContainerBackend {
 
   async close(): Promise<void> {
     await this.#api.close();
+  }
+
+  /** The daemon's log driver, read once (again after a failure), decides whether task logs get a rotation. */
+  #taskLogConfig(): Promise<Record<string, unknown> | undefined> {
+    if (this.#taskLog === undefined) return Promise.resolve(undefined);
+    if (this.#logConfig === undefined) {
+      const read = this.#api.info().then((info) => toLogConfig(info.LoggingDriver, this.#taskLog));
+      this.#logConfig = read;
+      read.catch(() => {
+        if (this.#logConfig === read) this.#logConfig = undefined;
+      });
+    }
+    return this.#logConfig;
   }
 
   async #inspectJson(id: string) {

@@ -24,7 +24,7 @@ import {
 } from "./container-json.ts";
 import { createFailure, engineFailure, startFailure } from "./failures.ts";
 import { eventFilters, labelFilters, readEvents } from "./events.ts";
-import { demuxLines } from "./log-demux.ts";
+import { demuxLines, type ByteSource } from "./log-demux.ts";
 import { pullError, readPullStream, splitImageRef } from "./pull.ts";
 
 export interface DockerBackendOptions {
@@ -45,6 +45,8 @@ export class DockerBackend implements ContainerBackend {
   #tailLines: number;
   #taskLog: TaskLogOptions | undefined;
   #logConfig: Promise<Record<string, unknown> | undefined> | undefined;
+  /** Output streams attached before start, waiting for waitForMark(); cancelled on remove(). */
+  #attached = new Map<string, { source: ByteSource; stop: AbortController }>();
 
   constructor(api: DockerApi, opts: DockerBackendOptions = {}) {
     this.#api = api;
@@ -93,10 +95,18 @@ export class DockerBackend implements ContainerBackend {
     }
   }
 
+  /**
+   * Attaches to the container's output, then starts it: readiness reads the
+   * output from its first byte, even when a task floods its log and rotation
+   * drops the mark from the log files before anyone reads them.
+   */
   async start(id: string): Promise<void> {
+    const stop = new AbortController();
     try {
+      if (this.#api.attach) this.#attached.set(id, { source: await this.#api.attach(id, stop.signal), stop });
       await this.#api.startContainer(id);
     } catch (err) {
+      this.#detach(id);
       throw startFailure(err, id);
     }
   }
@@ -112,8 +122,12 @@ export class DockerBackend implements ContainerBackend {
     const { mark, signal } = opts;
     signal.throwIfAborted();
     const tail: string[] = [];
+    const attached = this.#attached.get(id);
+    this.#attached.delete(id);
+    const onAbort = () => attached?.stop.abort(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
     try {
-      const source = await this.#api.logs(id, { follow: true, signal });
+      const source = attached?.source ?? (await this.#api.logs(id, { follow: true, signal }));
       for await (const { stream, line } of demuxLines(source)) {
         if (stream === "stdout" && line === mark) return;
         tail.push(line.length > REPORT_LINE_CHARS ? `${line.slice(0, REPORT_LINE_CHARS)}...` : line);
@@ -123,6 +137,10 @@ export class DockerBackend implements ContainerBackend {
       if (signal.aborted) throw signal.reason;
       // 404 or 409 ("dead or marked for removal"): the container is gone; say so below.
       if (!isApiStatus(err, 404, 409)) throw engineFailure(err, `Cannot follow the logs of container "${id}"`);
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+      // Found the mark, or the stream ended: either way it is done with.
+      attached?.stop.abort();
     }
     signal.throwIfAborted();
     const state = await this.#settledState(id, signal);
@@ -150,6 +168,7 @@ export class DockerBackend implements ContainerBackend {
   }
 
   async remove(id: string): Promise<void> {
+    this.#detach(id);
     try {
       await this.#api.removeContainer(id);
     } catch (err) {
@@ -184,6 +203,11 @@ export class DockerBackend implements ContainerBackend {
 
   async close(): Promise<void> {
     await this.#api.close();
+  }
+
+  #detach(id: string): void {
+    this.#attached.get(id)?.stop.abort();
+    this.#attached.delete(id);
   }
 
   /** The daemon's log driver, read once (again after a failure), decides whether task logs get a rotation. */

@@ -22,6 +22,8 @@ export interface OriginGuardOptions {
 export function originGuard(o: OriginGuardOptions): MiddlewareHandler<AppEnv> {
   const allowed = new Set((o.allowedOrigins ?? []).map((s) => s.toLowerCase().replace(/\/+$/, "")));
   const checkHost = o.listenHost !== undefined && isLoopbackHost(o.listenHost);
+  // Clients send the same Host on every request: remember the last one that passed.
+  let passedHost = "";
   return async (c, next) => {
     const headers = (c.env as { incoming?: { headers: Record<string, string | string[] | undefined> } } | undefined)?.incoming?.headers;
     const origin = headers ? first(headers.origin) : c.req.header("origin");
@@ -30,8 +32,11 @@ export function originGuard(o: OriginGuardOptions): MiddlewareHandler<AppEnv> {
     }
     if (checkHost) {
       const host = headers ? first(headers.host) : (c.req.header("host") ?? new URL(c.req.url).host);
-      if (host !== undefined && host !== "" && !isLoopbackHost(stripPort(host))) {
-        throw new ForbiddenError(`Host ${JSON.stringify(host.slice(0, 200))} is refused: the executor listens on loopback and answers loopback names only`, "HOST_REFUSED");
+      if (host !== undefined && host !== "" && host !== passedHost) {
+        if (!isLoopbackHost(stripPort(host))) {
+          throw new ForbiddenError(`Host ${JSON.stringify(host.slice(0, 200))} is refused: the executor listens on loopback and answers loopback names only`, "HOST_REFUSED");
+        }
+        passedHost = host;
       }
     }
     await next();

@@ -47,16 +47,18 @@ export function createApp(o: AppOptions): Hono<AppEnv> {
   app.use(requestIdMiddleware);
   app.use(requests.middleware({ log, accessLog: o.accessLog === true }));
   app.use(originGuard(o));
-  const budget = o.maxBufferedInputBytes === undefined ? undefined : new InputBudget(o.maxBufferedInputBytes);
-  app.use(async (c, next) => {
-    c.set("inputBudget", budget);
-    try {
-      await next();
-    } finally {
-      // The handler is done with the body: what it held of the budget goes back.
-      c.get("bodyLimits")?.release();
-    }
-  });
+  if (o.maxBufferedInputBytes !== undefined) {
+    const budget = new InputBudget(o.maxBufferedInputBytes);
+    app.use(async (c, next) => {
+      c.set("inputBudget", budget);
+      try {
+        await next();
+      } finally {
+        // The handler is done with the body: what it held of the budget goes back.
+        c.get("bodyLimits")?.release();
+      }
+    });
+  }
   mountExecute(app, o);
   mountAdmin(app, o);
   mountStatus(app, o);

@@ -93,7 +93,12 @@ export class UndiciTaskClient implements TaskClient {
       res.body.destroy();
       return new TaskAnswerTooLargeError(endpoint, max);
     };
-    if (Number(res.headers["content-length"]) > max) throw tooLarge();
+    const declared = res.headers["content-length"];
+    if (declared !== undefined) {
+      if (Number(declared) > max) throw tooLarge();
+      // undici holds a body to its declared length: read it whole, the fast way.
+      return res.body.text();
+    }
     const chunks: Buffer[] = [];
     let size = 0;
     for await (const chunk of res.body as AsyncIterable<Buffer>) {

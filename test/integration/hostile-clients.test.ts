@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { ECHO_IMAGE } from "../support/fixtures.ts";
-import { until } from "../support/harness.ts";
+import { startExecutor, until } from "../support/harness.ts";
 import { spawnExecutor, type ExecutorProcess } from "../support/process.ts";
 
 const small = { cpu: 0.1, mem: 64 };
@@ -111,5 +111,33 @@ describe("hostile clients", () => {
     // What is buffered at once is bounded by the budget; each accepted input lives a few times over
     // (bytes, string, the task's answer, the envelope), so the bound is a multiple of it.
     expect(peak - baseline).toBeLessThan(12 * budget);
+  });
+});
+
+describe("crafted requests", () => {
+  it("malformed digests are a 400, never a 500: the OCI grammar here, the engine's reason for what it refuses", async () => {
+    const h = await startExecutor();
+    try {
+      const long = await h.execute({ id: `meca-test/echo@sha256:${"a".repeat(480)}`, resource: small });
+      expect(long).toMatchObject({ status: 400, body: { error: "INVALID_IMAGE" } });
+      const odd = await h.execute({ id: `meca-test/echo@x+y.z:${"0123456789abcdef".repeat(2)}`, resource: small });
+      expect(odd.status).toBe(400);
+      expect(odd.body.error).toBe("ENGINE_REJECTED");
+      expect(odd.body.msg).toMatch(/Docker engine refused/);
+    } finally {
+      expect(await h.close()).toEqual([]);
+    }
+  });
+
+  it("a 400 MB update-config body is refused with 413 before it is read", async () => {
+    ex = await spawnExecutor();
+    const baseline = rss(ex.child.pid!);
+    const s = await open(ex.port);
+    const answer = readAll(s, (t) => t.includes("}"));
+    s.write("POST /update-config HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 400000000\r\n\r\n{");
+    const text = await answer;
+    expect(text).toMatch(/^HTTP\/1\.1 413 /);
+    expect(text).toContain("PAYLOAD_TOO_LARGE");
+    expect(rss(ex.child.pid!) - baseline).toBeLessThan(64 * 1024 * 1024);
   });
 });

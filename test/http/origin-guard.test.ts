@@ -10,12 +10,17 @@ const POSTS: [string, unknown][] = [
   ["/stop", undefined],
 ];
 
-/** What the MECA desktop app's Electron renderer sends (axios, web security off). */
+/**
+ * What the MECA desktop app's Electron renderer sends (its ExecutorServices: fetch with
+ * `content-type: application/json` on every call, GET /stats and bodiless POSTs included).
+ */
 const desktop = (origin: string) => ({
   Origin: origin,
-  Accept: "application/json, text/plain, */*",
-  "Content-Type": "application/json",
+  Accept: "*/*",
+  "content-type": "application/json",
+  "Sec-Fetch-Site": "cross-site",
   "Sec-Fetch-Mode": "cors",
+  "Sec-Fetch-Dest": "empty",
   "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) mecanywhere-desktop/1.0.0 Chrome/120.0 Electron/28.0.0 Safari/537.36",
   Host: "localhost:2591",
 });
@@ -58,7 +63,8 @@ describe("the executor is not a browser target", () => {
   it("serves the desktop app from its packaged page (Origin: null) and in development (http://localhost:1212)", async () => {
     for (const origin of ["null", "http://localhost:1212"]) {
       const { request, executor } = await fakeApp({ listenHost: "127.0.0.1" });
-      expect(await request("POST", "/", { id: "echo:1", input: "hi" }, desktop(origin))).toMatchObject({ status: 200, body: { msg: "hi" } });
+      const task = { id: "echo:1", input: "hi", resource: { task_cpu: 1, task_mem: 128 }, useGpu: false, gpuCount: 0, useSgx: false };
+      expect(await request("POST", "/", task, desktop(origin))).toMatchObject({ status: 200, body: { msg: "hi" } });
       expect((await request("GET", "/stats", undefined, desktop(origin))).status).toBe(200);
       expect((await request("POST", "/pause", undefined, desktop(origin))).status).toBe(200);
       expect((await request("POST", "/update-config", { cpu: 2, mem: 2048, timeout: 1, has_gpu: false, microVM_runtime: "" }, desktop(origin))).status).toBe(200);

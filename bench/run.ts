@@ -21,6 +21,7 @@ import { BENCH_LABEL, RawEngine } from "./lib/raw-engine.ts";
 import { buildRows, type Results } from "./lib/results.ts";
 import { markdown, type Machine } from "./lib/report.ts";
 import { median } from "./lib/stats.ts";
+import { replicasPhase, replicasRows, type ReplicasResult } from "./lib/replicas.ts";
 import { warmPhase } from "./lib/warm.ts";
 
 const HERE = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -39,6 +40,8 @@ const { values: args } = parseArgs({
     out: { type: "string", default: join(HERE, "bench/results") },
     quick: { type: "boolean", default: false },
     "skip-floor": { type: "boolean", default: false },
+    /** Runs only the replicas comparison (task_concurrency 1 against the default). */
+    "only-replicas": { type: "boolean", default: false },
   },
 });
 /** The checkout whose executor runs. */
@@ -76,6 +79,7 @@ async function main(): Promise<number> {
   writeFileSync(config, `instance: ${INSTANCE}\ntimeout: 30\ncpu: ${cpus().length}\nmem: 4096\n`);
   const file = target === "bundle" ? await bundleExecutor(ROOT, join(work, "executor.mjs")) : target === "bin" ? BIN : undefined;
 
+  if (args["only-replicas"]) return onlyReplicas(file);
   log(`starting the executor (${target})`);
   exec = await ExecutorProcess.start({ target, root: ROOT, config, file });
   const startup = [exec.startMs];
@@ -92,6 +96,7 @@ async function main(): Promise<number> {
     log,
   });
   const code = await exec.stop();
+  const replicas = await replicasPhase({ target, root: ROOT, file, work, image: IMAGE, quick, log });
   const leftover = await engine.listByLabel("meca.executor.instance", INSTANCE);
   exec = undefined;
   if (code !== 0) throw new Error(`The executor exited with ${code} on POST /stop`);
@@ -111,12 +116,13 @@ async function main(): Promise<number> {
     cold,
     startup: { target: { samples: startup, median: median(startup) }, binary: binary ?? null },
     durationS: (performance.now() - t0) / 1000,
+    replicas,
   };
-  const rows = buildRows(results);
+  const rows = [...buildRows(results), ...replicasRows(replicas)];
   const md = markdown({ title: `meca-executor benchmark (${target}, ${results.date.slice(0, 16).replace("T", " ")} UTC)`, machine: results.machine, notes: notes(results), rows });
   console.log(`\n${md}`);
   mkdirSync(args.out!, { recursive: true });
-  const errors = warm.throughput.executor.errors + warm.throughput.direct.errors + (warm.throughput.floor?.errors ?? 0);
+  const errors = warm.throughput.executor.errors + warm.throughput.direct.errors + (warm.throughput.floor?.errors ?? 0) + replicas.default.errors + replicas.replicas.errors;
   writeFileSync(join(args.out!, "latest.json"), `${JSON.stringify({ ...results, rows, errors }, null, 2)}\n`);
   writeFileSync(join(args.out!, "latest.md"), md);
   log(`wrote ${join(args.out!, "latest.json")} and latest.md in ${results.durationS.toFixed(0)} s`);
@@ -125,6 +131,22 @@ async function main(): Promise<number> {
     return 1;
   }
   return 0;
+}
+
+/** --only-replicas: the CPU-bound comparison alone, printed and written to replicas.json. */
+async function onlyReplicas(file: string | undefined): Promise<number> {
+  const r = await replicasPhase({ target, root: ROOT, file, work, image: IMAGE, quick, log });
+  const md = markdown({ title: `meca-executor replicas (${target}, ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC)`, machine: await machine(), notes: [replicasNote(r)], rows: replicasRows(r) });
+  console.log(`\n${md}`);
+  mkdirSync(args.out!, { recursive: true });
+  writeFileSync(join(args.out!, "replicas.json"), `${JSON.stringify(r, null, 2)}\n`);
+  const errors = r.default.errors + r.replicas.errors;
+  if (errors > 0) log(`${errors} answers failed verification (first: ${r.default.firstError ?? r.replicas.firstError}): the figures do not count`);
+  return errors > 0 ? 1 : 0;
+}
+
+function replicasNote(r: ReplicasResult): string {
+  return `Replicas: ${IMAGE} with input spin:${r.spinMs} (${r.spinMs} ms of CPU per request), intent cpu ${r.intent.cpu} mem ${r.intent.mem}, capacity ${r.capacityCores} cores, ${r.clients} clients; two executors side by side (task_concurrency 0 and 1), ${r.rounds} rotating slices of ${r.sliceMs / 1000} s each after a 1 s warm-up; every answer checked.`;
 }
 
 async function startupOnce(t: Target, config: string, file: string | undefined): Promise<number> {
@@ -145,6 +167,7 @@ function notes(r: Results): string[] {
     `Executor run as: ${r.target === "source" ? "node --import tsx src/main.ts" : r.target === "bundle" ? "node .bench/executor.mjs (esbuild bundle)" : "the packaged binary"}; task: ${IMAGE} (static C echo server), cpu ${WARM_INTENT.resource.cpu}, mem ${WARM_INTENT.resource.mem} MB.`,
     `Warm latency: ${w.sequential.executor.count} sequential requests per side in ${r.plan.blocks} interleaved blocks of ${r.plan.blockSize} (the order of the sides rotates); throughput: ${r.plan.concurrency} clients, ${r.plan.rounds} rotating slices of ${r.plan.sliceMs / 1000} s per side. Client: undici Pool, keep-alive, same for both sides; every answer checked against its unique input (${w.requests} warm-path answers verified).`,
     `Cold starts: a new task key each time (cpu ${r.cold.cpu}, distinct mem), median of ${r.cold.executor.samples.length} per side, interleaved; raw = create (same body as the executor's) + start + log follow to the mark + inspect for the port + first answer (median split: create ${r.cold.raw.steps.create.toFixed(0)}, start ${r.cold.raw.steps.start.toFixed(0)}, mark ${r.cold.raw.steps.mark.toFixed(0)}, inspect ${r.cold.raw.steps.inspect.toFixed(1)}, answer ${r.cold.raw.steps.answer.toFixed(1)} ms).`,
+    replicasNote(r.replicas),
     `Client, executor, task and Docker's port proxy share the machine's ${r.machine.cores} cores; run took ${r.durationS.toFixed(0)} s.`,
   ];
 }

@@ -2,6 +2,7 @@
 import type { ColdResult } from "./cold-phase.ts";
 import type { Target } from "./executor-process.ts";
 import { ms, plus, x, type Machine, type Row } from "./report.ts";
+import type { ReplicasResult } from "./replicas.ts";
 import type { WarmResult } from "./warm.ts";
 
 export interface Series {
@@ -19,6 +20,8 @@ export interface Results {
   cold: ColdResult;
   startup: { target: Series; binary: Series | null };
   durationS: number;
+  /** CPU-bound task, task_concurrency 1 against the default (bench/lib/replicas.ts). */
+  replicas: ReplicasResult;
 }
 
 export const TARGETS = {

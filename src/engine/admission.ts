@@ -1,138 +1,223 @@
 /**
- * Admission: reserve from the ledger, evicting idle tasks when that covers
- * the shortage, else wait in FIFO order, bounded by the queue timeout.
+ * Admission: the line of requests waiting for a replica, and the one method
+ * that applies `decide` to it. `run()` is called whenever capacity or a slot
+ * frees up (a request ends, a replica becomes ready or leaves, the config
+ * changes); nothing it calls leads back into it. See docs/architecture.md.
  */
-import { NoCapacityError } from "./errors.ts";
-import type { Amount, Ledger, Reservation } from "./ledger.ts";
+import { ExceedsCapacityError, NoCapacityError, type ExecutorError } from "./errors.ts";
+import type { Amount, Ledger } from "./ledger.ts";
 import type { EngineMetrics } from "./metrics.ts";
-import { pickEvictions, type TaskView } from "./policy.ts";
+import { decide, type Decision, type SchedulingView, type TaskView } from "./policy.ts";
 import type { Clock } from "./ports.ts";
+import type { EngineSettings } from "./settings.ts";
+import type { TaskPool } from "./task-pool.ts";
+import type { Task } from "./task.ts";
+import type { TaskSpec } from "./task-spec.ts";
 
 interface Waiter {
+  key: string;
+  spec: TaskSpec;
   want: Amount;
-  resolve: (r: Reservation) => void;
+  resolve: (t: Task) => void;
   reject: (e: Error) => void;
+  /** What it waited for at the last run; a queue timeout spares those whose start is under way. */
+  waiting: "start" | "slot" | "capacity";
+  counted: boolean;
   cancelTimer: () => void;
   detach: () => void;
 }
 
-export interface AdmissionOptions {
+export interface AdmissionDeps {
   ledger: Ledger;
+  pool: TaskPool;
   clock: Clock;
-  queueTimeoutMs: () => number;
-  /** A snapshot of the pool for eviction decisions. */
-  tasks: () => TaskView[];
-  /** Removes these idle tasks now; their reservations must be released before it returns. */
-  evict: (keys: string[]) => void;
-  /** Counts queued starts and queue timeouts. */
+  settings: () => EngineSettings;
+  /** Launches a replica that `run()` added to the pool; called after `run()` returns. */
+  launch: (task: Task) => void;
   metrics?: EngineMetrics;
 }
 
 export class Admission {
-  #o: AdmissionOptions;
+  #d: AdmissionDeps;
   #queue: Waiter[] = [];
-  /** Evictions release resources, which calls pump() again: never re-enter, loop instead. */
-  #busy = false;
-  #again = false;
 
-  constructor(opts: AdmissionOptions) {
-    this.#o = opts;
+  constructor(deps: AdmissionDeps) {
+    this.#d = deps;
   }
 
+  /** Requests waiting for a slot or for capacity (not those whose replica is starting). */
   get queueLength(): number {
-    return this.#queue.length;
+    let n = 0;
+    for (const w of this.#queue) if (w.waiting !== "start") n++;
+    return n;
   }
 
-  /** A reservation for `want`, now or after waiting in line; rejects with NoCapacityError on timeout. */
-  acquire(want: Amount, signal?: AbortSignal): Promise<Reservation> {
-    if (this.#queue.length === 0 && !this.#busy) {
-      this.#busy = true;
-      let r: Reservation | undefined;
-      try {
-        r = this.#admit(want);
-      } finally {
-        this.#busy = false;
-      }
-      if (r) return Promise.resolve(r);
-    }
+  /** Requests waiting, by key. */
+  queuedByKey(): Map<string, number> {
+    const m = new Map<string, number>();
+    for (const w of this.#queue) m.set(w.key, (m.get(w.key) ?? 0) + 1);
+    return m;
+  }
+
+  /**
+   * The fast path: a slot on a ready replica of `key` now, when nobody of the
+   * same key is in line. The same `decide`, with starts held back.
+   */
+  take(key: string, spec: TaskSpec): Task | undefined {
+    const replicas = this.#d.pool.replicas(key);
+    if (replicas.length === 0) return undefined;
+    for (const w of this.#queue) if (w.key === key) return undefined;
+    const d = decide({ ...this.#view(this.#d.pool.views(replicas)), capacityBlocked: true }, { key, want: amountOf(spec) });
+    return d.kind === "reuse" ? this.#takeSlot(d.replica) : undefined;
+  }
+
+  /** Waits in line for a slot on a replica of `key`; rejects on abort or after the queue timeout. */
+  wait(key: string, spec: TaskSpec, signal?: AbortSignal): Promise<Task> {
     if (signal?.aborted) return Promise.reject(signal.reason);
-    return new Promise<Reservation>((resolve, reject) => {
-      const timeoutMs = this.#o.queueTimeoutMs();
-      const w: Waiter = {
-        want,
-        resolve,
-        reject,
-        cancelTimer: this.#o.clock.setTimer(timeoutMs, () => {
-          this.#drop(w);
-          this.#o.metrics?.queueTimeouts.inc();
-          reject(new NoCapacityError(`No capacity for the task within the queue timeout of ${timeoutMs / 1000} s: every task is busy`, 1));
-        }),
-        detach: () => {},
-      };
+    const p = new Promise<Task>((resolve, reject) => {
+      const w: Waiter = { key, spec, want: amountOf(spec), resolve, reject, waiting: "capacity", counted: false, cancelTimer: () => {}, detach: () => {} };
+      this.#arm(w);
       if (signal) {
-        const onAbort = () => {
-          this.#drop(w);
-          reject(signal.reason);
-        };
+        const onAbort = () => this.#leave(w, signal.reason);
         signal.addEventListener("abort", onAbort, { once: true });
         w.detach = () => signal.removeEventListener("abort", onAbort);
       }
       this.#queue.push(w);
-      this.#o.metrics?.queued.inc();
     });
+    this.run();
+    return p;
   }
 
-  /** Serves waiters in order while the head fits; call whenever resources are released or a task goes idle. */
-  pump(): void {
-    if (this.#busy) {
-      this.#again = true;
-      return;
-    }
-    this.#busy = true;
-    try {
-      do {
-        this.#again = false;
-        while (this.#queue.length > 0) {
-          const head = this.#queue[0]!;
-          const r = this.#admit(head.want);
-          if (!r) break;
-          this.#queue.shift();
-          head.cancelTimer();
-          head.detach();
-          head.resolve(r);
+  /**
+   * Applies `decide` to every waiter in line, in order: hands out slots,
+   * starts replicas (evicting idle ones), refuses what can no longer fit.
+   */
+  run(): void {
+    if (this.#queue.length === 0) return;
+    const launches: Task[] = [];
+    let blocked = false;
+    const ahead = new Map<string, number>();
+    let tasks = this.#d.pool.views();
+    for (const w of [...this.#queue]) {
+      const d: Decision = decide({ ...this.#view(tasks), aheadForKey: ahead.get(w.key) ?? 0, capacityBlocked: blocked }, { key: w.key, want: w.want });
+      switch (d.kind) {
+        case "reuse": {
+          const t = this.#takeSlot(d.replica);
+          if (!t) break;
+          this.#settle(w);
+          w.resolve(t);
+          tasks = this.#d.pool.views();
+          continue;
         }
-      } while (this.#again && this.#queue.length > 0);
-    } finally {
-      this.#busy = false;
+        case "refuse":
+          this.#settle(w);
+          w.reject(new ExceedsCapacityError(`The task "${w.spec.image}" no longer fits the capacity for tasks: it was reduced while the request waited`));
+          continue;
+        case "start": {
+          for (const id of d.evict) {
+            const victim = this.#d.pool.byId(id);
+            if (victim && this.#d.pool.remove(victim, "evicted to make room for another task").outcome === "removing") this.#d.metrics?.evictions.inc();
+          }
+          const r = this.#d.ledger.tryReserve(w.want);
+          if (!r) {
+            w.waiting = "capacity";
+            blocked = true;
+            break;
+          }
+          launches.push(this.#d.pool.add(w.key, w.spec, r));
+          tasks = this.#d.pool.views();
+          w.waiting = "start";
+          break;
+        }
+        case "wait":
+          w.waiting = d.for;
+          if (d.for === "capacity") blocked = true;
+          break;
+      }
+      if (w.waiting !== "start" && !w.counted) {
+        w.counted = true;
+        this.#d.metrics?.queued.inc();
+      }
+      ahead.set(w.key, (ahead.get(w.key) ?? 0) + 1);
+    }
+    for (const t of launches) this.#d.launch(t);
+  }
+
+  /**
+   * A replica of `key` failed to start: the requests it was starting for get
+   * its error (every one in line for the key when replicas are off).
+   */
+  startFailed(key: string, error: ExecutorError): void {
+    const n = this.#d.settings().taskConcurrency;
+    const starting = this.#d.pool.replicas(key).filter((t) => t.state.kind === "starting").length;
+    let covered = n === 0 ? (starting > 0 ? Infinity : 0) : starting * n;
+    let share = n === 0 ? Infinity : n;
+    for (const w of [...this.#queue]) {
+      if (w.key !== key) continue;
+      if (covered > 0) {
+        covered--;
+        continue;
+      }
+      if (share-- <= 0) break;
+      this.#settle(w);
+      w.reject(error);
     }
   }
 
   /** Rejects every waiter with `error` (pause, stop). */
   rejectAll(error: Error): void {
-    const waiters = this.#queue.splice(0);
-    for (const w of waiters) {
-      w.cancelTimer();
-      w.detach();
+    for (const w of [...this.#queue]) {
+      this.#settle(w);
       w.reject(error);
     }
   }
 
-  #admit(want: Amount): Reservation | undefined {
-    const { ledger } = this.#o;
-    const shortage = ledger.shortage(want);
-    if (shortage === undefined) return ledger.tryReserve(want);
-    const victims = pickEvictions(this.#o.tasks(), shortage);
-    if (victims === undefined) return undefined;
-    this.#o.evict(victims);
-    return ledger.tryReserve(want);
+  #view(tasks: TaskView[]): SchedulingView {
+    const s = this.#d.settings();
+    const cap = this.#d.ledger.capacity;
+    return {
+      concurrency: s.taskConcurrency,
+      maxReplicas: s.maxReplicas,
+      capacity: { cpuTenths: cap.cpuTenths, memMB: cap.memMB, gpuCount: cap.gpus.length },
+      free: this.#d.ledger.free(),
+      tasks,
+      aheadForKey: 0,
+      capacityBlocked: false,
+    };
   }
 
-  #drop(w: Waiter): void {
+  #takeSlot(id: string): Task | undefined {
+    const t = this.#d.pool.byId(id);
+    return t?.take() ? t : undefined;
+  }
+
+  /** The queue timeout; a waiter whose replica is starting waits on (the start has its own bounds). */
+  #arm(w: Waiter): void {
+    const ms = this.#d.settings().queueTimeoutMs;
+    w.cancelTimer = this.#d.clock.setTimer(ms, () => {
+      if (w.waiting === "start") return this.#arm(w);
+      this.#d.metrics?.queueTimeouts.inc();
+      const why = w.waiting === "slot" ? "every replica of the task is busy" : "every task is busy";
+      this.#leave(w, new NoCapacityError(`No capacity for the task within the queue timeout of ${ms / 1000} s: ${why}`, 1));
+    });
+  }
+
+  /** A waiter leaves the line (abort, timeout); those behind it may now go ahead. */
+  #leave(w: Waiter, error: unknown): void {
+    if (!this.#queue.includes(w)) return;
+    this.#settle(w);
+    w.reject(error as Error);
+    this.run();
+  }
+
+  #settle(w: Waiter): void {
     const i = this.#queue.indexOf(w);
     if (i >= 0) this.#queue.splice(i, 1);
     w.cancelTimer();
     w.detach();
-    // The head may have been holding others back.
-    if (i === 0) this.pump();
   }
+}
+
+export function amountOf(spec: TaskSpec): Amount {
+  return { cpuTenths: spec.cpuTenths, memMB: spec.memMB, gpuCount: spec.gpuCount };
 }

@@ -20,6 +20,8 @@ export interface EngineWatchDeps {
   clock: Clock;
   logger: Logger;
   settings: () => EngineSettings;
+  /** Runs the line again after replicas whose containers died left. */
+  freed?: () => void;
 }
 
 export class EngineWatch {
@@ -83,14 +85,16 @@ export class EngineWatch {
         const s = this.#d.settings();
         const events = this.#d.backend.watchEvents({
           labels: { [LABELS.managed]: "1", [LABELS.instance]: s.instance },
-          onEvent: (ev) => this.#d.pool.onEvent(ev),
+          onEvent: (ev) => {
+            if (this.#d.pool.onEvent(ev)) this.#d.freed?.();
+          },
           signal,
         });
         if (!this.#leftoversRemoved) {
           await this.#d.pool.removeLeftovers();
           this.#leftoversRemoved = true;
         }
-        await this.#d.pool.reconcile();
+        if ((await this.#d.pool.reconcile()) > 0) this.#d.freed?.();
         await events;
       } catch (e) {
         if (signal.aborted) return;

@@ -139,12 +139,18 @@ export class TaskStartError extends ExecutorError {
   }
 }
 
-/** The task answered with a status >= 400, crashed mid-request, or could not be reached. */
+/**
+ * The task answered with a status >= 400, crashed mid-request, or could not be reached.
+ * `status` and `body` are the task's answer, apart from the message: the body goes to the
+ * client only (tasks often echo their input, which must never reach the log).
+ */
 export class TaskFailedError extends ExecutorError {
   readonly status?: number;
-  constructor(message: string, opts?: { status?: number; cause?: unknown; code?: string }) {
+  readonly body?: string;
+  constructor(message: string, opts?: { status?: number; body?: string; cause?: unknown; code?: string }) {
     super("task_failed", opts?.code ?? "TASK_FAILED", message, opts);
     this.status = opts?.status;
+    this.body = opts?.body;
   }
 }
 

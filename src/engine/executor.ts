@@ -1,10 +1,12 @@
 /**
- * The executor: admits execute requests, keeps one warm task per key,
- * forwards inputs, and pauses, reconfigures and stops. Web-standard APIs only.
+ * The executor: admits execute requests, keeps warm replicas per key,
+ * forwards inputs, and pauses, reconfigures and stops. Web-standard APIs
+ * only. The request path is in docs/architecture.md.
  */
 import { Admission } from "./admission.ts";
-import { BadRequestError, ConflictError, PausedError } from "./errors.ts";
+import { BadRequestError, PausedError } from "./errors.ts";
 import { forwardToTask, TaskGoneError, type ForwardContext } from "./forward.ts";
+import { pickEvictions } from "./policy.ts";
 import { Ledger } from "./ledger.ts";
 import type { Clock, ContainerBackend, GpuProbe, HostProbe, Logger, TaskClient } from "./ports.ts";
 import { clipCapacity, type EngineSettings, type SettingsUpdate } from "./settings.ts";
@@ -12,8 +14,8 @@ import { GpuMonitor } from "./gpu-monitor.ts";
 import { EngineWatch } from "./engine-watch.ts";
 import { IdleCleaner } from "./idle-cleaner.ts";
 import { EngineMetrics, type MetricsSnapshot } from "./metrics.ts";
-import { raceAbort, TaskPool } from "./task-pool.ts";
-import { resolveSpec, taskKey, type SpecLimits, type TaskIntent, type TaskSpec } from "./task-spec.ts";
+import { TaskPool } from "./task-pool.ts";
+import { resolveSpec, taskKey, type SpecLimits, type TaskIntent } from "./task-spec.ts";
 import type { Task } from "./task.ts";
 import { snapshotMetrics, snapshotStats, snapshotTasks, type Stats, type TaskInfo } from "./snapshot.ts";
 
@@ -28,6 +30,14 @@ export interface ExecutorDeps {
   loadGpu?: () => Promise<GpuProbe>;
   /** Says why SGX cannot be used on this host (device or AESM socket missing), or undefined. */
   checkSgx?: (sgx: EngineSettings["sgx"]) => Promise<string | undefined>;
+  /** The executor's own container, when it runs in one: it joins each task's network. */
+  selfContainer?: string;
+}
+
+/** What POST /update-config did: the settings now, and each field that changed. */
+export interface ConfigChange {
+  settings: EngineSettings;
+  changed: { [K in keyof SettingsUpdate]?: { from: EngineSettings[K]; to: EngineSettings[K] } };
 }
 
 export class Executor {
@@ -54,35 +64,14 @@ export class Executor {
     this.#s = { ...deps.settings };
     this.#log = deps.logger.child({ component: "executor" });
     this.#ledger = new Ledger({ cpuTenths: 0, memMB: 0, gpus: [] });
-    this.#pool = new TaskPool({
-      backend: deps.backend,
-      client: deps.client,
-      clock: deps.clock,
-      logger: deps.logger,
-      ledger: this.#ledger,
-      settings: () => this.#s,
-      onRelease: () => this.#admission.pump(),
-      metrics: this.metrics,
-    });
-    this.#admission = new Admission({
-      ledger: this.#ledger,
-      clock: deps.clock,
-      queueTimeoutMs: () => this.#s.queueTimeoutMs,
-      tasks: () => this.#pool.views(),
-      evict: (keys) => {
-        for (const key of keys) {
-          const t = this.#pool.get(key);
-          if (!t) continue;
-          this.metrics.evictions.inc();
-          void this.#pool.remove(t, "evicted to make room for another task");
-        }
-      },
-      metrics: this.metrics,
-    });
-    this.#gpu = new GpuMonitor({ ledger: this.#ledger, clock: deps.clock, logger: deps.logger, settings: () => this.#s });
-    this.#watch = new EngineWatch({ backend: deps.backend, pool: this.#pool, clock: deps.clock, logger: deps.logger, settings: () => this.#s });
-    this.#cleaner = new IdleCleaner({ pool: this.#pool, clock: deps.clock, logger: deps.logger, settings: () => this.#s, metrics: this.metrics });
-    this.#forwardCtx = { client: deps.client, backend: deps.backend, clock: deps.clock, pool: this.#pool, settings: () => this.#s, served: this.metrics.served };
+    const settings = () => this.#s;
+    this.#pool = new TaskPool({ backend: deps.backend, client: deps.client, clock: deps.clock, logger: deps.logger, ledger: this.#ledger, settings, metrics: this.metrics, gpuIds: (indexes) => this.#gpu.uuids(indexes), selfContainer: deps.selfContainer });
+    this.#admission = new Admission({ ledger: this.#ledger, pool: this.#pool, clock: deps.clock, settings, launch: (t) => void this.#launch(t), metrics: this.metrics });
+    const freed = () => this.#admission.run();
+    this.#gpu = new GpuMonitor({ ledger: this.#ledger, clock: deps.clock, logger: deps.logger, settings, freed });
+    this.#watch = new EngineWatch({ backend: deps.backend, pool: this.#pool, clock: deps.clock, logger: deps.logger, settings, freed });
+    this.#cleaner = new IdleCleaner({ pool: this.#pool, clock: deps.clock, logger: deps.logger, settings, metrics: this.metrics, freed });
+    this.#forwardCtx = { client: deps.client, backend: deps.backend, clock: deps.clock, pool: this.#pool, settings, served: this.metrics.served };
   }
 
   /** Reads the host, loads NVML when asked, and starts the background loops. */
@@ -105,7 +94,7 @@ export class Executor {
   }
 
   /**
-   * Runs `input` on the warm task for `intent` and returns the task's response body.
+   * Runs `input` on a replica for `intent` and returns the task's response body.
    * `requestId` only labels the log lines this request causes; the input is never logged.
    */
   async execute(intent: TaskIntent, input: string, opts: { signal?: AbortSignal; requestId?: string } = {}): Promise<string> {
@@ -113,21 +102,34 @@ export class Executor {
     const spec = resolveSpec(intent, this.#specLimits());
     const key = taskKey(spec);
     // What only a start needs (the runtime, the SGX device) is checked only when a start may follow.
-    if (!this.#pool.get(key)) {
+    if (this.#pool.replicas(key).length === 0) {
       if (spec.runtimeKind === "microVM") await this.#watch.requireRuntime(spec.runtime!);
       if (spec.sgx) await this.#requireSgx();
     }
-    for (let attempt = 0; ; attempt++) {
-      const task = await this.#acquireReady(key, spec, opts.signal);
+    for (let attempt = 0; ; ) {
+      const task = this.#admission.take(key, spec) ?? (await this.#admission.wait(key, spec, opts.signal));
+      if (this.#paused) {
+        this.#leave(task);
+        throw new PausedError();
+      }
+      if (task.state.kind !== "ready") {
+        this.#leave(task); // removed between its slot being given and now: ask again
+        continue;
+      }
+      this.#inFlight++;
       try {
-        return await this.#forward(task, input, opts.signal);
+        return await forwardToTask(task, input, opts.signal, this.#forwardCtx);
       } catch (e) {
-        if (e instanceof TaskGoneError && attempt === 0) {
+        if (e instanceof TaskGoneError && attempt++ === 0) {
           this.metrics.retries.inc();
           this.#log.info("Retrying on a fresh container", { requestId: opts.requestId, image: spec.image, reason: e.message });
           continue;
         }
         throw e;
+      } finally {
+        this.#inFlight--;
+        if (this.#inFlight === 0) for (const w of this.#drainWaiters.splice(0)) w();
+        this.#leave(task);
       }
     }
   }
@@ -150,29 +152,51 @@ export class Executor {
     this.#log.info("Unpaused");
   }
 
-  /** Paused, drained, and every task removed: the ledger is at zero. */
-  get #fullyPaused(): boolean {
-    return this.#paused && this.#pool.all().length === 0 && this.#ledger.reservations === 0;
-  }
-
-  /** Changes capacity, idle timeout, GPU use or the microVM runtime; only while paused. */
-  async updateConfig(update: SettingsUpdate): Promise<EngineSettings> {
-    if (!this.#paused) throw new ConflictError("Cannot update the config while running: pause the executor first", "NOT_PAUSED");
-    if (!this.#fullyPaused) throw new ConflictError("Cannot update the config yet: the executor is still pausing (draining requests, removing tasks)", "NOT_PAUSED");
-    const defined = Object.fromEntries(Object.entries(update).filter(([, v]) => v !== undefined));
-    const next = { ...this.#s, ...defined };
+  /**
+   * Changes capacity, idle timeout, GPU use or the microVM runtime, at once,
+   * running or paused; the change lasts until restart. New limits govern new
+   * admissions: when the capacity shrinks below what is reserved, idle
+   * replicas go, busy ones finish, and starts wait until the reservations fit.
+   * A changed runtime or GPU setting applies to replicas started afterwards
+   * (the runtime's name is part of the task key).
+   */
+  async updateConfig(update: SettingsUpdate): Promise<ConfigChange> {
+    const changed: ConfigChange["changed"] = {};
+    for (const [k, v] of Object.entries(update) as [keyof SettingsUpdate, SettingsUpdate[keyof SettingsUpdate]][]) {
+      if (v !== undefined && v !== this.#s[k]) (changed as Record<string, unknown>)[k] = { from: this.#s[k], to: v };
+    }
+    const next = { ...this.#s, ...Object.fromEntries(Object.entries(changed).map(([k, c]) => [k, c.to])) };
     if (next.hasGpu && !this.#s.hasGpu) await this.#gpu.enable(this.#d.loadGpu);
     if (!next.hasGpu && this.#s.hasGpu) this.#gpu.disable();
     this.#s = next;
     this.#applyCapacity();
     this.#cleaner.reschedule();
-    this.#log.info("Config updated", { update });
-    return this.#s;
+    this.#evictOverCapacity();
+    this.#admission.run();
+    this.#log.info("Config updated", { changed });
+    return { settings: this.#s, changed };
+  }
+
+  /** After the capacity shrank below the reservations: idle replicas go, least recently used first. */
+  #evictOverCapacity(): void {
+    const cap = this.#ledger.capacity;
+    const used = this.#ledger.used();
+    const excess = {
+      cpuTenths: used.cpuTenths - cap.cpuTenths,
+      memMB: used.memMB - cap.memMB,
+      gpuCount: used.gpus.filter((g) => !cap.gpus.includes(g)).length,
+    };
+    if (excess.cpuTenths <= 0 && excess.memMB <= 0 && excess.gpuCount <= 0) return;
+    for (const id of pickEvictions(this.#pool.views(), excess, { bestEffort: true }) ?? []) {
+      const t = this.#pool.byId(id);
+      if (t && this.#pool.remove(t, "the capacity was reduced").outcome === "removing") this.metrics.evictions.inc();
+    }
   }
 
   /** Pause, remove everything, stop the background loops. */
   async shutdown(): Promise<void> {
     await this.pause();
+    await this.#pool.close();
     this.#watch.stop();
     this.#cleaner.stop();
     this.#gpu.disable();
@@ -208,6 +232,7 @@ export class Executor {
       queueLength: this.#admission.queueLength,
       inFlight: this.#inFlight,
       gpus: this.#gpu.devices,
+      queuedByKey: this.#admission.queuedByKey(),
     });
   }
 
@@ -223,68 +248,18 @@ export class Executor {
     return this.#ledger;
   }
 
-  /** A ready task for `key` with this request counted in flight, starting one when there is none. */
-  async #acquireReady(key: string, spec: TaskSpec, signal?: AbortSignal): Promise<Task> {
-    for (;;) {
-      let task = this.#pool.get(key);
-      if (!task) {
-        task = this.#pool.add(key, spec);
-        void this.#admitAndLaunch(task);
-      }
-      // Counted on the task while it waits too, so that no eviction picks a task the moment it is
-      // ready, before its waiting requests reach it.
-      task.inFlight++;
-      if (task.state.kind !== "ready") {
-        try {
-          await raceAbort(task.ready, signal);
-        } catch (e) {
-          this.#detach(task);
-          throw e;
-        }
-      }
-      if (this.#paused) {
-        this.#detach(task);
-        throw new PausedError();
-      }
-      if (task.state.kind === "ready") {
-        this.#inFlight++;
-        return task;
-      }
-      this.#detach(task); // removed between ready and now: start again
-    }
+  /** A request leaves its replica's slot; that slot, or the idle replica, may serve someone in line. */
+  #leave(task: Task): void {
+    task.leave(this.#d.clock.now());
+    this.#admission.run();
   }
 
-  /** A request leaves a task; an idle task may now make room for waiters. */
-  #detach(task: Task): void {
-    task.inFlight--;
-    task.lastUsed = this.#d.clock.now();
-    if (task.inFlight === 0) this.#admission.pump();
-  }
-
-  async #admitAndLaunch(task: Task): Promise<void> {
-    const { cpuTenths, memMB, gpuCount } = task.spec;
-    try {
-      const r = await this.#admission.acquire({ cpuTenths, memMB, gpuCount }, task.abort.signal);
-      if (task.state.kind !== "starting") {
-        this.#ledger.release(r);
-        this.#admission.pump();
-        return;
-      }
-      await this.#pool.launch(task, r);
-    } catch (e) {
-      this.#pool.fail(task, e);
-    }
-  }
-
-  /** Forwards the input, then counts the request done; an idle task may now make room for waiters. */
-  async #forward(task: Task, input: string, signal?: AbortSignal): Promise<string> {
-    try {
-      return await forwardToTask(task, input, signal, this.#forwardCtx);
-    } finally {
-      this.#inFlight--;
-      if (this.#inFlight === 0) for (const w of this.#drainWaiters.splice(0)) w();
-      this.#detach(task);
-    }
+  /** Starts a replica that admission added; whatever the outcome, the line runs again. */
+  async #launch(task: Task): Promise<void> {
+    await Promise.resolve(); // never inside admission's run()
+    const outcome = await this.#pool.launch(task);
+    if (outcome.kind === "failed") this.#admission.startFailed(task.key, outcome.error);
+    this.#admission.run();
   }
 
   /** Resolves once no request is in flight, or after the drain timeout. */

@@ -27,14 +27,14 @@ export async function forwardToTask(task: Task, input: string, signal: AbortSign
   const s = ctx.settings();
   const sgxRa = task.spec.sgx && input === "SGXRAREQUEST";
   const path = task.spec.sgx ? (sgxRa ? "/ra" : "/run") : "/";
-  // One controller and one timer per request: AbortSignal.timeout + AbortSignal.any cost
-  // WeakRefs and finalization-registry work on every request, and garbage for the GC.
+  // One controller and one timer per request, on the engine's clock: AbortSignal.timeout +
+  // AbortSignal.any cost WeakRefs and finalization-registry work on every request.
   const ac = new AbortController();
   let timedOut = false;
-  const timer = setTimeout(() => {
+  const cancelTimer = ctx.clock.setTimer(s.requestTimeoutMs, () => {
     timedOut = true;
     ac.abort(new DOMException("The operation timed out.", "TimeoutError"));
-  }, s.requestTimeoutMs);
+  });
   const onAbort = () => ac.abort(signal!.reason);
   if (signal?.aborted) onAbort();
   else signal?.addEventListener("abort", onAbort, { once: true });
@@ -51,10 +51,10 @@ export async function forwardToTask(task: Task, input: string, signal: AbortSign
           body: sgxRa ? undefined : input,
           signal: sig,
         });
-        task.served++;
+        task.answered();
         ctx.served.inc();
         if (res.status >= 400) {
-          throw new TaskFailedError(`Task "${image}" answered ${res.status}: ${truncate(res.body)}`, { status: res.status });
+          throw new TaskFailedError(`Task "${image}" answered ${res.status}`, { status: res.status, body: truncate(res.body) });
         }
         return res.body;
       } catch (e) {
@@ -62,13 +62,13 @@ export async function forwardToTask(task: Task, input: string, signal: AbortSign
         // After the mark a task may still be opening its port: retry within the ready timeout.
         const st = task.containerId ? await ctx.backend.inspect(task.containerId).catch(() => undefined) : undefined;
         const ready = task.state.kind === "ready" ? task.state : undefined;
-        if (st?.running && ready && ctx.clock.now() < ready.readyAt + s.readyTimeoutMs) {
-          await delay(backoff, sig);
+        if (st?.running && ready && ctx.clock.now() < ready.since + s.readyTimeoutMs) {
+          await delay(ctx.clock, backoff, sig);
           backoff = Math.min(backoff * 2, 250);
           continue;
         }
         if (!st?.running) {
-          void ctx.pool.remove(task, "container is not running");
+          ctx.pool.remove(task, "container is not running");
           throw new TaskGoneError(`Task "${image}" is gone: its container stopped`, { cause: e });
         }
         throw new TaskFailedError(`Task "${image}" refused the connection`, { cause: e });
@@ -80,7 +80,7 @@ export async function forwardToTask(task: Task, input: string, signal: AbortSign
     }
     throw e;
   } finally {
-    clearTimeout(timer);
+    cancelTimer();
     signal?.removeEventListener("abort", onAbort);
   }
 }
@@ -89,16 +89,16 @@ function truncate(s: string): string {
   return s.length > 2000 ? `${s.slice(0, 2000)}...` : s;
 }
 
-function delay(ms: number, signal: AbortSignal): Promise<void> {
+function delay(clock: Clock, ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener(
-      "abort",
-      () => {
-        clearTimeout(t);
-        reject(signal.reason);
-      },
-      { once: true },
-    );
+    const onAbort = () => {
+      cancel();
+      reject(signal.reason);
+    };
+    const cancel = clock.setTimer(ms, () => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    });
+    signal.addEventListener("abort", onAbort, { once: true });
   });
 }

@@ -11,6 +11,8 @@ export interface GpuMonitorDeps {
   clock: Clock;
   logger: Logger;
   settings: () => EngineSettings;
+  /** Runs the line again: a GPU that other work left may now be free. */
+  freed?: () => void;
 }
 
 export class GpuMonitor {
@@ -37,6 +39,11 @@ export class GpuMonitor {
 
   get indexes(): number[] {
     return this.#devices.map((d) => d.index);
+  }
+
+  /** The UUIDs of the devices at `indexes`, as NVML last reported them (the index when unknown). */
+  uuids(indexes: readonly number[]): string[] {
+    return indexes.map((i) => this.#devices.find((d) => d.index === i)?.uuid ?? String(i));
   }
 
   /** Loads NVML and samples once; on failure the host counts 0 GPUs and the reason is logged. */
@@ -79,6 +86,7 @@ export class GpuMonitor {
       this.#sample()
         .catch((e) => this.#log.warn("Cannot sample GPUs", { error: (e as Error).message }))
         .finally(() => {
+          this.#d.freed?.();
           if (this.#probe) this.#schedule();
         });
     });

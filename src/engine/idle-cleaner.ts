@@ -1,4 +1,4 @@
-/** Removes tasks idle longer than the configured timeout. */
+/** Removes each replica when its own idle time runs out. */
 import { pickExpired } from "./policy.ts";
 import type { EngineMetrics } from "./metrics.ts";
 import type { Clock, Logger } from "./ports.ts";
@@ -12,6 +12,8 @@ export interface IdleCleanerDeps {
   settings: () => EngineSettings;
   /** Counts idle removals. */
   metrics?: EngineMetrics;
+  /** Runs the line again after replicas left. */
+  freed?: () => void;
 }
 
 export class IdleCleaner {
@@ -39,16 +41,18 @@ export class IdleCleaner {
     this.#schedule();
   }
 
-  /** Removes every expired task now. */
+  /** Removes every expired replica now. */
   sweep(): void {
     const idleMs = this.#d.settings().idleTimeoutMinutes * 60_000;
-    for (const key of pickExpired(this.#d.pool.views(), this.#d.clock.now() - idleMs)) {
-      const task = this.#d.pool.get(key);
-      if (!task) continue;
+    let removed = 0;
+    for (const id of pickExpired(this.#d.pool.views(), this.#d.clock.now() - idleMs)) {
+      const task = this.#d.pool.byId(id);
+      if (!task || this.#d.pool.remove(task, "idle timeout").outcome !== "removing") continue;
+      removed++;
       this.#d.metrics?.idleRemovals.inc();
-      this.#log.info("Removing idle task", { task: task.name, idleMinutes: this.#d.settings().idleTimeoutMinutes });
-      void this.#d.pool.remove(task, "idle timeout");
+      this.#log.info("Removing idle task", { task: task.id, idleMinutes: this.#d.settings().idleTimeoutMinutes });
     }
+    if (removed > 0) this.#d.freed?.();
   }
 
   #schedule(): void {

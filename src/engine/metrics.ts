@@ -91,4 +91,16 @@ export interface MetricsSnapshot {
   };
   /** The last NVML sample; empty without GPUs. */
   gpus: readonly GpuDevice[];
+  /** Per key with a replica or a request in line; a key's entry goes with its last replica. */
+  keys: readonly KeyGauges[];
+}
+
+/** One key's gauges: its replicas (starting or ready), the busy ones, the requests in line. */
+export interface KeyGauges {
+  /** The key's hash, as on the containers' meca.executor.key label. */
+  key: string;
+  image: string;
+  replicas: number;
+  busy: number;
+  queued: number;
 }

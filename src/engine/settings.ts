@@ -12,6 +12,16 @@ export interface EngineSettings {
   sgx: { enable: boolean; device: string; aesmdPath: string };
   /** Docker network tasks join (reached by name); "" to publish on 127.0.0.1. */
   network: string;
+  /** Each task on a network of its own (network: auto); otherwise `network` is shared or "" publishes. */
+  isolate: boolean;
+  /** IPv4 block each task's own network takes a /28 of. */
+  taskSubnetPool: string;
+  /** Task networks get a route out (never one to other tasks). */
+  taskEgress: boolean;
+  /** Capabilities dropped from every task container. */
+  capDrop: readonly string[];
+  /** Open-files limit of every task container. */
+  nofile: number;
   /** Label value that tells this executor's containers from another's on the same engine. */
   instance: string;
   readyTimeoutMs: number;
@@ -24,12 +34,19 @@ export interface EngineSettings {
   /** A GPU is free when its utilisation and memory use are at most this percent. */
   gpuIdlePercent: number;
   gpuSampleIntervalMs: number;
+  /** Requests one replica serves at once; 0: unlimited, one replica per key. */
+  taskConcurrency: number;
+  /** Replicas per key at most when taskConcurrency >= 1; 0: as many as capacity allows. */
+  maxReplicas: number;
 }
 
 /** The part of the settings POST /update-config may change. */
 export type SettingsUpdate = Partial<Pick<EngineSettings, "idleTimeoutMinutes" | "cpu" | "memMB" | "hasGpu" | "microVMRuntime">>;
 
 export const READY_MARK = "meca-init-done";
+
+/** Each task's own network is a /28 of the pool: its gateway, the task, the executor, spare room. */
+export const TASK_SUBNET_BITS = 28;
 
 export const LABELS = {
   managed: "meca.executor",

@@ -1,9 +1,10 @@
 /** Read-only views of the executor for /stats and /tasks. */
 import type { Ledger } from "./ledger.ts";
 import type { EngineStatus } from "./engine-watch.ts";
-import type { MetricsSnapshot } from "./metrics.ts";
+import type { KeyGauges, MetricsSnapshot } from "./metrics.ts";
 import type { GpuDevice } from "./ports.ts";
 import type { Task } from "./task.ts";
+import { keyHash } from "./task-spec.ts";
 
 /** GET /stats: the original eleven fields keep their meaning; more follow. */
 export interface Stats {
@@ -65,6 +66,8 @@ export interface TaskInfo {
   gpus: number[];
   sgx: boolean;
   state: string;
+  /** The key's hash: the replicas of one key share it (the container label meca.executor.key). */
+  key_hash: string;
   /** What the task holds in the ledger; null while it waits for admission. */
   reservation: { cpu: number; mem: number; gpus: number[] } | null;
   in_flight: number;
@@ -84,6 +87,7 @@ export function snapshotTasks(tasks: readonly Task[]): TaskInfo[] {
     gpus: [...(t.reservation?.gpus ?? [])],
     sgx: t.spec.sgx,
     state: t.state.kind,
+    key_hash: keyHash(t.key),
     reservation: t.reservation ? { cpu: t.reservation.cpuTenths / 10, mem: t.reservation.memMB, gpus: [...t.reservation.gpus] } : null,
     in_flight: t.inFlight,
     served: t.served,
@@ -103,6 +107,8 @@ export function snapshotMetrics(o: {
   queueLength: number;
   inFlight: number;
   gpus: readonly GpuDevice[];
+  /** Requests waiting in line, by key. */
+  queuedByKey: ReadonlyMap<string, number>;
 }): MetricsSnapshot {
   const tasks = { starting: 0, ready: 0, removing: o.removing };
   let busyTasks = 0;
@@ -113,6 +119,19 @@ export function snapshotMetrics(o: {
       if (t.inFlight > 0) busyTasks++;
     }
   }
+  // Per key: only keys with a replica or a request in line, so the series go with the last replica.
+  const keys = new Map<string, KeyGauges>();
+  const gauge = (key: string, image: string) => {
+    let g = keys.get(key);
+    if (!g) keys.set(key, (g = { key: keyHash(key), image, replicas: 0, busy: 0, queued: 0 }));
+    return g;
+  };
+  for (const t of o.tasks) {
+    const g = gauge(t.key, t.spec.image);
+    g.replicas++;
+    if (t.inFlight > 0) g.busy++;
+  }
+  for (const [key, n] of o.queuedByKey) gauge(key, key.split("|")[0]!).queued = n;
   const capacity = o.ledger.capacity;
   const reserved = o.ledger.used();
   const free = new Set(o.ledger.freeGpus());
@@ -131,6 +150,7 @@ export function snapshotMetrics(o: {
       busyGpus: capacity.gpus.filter((g) => !free.has(g) && !reserved.gpus.includes(g)),
     },
     gpus: o.gpus,
+    keys: [...keys.values()],
   };
 }
 

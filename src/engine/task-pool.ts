@@ -11,6 +11,7 @@ import type { Clock, ContainerBackend, ContainerEvent, ContainerSpec, Logger, Ta
 import { LABELS, READY_MARK, type EngineSettings } from "./settings.ts";
 import { Task } from "./task.ts";
 import { containerName, keyHash, type TaskSpec } from "./task-spec.ts";
+import { TaskNetworks, type TaskNet } from "./task-networks.ts";
 
 export interface TaskPoolDeps {
   backend: ContainerBackend;
@@ -19,16 +20,29 @@ export interface TaskPoolDeps {
   logger: Logger;
   ledger: Ledger;
   settings: () => EngineSettings;
-  /** Called whenever resources were returned or a task went idle. */
-  onRelease: () => void;
   /** Counts cold starts, start failures and pulls. */
   metrics?: EngineMetrics;
+  /** The GPUs' UUIDs for NVML indexes: Docker is asked by UUID, which a renumbering cannot change. */
+  gpuIds?: (indexes: readonly number[]) => string[];
+  /** The executor's own container, which joins each task's network; undefined on a host. */
+  selfContainer?: string;
 }
 
+/** How a launch ended: ready, failed (with the error waiters get), or removed while starting. */
+export type LaunchOutcome = { kind: "ready" } | { kind: "failed"; error: ExecutorError } | { kind: "removed" };
+
+/** What remove() did: began removing the task, or found it already leaving (removing, gone or failed). */
+export type RemoveOutcome = "removing" | "already_leaving";
+
+/**
+ * The replicas of every key. It never calls back into the scheduler: whoever
+ * frees something here runs the scheduler afterwards (see docs/architecture.md).
+ */
 export class TaskPool {
   #d: TaskPoolDeps;
   #log: Logger;
-  #tasks = new Map<string, Task>();
+  #byKey = new Map<string, Task[]>();
+  #byId = new Map<string, Task>();
   #byContainer = new Map<string, Task>();
   #pulls = new Map<string, Promise<void>>();
   #removals = new Set<Promise<void>>();
@@ -36,9 +50,26 @@ export class TaskPool {
   /** Tells this run's container names from an earlier run's. */
   #run = Math.floor(Math.random() * 36 ** 4).toString(36).padStart(4, "0");
 
+  /** One network per task (settings.isolate); undefined when tasks share one or publish. */
+  #networks?: TaskNetworks;
+  #nets = new Map<string, TaskNet>();
+
   constructor(deps: TaskPoolDeps) {
     this.#d = deps;
     this.#log = deps.logger.child({ component: "pool" });
+    if (deps.settings().isolate) {
+      this.#networks = new TaskNetworks({ backend: deps.backend, clock: deps.clock, logger: deps.logger, settings: deps.settings, run: this.#run, self: deps.selfContainer });
+    }
+  }
+
+  /** The task's own network, when tasks get one. */
+  network(task: Task): TaskNet | undefined {
+    return this.#nets.get(task.id);
+  }
+
+  /** Spare task networks kept ready now. */
+  get spareNetworks(): number {
+    return this.#networks?.spareCount ?? 0;
   }
 
   /** Tasks taken out of the pool whose containers are still being removed. */
@@ -46,85 +77,116 @@ export class TaskPool {
     return this.#removals.size;
   }
 
-  get(key: string): Task | undefined {
-    return this.#tasks.get(key);
+  /** The key's replicas that are starting or ready. */
+  replicas(key: string): readonly Task[] {
+    return this.#byKey.get(key) ?? NONE;
+  }
+
+  byId(id: string): Task | undefined {
+    return this.#byId.get(id);
+  }
+
+  keys(): IterableIterator<string> {
+    return this.#byKey.keys();
   }
 
   all(): Task[] {
-    return [...this.#tasks.values()];
+    return [...this.#byId.values()];
   }
 
-  views(): TaskView[] {
-    return this.all().map((t) => ({
-      key: t.key,
-      state: t.state.kind,
-      inFlight: t.inFlight,
-      lastUsed: t.lastUsed,
-      cpuTenths: t.spec.cpuTenths,
-      memMB: t.spec.memMB,
-      gpuCount: t.spec.gpuCount,
-    }));
+  views(tasks: Iterable<Task> = this.#byId.values()): TaskView[] {
+    const out: TaskView[] = [];
+    for (const t of tasks) {
+      out.push({ id: t.id, key: t.key, state: t.state.kind, inFlight: t.inFlight, lastUsed: t.lastUsed, cpuTenths: t.spec.cpuTenths, memMB: t.spec.memMB, gpuCount: t.spec.gpuCount });
+    }
+    return out;
   }
 
-  /** Registers a new starting task for `key`; the caller launches it once admitted. */
-  add(key: string, spec: TaskSpec): Task {
-    const name = containerName(spec, { instance: this.#d.settings().instance, run: this.#run, serial: ++this.#serial });
-    const task = new Task({ key, spec, name, now: this.#d.clock.now() });
-    this.#tasks.set(key, task);
+  /** Registers a new starting replica holding `reservation`; the caller launches it. */
+  add(key: string, spec: TaskSpec, reservation: Reservation): Task {
+    const id = containerName(spec, { instance: this.#d.settings().instance, run: this.#run, serial: ++this.#serial });
+    const task = new Task({ id, key, spec, reservation, now: this.#d.clock.now() });
+    this.#byId.set(id, task);
+    this.#byKey.set(key, [...this.replicas(key), task]);
     return task;
   }
 
-  /** Starts the container for an admitted task; on any failure the task fails and everything is returned. */
-  async launch(task: Task, reservation: Reservation): Promise<void> {
-    task.reservation = reservation;
+  /** Starts the container of a new replica; on any failure the task fails and everything is returned. */
+  async launch(task: Task): Promise<LaunchOutcome> {
     const s = this.#d.settings();
-    const log = this.#log.child({ task: task.name });
+    const log = this.#log.child({ task: task.id });
     const signal = task.abort.signal;
     const started = this.#d.clock.now();
+    const reservation = task.reservation!;
     try {
       await this.#ensureImage(task.spec.image, log, signal);
       signal.throwIfAborted();
-      const id = await this.#d.backend.create(this.#containerSpec(task, reservation, s));
-      task.containerId = id;
-      this.#byContainer.set(id, task);
+      const net = this.#networks ? await this.#networks.acquire(signal) : undefined;
+      if (net) this.#nets.set(task.id, net);
       signal.throwIfAborted();
+      const id = await this.#d.backend.create(this.#containerSpec(task, reservation, s, net));
+      this.#byContainer.set(id, task);
+      if (!task.apply({ type: "created", containerId: id }).ok) {
+        // Removed while create() ran: the container is ours to remove.
+        await this.#track(this.#dispose(task.id, id));
+        return { kind: "removed" };
+      }
       await this.#d.backend.start(id);
       await this.#waitReady(task, id, s.readyTimeoutMs);
-      const endpoint = await this.#d.backend.endpoint(id, { network: s.network || undefined });
+      // On its own network: by name where the executor joined it (in a container), else by address.
+      const endpoint = await this.#d.backend.endpoint(id, net ? { network: net.name, byAddress: !this.#networks!.joins } : { network: s.network || undefined });
       signal.throwIfAborted();
-      task.lastUsed = this.#d.clock.now();
-      task.apply({ type: "ready", endpoint, at: task.lastUsed });
-      this.#d.metrics?.coldStarts.observe((task.lastUsed - started) / 1000);
-      log.info("Task ready", { image: task.spec.image, container: id.slice(0, 12), ms: task.lastUsed - started });
+      const now = this.#d.clock.now();
+      if (!task.apply({ type: "ready", endpoint, at: now }).ok) return { kind: "removed" };
+      this.#d.metrics?.coldStarts.observe((now - started) / 1000);
+      log.info("Task ready", { image: task.spec.image, container: id.slice(0, 12), ms: now - started });
+      return { kind: "ready" };
     } catch (cause) {
-      // Removed while starting (remove() may have run before the container existed), or failed.
-      if (task.state.kind === "starting") this.fail(task, cause);
-      await this.#track(this.#removeContainer(task));
+      if (task.state.kind !== "starting") {
+        // Removed while starting: remove() disposes of what it saw; a network taken since is ours.
+        if (!task.containerId) await this.#track(this.#dispose(task.id, undefined));
+        return { kind: "removed" };
+      }
+      const error = this.#fail(task, cause);
+      await this.#track(this.#dispose(task.id, task.containerId));
+      return { kind: "failed", error };
     }
   }
 
-  /** Marks a starting task failed and returns what it held; waiters get the error. */
-  fail(task: Task, cause: unknown): void {
-    if (task.state.kind !== "starting") return;
+  /** Marks a starting task failed and returns what it held. */
+  #fail(task: Task, cause: unknown): ExecutorError {
     const error = cause instanceof ExecutorError ? cause : new TaskStartError(`Cannot start task "${task.spec.image}": ${(cause as Error).message}`, { cause });
     this.#d.metrics?.startFailures.inc();
-    this.#log.warn("Task failed to start", { task: task.name, image: task.spec.image, error: error.message, code: error.code });
+    this.#log.warn("Task failed to start", { task: task.id, image: task.spec.image, error: error.message, code: error.code });
+    const reservation = task.reservation;
     task.apply({ type: "fail", error });
-    this.#forget(task);
+    this.#forget(task, reservation);
+    return error;
   }
 
   /**
-   * Takes a task out of the pool: its key is free for a fresh start and its
-   * reservation is returned before this returns; the container goes in the background.
+   * Takes a replica out of the pool: its reservation is returned before this
+   * returns and the container goes in the background (`done`). A replica
+   * already leaving is said so, and nothing else happens.
    */
-  remove(task: Task, reason: string, error?: Error): Promise<void> {
-    const kind = task.state.kind;
-    if (kind !== "starting" && kind !== "ready") return Promise.resolve();
-    task.apply({ type: "remove", reason, error });
+  remove(task: Task, reason: string, error?: Error): { outcome: RemoveOutcome; done: Promise<void> } {
+    const reservation = task.reservation;
+    const endpoint = task.endpoint;
+    const t = task.apply({ type: "remove", reason });
+    if (!t.ok) return { outcome: "already_leaving", done: Promise.resolve() };
     task.abort.abort(error ?? new InternalError(`Task removed: ${reason}`));
-    this.#forget(task);
-    this.#log.info("Removing task", { task: task.name, reason });
-    return this.#track(this.#removeContainer(task).finally(() => task.apply({ type: "removed" })));
+    this.#forget(task, reservation);
+    this.#log.info("Removing task", { task: task.id, reason });
+    const id = task.containerId;
+    // The client's connections to it go once the container is gone, not before: a request still
+    // on them ends as the container ends (a connection error, which may be retried), not cut here.
+    const done = this.#track(
+      this.#dispose(task.id, id).finally(() => {
+        if (endpoint) this.#d.client.forget(endpoint);
+        task.apply({ type: "removed" });
+      }),
+    );
+    return { outcome: "removing", done };
   }
 
   /** Keeps a container removal in view until it settles, so removeAll() can wait for it. */
@@ -134,28 +196,37 @@ export class TaskPool {
     return tracked;
   }
 
-  /** Removes every task and waits for their containers to go. */
+  /** Removes every task and waits for their containers (and networks) to go. */
   async removeAll(reason: string, error?: Error): Promise<void> {
-    for (const t of this.all()) void this.remove(t, reason, error);
+    for (const t of this.all()) this.remove(t, reason, error);
     await Promise.allSettled([...this.#removals]);
   }
 
-  /** A container event from the engine: a task whose container died leaves the pool at once. */
-  onEvent(ev: ContainerEvent): void {
-    if (ev.action !== "die" && ev.action !== "oom" && ev.action !== "destroy") return;
-    const task = this.#byContainer.get(ev.id);
-    if (!task || task.state.kind !== "ready") return;
-    const reason = ev.action === "oom" ? "container was killed for using too much memory" : `container stopped (${ev.action}${ev.exitCode === undefined ? "" : `, exit code ${ev.exitCode}`})`;
-    void this.remove(task, reason);
+  /** Removes the spare task networks and stops keeping any: the executor is stopping. */
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.#removals]);
+    await this.#networks?.close();
   }
 
-  /** Checks every ready task's container, e.g. after the event stream reconnects. */
-  async reconcile(): Promise<void> {
+  /** A container event from the engine: a ready replica whose container died leaves the pool. True when one left. */
+  onEvent(ev: ContainerEvent): boolean {
+    if (ev.action !== "die" && ev.action !== "oom" && ev.action !== "destroy") return false;
+    const task = this.#byContainer.get(ev.id);
+    if (!task || task.state.kind !== "ready") return false;
+    const reason = ev.action === "oom" ? "container was killed for using too much memory" : `container stopped (${ev.action}${ev.exitCode === undefined ? "" : `, exit code ${ev.exitCode}`})`;
+    return this.remove(task, reason).outcome === "removing";
+  }
+
+  /** Checks every ready replica's container, e.g. after the event stream reconnects. How many left. */
+  async reconcile(): Promise<number> {
+    let removed = 0;
     for (const task of this.all()) {
-      if (task.state.kind !== "ready" || !task.containerId) continue;
-      const st = await this.#d.backend.inspect(task.containerId);
-      if (!st?.running) void this.remove(task, "container is no longer running");
+      const id = task.containerId;
+      if (task.state.kind !== "ready" || !id) continue;
+      const st = await this.#d.backend.inspect(id);
+      if (!st?.running && this.remove(task, "container is no longer running").outcome === "removing") removed++;
     }
+    return removed;
   }
 
   /** Removes containers of this executor instance that are not in the pool (left by an earlier run). */
@@ -166,15 +237,24 @@ export class TaskPool {
     const stale = found.filter((c) => c.labels[LABELS.run] !== this.#run && !this.#byContainer.has(c.id));
     await Promise.all(stale.map((c) => this.#d.backend.remove(c.id)));
     if (stale.length > 0) this.#log.info("Removed containers left by an earlier run", { count: stale.length });
+    // Their networks next (a network goes only once no container is on it), then spares of our own.
+    await this.#networks?.sweep();
+    this.#networks?.fill();
     return stale.length;
   }
 
+  /** Waits for the ready mark, bounded by the ready timeout on the engine's clock. */
   async #waitReady(task: Task, id: string, timeoutMs: number): Promise<void> {
-    const timeout = AbortSignal.timeout(timeoutMs);
+    const timeout = new AbortController();
+    const cancel = this.#d.clock.setTimer(timeoutMs, () => timeout.abort(new TaskStartError("Ready timeout", { code: "TASK_NOT_READY" })));
+    const both = new AbortController();
+    const onAbort = () => both.abort(task.abort.signal.reason);
+    task.abort.signal.addEventListener("abort", onAbort, { once: true });
+    timeout.signal.addEventListener("abort", () => both.abort(timeout.signal.reason), { once: true });
     try {
-      await this.#d.backend.waitForMark(id, { mark: READY_MARK, signal: AbortSignal.any([task.abort.signal, timeout]) });
+      await this.#d.backend.waitForMark(id, { mark: READY_MARK, signal: both.signal });
     } catch (e) {
-      if (timeout.aborted && !task.abort.signal.aborted) {
+      if (timeout.signal.aborted && !task.abort.signal.aborted) {
         const lines = await this.#d.backend.logsTail(id, 10).catch(() => []);
         throw new TaskStartError(
           `Task "${task.spec.image}" did not print "${READY_MARK}" within the ready timeout of ${timeoutMs / 1000} s${lines.length ? `; last log lines:\n${lines.join("\n")}` : ""}`,
@@ -185,6 +265,9 @@ export class TaskPool {
         throw new ContainerExitedError(e.exitCode, e.lastLines, `Task "${task.spec.image}" exited with code ${e.exitCode} before it was ready${e.lastLines.length ? `; last log lines:\n${e.lastLines.join("\n")}` : ""}`);
       }
       throw e;
+    } finally {
+      cancel();
+      task.abort.signal.removeEventListener("abort", onAbort);
     }
   }
 
@@ -204,10 +287,10 @@ export class TaskPool {
     return raceAbort(p, signal);
   }
 
-  #containerSpec(task: Task, r: Reservation, s: EngineSettings): ContainerSpec {
+  #containerSpec(task: Task, r: Reservation, s: EngineSettings, net: TaskNet | undefined): ContainerSpec {
     const spec = task.spec;
     return {
-      name: task.name,
+      name: task.id,
       image: spec.image,
       labels: {
         [LABELS.managed]: "1",
@@ -220,26 +303,36 @@ export class TaskPool {
       memoryBytes: spec.memMB * 1024 * 1024,
       pidsLimit: s.pidsLimit,
       runtime: spec.runtime,
-      gpus: r.gpus.length > 0 ? r.gpus.map(String) : undefined,
+      gpus: r.gpus.length > 0 ? (this.#d.gpuIds?.(r.gpus) ?? r.gpus.map(String)) : undefined,
       sgx: spec.sgx ? { device: s.sgx.device, aesmdPath: s.sgx.aesmdPath } : undefined,
-      network: s.network || undefined,
+      network: net?.name ?? (s.network || undefined),
       securityOpt: s.noNewPrivileges ? ["no-new-privileges:true"] : [],
+      capDrop: [...s.capDrop],
+      nofile: s.nofile,
       privileged: false,
     };
   }
 
   /** Drops the task from the maps and returns its reservation. */
-  #forget(task: Task): void {
-    if (this.#tasks.get(task.key) === task) this.#tasks.delete(task.key);
-    if (task.reservation) this.#d.ledger.release(task.reservation);
-    const endpoint = task.endpoint;
-    if (endpoint) this.#d.client.forget(endpoint);
-    this.#d.onRelease();
+  #forget(task: Task, reservation: Reservation | undefined): void {
+    this.#byId.delete(task.id);
+    const rest = this.replicas(task.key).filter((t) => t !== task);
+    if (rest.length > 0) this.#byKey.set(task.key, rest);
+    else this.#byKey.delete(task.key);
+    if (reservation) this.#d.ledger.release(reservation);
   }
 
-  async #removeContainer(task: Task): Promise<void> {
-    const id = task.containerId;
-    if (!id) return;
+  /** Removes the task's container, if it has one, then its network, if it has one. */
+  async #dispose(taskId: string, containerId: string | undefined): Promise<void> {
+    if (containerId) await this.#removeContainer(containerId);
+    const net = this.#nets.get(taskId);
+    if (net) {
+      this.#nets.delete(taskId);
+      await this.#networks!.release(net);
+    }
+  }
+
+  async #removeContainer(id: string): Promise<void> {
     try {
       await this.#d.backend.remove(id);
     } catch (e) {
@@ -249,6 +342,8 @@ export class TaskPool {
     }
   }
 }
+
+const NONE: readonly Task[] = [];
 
 /** `p`, or the signal's reason as soon as it aborts. */
 export function raceAbort<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {

@@ -1,91 +1,141 @@
 /**
- * One warm task: its lifecycle as an explicit state machine (OpenWhisk's
- * ContainerProxy) and its counters. starting → ready → removing → gone,
- * or starting → failed. Events a state does not accept are rejected.
+ * One replica of a task: its lifecycle as an explicit state machine
+ * (OpenWhisk's ContainerProxy) and its counters. Each state carries its own
+ * data; only `transition` moves it, and an event a state does not accept is
+ * refused as a value, never ignored. See docs/architecture.md (lifecycle).
+ *
+ *   starting ──created──▶ starting ──ready──▶ ready ──remove──▶ removing ──removed──▶ gone
+ *       └──fail──▶ failed        └──remove──▶ removing
  */
-import { InternalError } from "./errors.ts";
 import type { Reservation } from "./ledger.ts";
 import type { TaskSpec } from "./task-spec.ts";
 
 export type TaskState =
-  | { kind: "starting"; since: number }
-  | { kind: "ready"; endpoint: string; readyAt: number }
-  | { kind: "removing"; reason: string }
+  | { kind: "starting"; since: number; reservation: Reservation; containerId?: string }
+  | { kind: "ready"; since: number; reservation: Reservation; containerId: string; endpoint: string }
+  | { kind: "removing"; reason: string; containerId?: string }
   | { kind: "gone"; reason: string }
-  | { kind: "failed"; error: Error };
+  | { kind: "failed"; error: Error; containerId?: string };
 
 export type TaskEvent =
+  | { type: "created"; containerId: string }
   | { type: "ready"; endpoint: string; at: number }
   | { type: "fail"; error: Error }
-  | { type: "remove"; reason: string; error?: Error }
+  | { type: "remove"; reason: string }
   | { type: "removed" };
 
-const ACCEPTS: Record<TaskState["kind"], readonly TaskEvent["type"][]> = {
-  starting: ["ready", "fail", "remove"],
+export type StateKind = TaskState["kind"];
+export type EventType = TaskEvent["type"];
+
+/** The next state, or why the current state refuses the event. */
+export type Transition = { ok: true; state: TaskState } | { ok: false; refused: string };
+
+/** Which events each state accepts; every other pair is refused. */
+export const ACCEPTS: Record<StateKind, readonly EventType[]> = {
+  starting: ["created", "ready", "fail", "remove"],
   ready: ["remove"],
   removing: ["removed"],
   gone: [],
   failed: [],
 };
 
-/** The next state, or an InternalError when `state` does not accept `event`. */
-export function transition(state: TaskState, event: TaskEvent): TaskState {
-  if (!ACCEPTS[state.kind].includes(event.type)) {
-    throw new InternalError(`Task in state "${state.kind}" does not accept event "${event.type}"`);
-  }
+export function transition(state: TaskState, event: TaskEvent): Transition {
+  const refuse = (why = "") => ({ ok: false as const, refused: `A task in state "${state.kind}" does not accept event "${event.type}"${why}` });
+  if (!ACCEPTS[state.kind].includes(event.type)) return refuse();
   switch (event.type) {
+    case "created":
+      if (state.kind !== "starting" || state.containerId !== undefined) return refuse(": it already has a container");
+      return { ok: true, state: { ...state, containerId: event.containerId } };
     case "ready":
-      return { kind: "ready", endpoint: event.endpoint, readyAt: event.at };
+      if (state.kind !== "starting" || state.containerId === undefined) return refuse(": it has no container yet");
+      return { ok: true, state: { kind: "ready", since: event.at, reservation: state.reservation, containerId: state.containerId, endpoint: event.endpoint } };
     case "fail":
-      return { kind: "failed", error: event.error };
+      return { ok: true, state: { kind: "failed", error: event.error, containerId: containerOf(state) } };
     case "remove":
-      return { kind: "removing", reason: event.reason };
+      return { ok: true, state: { kind: "removing", reason: event.reason, containerId: containerOf(state) } };
     case "removed":
-      return { kind: "gone", reason: state.kind === "removing" ? state.reason : "removed" };
+      return { ok: true, state: { kind: "gone", reason: state.kind === "removing" ? state.reason : "removed" } };
   }
 }
 
+function containerOf(state: TaskState): string | undefined {
+  return "containerId" in state ? state.containerId : undefined;
+}
+
 export class Task {
+  /** Unique among replicas: the container name. */
+  readonly id: string;
   readonly key: string;
   readonly spec: TaskSpec;
-  readonly name: string;
+  /** Aborts the start (pull, create, ready wait) when the task is removed while starting. */
   readonly abort = new AbortController();
   #state: TaskState;
-  reservation?: Reservation;
-  containerId?: string;
-  inFlight = 0;
-  served = 0;
-  lastUsed: number;
-  /** Settles when the task is ready (resolves) or fails (rejects). */
-  readonly ready: Promise<void>;
-  #settle!: { resolve: () => void; reject: (e: Error) => void };
+  #inFlight = 0;
+  #served = 0;
+  #lastUsed: number;
 
-  constructor(opts: { key: string; spec: TaskSpec; name: string; now: number }) {
-    this.key = opts.key;
-    this.spec = opts.spec;
-    this.name = opts.name;
-    this.lastUsed = opts.now;
-    this.#state = { kind: "starting", since: opts.now };
-    this.ready = new Promise<void>((resolve, reject) => {
-      this.#settle = { resolve, reject };
-    });
-    // Nobody may be waiting; an unobserved failure must not crash the process.
-    this.ready.catch(() => {});
+  constructor(o: { id: string; key: string; spec: TaskSpec; reservation: Reservation; now: number }) {
+    this.id = o.id;
+    this.key = o.key;
+    this.spec = o.spec;
+    this.#lastUsed = o.now;
+    this.#state = { kind: "starting", since: o.now, reservation: o.reservation };
   }
 
   get state(): TaskState {
     return this.#state;
   }
 
-  /** Applies an event; throws when the current state does not accept it. */
-  apply(event: TaskEvent): void {
-    const before = this.#state.kind;
-    const after: TaskState = transition(this.#state, event);
-    this.#state = after;
-    if (before !== "starting") return;
-    if (after.kind === "ready") this.#settle.resolve();
-    else if (after.kind === "failed") this.#settle.reject(after.error);
-    else this.#settle.reject(event.type === "remove" && event.error ? event.error : new InternalError(`Task "${this.key}" was removed while starting`));
+  /** Applies an event; the refusal comes back as a value for the caller to act on. */
+  apply(event: TaskEvent): Transition {
+    const t = transition(this.#state, event);
+    if (t.ok) {
+      this.#state = t.state;
+      if (t.state.kind === "ready") this.#lastUsed = t.state.since;
+    }
+    return t;
+  }
+
+  /** A request takes one of this replica's slots; only a ready replica has any. */
+  take(): boolean {
+    if (this.#state.kind !== "ready") return false;
+    this.#inFlight++;
+    return true;
+  }
+
+  /** A request leaves its slot at `now`. */
+  leave(now: number): void {
+    if (this.#inFlight > 0) this.#inFlight--;
+    this.#lastUsed = now;
+  }
+
+  /** The task answered a request. */
+  answered(): void {
+    this.#served++;
+  }
+
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  get served(): number {
+    return this.#served;
+  }
+
+  get lastUsed(): number {
+    return this.#lastUsed;
+  }
+
+  get name(): string {
+    return this.id;
+  }
+
+  get reservation(): Reservation | undefined {
+    return this.#state.kind === "starting" || this.#state.kind === "ready" ? this.#state.reservation : undefined;
+  }
+
+  get containerId(): string | undefined {
+    return containerOf(this.#state);
   }
 
   get endpoint(): string | undefined {

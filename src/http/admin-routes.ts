@@ -37,7 +37,7 @@ export function mountAdmin(app: Hono<AppEnv>, o: AppOptions): void {
     const r = updateSchema.safeParse(parseJsonBody(text));
     if (!r.success) throw fieldError(r.error);
     const u = r.data;
-    const s = await o.executor.updateConfig({
+    const { settings: s, changed } = await o.executor.updateConfig({
       idleTimeoutMinutes: u.timeout,
       cpu: u.cpu,
       memMB: u.mem,
@@ -45,7 +45,9 @@ export function mountAdmin(app: Hono<AppEnv>, o: AppOptions): void {
       microVMRuntime: u.microVM_runtime,
     });
     const config = { timeout: s.idleTimeoutMinutes, cpu: s.cpu, mem: s.memMB, has_gpu: s.hasGpu, microVM_runtime: s.microVMRuntime };
-    return c.json(ok("config updated", { config }));
+    const names = { idleTimeoutMinutes: "timeout", cpu: "cpu", memMB: "mem", hasGpu: "has_gpu", microVMRuntime: "microVM_runtime" } as const;
+    const diff = Object.fromEntries(Object.entries(changed).map(([k, v]) => [names[k as keyof typeof names], v]));
+    return c.json(ok(Object.keys(diff).length > 0 ? "config updated" : "config unchanged", { config, changed: diff }));
   });
 
   app.post("/stop", guard, (c) => {
@@ -70,7 +72,7 @@ function requireJson(c: Context<AppEnv>): void {
 
 /**
  * hono's bearerAuth (constant-time compare), except that a malformed
- * Authorization header ("Basic ...", "Bearer !") is a wrong token too: 401, as DESIGN §1 says.
+ * Authorization header ("Basic ...", "Bearer !") is a wrong token too: 401.
  */
 function tokenGuard(token: string): MiddlewareHandler {
   const bearer = bearerAuth({ token });

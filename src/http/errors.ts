@@ -40,7 +40,7 @@ export function errorResponse(err: unknown, log: Logger): Response {
     const status = STATUS[err.kind];
     if (status >= 500 && status !== 503) log.warn(loggable(err), { code, status });
     const headers: Record<string, string> = err.retryAfter !== undefined ? { "retry-after": String(err.retryAfter) } : {};
-    return envelope(status, err.message, code, headers);
+    return envelope(status, clientMessage(err), code, headers);
   }
   if (err instanceof HTTPException) {
     if (err.status === 401) return envelope(401, "Missing or wrong admin token", code, { "www-authenticate": "Bearer" });
@@ -51,13 +51,15 @@ export function errorResponse(err: unknown, log: Logger): Response {
   return envelope(500, "Internal error in the executor; see its log", code);
 }
 
+/** The message for the client: a task's error body follows the message. */
+function clientMessage(err: ExecutorError): string {
+  return err instanceof TaskFailedError && err.body !== undefined ? `${err.message}: ${err.body}` : err.message;
+}
+
 /**
  * The message for the log. A task's error body goes to its client only: tasks
  * often echo their input, and no task input may reach the log.
  */
 function loggable(err: ExecutorError): string {
-  if (!(err instanceof TaskFailedError) || err.status === undefined) return err.message;
-  const head = `answered ${err.status}`;
-  const at = err.message.indexOf(head);
-  return `${at >= 0 ? err.message.slice(0, at + head.length) : `Task answered ${err.status}`} (body not logged)`;
+  return err instanceof TaskFailedError && err.body !== undefined ? `${err.message} (body not logged)` : err.message;
 }

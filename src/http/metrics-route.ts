@@ -51,11 +51,19 @@ function renderGauges(p: PromText, s: MetricsSnapshot): void {
   p.single("meca_engine_reachable", "gauge", "1 while the Docker engine answers", s.engineReachable ? 1 : 0);
   p.single("meca_host_cpu_cores", "gauge", "Logical CPU cores of the host", s.host.cores);
   p.single("meca_host_memory_bytes", "gauge", "Memory of the host", s.host.memoryMB * MB);
-  p.single("meca_queue_length", "gauge", "Task starts waiting for capacity now", s.queueLength);
+  p.single("meca_queue_length", "gauge", "Requests waiting for capacity or a free replica slot now", s.queueLength);
   p.single("meca_requests_in_flight", "gauge", "Requests being forwarded to a task now", s.inFlight);
   p.family("meca_tasks", "gauge", "Warm tasks by state");
   for (const [state, n] of Object.entries(s.tasks)) p.sample("meca_tasks", n, { state });
   p.single("meca_tasks_busy", "gauge", "Ready tasks with a request in flight", s.busyTasks);
+  if (s.keys.length > 0) {
+    p.family("meca_key_replicas", "gauge", "Replicas (starting or ready) per task key; a key's series go with its last replica");
+    for (const k of s.keys) p.sample("meca_key_replicas", k.replicas, { key: k.key, image: k.image });
+    p.family("meca_key_replicas_busy", "gauge", "Replicas with a request in flight, per task key");
+    for (const k of s.keys) p.sample("meca_key_replicas_busy", k.busy, { key: k.key, image: k.image });
+    p.family("meca_key_queued", "gauge", "Requests waiting in line, per task key");
+    for (const k of s.keys) p.sample("meca_key_queued", k.queued, { key: k.key, image: k.image });
+  }
 
   const { capacity, reserved } = s.ledger;
   p.single("meca_ledger_capacity_cpu_cores", "gauge", "Cores tasks may use (task_cpu in /stats)", capacity.cpuTenths / 10);

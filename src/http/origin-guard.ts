@@ -4,8 +4,10 @@
  *   - a request whose `Origin` is a web origin is refused (403), unless it is a
  *     loopback origin, `null` (the MECA desktop app's packaged `file://` page) or
  *     listed in `allowed_origins`;
- *   - with the listener on loopback, a `Host` that is not a loopback name or
- *     address is refused (403): only a rebound name would bring one.
+ *   - on a connection to a loopback listener, a `Host` that is not a loopback
+ *     name or address is refused (403): only a rebound name would bring one.
+ *     The connection's local address tells which listener took it; without
+ *     one (Deno, `app.request()`), `listenHost` does.
  * Clients other than browsers (the host actor, curl) send no Origin.
  */
 import type { MiddlewareHandler } from "hono";
@@ -15,7 +17,7 @@ import type { AppEnv } from "./app.ts";
 export interface OriginGuardOptions {
   /** Origins allowed besides loopback ones and `null`, exactly as browsers send them (`http://host:port`). */
   allowedOrigins?: readonly string[];
-  /** The address the executor listens on: the Host check applies when it is a loopback one. */
+  /** The address the executor listens on, for requests that do not tell their connection's local address. */
   listenHost?: string;
 }
 
@@ -24,13 +26,23 @@ export function originGuard(o: OriginGuardOptions): MiddlewareHandler<AppEnv> {
   const checkHost = o.listenHost !== undefined && isLoopbackHost(o.listenHost);
   // Clients send the same Host on every request: remember the last one that passed.
   let passedHost = "";
+  // Local addresses are the listeners' own: a handful.
+  const loopbackLocal = new Map<string, boolean>();
+  const onLoopback = (local: string) => {
+    let is = loopbackLocal.get(local);
+    if (is === undefined && loopbackLocal.size < 64) loopbackLocal.set(local, (is = isLoopbackHost(local)));
+    return is ?? isLoopbackHost(local);
+  };
   return async (c, next) => {
-    const headers = (c.env as { incoming?: { headers: Record<string, string | string[] | undefined> } } | undefined)?.incoming?.headers;
+    const incoming = (c.env as { incoming?: { headers: Record<string, string | string[] | undefined>; socket?: { localAddress?: string } } } | undefined)
+      ?.incoming;
+    const headers = incoming?.headers;
     const origin = headers ? first(headers.origin) : c.req.header("origin");
     if (origin !== undefined && !originAllowed(origin, allowed)) {
       throw new ForbiddenError(`Requests from the web origin ${JSON.stringify(origin.slice(0, 200))} are refused; add it to allowed_origins to allow it`, "ORIGIN_REFUSED");
     }
-    if (checkHost) {
+    const local = incoming?.socket?.localAddress;
+    if (local !== undefined ? onLoopback(local) : checkHost) {
       const host = headers ? first(headers.host) : (c.req.header("host") ?? new URL(c.req.url).host);
       if (host !== undefined && host !== "" && host !== passedHost) {
         if (!isLoopbackHost(stripPort(host))) {

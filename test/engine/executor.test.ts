@@ -75,18 +75,48 @@ describe("Executor with fake ports", () => {
     await b2;
   });
 
-  it("accepts update-config only once pausing has drained and removed every task", async () => {
+  it("applies update-config at once while running: idle replicas go, busy ones finish, starts wait until the reservations fit", async () => {
     const slow = deferred<{ status: number; body: string }>();
-    const { executor } = await fakeExecutor({ images: { "slow:1": { respond: () => slow.promise } } });
-    const busy = executor.execute(intent(0.2, "slow:1"), "y");
+    const { executor, backend } = await fakeExecutor({ settings: { cpu: 4 }, images: { "slow:1": { respond: () => slow.promise } } });
+    await executor.execute(intent(1), "idle"); // idle replica
+    const busy = executor.execute(intent(2, "slow:1"), "y");
     await flush();
-    const pausing = executor.pause();
-    await expect(executor.updateConfig({ cpu: 0.1 })).rejects.toMatchObject({ code: "NOT_PAUSED" });
+    expect(executor.ledger.used().cpuTenths).toBe(30);
+    const r = await executor.updateConfig({ cpu: 1, idleTimeoutMinutes: 1 });
+    expect(r.changed).toEqual({ cpu: { from: 4, to: 1 } });
+    expect(executor.ledger.capacity.cpuTenths).toBe(10);
+    // The idle one went; the busy one (2 cores, over the new capacity) finishes.
+    expect(executor.tasks().map((t) => t.image)).toEqual(["slow:1"]);
+    const waiting = executor.execute(intent(1), "after");
+    await flush();
+    expect(executor.queueLength).toBe(1);
+    expect(backend.created).toHaveLength(2);
     slow.resolve({ status: 200, body: "y" });
     expect(await busy).toBe("y");
-    await pausing;
-    await executor.updateConfig({ cpu: 0.1 });
+    // The busy replica went idle: it is evicted so that the reservations fit, then the start goes.
+    expect(await waiting).toBe("after");
+    expect(executor.tasks().map((t) => t.image)).toEqual(["echo:1"]);
+    expect(executor.ledger.used().cpuTenths).toBe(10);
+  });
+
+  it("update-config after a pause works as before", async () => {
+    const { executor } = await fakeExecutor();
+    await executor.execute(intent(1), "a");
+    await executor.pause();
+    expect((await executor.updateConfig({ cpu: 0.1, memMB: 4096 })).changed).toEqual({ cpu: { from: 4, to: 0.1 } });
     expect(executor.ledger.capacity.cpuTenths).toBe(1);
+    executor.unpause();
+    await expect(executor.execute(intent(1), "b")).rejects.toMatchObject({ code: "EXCEEDS_CAPACITY" });
+  });
+
+  it("a changed microVM_runtime applies to replicas started afterwards, never to a warm one", async () => {
+    const { executor, backend } = await fakeExecutor({ settings: { microVMRuntime: "runsc" } });
+    backend.runtimes.push("kata");
+    const vm = { image: "echo:1", runtime: "microVM" };
+    expect(await executor.execute(vm, "a")).toBe("a");
+    await executor.updateConfig({ microVMRuntime: "kata" });
+    expect(await executor.execute(vm, "b")).toBe("b");
+    expect(backend.created.map((c) => c.runtime)).toEqual(["runsc", "kata"]);
   });
 
   it("a container that dies leaves the pool at once and the next request starts a fresh one", async () => {
@@ -116,6 +146,13 @@ describe("Executor with fake ports", () => {
     await flush();
     expect(executor.ledger.used()).toEqual({ cpuTenths: 0, memMB: 0, gpus: [] });
     expect(backend.containers()).toEqual([]);
+  });
+
+  it("a task's error answer carries its status and body apart from the message", async () => {
+    const { executor } = await fakeExecutor({ images: { "fail:1": { respond: (body) => ({ status: 500, body: `kaputt ${body}` }) } } });
+    const e = await executor.execute(intent(1, "fail:1"), "secret").catch((x) => x);
+    expect(e).toMatchObject({ code: "TASK_FAILED", status: 500, body: "kaputt secret" });
+    expect(e.message).toBe('Task "fail:1" answered 500');
   });
 
   it("removes tasks idle past the timeout", async () => {

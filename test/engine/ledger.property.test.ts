@@ -1,7 +1,8 @@
 /**
  * Ledger invariants over random interleavings of requests, failures,
- * container deaths, evictions, idle cleaning, pause and update-config:
- * reservations never exceed the capacity, never go negative, always equal
+ * container deaths, evictions, idle cleaning, pause and update-config at any
+ * point (running or paused), with replicas off and on: reservations never
+ * exceed the capacity (or, after it shrank below them, only go down), never go negative, always equal
  * what the pool's tasks hold, and return to zero when no task remains.
  */
 import fc from "fast-check";
@@ -16,7 +17,7 @@ type Action =
   | { kind: "kill"; index: number }
   | { kind: "advance"; ms: number }
   | { kind: "pause" }
-  | { kind: "update"; cpu: number; mem: number }
+  | { kind: "update"; cpu: number; mem: number; gpu: boolean }
   | { kind: "unpause" };
 
 const action: fc.Arbitrary<Action> = fc.oneof(
@@ -34,18 +35,37 @@ const action: fc.Arbitrary<Action> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("kill" as const), index: fc.nat(5) }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant("advance" as const), ms: fc.integer({ min: 100, max: 40_000 }) }) },
   { weight: 1, arbitrary: fc.constant({ kind: "pause" as const }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant("update" as const), cpu: fc.integer({ min: 1, max: 20 }).map((t) => t / 10), mem: fc.integer({ min: 128, max: 2048 }) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({ kind: fc.constant("update" as const), cpu: fc.integer({ min: 1, max: 20 }).map((t) => t / 10), mem: fc.integer({ min: 128, max: 2048 }), gpu: fc.boolean() }),
+  },
   { weight: 1, arbitrary: fc.constant({ kind: "unpause" as const }) },
 );
 
-function checkInvariants(ex: Executor): void {
+/**
+ * What the reservations may reach: the capacity, or after it shrank below them, what they were
+ * then. While above the capacity they may only go down (busy replicas finish, no start is admitted).
+ */
+interface Ceiling {
+  cpuTenths: number;
+  memMB: number;
+  gpus: number;
+}
+
+function ceilingAfter(ex: Executor, c: Ceiling | undefined): Ceiling {
   const used = ex.ledger.used();
   const cap = ex.ledger.capacity;
+  const lower = (x: number, cap: number, prev?: number) => Math.max(cap, Math.min(x, prev ?? x));
+  return { cpuTenths: lower(used.cpuTenths, cap.cpuTenths, c?.cpuTenths), memMB: lower(used.memMB, cap.memMB, c?.memMB), gpus: lower(used.gpus.length, cap.gpus.length, c?.gpus) };
+}
+
+function checkInvariants(ex: Executor, ceiling: Ceiling): void {
+  const used = ex.ledger.used();
   expect(used.cpuTenths).toBeGreaterThanOrEqual(0);
   expect(used.memMB).toBeGreaterThanOrEqual(0);
-  expect(used.cpuTenths).toBeLessThanOrEqual(Math.max(cap.cpuTenths, 0));
-  expect(used.memMB).toBeLessThanOrEqual(cap.memMB);
-  expect(used.gpus.length).toBeLessThanOrEqual(cap.gpus.length);
+  expect(used.cpuTenths).toBeLessThanOrEqual(ceiling.cpuTenths);
+  expect(used.memMB).toBeLessThanOrEqual(ceiling.memMB);
+  expect(used.gpus.length).toBeLessThanOrEqual(ceiling.gpus);
   expect(new Set(used.gpus).size).toBe(used.gpus.length);
   // The ledger holds exactly what the pool's tasks hold, and each holds what its key asks for.
   const held = ex.tasks().flatMap((t) => (t.reservation ? [t] : []));
@@ -58,11 +78,11 @@ function checkInvariants(ex: Executor): void {
 describe("ledger invariants (property)", () => {
   it("hold over random interleavings and end at zero", async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(action, { minLength: 1, maxLength: 40 }), async (actions) => {
+      fc.asyncProperty(fc.constantFrom(0, 1, 2), fc.array(action, { minLength: 1, maxLength: 40 }), async (taskConcurrency, actions) => {
         let releaseSlow = deferred<{ status: number; body: string }>();
         const { executor, backend, clock } = await fakeExecutor({
           gpus: fakeGpus(2),
-          settings: { cpu: 1, memMB: 1024, hasGpu: true, queueTimeoutMs: 2_000, idleTimeoutMinutes: 0.5, readyTimeoutMs: 20 },
+          settings: { cpu: 1, memMB: 1024, hasGpu: true, queueTimeoutMs: 2_000, idleTimeoutMinutes: 0.5, readyTimeoutMs: 20, taskConcurrency },
           images: {
             "crash:1": { ready: { exitCode: 1, lines: ["boom"] } },
             "slow:1": { respond: () => releaseSlow.promise },
@@ -70,6 +90,7 @@ describe("ledger invariants (property)", () => {
           },
         });
         const pending: Promise<unknown>[] = [];
+        let ceiling = ceilingAfter(executor, undefined);
         for (const a of actions) {
           switch (a.kind) {
             case "request":
@@ -92,14 +113,17 @@ describe("ledger invariants (property)", () => {
               pending.push(executor.pause());
               break;
             case "update":
-              pending.push(executor.updateConfig({ cpu: a.cpu, memMB: a.mem }).catch(() => {}));
+              // Running or paused: applied at once; reservations above a shrunk capacity may only go down.
+              await executor.updateConfig({ cpu: a.cpu, memMB: a.mem, hasGpu: a.gpu });
+              ceiling = ceilingAfter(executor, { cpuTenths: Infinity, memMB: Infinity, gpus: Infinity });
               break;
             case "unpause":
               executor.unpause();
               break;
           }
           await flush(3);
-          checkInvariants(executor);
+          checkInvariants(executor, ceiling);
+          ceiling = ceilingAfter(executor, ceiling);
         }
         // Let everything finish: release slow tasks, let queues and ready timeouts lapse.
         releaseSlow.resolve({ status: 200, body: "ok" });
@@ -109,7 +133,7 @@ describe("ledger invariants (property)", () => {
         }
         await executor.pause();
         await Promise.allSettled(pending);
-        checkInvariants(executor);
+        checkInvariants(executor, ceiling);
         expect(executor.tasks()).toEqual([]);
         expect(executor.ledger.used()).toEqual({ cpuTenths: 0, memMB: 0, gpus: [] });
         expect(executor.ledger.reservations).toBe(0);

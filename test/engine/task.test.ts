@@ -1,32 +1,74 @@
 import { describe, expect, it } from "vitest";
-import { InternalError } from "../../src/engine/errors.ts";
-import { Task, transition } from "../../src/engine/task.ts";
+import type { Reservation } from "../../src/engine/ledger.ts";
+import { ACCEPTS, Task, transition, type EventType, type StateKind, type TaskEvent, type TaskState } from "../../src/engine/task.ts";
 import type { TaskSpec } from "../../src/engine/task-spec.ts";
 
 const spec: TaskSpec = { image: "echo:1", runtimeKind: "container", cpuTenths: 10, memMB: 128, gpuCount: 0, sgx: false };
+const reservation: Reservation = { id: 1, cpuTenths: 10, memMB: 128, gpus: [] };
+
+const STATES: Record<StateKind, TaskState> = {
+  starting: { kind: "starting", since: 0, reservation, containerId: "c1" },
+  ready: { kind: "ready", since: 1, reservation, containerId: "c1", endpoint: "http://127.0.0.1:1" },
+  removing: { kind: "removing", reason: "idle", containerId: "c1" },
+  gone: { kind: "gone", reason: "idle" },
+  failed: { kind: "failed", error: new Error("boom"), containerId: "c1" },
+};
+const EVENTS: Record<EventType, TaskEvent> = {
+  created: { type: "created", containerId: "c2" },
+  ready: { type: "ready", endpoint: "http://127.0.0.1:2", at: 5 },
+  fail: { type: "fail", error: new Error("kaputt") },
+  remove: { type: "remove", reason: "evicted" },
+  removed: { type: "removed" },
+};
+/** The state each accepted pair leads to. */
+const EXPECTED: Partial<Record<`${StateKind}/${EventType}`, TaskState>> = {
+  "starting/ready": { kind: "ready", since: 5, reservation, containerId: "c1", endpoint: "http://127.0.0.1:2" },
+  "starting/fail": { kind: "failed", error: (EVENTS.fail as { error: Error }).error, containerId: "c1" },
+  "starting/remove": { kind: "removing", reason: "evicted", containerId: "c1" },
+  "ready/remove": { kind: "removing", reason: "evicted", containerId: "c1" },
+  "removing/removed": { kind: "gone", reason: "idle" },
+};
 
 describe("task state machine", () => {
-  it("goes starting → ready → removing → gone", () => {
-    const task = new Task({ key: "k", spec, name: "n", now: 0 });
-    task.apply({ type: "ready", endpoint: "http://127.0.0.1:1", at: 1 });
-    expect(task.endpoint).toBe("http://127.0.0.1:1");
-    task.apply({ type: "remove", reason: "idle" });
-    task.apply({ type: "removed" });
-    expect(task.state).toEqual({ kind: "gone", reason: "idle" });
+  const pairs = (Object.keys(STATES) as StateKind[]).flatMap((s) => (Object.keys(EVENTS) as EventType[]).map((e) => [s, e] as const));
+
+  it.each(pairs)("state %s, event %s", (s, e) => {
+    const t = transition(STATES[s], EVENTS[e]);
+    const expected = EXPECTED[`${s}/${e}`];
+    if (s === "starting" && e === "created") {
+      // A starting task that already has a container refuses a second one.
+      expect(t).toEqual({ ok: false, refused: expect.stringContaining("already has a container") });
+      expect(transition({ kind: "starting", since: 0, reservation }, EVENTS.created)).toEqual({ ok: true, state: { kind: "starting", since: 0, reservation, containerId: "c2" } });
+    } else if (expected) {
+      expect(t).toEqual({ ok: true, state: expected });
+    } else {
+      expect(ACCEPTS[s]).not.toContain(e);
+      expect(t).toEqual({ ok: false, refused: `A task in state "${s}" does not accept event "${e}"` });
+    }
   });
 
-  it("rejects events a state does not accept", () => {
-    expect(() => transition({ kind: "gone", reason: "x" }, { type: "ready", endpoint: "e", at: 0 })).toThrow(InternalError);
-    expect(() => transition({ kind: "ready", endpoint: "e", readyAt: 0 }, { type: "ready", endpoint: "e", at: 0 })).toThrow(/does not accept event "ready"/);
-    expect(() => transition({ kind: "starting", since: 0 }, { type: "removed" })).toThrow(InternalError);
+  it("refuses ready before the container exists", () => {
+    expect(transition({ kind: "starting", since: 0, reservation }, EVENTS.ready)).toMatchObject({ ok: false, refused: expect.stringContaining("no container yet") });
   });
 
-  it("settles its ready promise: resolves when ready, rejects when it fails", async () => {
-    const ok = new Task({ key: "k", spec, name: "n", now: 0 });
-    ok.apply({ type: "ready", endpoint: "e", at: 0 });
-    await expect(ok.ready).resolves.toBeUndefined();
-    const bad = new Task({ key: "k", spec, name: "n", now: 0 });
-    bad.apply({ type: "fail", error: new Error("boom") });
-    await expect(bad.ready).rejects.toThrow("boom");
+  it("keeps its counters private: slots only on a ready replica, leaving stamps the time", () => {
+    const task = new Task({ id: "n", key: "k", spec, reservation, now: 0 });
+    expect(task.take()).toBe(false);
+    expect(task.apply({ type: "created", containerId: "c" }).ok).toBe(true);
+    expect(task.apply({ type: "ready", endpoint: "e", at: 7 }).ok).toBe(true);
+    expect(task.lastUsed).toBe(7);
+    expect(task.take()).toBe(true);
+    expect(task.take()).toBe(true);
+    expect(task.inFlight).toBe(2);
+    task.leave(9);
+    task.answered();
+    expect([task.inFlight, task.lastUsed, task.served]).toEqual([1, 9, 1]);
+    expect(task.reservation).toBe(reservation);
+    expect(task.apply({ type: "remove", reason: "idle" }).ok).toBe(true);
+    expect(task.reservation).toBeUndefined();
+    expect(task.take()).toBe(false);
+    // Removing a task that is already leaving is an outcome the caller sees.
+    expect(task.apply({ type: "remove", reason: "again" })).toMatchObject({ ok: false });
+    expect(task.state).toEqual({ kind: "removing", reason: "idle", containerId: "c" });
   });
 });

@@ -23,9 +23,10 @@ describe("admin routes", () => {
     expect(executor.paused).toBe(false);
   });
 
-  it("accept update-config only while paused, validating every key", async () => {
+  it("apply update-config running or paused, saying what changed, validating every key", async () => {
     const { request } = await fakeApp();
-    expect(await request("POST", "/update-config", { cpu: 2 })).toMatchObject({ status: 409, body: { error: "NOT_PAUSED" } });
+    expect(await request("POST", "/update-config", { cpu: 3 })).toMatchObject({ status: 200, body: { msg: "config updated", changed: { cpu: { from: 4, to: 3 } } } });
+    expect(await request("POST", "/update-config", { cpu: 3 })).toMatchObject({ status: 200, body: { msg: "config unchanged", changed: {} } });
     await request("POST", "/pause");
     expect(await request("POST", "/update-config", { cpu: "two" })).toMatchObject({ status: 400 });
     expect((await request("POST", "/update-config", { cpus: 2 })).body.msg).toContain('"cpus"');

@@ -260,15 +260,13 @@ describe("fuzzing every endpoint", () => {
     await f.drainsToZero();
   });
 
-  it("admin endpoints with the token: 2xx or 4xx for any body, update-config only while paused", async () => {
+  it("admin endpoints with the token: 2xx or 4xx for any body, update-config running or paused", async () => {
     const f = await fuzzApp();
     await fc.assert(
       fc.asyncProperty(fc.constantFrom("/pause", "/unpause", "/update-config", "/stop"), fc.option(body, { nil: undefined }), async (path, b) => {
-        const pausedBefore = f.executor.paused;
         const r = await f.send({ method: "POST", path, body: b, headers: { authorization: `Bearer ${TOKEN}` } });
         expect(r.status < 500, `${path}: ${r.status} ${r.text.slice(0, 300)}`).toBe(true);
         expect(r.text.length).toBeLessThan(2_000); // no huge key or value echoed back
-        if (path === "/update-config" && !pausedBefore) expect(r.status).not.toBe(200);
         if (path !== "/update-config") expect(r.status).toBe(200);
       }),
       { numRuns: 150 },

@@ -3,7 +3,7 @@ import { createApp } from "../../src/http/app.ts";
 import { createLogger } from "../../src/logger.ts";
 import { deferred } from "../fakes/fake-backend.ts";
 import { fakeApp } from "../support/fake-app.ts";
-import { fakeExecutor, flush } from "../support/fake-executor.ts";
+import { fakeExecutor, flush, settleWithClock } from "../support/fake-executor.ts";
 
 const ZERO = { cpuTenths: 0, memMB: 0, gpus: [] };
 
@@ -29,11 +29,11 @@ describe("guards", () => {
 
   it("answers 504 when the task does not answer within request_timeout, and the task stays usable", async () => {
     const never = deferred<{ status: number; body: string }>();
-    const { request, executor } = await fakeApp({
+    const { request, executor, clock } = await fakeApp({
       settings: { requestTimeoutMs: 50 },
       images: { "hang:1": { respond: (body) => (body === "hang" ? never.promise : { status: 200, body }) } },
     });
-    const r = await request("POST", "/", { id: "hang:1", input: "hang" }, { "X-Request-Id": "slow-1" });
+    const r = await settleWithClock(request("POST", "/", { id: "hang:1", input: "hang" }, { "X-Request-Id": "slow-1" }), clock, 50);
     expect(r).toMatchObject({ status: 504, body: { success: false, error: "TASK_TIMEOUT" } });
     expect(r.body.msg).toContain("request timeout of 0.05 s");
     expect(r.headers.get("x-request-id")).toBe("slow-1");
@@ -92,7 +92,7 @@ describe("logs", () => {
     const TOKEN = "adm1n-T0KEN-zz";
     const INPUT = "s3cr3t-INPUT-7f9c";
     const never = deferred<{ status: number; body: string }>();
-    const { app, all, backend, executor } = await loggedApp({
+    const { app, all, backend, executor, clock } = await loggedApp({
       settings: { requestTimeoutMs: 50 },
       images: {
         "echo:1": {},
@@ -107,7 +107,7 @@ describe("logs", () => {
 
     expect((await post("/", { id: "echo:1", input: INPUT })).status).toBe(200);
     expect((await post("/", { id: "fail:1", input: INPUT })).status).toBe(502);
-    expect((await post("/", { id: "hang:1", input: INPUT })).status).toBe(504);
+    expect((await settleWithClock(post("/", { id: "hang:1", input: INPUT }), clock, 50)).status).toBe(504);
     expect((await post("/", `{"id":"echo:1","input":"${INPUT}"`)).status).toBe(400);
     expect((await post("/", { id: "echo:1", input: INPUT.repeat(1000) })).status).toBe(413);
     // A container that died unseen under a warm task: the request is retried on a fresh one.
@@ -131,11 +131,11 @@ describe("logs", () => {
 
   it("carry the request id in the lines a request causes", async () => {
     const never = deferred<{ status: number; body: string }>();
-    const { app, lines, backend, executor, logger } = await loggedApp({
+    const { app, lines, backend, executor, logger, clock } = await loggedApp({
       settings: { requestTimeoutMs: 50 },
       images: { "hang:1": { respond: () => never.promise } },
     });
-    await app.request("/", { method: "POST", body: JSON.stringify({ id: "hang:1" }), headers: { "X-Request-Id": "req-timeout-1" } });
+    await settleWithClock(app.request("/", { method: "POST", body: JSON.stringify({ id: "hang:1" }), headers: { "X-Request-Id": "req-timeout-1" } }), clock, 50);
     const warn = lines.map((l) => JSON.parse(l)).find((l) => l.level === "warn");
     expect(warn).toMatchObject({ requestId: "req-timeout-1", code: "TASK_TIMEOUT", component: "http" });
 

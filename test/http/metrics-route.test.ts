@@ -126,8 +126,14 @@ describe("GET /metrics", () => {
     expect(metric(samples, "meca_queue_waits_total")).toBe(1);
     expect(metric(samples, "meca_requests_in_flight")).toBe(1);
     expect(metric(samples, "meca_tasks_busy")).toBe(1);
-    expect(metric(samples, "meca_tasks", { state: "starting" })).toBe(1);
+    // A start waiting for capacity is a request in line, not a task yet.
+    expect(metric(samples, "meca_tasks", { state: "starting" })).toBe(0);
     expect(metric(samples, "meca_tasks", { state: "ready" })).toBe(1);
+    const keyOf = (image: string) => samples.find((x) => x.name === "meca_key_replicas" && x.labels.image === image)?.labels.key;
+    expect(metric(samples, "meca_key_replicas", { key: keyOf("slow:1")!, image: "slow:1" })).toBe(1);
+    expect(metric(samples, "meca_key_replicas_busy", { key: keyOf("slow:1")!, image: "slow:1" })).toBe(1);
+    const queuedKey = samples.find((x) => x.name === "meca_key_queued" && x.value === 1);
+    expect(queuedKey?.labels.image).toBe("echo:1");
 
     clock.advance(1_000);
     expect(await waiting).toMatchObject({ status: 503, body: { error: "NO_CAPACITY" } });
@@ -138,6 +144,8 @@ describe("GET /metrics", () => {
     expect(metric(samples, "meca_queue_timeouts_total")).toBe(1);
     expect(metric(samples, "meca_requests_in_flight")).toBe(0);
     expect(metric(samples, "meca_http_requests_total", { status: "503", outcome: "NO_CAPACITY" })).toBe(1);
+    // The key that never got a replica has no series left.
+    expect(samples.filter((x) => x.name.startsWith("meca_key_") && x.labels.image === "echo:1")).toEqual([]);
   });
 
   it("observes cold starts by their duration and counts failed starts and pulls", async () => {

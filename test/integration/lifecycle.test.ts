@@ -22,10 +22,15 @@ describe("task lifecycle on the real engine", () => {
     expect(h.logger.records.some((l) => l.msg === "Removing idle task")).toBe(true);
   });
 
-  it("pauses: refuses executions, removes every task, accepts update-config, unpauses", async () => {
+  it("applies update-config while running, saying what changed; pauses: refuses executions, removes every task, accepts update-config, unpauses", async () => {
     h = await startExecutor({ cpu: 1, mem: 512 });
     await h.execute({ id: ECHO_IMAGE, resource: small, input: "x" });
-    expect((await h.call("POST", "/update-config", { cpu: 2 })).status).toBe(409);
+    const live = await h.call("POST", "/update-config", { mem: 256 });
+    expect(live.status).toBe(200);
+    expect(live.body.changed).toEqual({ mem: { from: 512, to: 256 } });
+    expect((await h.call("GET", "/stats")).body.task_mem).toBe(256);
+    expect((await h.execute({ id: ECHO_IMAGE, resource: small, input: "still warm" })).body.msg).toBe("still warm");
+    expect(await h.containers()).toHaveLength(1);
 
     expect((await h.call("POST", "/pause")).status).toBe(200);
     expect(await h.containers()).toEqual([]);
@@ -47,6 +52,14 @@ describe("task lifecycle on the real engine", () => {
 
     expect((await h.call("POST", "/unpause")).status).toBe(200);
     expect((await h.execute({ id: ECHO_IMAGE, resource: small, input: "again" })).body.msg).toBe("again");
+  });
+
+  it("with task_concurrency 1, concurrent requests for one key run in their own replicas", async () => {
+    h = await startExecutor({ task_concurrency: 1 });
+    const both = await Promise.all([1, 2].map(() => h!.execute({ id: ECHO_IMAGE, resource: small, input: taskBody.sleep(300) })));
+    expect(both.map((r) => r.body.msg)).toEqual(["slept:300", "slept:300"]);
+    expect(await h.containers()).toHaveLength(2);
+    expect(new Set(h.executor.tasks().map((t) => t.key_hash)).size).toBe(1);
   });
 
   it("lets in-flight requests finish when pausing", async () => {

@@ -15,6 +15,11 @@ export const BASE_SETTINGS: EngineSettings = {
   microVMRuntime: "",
   sgx: { enable: false, device: "/dev/sgx/enclave", aesmdPath: "/var/run/aesmd" },
   network: "",
+  isolate: false,
+  taskSubnetPool: "10.201.0.0/16",
+  taskEgress: false,
+  capDrop: ["NET_RAW"],
+  nofile: 4096,
   instance: "unit",
   readyTimeoutMs: 5_000,
   requestTimeoutMs: 5_000,
@@ -25,6 +30,8 @@ export const BASE_SETTINGS: EngineSettings = {
   allowedImages: [],
   gpuIdlePercent: 10,
   gpuSampleIntervalMs: 1_000,
+  taskConcurrency: 0,
+  maxReplicas: 0,
 };
 
 /** A GpuProbe with `n` idle devices whose readings a test may change. */
@@ -34,7 +41,7 @@ export function fakeGpus(n: number) {
 }
 
 export async function fakeExecutor(
-  o: { settings?: Partial<EngineSettings>; images?: Record<string, FakeImage>; host?: FakeHost; gpus?: ReturnType<typeof fakeGpus> } = {},
+  o: { settings?: Partial<EngineSettings>; images?: Record<string, FakeImage>; host?: FakeHost; gpus?: ReturnType<typeof fakeGpus>; selfContainer?: string } = {},
 ) {
   const backend = new FakeBackend({ images: { "echo:1": {}, ...o.images } });
   const client = new FakeTaskClient(backend);
@@ -48,6 +55,7 @@ export async function fakeExecutor(
     logger,
     settings: { ...BASE_SETTINGS, ...o.settings },
     loadGpu: o.gpus ? async () => o.gpus! : undefined,
+    selfContainer: o.selfContainer,
   });
   await flush();
   return { executor, backend, client, clock, logger };
@@ -56,4 +64,22 @@ export async function fakeExecutor(
 /** Lets pending promise callbacks run (the fakes answer in microtasks and short timers). */
 export async function flush(times = 5): Promise<void> {
   for (let i = 0; i < times; i++) await new Promise((r) => setTimeout(r, 0));
+}
+
+/**
+ * Settles `p` while moving the fake clock `stepMs` at a time: for requests that end only
+ * when an engine timer (request, ready, queue timeout) fires. Bounded: at most 100 steps.
+ */
+export async function settleWithClock<T>(p: T | Promise<T>, clock: FakeClock, stepMs: number): Promise<T> {
+  p = Promise.resolve(p);
+  let done = false;
+  p.then(
+    () => (done = true),
+    () => (done = true),
+  );
+  for (let i = 0; i < 100 && !done; i++) {
+    await flush(1);
+    if (!done) clock.advance(stepMs);
+  }
+  return p;
 }

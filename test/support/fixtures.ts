@@ -76,6 +76,8 @@ export const taskBody = {
   exit: (code: number): string => `exit:${code}`,
   /** Allocates and touches memory until the memory limit kills it (exit 137 after 8 GiB regardless). */
   oom: "oom",
+  /** Burns `ms` of CPU time (blocking the task's loop, like a CPU-bound handler), then answers `spun:<ms>`. */
+  spin: (ms: number): string => `spin:${ms}`,
   /** Answers `n` bytes of `x`. */
   big: (n: number): string => `big:${n}`,
 } as const;

@@ -40,6 +40,9 @@ const CONNECT_CODES = new Set([
 /** Errors of a connection that closed under a request. */
 const CLOSED_CODES = new Set(["UND_ERR_SOCKET", "ECONNRESET", "EPIPE"]);
 
+/** The error of requests cut because their task was removed (forget). */
+const TASK_REMOVED = "MECA_TASK_REMOVED";
+
 /** Set on a socket error: how many bytes the socket had received when it failed. */
 const BYTES_READ = Symbol("bytesRead");
 
@@ -113,7 +116,9 @@ export class UndiciTaskClient implements TaskClient {
     const pool = this.#pools.get(endpoint);
     if (pool === undefined) return;
     this.#pools.delete(endpoint);
-    pool.destroy().catch(() => {});
+    // A request still connecting (a removed task's address no longer answers ARP, so its connect
+    // hangs) or that got no byte back ends with this error: nothing reached the task.
+    pool.destroy(Object.assign(new Error("The task was removed"), { code: TASK_REMOVED })).catch(() => {});
   }
 
   async close(): Promise<void> {
@@ -167,6 +172,9 @@ function requestError(err: unknown, req: TaskRequest): Error {
   const code = (err as { code?: unknown }).code;
   if (typeof code === "string" && CONNECT_CODES.has(code)) {
     return new TaskConnectError(`Cannot connect to the task at "${origin}": ${reason(err)}`, { cause: err });
+  }
+  if (code === TASK_REMOVED && ((err as Record<symbol, number | undefined>)[BYTES_READ] ?? 0) === 0) {
+    return new TaskConnectError(`Task at "${origin}" was removed before it answered`, { cause: err });
   }
   if (typeof code === "string" && CLOSED_CODES.has(code)) {
     const bytesRead =

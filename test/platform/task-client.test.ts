@@ -135,6 +135,18 @@ describe("UndiciTaskClient", () => {
     }
   });
 
+  it("rejects with TaskConnectError when forget() cuts a request its task never answered (the task was removed)", async () => {
+    // The task holds the request without a byte back, as a dead address holds a connect.
+    const srv = await rawServer(() => {});
+    const client = undici();
+    const pending = client.send({ method: "POST", endpoint: srv.url, path: "/", body: "x" });
+    await until(() => srv.connections() === 1);
+    client.forget(srv.url);
+    const err = await pending.catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TaskConnectError);
+    expect((err as Error).message).toContain("was removed before it answered");
+  });
+
   it("rejects with TaskFailedError when a used connection breaks under the request", async () => {
     const srv = await rawServer((s, req, n) => (n === 1 ? echo(s, req) : s.destroy()));
     const client = undici();

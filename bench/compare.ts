@@ -58,7 +58,7 @@ async function main(): Promise<void> {
     variants.push({ name: side.name, side, exec, lat: [], rps: [], cpuSeq: 0, cpuLoad: 0, nLoad: 0, rssMax: 0 });
   }
   const tasks = (await (await fetch(`${variants[0]!.exec!.origin}/tasks`)).json()) as { tasks: { container_id: string }[] };
-  const direct = directSide(`http://127.0.0.1:${await engine.publishedPort(tasks.tasks[0]!.container_id)}`);
+  const direct = directSide(await engine.taskEndpoint(tasks.tasks[0]!.container_id));
   variants.push({ name: "direct", side: direct, lat: [], rps: [], cpuSeq: 0, cpuLoad: 0, nLoad: 0, rssMax: 0 });
 
   for (const v of variants) {

@@ -67,6 +67,7 @@ const work = join(HERE, ".bench");
 const lock = join(work, "bench.lock");
 const engine = new RawEngine();
 const rawIds = new Set<string>();
+const rawNetworks = new Set<string>();
 let exec: ExecutorProcess | undefined;
 
 async function main(): Promise<number> {
@@ -93,6 +94,7 @@ async function main(): Promise<number> {
     cpu,
     settleMs: 300,
     track: rawIds,
+    trackNetworks: rawNetworks,
     log,
   });
   const code = await exec.stop();
@@ -166,7 +168,7 @@ function notes(r: Results): string[] {
   return [
     `Executor run as: ${r.target === "source" ? "node --import tsx src/main.ts" : r.target === "bundle" ? "node .bench/executor.mjs (esbuild bundle)" : "the packaged binary"}; task: ${IMAGE} (static C echo server), cpu ${WARM_INTENT.resource.cpu}, mem ${WARM_INTENT.resource.mem} MB.`,
     `Warm latency: ${w.sequential.executor.count} sequential requests per side in ${r.plan.blocks} interleaved blocks of ${r.plan.blockSize} (the order of the sides rotates); throughput: ${r.plan.concurrency} clients, ${r.plan.rounds} rotating slices of ${r.plan.sliceMs / 1000} s per side. Client: undici Pool, keep-alive, same for both sides; every answer checked against its unique input (${w.requests} warm-path answers verified).`,
-    `Cold starts: a new task key each time (cpu ${r.cold.cpu}, distinct mem), median of ${r.cold.executor.samples.length} per side, interleaved; raw = create (same body as the executor's) + start + log follow to the mark + inspect for the port + first answer (median split: create ${r.cold.raw.steps.create.toFixed(0)}, start ${r.cold.raw.steps.start.toFixed(0)}, mark ${r.cold.raw.steps.mark.toFixed(0)}, inspect ${r.cold.raw.steps.inspect.toFixed(1)}, answer ${r.cold.raw.steps.answer.toFixed(1)} ms).`,
+    `Cold starts: a new task key each time (cpu ${r.cold.cpu}, distinct mem), median of ${r.cold.executor.samples.length} per side, interleaved; raw with a network = create an internal network + create on it (same body as the executor's) + start + log follow to the mark + inspect for the address + first answer at it (median split: network ${r.cold.rawIsolated.steps.network.toFixed(0)}, create ${r.cold.rawIsolated.steps.create.toFixed(0)}, start ${r.cold.rawIsolated.steps.start.toFixed(0)}, mark ${r.cold.rawIsolated.steps.mark.toFixed(0)}, inspect ${r.cold.rawIsolated.steps.inspect.toFixed(1)}, answer ${r.cold.rawIsolated.steps.answer.toFixed(1)} ms); raw without = the same on the default bridge, published on 127.0.0.1. The executor takes a network kept ready ahead of demand.`,
     replicasNote(r.replicas),
     `Client, executor, task and Docker's port proxy share the machine's ${r.machine.cores} cores; run took ${r.durationS.toFixed(0)} s.`,
   ];
@@ -177,11 +179,15 @@ async function machine(): Promise<Machine> {
   return { cpu: cpus()[0]?.model.trim() ?? "unknown", cores: cpus().length, memMB: Math.round(totalmem() / 2 ** 20), kernel: release(), docker: v.Version, node: process.version };
 }
 
-/** Removes what an earlier, interrupted run left: raw containers and the bench instance's task containers. */
+/** Removes what an earlier, interrupted run left: raw containers and networks, and the bench instance's task containers and networks. */
 async function sweep(): Promise<void> {
   const ids = [...(await engine.listByLabel(BENCH_LABEL, "1")), ...(await engine.listByLabel("meca.executor.instance", INSTANCE)), ...rawIds];
   await Promise.all([...new Set(ids)].map((id) => engine.remove(id).catch(() => {})));
   rawIds.clear();
+  // Networks after their containers: the raw side's own, and the bench instance's task networks.
+  const nets = [...(await engine.networksByLabel(BENCH_LABEL, "1")), ...(await engine.networksByLabel("meca.executor.instance", INSTANCE)), ...rawNetworks];
+  await Promise.all([...new Set(nets)].map((id) => engine.removeNetwork(id).catch(() => {})));
+  rawNetworks.clear();
 }
 
 function takeLock(): void {

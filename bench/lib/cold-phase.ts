@@ -21,13 +21,18 @@ export interface ColdOptions {
   settleMs: number;
   /** Ids of raw containers, for the final clean-up should anything fail. */
   track: Set<string>;
+  /** Ids of raw networks, removed after their containers. */
+  trackNetworks: Set<string>;
   log: (line: string) => void;
 }
 
 export interface ColdResult {
   cpu: number;
   executor: { samples: number[]; median: number };
+  /** Raw Engine API, the same container with no network of its own (published port, as before isolation). */
   raw: { samples: number[]; median: number; steps: Record<keyof RawColdResult["steps"], number> };
+  /** Raw Engine API doing what the executor does with isolation: a network, then the container on it. */
+  rawIsolated: { samples: number[]; median: number; steps: Record<keyof RawColdResult["steps"], number> };
   parallel: {
     n: number;
     /** Wall time until all n answered, per repetition. */
@@ -56,27 +61,47 @@ export async function coldPhase(exec: ExecutorProcess, engine: RawEngine, o: Col
   const removeRaw = async (ids: string[]) => {
     await Promise.all(ids.map((id) => engine.remove(id)));
     for (const id of ids) o.track.delete(id);
+    const nets = [...o.trackNetworks];
+    await Promise.all(nets.map((id) => engine.removeNetwork(id)));
+    for (const id of nets) o.trackNetworks.delete(id);
     await sleep(o.settleMs);
   };
-  const startRaw = (l: Limits) => rawCold(engine, rawName(), o.image, l, (id) => o.track.add(id));
+  const startRaw = (l: Limits, isolated = false) =>
+    rawCold(
+      engine,
+      rawName(),
+      o.image,
+      l,
+      (id, net) => {
+        o.track.add(id);
+        if (net) o.trackNetworks.add(net);
+      },
+      { isolated },
+    );
 
   try {
     await resetExecutor();
     const ex: number[] = [];
     const raw: RawColdResult[] = [];
+    const rawIso: RawColdResult[] = [];
+    const orders = [
+      ["executor", "raw-isolated", "raw"],
+      ["raw-isolated", "raw", "executor"],
+      ["raw", "executor", "raw-isolated"],
+    ];
     for (let i = 0; i < o.reps; i++) {
-      for (const side of i % 2 === 0 ? ["executor", "raw"] : ["raw", "executor"]) {
+      for (const side of orders[i % orders.length]!) {
         if (side === "executor") {
           ex.push(await executorCold(admin, o.image, fresh()));
           await resetExecutor();
         } else {
-          const r = await startRaw(fresh());
-          raw.push(r);
+          const r = await startRaw(fresh(), side === "raw-isolated");
+          (side === "raw" ? raw : rawIso).push(r);
           await removeRaw([r.id]);
         }
       }
     }
-    o.log(`cold: executor ${ex.map((v) => v.toFixed(0)).join(" ")} ms; raw ${raw.map((r) => r.ms.toFixed(0)).join(" ")} ms`);
+    o.log(`cold: executor ${ex.map((v) => v.toFixed(0)).join(" ")} ms; raw with a network ${rawIso.map((r) => r.ms.toFixed(0)).join(" ")} ms; raw without ${raw.map((r) => r.ms.toFixed(0)).join(" ")} ms`);
 
     const pex: number[] = [];
     const perStart: number[][] = [];
@@ -87,7 +112,7 @@ export async function coldPhase(exec: ExecutorProcess, engine: RawEngine, o: Col
       pex.push(performance.now() - t0);
       await resetExecutor();
       t0 = performance.now();
-      const started = await Promise.allSettled(Array.from({ length: o.parallel }, () => startRaw(fresh())));
+      const started = await Promise.allSettled(Array.from({ length: o.parallel }, () => startRaw(fresh(), true)));
       praw.push(performance.now() - t0);
       await removeRaw([...o.track]);
       const failed = started.find((s) => s.status === "rejected");
@@ -95,15 +120,19 @@ export async function coldPhase(exec: ExecutorProcess, engine: RawEngine, o: Col
     }
     o.log(`cold: ${o.parallel} at once: executor ${pex.map((v) => v.toFixed(0)).join(" ")} ms; raw ${praw.map((v) => v.toFixed(0)).join(" ")} ms`);
 
-    const step = (k: keyof RawColdResult["steps"]) => median(raw.map((r) => r.steps[k]));
+    const side = (rs: RawColdResult[]) => {
+      const step = (k: keyof RawColdResult["steps"]) => median(rs.map((r) => r.steps[k]));
+      return {
+        samples: rs.map((r) => r.ms),
+        median: median(rs.map((r) => r.ms)),
+        steps: { network: step("network"), create: step("create"), start: step("start"), mark: step("mark"), inspect: step("inspect"), answer: step("answer") },
+      };
+    };
     return {
       cpu: o.cpu,
       executor: { samples: ex, median: median(ex) },
-      raw: {
-        samples: raw.map((r) => r.ms),
-        median: median(raw.map((r) => r.ms)),
-        steps: { create: step("create"), start: step("start"), mark: step("mark"), inspect: step("inspect"), answer: step("answer") },
-      },
+      raw: side(raw),
+      rawIsolated: side(rawIso),
       parallel: {
         n: o.parallel,
         executor: { samples: pex, median: median(pex), perStart },

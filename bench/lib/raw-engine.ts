@@ -72,15 +72,37 @@ export class RawEngine {
     }
   }
 
-  /** The host port that 8080 of a container is published on (127.0.0.1). */
-  async publishedPort(id: string): Promise<number> {
-    const j = await this.json<{ NetworkSettings?: { Ports?: Record<string, { HostIp: string; HostPort: string }[] | null> } }>(
+  /**
+   * Where a task answers: its published 127.0.0.1 port, or else its address on its (own) network,
+   * the fastest direct path there is to it.
+   */
+  async taskEndpoint(id: string): Promise<string> {
+    const j = await this.json<{ NetworkSettings?: { Ports?: Record<string, { HostPort: string }[] | null>; Networks?: Record<string, { IPAddress?: string }> } }>(
       "GET",
       `/containers/${id}/json`,
     );
     const port = j.NetworkSettings?.Ports?.[TASK_PORT]?.find((b) => b.HostPort !== "")?.HostPort;
-    if (!port) throw new Error(`Container "${id}" does not publish ${TASK_PORT}`);
-    return Number(port);
+    if (port) return `http://127.0.0.1:${port}`;
+    const ip = Object.values(j.NetworkSettings?.Networks ?? {}).find((n) => n.IPAddress)?.IPAddress;
+    if (!ip) throw new Error(`Container "${id}" neither publishes ${TASK_PORT} nor has an address`);
+    return `http://${ip}:8080`;
+  }
+
+  /** An internal bridge network of the benchmark's own, as the executor makes one per task. */
+  async createNetwork(name: string, subnet: string): Promise<string> {
+    const body = { Name: name, Driver: "bridge", CheckDuplicate: true, Internal: true, Labels: { [BENCH_LABEL]: "1" }, IPAM: { Driver: "default", Config: [{ Subnet: subnet }] } };
+    return (await this.json<{ Id: string }>("POST", "/networks/create", body)).Id;
+  }
+
+  async removeNetwork(id: string): Promise<void> {
+    const r = await this.call("DELETE", `/networks/${id}`);
+    if (r.status >= 300 && r.status !== 404) throw new Error(`Cannot remove network "${id}": ${r.status} ${r.text.trim()}`);
+  }
+
+  /** Ids of every network carrying `key=value`. */
+  async networksByLabel(key: string, value: string): Promise<string[]> {
+    const filters = encodeURIComponent(JSON.stringify({ label: [`${key}=${value}`] }));
+    return (await this.json<{ Id: string }[]>("GET", `/networks?filters=${filters}`)).map((n) => n.Id);
   }
 
   async remove(id: string): Promise<void> {

@@ -39,7 +39,7 @@ export function buildRows(r: Results): Row[] {
   const n = c.parallel.n;
   const p50Over = s.executor.p50 - s.direct.p50;
   const tpRatio = t.executor.rps / t.direct.rps;
-  const coldRatio = c.executor.median / c.raw.median;
+  const coldRatio = c.executor.median / c.rawIsolated.median;
   const parRatio = c.parallel.executor.median / c.executor.median;
   const rawParRatio = c.parallel.raw.median / c.raw.median;
   return [
@@ -49,7 +49,8 @@ export function buildRows(r: Results): Row[] {
     { metric: `latency p50 / p99 at ${t.concurrency} clients (ms)`, executor: `${ms(t.executor.p50)} / ${ms(t.executor.p99)}`, other: `${ms(t.direct.p50)} / ${ms(t.direct.p99)}`, ratio: "", target: "—" },
     { metric: "executor CPU per request, sequential / 32 clients (µs)", executor: `${ms(s.executor.cpuUsPerRequest)} / ${ms(t.executor.cpuUsPerRequest)}`, other: "", ratio: "", target: "—" },
     ...floorRows(r),
-    { metric: `cold start, median of ${c.executor.samples.length} (ms)`, executor: ms(c.executor.median), other: ms(c.raw.median), ratio: x(coldRatio), target: `≤ ${TARGETS.coldRatio}×`, met: coldRatio <= TARGETS.coldRatio },
+    { metric: `cold start with isolation, median of ${c.executor.samples.length} (ms)`, executor: ms(c.executor.median), other: `raw network + run: ${ms(c.rawIsolated.median)}`, ratio: x(coldRatio), target: `≤ ${TARGETS.coldRatio}×`, met: coldRatio <= TARGETS.coldRatio },
+    { metric: "cold start with isolation vs raw without a network (ms)", executor: ms(c.executor.median), other: `raw run: ${ms(c.raw.median)}`, ratio: x(c.executor.median / c.raw.median), target: "—" },
     { metric: `${n} cold starts at once vs one, executor (ms)`, executor: ms(c.parallel.executor.median), other: `one: ${ms(c.executor.median)}`, ratio: x(parRatio), target: `≤ ${TARGETS.parallelRatio}×`, met: parRatio <= TARGETS.parallelRatio },
     { metric: `${n} cold starts at once vs one, raw Engine API (reference)`, executor: "", other: `${ms(c.parallel.raw.median)} vs ${ms(c.raw.median)}`, ratio: x(rawParRatio), target: "—" },
     { metric: "RSS idle, after start and a few requests (MB)", executor: ms(r.warm.idleRssMB), other: "", ratio: "", target: `≤ ${TARGETS.idleRssMB} MB`, met: r.warm.idleRssMB <= TARGETS.idleRssMB },

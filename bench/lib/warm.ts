@@ -87,7 +87,8 @@ export async function warmPhase(exec: ExecutorProcess, engine: RawEngine, o: War
   const ex = executorSide(exec.origin, o.intent, o.concurrency);
   await ex.send(0); // starts the warm task
   const containerId = await warmContainer(exec, o.image);
-  const directOrigin = `http://127.0.0.1:${await engine.publishedPort(containerId)}`;
+  // The task's own address on its network: the fastest direct path there is to it.
+  const directOrigin = await engine.taskEndpoint(containerId);
   const di = directSide(directOrigin, o.concurrency);
   const floor = o.floor ? await FloorProcess.start(directOrigin) : undefined;
   const fl: Side | undefined = floor ? { ...executorSide(floor.origin, o.intent, o.concurrency), name: "floor" } : undefined;

@@ -75,3 +75,22 @@ describe("a client that hangs up mid-body", () => {
     expect(await metrics.text()).toMatch(/CLIENT_CLOSED/);
   });
 });
+
+describe("the Host check on real connections", () => {
+  it("follows the listener a connection reached: a loopback one refuses a rebound name even when another listener is beyond loopback", async () => {
+    const parts = await fakeExecutor();
+    // As in a container: listeners on loopback and on the container's address, one app.
+    const app = createApp({ executor: parts.executor, logger: parts.logger, maxBodyBytes: 1 << 20, onStop: () => {}, listenHost: "0.0.0.0" });
+    listening = await listenNode(app, { port: 0, hostname: "127.0.0.1" });
+    const ask = async (host: string) => {
+      const s = await open(listening!.port);
+      let got = "";
+      s.on("data", (d) => (got += d));
+      s.write(`GET /health HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+      await new Promise((r) => s.once("close", r));
+      return got;
+    };
+    expect(await ask("attacker.example:2591")).toMatch(/^HTTP\/1\.1 403 [\s\S]*HOST_REFUSED/);
+    expect(await ask(`127.0.0.1:${listening.port}`)).toMatch(/^HTTP\/1\.1 200 /);
+  });
+});

@@ -57,6 +57,7 @@ export async function buildExecutable(o: BuildExecutableOptions = {}): Promise<{
     define: { "import.meta.main": "false" },
   });
 
+  const execArgv = [...(o.execArgv ?? EXEC_ARGV)];
   const seaConfig = join(work, "sea-config.json");
   const koffiNative = join(dirname(require.resolve("koffi/package.json")), "build/koffi/linux_x64/koffi.node");
   writeFileSync(
@@ -66,11 +67,13 @@ export async function buildExecutable(o: BuildExecutableOptions = {}): Promise<{
       output: blob,
       disableExperimentalSEAWarning: true,
       useCodeCache: true,
-      execArgv: o.execArgv ?? EXEC_ARGV,
+      execArgv,
       assets: { [KOFFI_ASSET]: koffiNative },
     }),
   );
-  execFileSync(node, ["--experimental-sea-config", seaConfig], { stdio: "inherit" });
+  // The code cache is made under the same flags the executable runs with: V8 rejects a cache
+  // made under flags that change code generation, and would compile everything again at start.
+  execFileSync(node, [...execArgv, "--experimental-sea-config", seaConfig], { stdio: "inherit" });
 
   const injected = join(work, "meca-executor");
   copyFileSync(node, injected);

@@ -10,6 +10,7 @@
  *
  *   tsx bench/compare.ts . /tmp/meca-proto /tmp/meca-proto:--max-semi-space-size=4 [--rounds 8]
  *   tsx bench/compare.ts . bin=dist/meca-executor      # the bundle against the binary made from it
+ *   tsx bench/compare.ts . here=.                      # the pinned node build against the node running this
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -49,7 +50,8 @@ async function main(): Promise<void> {
     for (const id of await engine.listByLabel("meca.executor.instance", instance(i))) await engine.remove(id);
     const spec = positionals[i - 1]!;
     const bin = spec.startsWith("bin=") ? resolve(spec.slice(4)) : undefined;
-    const [dir, flags] = bin ? [".", undefined] : spec.split(":");
+    const here = spec.startsWith("here=");
+    const [dir, flags] = bin ? [".", undefined] : spec.slice(here ? 5 : 0).split(":");
     const root = resolve(dir!);
     const work = join(root, ".bench");
     mkdirSync(work, { recursive: true });
@@ -60,7 +62,7 @@ async function main(): Promise<void> {
       exec = await ExecutorProcess.start({ target: "bin", root, config, file: bin });
     } else {
       const { file, execArgv } = await bundleExecutor(root, join(work, `compare-${i}.mjs`));
-      exec = await ExecutorProcess.start({ target: "bundle", root, config, file, node: pinnedNode(root), nodeFlags: [...execArgv, ...(flags ? flags.split(",") : [])] });
+      exec = await ExecutorProcess.start({ target: "bundle", root, config, file, node: here ? process.execPath : pinnedNode(root), nodeFlags: [...execArgv, ...(flags ? flags.split(",") : [])] });
     }
     kids.push(exec);
     // A distinct task key per variant: container names carry the key's hash, not the instance.

@@ -61,6 +61,7 @@ const plan = {
   parallelReps: quick ? 1 : 3,
   startupReps: quick ? 1 : 3,
   firstMinute: 300,
+  settleAfterLoadMs: 10_000,
   freshConnections: quick ? 100 : 400,
 };
 

@@ -21,7 +21,15 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..");
  * config's execArgv; NODE_OPTIONS still adds to them). Chosen for a small daemon;
  * README.md ("Speed") records what each saved. The benchmark runs its bundle with them too.
  */
-export const EXEC_ARGV: readonly string[] = [];
+export const EXEC_ARGV: readonly string[] = [
+  // undici parses HTTP with llhttp, a WebAssembly module. V8 compiles it with Liftoff, then again
+  // with TurboFan on a worker thread, whose allocator keeps the compiler's memory: ~9 MB of RSS
+  // for a parser whose share of a request's CPU is small. Liftoff code only.
+  "--liftoff-only",
+  // JavaScript's TurboFan compiles on the main thread, not on a worker: the worker's malloc arena
+  // kept 20-45 MB after a burst of load; the main thread's gives it back.
+  "--no-concurrent-recompilation",
+];
 
 /** Bare imports of src/ that resolve to a slimmer entry of the same package. */
 export const SLIM: Record<string, string> = {

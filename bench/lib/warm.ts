@@ -31,6 +31,8 @@ export interface WarmOptions {
   floor: boolean;
   floorNode: string;
   floorFlags: readonly string[];
+  /** How long the executor idles after the load before its RSS is read again. */
+  settleAfterLoadMs: number;
   /** Where the memory probe writes (see memory.ts). */
   memDir: string;
   log: (line: string) => void;
@@ -198,7 +200,8 @@ export async function warmPhase(exec: ExecutorProcess, engine: RawEngine, o: War
         slices: runs.map((s) => ({ rps: s.rps, completed: s.completed, errors: s.errors, firstError: s.firstError })),
       };
     };
-    await new Promise((r) => setTimeout(r, 1000));
+    // V8's memory reducer gives the load's garbage back about 8 s after allocation stops.
+    await new Promise((r) => setTimeout(r, o.settleAfterLoadMs));
     const afterLoadMemory = await memoryBreakdown(exec.pid, o.memDir);
     return {
       containerId,

@@ -29,6 +29,15 @@ export const EXEC_ARGV: readonly string[] = [
   // JavaScript's TurboFan compiles on the main thread, not on a worker: the worker's malloc arena
   // kept 20-45 MB after a burst of load; the main thread's gives it back.
   "--no-concurrent-recompilation",
+  // New space of at most 2 × 2 MB (V8's default lets it grow to 2 × 16 MB under load and keeps it
+  // until a memory-reducing GC, which may come many seconds later or not at all): RSS after a
+  // burst of 32 clients ~88 MB instead of 113-140 MB, for ~20 % less throughput at 32 clients.
+  "--max-semi-space-size=2",
+  // Optimise the hot path sooner (defaults 400, 3000, 500): MECA traffic is sparse, so most
+  // requests come while the code is still warming up.
+  "--invocation-count-for-maglev=100",
+  "--invocation-count-for-turbofan=1000",
+  "--minimum-invocations-after-ic-update=100",
 ];
 
 /** Bare imports of src/ that resolve to a slimmer entry of the same package. */

@@ -122,7 +122,8 @@ export async function warmPhase(exec: ExecutorProcess, engine: RawEngine, o: War
   let requests = 1;
   try {
     for (const s of sides) await sequential(s, 20);
-    await new Promise((r) => setTimeout(r, 1000));
+    // Idle as after the load: once V8's memory reducer has run.
+    await new Promise((r) => setTimeout(r, o.settleAfterLoadMs));
     const idleMemory = await memoryBreakdown(exec.pid, o.memDir);
     const idleRssMB = idleMemory?.rss ?? rssSplit(exec.pid).rss;
     const floorIdleMemory = floor ? await memoryBreakdown(floor.pid, o.memDir) : undefined;

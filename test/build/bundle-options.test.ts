@@ -11,6 +11,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import { checkSlimExports, SLIM } from "../../build/bundle-options.ts";
 
 const require = createRequire(import.meta.url);
+/** A Node to load the entries in (under Deno, process.execPath is deno). */
+const NODE = "Deno" in globalThis ? "node" : process.execPath;
 let scratch: string | undefined;
 afterEach(() => {
   if (scratch) rmSync(scratch, { recursive: true, force: true });
@@ -19,13 +21,13 @@ afterEach(() => {
 
 /** Built-in modules loaded after requiring `file` in a fresh node. */
 function builtinsLoadedBy(file: string): string[] {
-  const out = execFileSync(process.execPath, ["-e", `require(${JSON.stringify(file)}); console.log(JSON.stringify(process.moduleLoadList))`], { encoding: "utf8" });
+  const out = execFileSync(NODE, ["-e", `require(${JSON.stringify(file)}); console.log(JSON.stringify(process.moduleLoadList))`], { encoding: "utf8" });
   return (JSON.parse(out) as string[]).filter((m) => m.startsWith("NativeModule ")).map((m) => m.slice("NativeModule ".length));
 }
 
 /** Files required after requiring `file` in a fresh node. */
 function filesLoadedBy(file: string): string[] {
-  const out = execFileSync(process.execPath, ["-e", `require(${JSON.stringify(file)}); console.log(JSON.stringify(Object.keys(require.cache)))`], { encoding: "utf8" });
+  const out = execFileSync(NODE, ["-e", `require(${JSON.stringify(file)}); console.log(JSON.stringify(Object.keys(require.cache)))`], { encoding: "utf8" });
   return JSON.parse(out) as string[];
 }
 

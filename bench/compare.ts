@@ -11,6 +11,7 @@
  *   tsx bench/compare.ts . /tmp/meca-proto /tmp/meca-proto:--max-semi-space-size=4 [--rounds 8]
  *   tsx bench/compare.ts . bin=dist/meca-executor      # the bundle against the binary made from it
  *   tsx bench/compare.ts . here=.                      # the pinned node build against the node running this
+ *   tsx bench/compare.ts . .@/path/to/node             # ... against another node build
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -51,7 +52,8 @@ async function main(): Promise<void> {
     const spec = positionals[i - 1]!;
     const bin = spec.startsWith("bin=") ? resolve(spec.slice(4)) : undefined;
     const here = spec.startsWith("here=");
-    const [dir, flags] = bin ? [".", undefined] : spec.slice(here ? 5 : 0).split(":");
+    const [body, otherNode] = spec.slice(here ? 5 : 0).split("@");
+    const [dir, flags] = bin ? [".", undefined] : body!.split(":");
     const root = resolve(dir!);
     const work = join(root, ".bench");
     mkdirSync(work, { recursive: true });
@@ -62,7 +64,7 @@ async function main(): Promise<void> {
       exec = await ExecutorProcess.start({ target: "bin", root, config, file: bin });
     } else {
       const { file, execArgv } = await bundleExecutor(root, join(work, `compare-${i}.mjs`));
-      exec = await ExecutorProcess.start({ target: "bundle", root, config, file, node: here ? process.execPath : pinnedNode(root), nodeFlags: [...execArgv, ...(flags ? flags.split(",") : [])] });
+      exec = await ExecutorProcess.start({ target: "bundle", root, config, file, node: otherNode ? resolve(otherNode) : here ? process.execPath : pinnedNode(root), nodeFlags: [...execArgv, ...(flags ? flags.split(",") : [])] });
     }
     kids.push(exec);
     // A distinct task key per variant: container names carry the key's hash, not the instance.

@@ -1,18 +1,24 @@
 /**
- * npm run bench:compare -- DIR[:NODEFLAG,...] ...: A/B the warm path of several
- * checkouts (e.g. HEAD and a scratch copy with one change) in one run. Each is
- * bundled and started as its own executor (own instance label, own task key),
+ * npm run bench:compare -- DIR[:NODEFLAG,...] ... bin=FILE ...: A/B the warm path of
+ * several checkouts (e.g. HEAD and a scratch copy with one change) and packaged
+ * binaries in one run. Each checkout is bundled and run on the node build its
+ * binary is made from, with the binary's flags (plus NODEFLAGs); each is its
+ * own executor (own instance label, own task key),
  * then every round measures each of them and a direct call to a task, in
  * rotating order: sequential p50/p99, throughput at 32 clients, executor CPU
  * per request, max RSS. Every answer is verified.
  *
  *   tsx bench/compare.ts . /tmp/meca-proto /tmp/meca-proto:--max-semi-space-size=4 [--rounds 8]
+ *   tsx bench/compare.ts . bin=dist/meca-executor      # the bundle against the binary made from it
+ *   tsx bench/compare.ts . here=.                      # the pinned node build against the node running this
+ *   tsx bench/compare.ts . .@/path/to/node             # ... against another node build
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { bundleExecutor } from "./lib/bundle.ts";
 import { ExecutorProcess } from "./lib/executor-process.ts";
+import { pinnedNode } from "./lib/node-build.ts";
 import { directSide, executorSide, saturate, sequential, type Side } from "./lib/load.ts";
 import { RawEngine } from "./lib/raw-engine.ts";
 import { median, percentile } from "./lib/stats.ts";
@@ -43,14 +49,23 @@ async function main(): Promise<void> {
   const variants: Variant[] = [];
   for (let i = 1; i <= positionals.length; i++) {
     for (const id of await engine.listByLabel("meca.executor.instance", instance(i))) await engine.remove(id);
-    const [dir, flags] = positionals[i - 1]!.split(":");
+    const spec = positionals[i - 1]!;
+    const bin = spec.startsWith("bin=") ? resolve(spec.slice(4)) : undefined;
+    const here = spec.startsWith("here=");
+    const [body, otherNode] = spec.slice(here ? 5 : 0).split("@");
+    const [dir, flags] = bin ? [".", undefined] : body!.split(":");
     const root = resolve(dir!);
     const work = join(root, ".bench");
     mkdirSync(work, { recursive: true });
     const config = join(work, `compare-${i}.yaml`);
     writeFileSync(config, `instance: ${instance(i)}\ntimeout: 30\ncpu: 2\nmem: 4096\n`);
-    const file = await bundleExecutor(root, join(work, `compare-${i}.mjs`));
-    const exec = await ExecutorProcess.start({ target: "bundle", root, config, file, nodeFlags: flags ? flags.split(",") : [] });
+    let exec: ExecutorProcess;
+    if (bin) {
+      exec = await ExecutorProcess.start({ target: "bin", root, config, file: bin });
+    } else {
+      const { file, execArgv } = await bundleExecutor(root, join(work, `compare-${i}.mjs`));
+      exec = await ExecutorProcess.start({ target: "bundle", root, config, file, node: otherNode ? resolve(otherNode) : here ? process.execPath : pinnedNode(root), nodeFlags: [...execArgv, ...(flags ? flags.split(",") : [])] });
+    }
     kids.push(exec);
     // A distinct task key per variant: container names carry the key's hash, not the instance.
     const side = { ...executorSide(exec.origin, { id: "meca-test/echo:1", resource: { cpu: 1, mem: 110 + i }, runtime: "" }), name: `${i}: ${positionals[i - 1]}` };

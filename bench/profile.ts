@@ -15,6 +15,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { bundleExecutor } from "./lib/bundle.ts";
+import { pinnedNode } from "./lib/node-build.ts";
 import { summarize, type ProfileSummary } from "./lib/cpu-profile.ts";
 import { ExecutorProcess } from "./lib/executor-process.ts";
 import { executorSide, saturate, sequential } from "./lib/load.ts";
@@ -44,9 +45,9 @@ async function main(): Promise<void> {
   mkdirSync(work, { recursive: true });
   const config = join(work, "profile-config.yaml");
   writeFileSync(config, `instance: bench-profile\ntimeout: 30\ncpu: ${cpus().length}\nmem: 4096\n`);
-  const file = await bundleExecutor(ROOT);
-  const nodeFlags = ["--cpu-prof", `--cpu-prof-dir=${profDir}`, `--cpu-prof-interval=${args.interval}`, ...args.nodeflag!];
-  const exec = await ExecutorProcess.start({ target: "bundle", root: ROOT, config, file, nodeFlags });
+  const { file, execArgv } = await bundleExecutor(ROOT);
+  const nodeFlags = [...execArgv, "--cpu-prof", `--cpu-prof-dir=${profDir}`, `--cpu-prof-interval=${args.interval}`, ...args.nodeflag!];
+  const exec = await ExecutorProcess.start({ target: "bundle", root: ROOT, config, file, nodeFlags, node: pinnedNode(ROOT) });
   const side = executorSide(exec.origin, { id: "meca-test/echo:1", resource: { cpu: 1, mem: 126 }, runtime: "" });
   let served = 0;
   try {

@@ -9,14 +9,17 @@
  *
  * --root runs the executor of another checkout (e.g. a scratch copy with a change to try).
  */
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, release, totalmem } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { bundleExecutor } from "./lib/bundle.ts";
+import { bundleExecutor, executableFlags } from "./lib/bundle.ts";
 import { coldPhase } from "./lib/cold-phase.ts";
 import { ExecutorProcess, type Target } from "./lib/executor-process.ts";
+import { probeEnv } from "./lib/memory.ts";
+import { emptyNodeMemory, pinnedNode } from "./lib/node-build.ts";
 import { BENCH_LABEL, RawEngine } from "./lib/raw-engine.ts";
 import { buildRows, type Results } from "./lib/results.ts";
 import { markdown, type Machine } from "./lib/report.ts";
@@ -60,6 +63,9 @@ const plan = {
   parallel: 6,
   parallelReps: quick ? 1 : 3,
   startupReps: quick ? 1 : 3,
+  firstMinute: 300,
+  settleAfterLoadMs: 10_000,
+  freshConnections: quick ? 100 : 400,
 };
 
 const log = (line: string) => console.error(`[bench] ${line}`);
@@ -78,13 +84,32 @@ async function main(): Promise<number> {
   const config = join(work, "config.yaml");
   // Idle timeout long enough that nothing is removed under the benchmark; capacity: the whole host.
   writeFileSync(config, `instance: ${INSTANCE}\ntimeout: 30\ncpu: ${cpus().length}\nmem: 4096\n`);
-  const file = target === "bundle" ? await bundleExecutor(ROOT, join(work, "executor.mjs")) : target === "bin" ? BIN : undefined;
+  const bundle = target === "bundle" ? await bundleExecutor(ROOT, join(work, "executor.mjs")) : undefined;
+  const file = bundle?.file ?? (target === "bin" ? BIN : undefined);
+  // The bundle runs on the node build the binary is made from, with the binary's own flags;
+  // the empty Node process and the reference forwarder too.
+  const node = target === "source" ? process.execPath : pinnedNode(ROOT);
+  const execArgv = target === "source" ? [] : await executableFlags(ROOT);
+  const memDir = join(work, "mem");
+  mkdirSync(memDir, { recursive: true });
+  const start = () => ExecutorProcess.start({ target, root: ROOT, config, file, node, nodeFlags: bundle?.execArgv, env: probeEnv(memDir) });
 
   if (args["only-replicas"]) return onlyReplicas(file);
   log(`starting the executor (${target})`);
-  exec = await ExecutorProcess.start({ target, root: ROOT, config, file });
+  exec = await start();
   const startup = [exec.startMs];
-  const warm = await warmPhase(exec, engine, { image: IMAGE, intent: WARM_INTENT, ...plan, floor: !args["skip-floor"], log });
+  const warm = await warmPhase(exec, engine, {
+    image: IMAGE,
+    intent: WARM_INTENT,
+    instance: INSTANCE,
+    ...plan,
+    floor: !args["skip-floor"],
+    floorNode: node,
+    floorFlags: execArgv,
+    memDir,
+    log,
+  });
+  const emptyNode = await emptyNodeMemory(node, execArgv, memDir);
   const cpu = Math.min(3, Math.floor((cpus().length * 10) / plan.parallel)) / 10;
   const cold = await coldPhase(exec, engine, {
     image: IMAGE,
@@ -104,7 +129,7 @@ async function main(): Promise<number> {
   if (code !== 0) throw new Error(`The executor exited with ${code} on POST /stop`);
   if (leftover.length > 0) throw new Error(`The executor left ${leftover.length} task container(s) after POST /stop`);
 
-  for (let i = 1; i < plan.startupReps; i++) startup.push(await startupOnce(target, config, file));
+  for (let i = 1; i < plan.startupReps; i++) startup.push(await startupOnce(start));
   const binary = existsSync(BIN) ? await startupSeries(config, BIN, plan.startupReps) : undefined;
   if (!binary) log(`no binary at ${BIN}: exec → healthy of the binary is "not built"`);
 
@@ -114,8 +139,10 @@ async function main(): Promise<number> {
     machine: await machine(),
     target,
     plan,
+    nodeRun: { node, version: nodeVersionOf(node), execArgv },
     warm,
     cold,
+    emptyNode: emptyNode ?? null,
     startup: { target: { samples: startup, median: median(startup) }, binary: binary ?? null },
     durationS: (performance.now() - t0) / 1000,
     replicas,
@@ -151,27 +178,31 @@ function replicasNote(r: ReplicasResult): string {
   return `Replicas: ${IMAGE} with input spin:${r.spinMs} (${r.spinMs} ms of CPU per request), intent cpu ${r.intent.cpu} mem ${r.intent.mem}, capacity ${r.capacityCores} cores, ${r.clients} clients; two executors side by side (task_concurrency 0 and 1), ${r.rounds} rotating slices of ${r.sliceMs / 1000} s each after a 1 s warm-up; every answer checked.`;
 }
 
-async function startupOnce(t: Target, config: string, file: string | undefined): Promise<number> {
-  const p = await ExecutorProcess.start({ target: t, root: ROOT, config, file });
+async function startupOnce(start: () => Promise<ExecutorProcess>): Promise<number> {
+  const p = await start();
   await p.stop();
   return p.startMs;
 }
 
 async function startupSeries(config: string, bin: string, reps: number) {
   const samples: number[] = [];
-  for (let i = 0; i < reps; i++) samples.push(await startupOnce("bin", config, bin));
+  for (let i = 0; i < reps; i++) samples.push(await startupOnce(() => ExecutorProcess.start({ target: "bin", root: ROOT, config, file: bin })));
   return { samples, median: median(samples) };
 }
 
 function notes(r: Results): string[] {
   const w = r.warm;
   return [
-    `Executor run as: ${r.target === "source" ? "node --import tsx src/main.ts" : r.target === "bundle" ? "node .bench/executor.mjs (esbuild bundle)" : "the packaged binary"}; task: ${IMAGE} (static C echo server), cpu ${WARM_INTENT.resource.cpu}, mem ${WARM_INTENT.resource.mem} MB.`,
+    `Executor run as: ${r.target === "source" ? "node --import tsx src/main.ts" : r.target === "bundle" ? `${r.nodeRun.version} (the build the binary is made from) .bench/executor.mjs (esbuild bundle)` : "the packaged binary"}, with ${r.nodeRun.execArgv.join(" ") || "no node flags"}; the empty Node process and the reference forwarder: ${r.nodeRun.version}, same flags; task: ${IMAGE} (static C echo server), cpu ${WARM_INTENT.resource.cpu}, mem ${WARM_INTENT.resource.mem} MB.`,
     `Warm latency: ${w.sequential.executor.count} sequential requests per side in ${r.plan.blocks} interleaved blocks of ${r.plan.blockSize} (the order of the sides rotates); throughput: ${r.plan.concurrency} clients, ${r.plan.rounds} rotating slices of ${r.plan.sliceMs / 1000} s per side. Client: undici Pool, keep-alive, same for both sides; every answer checked against its unique input (${w.requests} warm-path answers verified).`,
     `Cold starts: a new task key each time (cpu ${r.cold.cpu}, distinct mem), median of ${r.cold.executor.samples.length} per side, interleaved; raw with a network = create an internal network + create on it (same body as the executor's) + start + log follow to the mark + inspect for the address + first answer at it (median split: network ${r.cold.rawIsolated.steps.network.toFixed(0)}, create ${r.cold.rawIsolated.steps.create.toFixed(0)}, start ${r.cold.rawIsolated.steps.start.toFixed(0)}, mark ${r.cold.rawIsolated.steps.mark.toFixed(0)}, inspect ${r.cold.rawIsolated.steps.inspect.toFixed(1)}, answer ${r.cold.rawIsolated.steps.answer.toFixed(1)} ms); raw without = the same on the default bridge, published on 127.0.0.1. The executor takes a network kept ready ahead of demand.`,
     replicasNote(r.replicas),
     `Client, executor, task and Docker's port proxy share the machine's ${r.machine.cores} cores; run took ${r.durationS.toFixed(0)} s.`,
   ];
+}
+
+function nodeVersionOf(node: string): string {
+  return execFileSync(node, ["--version"], { encoding: "utf8" }).trim();
 }
 
 async function machine(): Promise<Machine> {

@@ -12,47 +12,52 @@
 import { execFileSync } from "node:child_process";
 import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { dirname, join, relative } from "node:path";
+import { basename, dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 import { KOFFI_ASSET } from "../src/platform/sea.ts";
+import { bundleOptions, EXEC_ARGV } from "./bundle-options.ts";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const require = createRequire(join(root, "package.json"));
 const dist = join(root, "dist");
-const work = join(dist, "sea");
-const bundle = join(work, "meca-executor.cjs");
-const blob = join(work, "sea-prep.blob");
-const output = join(dist, "meca-executor");
 /** The fuse Node's SEA support looks for (documented in Node's single-executable-applications page). */
 const SEA_FUSE = "NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2";
 
-export async function buildExecutable(): Promise<{ path: string; bytes: number }> {
+export interface BuildExecutableOptions {
+  /** Where the executable goes (default dist/meca-executor). */
+  output?: string;
+  /** Replaces EXEC_ARGV, to measure other flags (bench:compare). */
+  execArgv?: readonly string[];
+}
+
+export async function buildExecutable(o: BuildExecutableOptions = {}): Promise<{ path: string; bytes: number }> {
   const started = Date.now();
+  const output = o.output ?? join(dist, "meca-executor");
+  const work = join(dirname(output), `${basename(output)}.sea`);
+  const bundle = join(work, "meca-executor.cjs");
+  const blob = join(work, "sea-prep.blob");
   const node = baseNode();
   rmSync(work, { recursive: true, force: true });
   mkdirSync(work, { recursive: true });
 
   await build({
+    ...bundleOptions(),
     entryPoints: [join(root, "build/sea-entry.ts")],
     outfile: bundle,
-    bundle: true,
-    platform: "node",
     format: "cjs",
     target: `node${nodeMajor(node)}`,
     minify: true,
     keepNames: true,
-    legalComments: "none",
     // Native modules cannot be bundled. koffi's comes from the SEA asset: every import of
     // "koffi" resolves to koffi-from-sea.ts, so the executable never loads a node_modules
-    // it finds on disk. ssh2's optional accelerators (cpu-features, sshcrypto.node) fall back to JS.
+    // it finds on disk.
     alias: { koffi: join(root, "build/koffi-from-sea.ts") },
-    external: ["cpu-features", "*.node"],
     // main.ts checks import.meta to run as an entry; in this CommonJS bundle sea-entry.ts does.
     define: { "import.meta.main": "false" },
-    logOverride: { "empty-import-meta": "silent" },
   });
 
+  const execArgv = [...(o.execArgv ?? EXEC_ARGV)];
   const seaConfig = join(work, "sea-config.json");
   const koffiNative = join(dirname(require.resolve("koffi/package.json")), "build/koffi/linux_x64/koffi.node");
   writeFileSync(
@@ -62,16 +67,26 @@ export async function buildExecutable(): Promise<{ path: string; bytes: number }
       output: blob,
       disableExperimentalSEAWarning: true,
       useCodeCache: true,
+      execArgv,
       assets: { [KOFFI_ASSET]: koffiNative },
     }),
   );
-  execFileSync(node, ["--experimental-sea-config", seaConfig], { stdio: "inherit" });
+  // The code cache is made under the same flags the executable runs with: V8 rejects a cache
+  // made under flags that change code generation, and would compile everything again at start.
+  execFileSync(node, [...execArgv, "--experimental-sea-config", seaConfig], { stdio: "inherit" });
 
-  rmSync(output, { force: true });
-  copyFileSync(node, output);
-  chmodSync(output, 0o755);
+  const injected = join(work, "meca-executor");
+  copyFileSync(node, injected);
   const { inject } = require("postject") as { inject: (file: string, name: string, data: Buffer, opts: object) => Promise<void> };
-  await inject(output, "NODE_SEA_BLOB", readFileSync(blob), { sentinelFuse: SEA_FUSE });
+  await inject(injected, "NODE_SEA_BLOB", readFileSync(blob), { sentinelFuse: SEA_FUSE });
+  // postject writes the whole 120 MB file with one write(); Linux then keeps it in the page
+  // cache as large folios and maps whole folios on each page fault, so a process of the freshly
+  // built file counted ~18 MB more of the executable's pages in its RSS than one of the same
+  // bytes copied, downloaded or read after a reboot. A copy puts it in the state it is used in.
+  rmSync(output, { force: true });
+  copyFileSync(injected, output);
+  rmSync(injected);
+  chmodSync(output, 0o755);
 
   const version = execFileSync(output, ["--version"], { encoding: "utf8" }).trim();
   const expected = (JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string }).version;

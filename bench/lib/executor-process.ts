@@ -20,6 +20,10 @@ export interface ExecutorProcessOptions {
   file?: string;
   /** Extra node flags (e.g. --cpu-prof); ignored for the binary. */
   nodeFlags?: string[];
+  /** The node that runs the source or the bundle (default: the one running the benchmark). */
+  node?: string;
+  /** The child's environment (default: this process's). */
+  env?: NodeJS.ProcessEnv;
   logLevel?: string;
 }
 
@@ -46,7 +50,7 @@ export class ExecutorProcess {
     const args = ["--config", o.config, "--port", String(port), "--host", "127.0.0.1", "--log-level", o.logLevel ?? "warn", "--log-format", "json"];
     const [cmd, argv] = command(o, args);
     const t0 = performance.now();
-    const child = spawn(cmd, argv, { cwd: o.root, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(cmd, argv, { cwd: o.root, stdio: ["ignore", "pipe", "pipe"], env: o.env ?? process.env });
     const stderr: string[] = [];
     const keep = (d: Buffer) => {
       stderr.push(d.toString());
@@ -126,9 +130,9 @@ function command(o: ExecutorProcessOptions, args: string[]): [string, string[]] 
   const flags = o.nodeFlags ?? [];
   switch (o.target) {
     case "source":
-      return [process.execPath, [...flags, "--import", "tsx", join(o.root, "src/main.ts"), ...args]];
+      return [o.node ?? process.execPath, [...flags, "--import", "tsx", join(o.root, "src/main.ts"), ...args]];
     case "bundle":
-      return [process.execPath, [...flags, o.file!, ...args]];
+      return [o.node ?? process.execPath, [...flags, o.file!, ...args]];
     case "bin":
       if (!o.file || !existsSync(o.file)) throw new Error(`No executor binary at "${o.file}"`);
       return [o.file, args];

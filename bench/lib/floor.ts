@@ -1,7 +1,8 @@
-/** The reference forwarder (floor-forwarder.mjs) as a child process on the node running the benchmark. */
+/** The reference forwarder (floor-forwarder.mjs) as a child process, on the node build the executor runs on. */
 import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { freePort } from "./executor-process.ts";
+import { probeEnv } from "./memory.ts";
 import { cpuMs, rssMB } from "./proc.ts";
 
 export class FloorProcess {
@@ -13,10 +14,13 @@ export class FloorProcess {
     this.origin = `http://127.0.0.1:${port}`;
   }
 
-  static async start(taskOrigin: string): Promise<FloorProcess> {
+  /** `node` runs it (with the executable's flags, `nodeFlags`); the memory probe writes to `memDir`. */
+  static async start(taskOrigin: string, node = process.execPath, memDir?: string, nodeFlags: readonly string[] = []): Promise<FloorProcess> {
     const port = await freePort();
     const script = fileURLToPath(new URL("./floor-forwarder.mjs", import.meta.url));
-    const child = spawn(process.execPath, [script, String(port), taskOrigin], { stdio: ["ignore", "pipe", "inherit"] });
+    // undici resolves from this checkout's node_modules, wherever `node` lives.
+    const env = memDir ? probeEnv(memDir) : process.env;
+    const child = spawn(node, [...nodeFlags, script, String(port), taskOrigin], { stdio: ["ignore", "pipe", "inherit"], env });
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error("The reference forwarder did not listen within 10 s")), 10_000);
       child.once("exit", (code) => reject(new Error(`The reference forwarder exited with ${code}`)));

@@ -4,6 +4,7 @@
  * sides use an undici Pool with keep-alive, so the client costs the same.
  * An answer that is not exactly the input sent is an error and never counts.
  */
+import { request as httpRequest } from "node:http";
 import { Pool } from "undici";
 
 export interface Side {
@@ -106,4 +107,42 @@ export async function saturate(side: Side, o: { concurrency: number; durationMs:
   await Promise.all(Array.from({ length: o.concurrency }, worker));
   const elapsedMs = performance.now() - t0;
   return { side: side.name, completed: latencies.length, errors, firstError, elapsedMs, rps: (latencies.length / elapsedMs) * 1000, latencies };
+}
+
+/**
+ * The MECA host actor's way: Python `requests` without a Session, so a new TCP connection for
+ * every request, closed after the answer. node:http with `agent: false` does the same; both
+ * sides use it, so the client costs the same.
+ */
+export function freshConnectionSide(name: "executor" | "direct", origin: string, intent: Record<string, unknown>): Side {
+  const url = new URL(origin);
+  const send = async (n: number) => {
+    const input = inputFor(n);
+    const body = name === "executor" ? JSON.stringify({ ...intent, input }) : input;
+    const { status, text } = await postOnce(url, body);
+    if (name === "direct") {
+      if (status !== 200 || text !== input) throw new VerifyError(`task answered ${status} ${text.slice(0, 200)} for ${input}`);
+      return;
+    }
+    const j = status === 200 ? (JSON.parse(text) as { success?: unknown; msg?: unknown }) : {};
+    if (j.success !== true || j.msg !== input) throw new VerifyError(`executor answered ${status} ${text.slice(0, 200)} for ${input}`);
+  };
+  return { name: `${name}, new connection`, send, close: async () => {} };
+}
+
+function postOnce(url: URL, body: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      { host: url.hostname, port: url.port, method: "POST", path: "/", agent: false, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() }));
+        res.on("error", reject);
+      },
+    );
+    req.setTimeout(30_000, () => req.destroy(new Error("No answer within 30 s")));
+    req.on("error", reject);
+    req.end(body);
+  });
 }

@@ -6,8 +6,10 @@
  * rotating slices, sampling RSS and CPU time of the processes in the path.
  */
 import type { ExecutorProcess } from "./executor-process.ts";
+import { alternating, type PairedLatency } from "./first-minute.ts";
 import { FloorProcess } from "./floor.ts";
-import { directSide, executorSide, pool, saturate, sequential, type Saturation, type Side } from "./load.ts";
+import { directSide, executorSide, freshConnectionSide, saturate, sequential, type Saturation, type Side } from "./load.ts";
+import { memoryBreakdown, rssSplit, type MemoryBreakdown } from "./memory.ts";
 import type { RawEngine } from "./raw-engine.ts";
 import { mean, percentile } from "./stats.ts";
 
@@ -19,8 +21,20 @@ export interface WarmOptions {
   concurrency: number;
   sliceMs: number;
   rounds: number;
-  /** Also measure the reference forwarder. */
+  /** The executor's instance label: its one task container is found by it, without asking the executor. */
+  instance: string;
+  /** Warm requests per side right after the first cold start (the "first minute"). */
+  firstMinute: number;
+  /** Sequential requests per side with a new connection each. */
+  freshConnections: number;
+  /** Also measure the reference forwarder, run by this node. */
   floor: boolean;
+  floorNode: string;
+  floorFlags: readonly string[];
+  /** How long the executor idles after the load before its RSS is read again. */
+  settleAfterLoadMs: number;
+  /** Where the memory probe writes (see memory.ts). */
+  memDir: string;
   log: (line: string) => void;
 }
 
@@ -52,12 +66,19 @@ export interface WarmResult {
   containerId: string;
   directOrigin: string;
   idleRssMB: number;
+  /** p50 and p99 of the warm requests right after the first cold start, executor and direct alternating. */
+  firstMinute: PairedLatency;
+  /** Sequential, a new TCP connection per request on both sides. */
+  freshConnection: PairedLatency;
+  idleMemory?: MemoryBreakdown;
+  afterLoadMemory?: MemoryBreakdown;
   sequential: Partial<Record<Name, Latency>> & { executor: Latency; direct: Latency };
   throughput: { concurrency: number } & Partial<Record<Name, Throughput>> & { executor: Throughput; direct: Throughput };
   loadRssMaxMB: number;
   afterLoadRssMB: number;
   /** The reference forwarder's RSS, idle and under load. */
   floorRssMB?: { idle: number; loadMax: number };
+  floorIdleMemory?: MemoryBreakdown;
   requests: number;
 }
 
@@ -66,18 +87,19 @@ interface Probe {
   cpuMs(): number;
 }
 
-/** The container behind the warm task for `image`, from GET /tasks. */
-async function warmContainer(exec: ExecutorProcess, image: string): Promise<string> {
-  const p = pool(exec.origin, 1);
-  try {
-    const res = await p.request({ method: "GET", path: "/tasks" });
-    const { tasks } = (await res.body.json()) as { tasks: { image: string; state: string; container_id: string | null }[] };
-    const t = tasks.find((t) => t.image === image && t.state === "ready" && t.container_id);
-    if (!t) throw new Error(`GET /tasks lists no ready task for "${image}": ${JSON.stringify(tasks)}`);
-    return t.container_id!;
-  } finally {
-    await p.close();
-  }
+/** The one task container of the executor's instance (the warm task, just started). */
+async function theTaskContainer(engine: RawEngine, instance: string): Promise<string> {
+  const ids = await engine.listByLabel("meca.executor.instance", instance);
+  if (ids.length !== 1) throw new Error(`Expected one task container of instance "${instance}", found ${ids.length}`);
+  return ids[0]!;
+}
+
+/**
+ * The direct side: the fastest way to the task that the executor also uses: the task's own
+ * address on its network (with isolation), else its port published on 127.0.0.1.
+ */
+function taskOrigin(engine: RawEngine, containerId: string): Promise<string> {
+  return engine.taskEndpoint(containerId);
 }
 
 /** Each round starts one further along, so no side is always first. */
@@ -85,21 +107,26 @@ const rotate = <T>(xs: T[], r: number): T[] => xs.map((_, i) => xs[(i + r) % xs.
 
 export async function warmPhase(exec: ExecutorProcess, engine: RawEngine, o: WarmOptions): Promise<WarmResult> {
   const ex = executorSide(exec.origin, o.intent, o.concurrency);
-  await ex.send(0); // starts the warm task
-  const containerId = await warmContainer(exec, o.image);
-  // The task's own address on its network: the fastest direct path there is to it.
-  const directOrigin = await engine.taskEndpoint(containerId);
+  await ex.send(0); // the first cold start after start-up: starts the warm task
+  const containerId = await theTaskContainer(engine, o.instance);
+  const directOrigin = await taskOrigin(engine, containerId);
   const di = directSide(directOrigin, o.concurrency);
-  const floor = o.floor ? await FloorProcess.start(directOrigin) : undefined;
+  // The first minute: before anything else reaches the executor.
+  const firstMinute = await alternating(ex, di, o.firstMinute);
+  o.log(`warm: first ${o.firstMinute} after the cold start: executor p50 ${firstMinute.executor.p50.toFixed(3)} ms, direct ${firstMinute.direct.p50.toFixed(3)} ms`);
+  const floor = o.floor ? await FloorProcess.start(directOrigin, o.floorNode, o.memDir, o.floorFlags) : undefined;
   const fl: Side | undefined = floor ? { ...executorSide(floor.origin, o.intent, o.concurrency), name: "floor" } : undefined;
   const sides: Side[] = fl ? [ex, di, fl] : [ex, di];
   const probe = (s: Side): Probe | undefined => (s === ex ? exec : s === fl ? floor : undefined);
   let requests = 1;
   try {
     for (const s of sides) await sequential(s, 20);
-    await new Promise((r) => setTimeout(r, 1000));
-    const idleRssMB = exec.rssMB();
-    const floorIdle = floor?.rssMB();
+    // Idle as after the load: once V8's memory reducer has run.
+    await new Promise((r) => setTimeout(r, o.settleAfterLoadMs));
+    const idleMemory = await memoryBreakdown(exec.pid, o.memDir);
+    const idleRssMB = idleMemory?.rss ?? rssSplit(exec.pid).rss;
+    const floorIdleMemory = floor ? await memoryBreakdown(floor.pid, o.memDir) : undefined;
+    const floorIdle = floorIdleMemory?.rss ?? floor?.rssMB();
     o.log(`warm: task ${containerId.slice(0, 12)} at ${directOrigin}; idle RSS ${idleRssMB.toFixed(1)} MB`);
 
     // Warm-up (JIT, connections), not counted.
@@ -132,6 +159,10 @@ export async function warmPhase(exec: ExecutorProcess, engine: RawEngine, o: War
       };
     };
     o.log(`warm: sequential ${o.blocks} blocks × ${o.blockSize} per side done`);
+
+    const fresh = await alternating(freshConnectionSide("executor", exec.origin, o.intent), freshConnectionSide("direct", directOrigin, o.intent), o.freshConnections);
+    requests += 2 * o.freshConnections;
+    o.log(`warm: new connection per request: executor p50 ${fresh.executor.p50.toFixed(3)} ms, direct ${fresh.direct.p50.toFixed(3)} ms`);
 
     // Throughput: a short unmeasured slice per side, then rotating measured slices.
     for (const s of sides) await saturate(s, { concurrency: o.concurrency, durationMs: 500 });
@@ -169,17 +200,24 @@ export async function warmPhase(exec: ExecutorProcess, engine: RawEngine, o: War
         slices: runs.map((s) => ({ rps: s.rps, completed: s.completed, errors: s.errors, firstError: s.firstError })),
       };
     };
-    await new Promise((r) => setTimeout(r, 1000));
+    // V8's memory reducer gives the load's garbage back about 8 s after allocation stops.
+    await new Promise((r) => setTimeout(r, o.settleAfterLoadMs));
+    const afterLoadMemory = await memoryBreakdown(exec.pid, o.memDir);
     return {
       containerId,
       directOrigin,
       idleRssMB,
+      firstMinute,
+      freshConnection: fresh,
+      idleMemory,
+      afterLoadMemory,
       sequential: { executor: latency(ex), direct: latency(di), ...(fl ? { floor: latency(fl) } : {}) },
       throughput: { concurrency: o.concurrency, executor: throughput(ex), direct: throughput(di), ...(fl ? { floor: throughput(fl) } : {}) },
       loadRssMaxMB: slices.get("executor")!.rssMax,
-      afterLoadRssMB: exec.rssMB(),
+      afterLoadRssMB: afterLoadMemory?.rss ?? rssSplit(exec.pid).rss,
       floorRssMB: floor ? { idle: floorIdle!, loadMax: slices.get("floor")!.rssMax } : undefined,
-      requests,
+      floorIdleMemory,
+      requests: requests + 2 * o.firstMinute,
     };
   } finally {
     await Promise.all(sides.map((s) => s.close()));

@@ -1,0 +1,103 @@
+/**
+ * The esbuild options of the executor's bundle, shared by `npm run build` (the
+ * single executable) and the benchmark's `--target bundle`, so that both run
+ * the same code. What keeps the executable small lives here:
+ *
+ * - `undici` and `systeminformation` resolve to `build/slim/*.cjs`, which load
+ *   only the modules src/ uses (each package's index loads everything it has:
+ *   HTTP/2, zlib, worker_threads, mocks, caches; disks, networks, printers).
+ *   `checkSlimExports` fails the build when src/ imports a name they lack.
+ * - koffi (native) comes from the executable's own asset; see koffi-from-sea.ts.
+ */
+import { readFileSync, readdirSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { BuildOptions, Plugin } from "esbuild";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+
+/**
+ * Node and V8 options the executable runs with, whatever its command line (the SEA
+ * config's execArgv; NODE_OPTIONS still adds to them). Chosen for a small daemon;
+ * README.md ("Speed") records what each saved. The benchmark runs its bundle with them too.
+ */
+export const EXEC_ARGV: readonly string[] = [
+  // undici parses HTTP with llhttp, a WebAssembly module. V8 compiles it with Liftoff, then again
+  // with TurboFan on a worker thread, whose allocator keeps the compiler's memory: ~9 MB of RSS
+  // for a parser whose share of a request's CPU is small. Liftoff code only.
+  "--liftoff-only",
+  // JavaScript's TurboFan compiles on the main thread, not on a worker: the worker's malloc arena
+  // kept 20-45 MB after a burst of load; the main thread's gives it back.
+  "--no-concurrent-recompilation",
+  // New space of at most 2 × 2 MB (V8's default lets it grow to 2 × 16 MB under load and keeps it
+  // until a memory-reducing GC, which may come many seconds later or not at all): RSS after a
+  // burst of 32 clients ~88 MB instead of 113-140 MB, for ~20 % less throughput at 32 clients.
+  "--max-semi-space-size=2",
+  // Optimise the hot path sooner (defaults 400, 3000, 500): MECA traffic is sparse, so most
+  // requests come while the code is still warming up.
+  "--invocation-count-for-maglev=100",
+  "--invocation-count-for-turbofan=1000",
+  "--minimum-invocations-after-ic-update=100",
+];
+
+/** Bare imports of src/ that resolve to a slimmer entry of the same package. */
+export const SLIM: Record<string, string> = {
+  undici: join(root, "build/slim/undici.cjs"),
+  systeminformation: join(root, "build/slim/systeminformation.cjs"),
+};
+
+/** The slim entries replace bare `import ... from "undici"` only; the files they load resolve normally. */
+const slimPlugin: Plugin = {
+  name: "slim-deps",
+  setup(b) {
+    const filter = new RegExp(`^(${Object.keys(SLIM).join("|")})$`);
+    b.onResolve({ filter }, (args) => ({ path: SLIM[args.path]! }));
+  },
+};
+
+/** Options common to the executable's bundle and the benchmark's. */
+export function bundleOptions(): BuildOptions {
+  checkSlimExports();
+  return {
+    bundle: true,
+    platform: "node",
+    legalComments: "none",
+    plugins: [slimPlugin],
+    // ssh2's optional accelerators (cpu-features, sshcrypto.node) fall back to JS.
+    external: ["cpu-features", "*.node"],
+    logOverride: { "empty-import-meta": "silent" },
+  };
+}
+
+/** Every name src/ imports from a slimmed package is one its slim entry exports. */
+export function checkSlimExports(srcDir = join(root, "src")): void {
+  const missing: string[] = [];
+  for (const [pkg, entry] of Object.entries(SLIM)) {
+    const text = readFileSync(entry, "utf8");
+    const exported = new Set([...text.matchAll(/module\.exports\.(\w+)\s*=/g)].map((m) => m[1]!));
+    for (const file of tsFiles(srcDir)) {
+      const src = readFileSync(file, "utf8");
+      for (const m of src.matchAll(new RegExp(`import\\s+(?!type\\b)([^;]*?)\\s+from\\s+"${pkg}"`, "g"))) {
+        const clause = m[1]!;
+        if (/^\*\s+as\s+\w+$/.test(clause)) {
+          const ns = clause.split(/\s+/).at(-1)!;
+          for (const u of src.matchAll(new RegExp(`\\b${ns}\\.(\\w+)`, "g"))) if (!exported.has(u[1]!)) missing.push(`${pkg}.${u[1]} (${file})`);
+          continue;
+        }
+        const names = /\{([^}]*)\}/.exec(clause)?.[1] ?? "";
+        for (const part of names.split(",")) {
+          const name = part.trim().split(/\s+as\s+/)[0]!;
+          if (name && !name.startsWith("type ") && !exported.has(name)) missing.push(`${pkg}.${name} (${file})`);
+        }
+      }
+    }
+  }
+  if (missing.length > 0) throw new Error(`The slim bundle entries in build/slim lack ${missing.join(", ")}`);
+}
+
+function tsFiles(dir: string): string[] {
+  return readdirSync(dir).flatMap((n) => {
+    const p = join(dir, n);
+    return statSync(p).isDirectory() ? tsFiles(p) : p.endsWith(".ts") ? [p] : [];
+  });
+}

@@ -7,10 +7,11 @@ import { ContainerExitedError, ExecutorError, InternalError, TaskStartError } fr
 import type { Ledger, Reservation } from "./ledger.ts";
 import type { EngineMetrics } from "./metrics.ts";
 import type { TaskView } from "./policy.ts";
-import type { Clock, ContainerBackend, ContainerEvent, ContainerSpec, Logger, TaskClient } from "./ports.ts";
+import type { Clock, ContainerBackend, ContainerEvent, Logger, TaskClient } from "./ports.ts";
 import { LABELS, READY_MARK, type EngineSettings } from "./settings.ts";
 import { Task } from "./task.ts";
-import { containerName, keyHash, type TaskSpec } from "./task-spec.ts";
+import { containerName, type TaskSpec } from "./task-spec.ts";
+import { containerSpecFor, raceAbort } from "./container-spec.ts";
 
 export interface TaskPoolDeps {
   backend: ContainerBackend;
@@ -99,7 +100,7 @@ export class TaskPool {
     try {
       await this.#ensureImage(task.spec.image, log, signal);
       signal.throwIfAborted();
-      const id = await this.#d.backend.create(this.#containerSpec(task, reservation, s));
+      const id = await this.#d.backend.create(containerSpecFor(task, reservation, s, this.#run));
       this.#byContainer.set(id, task);
       if (!task.apply({ type: "created", containerId: id }).ok) {
         // Removed while create() ran: the container is ours to remove.
@@ -249,30 +250,6 @@ export class TaskPool {
     return raceAbort(p, signal);
   }
 
-  #containerSpec(task: Task, r: Reservation, s: EngineSettings): ContainerSpec {
-    const spec = task.spec;
-    return {
-      name: task.id,
-      image: spec.image,
-      labels: {
-        [LABELS.managed]: "1",
-        [LABELS.instance]: s.instance,
-        [LABELS.key]: keyHash(task.key),
-        [LABELS.image]: spec.image,
-        [LABELS.run]: this.#run,
-      },
-      nanoCpus: spec.cpuTenths * 100_000_000,
-      memoryBytes: spec.memMB * 1024 * 1024,
-      pidsLimit: s.pidsLimit,
-      runtime: spec.runtime,
-      gpus: r.gpus.length > 0 ? r.gpus.map(String) : undefined,
-      sgx: spec.sgx ? { device: s.sgx.device, aesmdPath: s.sgx.aesmdPath } : undefined,
-      network: s.network || undefined,
-      securityOpt: s.noNewPrivileges ? ["no-new-privileges:true"] : [],
-      privileged: false,
-    };
-  }
-
   /** Drops the task from the maps and returns its reservation. */
   #forget(task: Task, reservation: Reservation | undefined): void {
     this.#byId.delete(task.id);
@@ -294,23 +271,3 @@ export class TaskPool {
 }
 
 const NONE: readonly Task[] = [];
-
-/** `p`, or the signal's reason as soon as it aborts. */
-export function raceAbort<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
-  if (!signal) return p;
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(v);
-      },
-      (e) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(e);
-      },
-    );
-  });
-}

@@ -2,7 +2,7 @@
  * `npm run build:image`: builds the single executable, lays out the image's
  * build context in dist/image/ (the executable, the shared libraries that it
  * and koffi's native module link, as `ldd` resolves them on this host, an
- * empty /tmp and the sample config) and runs `docker build -f build/Dockerfile`.
+ * empty /tmp; no config: its defaults live in the executable) and runs `docker build -f build/Dockerfile`.
  * No base image, so no registry is needed. Prints the image's size.
  */
 import { execFileSync } from "node:child_process";
@@ -32,7 +32,6 @@ export async function buildImage(opts: { tag?: string } = {}): Promise<{ tag: st
   }
   copyFileSync(executable, join(context, "meca-executor"));
   chmodSync(join(context, "meca-executor"), 0o755);
-  copyFileSync(join(root, "build/meca_executor.yaml"), join(context, "meca_executor.yaml"));
   execFileSync("docker", ["build", "-q", "-f", join(root, "build/Dockerfile"), "-t", tag, context], { stdio: ["ignore", "ignore", "inherit"] });
   const bytes = Number(execFileSync("docker", ["image", "inspect", "-f", "{{.Size}}", tag], { encoding: "utf8" }).trim());
   console.log(`Built image ${tag}: ${(bytes / 2 ** 20).toFixed(1)} MiB in ${((Date.now() - started) / 1000).toFixed(1)} s`);

@@ -1,10 +1,12 @@
 import { z } from "zod";
 import { parse as parseYaml } from "yaml";
+import { parseCidr } from "./engine/subnets.ts";
+import { TASK_SUBNET_BITS } from "./engine/settings.ts";
 import { isWholeTenths } from "./engine/task-spec.ts";
 
 /**
  * Configuration: the YAML file (snake_case, every key optional) and the
- * body of POST /update-config. DESIGN §3. Loading takes its environment as
+ * body of POST /update-config. See README "Configuration". Loading takes its environment as
  * an argument so tests pass plain objects.
  */
 
@@ -18,15 +20,30 @@ const oneDecimal = (what: string) =>
 const positiveInt = (what: string) =>
   z.number({ invalid_type_error: `${what} must be a number` }).int(`${what} must be a whole number`).positive(`${what} must be greater than 0`);
 
+/** `has_gpu`: a boolean, or 0/1 as the original executor's clients send it. */
+const gpuFlag = z.union([z.boolean(), z.literal(0).transform(() => false), z.literal(1).transform(() => true)], {
+  errorMap: () => ({ message: "has_gpu must be true, false, 0 or 1" }),
+});
+
+/** `type`: the engine kind; only Docker is supported, and anything else is refused, not ignored. */
+const engineType = z.literal("docker", { errorMap: () => ({ message: 'only "docker" is supported' }) });
+
+/** An IPv4 block that holds at least one task network. */
+const subnetPool = z.string().superRefine((v, ctx) => {
+  const c = parseCidr(v);
+  if ("error" in c) ctx.addIssue({ code: "custom", message: `task_subnet_pool ${c.error}` });
+  else if (c.bits > TASK_SUBNET_BITS) ctx.addIssue({ code: "custom", message: `task_subnet_pool must hold at least one /${TASK_SUBNET_BITS}` });
+});
+
 const seconds = (what: string) => z.number({ invalid_type_error: `${what} must be a number of seconds` }).positive(`${what} must be greater than 0`);
 
 export const fileSchema = z
   .object({
-    type: z.literal("docker", { errorMap: () => ({ message: 'only "docker" is supported' }) }).default("docker"),
+    type: engineType.default("docker"),
     timeout: z.number({ invalid_type_error: "timeout must be a number of minutes" }).positive("timeout must be greater than 0").default(1),
     cpu: oneDecimal("cpu").default(4),
     mem: positiveInt("mem").default(4096),
-    has_gpu: z.boolean().default(false),
+    has_gpu: gpuFlag.default(false),
     microVM_runtime: z.string().default(""),
     sgx: z
       .object({
@@ -39,20 +56,32 @@ export const fileSchema = z
     nvml_library: z.string().min(1).default("libnvidia-ml.so.1"),
     gpu_idle_percent: z.number().min(0).max(100).default(10),
     gpu_sample_interval: seconds("gpu_sample_interval").default(2),
-    network: z.string().default(""),
+    /** "auto" (find out where the executor runs), "publish", or a Docker network's name. */
+    // "" was the earlier spelling of "publish".
+    network: z.string().transform((v) => (v === "" ? "publish" : v)).default("auto"),
+    /** Each task's own network takes a /28 of this block (see README, "Isolation"). */
+    task_subnet_pool: subnetPool.default("10.201.0.0/16"),
+    /** Give each task's network a route out (still none to other tasks). */
+    task_egress: z.boolean().default(false),
+    /** Linux capabilities taken from every task container, on top of Docker's defaults. */
+    task_cap_drop: z.array(z.string().regex(/^[A-Z_]+$/, "task_cap_drop entries are capability names such as NET_RAW")).default(["NET_RAW"]),
+    /** Open-files limit (soft and hard) of every task container. */
+    task_nofile: positiveInt("task_nofile").default(4096),
     admin_token: z.string().default(""),
     instance: z.string().regex(/^[a-zA-Z0-9_.-]+$/, "instance must be letters, digits, '_', '.' or '-'").default("default"),
     ready_timeout: seconds("ready_timeout").default(60),
     request_timeout: seconds("request_timeout").default(300),
     queue_timeout: seconds("queue_timeout").default(30),
-    drain_timeout: seconds("drain_timeout").default(30),
+    /** Unset: 30 s on a host, 5 s in a container (inside `docker stop`'s 10 s grace). */
+    drain_timeout: seconds("drain_timeout").optional(),
     max_body_bytes: positiveInt("max_body_bytes").default(10 * 1024 * 1024),
     pids_limit: positiveInt("pids_limit").default(1024),
     task_concurrency: z.number().int("task_concurrency must be a whole number").min(0, "task_concurrency must be 0 or more").default(0),
     max_replicas: z.number().int("max_replicas must be a whole number").min(0, "max_replicas must be 0 or more").default(0),
     no_new_privileges: z.boolean().default(true),
     allowed_images: z.array(z.string().min(1)).default([]),
-    host: z.string().min(1).default("127.0.0.1"),
+    /** Unset: 127.0.0.1, or every address in a container with a network of its own (main.ts). */
+    host: z.string().min(1).optional(),
     port: z.number().int().min(0).max(65535).default(2591),
     log_format: z.enum(["json", "text", "auto"]).default("auto"),
     log_level: z.enum(["debug", "info", "warn", "error"]).default("info"),
@@ -61,13 +90,14 @@ export const fileSchema = z
 
 export type Config = z.infer<typeof fileSchema>;
 
-/** Body of POST /update-config: the original five keys, any subset. */
+/** Body of POST /update-config: the original keys, any subset; `type` as the seed's README sends it. */
 export const updateSchema = z
   .object({
+    type: engineType.optional(),
     timeout: fileSchema.shape.timeout.removeDefault().optional(),
     cpu: oneDecimal("cpu").optional(),
     mem: positiveInt("mem").optional(),
-    has_gpu: z.boolean().optional(),
+    has_gpu: gpuFlag.optional(),
     microVM_runtime: z.string().optional(),
   })
   .strict();
@@ -99,13 +129,17 @@ export interface ConfigSource {
   exists(path: string): boolean;
 }
 
-export const DEFAULT_CONFIG_PATH = "/app/meca_executor.yaml";
+/** The seed's path, then the desktop app's: the first present one is read. */
+export const DEFAULT_CONFIG_PATHS = ["/app/meca_executor.yaml", "/app/mecanywhere_executor.yaml"] as const;
 
-/** Where the config comes from: --config, else MECA_EXECUTOR_CONFIG, else /app/meca_executor.yaml when present. */
+/**
+ * Where the config comes from: --config, else MECA_EXECUTOR_CONFIG, else the first of
+ * /app/meca_executor.yaml and /app/mecanywhere_executor.yaml that is present, else none.
+ */
 export function configPath(src: ConfigSource): string | undefined {
   if (src.flag) return src.flag;
   if (src.env.MECA_EXECUTOR_CONFIG) return src.env.MECA_EXECUTOR_CONFIG;
-  return src.exists(DEFAULT_CONFIG_PATH) ? DEFAULT_CONFIG_PATH : undefined;
+  return DEFAULT_CONFIG_PATHS.find((p) => src.exists(p));
 }
 
 /** Loads and validates the config; throws ConfigError naming the file, the key and the reason. */

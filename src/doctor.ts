@@ -8,6 +8,8 @@ import type { Config } from "./config.ts";
 import { clipCapacity } from "./engine/settings.ts";
 import type { EngineInfo, GpuDevice } from "./engine/ports.ts";
 import { createDockerBackend } from "./platform/docker/create-backend.ts";
+import type { DockerBackend } from "./platform/docker/docker-backend.ts";
+import { detectPlacement } from "./platform/docker/placement.ts";
 import { SystemHostProbe } from "./platform/host.ts";
 import { loadNvml } from "./platform/nvml.ts";
 import { checkSgx } from "./platform/sgx.ts";
@@ -44,6 +46,7 @@ export async function collectReport(o: { config: Config; configFile?: string; en
   try {
     engine = await backend.info(AbortSignal.timeout(5_000));
     checks.push({ name: "docker", ok: true, required: true, detail: `Docker ${engine.version} (API ${engine.apiVersion}) over ${engine.transport}; runtimes: ${engine.runtimes.join(", ")} (default ${engine.defaultRuntime})` });
+    checks.push(await networkCheck(c.network, backend));
   } catch (e) {
     checks.push({
       name: "docker",
@@ -110,6 +113,16 @@ export async function collectReport(o: { config: Config; configFile?: string; en
     checks,
     ok: checks.every((ch) => ch.ok || !ch.required),
   };
+}
+
+/** How tasks are reached (the `network` key, resolved where the executor runs) and why. */
+async function networkCheck(setting: string, backend: DockerBackend): Promise<Check> {
+  try {
+    const p = await detectPlacement({ setting, inspect: (ref) => backend.inspectJson(ref), waitMs: 0 });
+    return { name: "network", ok: true, required: true, detail: `task network: ${p.mode}${p.network ? ` "${p.network}"` : ""}; ${p.reason}` };
+  } catch (e) {
+    return { name: "network", ok: false, required: true, detail: (e as Error).message, fix: 'mount the engine\'s socket, or set network: publish or a network\'s name' };
+  }
 }
 
 /**

@@ -15,10 +15,10 @@ import type { Listening } from "./http/node-listen.ts";
 import { createLogger } from "./logger.ts";
 import { systemClock } from "./platform/clock.ts";
 import { createDockerBackend } from "./platform/docker/create-backend.ts";
+import { detectPlacement, type Placement } from "./platform/docker/placement.ts";
 import { SystemHostProbe } from "./platform/host.ts";
 import { FetchTaskClient } from "./platform/fetch-task-client.ts";
 import { loadNvml } from "./platform/nvml.ts";
-import { checkSgx } from "./platform/sgx.ts";
 import { createTaskClient } from "./platform/task-client.ts";
 
 const HELP = `meca-executor ${pkg.version}: runs MECA task images as warm Docker containers
@@ -26,12 +26,15 @@ const HELP = `meca-executor ${pkg.version}: runs MECA task images as warm Docker
 Usage:
   meca-executor [serve] [flags]     run the executor (default)
   meca-executor doctor [flags]      report what this host can do
+  meca-executor health [flags]      exit 0 when the executor on this host answers GET /health (for HEALTHCHECK)
   meca-executor --version | --help
 
 Flags:
-  --config FILE        YAML config (default: $MECA_EXECUTOR_CONFIG, else /app/meca_executor.yaml when present, else built-in defaults)
+  --config FILE        YAML config (also -config FILE); default: $MECA_EXECUTOR_CONFIG, else the first
+                       of /app/meca_executor.yaml and /app/mecanywhere_executor.yaml that exists, else built-in defaults
   --port N             listen port (default 2591, or "port" in the config)
-  --host ADDR          listen address (default 127.0.0.1, or "host" in the config)
+  --host ADDR          listen address (default "host" in the config; unset: 127.0.0.1, or every
+                       address in a container with a network of its own)
   --log-format FORMAT  json | text (default: text on a terminal, json otherwise)
   --log-level LEVEL    debug | info | warn | error (default info)
   --json               doctor: print the report as JSON
@@ -43,7 +46,7 @@ export async function main(argv: string[], env: Env): Promise<number> {
   let args;
   try {
     args = parseArgs({
-      args: argv,
+      args: argv.map(goFlag),
       allowPositionals: true,
       options: {
         config: { type: "string" },
@@ -70,7 +73,7 @@ export async function main(argv: string[], env: Env): Promise<number> {
     return 0;
   }
   const command = positionals[0] ?? "serve";
-  if (command !== "serve" && command !== "doctor") {
+  if (command !== "serve" && command !== "doctor" && command !== "health") {
     console.error(`Unknown command "${command}"\n\n${HELP}`);
     return 2;
   }
@@ -97,13 +100,24 @@ export async function main(argv: string[], env: Env): Promise<number> {
     const { runDoctor } = await import("./doctor.ts");
     return runDoctor({ config, configFile, env, json: flags.json === true });
   }
+  if (command === "health") {
+    const { checkHealth } = await import("./health.ts");
+    return checkHealth({ host: config.host, port: config.port });
+  }
   return serve(config, configFile, env, logger);
+}
+
+/** The original executor's Go-style `-config FILE` is `--config FILE` here. */
+function goFlag(arg: string): string {
+  return arg === "-config" || arg.startsWith("-config=") ? `-${arg}` : arg;
 }
 
 async function serve(config: Config, configFile: string | undefined, env: Env, logger: Logger): Promise<number> {
   const log = logger.child({ component: "main" });
   log.info("Starting meca-executor", { version: pkg.version, config: configFile ?? "(built-in defaults)" });
-  const { executor, backend, client } = await createExecutor(config, env, logger);
+  const { executor, backend, client, placement } = await createExecutor(config, env, logger);
+  log.info("Task network", { mode: placement.mode, network: placement.network, reason: placement.reason });
+  const hosts = listenAddresses(config.host, placement);
   const app = createApp({
     executor,
     logger,
@@ -111,12 +125,13 @@ async function serve(config: Config, configFile: string | undefined, env: Env, l
     maxBodyBytes: config.max_body_bytes,
     accessLog: config.log_level === "debug",
     onStop: () => void stop("POST /stop"),
+    placement: { mode: placement.mode, network: placement.network, reason: placement.reason },
   });
-  if (!config.admin_token && !isLoopback(config.host)) {
-    log.warn("No admin_token is set and the executor listens beyond loopback: anyone who reaches it can pause or stop it", { host: config.host });
+  if (!config.admin_token && !hosts.every(isLoopback)) {
+    log.warn("No admin_token is set and the executor listens beyond loopback: anyone who reaches it can pause or stop it", { hosts });
   }
-  const listening: Listening = await listen(app, config);
-  log.info("Listening", { host: config.host, port: listening.port });
+  const listening: Listening = await listenAll(app, { hosts, port: config.port });
+  log.info("Listening", { hosts, port: listening.port });
 
   let stopping: Promise<void> | undefined;
   const stop = (why: string) =>
@@ -136,7 +151,8 @@ async function serve(config: Config, configFile: string | undefined, env: Env, l
 /** The platform parts for this runtime, handed to the engine. */
 export async function createExecutor(config: Config, env: Env, logger: Logger) {
   const backend = await createDockerBackend(env);
-  // Under Deno the task client is its own fetch (DESIGN §4), not undici pools.
+  const placement = await detectPlacement({ setting: config.network, inspect: (ref) => backend.inspectJson(ref) });
+  // Under Deno the task client is its own fetch, not undici pools (docs/architecture.md).
   const client = "Deno" in globalThis ? new FetchTaskClient() : createTaskClient();
   const executor = await Executor.create({
     backend,
@@ -144,20 +160,45 @@ export async function createExecutor(config: Config, env: Env, logger: Logger) {
     host: new SystemHostProbe(),
     clock: systemClock,
     logger,
-    settings: engineSettings(config),
+    settings: engineSettings(config, placement),
     loadGpu: () => loadNvml({ library: config.nvml_library, logger }),
-    checkSgx,
   });
-  return { executor, backend, client };
+  return { executor, backend, client, placement };
 }
 
-function listen(app: ReturnType<typeof createApp>, config: Config): Promise<Listening> {
-  if ("Deno" in globalThis) return import("./http/deno-listen.ts").then((m) => m.listenDeno(app, { port: config.port, hostname: config.host }));
-  return import("./http/node-listen.ts").then((m) => m.listenNode(app, { port: config.port, hostname: config.host }));
+/**
+ * Where the API listens. An explicit `host` (or --host) wins. Else, in a container with a network
+ * of its own: loopback and the container's address on each network it was started on, never
+ * 0.0.0.0, so that nothing on a task's network (which the executor joins later) can connect;
+ * else loopback alone (bare host, host networking). See docs/architecture.md, "Isolation".
+ */
+export function listenAddresses(host: string | undefined, placement: Pick<Placement, "ownNetwork" | "self">): string[] {
+  if (host !== undefined) return [host];
+  if (!placement.ownNetwork || placement.self === undefined) return ["127.0.0.1"];
+  return ["127.0.0.1", ...placement.self.networks.map((n) => n.ip).filter((ip) => ip !== "")];
 }
 
-/** The config file's keys as the engine's settings. */
-export function engineSettings(c: Config): EngineSettings {
+/** One listener per address, all on one port (the first listener's, when `port` is 0). */
+async function listenAll(app: ReturnType<typeof createApp>, at: { hosts: string[]; port: number }): Promise<Listening> {
+  const one = (hostname: string, port: number): Promise<Listening> =>
+    "Deno" in globalThis
+      ? import("./http/deno-listen.ts").then((m) => m.listenDeno(app, { port, hostname }))
+      : import("./http/node-listen.ts").then((m) => m.listenNode(app, { port, hostname }));
+  const listeners: Listening[] = [];
+  try {
+    for (const host of at.hosts) listeners.push(await one(host, listeners[0]?.port ?? at.port));
+  } catch (e) {
+    await Promise.all(listeners.map((l) => l.close()));
+    throw e;
+  }
+  return { port: listeners[0]!.port, close: async () => void (await Promise.all(listeners.map((l) => l.close()))) };
+}
+
+/** Drain default: 30 s on a host; 5 s in a container, so that shutdown fits `docker stop`'s 10 s grace. */
+const DRAIN_SECONDS = { host: 30, container: 5 };
+
+/** The config file's keys as the engine's settings, with the task network that `placement` resolved. */
+export function engineSettings(c: Config, placement: Pick<Placement, "mode" | "network" | "self">): EngineSettings {
   return {
     idleTimeoutMinutes: c.timeout,
     cpu: c.cpu,
@@ -165,12 +206,16 @@ export function engineSettings(c: Config): EngineSettings {
     hasGpu: c.has_gpu,
     microVMRuntime: c.microVM_runtime,
     sgx: { enable: c.sgx.enable, device: c.sgx.sgx_device, aesmdPath: c.sgx.aesmd_path },
-    network: c.network,
+    network: placement.mode === "network" ? placement.network! : "",
+    taskSubnetPool: c.task_subnet_pool,
+    taskEgress: c.task_egress,
+    capDrop: c.task_cap_drop,
+    nofile: c.task_nofile,
     instance: c.instance,
     readyTimeoutMs: c.ready_timeout * 1000,
     requestTimeoutMs: c.request_timeout * 1000,
     queueTimeoutMs: c.queue_timeout * 1000,
-    drainTimeoutMs: c.drain_timeout * 1000,
+    drainTimeoutMs: (c.drain_timeout ?? (placement.self ? DRAIN_SECONDS.container : DRAIN_SECONDS.host)) * 1000,
     pidsLimit: c.pids_limit,
     noNewPrivileges: c.no_new_privileges,
     allowedImages: c.allowed_images,

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig, type ConfigSource } from "../src/config.ts";
+import { ConfigError, loadConfig, updateSchema, type ConfigSource } from "../src/config.ts";
 
 const files = (map: Record<string, string>, env: Record<string, string> = {}, flag?: string): ConfigSource => ({
   flag,
@@ -19,11 +19,23 @@ describe("loadConfig()", () => {
     expect(config).toMatchObject({ type: "docker", timeout: 1, cpu: 4, mem: 4096, has_gpu: false, port: 2591 });
   });
 
-  it("takes --config, else MECA_EXECUTOR_CONFIG, else /app/meca_executor.yaml", () => {
-    const map = { "/a.yaml": "cpu: 1", "/b.yaml": "cpu: 2", "/app/meca_executor.yaml": "cpu: 3" };
+  it("takes --config, else MECA_EXECUTOR_CONFIG, else /app/meca_executor.yaml, else /app/mecanywhere_executor.yaml", () => {
+    const map = { "/a.yaml": "cpu: 1", "/b.yaml": "cpu: 2", "/app/meca_executor.yaml": "cpu: 3", "/app/mecanywhere_executor.yaml": "cpu: 4" };
     expect(loadConfig(files(map, { MECA_EXECUTOR_CONFIG: "/b.yaml" }, "/a.yaml")).config.cpu).toBe(1);
     expect(loadConfig(files(map, { MECA_EXECUTOR_CONFIG: "/b.yaml" })).config.cpu).toBe(2);
     expect(loadConfig(files(map)).config.cpu).toBe(3);
+    const { "/app/meca_executor.yaml": _, ...desktop } = map;
+    expect(loadConfig(files(desktop))).toMatchObject({ path: "/app/mecanywhere_executor.yaml", config: { cpu: 4 } });
+  });
+
+  it("reads the seed's sample config and the desktop app's, with has_gpu as 0/1", () => {
+    const seed = loadConfig(files({ "/s.yaml": "type: docker\ntimeout: 1\ncpu: 2\nmem: 2048\n" }, {}, "/s.yaml")).config;
+    expect(seed).toMatchObject({ type: "docker", timeout: 1, cpu: 2, mem: 2048, network: "auto" });
+    expect(seed.host).toBeUndefined(); // resolved where the executor runs (main.ts)
+    const desktop = (has: string) => loadConfig(files({ "/d.yaml": `type: docker\ncpu: 1\nmem: 1024\nhas_gpu: ${has}\n` }, {}, "/d.yaml")).config.has_gpu;
+    expect([desktop("1"), desktop("0"), desktop("true"), desktop("false")]).toEqual([true, false, true, false]);
+    expect(() => desktop("2")).toThrow(/has_gpu: has_gpu must be true, false, 0 or 1/);
+    expect(() => loadConfig(files({ "/k.yaml": "type: kubernetes" }, {}, "/k.yaml"))).toThrow(/type: only "docker" is supported/);
   });
 
   it("loads every sample config in conf/", () => {
@@ -49,5 +61,21 @@ describe("loadConfig()", () => {
     const { config } = loadConfig(files({}, { MECA_ADMIN_TOKEN: "s3cret", MECA_NVML_LIBRARY: "/x/libnvidia-ml.so.1" }));
     expect(config.admin_token).toBe("s3cret");
     expect(config.nvml_library).toBe("/x/libnvidia-ml.so.1");
+  });
+});
+
+describe("updateSchema (POST /update-config)", () => {
+  it("takes every body the seed's README and the desktop app send", () => {
+    expect(updateSchema.parse({ type: "docker", timeout: 2, cpu: 2, mem: 2048, has_gpu: false, microVM_runtime: "" })).toMatchObject({ timeout: 2, cpu: 2, has_gpu: false });
+    expect(updateSchema.parse({ cpu: 1.5, mem: 1024 })).toEqual({ cpu: 1.5, mem: 1024 });
+    expect(updateSchema.parse({ has_gpu: 1 })).toEqual({ has_gpu: true });
+    expect(updateSchema.parse({ has_gpu: 0 })).toEqual({ has_gpu: false });
+  });
+
+  it("refuses another engine type and unknown keys, naming them", () => {
+    const r = updateSchema.safeParse({ type: "podman" });
+    expect(r.success).toBe(false);
+    expect(r.error?.issues[0]).toMatchObject({ path: ["type"], message: 'only "docker" is supported' });
+    expect(updateSchema.safeParse({ cpus: 2 }).error?.issues[0]?.code).toBe("unrecognized_keys");
   });
 });

@@ -6,7 +6,12 @@ import { keyHash } from "./task-spec.ts";
 import type { Task } from "./task.ts";
 
 /** Labels say whose it is (instance, run) and which key it serves; limits come from the task's spec and reservation. */
-export function containerSpecFor(task: Task, r: Reservation, s: EngineSettings, run: string): ContainerSpec {
+export function containerSpecFor(
+  task: Task,
+  r: Reservation,
+  s: EngineSettings,
+  o: { run: string; gpuIds?: (indexes: readonly number[]) => string[] },
+): ContainerSpec {
   const spec = task.spec;
   return {
     name: task.id,
@@ -16,16 +21,18 @@ export function containerSpecFor(task: Task, r: Reservation, s: EngineSettings, 
       [LABELS.instance]: s.instance,
       [LABELS.key]: keyHash(task.key),
       [LABELS.image]: spec.image,
-      [LABELS.run]: run,
+      [LABELS.run]: o.run,
     },
     nanoCpus: spec.cpuTenths * 100_000_000,
     memoryBytes: spec.memMB * 1024 * 1024,
     pidsLimit: s.pidsLimit,
     runtime: spec.runtime,
-    gpus: r.gpus.length > 0 ? r.gpus.map(String) : undefined,
+    gpus: r.gpus.length > 0 ? (o.gpuIds?.(r.gpus) ?? r.gpus.map(String)) : undefined,
     sgx: spec.sgx ? { device: s.sgx.device, aesmdPath: s.sgx.aesmdPath } : undefined,
     network: s.network || undefined,
     securityOpt: s.noNewPrivileges ? ["no-new-privileges:true"] : [],
+    capDrop: [...s.capDrop],
+    nofile: s.nofile,
     privileged: false,
   };
 }

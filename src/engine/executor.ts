@@ -63,7 +63,7 @@ export class Executor {
     this.#log = deps.logger.child({ component: "executor" });
     this.#ledger = new Ledger({ cpuTenths: 0, memMB: 0, gpus: [] });
     const settings = () => this.#s;
-    this.#pool = new TaskPool({ backend: deps.backend, client: deps.client, clock: deps.clock, logger: deps.logger, ledger: this.#ledger, settings, metrics: this.metrics });
+    this.#pool = new TaskPool({ backend: deps.backend, client: deps.client, clock: deps.clock, logger: deps.logger, ledger: this.#ledger, settings, metrics: this.metrics, gpuIds: (indexes) => this.#gpu.uuids(indexes) });
     this.#admission = new Admission({ ledger: this.#ledger, pool: this.#pool, clock: deps.clock, settings, launch: (t) => void this.#launch(t), metrics: this.metrics });
     const freed = () => this.#admission.run();
     this.#gpu = new GpuMonitor({ ledger: this.#ledger, clock: deps.clock, logger: deps.logger, settings, freed });

@@ -41,6 +41,11 @@ export class GpuMonitor {
     return this.#devices.map((d) => d.index);
   }
 
+  /** The UUIDs of the devices at `indexes`, as NVML last reported them (the index when unknown). */
+  uuids(indexes: readonly number[]): string[] {
+    return indexes.map((i) => this.#devices.find((d) => d.index === i)?.uuid ?? String(i));
+  }
+
   /** Loads NVML and samples once; on failure the host counts 0 GPUs and the reason is logged. */
   async enable(load?: () => Promise<GpuProbe>): Promise<void> {
     this.disable();

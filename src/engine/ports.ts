@@ -82,7 +82,29 @@ export interface ContainerSpec {
   /** Join this Docker network and be reached by name; otherwise 8080 is published on 127.0.0.1. */
   network?: string;
   securityOpt: string[];
+  /** Capabilities taken away on top of Docker's defaults, e.g. ["NET_RAW"]. */
+  capDrop?: string[];
+  /** Open-files limit, soft and hard. */
+  nofile?: number;
   privileged: false;
+}
+
+/** A bridge network of one task's own (see docs/architecture.md, "Isolation"). */
+export interface NetworkSpec {
+  name: string;
+  /** IPv4 CIDR, e.g. "10.201.0.16/28"; the engine takes its first address as the gateway. */
+  subnet: string;
+  /** No route out of the network: Docker's `Internal` flag. */
+  internal: boolean;
+  labels: Record<string, string>;
+}
+
+export interface NetworkSummary {
+  id: string;
+  name: string;
+  labels: Record<string, string>;
+  /** IPv4 CIDRs of its IPAM config. */
+  subnets: string[];
 }
 
 export interface ContainerState {
@@ -124,11 +146,13 @@ export interface ContainerBackend {
   start(id: string): Promise<void>;
   /**
    * Base URL of the task's port 8080 once started: `http://127.0.0.1:<published port>`,
-   * or `http://<container name>:8080` when it joined `network`.
+   * or, when it joined `network`, `http://<container name>:8080` (`http://<its address>:8080`
+   * with `byAddress`, and always on Docker's default bridge, which has no DNS).
    */
-  endpoint(id: string, opts?: { network?: string }): Promise<string>;
+  endpoint(id: string, opts?: { network?: string; byAddress?: boolean }): Promise<string>;
   /**
-   * Follows the container's demultiplexed stdout until a line equals `mark`.
+   * Follows the container's demultiplexed stdout until `mark` appears within a line (after a
+   * prefix, or in a last line with no newline), as soon as its bytes arrive.
    * Rejects with ContainerExitedError (exit code, last log lines) when the
    * container stops first, with the signal's reason when `signal` aborts.
    */
@@ -150,6 +174,19 @@ export interface ContainerBackend {
     onEvent: (event: ContainerEvent) => void;
     signal: AbortSignal;
   }): Promise<void>;
+  /**
+   * Creates a bridge network and returns its id. Rejects with TaskStartError code
+   * "SUBNET_TAKEN" when the subnet overlaps another network of the engine.
+   */
+  createNetwork(spec: NetworkSpec): Promise<string>;
+  /** Removes a network; one already gone is not an error. */
+  removeNetwork(id: string): Promise<void>;
+  /** Networks carrying every one of `labels`. */
+  listNetworks(labels: Record<string, string>): Promise<NetworkSummary[]>;
+  /** Attaches a container to a network; already attached is not an error. */
+  connectNetwork(network: string, container: string): Promise<void>;
+  /** Detaches a container; not attached, or either gone, is not an error. */
+  disconnectNetwork(network: string, container: string): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -12,6 +12,14 @@ export interface EngineSettings {
   sgx: { enable: boolean; device: string; aesmdPath: string };
   /** Docker network tasks join (reached by name); "" to publish on 127.0.0.1. */
   network: string;
+  /** IPv4 block each task's own network takes a /28 of. */
+  taskSubnetPool: string;
+  /** Task networks get a route out (never one to other tasks). */
+  taskEgress: boolean;
+  /** Capabilities dropped from every task container. */
+  capDrop: readonly string[];
+  /** Open-files limit of every task container. */
+  nofile: number;
   /** Label value that tells this executor's containers from another's on the same engine. */
   instance: string;
   readyTimeoutMs: number;
@@ -34,6 +42,9 @@ export interface EngineSettings {
 export type SettingsUpdate = Partial<Pick<EngineSettings, "idleTimeoutMinutes" | "cpu" | "memMB" | "hasGpu" | "microVMRuntime">>;
 
 export const READY_MARK = "meca-init-done";
+
+/** Each task's own network is a /28 of the pool: its gateway, the task, the executor, spare room. */
+export const TASK_SUBNET_BITS = 28;
 
 export const LABELS = {
   managed: "meca.executor",

@@ -22,6 +22,8 @@ export interface TaskPoolDeps {
   settings: () => EngineSettings;
   /** Counts cold starts, start failures and pulls. */
   metrics?: EngineMetrics;
+  /** The GPUs' UUIDs for NVML indexes: Docker is asked by UUID, which a renumbering cannot change. */
+  gpuIds?: (indexes: readonly number[]) => string[];
 }
 
 /** How a launch ended: ready, failed (with the error waiters get), or removed while starting. */
@@ -100,7 +102,7 @@ export class TaskPool {
     try {
       await this.#ensureImage(task.spec.image, log, signal);
       signal.throwIfAborted();
-      const id = await this.#d.backend.create(containerSpecFor(task, reservation, s, this.#run));
+      const id = await this.#d.backend.create(containerSpecFor(task, reservation, s, { run: this.#run, gpuIds: this.#d.gpuIds }));
       this.#byContainer.set(id, task);
       if (!task.apply({ type: "created", containerId: id }).ok) {
         // Removed while create() ran: the container is ours to remove.

@@ -57,7 +57,8 @@ export function resolveSpec(intent: TaskIntent, limits: SpecLimits): TaskSpec {
   const memMB = bothZero || intent.mem === undefined ? DEFAULT_MEM_MB : intent.mem;
   if (cpuTenths <= 0) throw new BadRequestError(`Field "resource.cpu" must be greater than 0`, { field: "resource.cpu" });
   if (memMB <= 0) throw new BadRequestError(`Field "resource.mem" must be a positive whole number of MB`, { field: "resource.mem" });
-  const gpuCount = intent.useGpu ? (intent.gpuCount ?? 1) : 0;
+  // use_gpu with gpu_count 0 (or none) means one GPU, as in the original executor.
+  const gpuCount = intent.useGpu ? Math.max(1, intent.gpuCount ?? 1) : 0;
 
   let runtimeKind: TaskSpec["runtimeKind"] = "container";
   let runtime: string | undefined;

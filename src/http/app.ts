@@ -20,6 +20,8 @@ export interface AppOptions {
   onStop: () => void;
   /** One debug line per request (id, method, path, status, ms); off unless the log level is debug. */
   accessLog?: boolean;
+  /** How tasks are reached and why, shown by GET /tasks. */
+  placement?: { mode: string; network?: string; reason: string };
 }
 
 /** `errorCode`: the envelope's code, set where an error answer is made, for the request metrics. */

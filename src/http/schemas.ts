@@ -1,4 +1,4 @@
-/** Request bodies, validated once here (DESIGN §1). Unknown fields are ignored. */
+/** Request bodies, validated once here (README "API"). Unknown fields are ignored. */
 import { z } from "zod";
 import { BadRequestError } from "../engine/errors.ts";
 import { isWholeTenths, type TaskIntent } from "../engine/task-spec.ts";
@@ -9,7 +9,8 @@ const resource = z
     cpu: z.number({ invalid_type_error: "must be a number" }).min(0, "must be greater than 0").refine(isWholeTenths, "must be in steps of 0.1 core (e.g. 0.5, 1, 2.5)").optional(),
     mem: z.number({ invalid_type_error: "must be a whole number of MB" }).int("must be a whole number of MB").min(0, "must be a positive whole number of MB").optional(),
     use_gpu: z.boolean({ invalid_type_error: "must be true or false" }).optional(),
-    gpu_count: z.number({ invalid_type_error: "must be a whole number" }).int("must be a whole number").min(1, "must be at least 1").optional(),
+    // 0 with use_gpu means one GPU, as in the original executor.
+    gpu_count: z.number({ invalid_type_error: "must be a whole number" }).int("must be a whole number").min(0, "must be 0 or more").optional(),
   })
   .passthrough();
 
@@ -40,6 +41,7 @@ export function parseExecute(body: unknown): { intent: TaskIntent; input: string
   if (typeof body !== "object" || body === null || Array.isArray(body)) {
     throw new BadRequestError("Request body must be a JSON object with at least \"id\"", { code: "INVALID_BODY" });
   }
+  body = plainShape(body as Record<string, unknown>);
   const fast = parseValid(body as Record<string, unknown>);
   if (fast) return fast;
   const r = executeSchema.safeParse(body);
@@ -101,7 +103,82 @@ function parseValid(b: Record<string, unknown>): { intent: TaskIntent; input: st
     if (cpu !== undefined && !(typeof cpu === "number" && cpu >= 0 && isWholeTenths(cpu))) return undefined;
     if (mem !== undefined && !(typeof mem === "number" && Number.isInteger(mem) && mem >= 0)) return undefined;
     if (use_gpu !== undefined && typeof use_gpu !== "boolean") return undefined;
-    if (gpu_count !== undefined && !(typeof gpu_count === "number" && Number.isInteger(gpu_count) && gpu_count >= 1)) return undefined;
+    if (gpu_count !== undefined && !(typeof gpu_count === "number" && Number.isInteger(gpu_count) && gpu_count >= 0)) return undefined;
   }
   return toIntent(b as Parameters<typeof toIntent>[0]);
+}
+
+/**
+ * Where the MECA clients put each field of the intent, the plain shape first: the host actor
+ * sends the task's config.json as `resource` (`resource.resource.cpu`), the desktop app's task
+ * test sends `resource.task_cpu` and camelCase flags at the top level.
+ */
+const ALIASES = {
+  "resource.cpu": ["resource.resource.cpu", "resource.task_cpu"],
+  "resource.mem": ["resource.resource.mem", "resource.task_mem"],
+  "resource.use_gpu": ["resource.resource.use_gpu", "useGpu"],
+  "resource.gpu_count": ["resource.resource.gpu_count", "gpuCount"],
+  use_sgx: ["useSgx"],
+} as const;
+
+type Field = keyof typeof ALIASES;
+
+const FIELD_SCHEMAS: Record<Field, z.ZodTypeAny> = {
+  "resource.cpu": resource.shape.cpu,
+  "resource.mem": resource.shape.mem,
+  "resource.use_gpu": resource.shape.use_gpu,
+  "resource.gpu_count": resource.shape.gpu_count,
+  use_sgx: executeSchema.shape.use_sgx,
+};
+
+/**
+ * A body in the clients' other shapes rewritten into the plain one; the body itself when it uses
+ * no other shape. Each value is checked where the client put it, so errors name that field; two
+ * shapes giving one field different values is a 400 naming both.
+ */
+export function plainShape(body: Record<string, unknown>): Record<string, unknown> {
+  const res = body.resource;
+  const nested = isObject(res) ? res.resource : undefined;
+  if (body.useGpu === undefined && body.gpuCount === undefined && body.useSgx === undefined && (!isObject(res) || (nested === undefined && res.task_cpu === undefined && res.task_mem === undefined))) {
+    return body;
+  }
+  if (nested !== undefined && nested !== null && !isObject(nested)) {
+    throw new BadRequestError(`Field "resource.resource" must be an object (the task's config.json "resource")`, { field: "resource.resource" });
+  }
+  const plain: Record<string, unknown> = { ...body };
+  const resourceOut: Record<string, unknown> = isObject(res) ? { ...res } : {};
+  for (const [field, aliases] of Object.entries(ALIASES) as [Field, readonly string[]][]) {
+    let chosen: { path: string; value: unknown } | undefined;
+    for (const path of [field, ...aliases]) {
+      const value = lookup(body, path);
+      if (value === undefined || value === null) continue;
+      const r = FIELD_SCHEMAS[field].safeParse(value);
+      if (!r.success) throw new BadRequestError(`Field "${path}" ${r.error.issues[0]!.message}`, { field: path });
+      if (chosen === undefined) chosen = { path, value };
+      else if (chosen.value !== value) {
+        throw new BadRequestError(`Fields "${chosen.path}" and "${path}" disagree: ${JSON.stringify(chosen.value)} and ${JSON.stringify(value)}`, {
+          field: path,
+          code: "CONFLICTING_FIELDS",
+        });
+      }
+    }
+    if (chosen === undefined) continue;
+    if (field === "use_sgx") plain.use_sgx = chosen.value;
+    else resourceOut[field.slice("resource.".length)] = chosen.value;
+  }
+  if (Object.keys(resourceOut).length > 0 || isObject(res)) plain.resource = resourceOut;
+  return plain;
+}
+
+function lookup(body: Record<string, unknown>, path: string): unknown {
+  let v: unknown = body;
+  for (const part of path.split(".")) {
+    if (!isObject(v)) return undefined;
+    v = v[part];
+  }
+  return v;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
 }

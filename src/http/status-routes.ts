@@ -14,5 +14,5 @@ export function mountStatus(app: Hono<AppEnv>, o: AppOptions): void {
 
   app.get("/stats", async (c) => c.json(await o.executor.stats()));
 
-  app.get("/tasks", (c) => c.json({ tasks: o.executor.tasks() }));
+  app.get("/tasks", (c) => c.json({ network: o.placement, tasks: o.executor.tasks() }));
 }

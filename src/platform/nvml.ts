@@ -81,12 +81,25 @@ async function openLibrary(opts: LoadNvmlOptions): Promise<NvmlLibrary> {
       });
     }
   }
+  const open = (path: string) => (deno !== undefined ? openWithDeno(deno, path) : openWithKoffi(koffi!, path));
   try {
-    return deno !== undefined ? openWithDeno(deno, opts.library) : openWithKoffi(koffi!, opts.library);
+    return open(opts.library);
   } catch (cause) {
+    // A bare soname the loader cannot find may still be where the NVIDIA container toolkit puts
+    // the driver's libraries in a container (the image has no ld.so.cache that lists them).
+    for (const dir of opts.library.includes("/") ? [] : TOOLKIT_LIBRARY_DIRS) {
+      try {
+        return open(`${dir}/${opts.library}`);
+      } catch {
+        // next folder
+      }
+    }
     throw new NvmlError(`Cannot load NVML library "${opts.library}": ${reason(cause)}`, { code: "NVML_LOAD_FAILED", cause });
   }
 }
+
+/** Where the NVIDIA container toolkit mounts the driver's libraries: Debian-like roots, then others. */
+export const TOOLKIT_LIBRARY_DIRS = ["/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib", "/lib/x86_64-linux-gnu", "/lib64"] as const;
 
 /** NVIDIA GPUs as NVML sees them. Made by loadNvml(); holds one nvmlInit_v2 until close(). */
 export class NvmlGpuProbe implements GpuProbe {

@@ -48,6 +48,7 @@ export function containerBackendContract(name: string, setup: () => Promise<Cont
     afterAll(async () => {
       if (s === undefined) return;
       for (const c of await s.backend.list(labels)) await s.backend.remove(c.id);
+      for (const n of await s.backend.listNetworks(labels)) await s.backend.removeNetwork(n.id);
       await s.cleanup();
     });
 
@@ -126,11 +127,40 @@ export function containerBackendContract(name: string, setup: () => Promise<Cont
       expect(await s.backend.logsTail(id, 5)).toEqual([]);
     });
 
-    it("endpoint() with a network is the container's name on port 8080", async () => {
-      const sp = spec(s.images.echo, { network: "bridge" });
-      const id = await s.backend.create(sp);
-      await s.backend.start(id);
-      expect(await s.backend.endpoint(id, { network: "bridge" })).toBe(`http://${sp.name}:8080`);
+    it("endpoint() on Docker's default bridge, which has no DNS, is the container's address on port 8080, and the task answers there", async () => {
+      const id = await startReady({ network: "bridge" });
+      const endpoint = await s.backend.endpoint(id, { network: "bridge" });
+      expect(endpoint).toMatch(/^http:\/\/\d+\.\d+\.\d+\.\d+:8080$/);
+      expect(await s.client.send({ method: "POST", endpoint, path: "/", body: "on the bridge" })).toEqual({ status: 200, body: "on the bridge" });
+    });
+
+    it("createNetwork() makes a labelled internal network; a task on it is reached at its address there; removeNetwork() needs it empty", async () => {
+      // A /28 of 10.214.0.0/16 of this run's own (test networks never use the executor's pool).
+      const third = Number.parseInt(run.slice(0, 4), 36) % 256;
+      const subnet = `10.214.${third}.${16 * (serial % 16)}/28`;
+      const name = `meca-contract-net-${run}-${serial}`;
+      const id = await s.backend.createNetwork({ name, subnet, internal: true, labels });
+      expect(await s.backend.listNetworks(labels)).toContainEqual({ id, name, labels, subnets: [subnet] });
+      const taken = await s.backend.createNetwork({ name: `${name}-2`, subnet, internal: true, labels }).catch((e: unknown) => e);
+      expect(taken).toBeInstanceOf(TaskStartError);
+      expect(taken).toMatchObject({ code: "SUBNET_TAKEN" });
+
+      const task = await startReady({ network: name });
+      const endpoint = await s.backend.endpoint(task, { network: name, byAddress: true });
+      expect(endpoint).toMatch(new RegExp(`^http://${subnet.split(".").slice(0, 3).join("\\.")}\\.\\d+:8080$`));
+      expect(await sendWithRetry(s.client, { method: "POST", endpoint, path: "/", body: "on its own network" })).toEqual({ status: 200, body: "on its own network" });
+      expect(await s.backend.endpoint(task, { network: name })).toMatch(/^http:\/\/meca-contract-[^:]+:8080$/);
+
+      const other = await s.backend.create(spec(s.images.echo));
+      await s.backend.connectNetwork(id, other);
+      await s.backend.connectNetwork(id, other); // already attached: fine
+      await s.backend.disconnectNetwork(id, other);
+      await s.backend.disconnectNetwork(id, other); // not attached: fine
+      await expect(s.backend.removeNetwork(id)).rejects.toThrow(/active endpoints/);
+      await s.backend.remove(task);
+      await s.backend.removeNetwork(id);
+      await s.backend.removeNetwork(id); // already gone: fine
+      expect((await s.backend.listNetworks(labels)).map((n) => n.id)).not.toContain(id);
     });
 
     it("a container with CPU, memory and pids limits runs", async () => {

@@ -8,6 +8,7 @@ import {
   ContainerExitedError,
   EngineUnavailableError,
   ImageNotFoundError,
+  InternalError,
   TaskStartError,
 } from "../../src/engine/errors.ts";
 import type {
@@ -17,7 +18,10 @@ import type {
   ContainerState,
   ContainerSummary,
   EngineInfo,
+  NetworkSpec,
+  NetworkSummary,
 } from "../../src/engine/ports.ts";
+import { overlaps, parseCidr, type Cidr } from "../../src/engine/subnets.ts";
 import { DEFAULT_MARK, FakeContainer, normaliseRef, type FakeImage } from "./fake-container.ts";
 
 export { deferred, FakeContainer, type FakeImage } from "./fake-container.ts";
@@ -40,6 +44,7 @@ export class FakeBackend implements ContainerBackend {
   #images = new Map<string, FakeImage>();
   #pullable = new Map<string, FakeImage>();
   #containers = new Map<string, FakeContainer>();
+  #networks = new Map<string, { id: string; name: string; labels: Record<string, string>; subnets: string[]; internal: boolean; members: Set<string> }>();
   #hooks = new Map<Method, { fn: Hook; once: boolean }[]>();
   #watchers = new Set<Watcher>();
   #unavailable = false;
@@ -102,6 +107,20 @@ export class FakeBackend implements ContainerBackend {
     return this.#containers.get(id);
   }
 
+  #addresses = new Map<string, string>();
+
+  /** A fake address: on a network of the fake's own, in its subnet; else on the default bridge. One per container. */
+  #address(id: string): string {
+    let a = this.#addresses.get(id);
+    const net = this.#networkNamed(this.#containers.get(id)?.spec.network ?? "");
+    if (a === undefined && net !== undefined) {
+      const base = (parseCidr(net.subnets[0]!) as Cidr).base + 2 + [...net.members].indexOf(id);
+      this.#addresses.set(id, (a = [24, 16, 8, 0].map((shift) => (base >>> shift) & 255).join(".")));
+    }
+    if (a === undefined) this.#addresses.set(id, (a = `172.17.${Math.floor((this.#addresses.size + 2) / 256)}.${(this.#addresses.size + 2) % 256}`));
+    return a;
+  }
+
   containers(): FakeContainer[] {
     return [...this.#containers.values()];
   }
@@ -112,7 +131,7 @@ export class FakeBackend implements ContainerBackend {
       const [, id = "", ...rest] = url.pathname.split("/");
       return { container: this.#containers.get(id), path: `/${rest.join("/")}` };
     }
-    const container = this.containers().find((c) => c.name === url.hostname && c.spec.network !== undefined);
+    const container = this.containers().find((c) => c.spec.network !== undefined && (c.name === url.hostname || this.#address(c.id) === url.hostname));
     return { container, path: url.pathname };
   }
 
@@ -152,6 +171,7 @@ export class FakeBackend implements ContainerBackend {
     const id = (++this.#serial).toString(16).padStart(12, "0").padEnd(64, "f");
     const c = new FakeContainer(id, structuredClone(spec), image);
     this.#containers.set(id, c);
+    if (spec.network !== undefined) this.#networkNamed(spec.network)?.members.add(id);
     this.#emit(c, "create");
     return id;
   }
@@ -173,9 +193,11 @@ export class FakeBackend implements ContainerBackend {
     }
   }
 
-  async endpoint(id: string, opts?: { network?: string }): Promise<string> {
+  async endpoint(id: string, opts?: { network?: string; byAddress?: boolean }): Promise<string> {
     await this.#enter("endpoint", [id, opts]);
     const c = this.#containers.get(id);
+    // Docker's default bridge has no DNS: the container's address there; another network: its name.
+    if (c !== undefined && (opts?.network === "bridge" || (opts?.network && opts.byAddress))) return `http://${this.#address(c.id)}:8080`;
     if (c !== undefined && opts?.network) return `http://${c.name}:8080`;
     if (c === undefined || !c.running) throw new TaskStartError(`Cannot reach container "${id}": port 8080 is not published`);
     return `http://fake/${id}`;
@@ -198,7 +220,7 @@ export class FakeBackend implements ContainerBackend {
           const lines = c?.lastLines(20) ?? [];
           return settle(() => reject(new ContainerExitedError(-1, lines, `Task container "${id}" was removed before it was ready`)));
         }
-        if (c.logs.some((l) => l.stream === "stdout" && l.line === opts.mark)) return settle(resolve);
+        if (c.logs.some((l) => l.stream === "stdout" && l.line.includes(opts.mark))) return settle(resolve);
         const tail = c.lastLines(20);
         if (!c.running) settle(() => reject(new ContainerExitedError(c.exitCode, tail)));
       };
@@ -224,8 +246,57 @@ export class FakeBackend implements ContainerBackend {
     if (c === undefined) return;
     if (c.running) this.kill(id);
     this.#containers.delete(id);
+    for (const n of this.#networks.values()) n.members.delete(id);
     this.#emit(c, "destroy");
     c.changed();
+  }
+
+  async createNetwork(spec: NetworkSpec): Promise<string> {
+    await this.#enter("createNetwork", [spec]);
+    if (this.#networkNamed(spec.name)) throw new InternalError(`Cannot create network "${spec.name}": network with name ${spec.name} already exists`);
+    const subnet = parseCidr(spec.subnet) as Cidr;
+    if ([...this.#networks.values()].some((n) => n.subnets.some((x) => overlaps(parseCidr(x) as Cidr, subnet)))) {
+      throw new TaskStartError(`Cannot create network "${spec.name}": subnet ${spec.subnet} is taken (Pool overlaps with other one on this address space)`, {
+        code: "SUBNET_TAKEN",
+      });
+    }
+    const id = `net${(++this.#serial).toString(16).padStart(9, "0")}`.padEnd(64, "e");
+    this.#networks.set(id, { id, name: spec.name, labels: { ...spec.labels }, subnets: [spec.subnet], internal: spec.internal, members: new Set() });
+    return id;
+  }
+
+  async removeNetwork(id: string): Promise<void> {
+    await this.#enter("removeNetwork", [id]);
+    const n = this.#networks.get(id) ?? this.#networkNamed(id);
+    if (n === undefined) return;
+    if (n.members.size > 0) throw new InternalError(`Cannot remove network "${id}": error while removing network: network ${n.name} id ${n.id} has active endpoints`);
+    this.#networks.delete(n.id);
+  }
+
+  async listNetworks(labels: Record<string, string>): Promise<NetworkSummary[]> {
+    await this.#enter("listNetworks", [labels]);
+    return [...this.#networks.values()].filter((n) => matches(n.labels, labels)).map((n) => ({ id: n.id, name: n.name, labels: { ...n.labels }, subnets: [...n.subnets] }));
+  }
+
+  async connectNetwork(network: string, container: string): Promise<void> {
+    await this.#enter("connectNetwork", [network, container]);
+    const n = this.#networks.get(network) ?? this.#networkNamed(network);
+    if (n === undefined) throw new InternalError(`Cannot connect container "${container}" to network "${network}": network ${network} not found`);
+    n.members.add(container);
+  }
+
+  async disconnectNetwork(network: string, container: string): Promise<void> {
+    await this.#enter("disconnectNetwork", [network, container]);
+    (this.#networks.get(network) ?? this.#networkNamed(network))?.members.delete(container);
+  }
+
+  /** Networks as the fake engine holds them, with the containers attached to each. */
+  networks(): { id: string; name: string; labels: Record<string, string>; subnets: string[]; internal: boolean; members: Set<string> }[] {
+    return [...this.#networks.values()];
+  }
+
+  #networkNamed(name: string) {
+    return [...this.#networks.values()].find((n) => n.name === name);
   }
 
   async list(labels: Record<string, string>): Promise<ContainerSummary[]> {

@@ -4,9 +4,12 @@
  * that reaches Docker, pulls from the local registry, OOM events, and an
  * engine that does not answer.
  */
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EngineUnavailableError } from "../../src/engine/errors.ts";
+import { BadRequestError, EngineUnavailableError } from "../../src/engine/errors.ts";
 import type { ContainerEvent, ContainerSpec } from "../../src/engine/ports.ts";
 import { createDockerBackend } from "../../src/platform/docker/create-backend.ts";
 import { DockerBackend } from "../../src/platform/docker/docker-backend.ts";
@@ -96,19 +99,39 @@ describe("DockerBackend on the real engine", () => {
     expect(Config.ExposedPorts).toHaveProperty("8080/tcp");
   });
 
-  it("create() passes the runtime, GPU device requests, the SGX device and mount, and the network", async () => {
-    const id = await backend.create(
-      spec({ runtime: "runsc", gpus: ["0", "1"], sgx: { device: "/dev/null", aesmdPath: "/tmp/meca-aesmd" }, network: "bridge" }),
-    );
+  it("create() passes the runtime, GPU device requests, the SGX device and the AESM folder as a bind mount, and the network", async () => {
+    const aesmd = mkdtempSync(join(tmpdir(), "meca-aesmd-"));
+    const id = await backend.create(spec({ runtime: "runsc", gpus: ["GPU-a", "GPU-b"], sgx: { device: "/dev/null", aesmdPath: aesmd }, network: "bridge" }));
     const { HostConfig: hc } = await rawInspect(id);
     expect(hc).toMatchObject({
       Runtime: "runsc",
-      DeviceRequests: [{ Driver: "nvidia", DeviceIDs: ["0", "1"], Capabilities: [["gpu"]] }],
+      DeviceRequests: [{ Driver: "nvidia", DeviceIDs: ["GPU-a", "GPU-b"], Capabilities: [["gpu"]] }],
       Devices: [{ PathOnHost: "/dev/null", PathInContainer: "/dev/sgx/enclave", CgroupPermissions: "rwm" }],
-      Binds: ["/tmp/meca-aesmd:/var/run/aesmd"],
+      Mounts: [{ Type: "bind", Source: aesmd, Target: "/var/run/aesmd" }],
       NetworkMode: "bridge",
     });
+    expect(hc.Binds ?? []).toEqual([]);
     expect(hc.PortBindings ?? {}).toEqual({});
+  });
+
+  it("create() of an SGX task whose AESM folder is missing is a 400 naming the folder, with the engine's reason", async () => {
+    const err = await backend.create(spec({ sgx: { device: "/dev/null", aesmdPath: "/nonexistent/aesmd" } })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BadRequestError);
+    expect(err).toMatchObject({ code: "SGX_UNAVAILABLE", field: "use_sgx" });
+    expect((err as Error).message).toContain('the AESM socket folder "/nonexistent/aesmd" does not exist where tasks run');
+    expect((err as Error).message).toContain("bind source path does not exist");
+  });
+
+  it("start() of a task whose SGX device or GPUs the engine cannot give is a 400 naming them, with the engine's reason", async () => {
+    const sgx = await backend.create(spec({ sgx: { device: "/nonexistent/enclave", aesmdPath: tmpdir() } }));
+    const e1 = await backend.start(sgx).catch((e: unknown) => e);
+    expect(e1).toMatchObject({ code: "SGX_UNAVAILABLE", field: "use_sgx" });
+    expect((e1 as Error).message).toContain('the SGX device "/nonexistent/enclave" is not available where tasks run');
+    const gpu = await backend.create(spec({ gpus: ["GPU-fa4e0000-0000-4000-8000-000000000000"] }));
+    const e2 = await backend.start(gpu).catch((e: unknown) => e);
+    expect(e2).toMatchObject({ code: "GPU_UNAVAILABLE", field: "resource.use_gpu" });
+    expect((e2 as Error).message).toContain('"GPU-fa4e0000-0000-4000-8000-000000000000"');
+    expect((e2 as Error).message).toContain('device driver "nvidia"');
   });
 
   it("pullImage() fetches from the registry with readable progress lines", async () => {

@@ -1,25 +1,32 @@
 /**
- * The container image (`npm run build:image` → meca-executor:latest), run as
- * a MECA node runs it: the Docker socket mounted, `--network host`, and
- * `docker stop` to end it. Its own default config listens on every interface.
+ * The container image (`npm run build:image` → meca-executor:latest), started the ways MECA starts
+ * it, with no flags beyond each recipe: the seed's `docker run` line on its network and address,
+ * the desktop app's container options (dockerode, as the app creates it), and host networking.
+ * Requests come in the clients' own shapes, from a client container on the MECA network and from
+ * 127.0.0.1 through a port the test publishes; `docker stop` with Docker's default grace ends it.
  */
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import Dockerode from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import pkg from "../../package.json" with { type: "json" };
 import { buildImage, IMAGE } from "../../build/build-image.ts";
-import { docker, containerLogs } from "../support/docker-env.ts";
+import { LABELS } from "../../src/engine/settings.ts";
+import { containerLogs, docker } from "../support/docker-env.ts";
 import { ECHO_IMAGE, TEST_LABEL } from "../support/fixtures.ts";
 import { configYaml, post, taskContainers, waitExit, waitHealthy } from "../support/packaging.ts";
-import { freePort } from "../support/second-engine.ts";
+import { freePort } from "../support/process.ts";
 
-// Resources no other test file uses, so that container names never meet.
-const resource = { cpu: 0.1, mem: 45 };
+const CLIENT_IMAGE = "meca-test/client:1";
 const label = Object.entries(TEST_LABEL).map(([k, v]) => `${k}=${v}`)[0]!;
+/** The seed's and the desktop's configs name no instance: their task containers carry "default". */
+const DEFAULT_INSTANCE = "default";
 
 let dir: string;
 const containers: string[] = [];
+const networks: string[] = [];
 
 beforeAll(async () => {
   await buildImage();
@@ -28,10 +35,11 @@ beforeAll(async () => {
 
 afterAll(() => {
   if (containers.length > 0) docker(["rm", "-f", ...containers]);
+  for (const n of networks) docker(["network", "rm", n]);
   if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
 });
 
-/** `docker run -d` of the image with the socket mounted; returns the container's name. */
+/** `docker run -d` of the image with the socket mounted and `args`; returns the container's name. */
 function run(name: string, args: string[], command: string[] = []): string {
   const container = `meca-image-test-${name}-${process.pid}`;
   containers.push(container);
@@ -39,43 +47,194 @@ function run(name: string, args: string[], command: string[] = []): string {
   return container;
 }
 
+/** The first host port Docker published for `container`'s 2591. */
+function publishedPort(container: string): string {
+  return docker(["port", container, "2591/tcp"]).trim().split("\n")[0]!.split(":").at(-1)!;
+}
+
+/**
+ * One request from a client container on `network`, as a MECA client there sends it (a new
+ * connection, JSON body); the answer's status and parsed body.
+ */
+function fromNetwork(network: string, address: string, path: string, body?: unknown): { status: number; body: any } {
+  const out = execFileSync(
+    "docker",
+    ["run", "--rm", "--label", label, "--network", network, CLIENT_IMAGE, address, "2591", path, ...(body === undefined ? [] : [JSON.stringify(body)])],
+    { encoding: "utf8" },
+  );
+  const [status, ...rest] = out.split("\n");
+  return { status: Number(status), body: JSON.parse(rest.join("\n")) };
+}
+
+/** The task container of the default instance that runs `image`, as Docker inspects it. */
+function taskOf(image: string, cpu: number) {
+  const found = taskContainers(DEFAULT_INSTANCE)
+    .map((name) => JSON.parse(docker(["inspect", name]))[0])
+    .filter((c) => c.Config.Labels[LABELS.image] === image && c.HostConfig.NanoCpus === cpu * 1e9);
+  expect(found).toHaveLength(1);
+  return found[0];
+}
+
+/** A bridge network the test owns, with a subnet of its own so that `--ip` works. */
+function createNetwork(name: string): { subnet: string; address: string } {
+  for (let third = 1; third <= 40; third++) {
+    const subnet = `10.213.${third}.0/24`;
+    try {
+      docker(["network", "create", "--label", label, "--subnet", subnet, name]);
+      networks.push(name);
+      return { subnet, address: `10.213.${third}.200` };
+    } catch {
+      // taken: try the next one
+    }
+  }
+  throw new Error("No free 10.213.x.0/24 subnet for the test network");
+}
+
+const STATS_FIELDS = ["total_cpu", "total_mem", "used_cpu", "used_mem", "task_cpu", "task_mem", "task_used_cpu", "task_used_mem", "gpu_model", "task_gpu", "task_used_gpu"];
+
 describe(IMAGE, () => {
-  it("has the executable as entrypoint and exposes port 2591", () => {
+  it("has the executable as entrypoint, port 2591, a HEALTHCHECK by the executable itself, and no config file baked in", () => {
     const config = JSON.parse(docker(["image", "inspect", "-f", "{{json .Config}}", IMAGE])) as {
       Entrypoint: string[];
       ExposedPorts: Record<string, unknown>;
+      Healthcheck: { Test: string[] };
     };
     expect(config.Entrypoint).toEqual(["/usr/local/bin/meca-executor"]);
     expect(Object.keys(config.ExposedPorts)).toEqual(["2591/tcp"]);
+    expect(config.Healthcheck.Test).toEqual(["CMD", "/usr/local/bin/meca-executor", "health"]);
     expect(docker(["run", "--rm", IMAGE, "--version"]).trim()).toBe(pkg.version);
   });
 
-  it("reads /app/meca_executor.yaml and listens on all interfaces by default: reached through a port published on 127.0.0.1", async () => {
+  it("on Docker's default bridge with no config: listens on its own addresses, puts tasks on the bridge by address, and `health` says healthy", async () => {
     const c = run("default", ["-p", "127.0.0.1::2591"]);
-    const port = docker(["port", c, "2591/tcp"]).trim().split("\n")[0]!.split(":").at(-1);
-    await waitHealthy(`http://127.0.0.1:${port}`, { why: () => containerLogs(c) });
+    const base = `http://127.0.0.1:${publishedPort(c)}`;
+    await waitHealthy(base, { why: () => containerLogs(c) });
     const logs = containerLogs(c);
-    expect(logs).toContain('"config":"/app/meca_executor.yaml"');
-    expect(logs).toContain('"host":"0.0.0.0","port":2591');
+    expect(logs).toContain('"config":"(built-in defaults)"');
+    // Loopback and its own address on the network it was started on; never 0.0.0.0.
+    const ip = JSON.parse(docker(["inspect", c]))[0].NetworkSettings.Networks.bridge.IPAddress as string;
+    expect(logs).toContain(`"hosts":["127.0.0.1","${ip}"],"port":2591`);
+    const tasks = (await (await fetch(`${base}/tasks`)).json()) as { network: { mode: string; network: string; reason: string } };
+    expect(tasks.network).toMatchObject({ mode: "network", network: "bridge" });
+    expect(tasks.network.reason).toContain("default bridge");
+    const r = await post(`${base}/`, { id: ECHO_IMAGE, resource: { cpu: 0.1, mem: 45 }, input: "over the bridge" });
+    expect(r).toEqual({ status: 200, body: { success: true, msg: "over the bridge" } });
+    expect(execFileSync("docker", ["exec", c, "/usr/local/bin/meca-executor", "health"], { encoding: "utf8" })).toBe("");
     docker(["stop", c]);
     expect(waitExit(c)).toBe(0);
+    expect(taskContainers(DEFAULT_INSTANCE)).toEqual([]);
   });
 
-  it("with --network host and the socket mounted, executes a fixture task; docker stop removes its task containers", async () => {
+  it("with --network host: listens on loopback, tasks publish on 127.0.0.1; docker stop removes its task containers", async () => {
     const instance = `image-host-${process.pid}`;
     const port = await freePort();
     const configFile = join(dir, "host.yaml");
-    // Host networking shares the host's interfaces: listen on loopback only in a test.
-    writeFileSync(configFile, configYaml({ instance, host: "127.0.0.1", port }));
+    writeFileSync(configFile, configYaml({ instance, port }));
     const c = run("host", ["--network", "host", "-v", `${configFile}:/app/meca_executor.yaml:ro`]);
     const base = `http://127.0.0.1:${port}`;
     await waitHealthy(base, { why: () => containerLogs(c) });
-    const r = await post(`${base}/`, { id: ECHO_IMAGE, resource, input: "from the image" });
+    expect(containerLogs(c)).toContain(`"hosts":["127.0.0.1"],"port":${port}`);
+    const r = await post(`${base}/`, { id: ECHO_IMAGE, resource: { cpu: 0.1, mem: 46 }, input: "from the image" });
     expect(r).toEqual({ status: 200, body: { success: true, msg: "from the image" } });
     expect(taskContainers(instance)).toHaveLength(1);
     docker(["stop", c]);
     expect(waitExit(c)).toBe(0);
     expect(taskContainers(instance)).toEqual([]);
     expect(containerLogs(c)).toContain('"reason":"SIGTERM"');
+  });
+
+  it("the seed's docker run line, its sample config and its requests: from the MECA network and from 127.0.0.1", async () => {
+    const network = `meca-test-seed-${process.pid}`;
+    const { address } = createNetwork(network);
+    const configFile = join(dir, "seed.yaml");
+    writeFileSync(configFile, "type: docker\ntimeout: 1\ncpu: 2\nmem: 2048\n"); // the seed's sample config: these four keys only
+    const port = await freePort();
+    // The seed's line, plus a name and a label to clean up, and the port the test publishes.
+    const c = run("seed", ["-v", `${configFile}:/app/meca_executor.yaml`, `--net=${network}`, `--ip=${address}`, "-p", `127.0.0.1:${port}:2591`]);
+    const base = `http://127.0.0.1:${port}`;
+    await waitHealthy(base, { why: () => containerLogs(c) });
+    expect(containerLogs(c)).toContain(`"reason":"network: auto, and container \\"${c}\\" is attached to network \\"${network}\\"`);
+
+    // The host actor: its task's config.json as `resource`, on a new connection from the network.
+    const actor = fromNetwork(network, address, "/", { id: ECHO_IMAGE, resource: { resource: { cpu: 0.5, mem: 64 } }, input: '{"name":"sbip"}' });
+    expect(actor).toEqual({ status: 200, body: { success: true, msg: '{"name":"sbip"}' } });
+    const task = taskOf(ECHO_IMAGE, 0.5);
+    expect(task.HostConfig.Memory).toBe(64 * 2 ** 20);
+    expect(Object.keys(task.NetworkSettings.Networks)).toEqual([network]);
+    expect(task.HostConfig.PortBindings ?? {}).toEqual({});
+
+    // The same from 127.0.0.1, in the desktop app's task-test shape.
+    const desktop = await post(`${base}/`, { id: ECHO_IMAGE, resource: { task_cpu: 0.3, task_mem: 96 }, useGpu: false, gpuCount: 0, useSgx: false, input: "local" });
+    expect(desktop).toEqual({ status: 200, body: { success: true, msg: "local" } });
+    expect(taskOf(ECHO_IMAGE, 0.3).HostConfig.Memory).toBe(96 * 2 ** 20);
+
+    // The seed's README: pause, update-config with its exact body, unpause, from the network.
+    expect(fromNetwork(network, address, "/pause", {}).status).toBe(200);
+    const update = fromNetwork(network, address, "/update-config", { timeout: 2, cpu: 2, mem: 4096, microVM_runtime: "kata" });
+    expect(update).toMatchObject({ status: 200, body: { success: true } });
+    expect(fromNetwork(network, address, "/unpause", {}).status).toBe(200);
+    expect(fromNetwork(network, address, "/", { id: ECHO_IMAGE, input: "after the update" }).body).toEqual({ success: true, msg: "after the update" });
+
+    const stats = fromNetwork(network, address, "/stats").body;
+    for (const field of STATS_FIELDS) expect(stats).toHaveProperty(field);
+
+    docker(["stop", c]); // Docker's default grace: 10 s
+    expect(waitExit(c)).toBe(0);
+    expect(taskContainers(DEFAULT_INSTANCE)).toEqual([]);
+  });
+
+  it("the desktop app's container options on its network `mecanywhere`, its GPU config and its requests", async () => {
+    const network = "mecanywhere";
+    if (docker(["network", "ls", "-q", "--filter", `name=^${network}$`]).trim() === "") {
+      docker(["network", "create", "--label", label, network]);
+      networks.push(network);
+    }
+    const configFile = join(dir, "meca_docker_gpu.yaml");
+    writeFileSync(configFile, '\ntype: "docker"\ntimeout: 1\ncpu: 2\nmem: 2048\nhas_gpu: true\n'); // the app's GPU config, with this host's sizes
+    const nvml = execFileSync("sh", ["test/fixtures/nvml/build.sh"], { encoding: "utf8" }).trim();
+    const port = String(await freePort());
+    const name = `meca-image-test-desktop-${process.pid}`;
+    containers.push(name);
+    // The app's ContainerCreateOptions, as its main process passes them to dockerode; the test
+    // adds its label, publishes on 127.0.0.1, and puts the stand-in NVML where the NVIDIA
+    // container toolkit puts the driver's library.
+    const container = await new Dockerode().createContainer({
+      name,
+      Image: IMAGE,
+      Labels: TEST_LABEL,
+      ExposedPorts: { "2591/tcp": {} },
+      HostConfig: {
+        Binds: ["/var/run/docker.sock:/var/run/docker.sock", `${configFile}:/app/mecanywhere_executor.yaml`, `${nvml}:/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1:ro`],
+        PortBindings: { "2591/tcp": [{ HostIp: "127.0.0.1", HostPort: port }] },
+        NetworkMode: network,
+      },
+    });
+    await container.start();
+    const base = `http://127.0.0.1:${port}`;
+    await waitHealthy(base, { why: () => containerLogs(name) });
+    expect(containerLogs(name)).toContain('"config":"/app/mecanywhere_executor.yaml"');
+    const address = JSON.parse(docker(["inspect", name]))[0].NetworkSettings.Networks[network].IPAddress as string;
+
+    // has_gpu read from the desktop's path, NVML found where the toolkit puts it.
+    const stats = (await (await fetch(`${base}/stats`)).json()) as Record<string, unknown>;
+    for (const field of STATS_FIELDS) expect(stats).toHaveProperty(field);
+    expect(stats).toMatchObject({ gpu_model: "NVIDIA Fake A100", task_gpu: 2, task_cpu: 2, task_mem: 2048 });
+
+    // "Enable resource sharing": update-config without pausing.
+    const share = await fetch(`${base}/update-config`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ cpu: 1.5, mem: 1536 }) });
+    expect(share.status).toBe(200);
+    expect((await (await fetch(`${base}/stats`)).json()) as Record<string, unknown>).toMatchObject({ task_cpu: 1.5, task_mem: 1536 });
+
+    // The app's task test, from 127.0.0.1, and the host actor's shape from the network.
+    const test = await post(`${base}/`, { id: ECHO_IMAGE, resource: { task_cpu: 0.2, task_mem: 80 }, useGpu: false, gpuCount: 0, useSgx: false, input: "task test" });
+    expect(test).toEqual({ status: 200, body: { success: true, msg: "task test" } });
+    expect(taskOf(ECHO_IMAGE, 0.2).HostConfig.Memory).toBe(80 * 2 ** 20);
+    const actor = fromNetwork(network, address, "/", { id: ECHO_IMAGE, resource: { resource: { cpu: 0.4, mem: 72 } }, input: "actor" });
+    expect(actor).toEqual({ status: 200, body: { success: true, msg: "actor" } });
+    expect(Object.keys(taskOf(ECHO_IMAGE, 0.4).NetworkSettings.Networks)).toEqual([network]);
+
+    docker(["stop", name]); // Docker's default grace: 10 s
+    expect(waitExit(name)).toBe(0);
+    expect(taskContainers(DEFAULT_INSTANCE)).toEqual([]);
   });
 });

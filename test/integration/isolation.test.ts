@@ -67,7 +67,7 @@ describe("SGX", () => {
     const [task] = h.executor.tasks();
     const c = inspect(task!.container_id!);
     expect(c.HostConfig.Devices).toEqual([{ PathOnHost: join(dir, "enclave"), PathInContainer: "/dev/sgx/enclave", CgroupPermissions: "rwm" }]);
-    expect(c.HostConfig.Binds).toContain(`${join(dir, "aesmd")}:/var/run/aesmd`);
+    expect(c.HostConfig.Mounts).toEqual([{ Type: "bind", Source: join(dir, "aesmd"), Target: "/var/run/aesmd" }]);
     const logs = docker(["logs", task!.container_id!]);
     expect(logs).toContain("sgx-device: yes");
     expect(logs).toContain("aesmd: yes");
@@ -77,16 +77,24 @@ describe("SGX", () => {
     expect(h.executor.tasks().map((t) => t.sgx).sort()).toEqual([false, true]);
   });
 
-  it("refuses use_sgx where SGX is disabled or its device is missing", async () => {
+  it("refuses use_sgx where SGX is disabled, or where the engine finds the device or the AESM folder missing", async () => {
     h = await startExecutor();
     const off = await h.execute({ id: SGX_IMAGE, resource: small, use_sgx: true });
     expect(off).toMatchObject({ status: 400, body: { error: "SGX_UNAVAILABLE" } });
     await h.close();
+    // Judged where the tasks run, by the engine: the device at start, the folder at create.
     h = await startExecutor({ sgx: { enable: true, sgx_device: join(dir, "missing"), aesmd_path: join(dir, "aesmd") } });
     const missing = await h.execute({ id: SGX_IMAGE, resource: small, use_sgx: true });
-    expect(missing.status).toBe(400);
-    expect(missing.body.msg).toContain(join(dir, "missing"));
-    expect(await h.containers()).toEqual([]);
+    expect(missing).toMatchObject({ status: 400, body: { error: "SGX_UNAVAILABLE" } });
+    expect(missing.body.msg).toContain(`the SGX device "${join(dir, "missing")}" is not available where tasks run`);
+    expect(missing.body.msg).toContain("error gathering device information");
+    await h.close();
+    h = await startExecutor({ sgx: { enable: true, sgx_device: join(dir, "enclave"), aesmd_path: join(dir, "no-aesmd") } });
+    const noAesm = await h.execute({ id: SGX_IMAGE, resource: small, use_sgx: true });
+    expect(noAesm).toMatchObject({ status: 400, body: { error: "SGX_UNAVAILABLE" } });
+    expect(noAesm.body.msg).toContain(`the AESM socket folder "${join(dir, "no-aesmd")}" does not exist where tasks run`);
+    await until(async () => (await h!.containers()).length === 0, "failed containers removed");
+    expect(h.executor.ledger.used()).toEqual({ cpuTenths: 0, memMB: 0, gpus: [] });
   });
 });
 
@@ -117,11 +125,11 @@ describe("GPUs through NVML (stand-in libnvidia-ml.so.1)", () => {
     expect(short).toMatchObject({ status: 503, body: { error: "NO_CAPACITY" } });
     expect(short.headers.get("retry-after")).toBeTruthy();
 
-    // One GPU is free: the executor asks Docker for device 0. This engine has no NVIDIA runtime,
-    // so the start fails plainly, and the GPU comes back.
+    // One GPU is free: the executor asks Docker for device 0 by its UUID. This engine has no
+    // NVIDIA runtime, so the start fails with a 400 naming the device, and the GPU comes back.
     const one = await h.execute({ id: ECHO_IMAGE, resource: { ...small, use_gpu: true, gpu_count: 1 } });
-    expect(one.status).toBe(502);
-    expect(one.body.msg).toMatch(/nvidia/i);
+    expect(one).toMatchObject({ status: 400, body: { error: "GPU_UNAVAILABLE" } });
+    expect(one.body.msg).toContain('"GPU-fa4e0000-0000-4000-8000-000000000000"');
     expect(h.executor.ledger.used()).toEqual({ cpuTenths: 0, memMB: 0, gpus: [] });
     await until(async () => (await h!.containers()).length === 0, "failed container removed");
 

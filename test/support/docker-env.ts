@@ -51,7 +51,8 @@ export async function ensureDocker(): Promise<void> {
   if (!("socketPath" in endpoint)) {
     throw new Error(`Cannot reach the Docker engine at "${process.env.DOCKER_HOST}": it does not answer`);
   }
-  const dockerd = findExecutable("dockerd");
+  // MECA_TEST_DOCKERD names another dockerd (or a missing one, to see what a newcomer sees).
+  const dockerd = findExecutable(process.env.MECA_TEST_DOCKERD ?? "dockerd");
   if (!dockerd) {
     throw new Error(`Cannot start the Docker engine: dockerd is not installed (as root: ${INSTALL_HINT})`);
   }

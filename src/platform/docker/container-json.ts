@@ -1,6 +1,6 @@
 /** Between the engine's shapes and Docker's JSON, for both transports. */
-import type { ContainerSpec, ContainerState, ContainerSummary, EngineInfo } from "../../engine/ports.ts";
-import type { ContainerJson, ContainerListJson, InfoJson, VersionJson } from "./docker-api.ts";
+import type { ContainerSpec, ContainerState, ContainerSummary, EngineInfo, NetworkSpec, NetworkSummary } from "../../engine/ports.ts";
+import type { ContainerJson, ContainerListJson, InfoJson, NetworkJson, VersionJson } from "./docker-api.ts";
 
 export const TASK_PORT = "8080/tcp";
 
@@ -14,13 +14,16 @@ export function toCreateBody(spec: ContainerSpec): Record<string, unknown> {
     SecurityOpt: spec.securityOpt,
     Privileged: false,
   };
+  if (spec.capDrop !== undefined && spec.capDrop.length > 0) hostConfig.CapDrop = spec.capDrop;
+  if (spec.nofile !== undefined) hostConfig.Ulimits = [{ Name: "nofile", Soft: spec.nofile, Hard: spec.nofile }];
   if (spec.runtime !== undefined && spec.runtime !== "") hostConfig.Runtime = spec.runtime;
   if (spec.gpus !== undefined && spec.gpus.length > 0) {
     hostConfig.DeviceRequests = [{ Driver: "nvidia", DeviceIDs: spec.gpus, Capabilities: [["gpu"]] }];
   }
   if (spec.sgx !== undefined) {
     hostConfig.Devices = [{ PathOnHost: spec.sgx.device, PathInContainer: "/dev/sgx/enclave", CgroupPermissions: "rwm" }];
-    hostConfig.Binds = [`${spec.sgx.aesmdPath}:/var/run/aesmd`];
+    // A Mounts bind fails when the folder is missing; a Binds entry would make dockerd create it empty.
+    hostConfig.Mounts = [{ Type: "bind", Source: spec.sgx.aesmdPath, Target: "/var/run/aesmd" }];
   }
   if (spec.network !== undefined && spec.network !== "") {
     hostConfig.NetworkMode = spec.network;
@@ -35,6 +38,29 @@ export function toCreateBody(spec: ContainerSpec): Record<string, unknown> {
     OpenStdin: false,
     ExposedPorts: { [TASK_PORT]: {} },
     HostConfig: hostConfig,
+  };
+}
+
+/** The body of POST /networks/create for a task's own network. */
+export function toNetworkBody(spec: NetworkSpec): Record<string, unknown> {
+  return {
+    Name: spec.name,
+    Driver: "bridge",
+    CheckDuplicate: true,
+    Internal: spec.internal,
+    Attachable: false,
+    EnableIPv6: false,
+    Labels: spec.labels,
+    IPAM: { Driver: "default", Config: [{ Subnet: spec.subnet }] },
+  };
+}
+
+export function toNetworkSummary(json: NetworkJson): NetworkSummary {
+  return {
+    id: json.Id,
+    name: json.Name,
+    labels: json.Labels ?? {},
+    subnets: (json.IPAM?.Config ?? []).map((c) => c.Subnet ?? "").filter((s) => s.includes(".")),
   };
 }
 
@@ -57,8 +83,15 @@ export function toContainerSummary(json: ContainerListJson): ContainerSummary {
   };
 }
 
-/** The published 127.0.0.1 port, or the container's name on a network; undefined when not published. */
-export function toEndpoint(json: ContainerJson, network?: string): string | undefined {
+/**
+ * The published 127.0.0.1 port; or, on a network, the container's name (its address on Docker's
+ * default bridge, which has no DNS); undefined when there is neither.
+ */
+export function toEndpoint(json: ContainerJson, network?: string, byAddress = false): string | undefined {
+  if (network !== undefined && network !== "" && (byAddress || network === "bridge")) {
+    const ip = json.NetworkSettings?.Networks?.[network]?.IPAddress;
+    return ip ? `http://${ip}:8080` : undefined;
+  }
   if (network !== undefined && network !== "") return `http://${stripSlash(json.Name)}:8080`;
   const bindings = json.NetworkSettings?.Ports?.[TASK_PORT] ?? [];
   const port = bindings.find((b) => b.HostPort !== "")?.HostPort;

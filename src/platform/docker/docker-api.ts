@@ -29,7 +29,11 @@ export interface ContainerJson {
   State: { Status: string; Running: boolean; ExitCode: number; OOMKilled: boolean };
   Config?: { Labels?: Record<string, string> | null };
   HostConfig?: Record<string, unknown>;
-  NetworkSettings?: { Ports?: Record<string, { HostIp: string; HostPort: string }[] | null> | null };
+  NetworkSettings?: {
+    Ports?: Record<string, { HostIp: string; HostPort: string }[] | null> | null;
+    /** Every network the container is attached to, by name. */
+    Networks?: Record<string, { IPAddress?: string; NetworkID?: string }> | null;
+  };
 }
 
 export interface ContainerListJson {
@@ -37,6 +41,14 @@ export interface ContainerListJson {
   Names?: string[];
   Labels?: Record<string, string> | null;
   State: string;
+}
+
+export interface NetworkJson {
+  Id: string;
+  Name: string;
+  Labels?: Record<string, string> | null;
+  Internal?: boolean;
+  IPAM?: { Config?: { Subnet?: string; Gateway?: string }[] | null } | null;
 }
 
 export interface DockerApi {
@@ -55,6 +67,11 @@ export interface DockerApi {
   logs(id: string, opts: { follow: boolean; tail?: number; signal?: AbortSignal }): Promise<ByteSource>;
   removeContainer(id: string): Promise<void>;
   listContainers(filters: Filters): Promise<ContainerListJson[]>;
+  createNetwork(body: Record<string, unknown>): Promise<string>;
+  removeNetwork(id: string): Promise<void>;
+  listNetworks(filters: Filters): Promise<NetworkJson[]>;
+  connectNetwork(id: string, container: string): Promise<void>;
+  disconnectNetwork(id: string, container: string): Promise<void>;
   /** The JSON-lines event stream. */
   events(filters: Filters, signal: AbortSignal): Promise<ByteSource>;
   close(): Promise<void>;

@@ -11,12 +11,14 @@ import type {
   ContainerState,
   ContainerSummary,
   EngineInfo,
+  NetworkSpec,
+  NetworkSummary,
 } from "../../engine/ports.ts";
-import { isApiStatus, type DockerApi } from "./docker-api.ts";
-import { toContainerState, toContainerSummary, toCreateBody, toEndpoint, toEngineInfo } from "./container-json.ts";
+import { isApiStatus, type DockerApi, type Filters } from "./docker-api.ts";
+import { toContainerState, toContainerSummary, toCreateBody, toEndpoint, toEngineInfo, toNetworkBody, toNetworkSummary } from "./container-json.ts";
 import { createFailure, engineFailure, startFailure } from "./failures.ts";
 import { eventFilters, labelFilters, readEvents } from "./events.ts";
-import { demuxLines } from "./log-demux.ts";
+import { demuxFrames, demuxLines, MarkFinder, StreamLines } from "./log-demux.ts";
 import { pullError, readPullStream, splitImageRef } from "./pull.ts";
 
 export interface DockerBackendOptions {
@@ -81,13 +83,13 @@ export class DockerBackend implements ContainerBackend {
     try {
       await this.#api.startContainer(id);
     } catch (err) {
-      throw startFailure(err, id);
+      throw startFailure(err, id, await this.#gpuIds(id));
     }
   }
 
-  async endpoint(id: string, opts?: { network?: string }): Promise<string> {
+  async endpoint(id: string, opts?: { network?: string; byAddress?: boolean }): Promise<string> {
     const json = await this.#inspectJson(id);
-    const url = json === undefined ? undefined : toEndpoint(json, opts?.network);
+    const url = json === undefined ? undefined : toEndpoint(json, opts?.network, opts?.byAddress);
     if (url === undefined) throw new TaskStartError(`Cannot reach container "${id}": port 8080 is not published`);
     return url;
   }
@@ -96,13 +98,19 @@ export class DockerBackend implements ContainerBackend {
     const { mark, signal } = opts;
     signal.throwIfAborted();
     const tail: string[] = [];
+    const keep = (line: string) => {
+      tail.push(line);
+      if (tail.length > this.#tailLines) tail.shift();
+    };
+    const finder = new MarkFinder(mark);
+    const lines = new StreamLines();
     try {
       const source = await this.#api.logs(id, { follow: true, signal });
-      for await (const { stream, line } of demuxLines(source)) {
-        if (stream === "stdout" && line === mark) return;
-        tail.push(line);
-        if (tail.length > this.#tailLines) tail.shift();
+      for await (const frame of demuxFrames(source)) {
+        if (frame.stream === "stdout" && finder.push(frame.data)) return;
+        lines.push(frame).forEach(keep);
       }
+      lines.flush().forEach(({ line }) => keep(line));
     } catch (err) {
       if (signal.aborted) throw signal.reason;
       // 404 or 409 ("dead or marked for removal"): the container is gone; say so below.
@@ -166,8 +174,67 @@ export class DockerBackend implements ContainerBackend {
     }
   }
 
+  async createNetwork(spec: NetworkSpec): Promise<string> {
+    try {
+      return await this.#api.createNetwork(toNetworkBody(spec));
+    } catch (err) {
+      if (isApiStatus(err, 403) && /overlaps/i.test(err.reason)) {
+        throw new TaskStartError(`Cannot create network "${spec.name}": subnet ${spec.subnet} is taken (${err.reason})`, { cause: err, code: "SUBNET_TAKEN" });
+      }
+      throw engineFailure(err, `Cannot create network "${spec.name}"`);
+    }
+  }
+
+  async removeNetwork(id: string): Promise<void> {
+    try {
+      await this.#api.removeNetwork(id);
+    } catch (err) {
+      if (isApiStatus(err, 404)) return;
+      throw engineFailure(err, `Cannot remove network "${id}"`);
+    }
+  }
+
+  async listNetworks(labels: Record<string, string>): Promise<NetworkSummary[]> {
+    try {
+      const filters: Filters = Object.keys(labels).length > 0 ? { label: labelFilters(labels) } : {};
+      return (await this.#api.listNetworks(filters)).map(toNetworkSummary);
+    } catch (err) {
+      throw engineFailure(err, "Cannot list networks");
+    }
+  }
+
+  async connectNetwork(network: string, container: string): Promise<void> {
+    try {
+      await this.#api.connectNetwork(network, container);
+    } catch (err) {
+      if (isApiStatus(err, 403) && /already exists|already attached/i.test(err.reason)) return;
+      throw engineFailure(err, `Cannot connect container "${container}" to network "${network}"`);
+    }
+  }
+
+  async disconnectNetwork(network: string, container: string): Promise<void> {
+    try {
+      await this.#api.disconnectNetwork(network, container);
+    } catch (err) {
+      if (isApiStatus(err, 404) || (isApiStatus(err, 403, 500) && /not connected/i.test(err.reason))) return;
+      throw engineFailure(err, `Cannot disconnect container "${container}" from network "${network}"`);
+    }
+  }
+
   async close(): Promise<void> {
     await this.#api.close();
+  }
+
+  /** Docker's own JSON of a container (its networks, its host config); undefined when there is none. */
+  inspectJson(id: string) {
+    return this.#inspectJson(id);
+  }
+
+  /** The GPUs a created container asks for (DeviceRequests), for an error that names them. */
+  async #gpuIds(id: string): Promise<string[]> {
+    const json = await this.#inspectJson(id).catch(() => undefined);
+    const requests = (json?.HostConfig?.DeviceRequests ?? []) as { DeviceIDs?: string[] | null }[];
+    return requests.flatMap((r) => r.DeviceIDs ?? []);
   }
 
   async #inspectJson(id: string) {

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import Docker from "dockerode";
 import { EngineUnavailableError } from "../../engine/errors.ts";
 import { DockerBackend, type DockerBackendOptions } from "./docker-backend.ts";
-import type { ContainerJson, ContainerListJson, DockerApi, Filters, InfoJson, VersionJson } from "./docker-api.ts";
+import type { ContainerJson, ContainerListJson, DockerApi, Filters, InfoJson, NetworkJson, VersionJson } from "./docker-api.ts";
 import { DockerApiError } from "./docker-api.ts";
 import type { DockerEnv, DockerHost } from "./docker-host.ts";
 import { chooseApiVersion, describe } from "./engine-api.ts";
@@ -77,6 +77,27 @@ export class DockerodeApi implements DockerApi {
 
   listContainers(filters: Filters): Promise<ContainerListJson[]> {
     return this.#call(undefined, () => this.#docker.listContainers({ all: true, filters }) as Promise<ContainerListJson[]>);
+  }
+
+  async createNetwork(body: Record<string, unknown>): Promise<string> {
+    const network = await this.#call(undefined, () => this.#docker.createNetwork(body as unknown as Docker.NetworkCreateOptions));
+    return network.id;
+  }
+
+  async removeNetwork(id: string): Promise<void> {
+    await this.#call(undefined, () => this.#docker.getNetwork(id).remove());
+  }
+
+  listNetworks(filters: Filters): Promise<NetworkJson[]> {
+    return this.#call(undefined, () => this.#docker.listNetworks({ filters }) as Promise<NetworkJson[]>);
+  }
+
+  async connectNetwork(id: string, container: string): Promise<void> {
+    await this.#call(undefined, () => this.#docker.getNetwork(id).connect({ Container: container }));
+  }
+
+  async disconnectNetwork(id: string, container: string): Promise<void> {
+    await this.#call(undefined, () => this.#docker.getNetwork(id).disconnect({ Container: container, Force: true }));
   }
 
   events(filters: Filters, signal: AbortSignal): Promise<ByteSource> {

@@ -4,7 +4,7 @@
  * `Deno.createHttpClient`. Nothing here knows which.
  */
 import { EngineUnavailableError } from "../../engine/errors.ts";
-import type { ContainerJson, ContainerListJson, DockerApi, Filters, InfoJson, VersionJson } from "./docker-api.ts";
+import type { ContainerJson, ContainerListJson, DockerApi, Filters, InfoJson, NetworkJson, VersionJson } from "./docker-api.ts";
 import { DockerApiError } from "./docker-api.ts";
 import type { ByteSource } from "./log-demux.ts";
 
@@ -99,6 +99,26 @@ export class EngineApi implements DockerApi {
   async listContainers(filters: Filters): Promise<ContainerListJson[]> {
     const query = { all: 1, filters: JSON.stringify(filters) };
     return (await this.call("GET", "/containers/json", { query })).json() as Promise<ContainerListJson[]>;
+  }
+
+  async createNetwork(spec: Record<string, unknown>): Promise<string> {
+    return ((await (await this.call("POST", "/networks/create", { body: spec })).json()) as { Id: string }).Id;
+  }
+
+  async removeNetwork(id: string): Promise<void> {
+    await drain(await this.call("DELETE", `/networks/${encodeURIComponent(id)}`));
+  }
+
+  async listNetworks(filters: Filters): Promise<NetworkJson[]> {
+    return (await this.call("GET", "/networks", { query: { filters: JSON.stringify(filters) } })).json() as Promise<NetworkJson[]>;
+  }
+
+  async connectNetwork(id: string, container: string): Promise<void> {
+    await drain(await this.call("POST", `/networks/${encodeURIComponent(id)}/connect`, { body: { Container: container } }));
+  }
+
+  async disconnectNetwork(id: string, container: string): Promise<void> {
+    await drain(await this.call("POST", `/networks/${encodeURIComponent(id)}/disconnect`, { body: { Container: container, Force: true } }));
   }
 
   async events(filters: Filters, signal: AbortSignal): Promise<ByteSource> {

@@ -81,22 +81,58 @@ export class LineSplitter {
   }
 }
 
+/** Demultiplexes a log stream into frames as they arrive. */
+export async function* demuxFrames(source: ByteSource): AsyncGenerator<LogFrame> {
+  const demuxer = new LogDemuxer();
+  for await (const chunk of iterateBytes(source)) yield* demuxer.push(chunk);
+}
+
+/** Splits each stream's frames into lines; `flush` gives the unterminated last lines. */
+export class StreamLines {
+  #splitters = new Map<LogStream, LineSplitter>();
+
+  push(frame: LogFrame): string[] {
+    let s = this.#splitters.get(frame.stream);
+    if (s === undefined) this.#splitters.set(frame.stream, (s = new LineSplitter()));
+    return s.push(frame.data);
+  }
+
+  flush(): LogLine[] {
+    return [...this.#splitters].flatMap(([stream, s]) => s.flush().map((line) => ({ stream, line })));
+  }
+}
+
 /** Demultiplexes a log stream into lines, per stream; the last partial lines come at the end. */
 export async function* demuxLines(source: ByteSource): AsyncGenerator<LogLine> {
-  const demuxer = new LogDemuxer();
-  const splitters = new Map<LogStream, LineSplitter>();
-  const splitter = (stream: LogStream): LineSplitter => {
-    let s = splitters.get(stream);
-    if (s === undefined) splitters.set(stream, (s = new LineSplitter()));
-    return s;
-  };
-  for await (const chunk of iterateBytes(source)) {
-    for (const frame of demuxer.push(chunk)) {
-      for (const line of splitter(frame.stream).push(frame.data)) yield { stream: frame.stream, line };
-    }
+  const lines = new StreamLines();
+  for await (const frame of demuxFrames(source)) {
+    for (const line of lines.push(frame)) yield { stream: frame.stream, line };
   }
-  for (const [stream, s] of splitters) {
-    for (const line of s.flush()) yield { stream, line };
+  yield* lines.flush();
+}
+
+/**
+ * Finds `mark` anywhere in a line of one stream as soon as its bytes arrive: after a logger's
+ * prefix, in a last line with no newline, split across frames. Only the current line's last
+ * `mark.length - 1` characters are kept, so memory stays bounded whatever the task prints.
+ */
+export class MarkFinder {
+  #decoder = new TextDecoder("utf-8");
+  #tail = "";
+  readonly #mark: string;
+
+  constructor(mark: string) {
+    this.#mark = mark;
+  }
+
+  /** true once the mark has been seen within one line. */
+  push(data: Uint8Array): boolean {
+    const text = this.#tail + this.#decoder.decode(data, { stream: true });
+    const lastLine = text.lastIndexOf("\n");
+    for (const line of text.split("\n")) if (line.includes(this.#mark)) return true;
+    const current = lastLine === -1 ? text : text.slice(lastLine + 1);
+    this.#tail = current.slice(Math.max(0, current.length - (this.#mark.length - 1)));
+    return false;
   }
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { demuxLines, LineSplitter, LogDemuxer, type LogLine } from "../../../src/platform/docker/log-demux.ts";
+import { demuxLines, LineSplitter, LogDemuxer, type LogLine, MarkFinder } from "../../../src/platform/docker/log-demux.ts";
 
 const enc = new TextEncoder();
 
@@ -128,5 +128,32 @@ describe("LineSplitter", () => {
     const s = new LineSplitter({ maxLineLength: 4 });
     expect(s.push("abcdefghij")).toEqual(["abcd", "efgh"]);
     expect(s.flush()).toEqual(["ij"]);
+  });
+});
+
+describe("MarkFinder", () => {
+  const MARK = "meca-init-done";
+  const bytes = (s: string) => new TextEncoder().encode(s);
+  const seen = (chunks: string[]) => {
+    const f = new MarkFinder(MARK);
+    return chunks.findIndex((c) => f.push(bytes(c)));
+  };
+
+  it("finds the mark alone on a line, after a logger's prefix, and in a last line with no newline", () => {
+    expect(seen(["starting\n", `${MARK}\n`])).toBe(1);
+    expect(seen([`2026-11-30 INFO app: ${MARK} (port 8080)\n`])).toBe(0);
+    expect(seen(["booting\n", `[app] ${MARK}`])).toBe(1);
+  });
+
+  it("finds the mark as soon as its last byte arrives, whatever byte the stream is split at", () => {
+    const text = `INFO ${MARK}`;
+    for (let i = 1; i < text.length; i++) expect(seen([text.slice(0, i), text.slice(i)])).toBe(1);
+    expect(seen([...`x ${MARK}`])).toBe(MARK.length + 1);
+  });
+
+  it("does not join a mark across a newline, nor find one that is not there", () => {
+    expect(seen(["meca-init\n", "-done\n"])).toBe(-1);
+    expect(seen(["meca-init-don", "e".replace("e", "\n")])).toBe(-1);
+    expect(seen(["x".repeat(1 << 20), "meca-init-", "done"])).toBe(2);
   });
 });

@@ -6,6 +6,7 @@
  * Both run side by side; slices alternate in rotating order so drift hits both.
  */
 import { writeFileSync } from "node:fs";
+import { loadavg } from "node:os";
 import { join } from "node:path";
 import type { Pool } from "undici";
 import { ExecutorProcess, type Target } from "./executor-process.ts";
@@ -34,6 +35,8 @@ export interface ReplicasResult {
   replicas: ReplicasSide;
   /** replicas.rps / default.rps. */
   ratio: number;
+  /** The host's 1-minute load average before and after the slices: other work on a shared machine shows here. */
+  loadAverage: [number, number];
 }
 
 const SPIN_MS = 50;
@@ -63,6 +66,7 @@ export async function replicasPhase(o: { target: Target; root: string; file?: st
       if (res.statusCode !== 200 || (JSON.parse(text) as { msg?: unknown }).msg !== input) throw new VerifyError(`executor answered ${res.statusCode} ${text.slice(0, 200)} for ${input}`);
     };
     const sideOf = (s: (typeof sides)[number]): Side => ({ name: `task_concurrency ${s.tc}`, send: send(s.pool), close: async () => {} });
+    const loadBefore = loadavg()[0]!;
     // Warm both: the replicas start under the first burst and are not measured.
     for (const s of sides) await saturate(sideOf(s), { concurrency: CLIENTS, durationMs: 1000 });
     for (let r = 0; r < rounds; r++) {
@@ -88,7 +92,7 @@ export async function replicasPhase(o: { target: Target; root: string; file?: st
     };
     const def = await summary(sides[0]!);
     const rep = await summary(sides[1]!);
-    return { clients: CLIENTS, spinMs: SPIN_MS, capacityCores: CAPACITY_CORES, intent, sliceMs, rounds, default: def, replicas: rep, ratio: rep.rps / def.rps };
+    return { clients: CLIENTS, spinMs: SPIN_MS, capacityCores: CAPACITY_CORES, intent, sliceMs, rounds, default: def, replicas: rep, ratio: rep.rps / def.rps, loadAverage: [loadBefore, loadavg()[0]!] };
   } finally {
     for (const s of sides) {
       await s.pool.close();

@@ -146,7 +146,7 @@ async function onlyReplicas(file: string | undefined): Promise<number> {
 }
 
 function replicasNote(r: ReplicasResult): string {
-  return `Replicas: ${CPU_IMAGE} (${r.spinMs} ms of CPU per request, then echo), intent cpu ${r.intent.cpu} mem ${r.intent.mem}, capacity ${r.capacityCores} cores, ${r.clients} clients; two executors side by side (task_concurrency 0 and 1), ${r.rounds} rotating slices of ${r.sliceMs / 1000} s each after a 1 s warm-up; every answer checked. Load average (1 min) ${r.loadAverage[0].toFixed(1)} before, ${r.loadAverage[1].toFixed(1)} after: above the core count, other work shared the cores.`;
+  return `Replicas: ${CPU_IMAGE} (${r.spinMs} ms of CPU per request, then echo), intent cpu ${r.intent.cpu} mem ${r.intent.mem}, capacity ${r.capacityCores} cores, ${r.clients} clients; two executors side by side (task_concurrency 0 and 1), ${r.rounds} rotating slices of ${r.sliceMs / 1000} s each after a 1 s warm-up; every answer checked. Load average (1 min) ${r.loadAverage[0].toFixed(1)} before, ${r.loadAverage[1].toFixed(1)} after${Math.max(...r.loadAverage) > cpus().length ? ": above the core count, so other work shared the cores" : ""}.`;
 }
 
 async function startupOnce(t: Target, config: string, file: string | undefined): Promise<number> {

@@ -9,7 +9,10 @@ import { clipCapacity } from "./engine/settings.ts";
 import type { EngineInfo, GpuDevice } from "./engine/ports.ts";
 import { createDockerBackend } from "./platform/docker/create-backend.ts";
 import type { DockerBackend } from "./platform/docker/docker-backend.ts";
-import { detectPlacement } from "./platform/docker/placement.ts";
+import { detectPlacement, type Placement } from "./platform/docker/placement.ts";
+import { hostRoutes, poolConflict } from "./platform/docker/subnet-pool.ts";
+import { LABELS } from "./engine/settings.ts";
+import { NETWORK_LABEL } from "./engine/task-networks.ts";
 import { SystemHostProbe } from "./platform/host.ts";
 import { loadNvml } from "./platform/nvml.ts";
 import { checkSgx } from "./platform/sgx.ts";
@@ -46,7 +49,7 @@ export async function collectReport(o: { config: Config; configFile?: string; en
   try {
     engine = await backend.info(AbortSignal.timeout(5_000));
     checks.push({ name: "docker", ok: true, required: true, detail: `Docker ${engine.version} (API ${engine.apiVersion}) over ${engine.transport}; runtimes: ${engine.runtimes.join(", ")} (default ${engine.defaultRuntime})` });
-    checks.push(await networkCheck(c.network, backend));
+    checks.push(...(await networkChecks(c, backend)));
   } catch (e) {
     checks.push({
       name: "docker",
@@ -115,14 +118,44 @@ export async function collectReport(o: { config: Config; configFile?: string; en
   };
 }
 
-/** How tasks are reached (the `network` key, resolved where the executor runs) and why. */
-async function networkCheck(setting: string, backend: DockerBackend): Promise<Check> {
+/**
+ * How tasks are reached and isolated (the `network` key, resolved where the executor runs), the
+ * task networks there now, and whether the API is exposed to them.
+ */
+async function networkChecks(c: Config, backend: DockerBackend): Promise<Check[]> {
+  let p: Placement;
   try {
-    const p = await detectPlacement({ setting, inspect: (ref) => backend.inspectJson(ref), waitMs: 0 });
-    return { name: "network", ok: true, required: true, detail: `task network: ${p.mode}${p.network ? ` "${p.network}"` : ""}; ${p.reason}` };
+    p = await detectPlacement({ setting: c.network, inspect: (ref) => backend.inspectJson(ref), waitMs: 0 });
   } catch (e) {
-    return { name: "network", ok: false, required: true, detail: (e as Error).message, fix: 'mount the engine\'s socket, or set network: publish or a network\'s name' };
+    return [{ name: "network", ok: false, required: true, detail: (e as Error).message, fix: "mount the engine's socket, or set network: publish or a network's name" }];
   }
+  const checks: Check[] = [];
+  if (p.mode === "isolated") {
+    const nets = await backend.listNetworks({ [LABELS.managed]: "1", [LABELS.instance]: c.instance, [NETWORK_LABEL]: "task" });
+    const conflict = poolConflict(c.task_subnet_pool, await backend.listNetworks({}), hostRoutes());
+    checks.push({
+      name: "network",
+      ok: conflict === undefined,
+      required: true,
+      detail: `isolation: each task on a network of its own, ${c.task_egress ? "with" : "without"} egress, from ${c.task_subnet_pool}; ${nets.length} task network(s) now${nets.length ? ` (${nets.map((n) => `${n.name} ${n.subnets.join(",")}`).join("; ")})` : ""}; ${p.reason}`,
+      fix: conflict,
+    });
+  } else {
+    checks.push({ name: "network", ok: true, required: false, detail: `isolation: none (tasks share ${p.mode === "publish" ? "Docker's default bridge" : `network "${p.network}"`}: weaker); ${p.reason}` });
+  }
+  // On a host, a listener beyond loopback is reachable from task networks through their gateways.
+  const hostSide = !p.ownNetwork;
+  const exposed = hostSide && c.host !== undefined && !/^(127\.|localhost$|::1$)/.test(c.host);
+  checks.push({
+    name: "api",
+    ok: !exposed,
+    required: false,
+    detail: exposed
+      ? `the API listens on "${c.host}" on the host's side: tasks can connect to it through their network's gateway`
+      : `the API is out of the tasks' reach (${p.ownNetwork ? "its own networks' addresses in a container" : "loopback on the host"})`,
+    fix: exposed ? "listen on 127.0.0.1, or add the firewall rule in the README (Isolation) that drops task networks' traffic to the API port" : undefined,
+  });
+  return checks;
 }
 
 /**
@@ -151,7 +184,7 @@ export function formatReport(r: DoctorReport): string {
   const lines = [`meca-executor doctor (config: ${r.config})`, ""];
   lines.push(`host      ${r.host.cores} cores, ${r.host.memoryMB} MB; task capacity ${r.host.taskCpu} cores, ${r.host.taskMemMB} MB (clipped to the host: its cores, 80 % of its memory)`);
   for (const ch of r.checks) {
-    const mark = ch.ok ? "ok  " : ch.required ? "FAIL" : "--  ";
+    const mark = ch.ok ? "ok  " : ch.required ? "FAIL" : ch.fix ? "WARN" : "--  ";
     lines.push(`[${mark}] ${ch.name.padEnd(8)} ${ch.detail}`);
     if (!ch.ok && ch.fix) lines.push(`         fix: ${ch.fix}`);
   }

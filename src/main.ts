@@ -16,6 +16,7 @@ import { createLogger } from "./logger.ts";
 import { systemClock } from "./platform/clock.ts";
 import { createDockerBackend } from "./platform/docker/create-backend.ts";
 import { detectPlacement, type Placement } from "./platform/docker/placement.ts";
+import { hostRoutes, poolConflict } from "./platform/docker/subnet-pool.ts";
 import { SystemHostProbe } from "./platform/host.ts";
 import { FetchTaskClient } from "./platform/fetch-task-client.ts";
 import { loadNvml } from "./platform/nvml.ts";
@@ -152,6 +153,12 @@ async function serve(config: Config, configFile: string | undefined, env: Env, l
 export async function createExecutor(config: Config, env: Env, logger: Logger) {
   const backend = await createDockerBackend(env);
   const placement = await detectPlacement({ setting: config.network, inspect: (ref) => backend.inspectJson(ref) });
+  if (placement.mode === "isolated") {
+    // Without an engine yet, the routes are checked now and the engine checks each create.
+    const networks = await backend.listNetworks({}).catch(() => []);
+    const conflict = poolConflict(config.task_subnet_pool, networks, hostRoutes());
+    if (conflict) throw new ConfigError(`Cannot use task_subnet_pool: ${conflict}`);
+  }
   // Under Deno the task client is its own fetch, not undici pools (docs/architecture.md).
   const client = "Deno" in globalThis ? new FetchTaskClient() : createTaskClient();
   const executor = await Executor.create({
@@ -161,6 +168,8 @@ export async function createExecutor(config: Config, env: Env, logger: Logger) {
     clock: systemClock,
     logger,
     settings: engineSettings(config, placement),
+    // Joins each task's network to call it by name; with host networking it calls addresses instead.
+    selfContainer: placement.mode === "isolated" && placement.ownNetwork ? placement.self?.id : undefined,
     loadGpu: () => loadNvml({ library: config.nvml_library, logger }),
   });
   return { executor, backend, client, placement };
@@ -207,6 +216,7 @@ export function engineSettings(c: Config, placement: Pick<Placement, "mode" | "n
     microVMRuntime: c.microVM_runtime,
     sgx: { enable: c.sgx.enable, device: c.sgx.sgx_device, aesmdPath: c.sgx.aesmd_path },
     network: placement.mode === "network" ? placement.network! : "",
+    isolate: placement.mode === "isolated",
     taskSubnetPool: c.task_subnet_pool,
     taskEgress: c.task_egress,
     capDrop: c.task_cap_drop,

@@ -3,6 +3,7 @@ import type { Reservation } from "./ledger.ts";
 import type { ContainerSpec } from "./ports.ts";
 import { LABELS, type EngineSettings } from "./settings.ts";
 import { keyHash } from "./task-spec.ts";
+import type { TaskNet } from "./task-networks.ts";
 import type { Task } from "./task.ts";
 
 /** Labels say whose it is (instance, run) and which key it serves; limits come from the task's spec and reservation. */
@@ -10,7 +11,7 @@ export function containerSpecFor(
   task: Task,
   r: Reservation,
   s: EngineSettings,
-  o: { run: string; gpuIds?: (indexes: readonly number[]) => string[] },
+  o: { run: string; gpuIds?: (indexes: readonly number[]) => string[]; net?: TaskNet },
 ): ContainerSpec {
   const spec = task.spec;
   return {
@@ -29,7 +30,7 @@ export function containerSpecFor(
     runtime: spec.runtime,
     gpus: r.gpus.length > 0 ? (o.gpuIds?.(r.gpus) ?? r.gpus.map(String)) : undefined,
     sgx: spec.sgx ? { device: s.sgx.device, aesmdPath: s.sgx.aesmdPath } : undefined,
-    network: s.network || undefined,
+    network: o.net?.name ?? (s.network || undefined),
     securityOpt: s.noNewPrivileges ? ["no-new-privileges:true"] : [],
     capDrop: [...s.capDrop],
     nofile: s.nofile,

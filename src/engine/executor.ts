@@ -30,6 +30,8 @@ export interface ExecutorDeps {
   loadGpu?: () => Promise<GpuProbe>;
   /** Says why SGX cannot be used on this host (device or AESM socket missing), or undefined. */
   checkSgx?: (sgx: EngineSettings["sgx"]) => Promise<string | undefined>;
+  /** The executor's own container, when it runs in one: it joins each task's network. */
+  selfContainer?: string;
 }
 
 /** What POST /update-config did: the settings now, and each field that changed. */
@@ -63,7 +65,7 @@ export class Executor {
     this.#log = deps.logger.child({ component: "executor" });
     this.#ledger = new Ledger({ cpuTenths: 0, memMB: 0, gpus: [] });
     const settings = () => this.#s;
-    this.#pool = new TaskPool({ backend: deps.backend, client: deps.client, clock: deps.clock, logger: deps.logger, ledger: this.#ledger, settings, metrics: this.metrics, gpuIds: (indexes) => this.#gpu.uuids(indexes) });
+    this.#pool = new TaskPool({ backend: deps.backend, client: deps.client, clock: deps.clock, logger: deps.logger, ledger: this.#ledger, settings, metrics: this.metrics, gpuIds: (indexes) => this.#gpu.uuids(indexes), selfContainer: deps.selfContainer });
     this.#admission = new Admission({ ledger: this.#ledger, pool: this.#pool, clock: deps.clock, settings, launch: (t) => void this.#launch(t), metrics: this.metrics });
     const freed = () => this.#admission.run();
     this.#gpu = new GpuMonitor({ ledger: this.#ledger, clock: deps.clock, logger: deps.logger, settings, freed });
@@ -194,6 +196,7 @@ export class Executor {
   /** Pause, remove everything, stop the background loops. */
   async shutdown(): Promise<void> {
     await this.pause();
+    await this.#pool.close();
     this.#watch.stop();
     this.#cleaner.stop();
     this.#gpu.disable();
@@ -214,7 +217,12 @@ export class Executor {
   }
 
   tasks(): TaskInfo[] {
-    return snapshotTasks(this.#pool.all());
+    return snapshotTasks(this.#pool.all(), (t) => {
+      const own = this.#pool.network(t);
+      if (own) return { name: own.name, subnet: own.subnet, isolated: true };
+      if (this.#s.isolate) return { name: "", isolated: true }; // its network comes with its start
+      return { name: this.#s.network || "published", isolated: false };
+    });
   }
 
   /** The gauges GET /metrics reports, read now. */

@@ -12,6 +12,8 @@ export interface EngineSettings {
   sgx: { enable: boolean; device: string; aesmdPath: string };
   /** Docker network tasks join (reached by name); "" to publish on 127.0.0.1. */
   network: string;
+  /** Each task on a network of its own (network: auto); otherwise `network` is shared or "" publishes. */
+  isolate: boolean;
   /** IPv4 block each task's own network takes a /28 of. */
   taskSubnetPool: string;
   /** Task networks get a route out (never one to other tasks). */

@@ -74,9 +74,11 @@ export interface TaskInfo {
   served: number;
   last_used: string;
   container_id: string | null;
+  /** Where the task is reached: its own network's name and subnet, a shared network, or "published". */
+  network: { name: string; subnet?: string; isolated: boolean };
 }
 
-export function snapshotTasks(tasks: readonly Task[]): TaskInfo[] {
+export function snapshotTasks(tasks: readonly Task[], networkOf: (t: Task) => TaskInfo["network"]): TaskInfo[] {
   return tasks.map((t) => ({
     key: t.key,
     name: t.name,
@@ -93,6 +95,7 @@ export function snapshotTasks(tasks: readonly Task[]): TaskInfo[] {
     served: t.served,
     last_used: new Date(t.lastUsed).toISOString(),
     container_id: t.containerId ?? null,
+    network: networkOf(t),
   }));
 }
 

@@ -12,6 +12,7 @@ import { LABELS, READY_MARK, type EngineSettings } from "./settings.ts";
 import { Task } from "./task.ts";
 import { containerName, type TaskSpec } from "./task-spec.ts";
 import { containerSpecFor, raceAbort } from "./container-spec.ts";
+import { TaskNetworks, type TaskNet } from "./task-networks.ts";
 
 export interface TaskPoolDeps {
   backend: ContainerBackend;
@@ -24,6 +25,8 @@ export interface TaskPoolDeps {
   metrics?: EngineMetrics;
   /** The GPUs' UUIDs for NVML indexes: Docker is asked by UUID, which a renumbering cannot change. */
   gpuIds?: (indexes: readonly number[]) => string[];
+  /** The executor's own container, which joins each task's network; undefined on a host. */
+  selfContainer?: string;
 }
 
 /** How a launch ended: ready, failed (with the error waiters get), or removed while starting. */
@@ -48,9 +51,26 @@ export class TaskPool {
   /** Tells this run's container names from an earlier run's. */
   #run = Math.floor(Math.random() * 36 ** 4).toString(36).padStart(4, "0");
 
+  /** One network per task (settings.isolate); undefined when tasks share one or publish. */
+  #networks?: TaskNetworks;
+  #nets = new Map<string, TaskNet>();
+
   constructor(deps: TaskPoolDeps) {
     this.#d = deps;
     this.#log = deps.logger.child({ component: "pool" });
+    if (deps.settings().isolate) {
+      this.#networks = new TaskNetworks({ backend: deps.backend, clock: deps.clock, logger: deps.logger, settings: deps.settings, run: this.#run, self: deps.selfContainer });
+    }
+  }
+
+  /** The task's own network, when tasks get one. */
+  network(task: Task): TaskNet | undefined {
+    return this.#nets.get(task.id);
+  }
+
+  /** Spare task networks kept ready now. */
+  get spareNetworks(): number {
+    return this.#networks?.spareCount ?? 0;
   }
 
   /** Tasks taken out of the pool whose containers are still being removed. */
@@ -102,16 +122,20 @@ export class TaskPool {
     try {
       await this.#ensureImage(task.spec.image, log, signal);
       signal.throwIfAborted();
-      const id = await this.#d.backend.create(containerSpecFor(task, reservation, s, { run: this.#run, gpuIds: this.#d.gpuIds }));
+      const net = this.#networks ? await this.#networks.acquire(signal) : undefined;
+      if (net) this.#nets.set(task.id, net);
+      signal.throwIfAborted();
+      const id = await this.#d.backend.create(containerSpecFor(task, reservation, s, { run: this.#run, gpuIds: this.#d.gpuIds, net }));
       this.#byContainer.set(id, task);
       if (!task.apply({ type: "created", containerId: id }).ok) {
         // Removed while create() ran: the container is ours to remove.
-        await this.#track(this.#removeContainer(id));
+        await this.#track(this.#dispose(task.id, id));
         return { kind: "removed" };
       }
       await this.#d.backend.start(id);
       await this.#waitReady(task, id, s.readyTimeoutMs);
-      const endpoint = await this.#d.backend.endpoint(id, { network: s.network || undefined });
+      // On its own network: by name where the executor joined it (in a container), else by address.
+      const endpoint = await this.#d.backend.endpoint(id, net ? { network: net.name, byAddress: !this.#networks!.joins } : { network: s.network || undefined });
       signal.throwIfAborted();
       const now = this.#d.clock.now();
       if (!task.apply({ type: "ready", endpoint, at: now }).ok) return { kind: "removed" };
@@ -119,10 +143,13 @@ export class TaskPool {
       log.info("Task ready", { image: task.spec.image, container: id.slice(0, 12), ms: now - started });
       return { kind: "ready" };
     } catch (cause) {
-      if (task.state.kind !== "starting") return { kind: "removed" };
+      if (task.state.kind !== "starting") {
+        // Removed while starting: remove() disposes of what it saw; a network taken since is ours.
+        if (!task.containerId) await this.#track(this.#dispose(task.id, undefined));
+        return { kind: "removed" };
+      }
       const error = this.#fail(task, cause);
-      const id = task.containerId;
-      if (id) await this.#track(this.#removeContainer(id));
+      await this.#track(this.#dispose(task.id, task.containerId));
       return { kind: "failed", error };
     }
   }
@@ -155,7 +182,7 @@ export class TaskPool {
     // The client's connections to it go once the container is gone, not before: a request still
     // on them ends as the container ends (a connection error, which may be retried), not cut here.
     const done = this.#track(
-      (id ? this.#removeContainer(id) : Promise.resolve()).finally(() => {
+      this.#dispose(task.id, id).finally(() => {
         if (endpoint) this.#d.client.forget(endpoint);
         task.apply({ type: "removed" });
       }),
@@ -170,10 +197,16 @@ export class TaskPool {
     return tracked;
   }
 
-  /** Removes every task and waits for their containers to go. */
+  /** Removes every task and waits for their containers (and networks) to go. */
   async removeAll(reason: string, error?: Error): Promise<void> {
     for (const t of this.all()) this.remove(t, reason, error);
     await Promise.allSettled([...this.#removals]);
+  }
+
+  /** Removes the spare task networks and stops keeping any: the executor is stopping. */
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.#removals]);
+    await this.#networks?.close();
   }
 
   /** A container event from the engine: a ready replica whose container died leaves the pool. True when one left. */
@@ -205,6 +238,9 @@ export class TaskPool {
     const stale = found.filter((c) => c.labels[LABELS.run] !== this.#run && !this.#byContainer.has(c.id));
     await Promise.all(stale.map((c) => this.#d.backend.remove(c.id)));
     if (stale.length > 0) this.#log.info("Removed containers left by an earlier run", { count: stale.length });
+    // Their networks next (a network goes only once no container is on it), then spares of our own.
+    await this.#networks?.sweep();
+    this.#networks?.fill();
     return stale.length;
   }
 
@@ -259,6 +295,16 @@ export class TaskPool {
     if (rest.length > 0) this.#byKey.set(task.key, rest);
     else this.#byKey.delete(task.key);
     if (reservation) this.#d.ledger.release(reservation);
+  }
+
+  /** Removes the task's container, if it has one, then its network, if it has one. */
+  async #dispose(taskId: string, containerId: string | undefined): Promise<void> {
+    if (containerId) await this.#removeContainer(containerId);
+    const net = this.#nets.get(taskId);
+    if (net) {
+      this.#nets.delete(taskId);
+      await this.#networks!.release(net);
+    }
   }
 
   async #removeContainer(id: string): Promise<void> {

@@ -60,6 +60,17 @@ describe("meca-executor doctor", () => {
     expect(report.host.cores).toBeGreaterThan(0);
   });
 
+  it("shows the isolation in force, and warns when the API listens where task networks reach it", async () => {
+    const safe = await runCli(["doctor", "--config", config("instance: doctor-iso\n")]);
+    expect(safe.out).toMatch(/\[ok  \] network +isolation: each task on a network of its own, without egress, from 10\.201\.0\.0\/16; \d+ task network\(s\) now/);
+    expect(safe.out).toMatch(/\[ok  \] api +the API is out of the tasks' reach \(loopback on the host\)/);
+    const open = await runCli(["doctor", "--config", config("host: 0.0.0.0\nnetwork: publish\n")]);
+    expect(open.out).toMatch(/\[ok  \] network +isolation: none \(tasks share Docker's default bridge: weaker\)/);
+    expect(open.out).toMatch(/\[WARN\] api +the API listens on "0\.0\.0\.0" on the host's side: tasks can connect to it through their network's gateway/);
+    expect(open.out).toContain("fix: listen on 127.0.0.1, or add the firewall rule in the README (Isolation)");
+    expect(open.code).toBe(0); // a warning, not a failure
+  });
+
   it("fails plainly when no engine answers", async () => {
     const r = await runCli(["doctor"], { DOCKER_HOST: "unix:///tmp/meca-no-such-docker.sock" });
     expect(r.code).toBe(1);

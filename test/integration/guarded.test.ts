@@ -90,7 +90,7 @@ describe("an executor process", () => {
       await until(() => open.output().includes("Listening"), "open executor listening");
       await until(() => guarded.output().includes("Listening") && local.output().includes("Listening"), "others listening");
       const warning = open.output().split("\n").find((l) => l.includes(WARNING));
-      expect(JSON.parse(warning!)).toMatchObject({ level: "warn", component: "main", host: "0.0.0.0" });
+      expect(JSON.parse(warning!)).toMatchObject({ level: "warn", component: "main", hosts: ["0.0.0.0"] });
       expect(guarded.output()).not.toContain(WARNING);
       expect(local.output()).not.toContain(WARNING);
     } finally {

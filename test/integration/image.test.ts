@@ -105,7 +105,7 @@ describe(IMAGE, () => {
     expect(docker(["run", "--rm", IMAGE, "--version"]).trim()).toBe(pkg.version);
   });
 
-  it("on Docker's default bridge with no config: listens on its own addresses, puts tasks on the bridge by address, and `health` says healthy", async () => {
+  it("on Docker's default bridge with no config: listens on its own addresses, puts each task on a network of its own, and `health` says healthy", async () => {
     const c = run("default", ["-p", "127.0.0.1::2591"]);
     const base = `http://127.0.0.1:${publishedPort(c)}`;
     await waitHealthy(base, { why: () => containerLogs(c) });
@@ -115,8 +115,8 @@ describe(IMAGE, () => {
     const ip = JSON.parse(docker(["inspect", c]))[0].NetworkSettings.Networks.bridge.IPAddress as string;
     expect(logs).toContain(`"hosts":["127.0.0.1","${ip}"],"port":2591`);
     const tasks = (await (await fetch(`${base}/tasks`)).json()) as { network: { mode: string; network: string; reason: string } };
-    expect(tasks.network).toMatchObject({ mode: "network", network: "bridge" });
-    expect(tasks.network.reason).toContain("default bridge");
+    expect(tasks.network).toMatchObject({ mode: "isolated" });
+    expect(tasks.network.reason).toContain(`the executor runs in container "${c}": each task on a network of its own, which the executor joins`);
     const r = await post(`${base}/`, { id: ECHO_IMAGE, resource: { cpu: 0.1, mem: 45 }, input: "over the bridge" });
     expect(r).toEqual({ status: 200, body: { success: true, msg: "over the bridge" } });
     expect(execFileSync("docker", ["exec", c, "/usr/local/bin/meca-executor", "health"], { encoding: "utf8" })).toBe("");
@@ -125,7 +125,7 @@ describe(IMAGE, () => {
     expect(taskContainers(DEFAULT_INSTANCE)).toEqual([]);
   });
 
-  it("with --network host: listens on loopback, tasks publish on 127.0.0.1; docker stop removes its task containers", async () => {
+  it("with --network host: listens on loopback, tasks on networks of their own called by address; docker stop removes its task containers", async () => {
     const instance = `image-host-${process.pid}`;
     const port = await freePort();
     const configFile = join(dir, "host.yaml");
@@ -153,15 +153,23 @@ describe(IMAGE, () => {
     const c = run("seed", ["-v", `${configFile}:/app/meca_executor.yaml`, `--net=${network}`, `--ip=${address}`, "-p", `127.0.0.1:${port}:2591`]);
     const base = `http://127.0.0.1:${port}`;
     await waitHealthy(base, { why: () => containerLogs(c) });
-    expect(containerLogs(c)).toContain(`"reason":"network: auto, and container \\"${c}\\" is attached to network \\"${network}\\"`);
+    expect(containerLogs(c)).toContain(`"reason":"network: auto, and the executor runs in container \\"${c}\\": each task on a network of its own`);
 
     // The host actor: its task's config.json as `resource`, on a new connection from the network.
     const actor = fromNetwork(network, address, "/", { id: ECHO_IMAGE, resource: { resource: { cpu: 0.5, mem: 64 } }, input: '{"name":"sbip"}' });
     expect(actor).toEqual({ status: 200, body: { success: true, msg: '{"name":"sbip"}' } });
     const task = taskOf(ECHO_IMAGE, 0.5);
     expect(task.HostConfig.Memory).toBe(64 * 2 ** 20);
-    expect(Object.keys(task.NetworkSettings.Networks)).toEqual([network]);
+    // On a network of its own, which the executor joined; nothing published.
+    const [taskNet] = Object.keys(task.NetworkSettings.Networks);
+    expect(taskNet).not.toBe(network);
     expect(task.HostConfig.PortBindings ?? {}).toEqual({});
+    const executorOnTaskNet = JSON.parse(docker(["inspect", c]))[0].NetworkSettings.Networks[taskNet!].IPAddress as string;
+    expect(executorOnTaskNet).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+    // From inside the task: the executor's API is on neither its address there nor on the MECA network.
+    const probe = async (target: string) => (await post(`${base}/`, { id: ECHO_IMAGE, resource: { resource: { cpu: 0.5, mem: 64 } }, input: `connect:${target}` })).body.msg;
+    expect(await probe(`${executorOnTaskNet}:2591`)).toBe("refused");
+    expect(await probe(`${address}:2591`)).not.toBe("connected");
 
     // The same from 127.0.0.1, in the desktop app's task-test shape.
     const desktop = await post(`${base}/`, { id: ECHO_IMAGE, resource: { task_cpu: 0.3, task_mem: 96 }, useGpu: false, gpuCount: 0, useSgx: false, input: "local" });
@@ -181,6 +189,7 @@ describe(IMAGE, () => {
     docker(["stop", c]); // Docker's default grace: 10 s
     expect(waitExit(c)).toBe(0);
     expect(taskContainers(DEFAULT_INSTANCE)).toEqual([]);
+    expect(docker(["network", "ls", "-q", "--filter", `label=${LABELS.instance}=${DEFAULT_INSTANCE}`]).trim()).toBe(""); // spares too
   });
 
   it("the desktop app's container options on its network `mecanywhere`, its GPU config and its requests", async () => {
@@ -231,7 +240,7 @@ describe(IMAGE, () => {
     expect(taskOf(ECHO_IMAGE, 0.2).HostConfig.Memory).toBe(80 * 2 ** 20);
     const actor = fromNetwork(network, address, "/", { id: ECHO_IMAGE, resource: { resource: { cpu: 0.4, mem: 72 } }, input: "actor" });
     expect(actor).toEqual({ status: 200, body: { success: true, msg: "actor" } });
-    expect(Object.keys(taskOf(ECHO_IMAGE, 0.4).NetworkSettings.Networks)).toEqual([network]);
+    expect(Object.keys(taskOf(ECHO_IMAGE, 0.4).NetworkSettings.Networks)).not.toContain(network);
 
     docker(["stop", name]); // Docker's default grace: 10 s
     expect(waitExit(name)).toBe(0);

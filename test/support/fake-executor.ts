@@ -15,6 +15,7 @@ export const BASE_SETTINGS: EngineSettings = {
   microVMRuntime: "",
   sgx: { enable: false, device: "/dev/sgx/enclave", aesmdPath: "/var/run/aesmd" },
   network: "",
+  isolate: false,
   taskSubnetPool: "10.201.0.0/16",
   taskEgress: false,
   capDrop: ["NET_RAW"],
@@ -40,7 +41,7 @@ export function fakeGpus(n: number) {
 }
 
 export async function fakeExecutor(
-  o: { settings?: Partial<EngineSettings>; images?: Record<string, FakeImage>; host?: FakeHost; gpus?: ReturnType<typeof fakeGpus> } = {},
+  o: { settings?: Partial<EngineSettings>; images?: Record<string, FakeImage>; host?: FakeHost; gpus?: ReturnType<typeof fakeGpus>; selfContainer?: string } = {},
 ) {
   const backend = new FakeBackend({ images: { "echo:1": {}, ...o.images } });
   const client = new FakeTaskClient(backend);
@@ -54,6 +55,7 @@ export async function fakeExecutor(
     logger,
     settings: { ...BASE_SETTINGS, ...o.settings },
     loadGpu: o.gpus ? async () => o.gpus! : undefined,
+    selfContainer: o.selfContainer,
   });
   await flush();
   return { executor, backend, client, clock, logger };

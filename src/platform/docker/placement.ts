@@ -1,12 +1,12 @@
 /**
  * Where the executor runs, and so how it reaches its task containers (the `network` key).
- * See docs/architecture.md, "Deployments".
+ * See docs/architecture.md, "Deployments" and "Isolation".
  *
- * - `auto` (the default): inside a container the engine knows, tasks join a user-defined
- *   network that container is attached to and are called by name (on Docker's default
- *   bridge, which has no DNS, by address); with host networking or on a bare host, tasks
- *   publish 8080 on 127.0.0.1.
- * - `publish`, or a network's name: that mode, whatever the placement.
+ * - `auto` (the default): each task on a network of its own. Inside a container with a network
+ *   of its own, the executor joins each task's network and calls the task by name; on a bare
+ *   host or with host networking, it calls the task at its address there.
+ * - `publish`: tasks publish 8080 on 127.0.0.1 (a shared bridge: weaker).
+ * - a network's name: tasks share that network, called by name (weaker).
  */
 import { readFileSync } from "node:fs";
 import type { ContainerJson } from "./docker-api.ts";
@@ -21,8 +21,8 @@ export interface SelfContainer {
 }
 
 export interface Placement {
-  /** "network": tasks join `network`; "publish": tasks publish 8080 on 127.0.0.1. */
-  mode: "network" | "publish";
+  /** "isolated": a network per task; "network": tasks share `network`; "publish": 8080 on 127.0.0.1. */
+  mode: "isolated" | "network" | "publish";
   network?: string;
   /** For a person: why this mode is in force (start-up log, GET /tasks, doctor). */
   reason: string;
@@ -41,44 +41,30 @@ export interface PlacementSource {
   inspect(ref: string): Promise<ContainerJson | undefined>;
 }
 
-/** Docker's built-in networks: tasks cannot be called by name on these. */
-const BUILT_IN = new Set(["bridge", "host", "none"]);
-
 export async function resolvePlacement(src: PlacementSource): Promise<Placement> {
   const self = src.containerRef === undefined ? undefined : await findSelf(src);
   const ownNetwork = self !== undefined && self.networkMode !== "host" && !self.networkMode.startsWith("container:");
   const where = self === undefined ? "" : ` (the executor runs in container "${self.name}")`;
   if (src.setting === "publish") {
-    return { mode: "publish", reason: `network: publish in the config${where}`, self, ownNetwork };
+    return { mode: "publish", reason: `network: publish in the config${where}: tasks publish 8080 on 127.0.0.1 and share Docker's default bridge`, self, ownNetwork };
   }
   if (src.setting !== "auto") {
-    return { mode: "network", network: src.setting, reason: `network: "${src.setting}" in the config${where}`, self, ownNetwork };
+    return { mode: "network", network: src.setting, reason: `network: "${src.setting}" in the config${where}: tasks share it and are called by name`, self, ownNetwork };
   }
-  if (self === undefined) {
-    const reason =
-      src.containerRef === undefined
-        ? "network: auto, and the executor does not run in a container: tasks publish 8080 on 127.0.0.1"
-        : `network: auto, and the engine knows no container "${src.containerRef}" (a remote engine?): tasks publish 8080 on 127.0.0.1`;
-    return { mode: "publish", reason, ownNetwork };
-  }
-  if (!ownNetwork) {
+  if (src.containerRef !== undefined && self === undefined) {
     return {
       mode: "publish",
-      reason: `network: auto, and container "${self.name}" shares the host's network (${self.networkMode}): tasks publish 8080 on 127.0.0.1`,
-      self,
+      reason: `network: auto, and the engine knows no container "${src.containerRef}" (a remote engine?): tasks publish 8080 on 127.0.0.1`,
       ownNetwork,
     };
   }
-  const userDefined = self.networks.map((n) => n.name).filter((n) => !BUILT_IN.has(n)).sort();
-  // The network it was started on (NetworkMode) first, when that is a user-defined one.
-  const network = userDefined.includes(self.networkMode) ? self.networkMode : userDefined[0];
-  if (network !== undefined) {
-    return { mode: "network", network, reason: `network: auto, and container "${self.name}" is attached to network "${network}": tasks join it and are called by name`, self, ownNetwork };
-  }
-  if (self.networks.some((n) => n.name === "bridge")) {
-    return { mode: "network", network: "bridge", reason: `network: auto, and container "${self.name}" is on Docker's default bridge: tasks join it and are called by address`, self, ownNetwork };
-  }
-  return { mode: "publish", reason: `network: auto, and container "${self.name}" has no network the tasks could share: tasks publish 8080 on 127.0.0.1`, self, ownNetwork };
+  const reason =
+    self === undefined
+      ? "network: auto on a host: each task on a network of its own, called at its address there"
+      : ownNetwork
+        ? `network: auto, and the executor runs in container "${self.name}": each task on a network of its own, which the executor joins to call it by name`
+        : `network: auto, and container "${self.name}" shares the host's network (${self.networkMode}): each task on a network of its own, called at its address there`;
+  return { mode: "isolated", reason, self, ownNetwork };
 }
 
 async function findSelf(src: PlacementSource): Promise<SelfContainer | undefined> {

@@ -19,34 +19,24 @@ const place = (setting: string, json?: ContainerJson, ref: string | undefined = 
   resolvePlacement({ setting, containerRef: ref, inspect: async (r) => (r === ID ? json : undefined) });
 
 describe("resolvePlacement()", () => {
-  it("auto on a bare host publishes, without asking the engine", async () => {
+  it("auto on a bare host isolates each task, called by address, without asking the engine", async () => {
     const p = await resolvePlacement({ setting: "auto", inspect: () => Promise.reject(new Error("not called")) });
-    expect(p).toMatchObject({ mode: "publish", ownNetwork: false });
-    expect(p.reason).toContain("does not run in a container");
+    expect(p).toMatchObject({ mode: "isolated", ownNetwork: false });
+    expect(p.self).toBeUndefined();
+    expect(p.reason).toContain("on a host: each task on a network of its own, called at its address");
   });
 
-  it("auto in a container on a user-defined network puts tasks on it, by name", async () => {
-    const p = await place("auto", container("meca", { meca: "172.30.0.5" }));
-    expect(p).toMatchObject({ mode: "network", network: "meca", ownNetwork: true, self: { name: "meca-executor" } });
-    expect(p.reason).toContain('attached to network "meca"');
-  });
-
-  it("auto prefers the network the container was started on, else the first user-defined one by name", async () => {
-    expect((await place("auto", container("zeta", { alpha: "10.0.0.2", zeta: "10.0.1.2", bridge: "172.17.0.2" }))).network).toBe("zeta");
-    expect((await place("auto", container("bridge", { zeta: "10.0.1.2", alpha: "10.0.0.2", bridge: "172.17.0.2" }))).network).toBe("alpha");
-  });
-
-  it("auto on Docker's default bridge alone joins it, reached by address", async () => {
-    for (const mode of ["bridge", "default"]) {
-      const p = await place("auto", container(mode, { bridge: "172.17.0.3" }));
-      expect(p).toMatchObject({ mode: "network", network: "bridge", ownNetwork: true });
-      expect(p.reason).toContain("by address");
+  it("auto in a container with a network of its own isolates each task, and the executor joins their networks", async () => {
+    for (const mode of ["meca", "bridge", "default"]) {
+      const p = await place("auto", container(mode, { meca: "172.30.0.5", bridge: "172.17.0.3" }));
+      expect(p).toMatchObject({ mode: "isolated", ownNetwork: true, self: { name: "meca-executor", id: ID } });
+      expect(p.reason).toContain("which the executor joins to call it by name");
     }
   });
 
-  it("auto with host networking publishes on 127.0.0.1, and the executor has no network of its own", async () => {
+  it("auto with host networking isolates each task, called by address, and the executor has no network of its own", async () => {
     const p = await place("auto", container("host", { host: "" }));
-    expect(p).toMatchObject({ mode: "publish", ownNetwork: false });
+    expect(p).toMatchObject({ mode: "isolated", ownNetwork: false });
     expect(p.reason).toContain("shares the host's network");
   });
 
@@ -57,7 +47,7 @@ describe("resolvePlacement()", () => {
     expect(p.reason).toContain("the engine knows no container");
   });
 
-  it("network: publish and network: <name> force a mode wherever it runs", async () => {
+  it("network: publish and network: <name> force a shared mode wherever it runs", async () => {
     const inNet = container("meca", { meca: "172.30.0.5" });
     expect(await place("publish", inNet)).toMatchObject({ mode: "publish", ownNetwork: true });
     expect(await place("other", inNet)).toMatchObject({ mode: "network", network: "other", ownNetwork: true });

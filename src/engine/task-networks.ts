@@ -1,0 +1,213 @@
+/**
+ * One network per task container (see docs/architecture.md, "Isolation"): a bridge network the
+ * executor creates from a /28 of `task_subnet_pool`, `Internal` unless egress is on, labelled
+ * like the task's container. A few are kept ready ahead of demand, so that a cold start does not
+ * wait for one. In a container the executor joins each network to call its task by name; on a
+ * host it calls the task at its address there.
+ *
+ * Subnets are checked at each create by the engine itself: one that overlaps any network (another
+ * executor's on the same engine included) is refused there, and the next block is tried.
+ */
+import { NoCapacityError, TaskStartError } from "./errors.ts";
+import type { Clock, ContainerBackend, Logger } from "./ports.ts";
+import { LABELS, TASK_SUBNET_BITS, type EngineSettings } from "./settings.ts";
+import { block, blockCount, formatCidr, parseCidr, type Cidr } from "./subnets.ts";
+
+export interface TaskNet {
+  id: string;
+  name: string;
+  subnet: string;
+  /** Index of its block in the pool. */
+  index: number;
+}
+
+export interface TaskNetworksDeps {
+  backend: ContainerBackend;
+  clock: Clock;
+  logger: Logger;
+  settings: () => EngineSettings;
+  /** Tells this run's networks from an earlier run's, like the pool's container names. */
+  run: string;
+  /** The executor's own container, which joins every task network; undefined on a host. */
+  self?: string;
+  /** Networks kept ready ahead of demand (default 2). */
+  spares?: number;
+}
+
+/** The label that marks a network as a task network (containers carry the other labels too). */
+export const NETWORK_LABEL = "meca.executor.network";
+
+export class TaskNetworks {
+  #d: TaskNetworksDeps;
+  #log: Logger;
+  #pool: Cidr;
+  #blocks: number;
+  /** Blocks this executor holds: spares and task networks, and those being created. */
+  #held = new Set<number>();
+  #cursor: number;
+  #spares: TaskNet[] = [];
+  #filling?: Promise<void>;
+  #waiters = new Set<() => void>();
+  #serial = 0;
+  #closed = false;
+
+  constructor(deps: TaskNetworksDeps) {
+    this.#d = deps;
+    this.#log = deps.logger.child({ component: "networks" });
+    const s = deps.settings();
+    const pool = parseCidr(s.taskSubnetPool);
+    if ("error" in pool) throw new TaskStartError(`Invalid task_subnet_pool: ${pool.error}`);
+    this.#pool = pool;
+    this.#blocks = blockCount(pool, TASK_SUBNET_BITS);
+    // Executors of other instances start elsewhere in the pool, so they seldom meet at a create.
+    this.#cursor = hash(s.instance) % this.#blocks;
+  }
+
+  /** Whether the executor joins task networks (in a container) or calls tasks by address (on a host). */
+  get joins(): boolean {
+    return this.#d.self !== undefined;
+  }
+
+  get spareCount(): number {
+    return this.#spares.length;
+  }
+
+  /**
+   * A network for a task: a spare when there is one, else a new one. Waits while every block of
+   * the pool is taken, up to the queue timeout (NoCapacityError) or until `signal` aborts.
+   */
+  async acquire(signal: AbortSignal): Promise<TaskNet> {
+    const deadline = this.#d.clock.now() + this.#d.settings().queueTimeoutMs;
+    for (;;) {
+      signal.throwIfAborted();
+      const spare = this.#spares.shift();
+      if (spare) {
+        this.fill();
+        return spare;
+      }
+      const net = await this.#create();
+      if (net) {
+        this.fill();
+        return net;
+      }
+      const left = deadline - this.#d.clock.now();
+      if (left <= 0) {
+        throw new NoCapacityError(`No free subnet in task_subnet_pool ${this.#d.settings().taskSubnetPool}: every /${TASK_SUBNET_BITS} is taken`);
+      }
+      await this.#freed(Math.min(left, 1000), signal);
+    }
+  }
+
+  /** Takes the network away: the executor leaves it, the engine removes it, its block is free. */
+  async release(net: TaskNet): Promise<void> {
+    try {
+      if (this.#d.self !== undefined) await this.#d.backend.disconnectNetwork(net.id, this.#d.self);
+      await this.#d.backend.removeNetwork(net.id);
+    } catch (e) {
+      this.#log.warn("Cannot remove task network", { network: net.name, error: (e as Error).message });
+    } finally {
+      this.#held.delete(net.index);
+      for (const wake of [...this.#waiters]) wake();
+    }
+  }
+
+  /** Tops the spares up in the background; one fill at a time. */
+  fill(): void {
+    if (this.#closed || this.#filling) return;
+    const target = this.#d.spares ?? 2;
+    this.#filling = (async () => {
+      while (!this.#closed && this.#spares.length < target) {
+        const net = await this.#create().catch((e: unknown) => {
+          this.#log.warn("Cannot create a spare task network", { error: (e as Error).message });
+          return undefined;
+        });
+        if (!net) break;
+        if (this.#closed) await this.release(net);
+        else this.#spares.push(net);
+      }
+    })().finally(() => (this.#filling = undefined));
+  }
+
+  /** Removes networks an earlier run of this instance left behind (leaving them first, in a container). */
+  async sweep(): Promise<number> {
+    const s = this.#d.settings();
+    const found = await this.#d.backend.listNetworks({ [LABELS.managed]: "1", [LABELS.instance]: s.instance, [NETWORK_LABEL]: "task" });
+    const stale = found.filter((n) => n.labels[LABELS.run] !== this.#d.run);
+    for (const n of stale) {
+      if (this.#d.self !== undefined) await this.#d.backend.disconnectNetwork(n.id, this.#d.self).catch(() => {});
+      await this.#d.backend.removeNetwork(n.id).catch((e: unknown) => this.#log.warn("Cannot remove a leftover task network", { network: n.name, error: (e as Error).message }));
+    }
+    if (stale.length > 0) this.#log.info("Removed task networks left by an earlier run", { count: stale.length });
+    return stale.length;
+  }
+
+  /** Stops keeping spares and removes them. Task networks go with their tasks. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#filling;
+    await Promise.all(this.#spares.splice(0).map((n) => this.release(n)));
+  }
+
+  /** A new network in the next free block; undefined when every block is taken. */
+  async #create(): Promise<TaskNet | undefined> {
+    const s = this.#d.settings();
+    for (let tried = 0; tried < this.#blocks; tried++) {
+      const index = this.#cursor;
+      this.#cursor = (this.#cursor + 1) % this.#blocks;
+      if (this.#held.has(index)) continue;
+      this.#held.add(index);
+      const subnet = formatCidr(block(this.#pool, TASK_SUBNET_BITS, index));
+      const name = `meca-${s.instance}-net-${this.#d.run}n${++this.#serial}`;
+      try {
+        const id = await this.#d.backend.createNetwork({
+          name,
+          subnet,
+          internal: !s.taskEgress,
+          labels: { [LABELS.managed]: "1", [LABELS.instance]: s.instance, [LABELS.run]: this.#d.run, [NETWORK_LABEL]: "task" },
+        });
+        const net = { id, name, subnet, index };
+        if (this.#d.self !== undefined) {
+          try {
+            await this.#d.backend.connectNetwork(id, this.#d.self);
+          } catch (e) {
+            await this.release(net);
+            throw e;
+          }
+        }
+        return net;
+      } catch (e) {
+        this.#held.delete(index);
+        if ((e as { code?: string }).code === "SUBNET_TAKEN") continue; // someone else's: the next block
+        throw e;
+      }
+    }
+    return undefined;
+  }
+
+  /** Resolves when a block is released or after `ms`; rejects when `signal` aborts. */
+  #freed(ms: number, signal: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const done = () => {
+        cancel();
+        this.#waiters.delete(done);
+        signal.removeEventListener("abort", onAbort);
+        resolve();
+      };
+      const onAbort = () => {
+        cancel();
+        this.#waiters.delete(done);
+        reject(signal.reason);
+      };
+      const cancel = this.#d.clock.setTimer(ms, done);
+      this.#waiters.add(done);
+      signal.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+}
+
+/** FNV-1a of a string, as an unsigned 32-bit number. */
+function hash(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193) >>> 0;
+  return h;
+}

@@ -1,0 +1,102 @@
+/**
+ * Isolation on the fake engine: each task on a network of its own, from the pool, kept ready
+ * ahead of demand, removed with its task, swept at start-up, waited for when the pool is spent.
+ */
+import { describe, expect, it } from "vitest";
+import { LABELS } from "../../src/engine/settings.ts";
+import { NETWORK_LABEL, TaskNetworks } from "../../src/engine/task-networks.ts";
+import { FakeBackend } from "../fakes/fake-backend.ts";
+import { FakeClock } from "../fakes/fake-clock.ts";
+import { memoryLogger } from "../fakes/fake-logger.ts";
+import { BASE_SETTINGS, fakeExecutor, flush, settleWithClock } from "../support/fake-executor.ts";
+
+const isolated = { isolate: true, taskSubnetPool: "10.201.0.0/24" };
+const taskNets = (backend: Awaited<ReturnType<typeof fakeExecutor>>["backend"]) => backend.networks().filter((n) => n.labels[NETWORK_LABEL] === "task");
+
+describe("task networks", () => {
+  it("puts each task on an internal network of its own from the pool, reached at its address, labelled like its container", async () => {
+    const { executor, backend } = await fakeExecutor({ settings: isolated });
+    expect(await executor.execute({ image: "echo:1", cpu: 1, mem: 128 }, "a")).toBe("a");
+    expect(await executor.execute({ image: "echo:1", cpu: 2, mem: 128 }, "b")).toBe("b");
+    const [t1, t2] = backend.created;
+    expect(t1!.network).not.toBe(t2!.network);
+    for (const spec of [t1!, t2!]) {
+      const net = backend.networks().find((n) => n.name === spec.network)!;
+      expect(net.internal).toBe(true);
+      expect(net.subnets[0]).toMatch(/^10\.201\.0\.\d+\/28$/);
+      expect(net.labels).toMatchObject({ [LABELS.managed]: "1", [LABELS.instance]: "unit", [NETWORK_LABEL]: "task", [LABELS.run]: spec.labels[LABELS.run] });
+    }
+    const endpoints = backend.calls.filter((c) => c.method === "endpoint").map((c) => c.args[1]);
+    expect(endpoints).toEqual([
+      { network: t1!.network, byAddress: true },
+      { network: t2!.network, byAddress: true },
+    ]);
+    expect(backend.created.every((s) => s.capDrop?.includes("NET_RAW") && s.nofile === 4096)).toBe(true);
+  });
+
+  it("keeps spare networks ready, removes a task's network with the task, and every network once stopped", async () => {
+    const { executor, backend } = await fakeExecutor({ settings: isolated });
+    await flush(20);
+    expect(taskNets(backend)).toHaveLength(2); // spares, before any request
+    await executor.execute({ image: "echo:1" }, "x");
+    await flush(20);
+    expect(taskNets(backend)).toHaveLength(3); // the task's, and the spares topped up
+    await executor.pause();
+    await flush(20);
+    expect(taskNets(backend)).toHaveLength(2); // the task's went with it
+    await executor.shutdown();
+    expect(taskNets(backend)).toEqual([]);
+  });
+
+  it("with egress on, the task networks have a route out", async () => {
+    const { executor, backend } = await fakeExecutor({ settings: { ...isolated, taskEgress: true } });
+    await executor.execute({ image: "echo:1" }, "x");
+    expect(backend.networks().find((n) => n.name === backend.created[0]!.network)!.internal).toBe(false);
+  });
+
+  it("in a container, the executor joins each task network (spares too) and calls the task by name, and leaves before removal", async () => {
+    const self = "e".repeat(64);
+    const { executor, backend } = await fakeExecutor({ settings: isolated, selfContainer: self });
+    await executor.execute({ image: "echo:1" }, "x");
+    const net = backend.networks().find((n) => n.name === backend.created[0]!.network)!;
+    expect(net.members.has(self)).toBe(true);
+    expect(taskNets(backend).every((n) => n.members.has(self))).toBe(true);
+    expect(backend.calls.find((c) => c.method === "endpoint")!.args[1]).toEqual({ network: net.name, byAddress: false });
+    await executor.shutdown();
+    const order = backend.calls.filter((c) => (c.method === "disconnectNetwork" || c.method === "removeNetwork") && (c.args[0] === net.id)).map((c) => c.method);
+    expect(order).toEqual(["disconnectNetwork", "removeNetwork"]);
+    expect(taskNets(backend)).toEqual([]);
+  });
+
+  it("skips subnets another network already holds", async () => {
+    const { backend, executor } = await fakeExecutor({ settings: { ...isolated, instance: "other", taskSubnetPool: "10.201.0.0/27" } });
+    await flush(20);
+    expect(taskNets(backend).map((n) => n.subnets[0]).sort()).toEqual(["10.201.0.0/28", "10.201.0.16/28"]);
+    await executor.shutdown();
+  });
+
+  it("waits when every subnet of the pool is taken, then answers NO_CAPACITY after the queue timeout; a released one is reused", async () => {
+    // A /28 pool: one network. The first task holds it; a second key can only wait for it.
+    const { executor, backend, clock } = await fakeExecutor({ settings: { ...isolated, taskSubnetPool: "10.201.0.0/28", queueTimeoutMs: 3_000 } });
+    await flush(20);
+    expect(await executor.execute({ image: "echo:1", cpu: 1, mem: 128 }, "first")).toBe("first");
+    const second = executor.execute({ image: "echo:1", cpu: 2, mem: 128 }, "second");
+    await expect(settleWithClock(second, clock, 500)).rejects.toMatchObject({ code: "NO_CAPACITY" });
+    expect(executor.ledger.used()).toMatchObject({ cpuTenths: 10 }); // the waiter's reservation came back
+    await executor.pause();
+    executor.unpause();
+    expect(await settleWithClock(executor.execute({ image: "echo:1", cpu: 2, mem: 128 }, "third"), clock, 500)).toBe("third");
+    expect(taskNets(backend).map((n) => n.subnets[0])).toEqual(["10.201.0.0/28"]);
+  });
+
+  it("sweep() removes task networks an earlier run of this instance left, and no other", async () => {
+    const backend = new FakeBackend();
+    const labels = (run: string, instance = "unit") => ({ [LABELS.managed]: "1", [LABELS.instance]: instance, [LABELS.run]: run, [NETWORK_LABEL]: "task" });
+    await backend.createNetwork({ name: "old", subnet: "10.201.0.16/28", internal: true, labels: labels("old0") });
+    await backend.createNetwork({ name: "theirs", subnet: "10.201.0.32/28", internal: true, labels: labels("old0", "someone-else") });
+    await backend.createNetwork({ name: "mine", subnet: "10.201.0.48/28", internal: true, labels: labels("now1") });
+    const nets = new TaskNetworks({ backend, clock: new FakeClock(), logger: memoryLogger(), settings: () => ({ ...BASE_SETTINGS, ...isolated }), run: "now1" });
+    expect(await nets.sweep()).toBe(1);
+    expect(backend.networks().map((n) => n.name).sort()).toEqual(["mine", "theirs"]);
+  });
+});

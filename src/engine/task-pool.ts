@@ -3,15 +3,16 @@
  * removing one (returning its reservation at once), reacting to container
  * events, and finding containers an earlier executor left behind.
  */
-import { ContainerExitedError, ExecutorError, InternalError, TaskStartError } from "./errors.ts";
+import { ExecutorError, InternalError, TaskStartError } from "./errors.ts";
 import type { Ledger, Reservation } from "./ledger.ts";
 import type { EngineMetrics } from "./metrics.ts";
 import type { TaskView } from "./policy.ts";
 import type { Clock, ContainerBackend, ContainerEvent, Logger, TaskClient } from "./ports.ts";
-import { LABELS, READY_MARK, type EngineSettings } from "./settings.ts";
+import { LABELS, type EngineSettings } from "./settings.ts";
 import { Task } from "./task.ts";
 import { containerName, type TaskSpec } from "./task-spec.ts";
 import { containerSpecFor, raceAbort } from "./container-spec.ts";
+import { waitReady } from "./ready-wait.ts";
 import { TaskNetworks, type TaskNet } from "./task-networks.ts";
 
 export interface TaskPoolDeps {
@@ -133,7 +134,7 @@ export class TaskPool {
         return { kind: "removed" };
       }
       await this.#d.backend.start(id);
-      await this.#waitReady(task, id, s.readyTimeoutMs);
+      await waitReady({ backend: this.#d.backend, clock: this.#d.clock }, task, id, s.readyTimeoutMs);
       // On its own network: by name where the executor joined it (in a container), else by address.
       const endpoint = await this.#d.backend.endpoint(id, net ? { network: net.name, byAddress: !this.#networks!.joins } : { network: s.network || undefined });
       signal.throwIfAborted();
@@ -242,34 +243,6 @@ export class TaskPool {
     await this.#networks?.sweep();
     this.#networks?.fill();
     return stale.length;
-  }
-
-  /** Waits for the ready mark, bounded by the ready timeout on the engine's clock. */
-  async #waitReady(task: Task, id: string, timeoutMs: number): Promise<void> {
-    const timeout = new AbortController();
-    const cancel = this.#d.clock.setTimer(timeoutMs, () => timeout.abort(new TaskStartError("Ready timeout", { code: "TASK_NOT_READY" })));
-    const both = new AbortController();
-    const onAbort = () => both.abort(task.abort.signal.reason);
-    task.abort.signal.addEventListener("abort", onAbort, { once: true });
-    timeout.signal.addEventListener("abort", () => both.abort(timeout.signal.reason), { once: true });
-    try {
-      await this.#d.backend.waitForMark(id, { mark: READY_MARK, signal: both.signal });
-    } catch (e) {
-      if (timeout.signal.aborted && !task.abort.signal.aborted) {
-        const lines = await this.#d.backend.logsTail(id, 10).catch(() => []);
-        throw new TaskStartError(
-          `Task "${task.spec.image}" did not print "${READY_MARK}" within the ready timeout of ${timeoutMs / 1000} s${lines.length ? `; last log lines:\n${lines.join("\n")}` : ""}`,
-          { code: "TASK_NOT_READY" },
-        );
-      }
-      if (e instanceof ContainerExitedError) {
-        throw new ContainerExitedError(e.exitCode, e.lastLines, `Task "${task.spec.image}" exited with code ${e.exitCode} before it was ready${e.lastLines.length ? `; last log lines:\n${e.lastLines.join("\n")}` : ""}`);
-      }
-      throw e;
-    } finally {
-      cancel();
-      task.abort.signal.removeEventListener("abort", onAbort);
-    }
   }
 
   #ensureImage(image: string, log: Logger, signal: AbortSignal): Promise<void> {

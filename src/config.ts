@@ -85,6 +85,16 @@ export const fileSchema = z
     port: z.number().int().min(0).max(65535).default(2591),
     log_format: z.enum(["json", "text", "auto"]).default("auto"),
     log_level: z.enum(["debug", "info", "warn", "error"]).default("info"),
+    // Bounds on what clients and tasks may send; see the README's "Limits" section.
+    max_answer_bytes: positiveInt("max_answer_bytes").default(16 * 1024 * 1024),
+    max_admin_body_bytes: positiveInt("max_admin_body_bytes").default(64 * 1024),
+    max_buffered_input_bytes: positiveInt("max_buffered_input_bytes").default(256 * 1024 * 1024),
+    max_connections: positiveInt("max_connections").default(512),
+    headers_timeout: seconds("headers_timeout").default(30),
+    idle_timeout: seconds("idle_timeout").default(5),
+    task_log_max_size: z.string().regex(/^[1-9][0-9]*[kmg]?$/, 'task_log_max_size must be a size such as "10m" (k, m or g)').default("10m"),
+    task_log_max_file: positiveInt("task_log_max_file").default(3),
+    allowed_origins: z.array(z.string().min(1)).default([]),
   })
   .strict();
 
@@ -103,6 +113,9 @@ export const updateSchema = z
   .strict();
 
 export type ConfigUpdate = z.infer<typeof updateSchema>;
+
+/** What `Authorization: Bearer <token>` can carry (RFC 6750 b64token), as the admin guard matches it. */
+export const BEARER_TOKEN = /^[A-Za-z0-9._~+/-]+=*$/;
 
 export class ConfigError extends Error {
   readonly code = "CONFIG_INVALID";
@@ -168,6 +181,11 @@ export function loadConfig(src: ConfigSource): { config: Config; path?: string }
   }
   const config = parsed.data;
   if (src.env.MECA_ADMIN_TOKEN) config.admin_token = src.env.MECA_ADMIN_TOKEN;
+  if (config.admin_token !== "" && !BEARER_TOKEN.test(config.admin_token)) {
+    throw new ConfigError(
+      `Invalid admin_token${src.env.MECA_ADMIN_TOKEN ? " (from MECA_ADMIN_TOKEN)" : ""}: a bearer token may hold only letters, digits and - . _ ~ + /, with = at the end`,
+    );
+  }
   if (src.env.MECA_NVML_LIBRARY) config.nvml_library = src.env.MECA_NVML_LIBRARY;
   return { config, path };
 }

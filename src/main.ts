@@ -124,6 +124,11 @@ async function serve(config: Config, configFile: string | undefined, env: Env, l
     logger,
     adminToken: config.admin_token || undefined,
     maxBodyBytes: config.max_body_bytes,
+    maxAdminBodyBytes: config.max_admin_body_bytes,
+    maxBufferedInputBytes: config.max_buffered_input_bytes,
+    allowedOrigins: config.allowed_origins,
+    // Where any listener is beyond loopback the Host is not checked (see the origin guard).
+    listenHost: hosts.find((h) => !isLoopback(h)) ?? hosts[0],
     accessLog: config.log_level === "debug",
     onStop: () => void stop("POST /stop"),
     placement: { mode: placement.mode, network: placement.network, reason: placement.reason },
@@ -131,7 +136,7 @@ async function serve(config: Config, configFile: string | undefined, env: Env, l
   if (!config.admin_token && !hosts.every(isLoopback)) {
     log.warn("No admin_token is set and the executor listens beyond loopback: anyone who reaches it can pause or stop it", { hosts });
   }
-  const listening: Listening = await listenAll(app, { hosts, port: config.port });
+  const listening: Listening = await listenAll(app, { hosts, port: config.port, config });
   log.info("Listening", { hosts, port: listening.port });
 
   let stopping: Promise<void> | undefined;
@@ -151,7 +156,7 @@ async function serve(config: Config, configFile: string | undefined, env: Env, l
 
 /** The platform parts for this runtime, handed to the engine. */
 export async function createExecutor(config: Config, env: Env, logger: Logger) {
-  const backend = await createDockerBackend(env);
+  const backend = await createDockerBackend(env, { taskLog: { maxSize: config.task_log_max_size, maxFile: config.task_log_max_file } });
   const placement = await detectPlacement({ setting: config.network, inspect: (ref) => backend.inspectJson(ref) });
   if (placement.mode === "isolated") {
     // Without an engine yet, the routes are checked now and the engine checks each create.
@@ -160,7 +165,11 @@ export async function createExecutor(config: Config, env: Env, logger: Logger) {
     if (conflict) throw new ConfigError(`Cannot use task_subnet_pool: ${conflict}`);
   }
   // Under Deno the task client is its own fetch, not undici pools (docs/architecture.md).
-  const client = "Deno" in globalThis ? new FetchTaskClient() : createTaskClient();
+  const maxAnswerBytes = config.max_answer_bytes;
+  const client =
+    "Deno" in globalThis
+      ? new FetchTaskClient({ maxAnswerBytes })
+      : createTaskClient({ maxAnswerBytes, answerTimeout: config.request_timeout * 1000 });
   const executor = await Executor.create({
     backend,
     client,
@@ -188,11 +197,13 @@ export function listenAddresses(host: string | undefined, placement: Pick<Placem
 }
 
 /** One listener per address, all on one port (the first listener's, when `port` is 0). */
-async function listenAll(app: ReturnType<typeof createApp>, at: { hosts: string[]; port: number }): Promise<Listening> {
+async function listenAll(app: ReturnType<typeof createApp>, at: { hosts: string[]; port: number; config: Config }): Promise<Listening> {
+  const c = at.config;
+  const bounds = { maxConnections: c.max_connections, headersTimeoutMs: c.headers_timeout * 1000, idleTimeoutMs: c.idle_timeout * 1000 };
   const one = (hostname: string, port: number): Promise<Listening> =>
     "Deno" in globalThis
       ? import("./http/deno-listen.ts").then((m) => m.listenDeno(app, { port, hostname }))
-      : import("./http/node-listen.ts").then((m) => m.listenNode(app, { port, hostname }));
+      : import("./http/node-listen.ts").then((m) => m.listenNode(app, { port, hostname, ...bounds }));
   const listeners: Listening[] = [];
   try {
     for (const host of at.hosts) listeners.push(await one(host, listeners[0]?.port ?? at.port));

@@ -62,6 +62,28 @@ describe("loadConfig()", () => {
     expect(config.admin_token).toBe("s3cret");
     expect(config.nvml_library).toBe("/x/libnvidia-ml.so.1");
   });
+
+  it("refuses at start-up an admin_token a bearer header cannot carry, naming the allowed characters", () => {
+    const file = (token: string) => files({ "/c.yaml": `admin_token: ${JSON.stringify(token)}` }, {}, "/c.yaml");
+    expect(() => loadConfig(file("p@ss word!"))).toThrow(/admin_token: a bearer token may hold only letters, digits and - \. _ ~ \+ \//);
+    expect(() => loadConfig(files({}, { MECA_ADMIN_TOKEN: "bad token" }))).toThrow(/MECA_ADMIN_TOKEN/);
+    expect(loadConfig(file("Abc-1.2_3~4+5/6==")).config.admin_token).toBe("Abc-1.2_3~4+5/6==");
+  });
+
+  it("bounds what clients and tasks send, with documented defaults", () => {
+    expect(loadConfig(files({})).config).toMatchObject({
+      max_answer_bytes: 16 * 1024 * 1024,
+      max_admin_body_bytes: 64 * 1024,
+      max_buffered_input_bytes: 256 * 1024 * 1024,
+      max_connections: 512,
+      headers_timeout: 30,
+      idle_timeout: 5,
+      task_log_max_size: "10m",
+      task_log_max_file: 3,
+      allowed_origins: [],
+    });
+    expect(() => loadConfig(files({ "/c.yaml": "task_log_max_size: lots" }, {}, "/c.yaml"))).toThrow(/task_log_max_size/);
+  });
 });
 
 describe("updateSchema (POST /update-config)", () => {

@@ -11,6 +11,8 @@ export type ErrorKind =
   | "forbidden" // 403
   | "conflict" // 409
   | "too_large" // 413
+  | "unsupported_media" // 415: the body's content type is not the one the route reads
+  | "client_closed" // 499: the client hung up before its request was read or answered
   | "unavailable" // 503: try again later (Retry-After)
   | "task_failed" // 502: the task crashed, never got ready or answered >= 400
   | "task_timeout" // 504
@@ -77,6 +79,27 @@ export class PayloadTooLargeError extends ExecutorError {
   }
 }
 
+/** A POST whose body needs `Content-Type: application/json` came with another type. */
+export class UnsupportedMediaTypeError extends ExecutorError {
+  constructor(message: string) {
+    super("unsupported_media", "UNSUPPORTED_MEDIA_TYPE", message);
+  }
+}
+
+/** The client hung up before it had sent its whole request. */
+export class ClientClosedError extends ExecutorError {
+  constructor(message = "Client closed the connection") {
+    super("client_closed", "CLIENT_CLOSED", message);
+  }
+}
+
+/** Too many connections or too much buffered input: the executor sheds load before it runs out. */
+export class OverloadedError extends ExecutorError {
+  constructor(message: string) {
+    super("unavailable", "OVERLOADED", message, { retryAfter: 1 });
+  }
+}
+
 export class PausedError extends ExecutorError {
   constructor() {
     super("unavailable", "PAUSED", "The executor is paused", { retryAfter: 5 });
@@ -135,6 +158,15 @@ export class TaskFailedError extends ExecutorError {
 export class TaskConnectError extends ExecutorError {
   constructor(message: string, opts?: { cause?: unknown }) {
     super("task_failed", "TASK_UNREACHABLE", message, opts);
+  }
+}
+
+/** The task's answer grew past `max_answer_bytes`; the connection was cut. */
+export class TaskAnswerTooLargeError extends TaskFailedError {
+  constructor(endpoint: string, limitBytes: number) {
+    super(`Task at "${endpoint}" answered more than max_answer_bytes (${limitBytes} bytes); the answer was cut off`, {
+      code: "TASK_ANSWER_TOO_LARGE",
+    });
   }
 }
 

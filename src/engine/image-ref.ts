@@ -1,6 +1,7 @@
 /**
  * Image references as Docker parses them: `[registry[:port]/]name[:tag][@digest]`.
- * Grammar from the distribution reference package.
+ * Grammar from the distribution reference package; digests as the OCI image spec
+ * writes them (`algorithm:encoded`), with the registered algorithms' exact lengths.
  */
 
 const alnum = "[a-z0-9]+";
@@ -9,7 +10,12 @@ const component = `${alnum}(?:${separator}${alnum})*`;
 const domainComponent = "(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])";
 const domain = `(?:${domainComponent}(?:\\.${domainComponent})*|\\[[0-9a-fA-F:]+\\])(?::[0-9]+)?`;
 const tag = "[\\w][\\w.-]{0,127}";
-const digest = "[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}";
+const digest = "[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+";
+/** Registered digest algorithms and their encoded form. */
+const DIGEST_ENCODINGS: Record<string, { re: RegExp; what: string }> = {
+  sha256: { re: /^[a-f0-9]{64}$/, what: "64 lowercase hex digits" },
+  sha512: { re: /^[a-f0-9]{128}$/, what: "128 lowercase hex digits" },
+};
 const reference = new RegExp(`^(?:(${domain})/)?(${component}(?:/${component})*)(?::(${tag}))?(?:@(${digest}))?$`);
 
 export interface ImageRef {
@@ -38,6 +44,13 @@ export function parseImageRef(ref: string): ImageRef | { error: string } {
     dom = undefined;
   }
   if (path.length > 255) return { error: "has a repository name longer than 255 characters" };
+  if (d !== undefined) {
+    const at = d.indexOf(":");
+    const algorithm = d.slice(0, at);
+    // Other algorithms follow the grammar only; the engine says whether it knows them.
+    const encoding = DIGEST_ENCODINGS[algorithm];
+    if (encoding !== undefined && !encoding.re.test(d.slice(at + 1))) return { error: `has a ${algorithm} digest that is not ${encoding.what}` };
+  }
   return { domain: dom, path, tag: t, digest: d };
 }
 

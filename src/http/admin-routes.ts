@@ -1,14 +1,24 @@
-/** POST /pause, /unpause, /update-config, /stop: guarded by the admin token when one is set. */
-import type { Hono, MiddlewareHandler } from "hono";
+/**
+ * POST /pause, /unpause, /update-config, /stop: guarded by the admin token when one is set.
+ * A body, where one comes, must be JSON (a page's form or text/plain post is not) and small.
+ */
+import type { Context, Hono, MiddlewareHandler } from "hono";
 import { bearerAuth } from "hono/bearer-auth";
 import { HTTPException } from "hono/http-exception";
 import { updateSchema } from "../config.ts";
-import { UnauthorizedError } from "../engine/errors.ts";
-import type { AppEnv, AppOptions } from "./app.ts";
+import { UnauthorizedError, UnsupportedMediaTypeError } from "../engine/errors.ts";
+import { DEFAULT_MAX_ADMIN_BODY_BYTES, type AppEnv, type AppOptions } from "./app.ts";
+import { BodyLimits, readBody } from "./body.ts";
 import { fieldError, parseJsonBody } from "./schemas.ts";
 
 export function mountAdmin(app: Hono<AppEnv>, o: AppOptions): void {
-  const guard: MiddlewareHandler = o.adminToken ? tokenGuard(o.adminToken) : async (_c, next) => next();
+  const token: MiddlewareHandler = o.adminToken ? tokenGuard(o.adminToken) : async (_c, next) => next();
+  const maxBody = o.maxAdminBodyBytes ?? DEFAULT_MAX_ADMIN_BODY_BYTES;
+  const guard: MiddlewareHandler<AppEnv> = async (c, next) =>
+    token(c, async () => {
+      checkAdminBody(c, maxBody);
+      await next();
+    });
   const ok = (msg: string, extra: Record<string, unknown> = {}) => ({ success: true, msg, ...extra });
 
   app.post("/pause", guard, async (c) => {
@@ -22,7 +32,9 @@ export function mountAdmin(app: Hono<AppEnv>, o: AppOptions): void {
   });
 
   app.post("/update-config", guard, async (c) => {
-    const r = updateSchema.safeParse(parseJsonBody(await c.req.text()));
+    const { text } = await readBody(c, maxBody);
+    if (text !== "") requireJson(c);
+    const r = updateSchema.safeParse(parseJsonBody(text));
     if (!r.success) throw fieldError(r.error);
     const u = r.data;
     const { settings: s, changed } = await o.executor.updateConfig({
@@ -42,6 +54,20 @@ export function mountAdmin(app: Hono<AppEnv>, o: AppOptions): void {
     setTimeout(o.onStop, 0);
     return c.json(ok("stopping"));
   });
+}
+
+/** Before any byte of an admin body is read: its declared size within the limit, and a JSON content type. */
+function checkAdminBody(c: Context<AppEnv>, max: number): void {
+  const length = c.req.header("content-length");
+  new BodyLimits(max).checkDeclared(length);
+  if (Number(length) > 0 || c.req.header("transfer-encoding") !== undefined) requireJson(c);
+}
+
+function requireJson(c: Context<AppEnv>): void {
+  const type = c.req.header("content-type") ?? "";
+  if (!/^application\/([\w.+-]+\+)?json\s*(;|$)/i.test(type)) {
+    throw new UnsupportedMediaTypeError(`Admin requests with a body need Content-Type: application/json, not ${JSON.stringify(type.slice(0, 100))}`);
+  }
 }
 
 /**

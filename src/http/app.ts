@@ -1,11 +1,14 @@
 /** The HTTP face of the executor: a Hono app over the engine, runtime-agnostic. */
 import { Hono, type MiddlewareHandler } from "hono";
+import { ClientClosedError } from "../engine/errors.ts";
 import type { Executor } from "../engine/executor.ts";
 import type { Logger } from "../engine/ports.ts";
 import { mountAdmin } from "./admin-routes.ts";
+import { InputBudget, type BodyLimits } from "./body.ts";
 import { envelope, errorCode, errorResponse } from "./errors.ts";
 import { mountExecute } from "./execute-route.ts";
 import { mountMetrics } from "./metrics-route.ts";
+import { originGuard } from "./origin-guard.ts";
 import { RequestMetrics } from "./request-metrics.ts";
 import { mountStatus } from "./status-routes.ts";
 
@@ -16,6 +19,14 @@ export interface AppOptions {
   adminToken?: string;
   /** Larger request bodies get 413. */
   maxBodyBytes: number;
+  /** Larger bodies of admin routes get 413, checked before the body is read (default 64 KiB). */
+  maxAdminBodyBytes?: number;
+  /** Request input all requests together may hold in memory; past it, 503 (default unbounded). */
+  maxBufferedInputBytes?: number;
+  /** Web origins allowed besides loopback ones and `null`. */
+  allowedOrigins?: readonly string[];
+  /** The listen address: with a loopback one, requests must name a loopback Host. */
+  listenHost?: string;
   /** Called after POST /stop has answered: clean up and exit 0. */
   onStop: () => void;
   /** One debug line per request (id, method, path, status, ms); off unless the log level is debug. */
@@ -25,7 +36,11 @@ export interface AppOptions {
 }
 
 /** `errorCode`: the envelope's code, set where an error answer is made, for the request metrics. */
-export type AppEnv = { Variables: { requestId: string; errorCode: string; clientSignal?: AbortSignal } };
+export type AppEnv = {
+  Variables: { requestId: string; errorCode: string; clientSignal?: AbortSignal; inputBudget?: InputBudget; bodyLimits?: BodyLimits };
+};
+
+export const DEFAULT_MAX_ADMIN_BODY_BYTES = 64 * 1024;
 
 export function createApp(o: AppOptions): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
@@ -33,6 +48,19 @@ export function createApp(o: AppOptions): Hono<AppEnv> {
   const requests = new RequestMetrics();
   app.use(requestIdMiddleware);
   app.use(requests.middleware({ log, accessLog: o.accessLog === true }));
+  app.use(originGuard(o));
+  if (o.maxBufferedInputBytes !== undefined) {
+    const budget = new InputBudget(o.maxBufferedInputBytes);
+    app.use(async (c, next) => {
+      c.set("inputBudget", budget);
+      try {
+        await next();
+      } finally {
+        // The handler is done with the body: what it held of the budget goes back.
+        c.get("bodyLimits")?.release();
+      }
+    });
+  }
   mountExecute(app, o);
   mountAdmin(app, o);
   mountStatus(app, o);
@@ -42,7 +70,7 @@ export function createApp(o: AppOptions): Hono<AppEnv> {
     return envelope(404, `No route for ${c.req.method} ${c.req.path.slice(0, 200)}`, "NOT_FOUND", { "x-request-id": c.get("requestId") ?? "" });
   });
   app.onError((err, c) => {
-    if ((c.get("clientSignal") ?? c.req.raw.signal).aborted) {
+    if (err instanceof ClientClosedError || (c.get("clientSignal") ?? c.req.raw.signal).aborted) {
       // The client went away; nobody reads this answer, and it is no defect.
       c.set("errorCode", "CLIENT_CLOSED");
       log.info("Client closed the connection before the answer", { requestId: c.get("requestId") });

@@ -12,6 +12,8 @@ const STATUS: Record<ErrorKind, number> = {
   forbidden: 403,
   conflict: 409,
   too_large: 413,
+  unsupported_media: 415,
+  client_closed: 499,
   unavailable: 503,
   task_failed: 502,
   task_timeout: 504,

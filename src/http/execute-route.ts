@@ -1,25 +1,12 @@
 /** POST /: run a task and return its output in the `{success, msg}` envelope. */
 import type { Hono } from "hono";
-import { bodyLimit } from "hono/body-limit";
-import { PayloadTooLargeError } from "../engine/errors.ts";
 import type { AppEnv, AppOptions } from "./app.ts";
-import { readNodeBody } from "./node-body.ts";
+import { readBody } from "./body.ts";
 import { parseExecute, parseJsonBody } from "./schemas.ts";
 
 export function mountExecute(app: Hono<AppEnv>, o: AppOptions): void {
-  const limit = bodyLimit({
-    maxSize: o.maxBodyBytes,
-    onError: () => {
-      throw new PayloadTooLargeError(o.maxBodyBytes);
-    },
-  });
   app.post("/", async (c) => {
-    let body = await readNodeBody(c.env, o.maxBodyBytes);
-    if (!body) {
-      await limit(c, async () => {});
-      body = { text: await c.req.text(), signal: c.req.raw.signal };
-    }
-    const { text, signal } = body;
+    const { text, signal } = await readBody(c, o.maxBodyBytes);
     c.set("clientSignal", signal);
     const { intent, input } = parseExecute(parseJsonBody(text));
     const msg = await o.executor.execute(intent, input, { signal, requestId: c.get("requestId") });

@@ -5,11 +5,13 @@
  * (Headers, ReadableStream, AbortController, URL) costs more than the forward
  * itself. Other runtimes and `app.request()` have no bindings: undefined.
  */
-import { PayloadTooLargeError } from "../engine/errors.ts";
+import { ClientClosedError } from "../engine/errors.ts";
+import type { BodyLimits } from "./body.ts";
 
 interface NodeBindings {
   incoming?: {
     headers: Record<string, string | string[] | undefined>;
+    complete?: boolean;
     on(event: string, listener: (...args: any[]) => void): unknown;
   };
   outgoing?: { writableFinished: boolean; once(event: "close", listener: () => void): unknown };
@@ -17,30 +19,43 @@ interface NodeBindings {
 
 const decoder = new TextDecoder();
 
-/** The body (at most `max` bytes, else PayloadTooLargeError) and a signal that aborts when the client goes away. */
-export async function readNodeBody(env: unknown, max: number): Promise<{ text: string; signal: AbortSignal } | undefined> {
+/**
+ * The body (within `limits`, else their error) and a signal that aborts when the client goes away.
+ * A client that hangs up before the body's end: ClientClosedError.
+ */
+export async function readNodeBody(env: unknown, limits: BodyLimits): Promise<{ text: string; signal: AbortSignal } | undefined> {
   const b = env as NodeBindings | undefined;
   if (!b?.incoming || !b.outgoing) return undefined;
-  const text = await readIncoming(b.incoming, max);
   const ac = new AbortController();
   const out = b.outgoing;
   out.once("close", () => {
-    if (!out.writableFinished) ac.abort(new Error("Client connection prematurely closed"));
+    if (!out.writableFinished) ac.abort(new ClientClosedError());
   });
+  const text = await readIncoming(b.incoming, limits);
   return { text, signal: ac.signal };
 }
 
-function readIncoming(inc: NonNullable<NodeBindings["incoming"]>, max: number): Promise<string> {
-  if (Number(inc.headers["content-length"]) > max) return Promise.reject(new PayloadTooLargeError(max));
+function readIncoming(inc: NonNullable<NodeBindings["incoming"]>, limits: BodyLimits): Promise<string> {
+  limits.checkDeclared(inc.headers["content-length"]);
   return new Promise((resolve, reject) => {
     const chunks: Uint8Array[] = [];
     let size = 0;
+    let failed = false;
+    // Past a limit the rest is read and dropped, so that the answer can still reach the client.
+    const fail = (err: unknown) => {
+      failed = true;
+      chunks.length = 0;
+      reject(err);
+    };
     inc.on("data", (chunk: Uint8Array) => {
+      if (failed) return;
       size += chunk.length;
-      if (size > max) reject(new PayloadTooLargeError(max));
+      const err = limits.count(chunk.length);
+      if (err) fail(err);
       else chunks.push(chunk);
     });
     inc.on("end", () => {
+      if (failed) return;
       if (chunks.length === 1) return resolve(decoder.decode(chunks[0]));
       const all = new Uint8Array(size);
       let at = 0;
@@ -50,6 +65,9 @@ function readIncoming(inc: NonNullable<NodeBindings["incoming"]>, max: number): 
       }
       resolve(decoder.decode(all));
     });
-    inc.on("error", reject);
+    inc.on("error", () => fail(new ClientClosedError()));
+    inc.on("close", () => {
+      if (inc.complete === false) fail(new ClientClosedError());
+    });
   });
 }

@@ -1,19 +1,29 @@
 /**
  * Task client over the global `fetch` only, for runtimes without undici
- * (Deno). Connection pooling is left to the runtime's fetch.
+ * (Deno). Connection pooling is left to the runtime's fetch. The answer is
+ * counted while it streams and cut off past `maxAnswerBytes`; the engine's
+ * request timeout (the caller's signal) bounds the wait.
  */
-import { TaskConnectError, TaskFailedError } from "../engine/errors.ts";
+import { TaskAnswerTooLargeError, TaskConnectError, TaskFailedError } from "../engine/errors.ts";
 import type { TaskClient, TaskRequest, TaskResponse } from "../engine/ports.ts";
 
 /** Low-level codes (Node) and messages (Deno) of a connection that was never made. */
 const CONNECT_CODES = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "UND_ERR_CONNECT_TIMEOUT"]);
 const CONNECT_MESSAGE = /connection refused|tcp connect error|dns error|failed to lookup|no route to host|network is unreachable/i;
 
+export interface FetchTaskClientOptions {
+  fetch?: typeof fetch;
+  /** Largest answer body read (default 16 MiB). */
+  maxAnswerBytes?: number;
+}
+
 export class FetchTaskClient implements TaskClient {
   readonly #fetch: typeof fetch;
+  readonly #max: number;
 
-  constructor(fetchFn: typeof fetch = globalThis.fetch) {
-    this.#fetch = fetchFn;
+  constructor(opts: FetchTaskClientOptions = {}) {
+    this.#fetch = opts.fetch ?? globalThis.fetch;
+    this.#max = opts.maxAnswerBytes ?? 16 * 1024 * 1024;
   }
 
   async send(req: TaskRequest): Promise<TaskResponse> {
@@ -34,9 +44,10 @@ export class FetchTaskClient implements TaskClient {
       throw new TaskFailedError(`Request to the task at "${origin}" failed: ${describe(err)}`, { cause: err });
     }
     try {
-      return { status: res.status, body: await res.text() };
+      return { status: res.status, body: await readLimited(res, req.endpoint, this.#max) };
     } catch (err) {
       if (req.signal?.aborted) throw req.signal.reason;
+      if (err instanceof TaskAnswerTooLargeError) throw err;
       throw new TaskFailedError(`Task at "${req.endpoint}" broke off its answer: ${describe(err)}`, {
         cause: err,
       });
@@ -48,6 +59,35 @@ export class FetchTaskClient implements TaskClient {
   }
 
   async close(): Promise<void> {}
+}
+
+/** The body as text, at most `max` bytes; past it the stream is cancelled, which closes its connection. */
+async function readLimited(res: Response, endpoint: string, max: number): Promise<string> {
+  if (Number(res.headers.get("content-length")) > max) {
+    await res.body?.cancel().catch(() => {});
+    throw new TaskAnswerTooLargeError(endpoint, max);
+  }
+  if (res.body === null) return "";
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.length;
+    if (size > max) {
+      await reader.cancel().catch(() => {});
+      throw new TaskAnswerTooLargeError(endpoint, max);
+    }
+    chunks.push(value);
+  }
+  const all = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    all.set(c, at);
+    at += c.length;
+  }
+  return new TextDecoder().decode(all);
 }
 
 function isConnectFailure(err: unknown): boolean {

@@ -2,10 +2,12 @@
  * The executor's hot path on Node: POST a task's input to its container and
  * read the answer. One kept-alive undici Pool per task origin (measurably
  * faster than the global fetch), dropped with `forget()` when the task goes.
+ * A task is a stranger: its answer is counted while it streams and cut off
+ * past `maxAnswerBytes`, and its headers and body each have a timeout.
  */
 import type { Socket } from "node:net";
 import { Pool, buildConnector } from "undici";
-import { TaskConnectError, TaskFailedError } from "../engine/errors.ts";
+import { TaskAnswerTooLargeError, TaskConnectError, TaskFailedError, TaskTimeoutError } from "../engine/errors.ts";
 import type { TaskClient, TaskRequest, TaskResponse } from "../engine/ports.ts";
 
 export interface UndiciTaskClientOptions {
@@ -15,7 +17,16 @@ export interface UndiciTaskClientOptions {
   keepAliveTimeout?: number;
   /** TCP connect timeout (default 5000 ms). */
   connectTimeout?: number;
+  /** Largest answer body read; a longer one cuts the connection (default 16 MiB). */
+  maxAnswerBytes?: number;
+  /**
+   * Longest wait for the answer's headers, and for each next piece of its body
+   * (default 300000 ms, the default request timeout; 0 turns them off).
+   */
+  answerTimeout?: number;
 }
+
+export const DEFAULT_MAX_ANSWER_BYTES = 16 * 1024 * 1024;
 
 /** Errors that mean no connection was made: nothing reached the task. */
 const CONNECT_CODES = new Set([
@@ -29,6 +40,9 @@ const CONNECT_CODES = new Set([
 /** Errors of a connection that closed under a request. */
 const CLOSED_CODES = new Set(["UND_ERR_SOCKET", "ECONNRESET", "EPIPE"]);
 
+/** The error of requests cut because their task was removed (forget). */
+const TASK_REMOVED = "MECA_TASK_REMOVED";
+
 /** Set on a socket error: how many bytes the socket had received when it failed. */
 const BYTES_READ = Symbol("bytesRead");
 
@@ -38,7 +52,14 @@ export class UndiciTaskClient implements TaskClient {
   #connector: buildConnector.connector;
 
   constructor(opts: UndiciTaskClientOptions = {}) {
-    this.#opts = { connections: 32, keepAliveTimeout: 4000, connectTimeout: 5000, ...opts };
+    this.#opts = {
+      connections: 32,
+      keepAliveTimeout: 4000,
+      connectTimeout: 5000,
+      maxAnswerBytes: DEFAULT_MAX_ANSWER_BYTES,
+      answerTimeout: 300_000,
+      ...opts,
+    };
     this.#connector = buildConnector({ timeout: this.#opts.connectTimeout });
   }
 
@@ -55,21 +76,49 @@ export class UndiciTaskClient implements TaskClient {
       });
     } catch (err) {
       if (req.signal?.aborted) throw req.signal.reason;
+      if (isTimeout(err)) throw new TaskTimeoutError(`Task at "${req.endpoint}" sent no answer headers in time: ${reason(err)}`);
       throw requestError(err, req);
     }
     try {
-      return { status: res.statusCode, body: await res.body.text() };
+      return { status: res.statusCode, body: await this.#readBody(res, req.endpoint) };
     } catch (err) {
       if (req.signal?.aborted) throw req.signal.reason;
+      if (err instanceof TaskFailedError) throw err;
+      if (isTimeout(err)) throw new TaskTimeoutError(`Task at "${req.endpoint}" stopped sending its answer: ${reason(err)}`);
       throw new TaskFailedError(`Task at "${req.endpoint}" broke off its answer: ${reason(err)}`, { cause: err });
     }
+  }
+
+  /** The body as text, counted while it streams; past the limit the body is destroyed, which closes its connection. */
+  async #readBody(res: Awaited<ReturnType<Pool["request"]>>, endpoint: string): Promise<string> {
+    const max = this.#opts.maxAnswerBytes;
+    const tooLarge = () => {
+      res.body.destroy();
+      return new TaskAnswerTooLargeError(endpoint, max);
+    };
+    const declared = res.headers["content-length"];
+    if (declared !== undefined) {
+      if (Number(declared) > max) throw tooLarge();
+      // undici holds a body to its declared length: read it whole, the fast way.
+      return res.body.text();
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of res.body as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > max) throw tooLarge();
+      chunks.push(chunk);
+    }
+    return (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)).toString("utf8");
   }
 
   forget(endpoint: string): void {
     const pool = this.#pools.get(endpoint);
     if (pool === undefined) return;
     this.#pools.delete(endpoint);
-    pool.destroy().catch(() => {});
+    // A request still connecting (a removed task's address no longer answers ARP, so its connect
+    // hangs) or that got no byte back ends with this error: nothing reached the task.
+    pool.destroy(Object.assign(new Error("The task was removed"), { code: TASK_REMOVED })).catch(() => {});
   }
 
   async close(): Promise<void> {
@@ -86,9 +135,9 @@ export class UndiciTaskClient implements TaskClient {
         connections: this.#opts.connections,
         pipelining: 1,
         keepAliveTimeout: this.#opts.keepAliveTimeout,
-        // The engine bounds every request with its own timeout through the signal.
-        headersTimeout: 0,
-        bodyTimeout: 0,
+        // The engine bounds every request as a whole through the signal; these bound each wait within it.
+        headersTimeout: this.#opts.answerTimeout,
+        bodyTimeout: this.#opts.answerTimeout,
         connect: (options, callback) => this.#connect(options, callback),
       });
       this.#pools.set(endpoint, pool);
@@ -124,6 +173,9 @@ function requestError(err: unknown, req: TaskRequest): Error {
   if (typeof code === "string" && CONNECT_CODES.has(code)) {
     return new TaskConnectError(`Cannot connect to the task at "${origin}": ${reason(err)}`, { cause: err });
   }
+  if (code === TASK_REMOVED && ((err as Record<symbol, number | undefined>)[BYTES_READ] ?? 0) === 0) {
+    return new TaskConnectError(`Task at "${origin}" was removed before it answered`, { cause: err });
+  }
   if (typeof code === "string" && CLOSED_CODES.has(code)) {
     const bytesRead =
       (err as { socket?: { bytesRead?: number } }).socket?.bytesRead ?? (err as Record<symbol, number | undefined>)[BYTES_READ];
@@ -132,6 +184,11 @@ function requestError(err: unknown, req: TaskRequest): Error {
     }
   }
   return new TaskFailedError(`Request to the task at "${origin}" failed: ${reason(err)}`, { cause: err });
+}
+
+function isTimeout(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_BODY_TIMEOUT";
 }
 
 function reason(err: unknown): string {

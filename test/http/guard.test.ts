@@ -102,7 +102,7 @@ describe("logs", () => {
       },
     });
     const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
-      app.request(path, { method: "POST", body: typeof body === "string" ? body : JSON.stringify(body), headers });
+      app.request(path, { method: "POST", body: typeof body === "string" ? body : JSON.stringify(body), headers: { "content-type": "application/json", ...headers } });
     const auth = { Authorization: `Bearer ${TOKEN}` };
 
     expect((await post("/", { id: "echo:1", input: INPUT })).status).toBe(200);

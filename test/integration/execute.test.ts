@@ -52,7 +52,11 @@ describe("POST / against the real engine", () => {
     expect(inspect.HostConfig.PidsLimit).toBeGreaterThan(0);
     expect(inspect.HostConfig.SecurityOpt).toContain("no-new-privileges:true");
     expect(inspect.HostConfig.Privileged).toBe(false);
-    expect(inspect.HostConfig.PortBindings["8080/tcp"][0].HostIp).toBe("127.0.0.1");
+    expect(inspect.HostConfig.CapDrop).toEqual(["NET_RAW"]);
+    // On a network of its own, publishing nothing: the executor calls it at its address there.
+    expect(inspect.HostConfig.PortBindings ?? {}).toEqual({});
+    expect(Object.keys(inspect.NetworkSettings.Networks)).toEqual([task.network.name]);
+    expect(task.network).toMatchObject({ isolated: true, subnet: expect.stringMatching(/^10\.201\.\d+\.\d+\/28$/) });
     expect(inspect.Config.Labels[LABELS.managed]).toBe("1");
     expect(inspect.Config.Labels[LABELS.instance]).toBe(h.instance);
   });

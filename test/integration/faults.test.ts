@@ -42,7 +42,7 @@ describe("faults survived on the real engine", () => {
     const [task] = h.executor.tasks();
     docker(["stop", "-t", "0", task!.container_id!]);
     const r = await h.execute({ id: ECHO_IMAGE, resource: small, input: taskBody.whoami });
-    expect(r.status).toBe(200);
+    expect(r.status, r.body.msg).toBe(200);
     expect(r.body.msg).not.toBe(first);
   });
 

@@ -1,5 +1,5 @@
 /**
- * DESIGN's `network` option, in the MECA-network variant: the executor image
+ * The `network: <name>` option (a shared network, an explicit opt-out of isolation): the executor image
  * attached to a Docker network (the test creates it), reached through a port
  * published on 127.0.0.1; its task containers join that network, are called
  * by name on 8080, and publish nothing.

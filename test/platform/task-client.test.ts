@@ -1,6 +1,6 @@
 import { createServer, type Server, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { TaskConnectError, TaskFailedError } from "../../src/engine/errors.ts";
+import { TaskAnswerTooLargeError, TaskConnectError, TaskFailedError, TaskTimeoutError } from "../../src/engine/errors.ts";
 import { FetchTaskClient } from "../../src/platform/fetch-task-client.ts";
 import { UndiciTaskClient } from "../../src/platform/task-client.ts";
 
@@ -47,8 +47,29 @@ afterEach(async () => {
   await Promise.all(servers.splice(0).map((s) => new Promise((r) => s.close(r))));
 });
 
-function undici(): UndiciTaskClient {
-  const c = new UndiciTaskClient();
+/** Sockets that `endless` streams on and that are still open. */
+const streaming = new Set<Socket>();
+
+/** Streams chunks of 'x' without end (at most 64 MiB), as fast as the socket takes them, until the peer goes. */
+function endless(socket: Socket, opts: { chunked: boolean }): void {
+  streaming.add(socket);
+  socket.on("close", () => streaming.delete(socket));
+  socket.write(`HTTP/1.1 200 OK\r\n${opts.chunked ? "transfer-encoding: chunked" : "content-length: 8589934592"}\r\n\r\n`);
+  const piece = Buffer.alloc(16 * 1024, "x");
+  const frame = opts.chunked ? Buffer.concat([Buffer.from("4000\r\n"), piece, Buffer.from("\r\n")]) : piece;
+  let sent = 0;
+  const pump = () => {
+    while (!socket.destroyed && sent < 64 << 20) {
+      sent += piece.length;
+      if (!socket.write(frame)) return void socket.once("drain", pump);
+    }
+  };
+  socket.on("error", () => {});
+  pump();
+}
+
+function undici(opts?: ConstructorParameters<typeof UndiciTaskClient>[0]): UndiciTaskClient {
+  const c = new UndiciTaskClient(opts);
   clients.push(c);
   return c;
 }
@@ -114,6 +135,18 @@ describe("UndiciTaskClient", () => {
     }
   });
 
+  it("rejects with TaskConnectError when forget() cuts a request its task never answered (the task was removed)", async () => {
+    // The task holds the request without a byte back, as a dead address holds a connect.
+    const srv = await rawServer(() => {});
+    const client = undici();
+    const pending = client.send({ method: "POST", endpoint: srv.url, path: "/", body: "x" });
+    await until(() => srv.connections() === 1);
+    client.forget(srv.url);
+    const err = await pending.catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TaskConnectError);
+    expect((err as Error).message).toContain("was removed before it answered");
+  });
+
   it("rejects with TaskFailedError when a used connection breaks under the request", async () => {
     const srv = await rawServer((s, req, n) => (n === 1 ? echo(s, req) : s.destroy()));
     const client = undici();
@@ -130,6 +163,34 @@ describe("UndiciTaskClient", () => {
       setTimeout(() => s.destroy(), 20);
     });
     await expect(undici().send({ method: "POST", endpoint: srv.url, path: "/", body: "x" })).rejects.toBeInstanceOf(TaskFailedError);
+  });
+
+  it("cuts a chunked answer past maxAnswerBytes while it streams: TASK_ANSWER_TOO_LARGE, connection closed", async () => {
+    const srv = await rawServer((s) => endless(s, { chunked: true }));
+    const err = await undici({ maxAnswerBytes: 100_000 }).send({ method: "POST", endpoint: srv.url, path: "/", body: "x" }).catch((e) => e);
+    expect(err).toBeInstanceOf(TaskAnswerTooLargeError);
+    expect(err.code).toBe("TASK_ANSWER_TOO_LARGE");
+    await until(() => streaming.size === 0);
+  });
+
+  it("refuses an answer whose Content-Length is past maxAnswerBytes before reading it", async () => {
+    const srv = await rawServer((s) => endless(s, { chunked: false }));
+    const err = await undici({ maxAnswerBytes: 1000 }).send({ method: "POST", endpoint: srv.url, path: "/", body: "x" }).catch((e) => e);
+    expect(err).toBeInstanceOf(TaskAnswerTooLargeError);
+    await until(() => streaming.size === 0);
+  });
+
+  it("reads an answer of exactly maxAnswerBytes", async () => {
+    const srv = await rawServer((s) => answer(s, 200, "y".repeat(1000)));
+    expect((await undici({ maxAnswerBytes: 1000 }).send({ method: "POST", endpoint: srv.url, path: "/", body: "x" })).body).toHaveLength(1000);
+  });
+
+  it("times out a task that sends no headers, and one that stops in the middle of its body", async () => {
+    const silent = await rawServer(() => {});
+    const client = undici({ answerTimeout: 100 });
+    await expect(client.send({ method: "POST", endpoint: silent.url, path: "/", body: "x" })).rejects.toBeInstanceOf(TaskTimeoutError);
+    const stalled = await rawServer((s) => s.write("HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial"));
+    await expect(client.send({ method: "POST", endpoint: stalled.url, path: "/", body: "x" })).rejects.toBeInstanceOf(TaskTimeoutError);
   });
 
   it("rejects with the signal's reason when aborted", async () => {
@@ -154,6 +215,15 @@ describe("UndiciTaskClient", () => {
 });
 
 describe("FetchTaskClient", () => {
+  it("cuts an answer past maxAnswerBytes, chunked or announced", async () => {
+    for (const chunked of [true, false]) {
+      const srv = await rawServer((s) => endless(s, { chunked }));
+      const err = await new FetchTaskClient({ maxAnswerBytes: 100_000 }).send({ method: "POST", endpoint: srv.url, path: "/", body: "x" }).catch((e) => e);
+      expect(err).toBeInstanceOf(TaskAnswerTooLargeError);
+      await until(() => streaming.size === 0);
+    }
+  });
+
   it("posts the body and returns status and body", async () => {
     const srv = await rawServer(echo);
     expect(await new FetchTaskClient().send({ method: "POST", endpoint: srv.url, path: "/", body: "hi" })).toEqual({ status: 200, body: "hi" });

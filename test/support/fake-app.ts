@@ -1,19 +1,28 @@
 /** The Hono app over an Executor with fake ports: HTTP tests with no socket and no Docker. */
-import { createApp } from "../../src/http/app.ts";
+import { createApp, type AppOptions } from "../../src/http/app.ts";
 import { fakeExecutor } from "./fake-executor.ts";
 
-export async function fakeApp(o: Parameters<typeof fakeExecutor>[0] & { adminToken?: string; maxBodyBytes?: number } = {}) {
+type AppExtras = Partial<Omit<AppOptions, "executor" | "logger" | "onStop">>;
+
+export async function fakeApp(o: Parameters<typeof fakeExecutor>[0] & AppExtras = {}) {
   const parts = await fakeExecutor(o);
   let stops = 0;
   const app = createApp({
+    ...o,
     executor: parts.executor,
     logger: parts.logger,
-    adminToken: o.adminToken,
     maxBodyBytes: o.maxBodyBytes ?? 1024 * 1024,
     onStop: () => stops++,
   });
   const request = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
-    const res = await app.request(path, { method, body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body), headers });
+    // Bodies go as JSON, as MECA's clients send them (admin routes refuse other content types).
+    const typed = Object.keys(headers).some((k) => k.toLowerCase() === "content-type");
+    const type: Record<string, string> = body === undefined || typed ? {} : { "content-type": "application/json" };
+    const res = await app.request(path, {
+      method,
+      body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
+      headers: { ...type, ...headers },
+    });
     const text = await res.text();
     let json: any;
     try {

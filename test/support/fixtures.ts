@@ -1,6 +1,7 @@
 /**
  * Names of the fixture task images that `test/fixtures/build-images.sh` builds
- * (one static C server, `test/fixtures/server.c`, in five modes) and of the
+ * (the static C server `test/fixtures/server.c` in five modes, and the hostile
+ * tasks of `test/fixtures/hostile.c`) and of the
  * local registry that serves pull tests. The global set-up of the integration
  * project builds them all and starts the registry.
  */
@@ -23,8 +24,33 @@ export const SGX_IMAGE = "meca-test/sgx:1";
 /** Like echo, but every `POST /` first burns 50 ms of CPU time: a CPU-bound task (replicas bench). */
 export const CPU_IMAGE = "meca-test/cpu:1";
 
+/**
+ * Tasks built to misbehave (`test/fixtures/hostile.c`), by mode. Each prints the mark once
+ * it listens, except `mark-storm` (10000 marks) and `exit-after-mark` (exits at once).
+ */
+export const HOSTILE = {
+  /** Answers "Content-Length: 8 GiB" and streams 'x' until the peer hangs up. */
+  stream: "meca-test/hostile-stream:1",
+  /** Streams 'x' chunked, announcing no length, up to 8 GiB. */
+  streamChunked: "meca-test/hostile-stream-chunked:1",
+  /** Answers "ok" while writing 64 KiB lines to stdout without pause. */
+  logFlood: "meca-test/hostile-log-flood:1",
+  /** Sends headers and 10 of 100 announced bytes, then holds the connection. */
+  neverFinish: "meca-test/hostile-never-finish:1",
+  /** Reads the request, never answers. */
+  noHeaders: "meca-test/hostile-no-headers:1",
+  /** Answers bytes that are not HTTP (with a terminal escape), then closes. */
+  invalidHttp: "meca-test/hostile-invalid-http:1",
+  /** Prints the mark 10000 times, then answers "ok". */
+  markStorm: "meca-test/hostile-mark-storm:1",
+  /** Forks until the pids limit refuses, kills the children, answers "forked <n>". */
+  forkBomb: "meca-test/hostile-fork-bomb:1",
+  /** Prints the mark and exits 0. */
+  exitAfterMark: "meca-test/hostile-exit-after-mark:1",
+} as const;
+
 /** Every image built locally by the fixtures script. */
-export const FIXTURE_IMAGES = [ECHO_IMAGE, READY_LATE_IMAGE, CRASH_IMAGE, NEVER_READY_IMAGE, SGX_IMAGE] as const;
+export const FIXTURE_IMAGES = [ECHO_IMAGE, READY_LATE_IMAGE, CRASH_IMAGE, NEVER_READY_IMAGE, SGX_IMAGE, ...Object.values(HOSTILE)] as const;
 
 /** Debian's docker-registry, started by the global set-up, on loopback only. */
 export const REGISTRY = "127.0.0.1:5055";

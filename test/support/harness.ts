@@ -36,7 +36,8 @@ export async function startExecutor(overrides: Partial<Config> = {}, env: Record
     return { status: res.status, body: (await res.json()) as { success: boolean; msg: string; error?: string }, headers: res.headers };
   };
   const call = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
-    const res = await app.request(path, { method, body: body === undefined ? undefined : JSON.stringify(body), headers });
+    const type: Record<string, string> = body === undefined ? {} : { "content-type": "application/json" };
+    const res = await app.request(path, { method, body: body === undefined ? undefined : JSON.stringify(body), headers: { ...type, ...headers } });
     return { status: res.status, body: (await res.json()) as any, headers: res.headers };
   };
   /** Containers of this executor instance, as the engine sees them. */

@@ -62,7 +62,8 @@ export async function spawnExecutor(args: string[] = [], env: Record<string, str
     output: () => out,
     exited,
     async post(path, body, headers = {}) {
-      const res = await fetch(base + path, { method: "POST", body: body === undefined ? undefined : JSON.stringify(body), headers });
+      const type: Record<string, string> = body === undefined ? {} : { "content-type": "application/json" };
+      const res = await fetch(base + path, { method: "POST", body: body === undefined ? undefined : JSON.stringify(body), headers: { ...type, ...headers } });
       return { status: res.status, body: await res.json(), headers: res.headers };
     },
     async get(path) {

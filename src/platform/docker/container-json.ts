@@ -4,8 +4,28 @@ import type { ContainerJson, ContainerListJson, InfoJson, NetworkJson, VersionJs
 
 export const TASK_PORT = "8080/tcp";
 
+/** Docker's log options for a task container: the rotation that bounds its log on disk. */
+export interface TaskLogOptions {
+  /** `max-size`, e.g. "10m". */
+  maxSize: string;
+  /** `max-file`: how many files of `maxSize` are kept. */
+  maxFile: number;
+}
+
+/** The log drivers that keep a container's log in files and take max-size and max-file. */
+const ROTATING_DRIVERS = new Set(["json-file", "local"]);
+
+/**
+ * HostConfig.LogConfig that bounds a task's log under the daemon's own driver;
+ * undefined for any other driver, which is left as the daemon sets it.
+ */
+export function toLogConfig(daemonDriver: string | undefined, opts: TaskLogOptions | undefined): Record<string, unknown> | undefined {
+  if (opts === undefined || daemonDriver === undefined || !ROTATING_DRIVERS.has(daemonDriver)) return undefined;
+  return { Type: daemonDriver, Config: { "max-size": opts.maxSize, "max-file": String(opts.maxFile) } };
+}
+
 /** The body of POST /containers/create for a task container. */
-export function toCreateBody(spec: ContainerSpec): Record<string, unknown> {
+export function toCreateBody(spec: ContainerSpec, logConfig?: Record<string, unknown>): Record<string, unknown> {
   const hostConfig: Record<string, unknown> = {
     NanoCpus: spec.nanoCpus,
     Memory: spec.memoryBytes,
@@ -17,6 +37,7 @@ export function toCreateBody(spec: ContainerSpec): Record<string, unknown> {
   if (spec.capDrop !== undefined && spec.capDrop.length > 0) hostConfig.CapDrop = spec.capDrop;
   if (spec.nofile !== undefined) hostConfig.Ulimits = [{ Name: "nofile", Soft: spec.nofile, Hard: spec.nofile }];
   if (spec.runtime !== undefined && spec.runtime !== "") hostConfig.Runtime = spec.runtime;
+  if (logConfig !== undefined) hostConfig.LogConfig = logConfig;
   if (spec.gpus !== undefined && spec.gpus.length > 0) {
     hostConfig.DeviceRequests = [{ Driver: "nvidia", DeviceIDs: spec.gpus, Capabilities: [["gpu"]] }];
   }

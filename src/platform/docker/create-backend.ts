@@ -13,6 +13,8 @@ import { EngineApi, type FetchLike } from "./engine-api.ts";
 export interface CreateDockerBackendOptions extends DockerBackendOptions {
   /** Most concurrent short API calls (default 16). */
   connections?: number;
+  /** Most concurrent long streams: log follows, events, pulls (default 256). */
+  streamConnections?: number;
 }
 
 export async function createDockerBackend(env: DockerEnv, opts: CreateDockerBackendOptions = {}): Promise<DockerBackend> {
@@ -29,8 +31,9 @@ export async function createDockerBackend(env: DockerEnv, opts: CreateDockerBack
   const connect = host.kind === "unix" ? { socketPath: host.socketPath } : {};
   const calls = new Agent({ connect, connections: opts.connections ?? 16, keepAliveTimeout: 10_000 });
   // Log follows and event streams stay quiet for long stretches: no body or header timeouts;
-  // the callers end them with their AbortSignal.
-  const streams = new Agent({ connect, headersTimeout: 0, bodyTimeout: 0 });
+  // the callers end them with their AbortSignal. Both pools are bounded and apart from the
+  // clients' connections, which the listener caps (max_connections).
+  const streams = new Agent({ connect, headersTimeout: 0, bodyTimeout: 0, connections: opts.streamConnections ?? 256 });
   const api = new EngineApi({
     fetch: fetchVia(calls),
     streamFetch: fetchVia(streams),

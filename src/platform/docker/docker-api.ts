@@ -21,6 +21,8 @@ export interface VersionJson {
 export interface InfoJson {
   Runtimes?: Record<string, unknown>;
   DefaultRuntime?: string;
+  /** The daemon's default log driver: json-file, local, journald, syslog, none, ... */
+  LoggingDriver?: string;
 }
 
 export interface ContainerJson {
@@ -63,6 +65,12 @@ export interface DockerApi {
   createContainer(name: string, body: Record<string, unknown>): Promise<string>;
   startContainer(id: string): Promise<void>;
   inspectContainer(id: string): Promise<ContainerJson>;
+  /**
+   * The container's multiplexed output as it is written, attached before the
+   * container starts, so that nothing is lost to log rotation. Optional: a
+   * transport without it follows the logs instead.
+   */
+  attach?(id: string, signal: AbortSignal): Promise<ByteSource>;
   /** The multiplexed log stream (stdout and stderr, from the start, or the last `tail` lines). */
   logs(id: string, opts: { follow: boolean; tail?: number; signal?: AbortSignal }): Promise<ByteSource>;
   removeContainer(id: string): Promise<void>;

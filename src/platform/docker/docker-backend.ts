@@ -15,10 +15,20 @@ import type {
   NetworkSummary,
 } from "../../engine/ports.ts";
 import { isApiStatus, type DockerApi, type Filters } from "./docker-api.ts";
-import { toContainerState, toContainerSummary, toCreateBody, toEndpoint, toEngineInfo, toNetworkBody, toNetworkSummary } from "./container-json.ts";
+import {
+  toContainerState,
+  toContainerSummary,
+  toCreateBody,
+  toEndpoint,
+  toEngineInfo,
+  toLogConfig,
+  toNetworkBody,
+  toNetworkSummary,
+  type TaskLogOptions,
+} from "./container-json.ts";
 import { createFailure, engineFailure, startFailure } from "./failures.ts";
 import { eventFilters, labelFilters, readEvents } from "./events.ts";
-import { demuxFrames, demuxLines, MarkFinder, StreamLines } from "./log-demux.ts";
+import { demuxFrames, demuxLines, MarkFinder, StreamLines, type ByteSource } from "./log-demux.ts";
 import { pullError, readPullStream, splitImageRef } from "./pull.ts";
 
 export interface DockerBackendOptions {
@@ -26,17 +36,27 @@ export interface DockerBackendOptions {
   pullThrottleMs?: number;
   /** Log lines kept for a ContainerExitedError (default 20). */
   exitTailLines?: number;
+  /** Rotation for task logs, applied when the daemon's log driver is json-file or local. */
+  taskLog?: TaskLogOptions;
 }
+
+/** Longest log line an error report keeps. */
+const REPORT_LINE_CHARS = 1000;
 
 export class DockerBackend implements ContainerBackend {
   #api: DockerApi;
   #pullThrottleMs: number;
   #tailLines: number;
+  #taskLog: TaskLogOptions | undefined;
+  #logConfig: Promise<Record<string, unknown> | undefined> | undefined;
+  /** Output streams attached before start, waiting for waitForMark(); cancelled on remove(). */
+  #attached = new Map<string, { source: ByteSource; stop: AbortController }>();
 
   constructor(api: DockerApi, opts: DockerBackendOptions = {}) {
     this.#api = api;
     this.#pullThrottleMs = opts.pullThrottleMs ?? 1000;
     this.#tailLines = opts.exitTailLines ?? 20;
+    this.#taskLog = opts.taskLog;
   }
 
   get transport(): string {
@@ -73,16 +93,24 @@ export class DockerBackend implements ContainerBackend {
 
   async create(spec: ContainerSpec): Promise<string> {
     try {
-      return await this.#api.createContainer(spec.name, toCreateBody(spec));
+      return await this.#api.createContainer(spec.name, toCreateBody(spec, await this.#taskLogConfig()));
     } catch (err) {
       throw createFailure(err, spec);
     }
   }
 
+  /**
+   * Attaches to the container's output, then starts it: readiness reads the
+   * output from its first byte, even when a task floods its log and rotation
+   * drops the mark from the log files before anyone reads them.
+   */
   async start(id: string): Promise<void> {
+    const stop = new AbortController();
     try {
+      if (this.#api.attach) this.#attached.set(id, { source: await this.#api.attach(id, stop.signal), stop });
       await this.#api.startContainer(id);
     } catch (err) {
+      this.#detach(id);
       throw startFailure(err, id, await this.#gpuIds(id));
     }
   }
@@ -99,13 +127,17 @@ export class DockerBackend implements ContainerBackend {
     signal.throwIfAborted();
     const tail: string[] = [];
     const keep = (line: string) => {
-      tail.push(line);
+      tail.push(line.length > REPORT_LINE_CHARS ? `${line.slice(0, REPORT_LINE_CHARS)}...` : line);
       if (tail.length > this.#tailLines) tail.shift();
     };
     const finder = new MarkFinder(mark);
     const lines = new StreamLines();
+    const attached = this.#attached.get(id);
+    this.#attached.delete(id);
+    const onAbort = () => attached?.stop.abort(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
     try {
-      const source = await this.#api.logs(id, { follow: true, signal });
+      const source = attached?.source ?? (await this.#api.logs(id, { follow: true, signal }));
       for await (const frame of demuxFrames(source)) {
         if (frame.stream === "stdout" && finder.push(frame.data)) return;
         lines.push(frame).forEach(keep);
@@ -115,6 +147,10 @@ export class DockerBackend implements ContainerBackend {
       if (signal.aborted) throw signal.reason;
       // 404 or 409 ("dead or marked for removal"): the container is gone; say so below.
       if (!isApiStatus(err, 404, 409)) throw engineFailure(err, `Cannot follow the logs of container "${id}"`);
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+      // Found the mark, or the stream ended: either way it is done with.
+      attached?.stop.abort();
     }
     signal.throwIfAborted();
     const state = await this.#settledState(id, signal);
@@ -142,6 +178,7 @@ export class DockerBackend implements ContainerBackend {
   }
 
   async remove(id: string): Promise<void> {
+    this.#detach(id);
     try {
       await this.#api.removeContainer(id);
     } catch (err) {
@@ -235,6 +272,24 @@ export class DockerBackend implements ContainerBackend {
     const json = await this.#inspectJson(id).catch(() => undefined);
     const requests = (json?.HostConfig?.DeviceRequests ?? []) as { DeviceIDs?: string[] | null }[];
     return requests.flatMap((r) => r.DeviceIDs ?? []);
+  }
+
+  #detach(id: string): void {
+    this.#attached.get(id)?.stop.abort();
+    this.#attached.delete(id);
+  }
+
+  /** The daemon's log driver, read once (again after a failure), decides whether task logs get a rotation. */
+  #taskLogConfig(): Promise<Record<string, unknown> | undefined> {
+    if (this.#taskLog === undefined) return Promise.resolve(undefined);
+    if (this.#logConfig === undefined) {
+      const read = this.#api.info().then((info) => toLogConfig(info.LoggingDriver, this.#taskLog));
+      this.#logConfig = read;
+      read.catch(() => {
+        if (this.#logConfig === read) this.#logConfig = undefined;
+      });
+    }
+    return this.#logConfig;
   }
 
   async #inspectJson(id: string) {

@@ -92,6 +92,12 @@ export class EngineApi implements DockerApi {
     return body(res);
   }
 
+  async attach(id: string, signal: AbortSignal): Promise<ByteSource> {
+    const query: Query = { stream: 1, stdout: 1, stderr: 1 };
+    const res = await this.call("POST", `/containers/${encodeURIComponent(id)}/attach`, { query, signal, stream: true });
+    return body(res);
+  }
+
   async removeContainer(id: string): Promise<void> {
     await drain(await this.call("DELETE", `/containers/${encodeURIComponent(id)}`, { query: { force: 1, v: 1 } }));
   }

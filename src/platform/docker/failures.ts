@@ -65,12 +65,18 @@ function missingDevice(reason: string, cause: unknown, gpus: string[] = []): Exe
   return undefined;
 }
 
-/** Any other failure: the engine's fault (5xx, unreachable) or ours (4xx). */
+/**
+ * Any other failure: the engine's fault (5xx, unreachable), or a request the
+ * engine refused (4xx: what the client asked for, such as an image reference
+ * the engine cannot parse) → 400 ENGINE_REJECTED with the engine's reason.
+ */
 export function engineFailure(err: unknown, action: string): ExecutorError {
   if (err instanceof ExecutorError) return err;
   if (err instanceof DockerApiError) {
     const message = `${action}: ${err.reason}`;
-    return err.status >= 500 ? new EngineUnavailableError(message, { cause: err }) : new InternalError(message, { cause: err });
+    if (err.status >= 500) return new EngineUnavailableError(message, { cause: err });
+    if (err.status >= 400) return new BadRequestError(`${action}: the Docker engine refused it (${err.status}): ${err.reason}`, { code: "ENGINE_REJECTED", cause: err });
+    return new InternalError(message, { cause: err });
   }
   const reason = err instanceof Error ? err.message : String(err);
   return new EngineUnavailableError(`${action}: ${reason}`, { cause: err });

@@ -4,7 +4,7 @@
  * reached or would shadow real addresses. See docs/architecture.md, "Isolation".
  */
 import { readFileSync } from "node:fs";
-import { LABELS } from "../../engine/settings.ts";
+import { LABELS, TASK_SUBNET_BITS } from "../../engine/settings.ts";
 import type { NetworkSummary } from "../../engine/ports.ts";
 import { formatCidr, overlaps, parseCidr, type Cidr } from "../../engine/subnets.ts";
 
@@ -42,7 +42,11 @@ export function poolConflict(pool: string, networks: readonly NetworkSummary[], 
   const ourSubnets = ours.flatMap((n) => n.subnets);
   for (const r of routes) {
     const dest = formatCidr(r.destination);
-    if (ourSubnets.includes(dest)) continue; // the bridge of a task network of ours
+    if (ourSubnets.includes(dest)) continue; // the bridge of a meca task network
+    // A Docker bridge to one /28 of the pool: a task network of an executor on another engine of
+    // this host, or of one this engine did not list (it did not answer yet). The engine refuses
+    // a taken subnet at each create anyway.
+    if (r.iface.startsWith("br-") && r.destination.bits === TASK_SUBNET_BITS && overlaps(block, r.destination)) continue;
     if (overlaps(r.destination, block)) return `task_subnet_pool ${pool} overlaps this host's route to ${dest} (dev ${r.iface}): choose another task_subnet_pool`;
   }
   return undefined;

@@ -1,0 +1,77 @@
+import { Hono } from "hono";
+import { connect, type Socket } from "node:net";
+import { afterEach, describe, expect, it } from "vitest";
+import { createApp } from "../../src/http/app.ts";
+import { listenNode, type Listening } from "../../src/http/node-listen.ts";
+import { fakeExecutor } from "../support/fake-executor.ts";
+
+let listening: Listening | undefined;
+const sockets: Socket[] = [];
+afterEach(async () => {
+  for (const s of sockets.splice(0)) s.destroy();
+  await listening?.close();
+  listening = undefined;
+});
+
+async function open(port: number): Promise<Socket> {
+  const s = connect(port, "127.0.0.1");
+  sockets.push(s);
+  s.on("error", () => {});
+  await new Promise((r) => s.once("connect", r));
+  return s;
+}
+
+/** Sends a GET and reads until the server closes or answers in full. */
+async function get(s: Socket): Promise<string> {
+  let got = "";
+  s.on("data", (d) => (got += d));
+  s.write("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+  await new Promise((r) => s.once("close", r));
+  return got;
+}
+
+describe("listenNode", () => {
+  it("answers 503 OVERLOADED to connections past maxConnections without running the app, and serves again once one closes", async () => {
+    let handled = 0;
+    const app = new Hono().get("/", (c) => {
+      handled++;
+      return c.text("ok");
+    });
+    listening = await listenNode(app, { port: 0, hostname: "127.0.0.1", maxConnections: 2 });
+    const held = [await open(listening.port), await open(listening.port)];
+    const third = await get(await open(listening.port));
+    expect(third).toMatch(/^HTTP\/1\.1 503 /);
+    expect(third).toContain('"error":"OVERLOADED"');
+    expect(third).toMatch(/retry-after: 1/i);
+    expect(handled).toBe(0);
+    held[0]!.destroy();
+    // The freed slot is counted back once the server sees the close: retry until it does.
+    let answer = "";
+    for (let i = 0; i < 100 && !answer.includes("ok"); i++) answer = await get(await open(listening.port));
+    expect(answer).toMatch(/^HTTP\/1\.1 200 /);
+    expect(handled).toBe(1);
+  });
+});
+
+describe("a client that hangs up mid-body", () => {
+  it("is a 499 CLIENT_CLOSED logged at info, not an internal error", async () => {
+    const parts = await fakeExecutor();
+    const app = createApp({ executor: parts.executor, logger: parts.logger, maxBodyBytes: 1 << 20, onStop: () => {} });
+    let handed = false;
+    const watched = { fetch: (req: Request, env: unknown) => ((handed = true), app.fetch(req, env)) } as unknown as typeof app;
+    listening = await listenNode(watched, { port: 0, hostname: "127.0.0.1" });
+    const s = await open(listening.port);
+    s.write("POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"id\":\"echo:1\",");
+    const records = parts.logger.records;
+    // Hang up once the app has the request and is reading its body.
+    for (let i = 0; i < 1000 && !handed; i++) await new Promise((r) => setTimeout(r, 2));
+    expect(handed).toBe(true);
+    s.destroy();
+    for (let i = 0; i < 1000 && !records.some((r) => /Client closed/.test(r.msg)); i++) await new Promise((r) => setTimeout(r, 5));
+    const closed = records.find((r) => /Client closed/.test(r.msg));
+    expect(closed?.level).toBe("info");
+    expect(records.filter((r) => r.level === "error" || r.level === "warn")).toEqual([]);
+    const metrics = await app.request("/metrics");
+    expect(await metrics.text()).toMatch(/CLIENT_CLOSED/);
+  });
+});

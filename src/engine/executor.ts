@@ -256,7 +256,6 @@ export class Executor {
   /** A request leaves its replica's slot; that slot, or the idle replica, may serve someone in line. */
   #leave(task: Task): void {
     task.leave(this.#d.clock.now());
-    if (task.state.kind !== "ready") this.#pool.left(task);
     this.#admission.run();
   }
 

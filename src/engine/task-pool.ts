@@ -48,8 +48,6 @@ export class TaskPool {
   #byContainer = new Map<string, Task>();
   #pulls = new Map<string, Promise<void>>();
   #removals = new Set<Promise<void>>();
-  /** Endpoints of removed replicas that still had requests on them. */
-  #lingering = new Map<Task, string>();
   #serial = 0;
   /** Tells this run's container names from an earlier run's. */
   #run = Math.floor(Math.random() * 36 ** 4).toString(36).padStart(4, "0");
@@ -90,13 +88,20 @@ export class TaskPool {
     return this.#byId.get(id);
   }
 
+  keys(): IterableIterator<string> {
+    return this.#byKey.keys();
+  }
+
   all(): Task[] {
     return [...this.#byId.values()];
   }
 
-  /** What policy sees of these replicas (all by default). */
   views(tasks: Iterable<Task> = this.#byId.values()): TaskView[] {
-    return Array.from(tasks, (t) => ({ id: t.id, key: t.key, state: t.state.kind, inFlight: t.inFlight, lastUsed: t.lastUsed, cpuTenths: t.spec.cpuTenths, memMB: t.spec.memMB, gpuCount: t.spec.gpuCount }));
+    const out: TaskView[] = [];
+    for (const t of tasks) {
+      out.push({ id: t.id, key: t.key, state: t.state.kind, inFlight: t.inFlight, lastUsed: t.lastUsed, cpuTenths: t.spec.cpuTenths, memMB: t.spec.memMB, gpuCount: t.spec.gpuCount });
+    }
+    return out;
   }
 
   /** Registers a new starting replica holding `reservation`; the caller launches it. */
@@ -175,24 +180,15 @@ export class TaskPool {
     this.#forget(task, reservation);
     this.#log.info("Removing task", { task: task.id, reason });
     const id = task.containerId;
-    // The client's connections to it go once the container is gone and no request is on them: a
-    // request still there ends as the container ends (a connection error, which may be retried), not cut.
+    // The client's connections to it go once the container is gone, not before: a request still
+    // on them ends as the container ends (a connection error, which may be retried), not cut here.
     const done = this.#track(
       this.#dispose(task.id, id).finally(() => {
+        if (endpoint) this.#d.client.forget(endpoint);
         task.apply({ type: "removed" });
-        if (endpoint) this.#lingering.set(task, endpoint);
-        this.left(task);
       }),
     );
     return { outcome: "removing", done };
-  }
-
-  /** A request left `task`; once a removed replica serves none, its client connections go. */
-  left(task: Task): void {
-    const endpoint = this.#lingering.get(task);
-    if (endpoint === undefined || task.inFlight > 0 || task.state.kind !== "gone") return;
-    this.#lingering.delete(task);
-    this.#d.client.forget(endpoint);
   }
 
   /** Keeps a container removal in view until it settles, so removeAll() can wait for it. */

@@ -131,22 +131,6 @@ describe("Executor with fake ports", () => {
     expect(backend.created).toHaveLength(2);
   });
 
-  it("drops the client's connections to a removed replica once its container is gone and no request is on it", async () => {
-    const slow = deferred<{ status: number; body: string }>();
-    const { executor, backend, client } = await fakeExecutor({ images: { "slow:1": { respond: () => slow.promise } } });
-    await executor.execute(intent(1), "a");
-    const busy = executor.execute(intent(1, "slow:1"), "y");
-    await flush();
-    const [idle, working] = backend.containers();
-    backend.kill(idle!.id);
-    backend.kill(working!.id);
-    await flush();
-    expect(client.forgotten).toEqual([`http://fake/${idle!.id}`]); // the busy one's request is still on it
-    slow.resolve({ status: 200, body: "y" });
-    await busy.catch(() => {});
-    expect(client.forgotten).toEqual([`http://fake/${idle!.id}`, `http://fake/${working!.id}`]);
-  });
-
   it("retries once on a fresh container when the request never reached a dead one", async () => {
     const { executor, backend } = await fakeExecutor();
     await executor.execute(intent(1), "a");

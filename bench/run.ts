@@ -24,7 +24,7 @@ import { BENCH_LABEL, RawEngine } from "./lib/raw-engine.ts";
 import { buildRows, type Results } from "./lib/results.ts";
 import { markdown, type Machine } from "./lib/report.ts";
 import { median } from "./lib/stats.ts";
-import { replicasPhase, replicasRows, type ReplicasResult } from "./lib/replicas.ts";
+import { CPU_IMAGE, replicasPhase, replicasRows, type ReplicasResult } from "./lib/replicas.ts";
 import { warmPhase } from "./lib/warm.ts";
 
 const HERE = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -123,7 +123,7 @@ async function main(): Promise<number> {
     log,
   });
   const code = await exec.stop();
-  const replicas = await replicasPhase({ target, root: ROOT, file, work, image: IMAGE, quick, log });
+  const replicas = await replicasPhase({ target, root: ROOT, file, work, quick, log });
   const leftover = await engine.listByLabel("meca.executor.instance", INSTANCE);
   exec = undefined;
   if (code !== 0) throw new Error(`The executor exited with ${code} on POST /stop`);
@@ -164,7 +164,7 @@ async function main(): Promise<number> {
 
 /** --only-replicas: the CPU-bound comparison alone, printed and written to replicas.json. */
 async function onlyReplicas(file: string | undefined): Promise<number> {
-  const r = await replicasPhase({ target, root: ROOT, file, work, image: IMAGE, quick, log });
+  const r = await replicasPhase({ target, root: ROOT, file, work, quick, log });
   const md = markdown({ title: `meca-executor replicas (${target}, ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC)`, machine: await machine(), notes: [replicasNote(r)], rows: replicasRows(r) });
   console.log(`\n${md}`);
   mkdirSync(args.out!, { recursive: true });
@@ -175,7 +175,7 @@ async function onlyReplicas(file: string | undefined): Promise<number> {
 }
 
 function replicasNote(r: ReplicasResult): string {
-  return `Replicas: ${IMAGE} with input spin:${r.spinMs} (${r.spinMs} ms of CPU per request), intent cpu ${r.intent.cpu} mem ${r.intent.mem}, capacity ${r.capacityCores} cores, ${r.clients} clients; two executors side by side (task_concurrency 0 and 1), ${r.rounds} rotating slices of ${r.sliceMs / 1000} s each after a 1 s warm-up; every answer checked.`;
+  return `Replicas: ${CPU_IMAGE} (${r.spinMs} ms of CPU per request, then echo), intent cpu ${r.intent.cpu} mem ${r.intent.mem}, capacity ${r.capacityCores} cores, ${r.clients} clients; two executors side by side (task_concurrency 0 and 1), ${r.rounds} rotating slices of ${r.sliceMs / 1000} s each after a 1 s warm-up; every answer checked. Load average (1 min) ${r.loadAverage[0].toFixed(1)} before, ${r.loadAverage[1].toFixed(1)} after${Math.max(...r.loadAverage) > cpus().length ? ": above the core count, so other work shared the cores" : ""}.`;
 }
 
 async function startupOnce(start: () => Promise<ExecutorProcess>): Promise<number> {

@@ -1,15 +1,16 @@
 /**
- * Replicas: a CPU-bound task (about 50 ms of CPU per request, the echo fixture's `spin:50`)
+ * Replicas: a CPU-bound task (the `meca-test/cpu:1` fixture: 50 ms of CPU per request, then echo)
  * at 8 concurrent clients with room for 2 cores, through two executors that differ only in
  * `task_concurrency`: the default (0: one container per key, so every request shares the one
  * core its intent asked for) and 1 (one request per replica, as many replicas as capacity allows).
  * Both run side by side; slices alternate in rotating order so drift hits both.
  */
 import { writeFileSync } from "node:fs";
+import { loadavg } from "node:os";
 import { join } from "node:path";
 import type { Pool } from "undici";
 import { ExecutorProcess, type Target } from "./executor-process.ts";
-import { pool, saturate, type Saturation, type Side, VerifyError } from "./load.ts";
+import { inputFor, nextSeq, pool, saturate, type Saturation, type Side, VerifyError } from "./load.ts";
 import { percentile } from "./stats.ts";
 
 export interface ReplicasSide {
@@ -34,13 +35,17 @@ export interface ReplicasResult {
   replicas: ReplicasSide;
   /** replicas.rps / default.rps. */
   ratio: number;
+  /** The host's 1-minute load average before and after the slices: other work on a shared machine shows here. */
+  loadAverage: [number, number];
 }
 
 const SPIN_MS = 50;
 const CLIENTS = 8;
 const CAPACITY_CORES = 2;
 
-export async function replicasPhase(o: { target: Target; root: string; file?: string; work: string; image: string; quick: boolean; log: (l: string) => void }): Promise<ReplicasResult> {
+export const CPU_IMAGE = "meca-test/cpu:1";
+
+export async function replicasPhase(o: { target: Target; root: string; file?: string; work: string; quick: boolean; log: (l: string) => void }): Promise<ReplicasResult> {
   const sliceMs = o.quick ? 2000 : 4000;
   const rounds = o.quick ? 1 : 2;
   // Unusual mem: no other executor on the engine picks the same container names.
@@ -55,11 +60,13 @@ export async function replicasPhase(o: { target: Target; root: string; file?: st
       sides.push({ tc, exec, pool: pool(exec.origin, CLIENTS), slices: [] });
     }
     const send = (p: Pool) => async () => {
-      const res = await p.request({ method: "POST", path: "/", body: JSON.stringify({ id: o.image, resource: intent, input: `spin:${SPIN_MS}` }), headers: { "content-type": "application/json" } });
+      const input = inputFor(nextSeq());
+      const res = await p.request({ method: "POST", path: "/", body: JSON.stringify({ id: CPU_IMAGE, resource: intent, input }), headers: { "content-type": "application/json" } });
       const text = await res.body.text();
-      if (res.statusCode !== 200 || (JSON.parse(text) as { msg?: unknown }).msg !== `spun:${SPIN_MS}`) throw new VerifyError(`executor answered ${res.statusCode} ${text.slice(0, 200)}`);
+      if (res.statusCode !== 200 || (JSON.parse(text) as { msg?: unknown }).msg !== input) throw new VerifyError(`executor answered ${res.statusCode} ${text.slice(0, 200)} for ${input}`);
     };
     const sideOf = (s: (typeof sides)[number]): Side => ({ name: `task_concurrency ${s.tc}`, send: send(s.pool), close: async () => {} });
+    const loadBefore = loadavg()[0]!;
     // Warm both: the replicas start under the first burst and are not measured.
     for (const s of sides) await saturate(sideOf(s), { concurrency: CLIENTS, durationMs: 1000 });
     for (let r = 0; r < rounds; r++) {
@@ -85,7 +92,7 @@ export async function replicasPhase(o: { target: Target; root: string; file?: st
     };
     const def = await summary(sides[0]!);
     const rep = await summary(sides[1]!);
-    return { clients: CLIENTS, spinMs: SPIN_MS, capacityCores: CAPACITY_CORES, intent, sliceMs, rounds, default: def, replicas: rep, ratio: rep.rps / def.rps };
+    return { clients: CLIENTS, spinMs: SPIN_MS, capacityCores: CAPACITY_CORES, intent, sliceMs, rounds, default: def, replicas: rep, ratio: rep.rps / def.rps, loadAverage: [loadBefore, loadavg()[0]!] };
   } finally {
     for (const s of sides) {
       await s.pool.close();

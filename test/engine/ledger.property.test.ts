@@ -141,5 +141,5 @@ describe("ledger invariants (property)", () => {
       }),
       { numRuns: 100 },
     );
-  });
+  }, 120_000);
 });

@@ -58,6 +58,27 @@ describe("replicas (task_concurrency >= 1)", () => {
     expect(backend.created).toHaveLength(2);
   });
 
+  it("a waiting request takes whichever slot frees first: here a finishing replica, before the new one is ready", async () => {
+    const work = heldImage();
+    const { executor, backend } = await fakeExecutor({ settings: { taskConcurrency: 1, cpu: 2 }, images: { "work:1": work.image } });
+    const a = executor.execute(intent(1), "a");
+    await flush();
+    const hold = deferred();
+    backend.before("start", () => hold.promise, { once: true });
+    const b = executor.execute(intent(1), "b"); // every replica full: a second one starts, held
+    await flush();
+    expect(backend.created).toHaveLength(2);
+    work.release(0); // a finishes first: b takes its slot
+    expect(await a).toBe("a");
+    await flush();
+    expect(work.held.map((h) => h.body)).toEqual(["b"]);
+    hold.resolve(); // the new replica comes up idle
+    await flush();
+    expect(executor.tasks().map((t) => [t.state, t.in_flight]).sort()).toEqual([["ready", 0], ["ready", 1]]);
+    work.release(0);
+    expect(await b).toBe("b");
+  });
+
   it("takes the least busy ready replica with a free slot", async () => {
     const work = heldImage();
     const { executor } = await fakeExecutor({ settings: { taskConcurrency: 3, cpu: 8 }, images: { "work:1": work.image } });

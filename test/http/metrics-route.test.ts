@@ -144,8 +144,12 @@ describe("GET /metrics", () => {
     expect(metric(samples, "meca_queue_timeouts_total")).toBe(1);
     expect(metric(samples, "meca_requests_in_flight")).toBe(0);
     expect(metric(samples, "meca_http_requests_total", { status: "503", outcome: "NO_CAPACITY" })).toBe(1);
-    // The key that never got a replica has no series left.
+    // The key that never got a replica has no series left; the other's go with its last replica.
     expect(samples.filter((x) => x.name.startsWith("meca_key_") && x.labels.image === "echo:1")).toEqual([]);
+    expect(metric(samples, "meca_key_replicas", { image: "slow:1" })).toBe(1);
+    await request("POST", "/pause");
+    ({ samples } = await scrape(app));
+    expect(samples.filter((x) => x.name.startsWith("meca_key_"))).toEqual([]);
   });
 
   it("observes cold starts by their duration and counts failed starts and pulls", async () => {

@@ -4,7 +4,7 @@
  * on 127.0.0.1 only, and are removed after the file.
  */
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Agent, request } from "undici";
@@ -21,6 +21,7 @@ import {
   READY_MARK,
   REGISTRY,
   SGX_IMAGE,
+  CPU_IMAGE,
   taskBody,
 } from "../support/fixtures.ts";
 
@@ -179,6 +180,19 @@ describe("meca-test/never-ready:1", () => {
     expect(await post(url, "still here")).toEqual({ status: 200, text: "still here" });
     await waitForLine(id, "listening on 8080");
     expect(logLines(id)).toEqual(["listening on 8080"]);
+  });
+});
+
+describe("meca-test/cpu:1", () => {
+  it("echoes like echo, burning at least 50 ms of CPU time per request", async () => {
+    const { id, url } = run(CPU_IMAGE);
+    await waitForMark(id);
+    const pid = docker(["inspect", "-f", "{{.State.Pid}}", id]).trim();
+    // utime + stime of the task's process, in clock ticks (100 a second on Linux).
+    const cpuTicks = () => readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ").slice(11, 13).reduce((n, v) => n + Number(v), 0);
+    const before = cpuTicks();
+    for (let i = 0; i < 10; i++) expect(await post(url, `in-${i}`)).toEqual({ status: 200, text: `in-${i}` });
+    expect(cpuTicks() - before).toBeGreaterThanOrEqual(50); // 10 requests × 50 ms
   });
 });
 

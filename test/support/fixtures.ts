@@ -21,6 +21,8 @@ export const NEVER_READY_IMAGE = "meca-test/never-ready:1";
  * `POST /` answers 404.
  */
 export const SGX_IMAGE = "meca-test/sgx:1";
+/** Like echo, but every `POST /` first burns 50 ms of CPU time: a CPU-bound task (replicas bench). */
+export const CPU_IMAGE = "meca-test/cpu:1";
 
 /**
  * Tasks built to misbehave (`test/fixtures/hostile.c`), by mode. Each prints the mark once

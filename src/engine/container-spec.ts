@@ -1,0 +1,59 @@
+/** The container a replica runs in, as the backend is asked to create it; and a small abort helper. */
+import type { Reservation } from "./ledger.ts";
+import type { ContainerSpec } from "./ports.ts";
+import { LABELS, type EngineSettings } from "./settings.ts";
+import { keyHash } from "./task-spec.ts";
+import type { TaskNet } from "./task-networks.ts";
+import type { Task } from "./task.ts";
+
+/** Labels say whose it is (instance, run) and which key it serves; limits come from the task's spec and reservation. */
+export function containerSpecFor(
+  task: Task,
+  r: Reservation,
+  s: EngineSettings,
+  o: { run: string; gpuIds?: (indexes: readonly number[]) => string[]; net?: TaskNet },
+): ContainerSpec {
+  const spec = task.spec;
+  return {
+    name: task.id,
+    image: spec.image,
+    labels: {
+      [LABELS.managed]: "1",
+      [LABELS.instance]: s.instance,
+      [LABELS.key]: keyHash(task.key),
+      [LABELS.image]: spec.image,
+      [LABELS.run]: o.run,
+    },
+    nanoCpus: spec.cpuTenths * 100_000_000,
+    memoryBytes: spec.memMB * 1024 * 1024,
+    pidsLimit: s.pidsLimit,
+    runtime: spec.runtime,
+    gpus: r.gpus.length > 0 ? (o.gpuIds?.(r.gpus) ?? r.gpus.map(String)) : undefined,
+    sgx: spec.sgx ? { device: s.sgx.device, aesmdPath: s.sgx.aesmdPath } : undefined,
+    network: o.net?.name ?? (s.network || undefined),
+    securityOpt: s.noNewPrivileges ? ["no-new-privileges:true"] : [],
+    capDrop: [...s.capDrop],
+    nofile: s.nofile,
+    privileged: false,
+  };
+}
+
+/** `p`, or the signal's reason as soon as it aborts. */
+export function raceAbort<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (!signal) return p;
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(v);
+      },
+      (e) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(e);
+      },
+    );
+  });
+}

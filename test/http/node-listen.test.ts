@@ -30,7 +30,9 @@ async function get(s: Socket): Promise<string> {
   return got;
 }
 
-describe("listenNode", () => {
+// Node's http server: under Deno the executor listens with Deno.serve (deno-listen.ts), and Deno's
+// node:http emulation does not count connections the way this cap relies on.
+describe.skipIf("Deno" in globalThis)("listenNode", () => {
   it("answers 503 OVERLOADED to connections past maxConnections without running the app, and serves again once one closes", async () => {
     let handled = 0;
     const app = new Hono().get("/", (c) => {

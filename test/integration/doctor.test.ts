@@ -51,6 +51,14 @@ describe("meca-executor doctor", () => {
     expect(r.out).toContain("install nvidia-container-toolkit");
   });
 
+  it("takes the original executor's -config FILE", async () => {
+    const file = config("cpu: 1\n");
+    for (const args of [["-config", file], [`-config=${file}`]]) {
+      const r = await runCli(["doctor", "--json", ...args]);
+      expect(JSON.parse(r.out).config).toBe(file);
+    }
+  });
+
   it("prints JSON with --json", async () => {
     const r = await runCli(["doctor", "--json", "--config", config(`nvml_library: ${lib}\n`)]);
     expect(r.code).toBe(0);

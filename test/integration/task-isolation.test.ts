@@ -117,6 +117,18 @@ describe("each task on a network of its own (bare host)", () => {
     expect(await probe(h, vmB, `${b!.gateway}:${api!.port}`)).not.toBe("connected");
   });
 
+  it("refuses at start-up a task_subnet_pool that overlaps a network that is not a meca task network, naming it", async () => {
+    const name = `meca-test-overlap-${process.pid}`;
+    docker(["network", "create", "--label", "meca.test=1", "--subnet", "10.216.7.0/24", name]);
+    try {
+      await expect(startExecutor({ task_subnet_pool: "10.216.0.0/16" })).rejects.toThrow(
+        `Cannot use task_subnet_pool: task_subnet_pool 10.216.0.0/16 overlaps Docker network "${name}" (10.216.7.0/24)`,
+      );
+    } finally {
+      docker(["network", "rm", name]);
+    }
+  });
+
   it("task networks never pile up: after 200 cold starts in a row and a stop, the engine's network count is back where it started", async () => {
     const before = networkCount();
     // Room for three tasks of 0.1 core: each new key evicts the least recently used idle one.

@@ -28,7 +28,8 @@ import {
 } from "./container-json.ts";
 import { createFailure, engineFailure, startFailure } from "./failures.ts";
 import { eventFilters, labelFilters, readEvents } from "./events.ts";
-import { demuxFrames, demuxLines, MarkFinder, StreamLines, type ByteSource } from "./log-demux.ts";
+import { demuxLines, type ByteSource } from "./log-demux.ts";
+import { watchForMark } from "./mark-watch.ts";
 import { pullError, readPullStream, splitImageRef } from "./pull.ts";
 
 export interface DockerBackendOptions {
@@ -122,12 +123,6 @@ export class DockerBackend implements ContainerBackend {
     return url;
   }
 
-  /**
-   * Watches two streams at once and takes the mark from whichever shows it first: the output
-   * attached before start (it sees what a log flood rotates out of the log files) and the log
-   * followed from its start (it has what was written before the attach was live: the engine
-   * answers an attach before it joins the container's streams).
-   */
   async waitForMark(id: string, opts: { mark: string; signal: AbortSignal }): Promise<void> {
     const { mark, signal } = opts;
     signal.throwIfAborted();
@@ -138,42 +133,13 @@ export class DockerBackend implements ContainerBackend {
     };
     const attached = this.#attached.get(id);
     this.#attached.delete(id);
-    const done = new AbortController();
-    const stop = () => {
-      done.abort(signal.reason);
-      attached?.stop.abort(signal.reason);
-    };
-    signal.addEventListener("abort", stop, { once: true });
-    /** True once `source` shows the mark; false when it ends without it. */
-    const watch = async (source: ByteSource, report: boolean): Promise<boolean> => {
-      const finder = new MarkFinder(mark);
-      const lines = new StreamLines();
-      for await (const frame of demuxFrames(source)) {
-        if (frame.stream === "stdout" && finder.push(frame.data)) return true;
-        if (report) lines.push(frame).forEach(keep);
-      }
-      if (report) lines.flush().forEach(({ line }) => keep(line));
-      return false;
-    };
-    const logs = (async () => watch(await this.#api.logs(id, { follow: true, signal: done.signal }), true))();
-    const output = attached ? watch(attached.source, false).catch(() => false) : Promise.resolve(false);
     try {
-      // Either stream showing the mark is enough; the log's end (or failure) decides otherwise.
-      const seen = await new Promise<boolean>((resolve, reject) => {
-        output.then((ok) => ok && resolve(true));
-        logs.then(async (ok) => resolve(ok || (await output)), reject);
-      });
-      if (seen) return;
+      const logs = (s: AbortSignal) => this.#api.logs(id, { follow: true, signal: s });
+      if (await watchForMark({ mark, signal, logs, attached, onLine: keep })) return;
     } catch (err) {
       if (signal.aborted) throw signal.reason;
       // 404 or 409 ("dead or marked for removal"): the container is gone; say so below.
       if (!isApiStatus(err, 404, 409)) throw engineFailure(err, `Cannot follow the logs of container "${id}"`);
-    } finally {
-      signal.removeEventListener("abort", stop);
-      // Found the mark, or the streams ended: either way both are done with.
-      done.abort();
-      attached?.stop.abort();
-      await Promise.allSettled([logs, output]);
     }
     signal.throwIfAborted();
     const state = await this.#settledState(id, signal);

@@ -141,12 +141,12 @@ describe("over the real engine", () => {
   });
 
   it("GET /metrics agrees with /stats and /tasks after N requests", async () => {
-    const before = parseMetrics(await (await h.app.request("/metrics")).text());
+    const before = parseMetrics((await h.call("GET", "/metrics")).text);
     const n = 5;
     for (let i = 0; i < n; i++) expect((await h.execute({ id: ECHO_IMAGE, resource: { cpu: 0.2, mem: 40 }, input: `m${i}` })).status).toBe(200);
     const stats = (await h.call("GET", "/stats")).body;
     const tasks = (await h.call("GET", "/tasks")).body.tasks as { served: number; image: string; cpu: number; state: string; container_id: string }[];
-    const after = parseMetrics(await (await h.app.request("/metrics")).text());
+    const after = parseMetrics((await h.call("GET", "/metrics")).text);
     const ok = { method: "POST", route: "/", status: "200", outcome: "ok" };
     expect(metric(after, "meca_http_requests_total", ok) - metric(before, "meca_http_requests_total", ok)).toBe(n);
     expect(metric(after, "meca_task_requests_total") - metric(before, "meca_task_requests_total")).toBe(n);

@@ -127,16 +127,18 @@ describe("an executor process", () => {
 describe("over the real engine", () => {
   let h: Harness;
   beforeAll(async () => {
-    h = await startExecutor({ request_timeout: 0.5 });
+    // A generous timeout: a 0.1-core task answers every other request well within it.
+    h = await startExecutor({ request_timeout: 5 });
   });
   afterAll(async () => {
     expect(await h.close()).toEqual([]);
   });
 
   it("answers 504 when the task takes longer than request_timeout, and the task serves on", async () => {
-    const slow = await h.execute({ id: ECHO_IMAGE, resource: small, input: taskBody.sleep(3000) });
+    // The task holds this request until released: it never answers within any timeout.
+    const slow = await h.execute({ id: ECHO_IMAGE, resource: small, input: taskBody.hold("timeout") });
     expect(slow).toMatchObject({ status: 504, body: { success: false, error: "TASK_TIMEOUT" } });
-    expect(slow.body.msg).toContain("request timeout of 0.5 s");
+    expect(slow.body.msg).toContain("request timeout of 5 s");
     expect(await h.execute({ id: ECHO_IMAGE, resource: small, input: "after" })).toMatchObject({ status: 200, body: { msg: "after" } });
   });
 

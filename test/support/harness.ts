@@ -10,6 +10,9 @@ import { createApp } from "../../src/http/app.ts";
 import type { Listening } from "../../src/http/node-listen.ts";
 import { createExecutor } from "../../src/main.ts";
 import { memoryLogger } from "../fakes/fake-logger.ts";
+import { until } from "./until.ts";
+
+export { until };
 
 export type Harness = Awaited<ReturnType<typeof startExecutor>>;
 
@@ -85,14 +88,5 @@ function parse(text: string): any {
     return JSON.parse(text);
   } catch {
     return text;
-  }
-}
-
-/** Polls `cond` every 50 ms until it holds, failing after `timeoutMs`. */
-export async function until(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
   }
 }

@@ -7,5 +7,6 @@ export default defineConfig({
   test: {
     include: ["test/engine/**/*.test.ts", "test/http/**/*.test.ts", "test/fakes/**/*.test.ts", "test/config.test.ts"],
     testTimeout: 20_000,
+    setupFiles: ["test/support/mutation-setup.ts"],
   },
 });

@@ -154,14 +154,16 @@ const validBody: fc.Arbitrary<ValidExecute> = fc
     };
   });
 
-/** One rule of the schema broken in a valid plain body; `field` is what the 4xx must name. */
+/** One rule of the schema broken in a valid plain body; `field` is what the 4xx must name, `code` its error code. */
 interface Break {
   field: string;
+  code: string;
   apply(body: Record<string, any>): void;
 }
-const breakAt = (field: string, values: unknown[], extra: Record<string, unknown> = {}): fc.Arbitrary<Break> =>
+const breakAt = (field: string, code: string, values: unknown[], extra: Record<string, unknown> = {}): fc.Arbitrary<Break> =>
   fc.constantFrom(...values).map((value) => ({
     field,
+    code,
     apply(body) {
       const [head, leaf] = field.split(".");
       if (leaf === undefined) body[head!] = value;
@@ -169,16 +171,20 @@ const breakAt = (field: string, values: unknown[], extra: Record<string, unknown
     },
   }));
 const broken = fc.oneof(
-  breakAt("id", ["", "Upper/Case", "name:", ":tag", "a//b", "-a", "a@sha256:short", "a b", "a".repeat(600), 5, true, ["echo:1"], { name: "echo" }]),
-  breakAt("resource", [5, "1 core", true, ["cpu", 1]]),
+  breakAt("id", "INVALID_IMAGE", ["Upper/Case", "name:", ":tag", "a//b", "-a", "a@sha256:short", "a b", "a".repeat(600), `${"a/".repeat(130)}a`]),
+  breakAt("id", "BAD_REQUEST", ["", 5, true, ["echo:1"], { name: "echo" }]),
+  breakAt("resource", "BAD_REQUEST", [5, "1 core", true, ["cpu", 1]]),
   // With a valid companion: cpu 0 alone, or with mem 0, means the defaults.
-  breakAt("resource.cpu", [0, -0.1, 0.25, 0.05, 1.01, "1", true, [1], (CAPACITY.cpuTenths + 1) / 10, 1e9], { mem: 64 }),
-  breakAt("resource.mem", [0, -1, 1.5, "128", false, CAPACITY.memMB + 1, 2 ** 40], { cpu: 0.5 }),
-  breakAt("resource.use_gpu", ["true", 1, 0, [true]]),
-  breakAt("resource.gpu_count", [-1, 1.5, "2", CAPACITY.gpus + 1], { use_gpu: true }),
-  breakAt("runtime", ["vm", "kata", "runsc", "MICROVM", " container", 1, true, {}]),
-  breakAt("input", [1, true, {}, ["x"]]),
-  breakAt("use_sgx", ["yes", 1, 0, {}]),
+  breakAt("resource.cpu", "BAD_REQUEST", [0, -0.1, 0.25, 0.05, 1.01, "1", true, [1]], { mem: 64 }),
+  breakAt("resource.cpu", "EXCEEDS_CAPACITY", [(CAPACITY.cpuTenths + 1) / 10, 1e9], { mem: 64 }),
+  breakAt("resource.mem", "BAD_REQUEST", [0, -1, 1.5, "128", false], { cpu: 0.5 }),
+  breakAt("resource.mem", "EXCEEDS_CAPACITY", [CAPACITY.memMB + 1, 2 ** 40], { cpu: 0.5 }),
+  breakAt("resource.use_gpu", "BAD_REQUEST", ["true", 1, 0, [true]]),
+  breakAt("resource.gpu_count", "BAD_REQUEST", [-1, 1.5, "2"], { use_gpu: true }),
+  breakAt("resource.gpu_count", "EXCEEDS_CAPACITY", [CAPACITY.gpus + 1], { use_gpu: true }),
+  breakAt("runtime", "BAD_REQUEST", ["vm", "kata", "runsc", "MICROVM", " container", 1, true, {}]),
+  breakAt("input", "BAD_REQUEST", [1, true, {}, ["x"]]),
+  breakAt("use_sgx", "BAD_REQUEST", ["yes", 1, 0, {}]),
 );
 
 /** A copy without the undefined values. */
@@ -397,8 +403,10 @@ describe("fuzzing every endpoint", () => {
         const r = await f.send({ method: "POST", path: "/", body: JSON.stringify(body), headers: {} });
         expect(r.status >= 400 && r.status < 500, `${b.field}: ${JSON.stringify(body).slice(0, 300)} -> ${r.status} ${r.text.slice(0, 300)}`).toBe(true);
         const answer = JSON.parse(r.text);
-        expect(answer).toMatchObject({ success: false, error: expect.any(String) });
+        expect(answer).toMatchObject({ success: false, error: b.code });
         expect(answer.msg).toContain(`"${b.field}`);
+        // A value from the client comes back clipped: never more than 80 characters of it.
+        expect(answer.msg).not.toMatch(/[^"]{81}/);
         await f.noLeak();
       }),
       { numRuns: 300 },

@@ -138,6 +138,8 @@ const FIELD_SCHEMAS: Record<Field, z.ZodTypeAny> = {
  */
 export function plainShape(body: Record<string, unknown>): Record<string, unknown> {
   const res = body.resource;
+  // A `resource` that is not an object is the plain shape's error to report, whatever else came.
+  if (res !== undefined && res !== null && !isObject(res)) return body;
   const nested = isObject(res) ? res.resource : undefined;
   if (body.useGpu === undefined && body.gpuCount === undefined && body.useSgx === undefined && (!isObject(res) || (nested === undefined && res.task_cpu === undefined && res.task_mem === undefined))) {
     return body;

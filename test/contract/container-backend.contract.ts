@@ -1,17 +1,44 @@
 /**
  * One set of cases for every ContainerBackend: the in-memory fake (unit
- * project) and the real Docker backend (integration project) must agree,
- * so that engine tests on the fake mean something.
+ * project) and the real Docker backend (integration project: over fetch on
+ * Node, over dockerode, and over Deno's fetch) must agree, so that engine
+ * tests on the fake mean something. Every fake behaviour a unit test relies
+ * on has a case here: errors, events (die, oom, the end of the stream), an
+ * engine that does not answer, pulls, a task that dies between requests or
+ * under one.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ContainerExitedError, ImageNotFoundError, TaskStartError } from "../../src/engine/errors.ts";
+import {
+  ContainerExitedError,
+  EngineUnavailableError,
+  ImageNotFoundError,
+  TaskConnectError,
+  TaskFailedError,
+  TaskStartError,
+} from "../../src/engine/errors.ts";
 import type { ContainerBackend, ContainerEvent, ContainerSpec, TaskClient } from "../../src/engine/ports.ts";
-import { CRASH_EXIT_CODE, CRASH_LOG_LINES, READY_MARK, TEST_LABEL } from "../support/fixtures.ts";
+import { CRASH_EXIT_CODE, CRASH_LOG_LINES, READY_MARK, TEST_LABEL, taskBody } from "../support/fixtures.ts";
 
 export interface ContractSubject {
   backend: ContainerBackend;
-  images: { echo: string; crash: string; neverReady: string; missing: string };
+  /**
+   * `echo` answers `POST /` with its body, and with `taskBody.exit(n)` exits with `n` without
+   * answering, and with `taskBody.oom` outgrows its memory; `pullable` is absent locally and
+   * the registry has it; `missing` is nowhere.
+   */
+  images: { echo: string; crash: string; neverReady: string; missing: string; pullable: string };
   client: TaskClient;
+  /** A backend of the same kind whose engine does not answer. */
+  unreachable(): Promise<ContainerBackend>;
+  /** Stops a running container from outside the backend, as a crash or `docker kill` does. */
+  kill(id: string): Promise<void>;
+  /** Removes an image from the local store, as the set-up left `pullable`. */
+  removeImage(ref: string): Promise<void>;
+  /**
+   * A backend of the same kind on an engine that a test can make end its open streams cleanly
+   * (as when it restarts) or go away (drop every connection, answer no more).
+   */
+  controlled?: () => Promise<{ backend: ContainerBackend; endStreams(): void; goAway(): Promise<void>; cleanup(): Promise<void> }>;
   cleanup(): Promise<void>;
 }
 
@@ -168,18 +195,33 @@ export function containerBackendContract(name: string, setup: () => Promise<Cont
       expect(await s.backend.inspect(id)).toMatchObject({ running: true, oomKilled: false });
     });
 
-    it("watchEvents() delivers die with the exit code, for a crash and for a removal", async () => {
+    /**
+     * Starts watching, then creates and removes labelled probe containers until one's event
+     * arrives: from then on the stream is connected and sees every later event.
+     */
+    const watch = async () => {
       const events: ContainerEvent[] = [];
       const ac = new AbortController();
       const watching = s.backend.watchEvents({ labels, onEvent: (e) => events.push(e), signal: ac.signal });
-      await sleep(300); // let the stream connect
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        const probe = await s.backend.create(spec(s.images.echo));
+        await s.backend.remove(probe);
+        if (await eventually(() => events.some((e) => e.id === probe), 1_000)) break;
+        if (Date.now() > deadline) throw new Error("The event stream did not connect within 30 s");
+      }
+      return { events, watching, stop: () => ac.abort() };
+    };
+
+    it("watchEvents() delivers die with the exit code, for a crash and for a removal", async () => {
+      const { events, watching, stop } = await watch();
       const crashed = await s.backend.create(spec(s.images.crash));
       await s.backend.start(crashed);
       await until(() => events.some((e) => e.id === crashed && e.action === "die"));
       const running = await startReady();
       await s.backend.remove(running);
       await until(() => events.some((e) => e.id === running && e.action === "destroy"));
-      ac.abort();
+      stop();
       await expect(watching).resolves.toBeUndefined();
       expect(events.find((e) => e.id === crashed && e.action === "die")).toMatchObject({
         exitCode: CRASH_EXIT_CODE,
@@ -187,6 +229,132 @@ export function containerBackendContract(name: string, setup: () => Promise<Cont
       });
       expect(events.find((e) => e.id === running && e.action === "die")).toMatchObject({ exitCode: 137 });
       expect(events.every((e) => e.labels["meca.contract"] === run)).toBe(true);
+    });
+
+    it("watchEvents() reports oom before die 137, and inspect() says OOMKilled, when a task outgrows its memory", async () => {
+      const { events, watching, stop } = await watch();
+      const id = await startReady({ memoryBytes: 32 * 2 ** 20 });
+      const endpoint = await s.backend.endpoint(id);
+      await sendWithRetry(s.client, { method: "POST", endpoint, path: "/", body: "warm" });
+      await s.client.send({ method: "POST", endpoint, path: "/", body: taskBody.oom }).catch(() => {});
+      await until(() => events.some((e) => e.id === id && e.action === "die"), 30_000);
+      stop();
+      await watching;
+      const mine = events.filter((e) => e.id === id).map((e) => e.action);
+      expect(mine).toContain("oom");
+      expect(mine.indexOf("oom")).toBeLessThan(mine.indexOf("die"));
+      expect(events.find((e) => e.id === id && e.action === "die")).toMatchObject({ exitCode: 137 });
+      expect(await s.backend.inspect(id)).toMatchObject({ running: false, exitCode: 137, oomKilled: true });
+    });
+
+    it("a task that exits under a request on a kept-alive connection is TaskFailedError (it may have seen the request), then TaskConnectError", async () => {
+      const id = await startReady();
+      const endpoint = await s.backend.endpoint(id);
+      expect(await sendWithRetry(s.client, { method: "POST", endpoint, path: "/", body: "first" })).toEqual({ status: 200, body: "first" });
+      // The first connection after the mark may be one the task closes: the second answer is on a kept-alive one.
+      expect(await s.client.send({ method: "POST", endpoint, path: "/", body: "second" })).toEqual({ status: 200, body: "second" });
+      const err = await s.client.send({ method: "POST", endpoint, path: "/", body: taskBody.exit(5) }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(TaskFailedError);
+      await untilAsync(async () => (await s.backend.inspect(id))?.running === false);
+      expect(await s.backend.inspect(id)).toMatchObject({ running: false, exitCode: 5 });
+      const after = await s.client.send({ method: "POST", endpoint, path: "/", body: "after" }).catch((e: unknown) => e);
+      expect(after).toBeInstanceOf(TaskConnectError);
+    });
+
+    it("a container that died between requests refuses the next one with TaskConnectError: nothing reached it", async () => {
+      const id = await startReady();
+      const endpoint = await s.backend.endpoint(id);
+      expect(await sendWithRetry(s.client, { method: "POST", endpoint, path: "/", body: "first" })).toEqual({ status: 200, body: "first" });
+      await s.kill(id);
+      await untilAsync(async () => (await s.backend.inspect(id))?.running === false);
+      const err = await s.client.send({ method: "POST", endpoint, path: "/", body: "second", signal: AbortSignal.timeout(30_000) }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(TaskConnectError);
+    });
+
+    it("pullImage() of an image the registry has fetches it, with readable progress lines", async () => {
+      await s.removeImage(s.images.pullable);
+      try {
+        expect(await s.backend.hasImage(s.images.pullable)).toBe(false);
+        const lines: string[] = [];
+        await s.backend.pullImage(s.images.pullable, { onProgress: (l) => lines.push(l) });
+        expect(await s.backend.hasImage(s.images.pullable)).toBe(true);
+        expect(lines.some((l) => l.includes(`Downloaded newer image for ${s.images.pullable}`))).toBe(true);
+        expect(lines.every((l) => !l.includes("{"))).toBe(true);
+        const id = await s.backend.create(spec(s.images.pullable));
+        expect(await s.backend.inspect(id)).toMatchObject({ running: false, status: "created" });
+      } finally {
+        // Other cases and files expect the image absent, as the set-up left it.
+        for (const c of await s.backend.list(labels)) await s.backend.remove(c.id);
+        await s.removeImage(s.images.pullable);
+      }
+    });
+
+    it("an engine that does not answer: every call rejects with EngineUnavailableError, and so does watchEvents()", async () => {
+      const down = await s.unreachable();
+      try {
+        await expect(down.info()).rejects.toBeInstanceOf(EngineUnavailableError);
+        await expect(down.hasImage(s.images.echo)).rejects.toBeInstanceOf(EngineUnavailableError);
+        await expect(down.pullImage(s.images.pullable)).rejects.toBeInstanceOf(EngineUnavailableError);
+        await expect(down.create(spec(s.images.echo))).rejects.toBeInstanceOf(EngineUnavailableError);
+        await expect(down.inspect("0123456789ab")).rejects.toBeInstanceOf(EngineUnavailableError);
+        await expect(down.list(labels)).rejects.toBeInstanceOf(EngineUnavailableError);
+        await expect(down.remove("0123456789ab")).rejects.toBeInstanceOf(EngineUnavailableError);
+        const watching = down.watchEvents({ labels, onEvent: () => {}, signal: AbortSignal.timeout(30_000) });
+        await expect(watching).rejects.toBeInstanceOf(EngineUnavailableError);
+      } finally {
+        await down.close();
+      }
+    });
+
+    /** Watches events on a controlled engine, once it answers; `settled` says how the watch ended. */
+    const controlledWatch = async (ctx: { skip(): void }) => {
+      if (s.controlled === undefined) {
+        ctx.skip();
+        throw new Error("skipped");
+      }
+      const engine = await s.controlled();
+      const ac = new AbortController();
+      const state: { settled?: { resolved: true } | { rejected: unknown } } = {};
+      const watching = engine.backend.watchEvents({ labels, onEvent: () => {}, signal: ac.signal }).then(
+        () => void (state.settled = { resolved: true }),
+        (err: unknown) => void (state.settled = { rejected: err }),
+      );
+      await engine.backend.list(labels); // the engine answers
+      return { engine, state, watching, stop: () => ac.abort() };
+    };
+
+    it("watchEvents() resolves when the engine ends the stream (it restarts), and the engine still answers", async (ctx) => {
+      const { engine, state, watching, stop } = await controlledWatch(ctx);
+      try {
+        // The request may still be on its way: end streams until the watch sees its end.
+        await untilAsync(async () => {
+          engine.endStreams();
+          await sleep(50);
+          return state.settled !== undefined;
+        }, 30_000);
+        expect(state.settled).toEqual({ resolved: true });
+        expect(await engine.backend.list(labels)).toEqual(expect.any(Array));
+      } finally {
+        stop();
+        await watching;
+        await engine.cleanup();
+      }
+    });
+
+    it("when the engine goes away, an open event stream ends or fails with EngineUnavailableError, and calls reject with it", async (ctx) => {
+      const { engine, state, watching, stop } = await controlledWatch(ctx);
+      try {
+        await engine.goAway();
+        await untilAsync(async () => state.settled !== undefined, 30_000);
+        // The engine watch reconnects after either; a failure must say the engine is unreachable.
+        if (state.settled !== undefined && "rejected" in state.settled) expect(state.settled.rejected).toBeInstanceOf(EngineUnavailableError);
+        await expect(engine.backend.list(labels)).rejects.toBeInstanceOf(EngineUnavailableError);
+        await expect(engine.backend.info()).rejects.toBeInstanceOf(EngineUnavailableError);
+      } finally {
+        stop();
+        await watching;
+        await engine.cleanup();
+      }
     });
   });
 }
@@ -207,10 +375,24 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-async function until(check: () => boolean, timeoutMs = 10_000): Promise<void> {
+async function until(check: () => boolean, timeoutMs = 20_000): Promise<void> {
+  if (!(await eventually(check, timeoutMs))) throw new Error(`Condition not met within ${timeoutMs} ms`);
+}
+
+async function untilAsync(check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error("Condition not met in time");
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`Condition not met within ${timeoutMs} ms`);
     await sleep(20);
   }
+}
+
+/** Polls `check` for up to `ms`; whether it came true. */
+async function eventually(check: () => boolean, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) return false;
+    await sleep(20);
+  }
+  return true;
 }

@@ -66,6 +66,12 @@ export class FakeBackend implements ContainerBackend {
     return this;
   }
 
+  /** Takes an image out of the local store (a pullable one stays pullable). */
+  removeImage(ref: string): this {
+    this.#images.delete(normaliseRef(ref));
+    return this;
+  }
+
   /** Runs `fn` before every call of `method` (or the next one only): throw to fail it, return a promise to hold it. */
   before(method: Method, fn: Hook, opts: { once?: boolean } = {}): () => void {
     const entry = { fn, once: opts.once === true };

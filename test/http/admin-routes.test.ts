@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { fakeApp } from "../support/fake-app.ts";
+import { until } from "../support/until.ts";
 
 describe("admin routes", () => {
   it("need the bearer token when one is set: 401 without or with a wrong one", async () => {
@@ -59,7 +60,7 @@ describe("admin routes", () => {
   it("stop answers first, then asks to stop", async () => {
     const { request, stops } = await fakeApp();
     expect(await request("POST", "/stop")).toMatchObject({ status: 200, body: { success: true } });
-    await new Promise((r) => setTimeout(r, 5));
+    await until(() => stops() > 0, "the stop to be asked");
     expect(stops()).toBe(1);
   });
 });

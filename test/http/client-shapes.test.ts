@@ -29,6 +29,7 @@ describe("POST / in the clients' shapes", () => {
     ["gpuCount", { id: "echo:1", useGpu: true, gpuCount: -2 }, /Field "gpuCount" must be 0 or more/],
     ["useSgx", { id: "echo:1", useSgx: 1 }, /Field "useSgx" must be true or false/],
     ["resource.resource", { id: "echo:1", resource: { resource: 5 } }, /Field "resource.resource" must be an object/],
+    ["resource beside a desktop flag", { id: "echo:1", resource: 5, gpuCount: 0 }, /Field "resource" /],
   ])("refuses a bad %s with the same rules as the plain shape, naming the client's field", async (_field, body, msg) => {
     const { request, backend } = await fakeApp();
     const r = await request("POST", "/", body);

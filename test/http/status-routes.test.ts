@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { FakeHost } from "../fakes/fake-host.ts";
 import { fakeApp } from "../support/fake-app.ts";
+import { until } from "../support/until.ts";
 
 describe("status routes", () => {
   it("GET /stats keeps the original fields with their meaning (capacity clipped to the host)", async () => {
@@ -27,7 +28,7 @@ describe("status routes", () => {
     expect(await request("GET", "/health")).toMatchObject({ status: 200, body: { status: "ok" } });
     backend.setUnavailable(true);
     backend.failEvents(new Error("connection reset"));
-    await new Promise((r) => setTimeout(r, 10));
+    await until(async () => (await request("GET", "/health")).status !== 200, "health to change");
     expect(await request("GET", "/health")).toMatchObject({ status: 503, body: { engine: "unreachable" } });
   });
 

@@ -1,8 +1,8 @@
 /**
  * The Docker backend against the real engine: the shared contract (over fetch
- * and over dockerode), then what only a real engine can show: the HostConfig
- * that reaches Docker, pulls from the local registry, OOM events, and an
- * engine that does not answer.
+ * and over dockerode; pulls from the local registry, OOM events and an engine
+ * that goes away are cases there), then what only a real engine can show: the
+ * HostConfig that reaches Docker, and a TCP engine that does not answer.
  */
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -10,36 +10,64 @@ import { join } from "node:path";
 import Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BadRequestError, EngineUnavailableError } from "../../src/engine/errors.ts";
-import type { ContainerEvent, ContainerSpec } from "../../src/engine/ports.ts";
+import type { ContainerSpec } from "../../src/engine/ports.ts";
 import { createDockerBackend } from "../../src/platform/docker/create-backend.ts";
 import { DockerBackend } from "../../src/platform/docker/docker-backend.ts";
 import { DockerodeApi } from "../../src/platform/docker/dockerode-backend.ts";
 import { UndiciTaskClient } from "../../src/platform/task-client.ts";
 import { containerBackendContract } from "../contract/container-backend.contract.ts";
 import { docker, dockerEndpoint } from "../support/docker-env.ts";
+import { startEngineFront } from "../support/engine-front.ts";
 import {
   CRASH_IMAGE,
   ECHO_IMAGE,
   NEVER_READY_IMAGE,
   PULLED_IMAGE,
-  READY_MARK,
   REGISTRY,
   TEST_LABEL,
-  taskBody,
 } from "../support/fixtures.ts";
 
-const images = { echo: ECHO_IMAGE, crash: CRASH_IMAGE, neverReady: NEVER_READY_IMAGE, missing: `${REGISTRY}/meca-test/missing:1` };
+const images = { echo: ECHO_IMAGE, crash: CRASH_IMAGE, neverReady: NEVER_READY_IMAGE, missing: `${REGISTRY}/meca-test/missing:1`, pullable: PULLED_IMAGE };
+/** What the real engine does outside the backend: `docker kill`, `docker image rm`. */
+const outside = {
+  kill: async (id: string) => void docker(["kill", id]),
+  removeImage: async (ref: string) => void docker(["image", "rm", "--force", ref]),
+};
 
 containerBackendContract("DockerBackend over fetch", async () => {
   const backend = await createDockerBackend(process.env);
   const client = new UndiciTaskClient();
-  return { backend, client, images, cleanup: async () => void (await Promise.all([backend.close(), client.close()])) };
+  return {
+    backend,
+    client,
+    images,
+    ...outside,
+    unreachable: () => createDockerBackend({ DOCKER_HOST: "unix:///tmp/meca-no-such-docker.sock" }),
+    controlled: async () => {
+      const front = await startEngineFront();
+      const other = await createDockerBackend({ DOCKER_HOST: `unix://${front.socketPath}` });
+      return { backend: other, endStreams: front.endStreams, goAway: front.goAway, cleanup: async () => void (await Promise.all([other.close(), front.close()])) };
+    },
+    cleanup: async () => void (await Promise.all([backend.close(), client.close()])),
+  };
 });
 
 containerBackendContract("DockerBackend over dockerode", async () => {
   const backend = new DockerBackend(new DockerodeApi(new Docker(dockerEndpoint()), "dockerode"));
   const client = new UndiciTaskClient();
-  return { backend, client, images, cleanup: async () => void (await Promise.all([backend.close(), client.close()])) };
+  return {
+    backend,
+    client,
+    images,
+    ...outside,
+    unreachable: async () => new DockerBackend(new DockerodeApi(new Docker({ socketPath: "/tmp/meca-no-such-docker.sock" }), "dockerode")),
+    controlled: async () => {
+      const front = await startEngineFront();
+      const other = new DockerBackend(new DockerodeApi(new Docker({ socketPath: front.socketPath }), "dockerode"));
+      return { backend: other, endStreams: front.endStreams, goAway: front.goAway, cleanup: async () => void (await Promise.all([other.close(), front.close()])) };
+    },
+    cleanup: async () => void (await Promise.all([backend.close(), client.close()])),
+  };
 });
 
 describe("DockerBackend on the real engine", () => {
@@ -134,39 +162,6 @@ describe("DockerBackend on the real engine", () => {
     expect((e2 as Error).message).toContain('device driver "nvidia"');
   });
 
-  it("pullImage() fetches from the registry with readable progress lines", async () => {
-    docker(["image", "rm", "--force", PULLED_IMAGE]);
-    expect(await backend.hasImage(PULLED_IMAGE)).toBe(false);
-    const lines: string[] = [];
-    try {
-      await backend.pullImage(PULLED_IMAGE, { onProgress: (l) => lines.push(l) });
-      expect(await backend.hasImage(PULLED_IMAGE)).toBe(true);
-      expect(lines.some((l) => l.includes("Status: Downloaded newer image"))).toBe(true);
-      expect(lines.every((l) => !l.includes("{"))).toBe(true);
-    } finally {
-      // Other files expect the pulled image to be absent, as the set-up left it.
-      docker(["image", "rm", "--force", PULLED_IMAGE]);
-    }
-  });
-
-  it("watchEvents() reports oom and die 137 when a task outgrows its memory", async () => {
-    const events: ContainerEvent[] = [];
-    const ac = new AbortController();
-    const watching = backend.watchEvents({ labels, onEvent: (e) => events.push(e), signal: ac.signal });
-    const id = await backend.create(spec({ memoryBytes: 32 * 2 ** 20 }));
-    await backend.start(id);
-    await backend.waitForMark(id, { mark: READY_MARK, signal: AbortSignal.timeout(15_000) });
-    const client = new UndiciTaskClient();
-    await client.send({ method: "POST", endpoint: await backend.endpoint(id), path: "/", body: taskBody.oom }).catch(() => {});
-    await client.close();
-    await until(() => events.some((e) => e.id === id && e.action === "die"));
-    ac.abort();
-    await watching;
-    expect(events.map((e) => e.action)).toContain("oom");
-    expect(events.find((e) => e.action === "die")).toMatchObject({ exitCode: 137 });
-    expect(await backend.inspect(id)).toMatchObject({ running: false, exitCode: 137, oomKilled: true });
-  });
-
   it("an engine that does not answer gives EngineUnavailableError", async () => {
     const nowhere = await createDockerBackend({ DOCKER_HOST: "unix:///tmp/meca-no-such-docker.sock" });
     await expect(nowhere.info()).rejects.toBeInstanceOf(EngineUnavailableError);
@@ -177,11 +172,3 @@ describe("DockerBackend on the real engine", () => {
     await closedPort.close();
   });
 });
-
-async function until(check: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error("Condition not met in time");
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}

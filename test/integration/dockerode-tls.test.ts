@@ -15,8 +15,8 @@ import { EngineUnavailableError } from "../../src/engine/errors.ts";
 import { createDockerBackend } from "../../src/platform/docker/create-backend.ts";
 import { UndiciTaskClient } from "../../src/platform/task-client.ts";
 import { containerBackendContract } from "../contract/container-backend.contract.ts";
-import { dockerEndpoint } from "../support/docker-env.ts";
-import { CRASH_IMAGE, ECHO_IMAGE, NEVER_READY_IMAGE, REGISTRY } from "../support/fixtures.ts";
+import { docker, dockerEndpoint } from "../support/docker-env.ts";
+import { CRASH_IMAGE, ECHO_IMAGE, NEVER_READY_IMAGE, PULLED_IMAGE, REGISTRY } from "../support/fixtures.ts";
 
 let certDir: string;
 let server: Server;
@@ -67,7 +67,17 @@ containerBackendContract("DockerBackend over dockerode with TLS", async () => {
   return {
     backend,
     client,
-    images: { echo: ECHO_IMAGE, crash: CRASH_IMAGE, neverReady: NEVER_READY_IMAGE, missing: `${REGISTRY}/meca-test/missing:1` },
+    images: { echo: ECHO_IMAGE, crash: CRASH_IMAGE, neverReady: NEVER_READY_IMAGE, missing: `${REGISTRY}/meca-test/missing:1`, pullable: PULLED_IMAGE },
+    kill: async (id) => void docker(["kill", id]),
+    removeImage: async (ref) => void docker(["image", "rm", "--force", ref]),
+    // A TLS front on a port nobody listens on any more.
+    unreachable: async () => {
+      const closed = createServer();
+      await new Promise<void>((r) => closed.listen(0, "127.0.0.1", r));
+      const free = (closed.address() as { port: number }).port;
+      await new Promise((r) => closed.close(r));
+      return createDockerBackend({ ...tlsEnv(), DOCKER_HOST: `tcp://127.0.0.1:${free}` });
+    },
     cleanup: async () => void (await Promise.all([backend.close(), client.close()])),
   };
 });

@@ -22,6 +22,7 @@ import {
   REGISTRY,
   SGX_IMAGE,
   CPU_IMAGE,
+  releaseHeld,
   taskBody,
 } from "../support/fixtures.ts";
 
@@ -105,6 +106,22 @@ describe("meca-test/echo:1", () => {
     const large = "0123456789abcdef".repeat(64 * 1024); // 1 MiB
     expect((await post(url, large)).text).toBe(large);
     expect((await fetch(`${url}/nope`)).status).toBe(404);
+  });
+
+  it("holds a request until its release arrives on another connection, serving others meanwhile", async () => {
+    const { id, url } = run(ECHO_IMAGE);
+    await waitForMark(id);
+    let answered = false;
+    const held = post(url, taskBody.hold("a")).then((r) => ((answered = true), r));
+    const other = post(url, taskBody.hold("b"));
+    // Served meanwhile; and a release that names nobody held releases nothing.
+    expect(await post(url, "meanwhile")).toEqual({ status: 200, text: "meanwhile" });
+    expect(await post(url, taskBody.release("nobody"))).toEqual({ status: 200, text: "released:0" });
+    expect(answered).toBe(false);
+    expect(await releaseHeld(url, "a")).toBe(1);
+    expect(await held).toEqual({ status: 200, text: "held:a" });
+    expect(await releaseHeld(url, "b")).toBe(1);
+    expect(await other).toEqual({ status: 200, text: "held:b" });
   });
 
   it("serves many concurrent and pipelined requests on kept-alive connections", async () => {

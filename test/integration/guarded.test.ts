@@ -127,26 +127,28 @@ describe("an executor process", () => {
 describe("over the real engine", () => {
   let h: Harness;
   beforeAll(async () => {
-    h = await startExecutor({ request_timeout: 0.5 });
+    // A generous timeout: a 0.1-core task answers every other request well within it.
+    h = await startExecutor({ request_timeout: 5 });
   });
   afterAll(async () => {
     expect(await h.close()).toEqual([]);
   });
 
   it("answers 504 when the task takes longer than request_timeout, and the task serves on", async () => {
-    const slow = await h.execute({ id: ECHO_IMAGE, resource: small, input: taskBody.sleep(3000) });
+    // The task holds this request until released: it never answers within any timeout.
+    const slow = await h.execute({ id: ECHO_IMAGE, resource: small, input: taskBody.hold("timeout") });
     expect(slow).toMatchObject({ status: 504, body: { success: false, error: "TASK_TIMEOUT" } });
-    expect(slow.body.msg).toContain("request timeout of 0.5 s");
+    expect(slow.body.msg).toContain("request timeout of 5 s");
     expect(await h.execute({ id: ECHO_IMAGE, resource: small, input: "after" })).toMatchObject({ status: 200, body: { msg: "after" } });
   });
 
   it("GET /metrics agrees with /stats and /tasks after N requests", async () => {
-    const before = parseMetrics(await (await h.app.request("/metrics")).text());
+    const before = parseMetrics((await h.call("GET", "/metrics")).text);
     const n = 5;
     for (let i = 0; i < n; i++) expect((await h.execute({ id: ECHO_IMAGE, resource: { cpu: 0.2, mem: 40 }, input: `m${i}` })).status).toBe(200);
     const stats = (await h.call("GET", "/stats")).body;
     const tasks = (await h.call("GET", "/tasks")).body.tasks as { served: number; image: string; cpu: number; state: string; container_id: string }[];
-    const after = parseMetrics(await (await h.app.request("/metrics")).text());
+    const after = parseMetrics((await h.call("GET", "/metrics")).text);
     const ok = { method: "POST", route: "/", status: "200", outcome: "ok" };
     expect(metric(after, "meca_http_requests_total", ok) - metric(before, "meca_http_requests_total", ok)).toBe(n);
     expect(metric(after, "meca_task_requests_total") - metric(before, "meca_task_requests_total")).toBe(n);

@@ -1,8 +1,13 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { LABELS } from "../../src/engine/settings.ts";
-import { ECHO_IMAGE, taskBody } from "../support/fixtures.ts";
+import { ECHO_IMAGE, releaseHeld, taskBody } from "../support/fixtures.ts";
 import { docker } from "../support/docker-env.ts";
+import { containerEvents, engineNow } from "../support/docker-events.ts";
 import { startExecutor, until, type Harness } from "../support/harness.ts";
+import { spawnExecutor } from "../support/process.ts";
 
 const small = { cpu: 0.1, mem: 32 };
 let h: Harness | undefined;
@@ -14,12 +19,19 @@ afterEach(async () => {
 describe("task lifecycle on the real engine", () => {
   it("removes tasks idle longer than the timeout (fractions of a minute)", async () => {
     h = await startExecutor({ timeout: 0.02 }); // 1.2 s
-    await h.execute({ id: ECHO_IMAGE, resource: small, input: "x" });
-    expect(await h.containers()).toHaveLength(1);
+    const since = engineNow();
+    // The task's hostname is its container's short id: which container served, without racing its removal.
+    const served = await h.execute({ id: ECHO_IMAGE, resource: small, input: taskBody.whoami });
+    expect(served.status).toBe(200);
     await until(async () => (await h!.containers()).length === 0, "idle task removed");
     expect(h.executor.tasks()).toEqual([]);
     expect(h.executor.ledger.used()).toEqual({ cpuTenths: 0, memMB: 0, gpus: [] });
     expect(h.logger.records.some((l) => l.msg === "Removing idle task")).toBe(true);
+    const events = containerEvents({ since, labels: { [LABELS.instance]: h.instance } });
+    const created = events.filter((e) => e.action === "create");
+    expect(created).toHaveLength(1);
+    expect(created[0]!.id.startsWith(served.body.msg)).toBe(true);
+    expect(events.some((e) => e.action === "destroy" && e.id === created[0]!.id)).toBe(true);
   });
 
   it("applies update-config while running, saying what changed; pauses: refuses executions, removes every task, accepts update-config, unpauses", async () => {
@@ -65,24 +77,41 @@ describe("task lifecycle on the real engine", () => {
   it("lets in-flight requests finish when pausing", async () => {
     h = await startExecutor();
     await h.execute({ id: ECHO_IMAGE, resource: small, input: "warm" });
-    const slow = h.execute({ id: ECHO_IMAGE, resource: small, input: taskBody.sleep(500) });
+    const [task] = h.executor.tasks();
+    const taskUrl = `http://${docker(["port", task!.container_id!, "8080/tcp"]).trim().split("\n")[0]}`;
+    let heldDone = false;
+    const held = h.execute({ id: ECHO_IMAGE, resource: small, input: taskBody.hold("pause") }).finally(() => (heldDone = true));
     await until(() => h!.executor.tasks().some((t) => t.in_flight === 1), "request in flight");
     const paused = h.call("POST", "/pause");
-    expect((await slow).body).toEqual({ success: true, msg: "slept:500" });
+    await until(async () => (await h!.call("GET", "/stats")).body.paused === true, "pausing");
+    // Paused while the held request is in flight: new work is refused, the task stays for it.
+    expect((await h.execute({ id: ECHO_IMAGE, resource: small, input: "x" })).body.error).toBe("PAUSED");
+    expect(heldDone).toBe(false);
+    expect((await h.containers()).map((c) => c.id)).toEqual([task!.container_id]);
+    await releaseHeld(taskUrl, "pause");
+    expect((await held).body).toEqual({ success: true, msg: "held:pause" });
     expect((await paused).status).toBe(200);
     expect(await h.containers()).toEqual([]);
   });
 
-  it("removes containers an earlier executor of the same instance left behind", async () => {
-    const first = await startExecutor();
-    await first.execute({ id: ECHO_IMAGE, resource: small, input: "x" });
-    const [left] = await first.containers();
-    // Simulate a crash: the executor goes away without cleaning up.
-    const instance = first.instance;
+  it("removes containers an earlier executor of the same instance left behind when it was killed", async () => {
+    const instance = `crash-${process.pid}`;
+    const dir = mkdtempSync(join(tmpdir(), "meca-crash-"));
+    writeFileSync(join(dir, "c.yaml"), `instance: ${instance}\n`);
+    const first = await spawnExecutor(["--config", join(dir, "c.yaml")]);
+    try {
+      expect((await first.post("/", { id: ECHO_IMAGE, resource: small, input: "x" })).status).toBe(200);
+    } finally {
+      // A crash: no shutdown, no cleanup.
+      first.child.kill("SIGKILL");
+      await first.exited;
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const left = docker(["ps", "-aq", "--no-trunc", "--filter", `label=${LABELS.instance}=${instance}`]).split("\n").filter(Boolean);
+    expect(left).toHaveLength(1);
     h = await startExecutor({ instance });
-    await until(async () => !(await h!.containers()).some((c) => c.id === left!.id), "leftover removed");
+    await until(async () => !(await h!.containers()).some((c) => c.id === left[0]), "leftover removed");
     expect(docker(["ps", "-a", "--format", "{{.ID}} {{.Names}} {{.Status}}", "--filter", `label=${LABELS.instance}=${instance}`]).trim()).toBe("");
-    await first.close();
   });
 
   it("answers /health and /stats with the original fields", async () => {

@@ -28,10 +28,23 @@ describe("load", () => {
       let ok = 0;
       let refused = 0;
       const bad: string[] = [];
-      const deadline = Date.now() + 90_000;
+      // While the load runs, the tasks holding reservations never hold more than the capacity
+      // (a removed task's container may outlive its reservation for a moment, so containers are
+      // counted once the executor has settled, below).
+      const overCapacity: string[] = [];
+      let loading = true;
+      const watching = (async () => {
+        while (loading) {
+          const { tasks } = (await ex.get("/tasks")).body as { tasks: { reservation: { cpu: number } | null }[] };
+          const reserved = tasks.filter((t) => t.reservation !== null);
+          const cpu = reserved.reduce((sum, t) => sum + t.reservation!.cpu, 0);
+          if (reserved.length > 3 || cpu > 0.3 + 1e-9) overCapacity.push(`${reserved.length} tasks, ${cpu} cores`);
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      })();
       await Promise.all(
         Array.from({ length: clients }, async (_, c) => {
-          for (let i = 0; i < perClient && Date.now() < deadline; i++) {
+          for (let i = 0; i < perClient; i++) {
             const key = (c + i) % 8;
             const input = `client ${c} request ${i}`;
             const res = await fetch(`${ex.base}/`, {
@@ -45,13 +58,18 @@ describe("load", () => {
           }
         }),
       );
+      loading = false;
+      await watching;
       const rssAfter = rssMB(ex.child.pid!);
       console.log(`load: ${ok} ok, ${refused} refused (503), ${bad.length} bad; executor RSS ${rssBefore} MB before, ${rssAfter} MB after`);
       expect(bad).toEqual([]);
       expect(ok + refused).toBe(clients * perClient);
       expect(ok).toBeGreaterThan(0);
+      expect(overCapacity).toEqual([]);
 
       const running = () => docker(["ps", "-aq", "--filter", `label=meca.executor.instance=${instance}`]).split("\n").filter(Boolean).length;
+      // Settled: every container left is one of the warm tasks (removals done), and there are at most 3.
+      await until(async () => running() === (await ex.get("/tasks")).body.tasks.length, "removals to finish", 30_000);
       expect(running()).toBeLessThanOrEqual(3);
       // After the idle timeout every task is gone and the ledger is back to zero.
       await until(async () => running() === 0, "idle tasks removed", 30_000);

@@ -10,24 +10,17 @@ import { LABELS } from "../../src/engine/settings.ts";
 import { NETWORK_LABEL } from "../../src/engine/task-networks.ts";
 import { docker } from "../support/docker-env.ts";
 import { ECHO_IMAGE } from "../support/fixtures.ts";
-import { listenNode, type Listening } from "../../src/http/node-listen.ts";
 import { startExecutor, until, type Harness } from "../support/harness.ts";
 
 let h: Harness | undefined;
-let api: Listening | undefined;
 afterEach(async () => {
-  await api?.close();
-  api = undefined;
   if (h) expect(await h.close()).toEqual([]);
   h = undefined;
 });
 
-/** An executor serving its API on 127.0.0.1, as the bare executable does by default. */
-async function start(overrides: Parameters<typeof startExecutor>[0] = {}): Promise<Harness> {
-  const harness = await startExecutor(overrides);
-  api = await listenNode(harness.app, { hostname: "127.0.0.1", port: 0 });
-  return harness;
-}
+/** An executor serving its API on 127.0.0.1 (the harness's listener), as the bare executable does by default. */
+const start = startExecutor;
+const apiPort = (harness: Harness) => new URL(harness.base).port;
 
 const inspect = (id: string) => JSON.parse(docker(["inspect", id]))[0];
 const networkCount = () => docker(["network", "ls", "-q"]).split("\n").filter(Boolean).length;
@@ -69,8 +62,8 @@ describe("each task on a network of its own (bare host)", () => {
     expect(await probe(h, B, `${a!.ip}:8080`)).not.toBe("connected");
     // The executor listens on 127.0.0.1 only: from a task, its own loopback and the gateway
     // (the host's side of its network, an address the executor created) refuse.
-    expect(await probe(h, A, `127.0.0.1:${api!.port}`)).toBe("refused");
-    expect(await probe(h, A, `${a!.gateway}:${api!.port}`)).toBe("refused");
+    expect(await probe(h, A, `127.0.0.1:${apiPort(h)}`)).toBe("refused");
+    expect(await probe(h, A, `${a!.gateway}:${apiPort(h)}`)).toBe("refused");
     // Positive control: the probe does connect where something listens for it (the task itself).
     expect(await probe(h, A, `${a!.ip}:8080`)).toBe("connected");
     // Least privilege: no NET_RAW, an open-files limit.
@@ -114,7 +107,7 @@ describe("each task on a network of its own (bare host)", () => {
     const [a, b] = tasksOf(h).sort((x, y) => x.cpu - y.cpu);
     expect([a!.runtime, b!.runtime]).toEqual(["runsc", "runsc"]);
     expect(await probe(h, vmA, `${b!.ip}:8080`)).not.toBe("connected");
-    expect(await probe(h, vmB, `${b!.gateway}:${api!.port}`)).not.toBe("connected");
+    expect(await probe(h, vmB, `${b!.gateway}:${apiPort(h)}`)).not.toBe("connected");
   });
 
   it("refuses at start-up a task_subnet_pool that overlaps a network that is not a meca task network, naming it", async () => {

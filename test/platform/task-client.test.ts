@@ -85,15 +85,18 @@ async function closedPort(): Promise<number> {
 describe("UndiciTaskClient", () => {
   it("posts the body as it is and returns status and body, reusing one connection", async () => {
     const seen: string[] = [];
-    const srv = await rawServer((s, req) => {
+    const perConnection: number[] = [];
+    const srv = await rawServer((s, req, n) => {
       seen.push(req);
+      perConnection.push(n);
       echo(s, req);
     });
-    const client = undici();
+    // One connection per pool: the second request waits for the first's connection, no sleep needed.
+    const client = undici({ connections: 1 });
     const body = '{"x": "é ✓"}';
     expect(await client.send({ method: "POST", endpoint: srv.url, path: "/", body })).toEqual({ status: 200, body });
-    await new Promise((r) => setTimeout(r, 20)); // let the connection go back to the pool
     expect(await client.send({ method: "POST", endpoint: srv.url, path: "/", body: "second" })).toEqual({ status: 200, body: "second" });
+    expect(perConnection).toEqual([1, 2]); // the second request came on the first one's connection
     expect(srv.connections()).toBe(1);
     expect(seen[0]).toMatch(/^POST \/ HTTP\/1\.1\r\n/);
     expect(seen[0]).toMatch(/content-type: application\/json/i);
@@ -149,9 +152,9 @@ describe("UndiciTaskClient", () => {
 
   it("rejects with TaskFailedError when a used connection breaks under the request", async () => {
     const srv = await rawServer((s, req, n) => (n === 1 ? echo(s, req) : s.destroy()));
-    const client = undici();
+    // One connection per pool: the second request goes on the first one's connection, no sleep needed.
+    const client = undici({ connections: 1 });
     await client.send({ method: "POST", endpoint: srv.url, path: "/", body: "first" });
-    await new Promise((r) => setTimeout(r, 20)); // let the connection go back to the pool
     const err = await client.send({ method: "POST", endpoint: srv.url, path: "/", body: "exit:3" }).catch((e) => e);
     expect(err).toBeInstanceOf(TaskFailedError);
     expect(err).not.toBeInstanceOf(TaskConnectError);

@@ -72,6 +72,10 @@ export const taskBody = {
   whoami: "whoami",
   /** Answers `slept:<ms>` after `ms` milliseconds, without blocking other requests. */
   sleep: (ms: number): string => `sleep:${ms}`,
+  /** Answers `held:<name>` only once a `release(name)` request arrives: in flight as long as a test wants. */
+  hold: (name: string): string => `hold:${name}`,
+  /** Answers every request held as `name` and then `released:<count>`. */
+  release: (name: string): string => `release:${name}`,
   /** Answers status `n` with the body `failed with <n>`. */
   status: (n: number): string => `status:${n}`,
   /** The process exits with `code` at once, without answering. */
@@ -83,3 +87,18 @@ export const taskBody = {
   /** Answers `n` bytes of `x`. */
   big: (n: number): string => `big:${n}`,
 } as const;
+
+/**
+ * Releases the requests held as `name` on the task at `url` (its 8080, reached directly), polling
+ * until one was there to release: a held request may still be on its way in. Fails after 20 s.
+ */
+export async function releaseHeld(url: string, name: string): Promise<number> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const res = await fetch(`${url}/`, { method: "POST", body: taskBody.release(name) });
+    const count = Number(/^released:(\d+)$/.exec(await res.text())?.[1] ?? 0);
+    if (count > 0) return count;
+    if (Date.now() > deadline) throw new Error(`No request held as "${name}" at ${url} within 20 s`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

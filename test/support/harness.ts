@@ -1,12 +1,18 @@
 /**
  * An executor in this process over the real Docker engine, for integration
- * tests: HTTP through `app.request()`, logs kept in memory.
+ * tests: the app served by the runtime's real listener (Node's http server
+ * under Node, Deno.serve under Deno) on a free loopback port, every request
+ * over a real connection, logs kept in memory.
  */
 import { fileSchema, type Config } from "../../src/config.ts";
 import { LABELS } from "../../src/engine/settings.ts";
 import { createApp } from "../../src/http/app.ts";
+import type { Listening } from "../../src/http/node-listen.ts";
 import { createExecutor } from "../../src/main.ts";
 import { memoryLogger } from "../fakes/fake-logger.ts";
+import { until } from "./until.ts";
+
+export { until };
 
 export type Harness = Awaited<ReturnType<typeof startExecutor>>;
 
@@ -28,23 +34,27 @@ export async function startExecutor(overrides: Partial<Config> = {}, env: Record
       stopped = true;
     },
   });
+  const listening = await listen(app);
+  const base = `http://127.0.0.1:${listening.port}`;
   await until(() => executor.engineStatus().reachable, "engine reachable");
 
-  /** POST / with a JSON body; returns status, parsed body and headers. */
+  /** POST / with a JSON body over the listening server; returns status, parsed body and headers. */
   const execute = async (body: unknown, init: RequestInit = {}) => {
-    const res = await app.request("/", { method: "POST", body: typeof body === "string" ? body : JSON.stringify(body), ...init });
+    const res = await fetch(`${base}/`, { method: "POST", body: typeof body === "string" ? body : JSON.stringify(body), ...init });
     return { status: res.status, body: (await res.json()) as { success: boolean; msg: string; error?: string }, headers: res.headers };
   };
   const call = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
     const type: Record<string, string> = body === undefined ? {} : { "content-type": "application/json" };
-    const res = await app.request(path, { method, body: body === undefined ? undefined : JSON.stringify(body), headers: { ...type, ...headers } });
-    return { status: res.status, body: (await res.json()) as any, headers: res.headers };
+    const res = await fetch(base + path, { method, body: body === undefined ? undefined : JSON.stringify(body), headers: { ...type, ...headers } });
+    const text = await res.text();
+    return { status: res.status, body: parse(text), text, headers: res.headers };
   };
   /** Containers of this executor instance, as the engine sees them. */
   const containers = () => backend.list({ [LABELS.managed]: "1", [LABELS.instance]: instance });
 
   return {
     app,
+    base,
     executor,
     backend,
     logger,
@@ -58,6 +68,7 @@ export async function startExecutor(overrides: Partial<Config> = {}, env: Record
     /** Shuts the executor down and returns the containers of this instance still on the engine. */
     async close() {
       await executor.shutdown();
+      await listening.close();
       const left = await containers();
       await client.close();
       await backend.close();
@@ -66,11 +77,17 @@ export async function startExecutor(overrides: Partial<Config> = {}, env: Record
   };
 }
 
-/** Polls `cond` every 50 ms until it holds, failing after `timeoutMs`. */
-export async function until(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
+/** The runtime's own listener, on a free port of 127.0.0.1. */
+async function listen(app: ReturnType<typeof createApp>): Promise<Listening> {
+  const at = { port: 0, hostname: "127.0.0.1" };
+  if ("Deno" in globalThis) return (await import("../../src/http/deno-listen.ts")).listenDeno(app, at);
+  return (await import("../../src/http/node-listen.ts")).listenNode(app, at);
+}
+
+function parse(text: string): any {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
   }
 }

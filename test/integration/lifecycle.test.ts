@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { LABELS } from "../../src/engine/settings.ts";
 import { ECHO_IMAGE, releaseHeld, taskBody } from "../support/fixtures.ts";
-import { docker } from "../support/docker-env.ts";
+import { docker, taskUrl } from "../support/docker-env.ts";
 import { containerEvents, engineNow } from "../support/docker-events.ts";
 import { startExecutor, until, type Harness } from "../support/harness.ts";
 import { spawnExecutor } from "../support/process.ts";
@@ -78,7 +78,7 @@ describe("task lifecycle on the real engine", () => {
     h = await startExecutor();
     await h.execute({ id: ECHO_IMAGE, resource: small, input: "warm" });
     const [task] = h.executor.tasks();
-    const taskUrl = `http://${docker(["port", task!.container_id!, "8080/tcp"]).trim().split("\n")[0]}`;
+    const url = taskUrl(task!.container_id!);
     let heldDone = false;
     const held = h.execute({ id: ECHO_IMAGE, resource: small, input: taskBody.hold("pause") }).finally(() => (heldDone = true));
     await until(() => h!.executor.tasks().some((t) => t.in_flight === 1), "request in flight");
@@ -88,7 +88,7 @@ describe("task lifecycle on the real engine", () => {
     expect((await h.execute({ id: ECHO_IMAGE, resource: small, input: "x" })).body.error).toBe("PAUSED");
     expect(heldDone).toBe(false);
     expect((await h.containers()).map((c) => c.id)).toEqual([task!.container_id]);
-    await releaseHeld(taskUrl, "pause");
+    await releaseHeld(url, "pause");
     expect((await held).body).toEqual({ success: true, msg: "held:pause" });
     expect((await paused).status).toBe(200);
     expect(await h.containers()).toEqual([]);

@@ -138,6 +138,19 @@ export function containerLogs(id: string): string {
   return `${res.stdout ?? ""}${res.stderr ?? ""}`;
 }
 
+/**
+ * Where a task container answers from this host: its port published on 127.0.0.1, else its
+ * address on its (own) network, as the executor calls it on a bare host.
+ */
+export function taskUrl(containerId: string): string {
+  const c = JSON.parse(docker(["inspect", containerId]))[0] as {
+    NetworkSettings: { Ports?: Record<string, { HostPort: string }[] | null> | null; Networks: Record<string, { IPAddress: string }> };
+  };
+  const port = c.NetworkSettings.Ports?.["8080/tcp"]?.[0]?.HostPort;
+  if (port) return `http://127.0.0.1:${port}`;
+  return `http://${Object.values(c.NetworkSettings.Networks)[0]!.IPAddress}:8080`;
+}
+
 /** Runs the docker CLI and returns its stdout; throws with its stderr. */
 export function docker(args: string[]): string {
   try {

@@ -38,10 +38,11 @@ export async function watchForMark(w: MarkWatch): Promise<boolean> {
     });
   } finally {
     w.signal.removeEventListener("abort", stop);
-    // Found, or ended: both streams are done with.
+    // Found, or ended: both streams are done with. Not awaited: a transport may end a body read
+    // only some time after its abort (Deno's fetch), and nothing here waits on that.
     done.abort();
     w.attached?.stop.abort();
-    await Promise.allSettled([logs, output]);
+    logs.catch(() => {});
   }
 }
 

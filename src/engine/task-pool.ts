@@ -48,6 +48,8 @@ export class TaskPool {
   #byContainer = new Map<string, Task>();
   #pulls = new Map<string, Promise<void>>();
   #removals = new Set<Promise<void>>();
+  /** The start-up sweep of an earlier run's leftovers while it runs: a shutdown waits for it. */
+  #sweeping: Promise<number> | undefined;
   #serial = 0;
   /** Tells this run's container names from an earlier run's. */
   #run = Math.floor(Math.random() * 36 ** 4).toString(36).padStart(4, "0");
@@ -206,7 +208,8 @@ export class TaskPool {
 
   /** Removes the spare task networks and stops keeping any: the executor is stopping. */
   async close(): Promise<void> {
-    await Promise.allSettled([...this.#removals]);
+    // A stop during the start-up sweep waits for it: what it has not removed yet would stay behind.
+    await Promise.allSettled([this.#sweeping, ...this.#removals]);
     await this.#networks?.close();
   }
 
@@ -232,7 +235,15 @@ export class TaskPool {
   }
 
   /** Removes containers of this executor instance that are not in the pool (left by an earlier run). */
-  async removeLeftovers(): Promise<number> {
+  removeLeftovers(): Promise<number> {
+    const sweep = this.#removeLeftovers().finally(() => {
+      if (this.#sweeping === sweep) this.#sweeping = undefined;
+    });
+    this.#sweeping = sweep;
+    return sweep;
+  }
+
+  async #removeLeftovers(): Promise<number> {
     const s = this.#d.settings();
     const found = await this.#d.backend.list({ [LABELS.managed]: "1", [LABELS.instance]: s.instance });
     // Not ours: a container this run is creating is not in the pool's maps until create() returns.

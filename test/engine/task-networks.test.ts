@@ -8,7 +8,11 @@ import { NETWORK_LABEL, TaskNetworks } from "../../src/engine/task-networks.ts";
 import { FakeBackend } from "../fakes/fake-backend.ts";
 import { FakeClock } from "../fakes/fake-clock.ts";
 import { memoryLogger } from "../fakes/fake-logger.ts";
+import { Executor } from "../../src/engine/executor.ts";
+import { FakeHost } from "../fakes/fake-host.ts";
+import { FakeTaskClient } from "../fakes/fake-task-client.ts";
 import { BASE_SETTINGS, fakeExecutor, flush, settleWithClock } from "../support/fake-executor.ts";
+import { until } from "../support/until.ts";
 
 const isolated = { isolate: true, taskSubnetPool: "10.201.0.0/24" };
 const taskNets = (backend: Awaited<ReturnType<typeof fakeExecutor>>["backend"]) => backend.networks().filter((n) => n.labels[NETWORK_LABEL] === "task");
@@ -87,6 +91,26 @@ describe("task networks", () => {
     executor.unpause();
     expect(await settleWithClock(executor.execute({ image: "echo:1", cpu: 2, mem: 128 }, "third"), clock, 500)).toBe("third");
     expect(taskNets(backend).map((n) => n.subnets[0])).toEqual(["10.201.0.0/28"]);
+  });
+
+  it("a stop during the start-up sweep waits for it, so no leftover network stays behind", async () => {
+    const backend = new FakeBackend({ images: { "echo:1": {} } });
+    const old = { [LABELS.managed]: "1", [LABELS.instance]: "unit", [LABELS.run]: "old0", [NETWORK_LABEL]: "task" };
+    await backend.createNetwork({ name: "left-1", subnet: "10.201.0.16/28", internal: true, labels: old });
+    await backend.createNetwork({ name: "left-2", subnet: "10.201.0.32/28", internal: true, labels: old });
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const unhold = backend.before("removeNetwork", () => held, { once: true });
+    const executor = await Executor.create({ backend, client: new FakeTaskClient(backend), host: new FakeHost(8, 16_384), clock: new FakeClock(), logger: memoryLogger(), settings: { ...BASE_SETTINGS, ...isolated } });
+    await until(() => backend.calls.some((c) => c.method === "removeNetwork"), "the sweep reached the engine");
+    let stopped = false;
+    const stopping = executor.shutdown().then(() => (stopped = true));
+    await flush(20);
+    expect(stopped).toBe(false); // still sweeping
+    release();
+    unhold();
+    await stopping;
+    expect(taskNets(backend)).toEqual([]);
   });
 
   it("sweep() removes task networks an earlier run of this instance left, and no other", async () => {

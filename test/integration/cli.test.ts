@@ -11,6 +11,8 @@ import { runCli, spawnExecutor } from "../support/process.ts";
 const small = { cpu: 0.1, mem: 32 };
 const instanceContainers = (instance: string) =>
   docker(["ps", "-aq", "--filter", `label=meca.executor.instance=${instance}`]).trim();
+const instanceNetworks = (instance: string) =>
+  docker(["network", "ls", "-q", "--filter", `label=meca.executor.instance=${instance}`]).trim();
 
 function configFile(text: string): string {
   const dir = mkdtempSync(join(tmpdir(), "meca-cli-"));
@@ -87,8 +89,10 @@ describe("the meca-executor command", () => {
       await until(() => second.output().includes("Removed containers left by an earlier run"), "leftovers removed");
       expect(instanceContainers(instance)).toBe("");
     } finally {
+      // Stopped at once, maybe while it still sweeps the first one's networks: it finishes first.
       second.child.kill("SIGTERM");
       await second.exited;
     }
+    expect(instanceNetworks(instance)).toBe("");
   });
 });

@@ -112,6 +112,9 @@ describe("task lifecycle on the real engine", () => {
     h = await startExecutor({ instance });
     await until(async () => !(await h!.containers()).some((c) => c.id === left[0]), "leftover removed");
     expect(docker(["ps", "-a", "--format", "{{.ID}} {{.Names}} {{.Status}}", "--filter", `label=${LABELS.instance}=${instance}`]).trim()).toBe("");
+    expect(await h.close()).toEqual([]);
+    h = undefined;
+    expect(docker(["network", "ls", "--format", "{{.Name}}", "--filter", `label=${LABELS.instance}=${instance}`]).trim()).toBe("");
   });
 
   it("answers /health and /stats with the original fields", async () => {

@@ -138,6 +138,8 @@ async function serve(config: Config, configFile: string | undefined, env: Env, l
   }
   const listening: Listening = await listenAll(app, { hosts, port: config.port, config });
   log.info("Listening", { hosts, port: listening.port });
+  // On Node, synthetic requests warm the warm path now rather than in the first minute of traffic.
+  if (!("Deno" in globalThis)) void import("./http/node-warm-up.ts").then((m) => m.warmUp(app, client));
 
   let stopping: Promise<void> | undefined;
   const stop = (why: string) =>

@@ -8,7 +8,7 @@ import { InputBudget, type BodyLimits } from "./body.ts";
 import { envelope, failureAnswer, toResponse } from "./errors.ts";
 import { mountExecute } from "./execute-route.ts";
 import { mountMetrics } from "./metrics-route.ts";
-import { nodeExecute, type NodeRoute } from "./node-execute.ts";
+import { nodeExecute, type NodeExecuteParts, type NodeRoute } from "./node-execute.ts";
 import { originCheck, originGuard } from "./origin-guard.ts";
 import { requestIdOf } from "./request-id.ts";
 import { RequestMetrics } from "./request-metrics.ts";
@@ -65,7 +65,8 @@ export function createApp(o: AppOptions): Hono<AppEnv> {
     });
   }
   mountExecute(app, o);
-  nodeRoutes.set(app, nodeExecute({ o, log, requests, check, budget }));
+  const parts: NodeExecuteParts = { executor: o.executor, maxBodyBytes: o.maxBodyBytes, accessLog: o.accessLog === true, log, requests, check, budget };
+  nodeRoutes.set(app, { parts, route: nodeExecute(parts) });
   mountAdmin(app, o);
   mountStatus(app, o);
   mountMetrics(app, o, requests);
@@ -83,14 +84,19 @@ export function createApp(o: AppOptions): Hono<AppEnv> {
   return app;
 }
 
-const nodeRoutes = new WeakMap<Hono<AppEnv>, NodeRoute>();
+const nodeRoutes = new WeakMap<Hono<AppEnv>, { parts: NodeExecuteParts; route: NodeRoute }>();
 
 /**
  * The app's own POST / for Node's http server (node-execute.ts), sharing the app's metrics,
  * input budget and checks; undefined for an app that createApp did not make.
  */
 export function nodeRouteOf(app: Hono<any>): NodeRoute | undefined {
-  return nodeRoutes.get(app);
+  return nodeRoutes.get(app)?.route;
+}
+
+/** What the app's Node route is made of (for the start-up warm-up, node-warm-up.ts). */
+export function nodeRoutePartsOf(app: Hono<any>): NodeExecuteParts | undefined {
+  return nodeRoutes.get(app)?.parts;
 }
 
 /**

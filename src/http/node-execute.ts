@@ -12,20 +12,22 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { ClientClosedError } from "../engine/errors.ts";
 import type { Logger } from "../engine/ports.ts";
-import type { AppOptions } from "./app.ts";
+import type { Executor } from "../engine/executor.ts";
 import { BodyLimits, type InputBudget } from "./body.ts";
 import { failureAnswer, type Answer } from "./errors.ts";
 import { execute } from "./execute-route.ts";
 import { clientSignal, readIncoming } from "./node-body.ts";
 import { checkNodeRequest, type OriginCheck } from "./origin-guard.ts";
 import { requestIdOf } from "./request-id.ts";
-import type { RequestMetrics } from "./request-metrics.ts";
+import type { RequestMetrics, RouteStats } from "./request-metrics.ts";
 
 /** Serves the request when it is `POST /` and returns true; else false, and the app serves it. */
 export type NodeRoute = (req: IncomingMessage, res: ServerResponse) => boolean;
 
 export interface NodeExecuteParts {
-  o: AppOptions;
+  executor: Pick<Executor, "execute">;
+  maxBodyBytes: number;
+  accessLog: boolean;
   /** The app's `http` logger. */
   log: Logger;
   requests: RequestMetrics;
@@ -34,20 +36,21 @@ export interface NodeExecuteParts {
 }
 
 export function nodeExecute(p: NodeExecuteParts): NodeRoute {
-  const stats = p.requests.route("POST", "/");
-  const access = { log: p.log, accessLog: p.o.accessLog === true };
+  // Made on the first request, as the app's middleware makes a route's series.
+  let stats: RouteStats | undefined;
+  const access = { log: p.log, accessLog: p.accessLog };
 
   const serve = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const t0 = performance.now();
     const requestId = requestIdOf(req.headers["x-request-id"]);
-    const limits = new BodyLimits(p.o.maxBodyBytes, p.budget);
+    const limits = new BodyLimits(p.maxBodyBytes, p.budget);
     let signal: AbortSignal | undefined;
     let answer: Answer;
     let errorCode: string | undefined;
     try {
       checkNodeRequest(p.check, req);
       signal = clientSignal(res);
-      answer = await execute(p.o.executor, await readIncoming(req, limits), signal, requestId);
+      answer = await execute(p.executor, await readIncoming(req, limits), signal, requestId);
     } catch (err) {
       ({ answer, code: errorCode } = failureAnswer(err, err instanceof ClientClosedError || signal?.aborted === true, p.log, requestId));
     } finally {
@@ -55,7 +58,7 @@ export function nodeExecute(p: NodeExecuteParts): NodeRoute {
       limits.release();
     }
     write(res, answer);
-    p.requests.record(stats, { status: answer.status, errorCode, t0, requestId, method: "POST", path: "/" }, access);
+    p.requests.record((stats ??= p.requests.route("POST", "/")), { status: answer.status, errorCode, t0, requestId, method: "POST", path: "/" }, access);
   };
 
   return (req, res) => {

@@ -1,0 +1,58 @@
+/**
+ * Warms the warm path at start-up, so that the first requests after a task's
+ * cold start do not run in V8's interpreter. MECA traffic is sparse: without
+ * this, most of it would be served by code not yet optimised.
+ *
+ * Synthetic requests go through the same code as a real POST / on Node, on
+ * loopback, with no task and no Docker: the task client (undici's Pool, the
+ * answer's reading and bounds) sends a MECA request body to a stand-in served
+ * by Node's http server and the app's own Node route (node-execute.ts: request
+ * id, checks, body limits, validation, the answer envelope), where only the
+ * engine is replaced by an echo. Its metrics are its own, not the app's; the
+ * stand-in and its connections are gone afterwards (docs/architecture.md).
+ */
+import type { Hono } from "hono";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { TaskClient } from "../engine/ports.ts";
+import { nodeRoutePartsOf } from "./app.ts";
+import { nodeExecute } from "./node-execute.ts";
+import { RequestMetrics } from "./request-metrics.ts";
+
+/** Enough for V8 to optimise the path fully with the executable's flags (`--invocation-count-for-turbofan=1000`). */
+export const WARM_UP_REQUESTS = 1000;
+
+/** Sends `count` synthetic requests through the path; resolves when done (never rejects). */
+export async function warmUp(app: Hono<any>, client: Pick<TaskClient, "send" | "forget">, count = WARM_UP_REQUESTS): Promise<void> {
+  const parts = nodeRoutePartsOf(app);
+  if (parts === undefined || count <= 0) return;
+  const route = nodeExecute({
+    ...parts,
+    executor: { execute: async (_intent, input) => input },
+    accessLog: false,
+    requests: new RequestMetrics(),
+    budget: undefined,
+  });
+  const server = createServer((req, res) => {
+    if (!route(req, res)) res.writeHead(404).end();
+  });
+  let endpoint: string | undefined;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(0, "127.0.0.1", resolve);
+    });
+    endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    for (let i = 0; i < count; i++) {
+      const body = JSON.stringify({ id: "meca-warm-up/echo:1", resource: { cpu: 1, mem: 128 }, runtime: "", input: `warm-up ${i}` });
+      const res = await client.send({ method: "POST", endpoint, path: "/", body, signal: new AbortController().signal });
+      if (res.status !== 200) return;
+    }
+  } catch {
+    // A warm-up that cannot run leaves the executor as it was: slower in its first minute.
+  } finally {
+    if (endpoint !== undefined) client.forget(endpoint);
+    server.closeAllConnections();
+    server.close();
+  }
+}

@@ -63,7 +63,11 @@ export function nodeExecute(p: NodeExecuteParts): NodeRoute {
 
   return (req, res) => {
     if (req.method !== "POST" || req.url !== "/") return false;
-    void serve(req, res);
+    serve(req, res).catch((err: unknown) => {
+      // Only a defect gets here (every request error is answered above): no answer can follow.
+      p.log.error("Unexpected error", { error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+      res.destroy();
+    });
     return true;
   };
 }

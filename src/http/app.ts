@@ -66,7 +66,7 @@ export function createApp(o: AppOptions): Hono<AppEnv> {
   }
   mountExecute(app, o);
   const parts: NodeExecuteParts = { executor: o.executor, maxBodyBytes: o.maxBodyBytes, accessLog: o.accessLog === true, log, requests, check, budget };
-  nodeRoutes.set(app, { parts, route: nodeExecute(parts) });
+  nodeRoutes.set(app, nodeExecute(parts));
   mountAdmin(app, o);
   mountStatus(app, o);
   mountMetrics(app, o, requests);
@@ -84,19 +84,14 @@ export function createApp(o: AppOptions): Hono<AppEnv> {
   return app;
 }
 
-const nodeRoutes = new WeakMap<Hono<AppEnv>, { parts: NodeExecuteParts; route: NodeRoute }>();
+const nodeRoutes = new WeakMap<Hono<AppEnv>, NodeRoute>();
 
 /**
  * The app's own POST / for Node's http server (node-execute.ts), sharing the app's metrics,
  * input budget and checks; undefined for an app that createApp did not make.
  */
 export function nodeRouteOf(app: Hono<any>): NodeRoute | undefined {
-  return nodeRoutes.get(app)?.route;
-}
-
-/** What the app's Node route is made of (for the start-up warm-up, node-warm-up.ts). */
-export function nodeRoutePartsOf(app: Hono<any>): NodeExecuteParts | undefined {
-  return nodeRoutes.get(app)?.parts;
+  return nodeRoutes.get(app);
 }
 
 /**

@@ -116,8 +116,6 @@ function goFlag(arg: string): string {
 async function serve(config: Config, configFile: string | undefined, env: Env, logger: Logger): Promise<number> {
   const log = logger.child({ component: "main" });
   log.info("Starting meca-executor", { version: pkg.version, config: configFile ?? "(built-in defaults)" });
-  // On Node, synthetic requests warm the warm path while the engine is reached, not in the first minute of traffic.
-  const warming = "Deno" in globalThis ? undefined : warmUp(config, logger);
   const { executor, backend, client, placement } = await createExecutor(config, env, logger);
   log.info("Task network", { mode: placement.mode, network: placement.network, reason: placement.reason });
   const hosts = listenAddresses(config.host, placement);
@@ -138,7 +136,6 @@ async function serve(config: Config, configFile: string | undefined, env: Env, l
   if (!config.admin_token && !hosts.every(isLoopback)) {
     log.warn("No admin_token is set and the executor listens beyond loopback: anyone who reaches it can pause or stop it", { hosts });
   }
-  await warming;
   const listening: Listening = await listenAll(app, { hosts, port: config.port, config });
   log.info("Listening", { hosts, port: listening.port });
 
@@ -155,22 +152,6 @@ async function serve(config: Config, configFile: string | undefined, env: Env, l
     })());
   for (const sig of ["SIGTERM", "SIGINT"] as const) process.on(sig, () => void stop(sig));
   return new Promise<number>(() => {}); // runs until stopped
-}
-
-/** The start-up warm-up on Node (src/http/node-warm-up.ts), with a task client of its own. */
-async function warmUp(config: Config, logger: Logger): Promise<void> {
-  const t0 = performance.now();
-  const log = logger.child({ component: "http" });
-  try {
-    const { warmUp } = await import("./http/node-warm-up.ts");
-    const client = createTaskClient({ maxAnswerBytes: config.max_answer_bytes, answerTimeout: config.request_timeout * 1000 });
-    const answered = await warmUp({ client, maxBodyBytes: config.max_body_bytes, log, allowedOrigins: config.allowed_origins, listenHost: "127.0.0.1" });
-    await client.close();
-    log.debug("Warmed up the request path", { requests: answered, ms: Math.round(performance.now() - t0) });
-  } catch (e) {
-    // Only slower in the first minute without it.
-    log.debug("Warm-up skipped", { error: String(e) });
-  }
 }
 
 /** The platform parts for this runtime, handed to the engine. */

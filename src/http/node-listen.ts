@@ -1,9 +1,9 @@
 /** Serves the app with Node's http server, with bounds on connections and on slow clients. */
 import { serve } from "@hono/node-server";
 import type { Hono } from "hono";
-import { nodeRouteOf } from "./app.ts";
 import { createServer, type Server } from "node:http";
 import type { Socket } from "node:net";
+import { nodeRouteOf } from "./app.ts";
 
 export interface Listening {
   port: number;

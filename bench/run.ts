@@ -11,6 +11,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { cpus, release, totalmem } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -19,7 +20,7 @@ import { bundleExecutor, executableFlags } from "./lib/bundle.ts";
 import { coldPhase } from "./lib/cold-phase.ts";
 import { ExecutorProcess, type Target } from "./lib/executor-process.ts";
 import { probeEnv } from "./lib/memory.ts";
-import { emptyNodeMemory, pinnedNode } from "./lib/node-build.ts";
+import { emptyHttpServerMemory, emptyNodeMemory, pinnedNode } from "./lib/node-build.ts";
 import { BENCH_LABEL, RawEngine } from "./lib/raw-engine.ts";
 import { buildRows, type Results } from "./lib/results.ts";
 import { markdown, type Machine } from "./lib/report.ts";
@@ -110,6 +111,13 @@ async function main(): Promise<number> {
     log,
   });
   const emptyNode = await emptyNodeMemory(node, execArgv, memDir);
+  // The undici entry the executable bundles (build/slim), or the package's own from source.
+  const slim = join(ROOT, "build/slim/undici.cjs");
+  const undiciEntry = target !== "source" && existsSync(slim) ? slim : createRequire(join(ROOT, "package.json")).resolve("undici");
+  const emptyHttp = {
+    server: (await emptyHttpServerMemory(node, execArgv, memDir)) ?? null,
+    withUndici: (await emptyHttpServerMemory(node, execArgv, memDir, { undiciEntry })) ?? null,
+  };
   const cpu = Math.min(3, Math.floor((cpus().length * 10) / plan.parallel)) / 10;
   const cold = await coldPhase(exec, engine, {
     image: IMAGE,
@@ -143,6 +151,7 @@ async function main(): Promise<number> {
     warm,
     cold,
     emptyNode: emptyNode ?? null,
+    emptyHttp,
     startup: { target: { samples: startup, median: median(startup) }, binary: binary ?? null },
     durationS: (performance.now() - t0) / 1000,
     replicas,

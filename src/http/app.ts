@@ -5,10 +5,12 @@ import type { Executor } from "../engine/executor.ts";
 import type { Logger } from "../engine/ports.ts";
 import { mountAdmin } from "./admin-routes.ts";
 import { InputBudget, type BodyLimits } from "./body.ts";
-import { envelope, errorCode, errorResponse } from "./errors.ts";
+import { envelope, failureAnswer, toResponse } from "./errors.ts";
 import { mountExecute } from "./execute-route.ts";
 import { mountMetrics } from "./metrics-route.ts";
-import { originGuard } from "./origin-guard.ts";
+import { nodeExecute, type NodeExecuteParts, type NodeRoute } from "./node-execute.ts";
+import { originCheck, originGuard } from "./origin-guard.ts";
+import { requestIdOf } from "./request-id.ts";
 import { RequestMetrics } from "./request-metrics.ts";
 import { mountStatus } from "./status-routes.ts";
 
@@ -48,9 +50,10 @@ export function createApp(o: AppOptions): Hono<AppEnv> {
   const requests = new RequestMetrics();
   app.use(requestIdMiddleware);
   app.use(requests.middleware({ log, accessLog: o.accessLog === true }));
-  app.use(originGuard(o));
-  if (o.maxBufferedInputBytes !== undefined) {
-    const budget = new InputBudget(o.maxBufferedInputBytes);
+  const check = originCheck(o);
+  app.use(originGuard(o, check));
+  const budget = o.maxBufferedInputBytes !== undefined ? new InputBudget(o.maxBufferedInputBytes) : undefined;
+  if (budget !== undefined) {
     app.use(async (c, next) => {
       c.set("inputBudget", budget);
       try {
@@ -62,6 +65,8 @@ export function createApp(o: AppOptions): Hono<AppEnv> {
     });
   }
   mountExecute(app, o);
+  const parts: NodeExecuteParts = { executor: o.executor, maxBodyBytes: o.maxBodyBytes, accessLog: o.accessLog === true, log, requests, check, budget };
+  nodeRoutes.set(app, nodeExecute(parts));
   mountAdmin(app, o);
   mountStatus(app, o);
   mountMetrics(app, o, requests);
@@ -70,18 +75,23 @@ export function createApp(o: AppOptions): Hono<AppEnv> {
     return envelope(404, `No route for ${c.req.method} ${c.req.path.slice(0, 200)}`, "NOT_FOUND", { "x-request-id": c.get("requestId") ?? "" });
   });
   app.onError((err, c) => {
-    if (err instanceof ClientClosedError || (c.get("clientSignal") ?? c.req.raw.signal).aborted) {
-      // The client went away; nobody reads this answer, and it is no defect.
-      c.set("errorCode", "CLIENT_CLOSED");
-      log.info("Client closed the connection before the answer", { requestId: c.get("requestId") });
-      return envelope(499, "Client closed the connection", "CLIENT_CLOSED", { "x-request-id": c.get("requestId") ?? "" });
-    }
-    c.set("errorCode", errorCode(err));
-    const res = errorResponse(err, log.child({ requestId: c.get("requestId") }));
-    res.headers.set("X-Request-Id", c.get("requestId") ?? "");
-    return res;
+    // ClientClosedError is checked first: it spares building the Web Request's signal.
+    const aborted = err instanceof ClientClosedError || (c.get("clientSignal") ?? c.req.raw.signal).aborted;
+    const { answer, code } = failureAnswer(err, aborted, log, c.get("requestId") ?? "");
+    c.set("errorCode", code);
+    return toResponse(answer);
   });
   return app;
+}
+
+const nodeRoutes = new WeakMap<Hono<AppEnv>, NodeRoute>();
+
+/**
+ * The app's own POST / for Node's http server (node-execute.ts), sharing the app's metrics,
+ * input budget and checks; undefined for an app that createApp did not make.
+ */
+export function nodeRouteOf(app: Hono<any>): NodeRoute | undefined {
+  return nodeRoutes.get(app);
 }
 
 /**
@@ -92,7 +102,7 @@ export function createApp(o: AppOptions): Hono<AppEnv> {
 const requestIdMiddleware: MiddlewareHandler<AppEnv> = async (c, next) => {
   const incoming = (c.env as { incoming?: { headers: Record<string, unknown> } } | undefined)?.incoming;
   const given: unknown = incoming ? incoming.headers["x-request-id"] : c.req.header("x-request-id");
-  const id = typeof given === "string" && given.length > 0 && given.length <= 255 && !/[^\w\-=]/.test(given) ? given : crypto.randomUUID();
+  const id = requestIdOf(given);
   c.set("requestId", id);
   if (c.req.method !== "POST" || c.req.path !== "/") c.header("X-Request-Id", id);
   await next();

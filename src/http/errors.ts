@@ -3,7 +3,7 @@
  * envelope with a status that says whose fault it is. Never a stack trace.
  */
 import { HTTPException } from "hono/http-exception";
-import { ExecutorError, TaskFailedError, type ErrorKind } from "../engine/errors.ts";
+import { ClientClosedError, ExecutorError, TaskFailedError, type ErrorKind } from "../engine/errors.ts";
 import type { Logger } from "../engine/ports.ts";
 
 const STATUS: Record<ErrorKind, number> = {
@@ -20,11 +20,23 @@ const STATUS: Record<ErrorKind, number> = {
   internal: 500,
 };
 
+/** An answer as plain parts: what both the Hono app and the Node listener's `POST /` write. */
+export interface Answer {
+  status: number;
+  body: string;
+  headers: Record<string, string>;
+}
+
+export function envelopeAnswer(status: number, msg: string, code: string, headers: Record<string, string> = {}): Answer {
+  return { status, body: JSON.stringify({ success: false, msg, error: code }), headers: { "content-type": "application/json", ...headers } };
+}
+
 export function envelope(status: number, msg: string, code: string, headers: Record<string, string> = {}): Response {
-  return new Response(JSON.stringify({ success: false, msg, error: code }), {
-    status,
-    headers: { "content-type": "application/json", ...headers },
-  });
+  return toResponse(envelopeAnswer(status, msg, code, headers));
+}
+
+export function toResponse(a: Answer): Response {
+  return new Response(a.body, { status: a.status, headers: a.headers });
 }
 
 /** The stable code the envelope carries for `err`. */
@@ -34,21 +46,39 @@ export function errorCode(err: unknown): string {
   return "INTERNAL";
 }
 
+/**
+ * The answer to a request that failed with `err`, and the code it carries for the request
+ * metrics. A client that went away (`aborted`) gets 499: nobody reads it, and it is no defect.
+ */
+export function failureAnswer(err: unknown, aborted: boolean, log: Logger, requestId: string): { answer: Answer; code: string } {
+  if (err instanceof ClientClosedError || aborted) {
+    log.info("Client closed the connection before the answer", { requestId });
+    return { answer: envelopeAnswer(499, "Client closed the connection", "CLIENT_CLOSED", { "x-request-id": requestId }), code: "CLIENT_CLOSED" };
+  }
+  const answer = errorAnswer(err, log.child({ requestId }));
+  answer.headers["x-request-id"] = requestId;
+  return { answer, code: errorCode(err) };
+}
+
 export function errorResponse(err: unknown, log: Logger): Response {
+  return toResponse(errorAnswer(err, log));
+}
+
+export function errorAnswer(err: unknown, log: Logger): Answer {
   const code = errorCode(err);
   if (err instanceof ExecutorError) {
     const status = STATUS[err.kind];
     if (status >= 500 && status !== 503) log.warn(loggable(err), { code, status });
     const headers: Record<string, string> = err.retryAfter !== undefined ? { "retry-after": String(err.retryAfter) } : {};
-    return envelope(status, clientMessage(err), code, headers);
+    return envelopeAnswer(status, clientMessage(err), code, headers);
   }
   if (err instanceof HTTPException) {
-    if (err.status === 401) return envelope(401, "Missing or wrong admin token", code, { "www-authenticate": "Bearer" });
-    if (err.status === 400) return envelope(400, err.message || "Bad request", code);
-    return envelope(err.status, err.message || "Request failed", code);
+    if (err.status === 401) return envelopeAnswer(401, "Missing or wrong admin token", code, { "www-authenticate": "Bearer" });
+    if (err.status === 400) return envelopeAnswer(400, err.message || "Bad request", code);
+    return envelopeAnswer(err.status, err.message || "Request failed", code);
   }
   log.error("Unexpected error", { error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
-  return envelope(500, "Internal error in the executor; see its log", code);
+  return envelopeAnswer(500, "Internal error in the executor; see its log", code);
 }
 
 /** The message for the client: a task's error body follows the message. */

@@ -8,13 +8,22 @@
 import { ClientClosedError } from "../engine/errors.ts";
 import type { BodyLimits } from "./body.ts";
 
+/** Node's IncomingMessage, as far as reading a body goes. */
+export interface NodeIncoming {
+  headers: Record<string, string | string[] | undefined>;
+  complete?: boolean;
+  on(event: string, listener: (...args: any[]) => void): unknown;
+}
+
+/** Node's ServerResponse, as far as telling a client that went away goes. */
+export interface NodeOutgoing {
+  writableFinished: boolean;
+  once(event: "close", listener: () => void): unknown;
+}
+
 interface NodeBindings {
-  incoming?: {
-    headers: Record<string, string | string[] | undefined>;
-    complete?: boolean;
-    on(event: string, listener: (...args: any[]) => void): unknown;
-  };
-  outgoing?: { writableFinished: boolean; once(event: "close", listener: () => void): unknown };
+  incoming?: NodeIncoming;
+  outgoing?: NodeOutgoing;
 }
 
 const decoder = new TextDecoder();
@@ -26,16 +35,22 @@ const decoder = new TextDecoder();
 export async function readNodeBody(env: unknown, limits: BodyLimits): Promise<{ text: string; signal: AbortSignal } | undefined> {
   const b = env as NodeBindings | undefined;
   if (!b?.incoming || !b.outgoing) return undefined;
+  const signal = clientSignal(b.outgoing);
+  const text = await readIncoming(b.incoming, limits);
+  return { text, signal };
+}
+
+/** A signal that aborts with ClientClosedError when the connection closes before the answer was sent. */
+export function clientSignal(out: NodeOutgoing): AbortSignal {
   const ac = new AbortController();
-  const out = b.outgoing;
   out.once("close", () => {
     if (!out.writableFinished) ac.abort(new ClientClosedError());
   });
-  const text = await readIncoming(b.incoming, limits);
-  return { text, signal: ac.signal };
+  return ac.signal;
 }
 
-function readIncoming(inc: NonNullable<NodeBindings["incoming"]>, limits: BodyLimits): Promise<string> {
+/** The body as text, within `limits` (else their error); a client that hangs up before its end: ClientClosedError. */
+export function readIncoming(inc: NodeIncoming, limits: BodyLimits): Promise<string> {
   limits.checkDeclared(inc.headers["content-length"]);
   return new Promise((resolve, reject) => {
     const chunks: Uint8Array[] = [];

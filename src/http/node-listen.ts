@@ -1,8 +1,9 @@
 /** Serves the app with Node's http server, with bounds on connections and on slow clients. */
 import { serve } from "@hono/node-server";
 import type { Hono } from "hono";
-import type { Server } from "node:http";
+import { createServer, type Server } from "node:http";
 import type { Socket } from "node:net";
+import { nodeRouteOf } from "./app.ts";
 
 export interface Listening {
   port: number;
@@ -33,7 +34,11 @@ const OVERLOADED = [
 
 export function listenNode(app: Hono<any>, opts: ListenOptions): Promise<Listening> {
   return new Promise((resolve, reject) => {
-    const server = serve({ fetch: app.fetch, port: opts.port, hostname: opts.hostname }, (info) => {
+    // POST / of an app from createApp is served on Node's own request and response (node-execute.ts).
+    const route = nodeRouteOf(app);
+    const withRoute = ((options: object, listener: (req: any, res: any) => void) =>
+      createServer(options, route ? (req, res) => void (route(req, res) || listener(req, res)) : listener)) as typeof createServer;
+    const server = serve({ fetch: app.fetch, port: opts.port, hostname: opts.hostname, createServer: withRoute }, (info) => {
       resolve({
         port: info.port,
         close: () =>

@@ -21,7 +21,17 @@ export interface OriginGuardOptions {
   listenHost?: string;
 }
 
-export function originGuard(o: OriginGuardOptions): MiddlewareHandler<AppEnv> {
+/** The headers the guard reads, as Node's IncomingMessage has them. */
+export type NodeHeaders = Record<string, string | string[] | undefined>;
+
+/**
+ * The guard's check, shared by the middleware and the Node listener's `POST /`: throws a
+ * ForbiddenError for a refused Origin or Host. `local` is the connection's local address
+ * when known; `host` is asked for only when the Host is checked.
+ */
+export type OriginCheck = (origin: string | undefined, host: () => string | undefined, local: string | undefined) => void;
+
+export function originCheck(o: OriginGuardOptions): OriginCheck {
   const allowed = new Set((o.allowedOrigins ?? []).map((s) => s.toLowerCase().replace(/\/+$/, "")));
   const checkHost = o.listenHost !== undefined && isLoopbackHost(o.listenHost);
   // Clients send the same Host on every request: remember the last one that passed.
@@ -33,17 +43,12 @@ export function originGuard(o: OriginGuardOptions): MiddlewareHandler<AppEnv> {
     if (is === undefined && loopbackLocal.size < 64) loopbackLocal.set(local, (is = isLoopbackHost(local)));
     return is ?? isLoopbackHost(local);
   };
-  return async (c, next) => {
-    const incoming = (c.env as { incoming?: { headers: Record<string, string | string[] | undefined>; socket?: { localAddress?: string } } } | undefined)
-      ?.incoming;
-    const headers = incoming?.headers;
-    const origin = headers ? first(headers.origin) : c.req.header("origin");
+  return (origin, hostOf, local) => {
     if (origin !== undefined && !originAllowed(origin, allowed)) {
       throw new ForbiddenError(`Requests from the web origin ${JSON.stringify(origin.slice(0, 200))} are refused; add it to allowed_origins to allow it`, "ORIGIN_REFUSED");
     }
-    const local = incoming?.socket?.localAddress;
     if (local !== undefined ? onLoopback(local) : checkHost) {
-      const host = headers ? first(headers.host) : (c.req.header("host") ?? new URL(c.req.url).host);
+      const host = hostOf();
       if (host !== undefined && host !== "" && host !== passedHost) {
         if (!isLoopbackHost(stripPort(host))) {
           throw new ForbiddenError(`Host ${JSON.stringify(host.slice(0, 200))} is refused: the executor listens on loopback and answers loopback names only`, "HOST_REFUSED");
@@ -51,6 +56,20 @@ export function originGuard(o: OriginGuardOptions): MiddlewareHandler<AppEnv> {
         passedHost = host;
       }
     }
+  };
+}
+
+/** The check on a Node request's own headers and connection. */
+export function checkNodeRequest(check: OriginCheck, incoming: { headers: NodeHeaders; socket?: { localAddress?: string } | null }): void {
+  const headers = incoming.headers;
+  check(first(headers.origin), () => first(headers.host), incoming.socket?.localAddress);
+}
+
+export function originGuard(o: OriginGuardOptions, check: OriginCheck = originCheck(o)): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const incoming = (c.env as { incoming?: { headers: NodeHeaders; socket?: { localAddress?: string } } } | undefined)?.incoming;
+    if (incoming) checkNodeRequest(check, incoming);
+    else check(c.req.header("origin"), () => c.req.header("host") ?? new URL(c.req.url).host, undefined);
     await next();
   };
 }

@@ -51,16 +51,34 @@ export class RequestMetrics {
     return async (c, next) => {
       const t0 = performance.now();
       await next();
-      const seconds = (performance.now() - t0) / 1000;
       const status = c.res.status;
-      const outcome = (c.get("errorCode") as string | undefined) ?? (status < 400 ? "ok" : "error");
-      const stats = this.#stats(c);
-      stats.count(status, outcome);
-      stats.duration.observe(seconds);
-      if (opts.accessLog) {
-        opts.log.debug("Request", { requestId: c.get("requestId"), method: c.req.method, path: c.req.path, status, outcome, ms: Math.round(seconds * 1e4) / 10 });
-      }
+      const r = { status, errorCode: c.get("errorCode") as string | undefined, t0, requestId: c.get("requestId") as string, method: c.req.method, path: c.req.path };
+      this.record(this.#stats(c), r, opts);
     };
+  }
+
+  /** The numbers of a route the app serves, for requests that do not go through the middleware. */
+  route(method: string, path: string): RouteStats {
+    let byPath = this.#routes.get(method);
+    if (!byPath) this.#routes.set(method, (byPath = new Map()));
+    let stats = byPath.get(path);
+    if (!stats) byPath.set(path, (stats = new RouteStats(method, path)));
+    return stats;
+  }
+
+  /** Counts one request that started at `t0` (performance.now()) and ended now. */
+  record(
+    stats: RouteStats,
+    r: { status: number; errorCode: string | undefined; t0: number; requestId: string; method: string; path: string },
+    opts: { log: Logger; accessLog: boolean },
+  ): void {
+    const seconds = (performance.now() - r.t0) / 1000;
+    const outcome = r.errorCode ?? (r.status < 400 ? "ok" : "error");
+    stats.count(r.status, outcome);
+    stats.duration.observe(seconds);
+    if (opts.accessLog) {
+      opts.log.debug("Request", { requestId: r.requestId, method: r.method, path: r.path, status: r.status, outcome, ms: Math.round(seconds * 1e4) / 10 });
+    }
   }
 
   #stats(c: Context): RouteStats {
@@ -72,10 +90,6 @@ export class RequestMetrics {
     // so random paths cannot grow the set.
     const last = matchedRoutes(c).at(-1);
     if (!last || last.method === "ALL" || last.path !== path) return this.other;
-    let byPath = this.#routes.get(method);
-    if (!byPath) this.#routes.set(method, (byPath = new Map()));
-    const stats = new RouteStats(method, path);
-    byPath.set(path, stats);
-    return stats;
+    return this.route(method, path);
   }
 }

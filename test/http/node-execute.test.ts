@@ -1,0 +1,188 @@
+/**
+ * POST / on Node's http server is served by the app's own Node route (node-execute.ts), not by
+ * the Hono route. Both must answer alike: each case here goes through both, the Hono route with
+ * `app.request()` and the Node route over a real connection, and the answers are compared.
+ */
+import { connect, type Socket } from "node:net";
+import { afterEach, describe, expect, it } from "vitest";
+import { nodeRouteOf } from "../../src/http/app.ts";
+import { listenNode, type Listening } from "../../src/http/node-listen.ts";
+import { fakeApp } from "../support/fake-app.ts";
+
+let listening: Listening | undefined;
+const sockets: Socket[] = [];
+afterEach(async () => {
+  for (const s of sockets.splice(0)) s.destroy();
+  await listening?.close();
+  listening = undefined;
+});
+
+type App = Awaited<ReturnType<typeof fakeApp>>;
+
+/** Serves `f.app` on a free loopback port, counting the requests that reach the Hono app. */
+async function serve(f: App) {
+  const fetched: string[] = [];
+  const appFetch = f.app.fetch;
+  f.app.fetch = (req: Request, ...rest: unknown[]) => (fetched.push(`${req.method} ${new URL(req.url).pathname}`), appFetch(req, ...(rest as [])));
+  listening = await listenNode(f.app, { port: 0, hostname: "127.0.0.1" });
+  return { base: `http://127.0.0.1:${listening.port}`, fetched };
+}
+
+interface Seen {
+  status: number;
+  body: unknown;
+  type: string | null;
+  requestId: string | null;
+  retryAfter: string | null;
+}
+
+async function seen(res: Response): Promise<Seen> {
+  const text = await res.text();
+  let body: unknown = text;
+  try {
+    body = JSON.parse(text);
+  } catch {}
+  return { status: res.status, body, type: res.headers.get("content-type"), requestId: res.headers.get("x-request-id"), retryAfter: res.headers.get("retry-after") };
+}
+
+/** Raw HTTP/1.1 over a socket (for headers fetch will not send, and for hanging up); resolves with all the server sent. */
+async function raw(port: number, request: string, opts: { hangUpAfterWrite?: () => Promise<void> } = {}): Promise<string> {
+  const s = connect(port, "127.0.0.1");
+  sockets.push(s);
+  s.on("error", () => {});
+  await new Promise((r) => s.once("connect", r));
+  let got = "";
+  s.on("data", (d) => (got += d));
+  s.write(request);
+  if (opts.hangUpAfterWrite) {
+    await opts.hangUpAfterWrite();
+    s.destroy();
+    return got;
+  }
+  await new Promise((r) => s.once("close", r));
+  return got;
+}
+
+const post = (body: string, headers: Record<string, string> = {}): RequestInit => ({ method: "POST", body, headers: { "content-type": "application/json", ...headers } });
+
+describe.skipIf("Deno" in globalThis)("POST / on Node's http server", () => {
+  it("is served by the app's Node route, and every other request by the Hono app", async () => {
+    const f = await fakeApp();
+    expect(nodeRouteOf(f.app)).toBeTypeOf("function");
+    const { base, fetched } = await serve(f);
+    const ok = await seen(await fetch(`${base}/`, post(JSON.stringify({ id: "echo:1", input: "hi" }))));
+    expect(ok).toMatchObject({ status: 200, body: { success: true, msg: "hi" }, type: "application/json" });
+    expect(fetched).toEqual([]);
+    await fetch(`${base}/health`);
+    await fetch(`${base}/?a=1`, post(JSON.stringify({ id: "echo:1", input: "q" })));
+    await fetch(`${base}/`);
+    expect(fetched).toEqual(["GET /health", "POST /", "GET /"]);
+  });
+
+  it.each([
+    ["a task's answer", JSON.stringify({ id: "echo:1", input: 'in "quotes" ✓' })],
+    ["no input", JSON.stringify({ id: "echo:1" })],
+    ["a body that is not JSON", "{"],
+    ["a body that is not an object", "[1]"],
+    ["a field of the wrong type", JSON.stringify({ id: "echo:1", resource: { cpu: "two" } })],
+    ["an image the engine does not have", JSON.stringify({ id: "missing:1", input: "x" })],
+    ["an empty body", ""],
+  ])("answers %s as the Hono route does", async (_name, body) => {
+    const f = await fakeApp();
+    const { base } = await serve(f);
+    const viaHono = await seen(await f.app.request("/", post(body, { "x-request-id": "same-1" })));
+    const viaNode = await seen(await fetch(`${base}/`, post(body, { "x-request-id": "same-1" })));
+    expect(viaNode).toEqual(viaHono);
+    expect(viaNode.requestId).toBe("same-1");
+  });
+
+  it("makes a request id when the client's is absent or malformed", async () => {
+    const f = await fakeApp();
+    const { base } = await serve(f);
+    const body = JSON.stringify({ id: "echo:1" });
+    const absent = await seen(await fetch(`${base}/`, post(body)));
+    const bad = await seen(await fetch(`${base}/`, post(body, { "x-request-id": "a b" })));
+    expect(absent.requestId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(bad.requestId).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it("bounds the body as the Hono route does: 413 on a declared length and on a chunked body, before the engine", async () => {
+    const f = await fakeApp({ maxBodyBytes: 1000 });
+    const { base } = await serve(f);
+    const big = JSON.stringify({ id: "echo:1", input: "x".repeat(2000) });
+    const declared = await seen(await fetch(`${base}/`, post(big, { "x-request-id": "big-1" })));
+    expect(declared).toEqual(await seen(await f.app.request("/", post(big, { "x-request-id": "big-1", "content-length": String(big.length) }))));
+    expect(declared).toMatchObject({ status: 413, body: { error: "PAYLOAD_TOO_LARGE" } });
+    const chunks = new TextEncoder().encode(big);
+    const stream = new ReadableStream<Uint8Array>({
+      start(c) {
+        for (let at = 0; at < chunks.length; at += 300) c.enqueue(chunks.subarray(at, at + 300));
+        c.close();
+      },
+    });
+    const streamed = await seen(await fetch(`${base}/`, { ...post(""), body: stream, duplex: "half" } as RequestInit));
+    expect(streamed).toMatchObject({ status: 413, body: { error: "PAYLOAD_TOO_LARGE" } });
+    expect(f.backend.created).toEqual([]);
+    expect(await seen(await fetch(`${base}/`, post(JSON.stringify({ id: "echo:1", input: "ok" }))))).toMatchObject({ status: 200, body: { msg: "ok" } });
+  });
+
+  it("shares the app's input budget: 503 OVERLOADED with Retry-After past max_buffered_input_bytes, and given back", async () => {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const f = await fakeApp({ maxBufferedInputBytes: 1500, images: { "slow:1": { respond: async (body) => (await held, { status: 200, body }) } } });
+    const { base } = await serve(f);
+    const body = (id: string) => JSON.stringify({ id, input: "y".repeat(1000) });
+    const first = fetch(`${base}/`, post(body("slow:1")));
+    for (let i = 0; i < 500 && f.executor.tasks()[0]?.in_flight !== 1; i++) await new Promise((r) => setTimeout(r, 2));
+    expect(f.executor.tasks()[0]?.in_flight).toBe(1);
+    // The budget is one for both routes: the Hono route sees what the Node route holds.
+    expect(await seen(await f.app.request("/", post(body("echo:1"))))).toMatchObject({ status: 503, body: { error: "OVERLOADED" }, retryAfter: "1" });
+    expect(await seen(await fetch(`${base}/`, post(body("echo:1"))))).toMatchObject({ status: 503, body: { error: "OVERLOADED" }, retryAfter: "1" });
+    release();
+    expect((await first).status).toBe(200);
+    expect((await fetch(`${base}/`, post(body("echo:1")))).status).toBe(200);
+  });
+
+  it("refuses a web origin (403 ORIGIN_REFUSED) and a rebound Host on loopback (403 HOST_REFUSED) before the engine", async () => {
+    const f = await fakeApp();
+    const { base } = await serve(f);
+    const body = JSON.stringify({ id: "echo:1", input: "x" });
+    const origin = await seen(await fetch(`${base}/`, post(body, { origin: "https://evil.example" })));
+    expect(origin).toMatchObject({ status: 403, body: { error: "ORIGIN_REFUSED" } });
+    const local = await seen(await fetch(`${base}/`, post(body, { origin: "http://localhost:3000" })));
+    expect(local).toMatchObject({ status: 200 });
+    const rebound = await raw(
+      listening!.port,
+      `POST / HTTP/1.1\r\nHost: attacker.example\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+    );
+    expect(rebound).toMatch(/^HTTP\/1\.1 403 [\s\S]*"error":"HOST_REFUSED"/);
+    expect(f.backend.created).toHaveLength(1);
+  });
+
+  it("a client that hangs up mid-body is a 499 CLIENT_CLOSED logged at info, counted in the metrics", async () => {
+    const f = await fakeApp();
+    const { fetched } = await serve(f);
+    const records = f.logger.records;
+    await raw(listening!.port, 'POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"id":"echo:1",', {
+      hangUpAfterWrite: () => new Promise((r) => setTimeout(r, 20)),
+    });
+    for (let i = 0; i < 1000 && !records.some((r) => /Client closed/.test(r.msg)); i++) await new Promise((r) => setTimeout(r, 5));
+    expect(records.find((r) => /Client closed/.test(r.msg))?.level).toBe("info");
+    expect(records.filter((r) => r.level === "error" || r.level === "warn")).toEqual([]);
+    expect(fetched).toEqual([]);
+    expect(await (await f.app.request("/metrics")).text()).toMatch(/route="\/"[^\n]*status="499"[^\n]*CLIENT_CLOSED|CLIENT_CLOSED[^\n]*route="\/"/);
+  });
+
+  it("counts its requests in the app's metrics, and writes the access line when asked", async () => {
+    const f = await fakeApp({ accessLog: true });
+    const { base } = await serve(f);
+    await fetch(`${base}/`, post(JSON.stringify({ id: "echo:1", input: "x" }), { "x-request-id": "acc-1" }));
+    await fetch(`${base}/`, post("{"));
+    const text = await (await f.app.request("/metrics")).text();
+    const lines = text.split("\n").filter((l) => l.includes('method="POST"') && l.includes('route="/"') && l.includes("_total"));
+    expect(lines.some((l) => l.includes('status="200"') && l.includes('outcome="ok"') && / 1$/.test(l))).toBe(true);
+    expect(lines.some((l) => l.includes('status="400"') && / 1$/.test(l))).toBe(true);
+    const line = f.logger.records.find((r) => r.msg === "Request" && r.fields.requestId === "acc-1");
+    expect(line).toMatchObject({ level: "debug", fields: { method: "POST", path: "/", status: 200, outcome: "ok" } });
+  });
+});

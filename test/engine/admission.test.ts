@@ -1,3 +1,4 @@
+import { getEventListeners } from "node:events";
 import { describe, expect, it } from "vitest";
 import { Admission } from "../../src/engine/admission.ts";
 import { ExceedsCapacityError, NoCapacityError, TaskStartError } from "../../src/engine/errors.ts";
@@ -16,15 +17,15 @@ import { BASE_SETTINGS, flush } from "../support/fake-executor.ts";
 const spec = (image: string, cpuTenths = 10): TaskSpec => ({ image, runtimeKind: "container", cpuTenths, memMB: 128, gpuCount: 0, sgx: false });
 
 /** Admission over a real pool and ledger on the fakes; launches are recorded, and run only when a test says so. */
-function line(o: Partial<EngineSettings> = {}, cpuTenths = 20) {
+function line(o: Partial<EngineSettings> = {}, cpuTenths = 20, x: { metrics?: false; ledger?: Ledger } = {}) {
   let settings: EngineSettings = { ...BASE_SETTINGS, queueTimeoutMs: 1_000, ...o };
   const backend = new FakeBackend({ images: { "a:1": {}, "b:1": {} } });
   const clock = new FakeClock();
-  const ledger = new Ledger({ cpuTenths, memMB: 4096, gpus: [] });
+  const ledger = x.ledger ?? new Ledger({ cpuTenths, memMB: 4096, gpus: [] });
   const metrics = new EngineMetrics();
   const pool = new TaskPool({ backend, client: new FakeTaskClient(backend), clock, logger: memoryLogger(), ledger, settings: () => settings });
   const launched: Task[] = [];
-  const admission = new Admission({ ledger, pool, clock, settings: () => settings, launch: (t) => launched.push(t), metrics });
+  const admission = new Admission({ ledger, pool, clock, settings: () => settings, launch: (t) => launched.push(t), metrics: x.metrics === false ? undefined : metrics });
   /** Starts the launched replicas; each becomes ready. */
   const ready = async () => {
     for (const t of launched.splice(0)) expect(await pool.launch(t)).toEqual({ kind: "ready" });
@@ -256,5 +257,114 @@ describe("Admission", () => {
     await flush();
     expect(reqs.map((r) => r.error === error)).toEqual([true, true, false, false, true]);
     l.admission.rejectAll(new Error("stop"));
+  });
+
+  it("a request of another key in line does not hold back the fast path", async () => {
+    const l = line({}, 10);
+    const a = l.outcomes(l.admission.wait("a", spec("a:1")));
+    await l.ready();
+    l.admission.run();
+    await flush();
+    const b = l.outcomes(l.admission.wait("b", spec("b:1"))); // "a" is busy and holds the whole capacity: "b" waits
+    expect(l.admission.queuedByKey()).toEqual(new Map([["b", 1]]));
+    expect(b.value).toBeUndefined();
+    expect(l.admission.take("a", spec("a:1"))).toBe(a.value);
+  });
+
+  it("an evicted replica says why it was removed", async () => {
+    const l = line({}, 10);
+    const a = l.outcomes(l.admission.wait("a", spec("a:1")));
+    await l.ready();
+    l.admission.run();
+    await flush();
+    a.value!.leave(l.clock.now());
+    l.admission.wait("b", spec("b:1")).catch(() => {});
+    expect(a.value!.state).toMatchObject({ kind: "removing", reason: "evicted to make room for another task" });
+  });
+
+  it("works without metrics: evictions, waits and queue timeouts", async () => {
+    const l = line({ queueTimeoutMs: 1_000 }, 10, { metrics: false });
+    const a = l.outcomes(l.admission.wait("a", spec("a:1")));
+    await l.ready();
+    l.admission.run();
+    await flush();
+    const b = l.outcomes(l.admission.wait("b", spec("b:1"))); // a is busy: b waits for capacity
+    expect(l.admission.queueLength).toBe(1);
+    l.clock.advance(1_000);
+    await flush();
+    expect(b.error).toBeInstanceOf(NoCapacityError);
+    a.value!.leave(l.clock.now());
+    const c = l.outcomes(l.admission.wait("b", spec("b:1"))); // a is idle now: evicted for b
+    expect(a.value!.state.kind).toBe("removing");
+    await l.ready();
+    l.admission.run();
+    await flush();
+    expect(c.value?.key).toBe("b");
+  });
+
+  it("when the ledger refuses a start that the view allowed, the request waits for capacity and starts behind it wait too", async () => {
+    class Refusing extends Ledger {
+      refuse = true;
+      override tryReserve(want: Parameters<Ledger["tryReserve"]>[0]) {
+        return this.refuse ? undefined : super.tryReserve(want);
+      }
+    }
+    const ledger = new Refusing({ cpuTenths: 20, memMB: 4096, gpus: [] });
+    const l = line({}, 20, { ledger });
+    const a = l.outcomes(l.admission.wait("a", spec("a:1")));
+    const b = l.outcomes(l.admission.wait("b", spec("b:1")));
+    expect(l.launched).toEqual([]);
+    expect([l.admission.queueLength, l.metrics.queued.value]).toEqual([2, 2]);
+    ledger.refuse = false;
+    l.admission.run();
+    expect(l.launched.map((t) => t.key)).toEqual(["a", "b"]);
+    expect(l.admission.queueLength).toBe(0);
+    await l.ready();
+    l.admission.run();
+    await flush();
+    expect([a.value?.key, b.value?.key]).toEqual(["a", "b"]);
+  });
+
+  it("replicas on: a ready replica of the key does not cover the requests of a failed start", async () => {
+    const l = line({ taskConcurrency: 1 }, 40);
+    const first = l.outcomes(l.admission.wait("a", spec("a:1")));
+    await l.ready();
+    l.admission.run();
+    await flush();
+    expect(first.value?.inFlight).toBe(1);
+    const second = l.outcomes(l.admission.wait("a", spec("a:1"))); // the ready replica is full: a second starts
+    const [starting] = l.launched.splice(0);
+    expect(starting).toBeDefined();
+    l.pool.remove(starting!, "failed");
+    const error = new TaskStartError("no port");
+    l.admission.startFailed("a", error);
+    await flush();
+    expect(second.error).toBe(error);
+  });
+
+  it("a request that leaves the line no longer listens to its client's signal", async () => {
+    const l = line({ queueTimeoutMs: 1_000 }, 10);
+    const a = l.outcomes(l.admission.wait("a", spec("a:1")));
+    await l.ready();
+    l.admission.run();
+    await flush();
+    const signals = [new AbortController(), new AbortController(), new AbortController()];
+    for (const ac of signals) l.admission.wait("b", spec("b:1"), ac.signal).catch(() => {});
+    expect(signals.map((ac) => getEventListeners(ac.signal, "abort").length)).toEqual([1, 1, 1]);
+    signals[0]!.abort(new Error("left")); // by abort
+    l.clock.advance(1_000); // by queue timeout
+    await flush();
+    expect(a.value).toBeDefined();
+    expect(signals.map((ac) => getEventListeners(ac.signal, "abort").length)).toEqual([0, 0, 0]);
+    const served = new AbortController();
+    a.value!.leave(l.clock.now());
+    expect(l.admission.take("a", spec("a:1"))).toBe(a.value);
+    a.value!.leave(l.clock.now());
+    const c = l.outcomes(l.admission.wait("b", spec("b:1"), served.signal)); // evicts a, starts b
+    await l.ready();
+    l.admission.run();
+    await flush();
+    expect(c.value?.key).toBe("b"); // by being served
+    expect(getEventListeners(served.signal, "abort")).toHaveLength(0);
   });
 });

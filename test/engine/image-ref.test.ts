@@ -13,7 +13,9 @@ describe("parseImageRef() digests", () => {
     for (const bad of [hex(63), hex(65), hex(480), hex(64).toUpperCase()]) {
       expect(parseImageRef(`echo@sha256:${bad}`)).toEqual({ error: "has a sha256 digest that is not 64 lowercase hex digits" });
     }
-    expect(parseImageRef(`echo@sha512:${hex(64)}`)).toEqual({ error: "has a sha512 digest that is not 128 lowercase hex digits" });
+    for (const bad of [hex(64), hex(127), hex(129), `g${hex(128)}`, `${hex(128)}g`]) {
+      expect(parseImageRef(`echo@sha512:${bad}`)).toEqual({ error: "has a sha512 digest that is not 128 lowercase hex digits" });
+    }
   });
 
   it("follows the OCI grammar for other algorithms and leaves them to the engine", () => {

@@ -143,6 +143,8 @@ describe("decide() boundaries", () => {
     const c = t("c", 5, { key: "k", inFlight: 1 });
     expect(decide(view({ concurrency: 4, tasks: [c, b] }), req)).toEqual({ kind: "reuse", replica: "c" });
     expect(decide(view({ concurrency: 4, tasks: [b, c] }), req)).toEqual({ kind: "reuse", replica: "c" });
+    // A full tie keeps the first listed, the older replica, so the choice does not flap.
+    expect(decide(view({ concurrency: 4, tasks: [t("x", 5, { key: "k" }), t("y", 5, { key: "k" })] }), req)).toEqual({ kind: "reuse", replica: "x" });
     // Replicas off: the one replica whatever its load.
     expect(decide(view({ tasks: [a] }), req)).toEqual({ kind: "reuse", replica: "a" });
   });
@@ -202,6 +204,13 @@ describe("pickEvictions() details", () => {
     // Nothing missing: nothing to evict.
     expect(pickEvictions(tasks, { cpuTenths: 0, memMB: 0, gpuCount: 0 })).toEqual([]);
     expect(pickEvictions(tasks, { cpuTenths: -5, memMB: 0, gpuCount: 0 })).toEqual([]);
+  });
+
+  it("a task that frees none of what is missing is skipped, even when it is the least recently used", () => {
+    const memOnly = t("mem", 1, { cpuTenths: 0, memMB: 128 });
+    const gpuOnly = t("gpu", 2, { cpuTenths: 0, memMB: 0, gpuCount: 1 });
+    const cpu = t("cpu", 3);
+    expect(pickEvictions([memOnly, gpuOnly, cpu], { cpuTenths: 5, memMB: 0, gpuCount: 0 })).toEqual(["cpu"]);
   });
 
   it("best effort returns every task that helps even when they are not enough", () => {

@@ -136,7 +136,8 @@ describe("resolveSpec() fields", () => {
 describe("isWholeTenths()", () => {
   it("is true for whole tenths of a core, whatever the float error, and false otherwise", () => {
     for (const ok of [0, 0.3, 2, 0.1 + 0.2, 12.7]) expect(isWholeTenths(ok), String(ok)).toBe(true);
-    for (const bad of [0.25, 0.01, 1.05, 3.333]) expect(isWholeTenths(bad), String(bad)).toBe(false);
+    // 1e-10 core is off a whole tenth by exactly the tolerance.
+    for (const bad of [0.25, 0.01, 1.05, 3.333, 1e-10]) expect(isWholeTenths(bad), String(bad)).toBe(false);
   });
 });
 

@@ -78,8 +78,9 @@ export function decide(view: SchedulingView, req: SchedulingRequest): Decision {
   // Stryker disable next-line ConditionalExpression: with n = 0 a starting replica also makes it wait for its start through the limit of 1 below
   const coming = n === 0 ? (starting > 0 ? Infinity : 0) : starting * n;
   if (view.aheadForKey < coming) return { kind: "wait", for: "start" };
+  const perKey = view.maxReplicas > 0 ? view.maxReplicas : Infinity;
   // Stryker disable next-line ConditionalExpression: with n = 0 no replica of the key is left by here (a ready one is reused, a starting one waited for)
-  const limit = n === 0 ? 1 : view.maxReplicas > 0 ? view.maxReplicas : Infinity;
+  const limit = n === 0 ? 1 : perKey;
   if (replicas >= limit) return { kind: "wait", for: starting > 0 ? "start" : "slot" };
   if (view.capacityBlocked) return { kind: "wait", for: "capacity" };
   const short = shortage(want, view.free);

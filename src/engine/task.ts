@@ -46,20 +46,23 @@ export function transition(state: TaskState, event: TaskEvent): Transition {
   if (!ACCEPTS[state.kind].includes(event.type)) return refuse();
   switch (event.type) {
     case "created":
-      // Stryker disable next-line ConditionalExpression: ACCEPTS lets "created" reach only a starting task; the test narrows the type
-      if (state.kind !== "starting" || state.containerId !== undefined) return refuse(": it already has a container");
+      // Stryker disable next-line ConditionalExpression: ACCEPTS lets "created" reach only a starting task; this check narrows the type
+      if (state.kind !== "starting") return refuse();
+      if (state.containerId !== undefined) return refuse(": it already has a container");
       return { ok: true, state: { ...state, containerId: event.containerId } };
     case "ready":
-      // Stryker disable next-line ConditionalExpression: ACCEPTS lets "ready" reach only a starting task; the test narrows the type
-      if (state.kind !== "starting" || state.containerId === undefined) return refuse(": it has no container yet");
+      // Stryker disable next-line ConditionalExpression: ACCEPTS lets "ready" reach only a starting task; this check narrows the type
+      if (state.kind !== "starting") return refuse();
+      if (state.containerId === undefined) return refuse(": it has no container yet");
       return { ok: true, state: { kind: "ready", since: event.at, reservation: state.reservation, containerId: state.containerId, endpoint: event.endpoint } };
     case "fail":
       return { ok: true, state: { kind: "failed", error: event.error, containerId: containerOf(state) } };
     case "remove":
       return { ok: true, state: { kind: "removing", reason: event.reason, containerId: containerOf(state) } };
     case "removed":
-      // Stryker disable next-line ConditionalExpression,StringLiteral: ACCEPTS lets "removed" reach only a removing task; the test narrows the type
-      return { ok: true, state: { kind: "gone", reason: state.kind === "removing" ? state.reason : "removed" } };
+      // Stryker disable next-line ConditionalExpression: ACCEPTS lets "removed" reach only a removing task; this check narrows the type
+      if (state.kind !== "removing") return refuse();
+      return { ok: true, state: { kind: "gone", reason: state.reason } };
   }
 }
 

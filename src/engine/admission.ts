@@ -127,6 +127,7 @@ export class Admission {
           }
           const r = this.#d.ledger.tryReserve(w.want);
           if (!r) {
+            // Stryker disable next-line StringLiteral: any value but "start" and "slot" reads as waiting for capacity
             w.waiting = "capacity";
             blocked = true;
             break;

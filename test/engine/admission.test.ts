@@ -303,19 +303,26 @@ describe("Admission", () => {
   });
 
   it("when the ledger refuses a start that the view allowed, the request waits for capacity and starts behind it wait too", async () => {
-    class Refusing extends Ledger {
-      refuse = true;
+    class RefusingOnce extends Ledger {
+      refusals = 0;
       override tryReserve(want: Parameters<Ledger["tryReserve"]>[0]) {
-        return this.refuse ? undefined : super.tryReserve(want);
+        if (this.refusals > 0) {
+          this.refusals--;
+          return undefined;
+        }
+        return super.tryReserve(want);
       }
     }
-    const ledger = new Refusing({ cpuTenths: 20, memMB: 4096, gpus: [] });
+    const ledger = new RefusingOnce({ cpuTenths: 20, memMB: 4096, gpus: [] });
     const l = line({}, 20, { ledger });
+    const full = ledger.tryReserve({ cpuTenths: 20, memMB: 0, gpuCount: 0 })!;
     const a = l.outcomes(l.admission.wait("a", spec("a:1")));
     const b = l.outcomes(l.admission.wait("b", spec("b:1")));
+    ledger.release(full);
+    ledger.refusals = 1;
+    l.admission.run(); // "a" is refused its reservation and waits for capacity: "b" does not start before it
     expect(l.launched).toEqual([]);
     expect([l.admission.queueLength, l.metrics.queued.value]).toEqual([2, 2]);
-    ledger.refuse = false;
     l.admission.run();
     expect(l.launched.map((t) => t.key)).toEqual(["a", "b"]);
     expect(l.admission.queueLength).toBe(0);

@@ -38,6 +38,7 @@ export function parseImageRef(ref: string): ImageRef | { error: string } {
   const t = m[3];
   const d = m[4];
   // "a/b": "a" is a registry only when it looks like a host (has a dot or port, or is localhost).
+  // Stryker disable next-line Regex: the domain grammar allows "[" only first, so anchoring it changes nothing
   if (dom !== undefined && !/[.:]|^localhost$|^\[/.test(dom)) {
     if (!new RegExp(`^${component}$`).test(dom)) return { error: "is not a valid image reference" };
     path = `${dom}/${path}`;
@@ -72,6 +73,7 @@ const compiled = new Map<string, RegExp>();
 
 function patternRegExp(pattern: string): RegExp {
   let re = compiled.get(pattern);
+  // Stryker disable next-line ConditionalExpression: compiling again gives the same expression; the map only saves the work
   if (!re) compiled.set(pattern, (re = new RegExp(`^${pattern.split("*").map(escapeRegExp).join(".*")}$`)));
   return re;
 }

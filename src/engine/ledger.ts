@@ -86,6 +86,7 @@ export class Ledger {
   tryReserve(want: Amount): Reservation | undefined {
     if (this.shortage(want) !== undefined) return undefined;
     const gpus = this.freeGpus().slice(0, want.gpuCount);
+    // Stryker disable next-line UpdateOperator: ids only need to be unique, which counting down keeps them too
     const r: Reservation = { id: this.#nextId++, cpuTenths: want.cpuTenths, memMB: want.memMB, gpus };
     this.#cpu += r.cpuTenths;
     this.#mem += r.memMB;

@@ -75,9 +75,12 @@ export function decide(view: SchedulingView, req: SchedulingRequest): Decision {
     }
   }
   if (best) return { kind: "reuse", replica: best.id };
+  // Stryker disable next-line ConditionalExpression: with n = 0 a starting replica also makes it wait for its start through the limit of 1 below
   const coming = n === 0 ? (starting > 0 ? Infinity : 0) : starting * n;
   if (view.aheadForKey < coming) return { kind: "wait", for: "start" };
-  const limit = n === 0 ? 1 : view.maxReplicas > 0 ? view.maxReplicas : Infinity;
+  const perKey = view.maxReplicas > 0 ? view.maxReplicas : Infinity;
+  // Stryker disable next-line ConditionalExpression: with n = 0 no replica of the key is left by here (a ready one is reused, a starting one waited for)
+  const limit = n === 0 ? 1 : perKey;
   if (replicas >= limit) return { kind: "wait", for: starting > 0 ? "start" : "slot" };
   if (view.capacityBlocked) return { kind: "wait", for: "capacity" };
   const short = shortage(want, view.free);
@@ -110,8 +113,10 @@ export function shortage(want: Amount, free: Amount): Amount | undefined {
 export function pickEvictions(tasks: readonly TaskView[], missing: Amount, o: { bestEffort?: boolean } = {}): string[] | undefined {
   const m = { ...missing };
   const chosen: string[] = [];
+  // Stryker disable next-line EqualityOperator: ids are unique, so two replicas never compare equal
   const idle = tasks.filter(isIdle).sort((a, b) => a.lastUsed - b.lastUsed || (a.id < b.id ? -1 : 1));
   for (const t of idle) {
+    // Stryker disable next-line ConditionalExpression: once covered nothing is missing, so no later task helps and none is chosen
     if (covered(m)) break;
     const helps = (m.cpuTenths > 0 && t.cpuTenths > 0) || (m.memMB > 0 && t.memMB > 0) || (m.gpuCount > 0 && t.gpuCount > 0);
     if (!helps) continue;

@@ -72,3 +72,57 @@ describe("task state machine", () => {
     expect(task.state).toEqual({ kind: "removing", reason: "idle", containerId: "c" });
   });
 });
+
+describe("Task", () => {
+  it("starts in state starting at its creation time, with its reservation and no container", () => {
+    const task = new Task({ id: "meca-1", key: "k", spec, reservation, now: 4 });
+    expect(task.state).toEqual({ kind: "starting", since: 4, reservation });
+    expect([task.id, task.name, task.key, task.spec, task.lastUsed]).toEqual(["meca-1", "meca-1", "k", spec, 4]);
+    expect([task.inFlight, task.served]).toEqual([0, 0]);
+    expect([task.containerId, task.endpoint, task.reservation]).toEqual([undefined, undefined, reservation]);
+    expect(task.abort.signal.aborted).toBe(false);
+  });
+
+  it("shows its container and endpoint once they exist, and its reservation only while it holds one", () => {
+    const task = new Task({ id: "n", key: "k", spec, reservation, now: 0 });
+    task.apply({ type: "created", containerId: "c" });
+    expect([task.containerId, task.endpoint, task.reservation]).toEqual(["c", undefined, reservation]);
+    task.apply({ type: "ready", endpoint: "http://127.0.0.1:9", at: 3 });
+    expect([task.containerId, task.endpoint, task.reservation]).toEqual(["c", "http://127.0.0.1:9", reservation]);
+    task.apply({ type: "remove", reason: "idle" });
+    expect([task.containerId, task.endpoint, task.reservation, task.lastUsed]).toEqual(["c", undefined, undefined, 3]);
+    task.apply({ type: "removed" });
+    expect([task.containerId, task.endpoint, task.reservation, task.lastUsed]).toEqual([undefined, undefined, undefined, 3]);
+  });
+
+  it("a failed start keeps its container for removal and gives up its reservation", () => {
+    const task = new Task({ id: "n", key: "k", spec, reservation, now: 0 });
+    task.apply({ type: "created", containerId: "c" });
+    const error = new Error("no port");
+    expect(task.apply({ type: "fail", error })).toEqual({ ok: true, state: { kind: "failed", error, containerId: "c" } });
+    expect([task.containerId, task.reservation, task.lastUsed]).toEqual(["c", undefined, 0]);
+    // A refused event changes nothing.
+    expect(task.apply({ type: "ready", endpoint: "e", at: 9 }).ok).toBe(false);
+    expect([task.state.kind, task.lastUsed]).toEqual(["failed", 0]);
+  });
+
+  it("a task removed before its container exists has none", () => {
+    const task = new Task({ id: "n", key: "k", spec, reservation, now: 0 });
+    expect(task.apply({ type: "remove", reason: "paused" })).toEqual({ ok: true, state: { kind: "removing", reason: "paused", containerId: undefined } });
+    expect(task.containerId).toBeUndefined();
+  });
+
+  it("leaving with no request in flight stamps the time and never goes below zero", () => {
+    const task = new Task({ id: "n", key: "k", spec, reservation, now: 0 });
+    task.leave(5);
+    expect([task.inFlight, task.lastUsed]).toEqual([0, 5]);
+    task.apply({ type: "created", containerId: "c" });
+    task.apply({ type: "ready", endpoint: "e", at: 6 });
+    task.take();
+    task.leave(8);
+    task.leave(9);
+    expect([task.inFlight, task.lastUsed]).toEqual([0, 9]);
+    expect(task.take()).toBe(true);
+    expect(task.inFlight).toBe(1);
+  });
+});

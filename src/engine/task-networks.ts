@@ -50,6 +50,8 @@ export class TaskNetworks {
   #waiters = new Set<() => void>();
   #serial = 0;
   #closed = false;
+  /** Networks whose removal failed (the engine was away): removed when it is back, or at close. */
+  #orphans = new Map<string, string>();
 
   constructor(deps: TaskNetworksDeps) {
     this.#d = deps;
@@ -104,7 +106,8 @@ export class TaskNetworks {
       if (this.#d.self !== undefined) await this.#d.backend.disconnectNetwork(net.id, this.#d.self);
       await this.#d.backend.removeNetwork(net.id);
     } catch (e) {
-      this.#log.warn("Cannot remove task network", { network: net.name, error: (e as Error).message });
+      this.#orphans.set(net.id, net.name);
+      this.#log.warn("Cannot remove task network; trying again once the engine answers", { network: net.name, error: (e as Error).message });
     } finally {
       this.#held.delete(net.index);
       for (const wake of [...this.#waiters]) wake();
@@ -141,11 +144,34 @@ export class TaskNetworks {
     return stale.length;
   }
 
-  /** Stops keeping spares and removes them. Task networks go with their tasks. */
+  /** Tries again to remove the networks whose removal failed, e.g. once the engine is back. */
+  async removeOrphans(): Promise<void> {
+    for (const [id, name] of [...this.#orphans]) {
+      try {
+        if (this.#d.self !== undefined) await this.#d.backend.disconnectNetwork(id, this.#d.self);
+        await this.#d.backend.removeNetwork(id);
+        this.#orphans.delete(id);
+        this.#log.info("Removed a task network whose removal had failed", { network: name });
+      } catch {
+        // Still away: the next reconnection, or the close, tries again.
+      }
+    }
+  }
+
+  /**
+   * Stops keeping spares and removes them, then every other network of this run: once the tasks are
+   * gone, one is left only where a removal failed, or a create reached the engine but its answer did not.
+   */
   async close(): Promise<void> {
     this.#closed = true;
     await this.#filling;
     await Promise.all(this.#spares.splice(0).map((n) => this.release(n)));
+    const s = this.#d.settings();
+    const left = await this.#d.backend
+      .listNetworks({ [LABELS.managed]: "1", [LABELS.instance]: s.instance, [NETWORK_LABEL]: "task", [LABELS.run]: this.#d.run })
+      .catch(() => []);
+    for (const n of left) this.#orphans.set(n.id, n.name);
+    await this.removeOrphans();
   }
 
   /** A new network in the next free block; undefined when every block is taken. */

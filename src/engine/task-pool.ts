@@ -224,6 +224,7 @@ export class TaskPool {
 
   /** Checks every ready replica's container, e.g. after the event stream reconnects. How many left. */
   async reconcile(): Promise<number> {
+    await this.#networks?.removeOrphans();
     let removed = 0;
     for (const task of this.all()) {
       const id = task.containerId;

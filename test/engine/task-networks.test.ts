@@ -113,6 +113,36 @@ describe("task networks", () => {
     expect(taskNets(backend)).toEqual([]);
   });
 
+  it("a network whose removal failed is removed once the engine's events reconnect, and at the latest at stop", async () => {
+    for (const how of ["reconnect", "stop"] as const) {
+      const { executor, backend } = await fakeExecutor({ settings: isolated });
+      await executor.execute({ image: "echo:1" }, "x");
+      const own = backend.created[0]!.network!;
+      const fail = backend.before("removeNetwork", () => Promise.reject(new Error("engine away")), { once: true });
+      await executor.pause(); // the task goes; its network's removal fails
+      await flush(20);
+      expect(taskNets(backend).map((n) => n.name)).toContain(own);
+      fail();
+      if (how === "reconnect") {
+        backend.endEvents();
+        await until(() => !taskNets(backend).some((n) => n.name === own), "the network removed after the reconnection");
+        await executor.shutdown();
+      } else {
+        await executor.shutdown();
+      }
+      expect(taskNets(backend)).toEqual([]);
+    }
+  });
+
+  it("at stop, a network of this run the executor does not know of (a create whose answer was lost) is removed too", async () => {
+    const { executor, backend } = await fakeExecutor({ settings: isolated });
+    await executor.execute({ image: "echo:1" }, "x");
+    const run = backend.created[0]!.labels[LABELS.run]!;
+    await backend.createNetwork({ name: "lost", subnet: "10.201.0.240/28", internal: true, labels: { [LABELS.managed]: "1", [LABELS.instance]: "unit", [LABELS.run]: run, [NETWORK_LABEL]: "task" } });
+    await executor.shutdown();
+    expect(taskNets(backend)).toEqual([]);
+  });
+
   it("sweep() removes task networks an earlier run of this instance left, and no other", async () => {
     const backend = new FakeBackend();
     const labels = (run: string, instance = "unit") => ({ [LABELS.managed]: "1", [LABELS.instance]: instance, [LABELS.run]: run, [NETWORK_LABEL]: "task" });

@@ -65,11 +65,12 @@ export async function startExecutor(overrides: Partial<Config> = {}, env: Record
     get stopped() {
       return stopped;
     },
-    /** Shuts the executor down and returns the containers of this instance still on the engine. */
+    /** Shuts the executor down and returns what of this instance is still on the engine: containers, then networks. */
     async close() {
       await executor.shutdown();
       await listening.close();
-      const left = await containers();
+      const left: unknown[] = await containers();
+      left.push(...(await backend.listNetworks({ [LABELS.managed]: "1", [LABELS.instance]: instance })).map((n) => ({ network: n.name })));
       await client.close();
       await backend.close();
       return left;

@@ -20,5 +20,5 @@ export default {
   jsonReporter: { fileName: "reports/mutation/mutation.json" },
   tempDirName: ".stryker-tmp",
   cleanTempDir: "always",
-  thresholds: { high: 90, low: 80, break: null },
+  thresholds: { high: 90, low: 80, break: 90 },
 };

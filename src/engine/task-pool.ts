@@ -90,10 +90,6 @@ export class TaskPool {
     return this.#byId.get(id);
   }
 
-  keys(): IterableIterator<string> {
-    return this.#byKey.keys();
-  }
-
   all(): Task[] {
     return [...this.#byId.values()];
   }

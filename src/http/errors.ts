@@ -60,10 +60,6 @@ export function failureAnswer(err: unknown, aborted: boolean, log: Logger, reque
   return { answer, code: errorCode(err) };
 }
 
-export function errorResponse(err: unknown, log: Logger): Response {
-  return toResponse(errorAnswer(err, log));
-}
-
 export function errorAnswer(err: unknown, log: Logger): Answer {
   const code = errorCode(err);
   if (err instanceof ExecutorError) {

@@ -10,7 +10,6 @@
  * Node types only, so no `node:` import enters the HTTP layer at run time.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { ClientClosedError } from "../engine/errors.ts";
 import type { Logger } from "../engine/ports.ts";
 import type { Executor } from "../engine/executor.ts";
 import { BodyLimits, type InputBudget } from "./body.ts";
@@ -52,7 +51,7 @@ export function nodeExecute(p: NodeExecuteParts): NodeRoute {
       signal = clientSignal(res);
       answer = await execute(p.executor, await readIncoming(req, limits), signal, requestId);
     } catch (err) {
-      ({ answer, code: errorCode } = failureAnswer(err, err instanceof ClientClosedError || signal?.aborted === true, p.log, requestId));
+      ({ answer, code: errorCode } = failureAnswer(err, signal?.aborted === true, p.log, requestId));
     } finally {
       // The engine is done with the body: what it held of the budget goes back.
       limits.release();

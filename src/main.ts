@@ -169,7 +169,9 @@ export async function createExecutor(config: Config, env: Env, logger: Logger) {
   const client =
     "Deno" in globalThis
       ? new FetchTaskClient({ maxAnswerBytes })
-      : createTaskClient({ maxAnswerBytes, answerTimeout: config.request_timeout * 1000 });
+      : // Undici's own waits are a backstop behind the engine's request timer, never a race with it:
+        // at the same length either could fire first, and a 504 would name the wrong bound.
+        createTaskClient({ maxAnswerBytes, answerTimeout: config.request_timeout * 1000 + 5_000 });
   const executor = await Executor.create({
     backend,
     client,

@@ -8,7 +8,7 @@ import { InputBudget, type BodyLimits } from "./body.ts";
 import { envelope, failureAnswer, toResponse } from "./errors.ts";
 import { mountExecute } from "./execute-route.ts";
 import { mountMetrics } from "./metrics-route.ts";
-import { nodeExecute, type NodeExecuteParts, type NodeRoute } from "./node-execute.ts";
+import { nodeRoutes, type NodeRouteParts, type NodeRoute } from "./node-routes.ts";
 import { originCheck, originGuard } from "./origin-guard.ts";
 import { requestIdOf } from "./request-id.ts";
 import { RequestMetrics } from "./request-metrics.ts";
@@ -65,8 +65,8 @@ export function createApp(o: AppOptions): Hono<AppEnv> {
     });
   }
   mountExecute(app, o);
-  const parts: NodeExecuteParts = { executor: o.executor, maxBodyBytes: o.maxBodyBytes, accessLog: o.accessLog === true, log, requests, check, budget };
-  nodeRoutes.set(app, nodeExecute(parts));
+  const parts: NodeRouteParts = { executor: o.executor, maxBodyBytes: o.maxBodyBytes, accessLog: o.accessLog === true, log, requests, check, budget };
+  nodeRouteByApp.set(app, nodeRoutes(parts));
   mountAdmin(app, o);
   mountStatus(app, o);
   mountMetrics(app, o, requests);
@@ -84,14 +84,14 @@ export function createApp(o: AppOptions): Hono<AppEnv> {
   return app;
 }
 
-const nodeRoutes = new WeakMap<Hono<AppEnv>, NodeRoute>();
+const nodeRouteByApp = new WeakMap<Hono<AppEnv>, NodeRoute>();
 
 /**
- * The app's own POST / for Node's http server (node-execute.ts), sharing the app's metrics,
- * input budget and checks; undefined for an app that createApp did not make.
+ * The app's own POST / and GET /health for Node's http server (node-routes.ts), sharing the
+ * app's metrics, input budget and checks; undefined for an app that createApp did not make.
  */
 export function nodeRouteOf(app: Hono<any>): NodeRoute | undefined {
-  return nodeRoutes.get(app);
+  return nodeRouteByApp.get(app);
 }
 
 /**

@@ -1,7 +1,12 @@
-/** Serves the app with Node's http server, with bounds on connections and on slow clients. */
-import { serve } from "@hono/node-server";
+/**
+ * Serves the app with Node's http server, with bounds on connections and on slow clients.
+ * POST / and GET /health are the app's own Node route (node-routes.ts); every other request
+ * goes to Hono through `@hono/node-server`, which is loaded on the first such request: it
+ * brings Node's Web Request and Response, and node:http2, which an executor that only runs
+ * tasks and answers health checks never needs (docs/architecture.md).
+ */
 import type { Hono } from "hono";
-import { createServer, type Server } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import { nodeRouteOf } from "./app.ts";
 
@@ -34,20 +39,19 @@ const OVERLOADED = [
 
 export function listenNode(app: Hono<any>, opts: ListenOptions): Promise<Listening> {
   return new Promise((resolve, reject) => {
-    // POST / of an app from createApp is served on Node's own request and response (node-execute.ts).
     const route = nodeRouteOf(app);
-    const withRoute = ((options: object, listener: (req: any, res: any) => void) =>
-      createServer(options, route ? (req, res) => void (route(req, res) || listener(req, res)) : listener)) as typeof createServer;
-    const server = serve({ fetch: app.fetch, port: opts.port, hostname: opts.hostname, createServer: withRoute }, (info) => {
+    const hono = honoListener(app);
+    const server = createServer(route ? (req, res) => void (route(req, res) || hono(req, res)) : hono);
+    server.listen(opts.port, opts.hostname, () => {
       resolve({
-        port: info.port,
+        port: (server.address() as { port: number }).port,
         close: () =>
           new Promise<void>((done) => {
             server.close(() => done());
-            (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+            server.closeAllConnections();
           }),
       });
-    }) as Server;
+    });
     if (opts.headersTimeoutMs !== undefined) {
       server.headersTimeout = opts.headersTimeoutMs;
       // Node requires requestTimeout >= headersTimeout (0 means none).
@@ -57,6 +61,25 @@ export function listenNode(app: Hono<any>, opts: ListenOptions): Promise<Listeni
     if (opts.maxConnections !== undefined) capConnections(server, opts.maxConnections);
     server.once("error", reject);
   });
+}
+
+type Listener = (req: IncomingMessage, res: ServerResponse) => void;
+
+/** Hands requests to the app through `@hono/node-server`, imported when the first one comes. */
+function honoListener(app: Hono<any>): Listener {
+  let listener: Listener | undefined;
+  let loading: Promise<Listener> | undefined;
+  return (req, res) => {
+    if (listener !== undefined) return void listener(req, res);
+    loading ??= import("@hono/node-server").then((m) => (listener = m.getRequestListener(app.fetch)));
+    loading.then(
+      (l) => l(req, res),
+      (err: unknown) => {
+        res.writeHead(500, { "content-type": "application/json" });
+        res.end(JSON.stringify({ success: false, msg: `Cannot load the HTTP adapter: ${(err as Error).message}`, error: "INTERNAL" }));
+      },
+    );
+  };
 }
 
 /**

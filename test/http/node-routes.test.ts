@@ -1,5 +1,5 @@
 /**
- * POST / on Node's http server is served by the app's own Node route (node-execute.ts), not by
+ * POST / on Node's http server is served by the app's own Node route (node-routes.ts), not by
  * the Hono route. Both must answer alike: each case here goes through both, the Hono route with
  * `app.request()` and the Node route over a real connection, and the answers are compared.
  */
@@ -65,7 +65,7 @@ async function raw(port: number, request: string, opts: { hangUpAfterWrite?: () 
 
 const post = (body: string, headers: Record<string, string> = {}): RequestInit => ({ method: "POST", body, headers: { "content-type": "application/json", ...headers } });
 
-describe.skipIf("Deno" in globalThis)("POST / on Node's http server", () => {
+describe.skipIf("Deno" in globalThis)("POST / and GET /health on Node's http server", () => {
   it("is served by the app's Node route, and every other request by the Hono app", async () => {
     const f = await fakeApp();
     expect(nodeRouteOf(f.app)).toBeTypeOf("function");
@@ -73,10 +73,13 @@ describe.skipIf("Deno" in globalThis)("POST / on Node's http server", () => {
     const ok = await seen(await fetch(`${base}/`, post(JSON.stringify({ id: "echo:1", input: "hi" }))));
     expect(ok).toMatchObject({ status: 200, body: { success: true, msg: "hi" }, type: "application/json" });
     expect(fetched).toEqual([]);
-    await fetch(`${base}/health`);
+    expect(await seen(await fetch(`${base}/health`))).toMatchObject({ status: 200, body: { status: "ok" }, type: "application/json" });
+    expect(fetched).toEqual([]);
+    await fetch(`${base}/health?a=1`);
     await fetch(`${base}/?a=1`, post(JSON.stringify({ id: "echo:1", input: "q" })));
     await fetch(`${base}/`);
-    expect(fetched).toEqual(["GET /health", "POST /", "GET /"]);
+    await fetch(`${base}/health`, { method: "HEAD" });
+    expect(fetched).toEqual(["GET /health", "POST /", "GET /", "HEAD /health"]);
   });
 
   it.each([
@@ -94,6 +97,31 @@ describe.skipIf("Deno" in globalThis)("POST / on Node's http server", () => {
     const viaNode = await seen(await fetch(`${base}/`, post(body, { "x-request-id": "same-1" })));
     expect(viaNode).toEqual(viaHono);
     expect(viaNode.requestId).toBe("same-1");
+  });
+
+  it("answers GET /health as the Hono route does, up and with the engine away, with its request id, checks and metrics", async () => {
+    const f = await fakeApp({ accessLog: true });
+    const { base, fetched } = await serve(f);
+    const get = { headers: { "x-request-id": "h-1" } };
+    const up = await seen(await fetch(`${base}/health`, get));
+    expect(up).toEqual(await seen(await f.app.request("/health", get)));
+    expect(up).toMatchObject({ status: 200, body: { status: "ok" }, requestId: "h-1" });
+    const status = f.executor.engineStatus();
+    f.executor.engineStatus = () => ({ ...status, reachable: false, error: "connect ENOENT /var/run/docker.sock" });
+    const down = await seen(await fetch(`${base}/health`, get));
+    expect(down).toEqual(await seen(await f.app.request("/health", get)));
+    expect(down).toMatchObject({ status: 503, retryAfter: "5", body: { status: "unavailable", msg: "Docker engine unreachable: connect ENOENT /var/run/docker.sock" } });
+    const rebound = await raw(listening!.port, "GET /health HTTP/1.1\r\nHost: attacker.example\r\nConnection: close\r\n\r\n");
+    expect(rebound).toMatch(/^HTTP\/1\.1 403 [\s\S]*"error":"HOST_REFUSED"/);
+    // Only the test's own two app.request() calls reached the Hono app.
+    expect(fetched).toEqual(["GET /health", "GET /health"]);
+    const text = await (await f.app.request("/metrics")).text();
+    const lines = text.split("\n").filter((l) => l.includes('method="GET"') && l.includes('route="/health"') && l.includes("_total"));
+    // Two of each from each route: the Node route's and the Hono route's count in the same series.
+    expect(lines.some((l) => l.includes('status="200"') && l.includes('outcome="ok"') && / 2$/.test(l))).toBe(true);
+    expect(lines.some((l) => l.includes('status="503"') && l.includes('outcome="ENGINE_UNAVAILABLE"') && / 2$/.test(l))).toBe(true);
+    expect(lines.some((l) => l.includes('status="403"') && l.includes('outcome="HOST_REFUSED"') && / 1$/.test(l))).toBe(true);
+    expect(f.logger.records.filter((r) => r.msg === "Request" && r.fields.requestId === "h-1")).toHaveLength(4);
   });
 
   it("makes a request id when the client's is absent or malformed", async () => {

@@ -23,25 +23,32 @@ export interface NodeEngineApiOptions {
   streamConnections?: number;
   /** A short call fails after this long without an answer or body progress, in ms (default 300 s). */
   callTimeoutMs?: number;
+  /** How long a kept-alive socket waits for the next call, in ms (default 10 s). */
+  keepAliveMs?: number;
 }
 
-/** How long a kept-alive socket waits idle for the next call before it closes. */
-const IDLE_MS = 10_000;
-
-/** Keeps sockets alive between calls, up to IDLE_MS (or less when the engine hints less). */
+/** Keeps sockets alive between calls for a while (less when the engine hints less). */
 class CallAgent extends Agent {
+  readonly #idleMs: number;
+
+  constructor(opts: { maxSockets: number; idleMs: number }) {
+    super({ keepAlive: true, maxSockets: opts.maxSockets });
+    this.#idleMs = opts.idleMs;
+  }
+
   override keepSocketAlive(socket: Socket): boolean {
     // Node returns whether to keep the socket; @types/node says void.
     const keep: unknown = super.keepSocketAlive(socket);
     if (!keep) return false;
-    if (socket.timeout === undefined || socket.timeout === 0 || socket.timeout > IDLE_MS) socket.setTimeout(IDLE_MS);
+    // An idle socket that times out is destroyed by the agent.
+    if (!socket.timeout || socket.timeout > this.#idleMs) socket.setTimeout(this.#idleMs);
     return true;
   }
 }
 
 /** An EngineApi over node:http for a unix socket or a plain tcp host. */
 export function nodeEngineApi(host: FetchHost, opts: NodeEngineApiOptions = {}): EngineApi {
-  const calls = new CallAgent({ keepAlive: true, maxSockets: opts.connections ?? 16 });
+  const calls = new CallAgent({ maxSockets: opts.connections ?? 16, idleMs: opts.keepAliveMs ?? 10_000 });
   // One connection per stream: a stream ends by its caller's abort, which destroys the socket.
   const streams = new Agent({ keepAlive: false, maxSockets: opts.streamConnections ?? 256 });
   const target = host.kind === "unix" ? { socketPath: host.socketPath } : { host: host.host, port: host.port };

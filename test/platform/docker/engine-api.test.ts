@@ -109,6 +109,36 @@ describe("EngineApi", () => {
   });
 });
 
+describe("EngineApi over a transport without Web streams", () => {
+  /** An answer that is not a Web Response: its body is a plain async iterable. */
+  function answer(chunks: string[] | null, read: string[] = []) {
+    async function* body(): AsyncGenerator<Uint8Array> {
+      for (const c of chunks ?? []) {
+        read.push(c);
+        yield new TextEncoder().encode(c);
+      }
+    }
+    return { status: 204, statusText: "No Content", body: chunks === null ? null : body(), text: async () => "", json: async () => ({}) };
+  }
+
+  it("reads a short answer's body to its end through the iterable", async () => {
+    const read: string[] = [];
+    const api = new EngineApi({ fetch: async () => answer(["a", "b"], read), baseUrl: "http://h", transport: "t", apiVersion: "1.41" });
+    await api.removeContainer("abc");
+    expect(read).toEqual(["a", "b"]);
+  });
+
+  it("gives an empty async iterable, not a Web stream, for an answer without a body", async () => {
+    const api = new EngineApi({ fetch: async () => answer(null), baseUrl: "http://h", transport: "t", apiVersion: "1.41" });
+    await api.startContainer("abc");
+    const source = await api.logs("abc", { follow: false });
+    expect(source).not.toBeInstanceOf(ReadableStream);
+    const chunks: Uint8Array[] = [];
+    for await (const chunk of source as AsyncIterable<Uint8Array>) chunks.push(chunk);
+    expect(chunks).toEqual([]);
+  });
+});
+
 describe("chooseApiVersion()", () => {
   it("speaks 1.41, or less to an older engine, or the minimum of a newer one", () => {
     expect(chooseApiVersion({ Version: "20.10", ApiVersion: "1.41" })).toBe("1.41");

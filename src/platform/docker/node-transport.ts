@@ -75,7 +75,7 @@ interface Target {
 }
 
 /** One request per call; the answer's body is Node's IncomingMessage itself. */
-export function httpFetch(target: Target): EngineFetch {
+function httpFetch(target: Target): EngineFetch {
   const { timeoutMs, ...where } = target;
   return (url, init) =>
     new Promise((resolve, reject) => {

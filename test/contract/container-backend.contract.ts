@@ -1,6 +1,6 @@
 /**
  * One set of cases for every ContainerBackend: the in-memory fake (unit
- * project) and the real Docker backend (integration project: over fetch on
+ * project) and the real Docker backend (integration project: over node:http on
  * Node, over dockerode, and over Deno's fetch) must agree, so that engine
  * tests on the fake mean something. Every fake behaviour a unit test relies
  * on has a case here: errors, events (die, oom, the end of the stream), an

@@ -2,7 +2,7 @@
  * Under Deno (`deno task test`), the Docker transport speaks HTTP over a unix
  * socket through Deno.createHttpClient: checked against a stand-in engine on
  * a socket in a temporary folder. Skipped under Node, whose transport
- * (undici) test/platform/docker covers.
+ * (node:http) test/platform/docker/node-transport.test.ts covers.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";

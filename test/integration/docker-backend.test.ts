@@ -1,5 +1,5 @@
 /**
- * The Docker backend against the real engine: the shared contract (over fetch
+ * The Docker backend against the real engine: the shared contract (over node:http
  * and over dockerode; pulls from the local registry, OOM events and an engine
  * that goes away are cases there), then what only a real engine can show: the
  * HostConfig that reaches Docker, and a TCP engine that does not answer.
@@ -34,7 +34,7 @@ const outside = {
   removeImage: async (ref: string) => void docker(["image", "rm", "--force", ref]),
 };
 
-containerBackendContract("DockerBackend over fetch", async () => {
+containerBackendContract("DockerBackend over node:http", async () => {
   const backend = await createDockerBackend(process.env);
   const client = new UndiciTaskClient();
   return {

@@ -6,7 +6,7 @@
  * their AbortSignal.
  */
 import type { DockerHost } from "./docker-host.ts";
-import { EngineApi, type FetchLike } from "./engine-api.ts";
+import { EngineApi, type EngineFetch } from "./engine-api.ts";
 
 interface DenoHttpClient {
   close(): void;
@@ -22,7 +22,7 @@ type FetchHost = Exclude<DockerHost, { kind: "dockerode" }>;
 export function denoEngineApi(host: FetchHost, opts: { apiVersion?: string } = {}): EngineApi {
   const deno = (globalThis as unknown as { Deno: DenoNet }).Deno;
   const client = host.kind === "unix" ? deno.createHttpClient({ proxy: { transport: "unix", path: host.socketPath } }) : undefined;
-  const fetchFn: FetchLike = (url, init) => fetch(url, client === undefined ? init : ({ ...init, client } as RequestInit));
+  const fetchFn: EngineFetch = (url, init) => fetch(url, client === undefined ? init : ({ ...init, client } as RequestInit));
   return new EngineApi({
     fetch: fetchFn,
     baseUrl: host.kind === "unix" ? "http://localhost" : host.baseUrl,

@@ -1,19 +1,40 @@
 /**
- * Docker Engine API over an injected `fetch`. Node passes undici's fetch bound
- * to an Agent with `connect.socketPath`; Deno passes fetch with a client from
- * `Deno.createHttpClient`. Nothing here knows which.
+ * Docker Engine API over an injected fetch-shaped function that answers with
+ * the narrow `EngineResponse`. Node passes node:http with `socketPath`
+ * (`node-transport.ts`); Deno passes its fetch with a client from
+ * `Deno.createHttpClient` (`deno-transport.ts`), whose Web Response fits the
+ * same shape. Nothing here knows which.
  */
 import { EngineUnavailableError } from "../../engine/errors.ts";
 import type { ContainerJson, ContainerListJson, DockerApi, Filters, InfoJson, NetworkJson, VersionJson } from "./docker-api.ts";
 import { DockerApiError } from "./docker-api.ts";
-import type { ByteSource } from "./log-demux.ts";
+import { iterateBytes, type ByteSource } from "./log-demux.ts";
 
-export type FetchLike = (url: string, init: RequestInit) => Promise<Response>;
+/** What the API reads of an answer; a Web `Response` has this shape. */
+export interface EngineResponse {
+  status: number;
+  statusText: string;
+  /** The body as it arrives; null when there is none. */
+  body: ByteSource | null;
+  text(): Promise<string>;
+  json(): Promise<unknown>;
+}
+
+export interface EngineRequest {
+  method: string;
+  headers?: Record<string, string>;
+  /** JSON text. */
+  body?: string;
+  signal?: AbortSignal;
+}
+
+/** One request to the engine; rejects when the engine cannot be reached. */
+export type EngineFetch = (url: string, init: EngineRequest) => Promise<EngineResponse>;
 
 export interface EngineApiOptions {
-  fetch: FetchLike;
-  /** For long streams (logs follow, events, pulls); defaults to `fetch`. */
-  streamFetch?: FetchLike;
+  fetch: EngineFetch;
+  /** For long streams (logs follow, events, pulls, attach); defaults to `fetch`. */
+  streamFetch?: EngineFetch;
   /** `http://localhost` for a unix socket, `http://host:port` for tcp. */
   baseUrl: string;
   transport: string;
@@ -137,7 +158,7 @@ export class EngineApi implements DockerApi {
   }
 
   /** One versioned request; non-2xx statuses become DockerApiError. */
-  async call(method: string, path: string, opts: CallOptions = {}): Promise<Response> {
+  async call(method: string, path: string, opts: CallOptions = {}): Promise<EngineResponse> {
     const prefix = await this.#versionPrefix(opts.signal);
     const res = await this.#send(method, prefix + path, opts);
     if (res.status >= 400) throw new DockerApiError(res.status, await errorReason(res));
@@ -162,10 +183,10 @@ export class EngineApi implements DockerApi {
     return `/v${chooseApiVersion((await res.json()) as VersionJson)}`;
   }
 
-  async #send(method: string, path: string, opts: CallOptions): Promise<Response> {
+  async #send(method: string, path: string, opts: CallOptions): Promise<EngineResponse> {
     const url = new URL(this.#opts.baseUrl + path);
     for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
-    const init: RequestInit = { method, signal: opts.signal };
+    const init: EngineRequest = { method, signal: opts.signal };
     if (opts.body !== undefined) {
       init.body = JSON.stringify(opts.body);
       init.headers = { "content-type": "application/json" };
@@ -206,16 +227,22 @@ export function compareVersions(a: string, b: string): number {
   return 0;
 }
 
-function body(res: Response): ReadableStream<Uint8Array> {
-  return res.body ?? new ReadableStream({ start: (c) => c.close() });
+function body(res: EngineResponse): ByteSource {
+  return res.body ?? empty();
 }
+
+// An async iterable, not a Web ReadableStream: Node's web streams stay unloaded.
+async function* empty(): AsyncGenerator<Uint8Array> {}
 
 /** Reads a short body to its end so that the kept-alive connection can be reused. */
-async function drain(res: Response): Promise<void> {
-  await res.arrayBuffer();
+async function drain(res: EngineResponse): Promise<void> {
+  if (res.body === null) return;
+  for await (const _ of iterateBytes(res.body)) {
+    // discard
+  }
 }
 
-async function errorReason(res: Response): Promise<string> {
+async function errorReason(res: EngineResponse): Promise<string> {
   const text = await res.text().catch(() => "");
   try {
     const msg = (JSON.parse(text) as { message?: unknown }).message;

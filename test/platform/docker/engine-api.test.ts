@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { EngineUnavailableError } from "../../../src/engine/errors.ts";
 import { DockerApiError } from "../../../src/platform/docker/docker-api.ts";
-import { chooseApiVersion, EngineApi, imagePath, type FetchLike } from "../../../src/platform/docker/engine-api.ts";
+import { chooseApiVersion, EngineApi, imagePath, type EngineFetch } from "../../../src/platform/docker/engine-api.ts";
 
 interface Call {
   method: string;
@@ -10,9 +10,9 @@ interface Call {
 }
 
 /** A fetch that answers from a table of "METHOD /path" handlers and records the calls. */
-function fakeFetch(routes: Record<string, (url: URL) => Response>): { fetch: FetchLike; calls: Call[] } {
+function fakeFetch(routes: Record<string, (url: URL) => Response>): { fetch: EngineFetch; calls: Call[] } {
   const calls: Call[] = [];
-  const fetch: FetchLike = async (url, init) => {
+  const fetch: EngineFetch = async (url, init) => {
     const u = new URL(url);
     calls.push({ method: init.method ?? "GET", url: u.pathname + u.search, body: init.body as string | undefined });
     const handler = routes[`${init.method ?? "GET"} ${u.pathname}`];
@@ -65,7 +65,7 @@ describe("EngineApi", () => {
   it("says the engine is unavailable when fetch fails, and asks /version again next time", async () => {
     let up = false;
     const calls: string[] = [];
-    const fetch: FetchLike = async (url) => {
+    const fetch: EngineFetch = async (url) => {
       calls.push(new URL(url).pathname);
       if (!up) throw new TypeError("fetch failed", { cause: Object.assign(new Error("connect ECONNREFUSED /x.sock"), { code: "ECONNREFUSED" }) });
       return new URL(url).pathname === "/version" ? version() : Response.json([]);
@@ -81,7 +81,7 @@ describe("EngineApi", () => {
 
   it("rethrows the signal's reason when a request is aborted", async () => {
     const reason = new Error("stop");
-    const fetch: FetchLike = (_url, init) =>
+    const fetch: EngineFetch = (_url, init) =>
       new Promise((_, reject) => {
         const fail = () => reject(new DOMException("aborted", "AbortError"));
         if (init.signal?.aborted) fail();
@@ -96,7 +96,7 @@ describe("EngineApi", () => {
 
   it("uses the stream fetch for follows, events and pulls", async () => {
     const used: string[] = [];
-    const make = (name: string): FetchLike => async () => {
+    const make = (name: string): EngineFetch => async () => {
       used.push(name);
       return new Response("");
     };
@@ -106,6 +106,36 @@ describe("EngineApi", () => {
     await api.events({}, new AbortController().signal);
     await api.pull({ fromImage: "x", tag: "1" });
     expect(used).toEqual(["streams", "calls", "streams", "streams"]);
+  });
+});
+
+describe("EngineApi over a transport without Web streams", () => {
+  /** An answer that is not a Web Response: its body is a plain async iterable. */
+  function answer(chunks: string[] | null, read: string[] = []) {
+    async function* body(): AsyncGenerator<Uint8Array> {
+      for (const c of chunks ?? []) {
+        read.push(c);
+        yield new TextEncoder().encode(c);
+      }
+    }
+    return { status: 204, statusText: "No Content", body: chunks === null ? null : body(), text: async () => "", json: async () => ({}) };
+  }
+
+  it("reads a short answer's body to its end through the iterable", async () => {
+    const read: string[] = [];
+    const api = new EngineApi({ fetch: async () => answer(["a", "b"], read), baseUrl: "http://h", transport: "t", apiVersion: "1.41" });
+    await api.removeContainer("abc");
+    expect(read).toEqual(["a", "b"]);
+  });
+
+  it("gives an empty async iterable, not a Web stream, for an answer without a body", async () => {
+    const api = new EngineApi({ fetch: async () => answer(null), baseUrl: "http://h", transport: "t", apiVersion: "1.41" });
+    await api.startContainer("abc");
+    const source = await api.logs("abc", { follow: false });
+    expect(source).not.toBeInstanceOf(ReadableStream);
+    const chunks: Uint8Array[] = [];
+    for await (const chunk of source as AsyncIterable<Uint8Array>) chunks.push(chunk);
+    expect(chunks).toEqual([]);
   });
 });
 

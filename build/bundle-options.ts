@@ -5,8 +5,10 @@
  *
  * - `undici` and `systeminformation` resolve to `build/slim/*.cjs`, which load
  *   only the modules src/ uses (each package's index loads everything it has:
- *   HTTP/2, zlib, worker_threads, mocks, caches; disks, networks, printers).
+ *   fetch, zlib, worker_threads, mocks, caches; disks, networks, printers).
  *   `checkSlimExports` fails the build when src/ imports a name they lack.
+ * - undici's HTTP/2 client gets `build/slim/no-http2.cjs` for node:http2, so
+ *   neither node:http2 nor the tls and crypto it brings load (~5 MB RSS).
  * - koffi (native) comes from the executable's own asset; see koffi-from-sea.ts.
  */
 import { readFileSync, readdirSync, statSync } from "node:fs";
@@ -46,12 +48,18 @@ export const SLIM: Record<string, string> = {
   systeminformation: join(root, "build/slim/systeminformation.cjs"),
 };
 
+/** What undici's HTTP/2 client gets for node:http2 (it catches the error and goes on without). */
+export const NO_HTTP2 = join(root, "build/slim/no-http2.cjs");
+
 /** The slim entries replace bare `import ... from "undici"` only; the files they load resolve normally. */
 const slimPlugin: Plugin = {
   name: "slim-deps",
   setup(b) {
     const filter = new RegExp(`^(${Object.keys(SLIM).join("|")})$`);
     b.onResolve({ filter }, (args) => ({ path: SLIM[args.path]! }));
+    b.onResolve({ filter: /^(node:)?http2$/ }, (args) =>
+      /[\\/]undici[\\/]lib[\\/]dispatcher[\\/]client-h2\.js$/.test(args.importer) ? { path: NO_HTTP2 } : undefined,
+    );
   },
 };
 

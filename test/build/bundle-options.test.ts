@@ -8,7 +8,8 @@ import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { checkSlimExports, SLIM } from "../../build/bundle-options.ts";
+import { build } from "esbuild";
+import { bundleOptions, checkSlimExports, SLIM } from "../../build/bundle-options.ts";
 
 const require = createRequire(import.meta.url);
 /** A Node to load the entries in (under Deno, process.execPath is deno). */
@@ -43,12 +44,36 @@ describe("slim bundle entries", () => {
     expect(() => checkSlimExports(scratch)).toThrow(/undici\.ProxyAgent .*systeminformation\.diskLayout|systeminformation\.diskLayout.*undici\.ProxyAgent/);
   });
 
-  it("give undici's Pool its request API, and a fetch", () => {
-    const u = require(SLIM.undici!) as { Pool: { prototype: Record<string, unknown> }; Agent: { prototype: Record<string, unknown> }; fetch: unknown; buildConnector: unknown };
+  it("give undici's Pool its request API, and buildConnector", () => {
+    const u = require(SLIM.undici!) as { Pool: { prototype: Record<string, unknown> }; buildConnector: unknown };
     expect(typeof u.Pool.prototype.request).toBe("function");
-    expect(typeof u.Agent.prototype.request).toBe("function");
-    expect(typeof u.fetch).toBe("function");
     expect(typeof u.buildConnector).toBe("function");
+  });
+
+  it("bundle undici's Pool without node:http2, and the Pool still calls over HTTP/1.1", async () => {
+    scratch = mkdtempSync(join(tmpdir(), "meca-slim-"));
+    const entry = join(scratch, "entry.mjs");
+    writeFileSync(
+      entry,
+      [
+        'import { createServer } from "node:http";',
+        'import { Pool } from "undici";',
+        'const server = createServer((req, res) => res.end("pong")).listen(0, "127.0.0.1", async () => {',
+        "  const pool = new Pool(`http://127.0.0.1:${server.address().port}`);",
+        '  const r = await pool.request({ method: "GET", path: "/" });',
+        "  const body = await r.body.text();",
+        "  await pool.close();",
+        "  server.close();",
+        "  console.log(JSON.stringify({ body, modules: process.moduleLoadList }));",
+        "});",
+      ].join("\n"),
+    );
+    const out = join(scratch, "out.cjs");
+    await build({ ...bundleOptions(), entryPoints: [entry], outfile: out, format: "cjs", logLevel: "silent" });
+    const { body, modules } = JSON.parse(execFileSync(NODE, [out], { encoding: "utf8" })) as { body: string; modules: string[] };
+    expect(body).toBe("pong");
+    for (const left of ["http2", "tls", "crypto"]) expect(modules).not.toContain(`NativeModule ${left}`);
+    expect(modules).toContain("NativeModule net");
   });
 
   it("leave out the modules src/ never uses", () => {

@@ -204,6 +204,29 @@ describe("UndiciTaskClient", () => {
     await expect(undici().send({ method: "POST", endpoint: srv.url, path: "/", body: "x", signal: ac.signal })).rejects.toBe(reason);
   });
 
+  it("rejects at once when aborted while waiting for a connection, and the request never reaches the task", async () => {
+    const bodies: string[] = [];
+    let release!: () => void;
+    const srv = await rawServer((socket, request) => {
+      const body = request.slice(request.indexOf("\r\n\r\n") + 4);
+      bodies.push(body);
+      if (body === "a") release = () => answer(socket, 200, body);
+      else answer(socket, 200, body);
+    });
+    const client = undici({ connections: 1 });
+    const first = client.send({ method: "POST", endpoint: srv.url, path: "/", body: "a" });
+    await until(() => bodies.length === 1);
+    const ac = new AbortController();
+    const queued = client.send({ method: "POST", endpoint: srv.url, path: "/", body: "b", signal: ac.signal });
+    const reason = new Error("client went away");
+    ac.abort(reason);
+    await expect(queued).rejects.toBe(reason);
+    release();
+    expect(await first).toEqual({ status: 200, body: "a" });
+    expect(await client.send({ method: "POST", endpoint: srv.url, path: "/", body: "c" })).toEqual({ status: 200, body: "c" });
+    expect(bodies).toEqual(["a", "c"]);
+  });
+
   it("forget() closes the connections to that endpoint only", async () => {
     const a = await rawServer(echo);
     const b = await rawServer(echo);

@@ -20,6 +20,7 @@ import { hostRoutes, poolConflict } from "./platform/docker/subnet-pool.ts";
 import { SystemHostProbe } from "./platform/host.ts";
 import { FetchTaskClient } from "./platform/fetch-task-client.ts";
 import { loadNvml } from "./platform/nvml.ts";
+import { startIdleGc } from "./platform/idle-gc.ts";
 import { createTaskClient } from "./platform/task-client.ts";
 
 const HELP = `meca-executor ${pkg.version}: runs MECA task images as warm Docker containers
@@ -138,11 +139,13 @@ async function serve(config: Config, configFile: string | undefined, env: Env, l
   }
   const listening: Listening = await listenAll(app, { hosts, port: config.port, config });
   log.info("Listening", { hosts, port: listening.port });
+  const stopIdleGc = startIdleGc({ served: () => executor.metrics.served.value });
 
   let stopping: Promise<void> | undefined;
   const stop = (why: string) =>
     (stopping ??= (async () => {
       log.info("Stopping: removing every task container", { reason: why });
+      stopIdleGc();
       await executor.shutdown();
       await listening.close();
       await client.close();

@@ -45,9 +45,7 @@ export const DEFAULT_MEM_MB = 128;
 
 /** Turns an intent into a spec, refusing at once what can never run here. */
 export function resolveSpec(intent: TaskIntent, limits: SpecLimits): TaskSpec {
-  const ref = parseImageRef(intent.image);
-  if ("error" in ref) throw new BadRequestError(`Field "id" ${ref.error}: "${truncate(intent.image)}"`, { field: "id", code: "INVALID_IMAGE" });
-  const image = normalizeImageRef(ref);
+  const image = normalizedImage(intent.image);
   if (!imageAllowed(image, limits.allowedImages) && !imageAllowed(intent.image, limits.allowedImages)) {
     throw new ForbiddenError(`Image "${intent.image}" is not in allowed_images`, "IMAGE_NOT_ALLOWED");
   }
@@ -91,7 +89,27 @@ export function resolveSpec(intent: TaskIntent, limits: SpecLimits): TaskSpec {
 
 /** The key of one warm container. */
 export function taskKey(spec: TaskSpec): string {
-  return [spec.image, spec.runtimeKind, spec.runtime ?? "", spec.cpuTenths, spec.memMB, spec.gpuCount, spec.sgx ? "sgx" : ""].join("|");
+  return `${spec.image}|${spec.runtimeKind}|${spec.runtime ?? ""}|${spec.cpuTenths}|${spec.memMB}|${spec.gpuCount}|${spec.sgx ? "sgx" : ""}`;
+}
+
+/** Image references as clients wrote them → their normalized form: every warm request names its image again. */
+const normalized = new Map<string, string>();
+const NORMALIZED_MAX = 1024;
+
+/** The normalized image of a valid reference (remembered); a malformed one is refused every time. */
+function normalizedImage(raw: string): string {
+  let image = normalized.get(raw);
+  // Stryker disable next-line ConditionalExpression,EqualityOperator: parsing again gives the same image; the memo only saves the work
+  if (image === undefined) {
+    const ref = parseImageRef(raw);
+    if ("error" in ref) throw new BadRequestError(`Field "id" ${ref.error}: "${truncate(raw)}"`, { field: "id", code: "INVALID_IMAGE" });
+    image = normalizeImageRef(ref);
+    // Stryker disable all: the memo only saves work and its bound only caps memory; without either, the same answers
+    if (normalized.size >= NORMALIZED_MAX) normalized.clear();
+    normalized.set(raw, image);
+    // Stryker restore all
+  }
+  return image;
 }
 
 /** 64-bit FNV-1a of the key, as 16 hex digits: stable, synchronous, Web-standard. */

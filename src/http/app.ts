@@ -7,12 +7,12 @@ import { mountAdmin } from "./admin-routes.ts";
 import { InputBudget, type BodyLimits } from "./body.ts";
 import { envelope, failureAnswer, toResponse } from "./errors.ts";
 import { mountExecute } from "./execute-route.ts";
-import { mountMetrics } from "./metrics-route.ts";
+import { metricsRead } from "./metrics-route.ts";
 import { nodeRoutes, type NodeRouteParts, type NodeRoute } from "./node-routes.ts";
 import { originCheck, originGuard } from "./origin-guard.ts";
 import { requestIdOf } from "./request-id.ts";
 import { RequestMetrics } from "./request-metrics.ts";
-import { mountStatus } from "./status-routes.ts";
+import { mountReads, statusReads } from "./status-routes.ts";
 
 export interface AppOptions {
   executor: Executor;
@@ -65,11 +65,11 @@ export function createApp(o: AppOptions): Hono<AppEnv> {
     });
   }
   mountExecute(app, o);
-  const parts: NodeRouteParts = { executor: o.executor, maxBodyBytes: o.maxBodyBytes, accessLog: o.accessLog === true, log, requests, check, budget };
+  const reads = { ...statusReads(o), "/metrics": metricsRead(o, requests) };
+  const parts: NodeRouteParts = { executor: o.executor, maxBodyBytes: o.maxBodyBytes, accessLog: o.accessLog === true, log, requests, check, budget, reads };
   nodeRouteByApp.set(app, nodeRoutes(parts));
   mountAdmin(app, o);
-  mountStatus(app, o);
-  mountMetrics(app, o, requests);
+  mountReads(app, reads);
   app.notFound((c) => {
     c.set("errorCode", "NOT_FOUND");
     return envelope(404, `No route for ${c.req.method} ${c.req.path.slice(0, 200)}`, "NOT_FOUND", { "x-request-id": c.get("requestId") ?? "" });
@@ -87,7 +87,7 @@ export function createApp(o: AppOptions): Hono<AppEnv> {
 const nodeRouteByApp = new WeakMap<Hono<AppEnv>, NodeRoute>();
 
 /**
- * The app's own POST / and GET /health for Node's http server (node-routes.ts), sharing the
+ * The app's own POST / and read-only GETs for Node's http server (node-routes.ts), sharing the
  * app's metrics, input budget and checks; undefined for an app that createApp did not make.
  */
 export function nodeRouteOf(app: Hono<any>): NodeRoute | undefined {

@@ -3,22 +3,23 @@
  * numbers in Prometheus text format. Read from the same sources as /stats
  * and /tasks, so the numbers agree.
  */
-import type { Hono } from "hono";
 import type { EngineMetrics, MetricsSnapshot } from "../engine/metrics.ts";
-import type { AppEnv, AppOptions } from "./app.ts";
+import type { AppOptions } from "./app.ts";
 import { PROMETHEUS_CONTENT_TYPE, PromText } from "./prometheus.ts";
 import type { RequestMetrics } from "./request-metrics.ts";
+import type { Read } from "./status-routes.ts";
 
 const MB = 1024 * 1024;
 
-export function mountMetrics(app: Hono<AppEnv>, o: AppOptions, requests: RequestMetrics): void {
-  app.get("/metrics", (c) => {
+/** GET /metrics, as plain parts (status-routes.ts mounts it; the Node route serves it too). */
+export function metricsRead(o: Pick<AppOptions, "executor">, requests: RequestMetrics): Read {
+  return () => {
     const p = new PromText();
     renderRequests(p, requests);
     renderEngine(p, o.executor.metrics);
     renderGauges(p, o.executor.metricsSnapshot());
-    return c.body(p.toString(), 200, { "content-type": PROMETHEUS_CONTENT_TYPE });
-  });
+    return { answer: { status: 200, body: p.toString(), headers: { "content-type": PROMETHEUS_CONTENT_TYPE } } };
+  };
 }
 
 function renderRequests(p: PromText, requests: RequestMetrics): void {

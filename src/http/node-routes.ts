@@ -1,14 +1,15 @@
 /**
- * POST / and GET /health served straight from Node's http server, beside the
- * Hono app that serves everything else (and these two under Deno and
- * `app.request()`). POST / is the executor's reason to be, and on it a Web
- * Request and Response per request (URL, Headers, the app's context and
- * middleware chain) cost as much as the forward itself. GET /health is what
- * health checks poll. Neither needs a Web Request or Response, so an executor
- * that serves only these never loads them, nor Hono's Node adapter: about
- * 16 MB less resident memory (docs/architecture.md). Both run the same steps
- * as the app, through the same functions: request id, origin and host check,
- * body limits and the input budget, validation, the engine call, the error
+ * POST / and the read-only GETs (/health, /stats, /tasks, /metrics) served
+ * straight from Node's http server, beside the Hono app that serves the admin
+ * routes (and all of these under Deno and `app.request()`). POST / is the
+ * executor's reason to be, and on it a Web Request and Response per request
+ * (URL, Headers, the app's context and middleware chain) cost as much as the
+ * forward itself. The GETs are what health checks, the desktop app and
+ * Prometheus poll. None needs a Web Request or Response, so an executor that
+ * serves only these never loads them, nor Hono's Node adapter: about 16 MB
+ * less resident memory (docs/architecture.md). They run the same steps as the
+ * app, through the same functions: request id, origin and host check, body
+ * limits and the input budget, validation, the engine call, the error
  * envelope, request metrics and the access line.
  * Node types only, so no `node:` import enters the HTTP layer at run time.
  */
@@ -22,9 +23,9 @@ import { clientSignal, readIncoming } from "./node-body.ts";
 import { checkNodeRequest, type OriginCheck } from "./origin-guard.ts";
 import { requestIdOf } from "./request-id.ts";
 import type { RequestMetrics, RouteStats } from "./request-metrics.ts";
-import { healthAnswer } from "./status-routes.ts";
+import type { Read } from "./status-routes.ts";
 
-/** Serves the request when it is `POST /` or `GET /health` and returns true; else false, and the app serves it. */
+/** Serves the request when it is `POST /` or one of the reads, and returns true; else false, and the app serves it. */
 export type NodeRoute = (req: IncomingMessage, res: ServerResponse) => boolean;
 
 export interface NodeRouteParts {
@@ -36,12 +37,14 @@ export interface NodeRouteParts {
   requests: RequestMetrics;
   check: OriginCheck;
   budget: InputBudget | undefined;
+  /** The read-only GETs by exact path (status-routes.ts, metrics-route.ts), as the app mounts them. */
+  reads: Record<string, Read>;
 }
 
 export function nodeRoutes(p: NodeRouteParts): NodeRoute {
   // Made on the first request, as the app's middleware makes a route's series.
   let stats: RouteStats | undefined;
-  let healthStats: RouteStats | undefined;
+  const readStats = new Map<string, RouteStats>();
   const access = { log: p.log, accessLog: p.accessLog };
 
   const serve = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -65,33 +68,40 @@ export function nodeRoutes(p: NodeRouteParts): NodeRoute {
     p.requests.record((stats ??= p.requests.route("POST", "/")), { status: answer.status, errorCode, t0, requestId, method: "POST", path: "/" }, access);
   };
 
-  const health = (req: IncomingMessage, res: ServerResponse): void => {
+  const read = async (req: IncomingMessage, res: ServerResponse, path: string, run: Read): Promise<void> => {
     const t0 = performance.now();
     const requestId = requestIdOf(req.headers["x-request-id"]);
     let answer: Answer;
     let errorCode: string | undefined;
     try {
       checkNodeRequest(p.check, req);
-      ({ answer, code: errorCode } = healthAnswer(p.executor));
+      ({ answer, code: errorCode } = await run());
     } catch (err) {
       ({ answer, code: errorCode } = failureAnswer(err, false, p.log, requestId));
     }
     answer.headers["x-request-id"] = requestId;
     write(res, answer);
-    p.requests.record((healthStats ??= p.requests.route("GET", "/health")), { status: answer.status, errorCode, t0, requestId, method: "GET", path: "/health" }, access);
+    let routeStats = readStats.get(path);
+    if (routeStats === undefined) readStats.set(path, (routeStats = p.requests.route("GET", path)));
+    p.requests.record(routeStats, { status: answer.status, errorCode, t0, requestId, method: "GET", path }, access);
+  };
+
+  const defect = (err: unknown, res: ServerResponse) => {
+    // Only a defect gets here (every request error is answered above): no answer can follow.
+    p.log.error("Unexpected error", { error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+    res.destroy();
   };
 
   return (req, res) => {
-    if (req.url === "/health" && req.method === "GET") {
-      health(req, res);
+    const url = req.url ?? "";
+    if (req.method === "GET") {
+      const run = Object.hasOwn(p.reads, url) ? p.reads[url] : undefined;
+      if (run === undefined) return false;
+      read(req, res, url, run).catch((err: unknown) => defect(err, res));
       return true;
     }
-    if (req.method !== "POST" || req.url !== "/") return false;
-    serve(req, res).catch((err: unknown) => {
-      // Only a defect gets here (every request error is answered above): no answer can follow.
-      p.log.error("Unexpected error", { error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
-      res.destroy();
-    });
+    if (req.method !== "POST" || url !== "/") return false;
+    serve(req, res).catch((err: unknown) => defect(err, res));
     return true;
   };
 }

@@ -1,4 +1,4 @@
-/** GET /health, /stats, /tasks. */
+/** GET /health, /stats, /tasks: what they answer, for the Hono app and the Node route alike. */
 import type { Hono } from "hono";
 import type { Executor } from "../engine/executor.ts";
 import type { AppEnv, AppOptions } from "./app.ts";
@@ -12,14 +12,27 @@ export function healthAnswer(executor: Pick<Executor, "engineStatus">): { answer
   return { answer: { status: 503, body, headers: { "content-type": "application/json", "retry-after": "5" } }, code: "ENGINE_UNAVAILABLE" };
 }
 
-export function mountStatus(app: Hono<AppEnv>, o: AppOptions): void {
-  app.get("/health", (c) => {
-    const { answer, code } = healthAnswer(o.executor);
-    if (code !== undefined) c.set("errorCode", code);
-    return c.body(answer.body, answer.status as 200 | 503, answer.headers);
-  });
+/** A read-only GET route as plain parts: served by the Hono app, and on Node by the Node route too. */
+export type Read = () => { answer: Answer; code?: string } | Promise<{ answer: Answer; code?: string }>;
 
-  app.get("/stats", async (c) => c.json(await o.executor.stats()));
+const json = (value: unknown): { answer: Answer } => ({ answer: { status: 200, body: JSON.stringify(value), headers: { "content-type": "application/json" } } });
 
-  app.get("/tasks", (c) => c.json({ network: o.placement, tasks: o.executor.tasks() }));
+/** GET /health, /stats and /tasks. */
+export function statusReads(o: Pick<AppOptions, "executor" | "placement">): Record<string, Read> {
+  return {
+    "/health": () => healthAnswer(o.executor),
+    "/stats": async () => json(await o.executor.stats()),
+    "/tasks": () => json({ network: o.placement, tasks: o.executor.tasks() }),
+  };
+}
+
+/** Mounts `reads` on the Hono app, each answering its plain parts. */
+export function mountReads(app: Hono<AppEnv>, reads: Record<string, Read>): void {
+  for (const [path, read] of Object.entries(reads)) {
+    app.get(path, async (c) => {
+      const { answer, code } = await read();
+      if (code !== undefined) c.set("errorCode", code);
+      return c.body(answer.body, answer.status as 200, answer.headers);
+    });
+  }
 }

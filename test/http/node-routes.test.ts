@@ -124,6 +124,24 @@ describe.skipIf("Deno" in globalThis)("POST / and GET /health on Node's http ser
     expect(f.logger.records.filter((r) => r.msg === "Request" && r.fields.requestId === "h-1")).toHaveLength(4);
   });
 
+  it("serves /stats, /tasks and /metrics on the Node route too, as the Hono app does, and leaves the admin routes to Hono", async () => {
+    const f = await fakeApp();
+    const { base, fetched } = await serve(f);
+    await fetch(`${base}/`, post(JSON.stringify({ id: "echo:1", input: "x" })));
+    for (const path of ["/stats", "/tasks"]) {
+      const viaNode = await seen(await fetch(`${base}${path}`, { headers: { "x-request-id": "r-1" } }));
+      expect(viaNode).toEqual(await seen(await f.app.request(path, { headers: { "x-request-id": "r-1" } })));
+      expect(viaNode).toMatchObject({ status: 200, type: "application/json", requestId: "r-1" });
+    }
+    const metrics = await fetch(`${base}/metrics`);
+    expect(metrics.headers.get("content-type")).toBe((await f.app.request("/metrics")).headers.get("content-type"));
+    const text = await metrics.text();
+    expect(text).toMatch(/meca_http_requests_total\{method="GET",route="\/stats",status="200",outcome="ok"\} 2/);
+    expect(fetched).toEqual(["GET /stats", "GET /tasks", "GET /metrics"]); // the test's own app.request() calls only
+    expect((await fetch(`${base}/pause`, { method: "POST" })).status).toBe(200);
+    expect(fetched.at(-1)).toBe("POST /pause");
+  });
+
   it("makes a request id when the client's is absent or malformed", async () => {
     const f = await fakeApp();
     const { base } = await serve(f);

@@ -1,9 +1,9 @@
 /**
  * Serves the app with Node's http server, with bounds on connections and on slow clients.
- * POST / and GET /health are the app's own Node route (node-routes.ts); every other request
- * goes to Hono through `@hono/node-server`, which is loaded on the first such request: it
- * brings Node's Web Request and Response, and node:http2, which an executor that only runs
- * tasks and answers health checks never needs (docs/architecture.md).
+ * POST / and the read-only GETs are the app's own Node route (node-routes.ts); every other
+ * request goes to Hono through `@hono/node-server`, which is loaded on the first such request:
+ * it brings Node's Web Request and Response, and node:http2, which an executor that only runs
+ * tasks and answers polls never needs (docs/architecture.md).
  */
 import type { Hono } from "hono";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";

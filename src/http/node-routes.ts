@@ -44,7 +44,6 @@ export interface NodeRouteParts {
 export function nodeRoutes(p: NodeRouteParts): NodeRoute {
   // Made on the first request, as the app's middleware makes a route's series.
   let stats: RouteStats | undefined;
-  const readStats = new Map<string, RouteStats>();
   const access = { log: p.log, accessLog: p.accessLog };
 
   const serve = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -81,9 +80,7 @@ export function nodeRoutes(p: NodeRouteParts): NodeRoute {
     }
     answer.headers["x-request-id"] = requestId;
     write(res, answer);
-    let routeStats = readStats.get(path);
-    if (routeStats === undefined) readStats.set(path, (routeStats = p.requests.route("GET", path)));
-    p.requests.record(routeStats, { status: answer.status, errorCode, t0, requestId, method: "GET", path }, access);
+    p.requests.record(p.requests.route("GET", path), { status: answer.status, errorCode, t0, requestId, method: "GET", path }, access);
   };
 
   const defect = (err: unknown, res: ServerResponse) => {

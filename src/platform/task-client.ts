@@ -183,9 +183,7 @@ class Answer {
   }
 
   onResponseEnd(): void {
-    if (this.#settled) return;
-    this.#settled = true;
-    this.#req.signal?.removeEventListener("abort", this);
+    if (!this.#settle()) return;
     const c = this.#chunks;
     const body = c.length === 1 ? c[0]!.toString("utf8") : Buffer.concat(c, this.#size).toString("utf8");
     this.#resolve({ status: this.#status ?? 0, body });
@@ -204,11 +202,17 @@ class Answer {
   }
 
   #fail(err: unknown): void {
-    if (this.#settled) return;
-    this.#settled = true;
+    if (!this.#settle()) return;
     this.#chunks.length = 0;
-    this.#req.signal?.removeEventListener("abort", this);
     this.#reject(err);
+  }
+
+  /** True the first time only: the answer is decided, and the signal no longer needs this listener. */
+  #settle(): boolean {
+    if (this.#settled) return false;
+    this.#settled = true;
+    this.#req.signal?.removeEventListener("abort", this);
+    return true;
   }
 }
 

@@ -16,6 +16,7 @@ export type ErrorKind =
   | "unavailable" // 503: try again later (Retry-After)
   | "task_failed" // 502: the task crashed, never got ready or answered >= 400
   | "task_timeout" // 504
+  | "insufficient_storage" // 507: the task wrote more to its disk than its bound
   | "internal"; // 500: a defect
 
 export class ExecutorError extends Error {
@@ -109,6 +110,20 @@ export class PausedError extends ExecutorError {
 export class NoCapacityError extends ExecutorError {
   constructor(message: string, retryAfter = 1) {
     super("unavailable", "NO_CAPACITY", message, { retryAfter });
+  }
+}
+
+/** The engine's data root has less free space than `min_free_disk_mb`: no new task starts. */
+export class DiskLowError extends ExecutorError {
+  constructor(freeMB: number, minMB: number) {
+    super("unavailable", "DISK_LOW", `Cannot start a task: the Docker engine's data root has ${freeMB} MB free, less than min_free_disk_mb (${minMB} MB)`, { retryAfter: 30 });
+  }
+}
+
+/** A task's writable layer grew past `task_disk_mb`; the task was removed. */
+export class TaskDiskExceededError extends ExecutorError {
+  constructor(image: string, usedMB: number, boundMB: number) {
+    super("insufficient_storage", "TASK_DISK_EXCEEDED", `Task "${image}" wrote ${usedMB} MB to its disk, more than task_disk_mb (${boundMB} MB); it was removed`);
   }
 }
 

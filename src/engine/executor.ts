@@ -8,7 +8,8 @@ import { BadRequestError, PausedError } from "./errors.ts";
 import { forwardToTask, TaskGoneError, type ForwardContext } from "./forward.ts";
 import { pickEvictions } from "./policy.ts";
 import { Ledger } from "./ledger.ts";
-import type { Clock, ContainerBackend, GpuProbe, HostProbe, Logger, TaskClient } from "./ports.ts";
+import type { Clock, ContainerBackend, DiskProbe, GpuProbe, HostProbe, Logger, TaskClient } from "./ports.ts";
+import { DiskGuard } from "./disk-guard.ts";
 import { clipCapacity, type EngineSettings, type SettingsUpdate } from "./settings.ts";
 import { GpuMonitor } from "./gpu-monitor.ts";
 import { EngineWatch } from "./engine-watch.ts";
@@ -32,6 +33,8 @@ export interface ExecutorDeps {
   checkSgx?: (sgx: EngineSettings["sgx"]) => Promise<string | undefined>;
   /** The executor's own container, when it runs in one: it joins each task's network. */
   selfContainer?: string;
+  /** The engine's disk: each task's layer (when the executor holds the disk bound) and the free space. */
+  disk?: DiskProbe;
 }
 
 /** What POST /update-config did: the settings now, and each field that changed. */
@@ -51,6 +54,7 @@ export class Executor {
   #gpu: GpuMonitor;
   #watch: EngineWatch;
   #cleaner: IdleCleaner;
+  #diskGuard?: DiskGuard;
   #paused = false;
   #pausing?: Promise<void>;
   #inFlight = 0;
@@ -65,12 +69,13 @@ export class Executor {
     this.#log = deps.logger.child({ component: "executor" });
     this.#ledger = new Ledger({ cpuTenths: 0, memMB: 0, gpus: [] });
     const settings = () => this.#s;
-    this.#pool = new TaskPool({ backend: deps.backend, client: deps.client, clock: deps.clock, logger: deps.logger, ledger: this.#ledger, settings, metrics: this.metrics, gpuIds: (indexes) => this.#gpu.uuids(indexes), selfContainer: deps.selfContainer });
+    this.#pool = new TaskPool({ backend: deps.backend, client: deps.client, clock: deps.clock, logger: deps.logger, ledger: this.#ledger, settings, metrics: this.metrics, gpuIds: (indexes) => this.#gpu.uuids(indexes), selfContainer: deps.selfContainer, disk: deps.disk });
     this.#admission = new Admission({ ledger: this.#ledger, pool: this.#pool, clock: deps.clock, settings, launch: (t) => void this.#launch(t), metrics: this.metrics });
     const freed = () => this.#admission.run();
     this.#gpu = new GpuMonitor({ ledger: this.#ledger, clock: deps.clock, logger: deps.logger, settings, freed });
     this.#watch = new EngineWatch({ backend: deps.backend, pool: this.#pool, clock: deps.clock, logger: deps.logger, settings, freed });
     this.#cleaner = new IdleCleaner({ pool: this.#pool, clock: deps.clock, logger: deps.logger, settings, metrics: this.metrics, freed });
+    if (deps.disk) this.#diskGuard = new DiskGuard({ pool: this.#pool, disk: deps.disk, clock: deps.clock, logger: deps.logger, settings, metrics: this.metrics, freed });
     this.#forwardCtx = { client: deps.client, backend: deps.backend, clock: deps.clock, pool: this.#pool, settings, served: this.metrics.served };
   }
 
@@ -82,6 +87,7 @@ export class Executor {
     ex.#applyCapacity();
     ex.#watch.start();
     ex.#cleaner.start();
+    ex.#diskGuard?.start();
     return ex;
   }
 
@@ -199,6 +205,7 @@ export class Executor {
     await this.#pool.close();
     this.#watch.stop();
     this.#cleaner.stop();
+    this.#diskGuard?.stop();
     this.#gpu.disable();
   }
 
@@ -217,12 +224,25 @@ export class Executor {
   }
 
   tasks(): TaskInfo[] {
-    return snapshotTasks(this.#pool.all(), (t) => {
+    const networkOf = (t: Task) => {
       const own = this.#pool.network(t);
       if (own) return { name: own.name, subnet: own.subnet, isolated: true };
       if (this.#s.isolate) return { name: "", isolated: true }; // its network comes with its start
       return { name: this.#s.network || "published", isolated: false };
-    });
+    };
+    return snapshotTasks(this.#pool.all(), { networkOf, diskMB: (t) => this.#diskGuard?.usedMB(t.id) });
+  }
+
+  /** The disk bound of each task and who holds it, for GET /tasks. */
+  diskStatus(): { task_disk_mb: number; held_by: "engine" | "executor" | "none"; check_interval_s?: number; min_free_disk_mb: number } {
+    const s = this.#s;
+    const held_by = s.taskDiskMB === 0 || !this.#d.disk ? "none" : this.#d.disk.enforcedByEngine() ? "engine" : "executor";
+    return {
+      task_disk_mb: s.taskDiskMB,
+      held_by,
+      ...(held_by === "executor" ? { check_interval_s: s.diskCheckIntervalMs / 1000 } : {}),
+      min_free_disk_mb: s.minFreeDiskMB,
+    };
   }
 
   /** The gauges GET /metrics reports, read now. */

@@ -3,7 +3,7 @@
  * refusals right after the ready mark are retried within the ready timeout;
  * a container found dead means nothing reached it, so the caller may retry once.
  */
-import { TaskConnectError, TaskFailedError, TaskTimeoutError } from "./errors.ts";
+import { TaskConnectError, TaskDiskExceededError, TaskFailedError, TaskTimeoutError } from "./errors.ts";
 import type { Counter } from "./metrics.ts";
 import type { Clock, ContainerBackend, TaskClient } from "./ports.ts";
 import type { EngineSettings } from "./settings.ts";
@@ -75,6 +75,9 @@ export async function forwardToTask(task: Task, input: string, signal: AbortSign
       }
     }
   } catch (e) {
+    // Removed for writing past its disk bound: that is why its requests failed, whatever the socket said.
+    const removedFor = task.abort.signal.reason;
+    if (removedFor instanceof TaskDiskExceededError) throw removedFor;
     if (timedOut && !signal?.aborted) {
       throw new TaskTimeoutError(`Task "${image}" did not answer within the request timeout of ${s.requestTimeoutMs / 1000} s`);
     }

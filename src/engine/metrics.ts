@@ -63,6 +63,10 @@ export class EngineMetrics {
   readonly evictions = new Counter();
   /** Tasks removed after `timeout` idle minutes. */
   readonly idleRemovals = new Counter();
+  /** Tasks removed because their writable layer grew past task_disk_mb. */
+  readonly diskExceeded = new Counter();
+  /** Starts refused because the engine's data root had less free space than min_free_disk_mb. */
+  readonly diskLow = new Counter();
   /** Starts that had to wait in the queue for capacity. */
   readonly queued = new Counter();
   /** Queued starts refused after the queue timeout. */

@@ -86,7 +86,27 @@ export interface ContainerSpec {
   capDrop?: string[];
   /** Open-files limit, soft and hard. */
   nofile?: number;
+  /**
+   * Bound on the writable layer; the backend asks the engine to enforce it (StorageOpt size) where
+   * the storage driver can, and says so in DiskProbe.enforcedByEngine(). Unset: unbounded.
+   */
+  diskBytes?: number;
+  /** Size of /dev/shm (a tmpfs, charged to the container's memory). */
+  shmBytes?: number;
   privileged: false;
+}
+
+/**
+ * The disk the tasks write to, as the executor sees it. Both reads are cheap enough to run every
+ * few seconds per task; neither throws (an engine error is an undefined reading).
+ */
+export interface DiskProbe {
+  /** true while the engine enforces ContainerSpec.diskBytes itself; false: the executor must measure. */
+  enforcedByEngine(): boolean;
+  /** Bytes of disk a container's writable layer holds now; undefined when it cannot be read. */
+  layerBytes(containerId: string): Promise<number | undefined>;
+  /** Free MB on the filesystem of the engine's data root; undefined when the executor cannot see it. */
+  freeMB(): Promise<number | undefined>;
 }
 
 /** A bridge network of one task's own (see docs/architecture.md, "Isolation"). */
@@ -94,6 +114,8 @@ export interface NetworkSpec {
   name: string;
   /** IPv4 CIDR, e.g. "10.201.0.16/28"; the engine takes its first address as the gateway. */
   subnet: string;
+  /** The bridge's interface name on the host (`com.docker.network.bridge.name`), at most 15 characters. */
+  bridge?: string;
   /** No route out of the network: Docker's `Internal` flag. */
   internal: boolean;
   labels: Record<string, string>;

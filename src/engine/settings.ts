@@ -22,6 +22,15 @@ export interface EngineSettings {
   capDrop: readonly string[];
   /** Open-files limit of every task container. */
   nofile: number;
+  /**
+   * Most MB a task may write to its own filesystem (its writable layer); 0: unbounded. Held by the
+   * engine where its storage driver can (DiskProbe.enforcedByEngine), else by the executor, which
+   * measures each task's layer every `diskCheckIntervalMs` (docs/architecture.md, "The host's own resources").
+   */
+  taskDiskMB: number;
+  diskCheckIntervalMs: number;
+  /** No task starts while the engine's data root has less free space than this; 0: no guard. */
+  minFreeDiskMB: number;
   /** Label value that tells this executor's containers from another's on the same engine. */
   instance: string;
   readyTimeoutMs: number;

@@ -76,9 +76,14 @@ export interface TaskInfo {
   container_id: string | null;
   /** Where the task is reached: its own network's name and subnet, a shared network, or "published". */
   network: { name: string; subnet?: string; isolated: boolean };
+  /** MB its writable layer held at the executor's last disk check; null where the executor does not measure it. */
+  disk_mb: number | null;
 }
 
-export function snapshotTasks(tasks: readonly Task[], networkOf: (t: Task) => TaskInfo["network"]): TaskInfo[] {
+export function snapshotTasks(
+  tasks: readonly Task[],
+  o: { networkOf: (t: Task) => TaskInfo["network"]; diskMB?: (t: Task) => number | undefined },
+): TaskInfo[] {
   return tasks.map((t) => ({
     key: t.key,
     name: t.name,
@@ -95,7 +100,8 @@ export function snapshotTasks(tasks: readonly Task[], networkOf: (t: Task) => Ta
     served: t.served,
     last_used: new Date(t.lastUsed).toISOString(),
     container_id: t.containerId ?? null,
-    network: networkOf(t),
+    network: o.networkOf(t),
+    disk_mb: o.diskMB?.(t) ?? null,
   }));
 }
 

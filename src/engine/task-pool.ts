@@ -3,11 +3,11 @@
  * removing one (returning its reservation at once), reacting to container
  * events, and finding containers an earlier executor left behind.
  */
-import { ExecutorError, InternalError, TaskStartError } from "./errors.ts";
+import { DiskLowError, ExecutorError, InternalError, TaskDiskExceededError, TaskStartError } from "./errors.ts";
 import type { Ledger, Reservation } from "./ledger.ts";
 import type { EngineMetrics } from "./metrics.ts";
 import type { TaskView } from "./policy.ts";
-import type { Clock, ContainerBackend, ContainerEvent, Logger, TaskClient } from "./ports.ts";
+import type { Clock, ContainerBackend, ContainerEvent, DiskProbe, Logger, TaskClient } from "./ports.ts";
 import { LABELS, type EngineSettings } from "./settings.ts";
 import { Task } from "./task.ts";
 import { containerName, type TaskSpec } from "./task-spec.ts";
@@ -28,6 +28,8 @@ export interface TaskPoolDeps {
   gpuIds?: (indexes: readonly number[]) => string[];
   /** The executor's own container, which joins each task's network; undefined on a host. */
   selfContainer?: string;
+  /** The engine's disk: no start while its free space is under min_free_disk_mb. */
+  disk?: DiskProbe;
 }
 
 /** How a launch ended: ready, failed (with the error waiters get), or removed while starting. */
@@ -119,6 +121,7 @@ export class TaskPool {
     const started = this.#d.clock.now();
     const reservation = task.reservation!;
     try {
+      await this.#checkFreeDisk(s.minFreeDiskMB);
       await this.#ensureImage(task.spec.image, log, signal);
       signal.throwIfAborted();
       const net = this.#networks ? await this.#networks.acquire(signal) : undefined;
@@ -129,7 +132,7 @@ export class TaskPool {
       if (!task.apply({ type: "created", containerId: id }).ok) {
         // Removed while create() ran: the container is ours to remove.
         await this.#track(this.#dispose(task.id, id));
-        return { kind: "removed" };
+        return removedOutcome(task);
       }
       await this.#d.backend.start(id);
       await waitReady({ backend: this.#d.backend, clock: this.#d.clock }, task, id, s.readyTimeoutMs);
@@ -137,7 +140,7 @@ export class TaskPool {
       const endpoint = await this.#d.backend.endpoint(id, net ? { network: net.name, byAddress: !this.#networks!.joins } : { network: s.network || undefined });
       signal.throwIfAborted();
       const now = this.#d.clock.now();
-      if (!task.apply({ type: "ready", endpoint, at: now }).ok) return { kind: "removed" };
+      if (!task.apply({ type: "ready", endpoint, at: now }).ok) return removedOutcome(task);
       this.#d.metrics?.coldStarts.observe((now - started) / 1000);
       log.info("Task ready", { image: task.spec.image, container: id.slice(0, 12), ms: now - started });
       return { kind: "ready" };
@@ -145,12 +148,21 @@ export class TaskPool {
       if (task.state.kind !== "starting") {
         // Removed while starting: remove() disposes of what it saw; a network taken since is ours.
         if (!task.containerId) await this.#track(this.#dispose(task.id, undefined));
-        return { kind: "removed" };
+        return removedOutcome(task);
       }
       const error = this.#fail(task, cause);
       await this.#track(this.#dispose(task.id, task.containerId));
       return { kind: "failed", error };
     }
+  }
+
+  /** Refuses a start while the engine's data root is short of free space (an unreadable one is no refusal). */
+  async #checkFreeDisk(minMB: number): Promise<void> {
+    if (minMB <= 0 || !this.#d.disk) return;
+    const free = await this.#d.disk.freeMB();
+    if (free === undefined || free >= minMB) return;
+    this.#d.metrics?.diskLow.inc();
+    throw new DiskLowError(free, minMB);
   }
 
   /** Marks a starting task failed and returns what it held. */
@@ -300,3 +312,12 @@ export class TaskPool {
 }
 
 const NONE: readonly Task[] = [];
+
+/**
+ * A replica removed while it started. Removed for its disk use, its start failed for the requests
+ * waiting on it (another start would only fill the disk again); else they wait on as before.
+ */
+function removedOutcome(task: Task): LaunchOutcome {
+  const why = task.abort.signal.reason;
+  return why instanceof TaskDiskExceededError ? { kind: "failed", error: why } : { kind: "removed" };
+}

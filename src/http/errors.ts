@@ -17,6 +17,7 @@ const STATUS: Record<ErrorKind, number> = {
   unavailable: 503,
   task_failed: 502,
   task_timeout: 504,
+  insufficient_storage: 507,
   internal: 500,
 };
 

@@ -22,7 +22,7 @@ export function statusReads(o: Pick<AppOptions, "executor" | "placement">): Reco
   return {
     "/health": () => healthAnswer(o.executor),
     "/stats": async () => json(await o.executor.stats()),
-    "/tasks": () => json({ network: o.placement, tasks: o.executor.tasks() }),
+    "/tasks": () => json({ network: o.placement, disk: o.executor.diskStatus(), tasks: o.executor.tasks() }),
   };
 }
 

@@ -1,5 +1,6 @@
 /** An Executor over the in-memory fakes of every port, for fast unit tests. */
 import { Executor } from "../../src/engine/executor.ts";
+import type { DiskProbe } from "../../src/engine/ports.ts";
 import type { EngineSettings } from "../../src/engine/settings.ts";
 import { FakeBackend, type FakeImage } from "../fakes/fake-backend.ts";
 import { FakeClock } from "../fakes/fake-clock.ts";
@@ -20,6 +21,9 @@ export const BASE_SETTINGS: EngineSettings = {
   taskEgress: false,
   capDrop: ["NET_RAW"],
   nofile: 4096,
+  taskDiskMB: 0,
+  diskCheckIntervalMs: 1_000,
+  minFreeDiskMB: 0,
   instance: "unit",
   readyTimeoutMs: 5_000,
   requestTimeoutMs: 5_000,
@@ -41,7 +45,7 @@ export function fakeGpus(n: number) {
 }
 
 export async function fakeExecutor(
-  o: { settings?: Partial<EngineSettings>; images?: Record<string, FakeImage>; host?: FakeHost; gpus?: ReturnType<typeof fakeGpus>; selfContainer?: string } = {},
+  o: { settings?: Partial<EngineSettings>; images?: Record<string, FakeImage>; host?: FakeHost; gpus?: ReturnType<typeof fakeGpus>; selfContainer?: string; disk?: DiskProbe } = {},
 ) {
   const backend = new FakeBackend({ images: { "echo:1": {}, ...o.images } });
   const client = new FakeTaskClient(backend);
@@ -56,6 +60,7 @@ export async function fakeExecutor(
     settings: { ...BASE_SETTINGS, ...o.settings },
     loadGpu: o.gpus ? async () => o.gpus! : undefined,
     selfContainer: o.selfContainer,
+    disk: o.disk,
   });
   await flush();
   return { executor, backend, client, clock, logger };

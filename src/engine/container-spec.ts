@@ -6,6 +6,9 @@ import { keyHash } from "./task-spec.ts";
 import type { TaskNet } from "./task-networks.ts";
 import type { Task } from "./task.ts";
 
+const MB = 1024 * 1024;
+const SHM_MB = 64;
+
 /** Labels say whose it is (instance, run) and which key it serves; limits come from the task's spec and reservation. */
 export function containerSpecFor(
   task: Task,
@@ -25,7 +28,7 @@ export function containerSpecFor(
       [LABELS.run]: o.run,
     },
     nanoCpus: spec.cpuTenths * 100_000_000,
-    memoryBytes: spec.memMB * 1024 * 1024,
+    memoryBytes: spec.memMB * MB,
     pidsLimit: s.pidsLimit,
     runtime: spec.runtime,
     gpus: r.gpus.length > 0 ? (o.gpuIds?.(r.gpus) ?? r.gpus.map(String)) : undefined,
@@ -34,6 +37,9 @@ export function containerSpecFor(
     securityOpt: s.noNewPrivileges ? ["no-new-privileges:true"] : [],
     capDrop: [...s.capDrop],
     nofile: s.nofile,
+    diskBytes: s.taskDiskMB > 0 ? s.taskDiskMB * MB : undefined,
+    // Docker's own default size, never more than the memory it is charged to.
+    shmBytes: Math.min(SHM_MB, spec.memMB) * MB,
     privileged: false,
   };
 }

@@ -34,6 +34,23 @@ export interface TaskNetworksDeps {
   spares?: number;
 }
 
+/**
+ * Every task network's bridge interface on the host starts with this, so that one firewall rule
+ * (`-i mecat+`) covers them all (see docs/architecture.md, "The host's own resources").
+ */
+export const TASK_BRIDGE_PREFIX = "mecat";
+
+/**
+ * The bridge's interface name: the prefix, the subnet's address in hex (unique on one engine, whose
+ * subnets never overlap) and two characters of the instance and run (two engines on one host
+ * seldom meet); 15 characters, the kernel's limit.
+ */
+export function bridgeName(subnet: string, instance: string, run: string): string {
+  const [address = ""] = subnet.split("/");
+  const hex = address.split(".").map((o) => Number(o).toString(16).padStart(2, "0")).join("");
+  return `${TASK_BRIDGE_PREFIX}${hex}${(hash(`${instance}/${run}`) % 1296).toString(36).padStart(2, "0")}`;
+}
+
 /** The label that marks a network as a task network (containers carry the other labels too). */
 export const NETWORK_LABEL = "meca.executor.network";
 
@@ -188,6 +205,7 @@ export class TaskNetworks {
         const id = await this.#d.backend.createNetwork({
           name,
           subnet,
+          bridge: bridgeName(subnet, s.instance, this.#d.run),
           internal: !s.taskEgress,
           labels: { [LABELS.managed]: "1", [LABELS.instance]: s.instance, [LABELS.run]: this.#d.run, [NETWORK_LABEL]: "task" },
         });

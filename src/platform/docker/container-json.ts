@@ -4,6 +4,9 @@ import type { ContainerJson, ContainerListJson, InfoJson, NetworkJson, VersionJs
 
 export const TASK_PORT = "8080/tcp";
 
+/** Block I/O weight of a task container (Docker: 10..1000, default 500). */
+export const TASK_BLKIO_WEIGHT = 100;
+
 /** Docker's log options for a task container: the rotation that bounds its log on disk. */
 export interface TaskLogOptions {
   /** `max-size`, e.g. "10m". */
@@ -35,7 +38,15 @@ export function toCreateBody(spec: ContainerSpec, logConfig?: Record<string, unk
     Privileged: false,
   };
   if (spec.capDrop !== undefined && spec.capDrop.length > 0) hostConfig.CapDrop = spec.capDrop;
-  if (spec.nofile !== undefined) hostConfig.Ulimits = [{ Name: "nofile", Soft: spec.nofile, Hard: spec.nofile }];
+  // No core file: it would land in the task's writable layer (or wherever core_pattern says).
+  hostConfig.Ulimits = [
+    ...(spec.nofile === undefined ? [] : [{ Name: "nofile", Soft: spec.nofile, Hard: spec.nofile }]),
+    { Name: "core", Soft: 0, Hard: 0 },
+  ];
+  // A fifth of the default weight (500) under contention; the engine drops it where the I/O scheduler has no weights.
+  hostConfig.BlkioWeight = TASK_BLKIO_WEIGHT;
+  if (spec.shmBytes !== undefined) hostConfig.ShmSize = spec.shmBytes;
+  if (spec.diskBytes !== undefined) hostConfig.StorageOpt = { size: `${Math.ceil(spec.diskBytes / (1024 * 1024))}M` };
   if (spec.runtime !== undefined && spec.runtime !== "") hostConfig.Runtime = spec.runtime;
   if (logConfig !== undefined) hostConfig.LogConfig = logConfig;
   if (spec.gpus !== undefined && spec.gpus.length > 0) {
@@ -72,6 +83,7 @@ export function toNetworkBody(spec: NetworkSpec): Record<string, unknown> {
     Attachable: false,
     EnableIPv6: false,
     Labels: spec.labels,
+    ...(spec.bridge === undefined ? {} : { Options: { "com.docker.network.bridge.name": spec.bridge } }),
     IPAM: { Driver: "default", Config: [{ Subnet: spec.subnet }] },
   };
 }

@@ -23,6 +23,12 @@ export interface InfoJson {
   DefaultRuntime?: string;
   /** The daemon's default log driver: json-file, local, journald, syslog, none, ... */
   LoggingDriver?: string;
+  /** The storage driver: overlay2, btrfs, zfs, devicemapper, vfs, ... */
+  Driver?: string;
+  /** Its details as pairs, e.g. ["Backing Filesystem", "extfs"]. */
+  DriverStatus?: [string, string][] | null;
+  /** Where the engine keeps images and containers, on its own host. */
+  DockerRootDir?: string;
 }
 
 export interface ContainerJson {
@@ -31,6 +37,10 @@ export interface ContainerJson {
   State: { Status: string; Running: boolean; ExitCode: number; OOMKilled: boolean };
   Config?: { Labels?: Record<string, string> | null };
   HostConfig?: Record<string, unknown>;
+  /** The storage driver's paths: for overlay2, `Data.UpperDir` is the writable layer on the engine's host. */
+  GraphDriver?: { Name?: string; Data?: Record<string, string> | null };
+  /** Bytes of the writable layer, only when inspected with `size`. */
+  SizeRw?: number;
   NetworkSettings?: {
     Ports?: Record<string, { HostIp: string; HostPort: string }[] | null> | null;
     /** Every network the container is attached to, by name. */
@@ -64,7 +74,8 @@ export interface DockerApi {
   pull(image: { fromImage: string; tag: string }, signal?: AbortSignal): Promise<ByteSource>;
   createContainer(name: string, body: Record<string, unknown>): Promise<string>;
   startContainer(id: string): Promise<void>;
-  inspectContainer(id: string): Promise<ContainerJson>;
+  /** With `size`, the engine also measures the writable layer (SizeRw): slower. */
+  inspectContainer(id: string, opts?: { size?: boolean }): Promise<ContainerJson>;
   /**
    * The container's multiplexed output as it is written, attached before the
    * container starts, so that nothing is lost to log rotation. Optional: a

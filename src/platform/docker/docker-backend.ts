@@ -31,6 +31,7 @@ import { eventFilters, labelFilters, readEvents } from "./events.ts";
 import { demuxLines, type ByteSource } from "./log-demux.ts";
 import { watchForMark } from "./mark-watch.ts";
 import { pullError, readPullStream, splitImageRef } from "./pull.ts";
+import { isStorageOptRefusal, storageOf, type StorageInfo } from "./storage.ts";
 
 export interface DockerBackendOptions {
   /** Least time between two byte-progress lines of a pull (default 1000 ms). */
@@ -50,6 +51,8 @@ export class DockerBackend implements ContainerBackend {
   #tailLines: number;
   #taskLog: TaskLogOptions | undefined;
   #logConfig: Promise<Record<string, unknown> | undefined> | undefined;
+  /** Whether creates ask the engine to bound the writable layer (StorageOpt size): see probeStorage(). */
+  #quota = false;
   /** Output streams attached before start, waiting for waitForMark(); cancelled on remove(). */
   #attached = new Map<string, { source: ByteSource; stop: AbortController }>();
 
@@ -93,12 +96,39 @@ export class DockerBackend implements ContainerBackend {
   }
 
   async create(spec: ContainerSpec): Promise<string> {
+    const logConfig = await this.#taskLogConfig();
+    const quota = this.#quota && spec.diskBytes !== undefined;
     try {
-      return await this.#api.createContainer(spec.name, toCreateBody(spec, await this.#taskLogConfig()));
+      return await this.#api.createContainer(spec.name, toCreateBody(quota ? spec : { ...spec, diskBytes: undefined }, logConfig));
     } catch (err) {
-      throw createFailure(err, spec);
+      if (!(quota && isApiStatus(err, 400, 500) && isStorageOptRefusal(err.reason))) throw createFailure(err, spec);
+      // The driver looked able to bound layers but its filesystem cannot: the executor holds the bound from now on.
+      this.#quota = false;
+      this.storageRefusal = err.reason;
+      return this.create(spec);
     }
   }
+
+  /** Reads the storage driver and decides whether creates ask the engine to bound each layer. */
+  async probeStorage(): Promise<StorageInfo> {
+    let info;
+    try {
+      info = await this.#api.info();
+    } catch (err) {
+      throw engineFailure(err, "Cannot read the Docker engine's storage driver");
+    }
+    const storage = storageOf(info);
+    this.#quota = storage.quota;
+    return storage;
+  }
+
+  /** true while creates ask the engine to bound each task's writable layer. */
+  get enforcesDiskQuota(): boolean {
+    return this.#quota;
+  }
+
+  /** The engine's reason when it refused a StorageOpt size that its driver seemed to support. */
+  storageRefusal: string | undefined;
 
   /**
    * Attaches to the container's output, then starts it: readiness reads the
@@ -252,8 +282,8 @@ export class DockerBackend implements ContainerBackend {
   }
 
   /** Docker's own JSON of a container (its networks, its host config); undefined when there is none. */
-  inspectJson(id: string) {
-    return this.#inspectJson(id);
+  inspectJson(id: string, opts?: { size?: boolean }) {
+    return this.#inspectJson(id, opts);
   }
 
   /** The GPUs a created container asks for (DeviceRequests), for an error that names them. */
@@ -281,9 +311,9 @@ export class DockerBackend implements ContainerBackend {
     return this.#logConfig;
   }
 
-  async #inspectJson(id: string) {
+  async #inspectJson(id: string, opts?: { size?: boolean }) {
     try {
-      return await this.#api.inspectContainer(id);
+      return await this.#api.inspectContainer(id, opts);
     } catch (err) {
       if (isApiStatus(err, 404)) return undefined;
       throw engineFailure(err, `Cannot inspect container "${id}"`);

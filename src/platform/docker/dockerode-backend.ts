@@ -58,8 +58,8 @@ export class DockerodeApi implements DockerApi {
     await this.#call(undefined, () => this.#docker.getContainer(id).start());
   }
 
-  inspectContainer(id: string): Promise<ContainerJson> {
-    return this.#call(undefined, () => this.#docker.getContainer(id).inspect() as Promise<unknown> as Promise<ContainerJson>);
+  inspectContainer(id: string, opts?: { size?: boolean }): Promise<ContainerJson> {
+    return this.#call(undefined, () => this.#docker.getContainer(id).inspect(opts?.size ? ({ size: true } as Record<string, unknown>) : {}) as Promise<unknown> as Promise<ContainerJson>);
   }
 
   async logs(id: string, opts: { follow: boolean; tail?: number; signal?: AbortSignal }): Promise<ByteSource> {

@@ -99,8 +99,9 @@ export class EngineApi implements DockerApi {
     await drain(await this.call("POST", `/containers/${encodeURIComponent(id)}/start`));
   }
 
-  async inspectContainer(id: string): Promise<ContainerJson> {
-    return (await this.call("GET", `/containers/${encodeURIComponent(id)}/json`)).json() as Promise<ContainerJson>;
+  async inspectContainer(id: string, opts?: { size?: boolean }): Promise<ContainerJson> {
+    const query: Query = { size: opts?.size ? 1 : undefined };
+    return (await this.call("GET", `/containers/${encodeURIComponent(id)}/json`, { query })).json() as Promise<ContainerJson>;
   }
 
   async logs(id: string, opts: { follow: boolean; tail?: number; signal?: AbortSignal }): Promise<ByteSource> {

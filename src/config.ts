@@ -35,6 +35,9 @@ const subnetPool = z.string().superRefine((v, ctx) => {
   else if (c.bits > TASK_SUBNET_BITS) ctx.addIssue({ code: "custom", message: `task_subnet_pool must hold at least one /${TASK_SUBNET_BITS}` });
 });
 
+const wholeMB = (what: string) =>
+  z.number({ invalid_type_error: `${what} must be a whole number of MB` }).int(`${what} must be a whole number of MB`).min(0, `${what} must be 0 or more`);
+
 const seconds = (what: string) => z.number({ invalid_type_error: `${what} must be a number of seconds` }).positive(`${what} must be greater than 0`);
 
 export const fileSchema = z
@@ -67,6 +70,14 @@ export const fileSchema = z
     task_cap_drop: z.array(z.string().regex(/^[A-Z_]+$/, "task_cap_drop entries are capability names such as NET_RAW")).default(["NET_RAW"]),
     /** Open-files limit (soft and hard) of every task container. */
     task_nofile: positiveInt("task_nofile").default(4096),
+    /** Most MB a task may write to its own filesystem; 0: unbounded (weaker). See README, "Threat model". */
+    task_disk_mb: wholeMB("task_disk_mb").default(1024),
+    /** Where the executor holds task_disk_mb itself: how often it measures each task's layer. */
+    task_disk_check_interval: seconds("task_disk_check_interval").default(1),
+    /** No new task starts while the engine's data root has less free space; 0: no guard. */
+    min_free_disk_mb: wholeMB("min_free_disk_mb").default(2048),
+    /** Drop new connections from task networks to the host's own addresses: auto (where possible), on (or refuse to start), off. */
+    task_host_firewall: z.enum(["auto", "on", "off"], { errorMap: () => ({ message: 'task_host_firewall must be "auto", "on" or "off"' }) }).default("auto"),
     admin_token: z.string().default(""),
     instance: z.string().regex(/^[a-zA-Z0-9_.-]+$/, "instance must be letters, digits, '_', '.' or '-'").default("default"),
     ready_timeout: seconds("ready_timeout").default(60),

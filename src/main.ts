@@ -16,6 +16,8 @@ import { createLogger } from "./logger.ts";
 import { systemClock } from "./platform/clock.ts";
 import { createDockerBackend } from "./platform/docker/create-backend.ts";
 import { detectPlacement, type Placement } from "./platform/docker/placement.ts";
+import type { StorageInfo } from "./platform/docker/storage.ts";
+import { DockerDisk, visibleDataRoot } from "./platform/docker/task-disk.ts";
 import { hostRoutes, poolConflict } from "./platform/docker/subnet-pool.ts";
 import { SystemHostProbe } from "./platform/host.ts";
 import { FetchTaskClient } from "./platform/fetch-task-client.ts";
@@ -117,8 +119,9 @@ function goFlag(arg: string): string {
 async function serve(config: Config, configFile: string | undefined, env: Env, logger: Logger): Promise<number> {
   const log = logger.child({ component: "main" });
   log.info("Starting meca-executor", { version: pkg.version, config: configFile ?? "(built-in defaults)" });
-  const { executor, backend, client, placement } = await createExecutor(config, env, logger);
+  const { executor, backend, client, placement, storage, disk } = await createExecutor(config, env, logger);
   log.info("Task network", { mode: placement.mode, network: placement.network, reason: placement.reason });
+  await logDisk(log, { config, storage, disk, heldBy: executor.diskStatus().held_by });
   const hosts = listenAddresses(config.host, placement);
   const app = createApp({
     executor,
@@ -175,6 +178,8 @@ export async function createExecutor(config: Config, env: Env, logger: Logger) {
       : // Undici's own waits are a backstop behind the engine's request timer, never a race with it:
         // at the same length either could fire first, and a 504 would name the wrong bound.
         createTaskClient({ maxAnswerBytes, answerTimeout: config.request_timeout * 1000 + 5_000 });
+  const storage = await backend.probeStorage().catch((e: unknown) => ({ error: (e as Error).message }));
+  const disk = new DockerDisk(backend, { dataRoot: "error" in storage ? undefined : visibleDataRoot(storage.dataRoot) });
   const executor = await Executor.create({
     backend,
     client,
@@ -185,8 +190,28 @@ export async function createExecutor(config: Config, env: Env, logger: Logger) {
     // Joins each task's network to call it by name; with host networking it calls addresses instead.
     selfContainer: placement.mode === "isolated" && placement.ownNetwork ? placement.self?.id : undefined,
     loadGpu: () => loadNvml({ library: config.nvml_library, logger }),
+    disk,
   });
-  return { executor, backend, client, placement };
+  return { executor, backend, client, placement, storage, disk };
+}
+
+/** One start-up line on the task disk bound (who holds it, and why) and one on the data root's free space. */
+async function logDisk(
+  log: Logger,
+  o: { config: Config; storage: StorageInfo | { error: string }; disk: DockerDisk; heldBy: string },
+): Promise<void> {
+  const { config: c, storage } = o;
+  const why = "error" in storage ? `cannot read the storage driver (${storage.error}); the executor measures each task's layer` : storage.reason;
+  const fields = { task_disk_mb: c.task_disk_mb, held_by: o.heldBy, reason: why, check_interval_s: c.task_disk_check_interval };
+  if (c.task_disk_mb === 0) log.warn("Task disk: unbounded (task_disk_mb: 0): a task can fill the engine's disk", fields);
+  else log.info("Task disk", fields);
+  const free = await o.disk.freeMB();
+  if (free === undefined) {
+    const root = "error" in storage ? "(unknown)" : storage.dataRoot;
+    log.warn("Cannot see the free space of the engine's data root from here: min_free_disk_mb is not enforced", { data_root: root });
+  } else if (c.min_free_disk_mb > 0 && free < c.min_free_disk_mb) {
+    log.warn("The engine's data root is short of free space: no task starts until it has min_free_disk_mb", { free_mb: free, min_free_disk_mb: c.min_free_disk_mb });
+  } else log.info("Engine disk", { free_mb: free, min_free_disk_mb: c.min_free_disk_mb });
 }
 
 /**
@@ -237,6 +262,9 @@ export function engineSettings(c: Config, placement: Pick<Placement, "mode" | "n
     taskEgress: c.task_egress,
     capDrop: c.task_cap_drop,
     nofile: c.task_nofile,
+    taskDiskMB: c.task_disk_mb,
+    diskCheckIntervalMs: c.task_disk_check_interval * 1000,
+    minFreeDiskMB: c.min_free_disk_mb,
     instance: c.instance,
     readyTimeoutMs: c.ready_timeout * 1000,
     requestTimeoutMs: c.request_timeout * 1000,

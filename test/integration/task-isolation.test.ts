@@ -88,7 +88,8 @@ describe("each task on a network of its own (bare host)", () => {
     const hexGateway = a!.gateway.split(".").reverse().map((o) => Number(o).toString(16).padStart(2, "0").toUpperCase()).join("");
     const gateways = routes.split("\n").slice(1).filter(Boolean).map((l) => l.trim().split(/\s+/)[2]);
     expect(gateways.every((g) => g === "00000000" || g === hexGateway)).toBe(true);
-    const bridge = `br-${a!.networkId.slice(0, 12)}`;
+    const bridge = net.Options["com.docker.network.bridge.name"];
+    expect(bridge).toMatch(/^mecat[0-9a-z]{10}$/);
     const rules = execFileSync("iptables", ["-S", "DOCKER-ISOLATION-STAGE-1"], { encoding: "utf8" });
     expect(rules).toContain(`-A DOCKER-ISOLATION-STAGE-1 ! -d ${net.IPAM.Config[0].Subnet} -i ${bridge} -j DROP`);
   });

@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { LABELS, TASK_SUBNET_BITS } from "../../engine/settings.ts";
 import type { NetworkSummary } from "../../engine/ports.ts";
 import { formatCidr, overlaps, parseCidr, type Cidr } from "../../engine/subnets.ts";
+import { TASK_BRIDGE_PREFIX } from "../../engine/task-networks.ts";
 
 export interface HostRoute {
   iface: string;
@@ -46,7 +47,7 @@ export function poolConflict(pool: string, networks: readonly NetworkSummary[], 
     // A Docker bridge to one /28 of the pool: a task network of an executor on another engine of
     // this host, or of one this engine did not list (it did not answer yet). The engine refuses
     // a taken subnet at each create anyway.
-    if (r.iface.startsWith("br-") && r.destination.bits === TASK_SUBNET_BITS && overlaps(block, r.destination)) continue;
+    if ((r.iface.startsWith("br-") || r.iface.startsWith(TASK_BRIDGE_PREFIX)) && r.destination.bits === TASK_SUBNET_BITS && overlaps(block, r.destination)) continue;
     if (overlaps(r.destination, block)) return `task_subnet_pool ${pool} overlaps this host's route to ${dest} (dev ${r.iface}): choose another task_subnet_pool`;
   }
   return undefined;

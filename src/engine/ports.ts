@@ -118,6 +118,11 @@ export interface NetworkSpec {
   bridge?: string;
   /** No route out of the network: Docker's `Internal` flag. */
   internal: boolean;
+  /**
+   * The host takes no address on the bridge (`com.docker.network.bridge.inhibit_ipv4`): nothing of
+   * the host is on the network. Only where the executor joins it from a container of its own.
+   */
+  hostless?: boolean;
   labels: Record<string, string>;
 }
 

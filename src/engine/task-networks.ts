@@ -207,6 +207,9 @@ export class TaskNetworks {
           subnet,
           bridge: bridgeName(subnet, s.instance, this.#d.run),
           internal: !s.taskEgress,
+          // Joined from the executor's own container, an egress-off network needs no host address:
+          // without one, no address of the host is reachable from it (docs/architecture.md).
+          hostless: this.#d.self !== undefined && !s.taskEgress,
           labels: { [LABELS.managed]: "1", [LABELS.instance]: s.instance, [LABELS.run]: this.#d.run, [NETWORK_LABEL]: "task" },
         });
         const net = { id, name, subnet, index };

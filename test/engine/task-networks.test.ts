@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { LABELS } from "../../src/engine/settings.ts";
-import { NETWORK_LABEL, TaskNetworks } from "../../src/engine/task-networks.ts";
+import { bridgeName, NETWORK_LABEL, TaskNetworks } from "../../src/engine/task-networks.ts";
 import { FakeBackend } from "../fakes/fake-backend.ts";
 import { FakeClock } from "../fakes/fake-clock.ts";
 import { memoryLogger } from "../fakes/fake-logger.ts";
@@ -152,5 +152,24 @@ describe("task networks", () => {
     const nets = new TaskNetworks({ backend, clock: new FakeClock(), logger: memoryLogger(), settings: () => ({ ...BASE_SETTINGS, ...isolated }), run: "now1" });
     expect(await nets.sweep()).toBe(1);
     expect(backend.networks().map((n) => n.name).sort()).toEqual(["mine", "theirs"]);
+  });
+});
+
+describe("task bridges", () => {
+  it("carry a mecat name of at most 15 characters, unique per subnet, and a host address only where the executor needs one", async () => {
+    const names = ["10.201.0.0/28", "10.201.0.16/28", "10.255.255.240/28"].map((s) => bridgeName(s, "default", "r1"));
+    expect(new Set(names).size).toBe(3);
+    for (const n of names) expect(n).toMatch(/^mecat[0-9a-f]{8}[0-9a-z]{2}$/);
+    const onHost = await fakeExecutor({ settings: isolated });
+    await onHost.executor.execute({ image: "echo:1", cpu: 1, mem: 128 }, "a");
+    const hostCall = onHost.backend.calls.find((c) => c.method === "createNetwork")!.args[0] as { hostless?: boolean; bridge?: string };
+    expect(hostCall.hostless).toBe(false);
+    expect(hostCall.bridge).toMatch(/^mecat/);
+    const inContainer = await fakeExecutor({ settings: isolated, selfContainer: "self" });
+    await inContainer.executor.execute({ image: "echo:1", cpu: 1, mem: 128 }, "a");
+    expect((inContainer.backend.calls.find((c) => c.method === "createNetwork")!.args[0] as { hostless?: boolean }).hostless).toBe(true);
+    const egress = await fakeExecutor({ settings: { ...isolated, taskEgress: true }, selfContainer: "self" });
+    await egress.executor.execute({ image: "echo:1", cpu: 1, mem: 128 }, "a");
+    expect((egress.backend.calls.find((c) => c.method === "createNetwork")!.args[0] as { hostless?: boolean }).hostless).toBe(false);
   });
 });

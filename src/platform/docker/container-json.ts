@@ -83,7 +83,10 @@ export function toNetworkBody(spec: NetworkSpec): Record<string, unknown> {
     Attachable: false,
     EnableIPv6: false,
     Labels: spec.labels,
-    ...(spec.bridge === undefined ? {} : { Options: { "com.docker.network.bridge.name": spec.bridge } }),
+    Options: {
+      ...(spec.bridge === undefined ? {} : { "com.docker.network.bridge.name": spec.bridge }),
+      ...(spec.hostless ? { "com.docker.network.bridge.inhibit_ipv4": "true" } : {}),
+    },
     IPAM: { Driver: "default", Config: [{ Subnet: spec.subnet }] },
   };
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { ContainerSpec } from "../../../src/engine/ports.ts";
-import { toCreateBody, toLogConfig } from "../../../src/platform/docker/container-json.ts";
+import { toCreateBody, toLogConfig, toNetworkBody } from "../../../src/platform/docker/container-json.ts";
 
 const spec: ContainerSpec = {
   name: "t",
@@ -26,5 +26,14 @@ describe("task log options", () => {
   it("leave any other driver as the daemon sets it", () => {
     for (const driver of ["journald", "syslog", "none", "fluentd", undefined]) expect(toLogConfig(driver, rotation)).toBeUndefined();
     expect((toCreateBody(spec, undefined) as { HostConfig: Record<string, unknown> }).HostConfig).not.toHaveProperty("LogConfig");
+  });
+});
+
+describe("toNetworkBody()", () => {
+  const spec = { name: "n", subnet: "10.201.0.16/28", bridge: "mecat0ac9001001", internal: true, labels: {} };
+  it("names the bridge, and gives the host no address on it only when asked", () => {
+    expect(toNetworkBody(spec).Options).toEqual({ "com.docker.network.bridge.name": "mecat0ac9001001" });
+    expect(toNetworkBody({ ...spec, hostless: true }).Options).toEqual({ "com.docker.network.bridge.name": "mecat0ac9001001", "com.docker.network.bridge.inhibit_ipv4": "true" });
+    expect(toNetworkBody({ ...spec, bridge: undefined }).Options).toEqual({});
   });
 });

@@ -18,6 +18,8 @@ import { createDockerBackend } from "./platform/docker/create-backend.ts";
 import { detectPlacement, type Placement } from "./platform/docker/placement.ts";
 import type { StorageInfo } from "./platform/docker/storage.ts";
 import { DockerDisk, visibleDataRoot } from "./platform/docker/task-disk.ts";
+import { parseDockerHost } from "./platform/docker/docker-host.ts";
+import { HostFirewall, type FirewallPlace, type FirewallStatus } from "./platform/host-firewall.ts";
 import { hostRoutes, poolConflict } from "./platform/docker/subnet-pool.ts";
 import { SystemHostProbe } from "./platform/host.ts";
 import { FetchTaskClient } from "./platform/fetch-task-client.ts";
@@ -119,8 +121,9 @@ function goFlag(arg: string): string {
 async function serve(config: Config, configFile: string | undefined, env: Env, logger: Logger): Promise<number> {
   const log = logger.child({ component: "main" });
   log.info("Starting meca-executor", { version: pkg.version, config: configFile ?? "(built-in defaults)" });
-  const { executor, backend, client, placement, storage, disk } = await createExecutor(config, env, logger);
+  const { executor, backend, client, placement, storage, disk, firewall } = await createExecutor(config, env, logger);
   log.info("Task network", { mode: placement.mode, network: placement.network, reason: placement.reason });
+  logFirewall(log, firewall.status());
   await logDisk(log, { config, storage, disk, heldBy: executor.diskStatus().held_by });
   const hosts = listenAddresses(config.host, placement);
   const app = createApp({
@@ -136,6 +139,7 @@ async function serve(config: Config, configFile: string | undefined, env: Env, l
     accessLog: config.log_level === "debug",
     onStop: () => void stop("POST /stop"),
     placement: { mode: placement.mode, network: placement.network, reason: placement.reason },
+    hostFirewall: () => firewall.status(),
   });
   if (!config.admin_token && !hosts.every(isLoopback)) {
     log.warn("No admin_token is set and the executor listens beyond loopback: anyone who reaches it can pause or stop it", { hosts });
@@ -150,6 +154,7 @@ async function serve(config: Config, configFile: string | undefined, env: Env, l
       log.info("Stopping: removing every task container", { reason: why });
       stopIdleGc();
       await executor.shutdown();
+      await firewall.remove();
       await listening.close();
       await client.close();
       await backend.close();
@@ -178,6 +183,7 @@ export async function createExecutor(config: Config, env: Env, logger: Logger) {
       : // Undici's own waits are a backstop behind the engine's request timer, never a race with it:
         // at the same length either could fire first, and a 504 would name the wrong bound.
         createTaskClient({ maxAnswerBytes, answerTimeout: config.request_timeout * 1000 + 5_000 });
+  const firewall = await HostFirewall.install({ setting: config.task_host_firewall, instance: config.instance, place: firewallPlace(placement, env, config.task_egress), logger });
   const storage = await backend.probeStorage().catch((e: unknown) => ({ error: (e as Error).message }));
   const disk = new DockerDisk(backend, { dataRoot: "error" in storage ? undefined : visibleDataRoot(storage.dataRoot) });
   const executor = await Executor.create({
@@ -191,8 +197,40 @@ export async function createExecutor(config: Config, env: Env, logger: Logger) {
     selfContainer: placement.mode === "isolated" && placement.ownNetwork ? placement.self?.id : undefined,
     loadGpu: () => loadNvml({ library: config.nvml_library, logger }),
     disk,
+  }).catch(async (e: unknown) => {
+    await firewall.remove();
+    throw e;
   });
-  return { executor, backend, client, placement, storage, disk };
+  return { executor, backend, client, placement, storage, disk, firewall };
+}
+
+/** Whether the executor can close the tasks' host here: it shares the host's network namespace and its engine is local. */
+export function firewallPlace(placement: Pick<Placement, "mode" | "network" | "ownNetwork">, env: Env, taskEgress: boolean): FirewallPlace {
+  if (placement.mode !== "isolated") {
+    const on = placement.mode === "publish" ? "Docker's default bridge" : `network "${placement.network}"`;
+    return { kind: "shared", why: `tasks share ${on} (network: ${placement.mode === "publish" ? "publish" : placement.network}), not task bridges: the host stays open to them; use network: auto` };
+  }
+  let engine;
+  try {
+    engine = parseDockerHost(env);
+  } catch {
+    return { kind: "elsewhere", why: "cannot tell where the engine runs (DOCKER_HOST)" };
+  }
+  const local = engine.kind === "unix" || /^(127\.|localhost$|::1$)/.test(engine.host);
+  if (!local) return { kind: "elsewhere", why: `the engine runs on another host (${engine.transport}): its operator closes it there` };
+  if (placement.ownNetwork) {
+    if (!taskEgress) return { kind: "hostless", why: "task networks give the host no address (inhibit_ipv4): the executor reaches its tasks from its own container" };
+    return { kind: "elsewhere", why: "task_egress: true, and the executor runs in a container with a network namespace of its own: the host's firewall is out of its reach" };
+  }
+  return { kind: "host" };
+}
+
+/** One start-up line on whether the host's addresses are closed to tasks, with the operator's command where they are not. */
+function logFirewall(log: Logger, s: FirewallStatus): void {
+  const fields = { task_host_firewall: s.task_host_firewall, state: s.state, detail: s.detail, ...(s.command ? { command: s.command } : {}) };
+  if (s.state === "closed") log.info("Host firewall: the host's addresses are closed to tasks", fields);
+  else if (s.task_host_firewall === "off") log.warn("Host firewall: off: tasks can connect to the host's services", fields);
+  else log.warn("Host firewall: the host's addresses are not closed to tasks by this executor; run the command once as root on the host", fields);
 }
 
 /** One start-up line on the task disk bound (who holds it, and why) and one on the data root's free space. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { listenAddresses } from "../src/main.ts";
+import { firewallPlace, listenAddresses } from "../src/main.ts";
 
 const self = (networks: Record<string, string>) => ({ id: "c", name: "meca", networkMode: "meca", networks: Object.entries(networks).map(([name, ip]) => ({ name, ip })) });
 
@@ -16,5 +16,28 @@ describe("listenAddresses()", () => {
   it("on a bare host or with host networking: loopback alone", () => {
     expect(listenAddresses(undefined, { ownNetwork: false })).toEqual(["127.0.0.1"]);
     expect(listenAddresses(undefined, { ownNetwork: false, self: self({ host: "" }) })).toEqual(["127.0.0.1"]);
+  });
+});
+
+describe("firewallPlace()", () => {
+  const isolated = { mode: "isolated" as const, network: undefined, ownNetwork: false };
+  it("on the host with a local engine: the executor installs the rule", () => {
+    expect(firewallPlace(isolated, {}, false)).toEqual({ kind: "host" });
+    expect(firewallPlace(isolated, { DOCKER_HOST: "unix:///run/user/1000/docker.sock" }, false)).toEqual({ kind: "host" });
+    expect(firewallPlace(isolated, { DOCKER_HOST: "tcp://127.0.0.1:2375" }, true)).toEqual({ kind: "host" });
+  });
+
+  it("an engine on another host is closed there, by its operator", () => {
+    expect(firewallPlace(isolated, { DOCKER_HOST: "tcp://10.9.8.7:2376" }, false)).toMatchObject({ kind: "elsewhere", why: expect.stringContaining("another host") });
+  });
+
+  it("in a container of its own: task networks without a host address, unless they route out", () => {
+    expect(firewallPlace({ ...isolated, ownNetwork: true }, {}, false)).toMatchObject({ kind: "hostless" });
+    expect(firewallPlace({ ...isolated, ownNetwork: true }, {}, true)).toMatchObject({ kind: "elsewhere", why: expect.stringContaining("task_egress: true") });
+  });
+
+  it("tasks on a shared network or published ports are not on task bridges", () => {
+    expect(firewallPlace({ mode: "publish", network: undefined, ownNetwork: false }, {}, false)).toMatchObject({ kind: "shared", why: expect.stringContaining("network: publish") });
+    expect(firewallPlace({ mode: "network", network: "meca", ownNetwork: true }, {}, false)).toMatchObject({ kind: "shared", why: expect.stringContaining('network "meca"') });
   });
 });

@@ -35,6 +35,8 @@ export interface AppOptions {
   accessLog?: boolean;
   /** How tasks are reached and why, shown by GET /tasks. */
   placement?: { mode: string; network?: string; reason: string };
+  /** Whether the host's addresses are closed to tasks, shown by GET /tasks. */
+  hostFirewall?: () => unknown;
 }
 
 /** `errorCode`: the envelope's code, set where an error answer is made, for the request metrics. */

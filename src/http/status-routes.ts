@@ -18,11 +18,11 @@ export type Read = () => { answer: Answer; code?: string } | Promise<{ answer: A
 const json = (value: unknown): { answer: Answer } => ({ answer: { status: 200, body: JSON.stringify(value), headers: { "content-type": "application/json" } } });
 
 /** GET /health, /stats and /tasks. */
-export function statusReads(o: Pick<AppOptions, "executor" | "placement">): Record<string, Read> {
+export function statusReads(o: Pick<AppOptions, "executor" | "placement" | "hostFirewall">): Record<string, Read> {
   return {
     "/health": () => healthAnswer(o.executor),
     "/stats": async () => json(await o.executor.stats()),
-    "/tasks": () => json({ network: o.placement, disk: o.executor.diskStatus(), tasks: o.executor.tasks() }),
+    "/tasks": () => json({ network: o.placement, host_firewall: o.hostFirewall?.(), disk: o.executor.diskStatus(), tasks: o.executor.tasks() }),
   };
 }
 

@@ -23,13 +23,14 @@ export async function startExecutor(overrides: Partial<Config> = {}, env: Record
   const config = fileSchema.parse({ instance: `test-${process.pid}-${++counter}`, ...overrides });
   const instance = config.instance;
   const logger = memoryLogger();
-  const { executor, backend, client } = await createExecutor(config, env, logger);
+  const { executor, backend, client, firewall } = await createExecutor(config, env, logger);
   let stopped = false;
   const app = createApp({
     executor,
     logger,
     adminToken: config.admin_token || undefined,
     maxBodyBytes: config.max_body_bytes,
+    hostFirewall: () => firewall.status(),
     onStop: () => {
       stopped = true;
     },
@@ -59,6 +60,7 @@ export async function startExecutor(overrides: Partial<Config> = {}, env: Record
     backend,
     logger,
     instance,
+    firewall,
     execute,
     call,
     containers,
@@ -68,6 +70,7 @@ export async function startExecutor(overrides: Partial<Config> = {}, env: Record
     /** Shuts the executor down and returns what of this instance is still on the engine: containers, then networks. */
     async close() {
       await executor.shutdown();
+      await firewall.remove();
       await listening.close();
       const left: unknown[] = await containers();
       left.push(...(await backend.listNetworks({ [LABELS.managed]: "1", [LABELS.instance]: instance })).map((n) => ({ network: n.name })));

@@ -7,6 +7,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Dockerode from "dockerode";
@@ -241,6 +242,26 @@ describe(IMAGE, () => {
     const actor = fromNetwork(network, address, "/", { id: ECHO_IMAGE, resource: { resource: { cpu: 0.4, mem: 72 } }, input: "actor" });
     expect(actor).toEqual({ status: 200, body: { success: true, msg: "actor" } });
     expect(Object.keys(taskOf(ECHO_IMAGE, 0.4).NetworkSettings.Networks)).not.toContain(network);
+
+    // The host is closed to tasks here too: their networks give the host no address at all.
+    const tasks = (await (await fetch(`${base}/tasks`)).json()) as { host_firewall: { state: string; detail: string } };
+    expect(tasks.host_firewall).toMatchObject({ state: "closed" });
+    expect(tasks.host_firewall.detail).toContain("inhibit_ipv4");
+    const listener = createServer((c) => c.destroy());
+    await new Promise<void>((r) => listener.listen(0, "0.0.0.0", r));
+    try {
+      const listenerPort = (listener.address() as { port: number }).port;
+      const docker0 = /inet (\d+\.\d+\.\d+\.\d+)\//.exec(execFileSync("ip", ["-4", "addr", "show", "dev", "docker0"], { encoding: "utf8" }))![1]!;
+      const taskNetwork = Object.values(taskOf(ECHO_IMAGE, 0.2).NetworkSettings.Networks as Record<string, { Gateway: string }>)[0]!;
+      const mecaGateway = JSON.parse(docker(["network", "inspect", network]))[0].IPAM.Config[0].Gateway as string;
+      for (const target of [taskNetwork.Gateway, docker0, mecaGateway]) {
+        const probe = await post(`${base}/`, { id: ECHO_IMAGE, resource: { task_cpu: 0.2, task_mem: 80 }, input: `connect:${target}:${listenerPort}` });
+        expect(probe.status).toBe(200);
+        expect(probe.body.msg, target).not.toBe("connected");
+      }
+    } finally {
+      await new Promise((r) => listener.close(r));
+    }
 
     docker(["stop", name]); // Docker's default grace: 10 s
     expect(waitExit(name)).toBe(0);

@@ -25,6 +25,7 @@ import { BENCH_LABEL, RawEngine } from "./lib/raw-engine.ts";
 import { buildRows, type Results } from "./lib/results.ts";
 import { markdown, type Machine } from "./lib/report.ts";
 import { median } from "./lib/stats.ts";
+import { protectionsPhase, protectionsRows, type ProtectionsResult } from "./lib/protections.ts";
 import { CPU_IMAGE, replicasPhase, replicasRows, type ReplicasResult } from "./lib/replicas.ts";
 import { warmPhase } from "./lib/warm.ts";
 
@@ -46,6 +47,8 @@ const { values: args } = parseArgs({
     "skip-floor": { type: "boolean", default: false },
     /** Runs only the replicas comparison (task_concurrency 1 against the default). */
     "only-replicas": { type: "boolean", default: false },
+    /** Runs only the protections comparison (the defaults against task_disk_mb 0, min_free_disk_mb 0, task_host_firewall off). */
+    "only-protections": { type: "boolean", default: false },
   },
 });
 /** The checkout whose executor runs. */
@@ -96,6 +99,7 @@ async function main(): Promise<number> {
   const start = () => ExecutorProcess.start({ target, root: ROOT, config, file, node, nodeFlags: bundle?.execArgv, env: probeEnv(memDir) });
 
   if (args["only-replicas"]) return onlyReplicas(file);
+  if (args["only-protections"]) return onlyProtections(file);
   log(`starting the executor (${target})`);
   exec = await start();
   const startup = [exec.startMs];
@@ -132,6 +136,7 @@ async function main(): Promise<number> {
   });
   const code = await exec.stop();
   const replicas = await replicasPhase({ target, root: ROOT, file, work, quick, log });
+  const protections = await protectionsPhase({ target, root: ROOT, file, work, quick, log });
   const leftover = await engine.listByLabel("meca.executor.instance", INSTANCE);
   exec = undefined;
   if (code !== 0) throw new Error(`The executor exited with ${code} on POST /stop`);
@@ -155,8 +160,9 @@ async function main(): Promise<number> {
     startup: { target: { samples: startup, median: median(startup) }, binary: binary ?? null },
     durationS: (performance.now() - t0) / 1000,
     replicas,
+    protections,
   };
-  const rows = [...buildRows(results), ...replicasRows(replicas)];
+  const rows = [...buildRows(results), ...replicasRows(replicas), ...protectionsRows(protections)];
   const md = markdown({ title: `meca-executor benchmark (${target}, ${results.date.slice(0, 16).replace("T", " ")} UTC)`, machine: results.machine, notes: notes(results), rows });
   console.log(`\n${md}`);
   mkdirSync(args.out!, { recursive: true });
@@ -183,6 +189,20 @@ async function onlyReplicas(file: string | undefined): Promise<number> {
   return errors > 0 ? 1 : 0;
 }
 
+/** --only-protections: the protections comparison alone, printed and written to protections.json. */
+async function onlyProtections(file: string | undefined): Promise<number> {
+  const r = await protectionsPhase({ target, root: ROOT, file, work, quick, log });
+  const md = markdown({ title: `meca-executor protections (${target}, ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC)`, machine: await machine(), notes: [protectionsNote(r)], rows: protectionsRows(r) });
+  console.log(`\n${md}`);
+  mkdirSync(args.out!, { recursive: true });
+  writeFileSync(join(args.out!, "protections.json"), `${JSON.stringify(r, null, 2)}\n`);
+  return 0;
+}
+
+function protectionsNote(r: ProtectionsResult): string {
+  return `Protections: two executors side by side, "on" with the defaults (task_disk_mb 1024 held by ${r.on.diskHeldBy}, a check each second; min_free_disk_mb 2048; host firewall ${r.on.hostFirewall}) and "off" (${r.off.config}); warm: ${r.on.warmSamples} sequential requests per side in interleaved blocks; cold: a new key each time, ${r.on.coldSamples.length} per side, interleaved (on: ${r.on.coldSamples.map((v) => v.toFixed(0)).join(", ")} ms; off: ${r.off.coldSamples.map((v) => v.toFixed(0)).join(", ")} ms).`;
+}
+
 function replicasNote(r: ReplicasResult): string {
   return `Replicas: ${CPU_IMAGE} (${r.spinMs} ms of CPU per request, then echo), intent cpu ${r.intent.cpu} mem ${r.intent.mem}, capacity ${r.capacityCores} cores, ${r.clients} clients; two executors side by side (task_concurrency 0 and 1), ${r.rounds} rotating slices of ${r.sliceMs / 1000} s each after a 1 s warm-up; every answer checked. Load average (1 min) ${r.loadAverage[0].toFixed(1)} before, ${r.loadAverage[1].toFixed(1)} after${Math.max(...r.loadAverage) > cpus().length ? ": above the core count, so other work shared the cores" : ""}.`;
 }
@@ -206,6 +226,7 @@ function notes(r: Results): string[] {
     `Warm latency: ${w.sequential.executor.count} sequential requests per side in ${r.plan.blocks} interleaved blocks of ${r.plan.blockSize} (the order of the sides rotates); throughput: ${r.plan.concurrency} clients, ${r.plan.rounds} rotating slices of ${r.plan.sliceMs / 1000} s per side. Client: undici Pool, keep-alive, same for both sides; every answer checked against its unique input (${w.requests} warm-path answers verified).`,
     `Cold starts: a new task key each time (cpu ${r.cold.cpu}, distinct mem), median of ${r.cold.executor.samples.length} per side, interleaved; raw with a network = create an internal network + create on it (same body as the executor's) + start + log follow to the mark + inspect for the address + first answer at it (median split: network ${r.cold.rawIsolated.steps.network.toFixed(0)}, create ${r.cold.rawIsolated.steps.create.toFixed(0)}, start ${r.cold.rawIsolated.steps.start.toFixed(0)}, mark ${r.cold.rawIsolated.steps.mark.toFixed(0)}, inspect ${r.cold.rawIsolated.steps.inspect.toFixed(1)}, answer ${r.cold.rawIsolated.steps.answer.toFixed(1)} ms); raw without = the same on the default bridge, published on 127.0.0.1. The executor takes a network kept ready ahead of demand.`,
     replicasNote(r.replicas),
+    protectionsNote(r.protections),
     `Client, executor, task and Docker's port proxy share the machine's ${r.machine.cores} cores; run took ${r.durationS.toFixed(0)} s.`,
   ];
 }

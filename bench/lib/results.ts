@@ -3,6 +3,7 @@ import type { ColdResult } from "./cold-phase.ts";
 import type { Target } from "./executor-process.ts";
 import type { MemoryBreakdown } from "./memory.ts";
 import { ms, plus, x, type Machine, type Row } from "./report.ts";
+import type { ProtectionsResult } from "./protections.ts";
 import type { ReplicasResult } from "./replicas.ts";
 import type { WarmResult } from "./warm.ts";
 
@@ -29,6 +30,8 @@ export interface Results {
   durationS: number;
   /** CPU-bound task, task_concurrency 1 against the default (bench/lib/replicas.ts). */
   replicas: ReplicasResult;
+  /** The host's protections on (the defaults) against off (bench/lib/protections.ts). */
+  protections: ProtectionsResult;
 }
 
 export const TARGETS = {

@@ -200,7 +200,7 @@ async function onlyProtections(file: string | undefined): Promise<number> {
 }
 
 function protectionsNote(r: ProtectionsResult): string {
-  return `Protections: two executors side by side, "on" with the defaults (task_disk_mb 1024 held by ${r.on.diskHeldBy}, a check each second; min_free_disk_mb 2048; host firewall ${r.on.hostFirewall}) and "off" (${r.off.config}); warm: ${r.on.warmSamples} sequential requests per side in interleaved blocks; cold: a new key each time, ${r.on.coldSamples.length} per side, interleaved (on: ${r.on.coldSamples.map((v) => v.toFixed(0)).join(", ")} ms; off: ${r.off.coldSamples.map((v) => v.toFixed(0)).join(", ")} ms).`;
+  return `Protections: two executors side by side, "on" with the defaults (task_disk_mb 1024 held by ${r.on.diskHeldBy}, a check each 0.5 s; min_free_disk_mb 2048; host firewall ${r.on.hostFirewall}) and "off" (${r.off.config}); warm: ${r.on.warmSamples} sequential requests per side in interleaved blocks; cold: a new key each time, ${r.on.coldSamples.length} per side, interleaved (on: ${r.on.coldSamples.map((v) => v.toFixed(0)).join(", ")} ms; off: ${r.off.coldSamples.map((v) => v.toFixed(0)).join(", ")} ms).`;
 }
 
 function replicasNote(r: ReplicasResult): string {

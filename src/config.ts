@@ -72,8 +72,11 @@ export const fileSchema = z
     task_nofile: positiveInt("task_nofile").default(4096),
     /** Most MB a task may write to its own filesystem; 0: unbounded (weaker). See README, "Threat model". */
     task_disk_mb: wholeMB("task_disk_mb").default(1024),
-    /** Where the executor holds task_disk_mb itself: how often it measures each task's layer. */
-    task_disk_check_interval: seconds("task_disk_check_interval").default(1),
+    /**
+     * Where the executor holds task_disk_mb itself: how often it measures each task's layer. A task
+     * writing at disk speed gets about interval x its write rate past the bound (README, "Threat model").
+     */
+    task_disk_check_interval: seconds("task_disk_check_interval").default(0.5),
     /** No new task starts while the engine's data root has less free space; 0: no guard. */
     min_free_disk_mb: wholeMB("min_free_disk_mb").default(2048),
     /** Drop new connections from task networks to the host's own addresses: auto (where possible), on (or refuse to start), off. */

@@ -59,7 +59,7 @@ describe("loadConfig()", () => {
 
   it("bounds the task disk by default and stops on a bound that is not a non-negative integer, naming the key", () => {
     const load = (text: string) => loadConfig(files({ "/c.yaml": text }, {}, "/c.yaml")).config;
-    expect(load("")).toMatchObject({ task_disk_mb: 1024, task_disk_check_interval: 1, min_free_disk_mb: 2048, task_host_firewall: "auto" });
+    expect(load("")).toMatchObject({ task_disk_mb: 1024, task_disk_check_interval: 0.5, min_free_disk_mb: 2048, task_host_firewall: "auto" });
     expect(load("task_disk_mb: 0\nmin_free_disk_mb: 0")).toMatchObject({ task_disk_mb: 0, min_free_disk_mb: 0 });
     for (const key of ["task_disk_mb", "min_free_disk_mb"]) {
       for (const value of ["-1", "1.5", "lots"]) expect(() => load(`${key}: ${value}`)).toThrow(new RegExp(`"/c.yaml": ${key}: `));

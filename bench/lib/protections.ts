@@ -32,7 +32,7 @@ export interface ProtectionsResult {
 
 const IMAGE = "meca-test/echo:1";
 const SIDES = {
-  on: "", // the defaults: task_disk_mb 1024, task_disk_check_interval 1, min_free_disk_mb 2048, task_host_firewall auto
+  on: "", // the defaults: task_disk_mb 1024, task_disk_check_interval 0.5, min_free_disk_mb 2048, task_host_firewall auto
   off: "task_disk_mb: 0\nmin_free_disk_mb: 0\ntask_host_firewall: off\n",
 } as const;
 

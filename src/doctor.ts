@@ -11,6 +11,8 @@ import { createDockerBackend } from "./platform/docker/create-backend.ts";
 import type { DockerBackend } from "./platform/docker/docker-backend.ts";
 import { detectPlacement, type Placement } from "./platform/docker/placement.ts";
 import { hostRoutes, poolConflict } from "./platform/docker/subnet-pool.ts";
+import { DockerDisk, visibleDataRoot } from "./platform/docker/task-disk.ts";
+import { firewallCheck, firewallPlace, type RunCommand } from "./platform/host-firewall.ts";
 import { LABELS } from "./engine/settings.ts";
 import { NETWORK_LABEL } from "./engine/task-networks.ts";
 import { SystemHostProbe } from "./platform/host.ts";
@@ -50,6 +52,7 @@ export async function collectReport(o: { config: Config; configFile?: string; en
     engine = await backend.info(AbortSignal.timeout(5_000));
     checks.push({ name: "docker", ok: true, required: true, detail: `Docker ${engine.version} (API ${engine.apiVersion}) over ${engine.transport}; runtimes: ${engine.runtimes.join(", ")} (default ${engine.defaultRuntime})` });
     checks.push(...(await networkChecks(c, backend)));
+    checks.push(...(await hostChecks(c, backend, o.env)));
   } catch (e) {
     checks.push({
       name: "docker",
@@ -156,6 +159,79 @@ async function networkChecks(c: Config, backend: DockerBackend): Promise<Check[]
     fix: exposed ? "listen on 127.0.0.1, or add the firewall rule in the README (Isolation) that drops task networks' traffic to the API port" : undefined,
   });
   return checks;
+}
+
+/**
+ * What a task can take from the host beyond its limits: its disk (the bound and who holds it, the
+ * data root's free space), the host's addresses (the firewall rule), its logs (a driver without
+ * rotation) and the I/O weight (dropped without a weighted I/O scheduler). See README, "Threat model".
+ */
+async function hostChecks(c: Config, backend: DockerBackend, env: Record<string, string | undefined>, run?: RunCommand): Promise<Check[]> {
+  const checks: Check[] = [];
+  const storage = await backend.probeStorage().catch((e: unknown) => ({ error: (e as Error).message }));
+  const heldBy = c.task_disk_mb === 0 ? "none" : "error" in storage ? "executor" : storage.quota ? "engine" : "executor";
+  const how = "error" in storage ? `cannot read the storage driver (${storage.error})` : storage.reason;
+  checks.push({
+    name: "disk",
+    ok: c.task_disk_mb > 0,
+    required: false,
+    detail:
+      c.task_disk_mb === 0
+        ? "task_disk_mb: 0: a task's writable layer is unbounded and can fill the engine's disk"
+        : `task_disk_mb ${c.task_disk_mb} MB per task, held by the ${heldBy}${heldBy === "executor" ? ` (a check each ${c.task_disk_check_interval} s)` : ""}: ${how}`,
+    fix: c.task_disk_mb === 0 ? "set task_disk_mb (default 1024)" : undefined,
+  });
+  const dataRoot = "error" in storage ? undefined : storage.dataRoot;
+  const free = dataRoot === undefined ? undefined : await new DockerDisk(backend, { dataRoot: visibleDataRoot(dataRoot) }).freeMB();
+  checks.push({
+    name: "free",
+    ok: free !== undefined && free >= c.min_free_disk_mb,
+    required: false,
+    detail:
+      free === undefined
+        ? `cannot see the free space of the engine's data root${dataRoot ? ` (${dataRoot})` : ""} from here: min_free_disk_mb is not enforced`
+        : `the engine's data root ${dataRoot} has ${free} MB free; new starts stop below min_free_disk_mb (${c.min_free_disk_mb} MB)`,
+    fix: free !== undefined && free < c.min_free_disk_mb ? `free space under ${dataRoot} (docker system prune), or lower min_free_disk_mb` : undefined,
+  });
+  const driver = await backend.logDriver().catch(() => undefined);
+  const rotated = driver === "json-file" || driver === "local";
+  checks.push({
+    name: "logs",
+    ok: rotated,
+    required: false,
+    detail: rotated
+      ? `task logs: ${driver}, rotated at task_log_max_size ${c.task_log_max_size} x ${c.task_log_max_file} files`
+      : `task logs: the engine's log driver is ${driver ?? "unknown"}: the executor cannot rotate them, a chatty task fills wherever that driver writes`,
+    fix: rotated ? undefined : 'set "log-driver": "local" (or json-file) in /etc/docker/daemon.json, or bound that driver\'s own store',
+  });
+  const weighted = ioWeighted();
+  checks.push({
+    name: "io",
+    ok: weighted,
+    required: false,
+    detail: weighted
+      ? "disk I/O: tasks run at a fifth of the default I/O weight"
+      : "disk I/O: no weighted I/O scheduler here (the engine drops the tasks' low BlkioWeight): a task's disk I/O competes with the host's as an equal",
+    fix: weighted ? undefined : "use the bfq I/O scheduler on the engine's disk (echo bfq > /sys/block/<disk>/queue/scheduler)",
+  });
+  let placement: Placement | undefined;
+  try {
+    placement = await detectPlacement({ setting: c.network, inspect: (ref) => backend.inspectJson(ref), waitMs: 0 });
+  } catch {
+    // networkChecks says why
+  }
+  if (placement) checks.push(await firewallCheck({ setting: c.task_host_firewall, instance: c.instance, place: firewallPlace(placement, env, c.task_egress), run }));
+  return checks;
+}
+
+/** Whether the kernel weighs block I/O between cgroups (cgroup v1 blkio.weight / bfq, v2 io.weight / io.bfq.weight). */
+function ioWeighted(): boolean {
+  return ["/sys/fs/cgroup/blkio/blkio.weight", "/sys/fs/cgroup/blkio/blkio.bfq.weight", "/sys/fs/cgroup/io.weight", "/sys/fs/cgroup/io.bfq.weight"].some((f) => existsSync(f)) || cgroup2ChildWeighted();
+}
+
+/** On cgroup v2 the root has no io.weight: look one level down (system.slice, docker, ...). */
+function cgroup2ChildWeighted(): boolean {
+  return ["/sys/fs/cgroup/system.slice/io.weight", "/sys/fs/cgroup/system.slice/io.bfq.weight", "/sys/fs/cgroup/docker/io.weight", "/sys/fs/cgroup/docker/io.bfq.weight"].some((f) => existsSync(f));
 }
 
 /**

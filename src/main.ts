@@ -18,8 +18,7 @@ import { createDockerBackend } from "./platform/docker/create-backend.ts";
 import { detectPlacement, type Placement } from "./platform/docker/placement.ts";
 import type { StorageInfo } from "./platform/docker/storage.ts";
 import { DockerDisk, visibleDataRoot } from "./platform/docker/task-disk.ts";
-import { parseDockerHost } from "./platform/docker/docker-host.ts";
-import { HostFirewall, type FirewallPlace, type FirewallStatus } from "./platform/host-firewall.ts";
+import { firewallPlace, HostFirewall, type FirewallStatus } from "./platform/host-firewall.ts";
 import { hostRoutes, poolConflict } from "./platform/docker/subnet-pool.ts";
 import { SystemHostProbe } from "./platform/host.ts";
 import { FetchTaskClient } from "./platform/fetch-task-client.ts";
@@ -202,27 +201,6 @@ export async function createExecutor(config: Config, env: Env, logger: Logger) {
     throw e;
   });
   return { executor, backend, client, placement, storage, disk, firewall };
-}
-
-/** Whether the executor can close the tasks' host here: it shares the host's network namespace and its engine is local. */
-export function firewallPlace(placement: Pick<Placement, "mode" | "network" | "ownNetwork">, env: Env, taskEgress: boolean): FirewallPlace {
-  if (placement.mode !== "isolated") {
-    const on = placement.mode === "publish" ? "Docker's default bridge" : `network "${placement.network}"`;
-    return { kind: "shared", why: `tasks share ${on} (network: ${placement.mode === "publish" ? "publish" : placement.network}), not task bridges: the host stays open to them; use network: auto` };
-  }
-  let engine;
-  try {
-    engine = parseDockerHost(env);
-  } catch {
-    return { kind: "elsewhere", why: "cannot tell where the engine runs (DOCKER_HOST)" };
-  }
-  const local = engine.kind === "unix" || /^(127\.|localhost$|::1$)/.test(engine.host);
-  if (!local) return { kind: "elsewhere", why: `the engine runs on another host (${engine.transport}): its operator closes it there` };
-  if (placement.ownNetwork) {
-    if (!taskEgress) return { kind: "hostless", why: "task networks give the host no address (inhibit_ipv4): the executor reaches its tasks from its own container" };
-    return { kind: "elsewhere", why: "task_egress: true, and the executor runs in a container with a network namespace of its own: the host's firewall is out of its reach" };
-  }
-  return { kind: "host" };
 }
 
 /** One start-up line on whether the host's addresses are closed to tasks, with the operator's command where they are not. */

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { firewallPlace, listenAddresses } from "../src/main.ts";
+import { listenAddresses } from "../src/main.ts";
+import { firewallPlace } from "../src/platform/host-firewall.ts";
 
 const self = (networks: Record<string, string>) => ({ id: "c", name: "meca", networkMode: "meca", networks: Object.entries(networks).map(([name, ip]) => ({ name, ip })) });
 

@@ -14,6 +14,8 @@ import { execFile } from "node:child_process";
 import { ConfigError } from "../config.ts";
 import { TASK_BRIDGE_PREFIX } from "../engine/task-networks.ts";
 import type { Logger } from "../engine/ports.ts";
+import { parseDockerHost } from "./docker/docker-host.ts";
+import type { Placement } from "./docker/placement.ts";
 
 export type FirewallSetting = "auto" | "on" | "off";
 
@@ -154,6 +156,44 @@ export class HostFirewall {
     }
     return `more than ${MAX_COPIES} copies of the rule`;
   }
+}
+
+/**
+ * doctor's view, changing nothing: whether the host is closed to tasks now (this instance's rule is
+ * in place), or whether a start could close it (the rules can be read here), else the command.
+ */
+export async function firewallCheck(o: { setting: FirewallSetting; instance: string; place: FirewallPlace; run?: RunCommand }): Promise<{ name: string; ok: boolean; required: boolean; detail: string; fix?: string }> {
+  const run = o.run ?? runCommand;
+  const check = (ok: boolean, detail: string, fix?: string) => ({ name: "firewall", ok, required: o.setting === "on", detail, ...(fix ? { fix } : {}) });
+  if (o.setting === "off") return check(false, "task_host_firewall: off: tasks can connect to every address of the host", `set task_host_firewall: auto, or run once as root: ${operatorCommand()}`);
+  if (o.place.kind === "hostless") return check(true, `host closed to tasks: ${o.place.why}`);
+  if (o.place.kind !== "host") return check(false, `the executor cannot close the host here: ${o.place.why}`, o.place.kind === "elsewhere" ? `run once as root on the engine's host: ${operatorCommand()}` : "use network: auto");
+  const listed = await run("iptables", ["-w", "5", "-S", "INPUT"]);
+  if (!listed.ok) return check(false, `cannot read the host's rules (${listed.output}): a start cannot close the host`, `run as root (or with CAP_NET_ADMIN) with iptables installed, or run once as root: ${operatorCommand()}`);
+  const rule = ruleArgs(o.instance);
+  const present = (await run("iptables", ["-w", "5", "-C", "INPUT", ...rule])).ok;
+  return check(true, present ? `host closed to tasks: the rule of instance "${o.instance}" is in INPUT (an executor of this instance runs)` : `a start closes the host to tasks: it inserts "-i ${TASK_BRIDGE_PREFIX}+ ... -j REJECT" into INPUT (iptables and ip6tables) and removes it at stop`);
+}
+
+/** Whether the executor can close the tasks' host here: it shares the host's network namespace and its engine is local. */
+export function firewallPlace(placement: Pick<Placement, "mode" | "network" | "ownNetwork">, env: Record<string, string | undefined>, taskEgress: boolean): FirewallPlace {
+  if (placement.mode !== "isolated") {
+    const on = placement.mode === "publish" ? "Docker's default bridge" : `network "${placement.network}"`;
+    return { kind: "shared", why: `tasks share ${on} (network: ${placement.mode === "publish" ? "publish" : placement.network}), not task bridges: the host stays open to them; use network: auto` };
+  }
+  let engine;
+  try {
+    engine = parseDockerHost(env);
+  } catch {
+    return { kind: "elsewhere", why: "cannot tell where the engine runs (DOCKER_HOST)" };
+  }
+  const local = engine.kind === "unix" || /^(127\.|localhost$|::1$)/.test(engine.host);
+  if (!local) return { kind: "elsewhere", why: `the engine runs on another host (${engine.transport}): its operator closes it there` };
+  if (placement.ownNetwork) {
+    if (!taskEgress) return { kind: "hostless", why: "task networks give the host no address (inhibit_ipv4): the executor reaches its tasks from its own container" };
+    return { kind: "elsewhere", why: "task_egress: true, and the executor runs in a container with a network namespace of its own: the host's firewall is out of its reach" };
+  }
+  return { kind: "host" };
 }
 
 /** Under `on`, a host that stays open is a start-up error; under `auto`, the status says it. */

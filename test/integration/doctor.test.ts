@@ -51,6 +51,21 @@ describe("meca-executor doctor", () => {
     expect(r.out).toContain("install nvidia-container-toolkit");
   });
 
+  it("says how the host is protected from tasks: the disk bound and who holds it, free space, logs, I/O weight, the host firewall", async () => {
+    const r = await runCli(["doctor", "--config", config("instance: doctor-host\n")]);
+    expect(r.out).toMatch(/\[ok  \] disk +task_disk_mb 1024 MB per task, held by the (executor \(a check each 0\.5 s\)|engine): /);
+    expect(r.out).toMatch(/\[ok  \] free +the engine's data root \S+ has \d+ MB free; new starts stop below min_free_disk_mb \(2048 MB\)/);
+    expect(r.out).toMatch(/\[ok  \] logs +task logs: json-file, rotated/);
+    expect(r.out).toMatch(/\[(ok  |WARN)\] io +disk I\/O: /);
+    expect(r.out).toMatch(/\[ok  \] firewall a start closes the host to tasks: it inserts "-i mecat\+ \.\.\. -j REJECT" into INPUT/);
+    const weak = await runCli(["doctor", "--config", config("task_disk_mb: 0\nmin_free_disk_mb: 99999999\ntask_host_firewall: off\n")]);
+    expect(weak.code).toBe(0); // warnings, not failures
+    expect(weak.out).toMatch(/\[WARN\] disk +task_disk_mb: 0: a task's writable layer is unbounded/);
+    expect(weak.out).toMatch(/\[WARN\] free +the engine's data root \S+ has \d+ MB free; new starts stop below min_free_disk_mb \(99999999 MB\)/);
+    expect(weak.out).toMatch(/\[WARN\] firewall task_host_firewall: off: tasks can connect to every address of the host/);
+    expect(weak.out).toContain("fix: set task_host_firewall: auto, or run once as root: iptables -I INPUT -i mecat+ -m conntrack ! --ctstate ESTABLISHED,RELATED -j REJECT && ip6tables -I INPUT");
+  });
+
   it("takes the original executor's -config FILE", async () => {
     const file = config("cpu: 1\n");
     for (const args of [["-config", file], [`-config=${file}`]]) {

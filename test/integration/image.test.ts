@@ -36,6 +36,11 @@ beforeAll(async () => {
 
 afterAll(() => {
   if (containers.length > 0) docker(["rm", "-f", ...containers]);
+  // An executor removed by force (a failed case) leaves its tasks and their networks behind.
+  const left = taskContainers(DEFAULT_INSTANCE);
+  if (left.length > 0) docker(["rm", "-f", ...left]);
+  const nets = docker(["network", "ls", "-q", "--filter", `label=${LABELS.instance}=${DEFAULT_INSTANCE}`]).split("\n").filter(Boolean);
+  if (nets.length > 0) docker(["network", "rm", ...nets]);
   for (const n of networks) docker(["network", "rm", n]);
   if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
 });

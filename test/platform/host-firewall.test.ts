@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "../../src/config.ts";
-import { HostFirewall, operatorCommand, ruleArgs, type RunCommand } from "../../src/platform/host-firewall.ts";
+import { firewallCheck, HostFirewall, operatorCommand, ruleArgs, type RunCommand } from "../../src/platform/host-firewall.ts";
 import { memoryLogger } from "../fakes/fake-logger.ts";
 
 /** iptables and ip6tables in memory: each family's INPUT chain as a list of rules (their words joined). */
@@ -103,5 +103,16 @@ describe("HostFirewall", () => {
     expect(operatorCommand()).toBe(
       "iptables -I INPUT -i mecat+ -m conntrack ! --ctstate ESTABLISHED,RELATED -j REJECT && ip6tables -I INPUT -i mecat+ -m conntrack ! --ctstate ESTABLISHED,RELATED -j REJECT",
     );
+  });
+
+  it("doctor's check reads the rules and changes nothing: present now, possible at start, or the command", async () => {
+    const t = fakeTables();
+    expect(await firewallCheck({ setting: "auto", instance: "a", place: host, run: t.run })).toMatchObject({ ok: true, detail: expect.stringContaining("a start closes the host") });
+    t.chains.get("iptables")!.unshift(ours("a"));
+    expect(await firewallCheck({ setting: "auto", instance: "a", place: host, run: t.run })).toMatchObject({ ok: true, detail: expect.stringContaining('the rule of instance "a" is in INPUT') });
+    expect(t.calls.every((c) => / -[SC] /.test(c))).toBe(true);
+    const denied = fakeTables({ missing: ["iptables"] });
+    expect(await firewallCheck({ setting: "on", instance: "a", place: host, run: denied.run })).toMatchObject({ ok: false, required: true, fix: expect.stringContaining(operatorCommand()) });
+    expect(await firewallCheck({ setting: "auto", instance: "a", place: { kind: "hostless", why: "no host address" }, run: denied.run })).toMatchObject({ ok: true });
   });
 });

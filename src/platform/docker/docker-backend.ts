@@ -109,6 +109,11 @@ export class DockerBackend implements ContainerBackend {
     }
   }
 
+  /** The daemon's default log driver (json-file, local, journald, ...); undefined when it does not say. */
+  async logDriver(): Promise<string | undefined> {
+    return (await this.#api.info()).LoggingDriver;
+  }
+
   /** Reads the storage driver and decides whether creates ask the engine to bound each layer. */
   async probeStorage(): Promise<StorageInfo> {
     let info;

@@ -7,8 +7,9 @@
  *
  * The rule carries a comment naming the instance: a start first deletes every copy of its own
  * rule (a crashed run's leftovers), then inserts one; a stop deletes exactly that, so the host's
- * rules after a stop are what they were before the start. See docs/architecture.md, "The host's
- * own resources".
+ * rules after a stop are what they were before the start. In a container with a network of its
+ * own there is nothing to install: egress-off task networks give the host no address at all
+ * (`hostless`). See docs/architecture.md, "The host's own resources".
  */
 import { execFile } from "node:child_process";
 import { ConfigError } from "../config.ts";

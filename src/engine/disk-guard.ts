@@ -72,7 +72,8 @@ export class DiskGuard {
       if (bytes === undefined) return;
       seen.set(task.id, bytes);
       if (bytes <= boundMB * MB) return;
-      const usedMB = Math.round(bytes / MB);
+      // Rounded up: a layer just past its bound must not read as "wrote 40 MB, more than 40 MB".
+      const usedMB = Math.ceil(bytes / MB);
       if (this.#d.pool.remove(task, "over its disk bound", new TaskDiskExceededError(task.spec.image, usedMB, boundMB)).outcome !== "removing") return;
       removed++;
       this.#d.metrics?.diskExceeded.inc();

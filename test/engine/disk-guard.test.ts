@@ -49,7 +49,7 @@ describe("the disk bound held by the executor (DiskGuard)", () => {
 
   it("a task exactly at its bound stays; the checks go on at the interval", async () => {
     const disk = new FakeDisk();
-    const { executor, clock } = await fakeExecutor({ disk, settings: { taskDiskMB: 10, diskCheckIntervalMs: 500 } });
+    const { executor, clock, logger } = await fakeExecutor({ disk, settings: { taskDiskMB: 10, diskCheckIntervalMs: 500 } });
     await executor.execute(intent(1), "a");
     const id = executor.tasks()[0]!.container_id!;
     disk.layers.set(id, 10 * MB);
@@ -64,6 +64,8 @@ describe("the disk bound held by the executor (DiskGuard)", () => {
     clock.advance(500);
     await flush();
     expect(executor.tasks()).toHaveLength(0);
+    // Just past the bound reads as past it, never as "wrote 10 MB, more than 10 MB".
+    expect(logger.records.find((r) => r.msg.includes("task_disk_mb"))?.fields.usedMB).toBe(11);
     await executor.shutdown();
   });
 

@@ -10,7 +10,6 @@ import { execFileSync } from "node:child_process";
 import { createSocket, type Socket } from "node:dgram";
 import { statfsSync } from "node:fs";
 import { connect, createServer, type Server } from "node:net";
-import { networkInterfaces } from "node:os";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ruleArgs } from "../../src/platform/host-firewall.ts";
 import { docker } from "../support/docker-env.ts";
@@ -41,7 +40,8 @@ beforeAll(async () => {
   docker(["network", "create", "--label", label, otherNet]);
   otherGateway = JSON.parse(docker(["network", "inspect", otherNet]))[0].IPAM.Config[0].Gateway;
   // docker0's own address (the default bridge's inspect does not always name its gateway).
-  docker0 = networkInterfaces().docker0!.find((a) => a.family === "IPv4")!.address;
+  // (Node lists only interfaces that are up with a carrier; docker0 without containers has none.)
+  docker0 = /inet (\d+\.\d+\.\d+\.\d+)\//.exec(execFileSync("ip", ["-4", "addr", "show", "dev", "docker0"], { encoding: "utf8" }))![1]!;
   listener = createServer((s) => {
     accepted++;
     s.destroy();
@@ -62,7 +62,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await new Promise((r) => listener?.close(r));
+  if (listener) await new Promise((r) => listener.close(r));
   resolver?.close();
   docker(["network", "rm", otherNet]);
 });
@@ -121,9 +121,10 @@ for (const runtime of ["runc", "runsc"] as const) {
       h = await startExecutor({ task_disk_mb: 100, task_disk_check_interval: 0.25, ...vm });
       expect((await ask(B, "warm", rt)).body.msg).toBe("warm");
       const before = freeMB();
-      const filling = ask(A, "fill:3000", rt);
-      await until(() => (h!.executor.tasks().find((t) => t.cpu === A.cpu)?.disk_mb ?? 0) > 10, "the filler writing");
-      // Meanwhile, the other task serves.
+      let settled = false;
+      const filling = ask(A, "fill:3000", rt).finally(() => (settled = true));
+      // Meanwhile (its request at the task, writing), the other task serves.
+      await until(() => settled || h!.executor.tasks().find((t) => t.cpu === A.cpu)?.in_flight === 1, "the filler's request at the task");
       expect((await ask(B, "meanwhile", rt)).body.msg).toBe("meanwhile");
       const r = await filling;
       expect(r.status).toBe(507);
@@ -250,7 +251,7 @@ describe("the host firewall rule", () => {
     await ask(A, "up");
     const { bridge } = taskNet();
     expect(bridge).toMatch(/^mecat[0-9a-z]{10}$/);
-    const linkLocal = networkInterfaces()[bridge]?.find((a) => a.family === "IPv6" && a.address.startsWith("fe80:"))?.address;
+    const linkLocal = /inet6 (fe80::[0-9a-f:]+)\//.exec(execFileSync("ip", ["-6", "addr", "show", "dev", bridge], { encoding: "utf8" }))?.[1];
     if (linkLocal) expect((await ask(A, `connect:[${linkLocal}%eth0]:${listenerPort}`)).body.msg).not.toBe("connected");
   });
 });

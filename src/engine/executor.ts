@@ -15,6 +15,7 @@ import { GpuMonitor } from "./gpu-monitor.ts";
 import { EngineWatch } from "./engine-watch.ts";
 import { IdleCleaner } from "./idle-cleaner.ts";
 import { EngineMetrics, type MetricsSnapshot } from "./metrics.ts";
+import { Prewarm, resolvePrewarm } from "./prewarm.ts";
 import { TaskPool } from "./task-pool.ts";
 import { resolveSpec, taskKey, type SpecLimits, type TaskIntent } from "./task-spec.ts";
 import type { Task } from "./task.ts";
@@ -55,6 +56,7 @@ export class Executor {
   #watch: EngineWatch;
   #cleaner: IdleCleaner;
   #diskGuard?: DiskGuard;
+  #prewarm: Prewarm;
   #paused = false;
   #pausing?: Promise<void>;
   #inFlight = 0;
@@ -71,10 +73,23 @@ export class Executor {
     const settings = () => this.#s;
     this.#pool = new TaskPool({ backend: deps.backend, client: deps.client, clock: deps.clock, logger: deps.logger, ledger: this.#ledger, settings, metrics: this.metrics, gpuIds: (indexes) => this.#gpu.uuids(indexes), selfContainer: deps.selfContainer, disk: deps.disk });
     this.#admission = new Admission({ ledger: this.#ledger, pool: this.#pool, clock: deps.clock, settings, launch: (t) => void this.#launch(t), metrics: this.metrics });
-    const freed = () => this.#admission.run();
+    this.#prewarm = new Prewarm({
+      pool: this.#pool,
+      ledger: this.#ledger,
+      clock: deps.clock,
+      logger: deps.logger,
+      metrics: this.metrics,
+      queueLength: () => this.#admission.queueLength,
+      paused: () => this.#paused,
+      launch: (t) => void this.#launch(t),
+    });
+    const freed = () => {
+      this.#admission.run();
+      this.#prewarm.run();
+    };
     this.#gpu = new GpuMonitor({ ledger: this.#ledger, clock: deps.clock, logger: deps.logger, settings, freed });
     this.#watch = new EngineWatch({ backend: deps.backend, pool: this.#pool, clock: deps.clock, logger: deps.logger, settings, freed });
-    this.#cleaner = new IdleCleaner({ pool: this.#pool, clock: deps.clock, logger: deps.logger, settings, metrics: this.metrics, freed });
+    this.#cleaner = new IdleCleaner({ pool: this.#pool, clock: deps.clock, logger: deps.logger, settings, metrics: this.metrics, freed, pinned: (t) => this.#prewarm.pinned(t) });
     if (deps.disk) this.#diskGuard = new DiskGuard({ pool: this.#pool, disk: deps.disk, clock: deps.clock, logger: deps.logger, settings, metrics: this.metrics, freed });
     this.#forwardCtx = { client: deps.client, backend: deps.backend, clock: deps.clock, pool: this.#pool, settings, served: this.metrics.served };
   }
@@ -85,9 +100,11 @@ export class Executor {
     ex.#host = { cores: await deps.host.cores(), memoryMB: await deps.host.memoryMB() };
     if (ex.#s.hasGpu) await ex.#gpu.enable(deps.loadGpu);
     ex.#applyCapacity();
+    ex.#prewarm.set(resolvePrewarm(ex.#s.prewarm, ex.#specLimits()));
     ex.#watch.start();
     ex.#cleaner.start();
     ex.#diskGuard?.start();
+    ex.#prewarm.start();
     return ex;
   }
 
@@ -113,7 +130,9 @@ export class Executor {
       if (spec.sgx) await this.#requireSgx();
     }
     for (let attempt = 0; ; ) {
-      const task = this.#admission.take(key, spec) ?? (await this.#admission.wait(key, spec, opts.signal));
+      const warm = this.#admission.take(key, spec);
+      if (warm?.prewarmed) this.metrics.prewarmHits.inc();
+      const task = warm ?? (await this.#admission.wait(key, spec, opts.signal));
       if (this.#paused) {
         this.#leave(task);
         throw new PausedError();
@@ -156,6 +175,7 @@ export class Executor {
     this.#paused = false;
     this.#pausing = undefined;
     this.#log.info("Unpaused");
+    this.#prewarm.run();
   }
 
   /**
@@ -169,16 +189,21 @@ export class Executor {
   async updateConfig(update: SettingsUpdate): Promise<ConfigChange> {
     const changed: ConfigChange["changed"] = {};
     for (const [k, v] of Object.entries(update) as [keyof SettingsUpdate, SettingsUpdate[keyof SettingsUpdate]][]) {
-      if (v !== undefined && v !== this.#s[k]) (changed as Record<string, unknown>)[k] = { from: this.#s[k], to: v };
+      const same = k === "prewarm" ? JSON.stringify(v) === JSON.stringify(this.#s.prewarm) : v === this.#s[k];
+      if (v !== undefined && !same) (changed as Record<string, unknown>)[k] = { from: this.#s[k], to: v };
     }
     const next = { ...this.#s, ...Object.fromEntries(Object.entries(changed).map(([k, c]) => [k, c.to])) };
+    // A list that cannot be served is refused (400, naming the entry) before anything changes.
+    const prewarm = resolvePrewarm(next.prewarm, this.#limitsFor(next));
     if (next.hasGpu && !this.#s.hasGpu) await this.#gpu.enable(this.#d.loadGpu);
     if (!next.hasGpu && this.#s.hasGpu) this.#gpu.disable();
     this.#s = next;
     this.#applyCapacity();
+    this.#prewarm.set(prewarm);
     this.#cleaner.reschedule();
     this.#evictOverCapacity();
     this.#admission.run();
+    this.#prewarm.run();
     this.#log.info("Config updated", { changed });
     return { settings: this.#s, changed };
   }
@@ -206,6 +231,7 @@ export class Executor {
     this.#watch.stop();
     this.#cleaner.stop();
     this.#diskGuard?.stop();
+    this.#prewarm.stop();
     this.#gpu.disable();
   }
 
@@ -230,7 +256,7 @@ export class Executor {
       if (this.#s.isolate) return { name: "", isolated: true }; // its network comes with its start
       return { name: this.#s.network || "published", isolated: false };
     };
-    return snapshotTasks(this.#pool.all(), { networkOf, diskMB: (t) => this.#diskGuard?.usedMB(t.id) });
+    return snapshotTasks(this.#pool.all(), { networkOf, diskMB: (t) => this.#diskGuard?.usedMB(t.id), prewarmed: (t) => this.#prewarm.pinned(t) });
   }
 
   /** The disk bound of each task and who holds it, for GET /tasks. */
@@ -284,7 +310,9 @@ export class Executor {
     await Promise.resolve(); // never inside admission's run()
     const outcome = await this.#pool.launch(task);
     if (outcome.kind === "failed") this.#admission.startFailed(task.key, outcome.error);
+    if (task.prewarmed) this.#prewarm.started(task, outcome.kind === "failed" ? outcome.error : undefined);
     this.#admission.run();
+    this.#prewarm.run();
   }
 
   /** Resolves once no request is in flight, or after the drain timeout. */
@@ -314,6 +342,18 @@ export class Executor {
       microVMRuntime: this.#s.microVMRuntime,
       sgxEnabled: this.#s.sgx.enable,
       allowedImages: this.#s.allowedImages,
+    };
+  }
+
+  /** What `s` would let a task ask for (update-config checks its prewarm list against it). */
+  #limitsFor(s: EngineSettings): SpecLimits {
+    const cap = clipCapacity({ cpu: s.cpu, memMB: s.memMB }, this.#host);
+    return {
+      // GPUs turned on by the same update are not counted yet: their entries are checked at each start.
+      capacity: { cpuTenths: cap.cpuTenths, memMB: cap.memMB, gpus: !s.hasGpu ? 0 : this.#s.hasGpu ? this.#gpu.indexes.length : Infinity },
+      microVMRuntime: s.microVMRuntime,
+      sgxEnabled: s.sgx.enable,
+      allowedImages: s.allowedImages,
     };
   }
 

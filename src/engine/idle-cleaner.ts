@@ -4,6 +4,7 @@ import type { EngineMetrics } from "./metrics.ts";
 import type { Clock, Logger } from "./ports.ts";
 import type { EngineSettings } from "./settings.ts";
 import type { TaskPool } from "./task-pool.ts";
+import type { Task } from "./task.ts";
 
 export interface IdleCleanerDeps {
   pool: TaskPool;
@@ -14,6 +15,8 @@ export interface IdleCleanerDeps {
   metrics?: EngineMetrics;
   /** Runs the line again after replicas left. */
   freed?: () => void;
+  /** Replicas prewarm holds warm: exempt from the idle timeout. */
+  pinned?: (task: Task) => boolean;
 }
 
 export class IdleCleaner {
@@ -47,7 +50,7 @@ export class IdleCleaner {
     let removed = 0;
     for (const id of pickExpired(this.#d.pool.views(), this.#d.clock.now() - idleMs)) {
       const task = this.#d.pool.byId(id);
-      if (!task || this.#d.pool.remove(task, "idle timeout").outcome !== "removing") continue;
+      if (!task || this.#d.pinned?.(task) || this.#d.pool.remove(task, "idle timeout").outcome !== "removing") continue;
       removed++;
       this.#d.metrics?.idleRemovals.inc();
       this.#log.info("Removing idle task", { task: task.id, idleMinutes: this.#d.settings().idleTimeoutMinutes });

@@ -67,6 +67,10 @@ export class EngineMetrics {
   readonly diskExceeded = new Counter();
   /** Starts refused because the engine's data root had less free space than min_free_disk_mb. */
   readonly diskLow = new Counter();
+  /** Replicas prewarm started. */
+  readonly prewarmStarts = new Counter();
+  /** Requests served by a prewarmed replica that was ready when they came. */
+  readonly prewarmHits = new Counter();
   /** Starts that had to wait in the queue for capacity. */
   readonly queued = new Counter();
   /** Queued starts refused after the queue timeout. */

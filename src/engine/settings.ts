@@ -1,3 +1,4 @@
+import type { TaskIntent } from "./task-spec.ts";
 /** What the engine is told by whoever wires it (main.ts maps the config file onto this). */
 export interface EngineSettings {
   /** Idle minutes before a task is removed; fractions allowed. */
@@ -40,6 +41,8 @@ export interface EngineSettings {
   pidsLimit: number;
   noNewPrivileges: boolean;
   allowedImages: readonly string[];
+  /** Tasks kept warm (see prewarm.ts); empty: none. */
+  prewarm: readonly PrewarmEntry[];
   /** A GPU is free when its utilisation and memory use are at most this percent. */
   gpuIdlePercent: number;
   gpuSampleIntervalMs: number;
@@ -50,7 +53,13 @@ export interface EngineSettings {
 }
 
 /** The part of the settings POST /update-config may change. */
-export type SettingsUpdate = Partial<Pick<EngineSettings, "idleTimeoutMinutes" | "cpu" | "memMB" | "hasGpu" | "microVMRuntime">>;
+export type SettingsUpdate = Partial<Pick<EngineSettings, "idleTimeoutMinutes" | "cpu" | "memMB" | "hasGpu" | "microVMRuntime" | "prewarm">>;
+
+/** One task to keep warm: the execute request's intent and how many replicas. */
+export interface PrewarmEntry {
+  intent: TaskIntent;
+  count: number;
+}
 
 export const READY_MARK = "meca-init-done";
 

@@ -78,11 +78,13 @@ export interface TaskInfo {
   network: { name: string; subnet?: string; isolated: boolean };
   /** MB its writable layer held at the executor's last disk check; null where the executor does not measure it. */
   disk_mb: number | null;
+  /** Held warm by a `prewarm` entry (exempt from the idle timeout, evicted like any idle one under a shortage). */
+  prewarmed: boolean;
 }
 
 export function snapshotTasks(
   tasks: readonly Task[],
-  o: { networkOf: (t: Task) => TaskInfo["network"]; diskMB?: (t: Task) => number | undefined },
+  o: { networkOf: (t: Task) => TaskInfo["network"]; diskMB?: (t: Task) => number | undefined; prewarmed?: (t: Task) => boolean },
 ): TaskInfo[] {
   return tasks.map((t) => ({
     key: t.key,
@@ -102,6 +104,7 @@ export function snapshotTasks(
     container_id: t.containerId ?? null,
     network: o.networkOf(t),
     disk_mb: o.diskMB?.(t) ?? null,
+    prewarmed: o.prewarmed?.(t) ?? false,
   }));
 }
 

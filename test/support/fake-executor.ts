@@ -36,6 +36,7 @@ export const BASE_SETTINGS: EngineSettings = {
   gpuSampleIntervalMs: 1_000,
   taskConcurrency: 0,
   maxReplicas: 0,
+  prewarm: [],
 };
 
 /** A GpuProbe with `n` idle devices whose readings a test may change. */

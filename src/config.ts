@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { parse as parseYaml } from "yaml";
 import { parseCidr } from "./engine/subnets.ts";
-import { TASK_SUBNET_BITS } from "./engine/settings.ts";
+import { TASK_SUBNET_BITS, type PrewarmEntry } from "./engine/settings.ts";
 import { isWholeTenths } from "./engine/task-spec.ts";
 
 /**
@@ -39,6 +39,46 @@ const wholeMB = (what: string) =>
   z.number({ invalid_type_error: `${what} must be a whole number of MB` }).int(`${what} must be a whole number of MB`).min(0, `${what} must be 0 or more`);
 
 const seconds = (what: string) => z.number({ invalid_type_error: `${what} must be a number of seconds` }).positive(`${what} must be greater than 0`);
+
+/**
+ * One task to keep warm: the execute request's own fields (`id`, `resource`, `runtime`,
+ * `use_sgx`; the same rules and the same task key), and `count` replicas. Unknown keys are refused.
+ */
+const prewarmEntry = z
+  .object({
+    id: z.string({ required_error: "id is required (an image reference)", invalid_type_error: "id must be a string (an image reference)" }).min(1, "id must not be empty"),
+    resource: z
+      .object({
+        cpu: z.number({ invalid_type_error: "cpu must be a number" }).positive("cpu must be greater than 0").refine(isWholeTenths, "cpu must be in steps of 0.1 core").optional(),
+        mem: positiveInt("mem").optional(),
+        use_gpu: z.boolean({ invalid_type_error: "use_gpu must be true or false" }).optional(),
+        gpu_count: z.number({ invalid_type_error: "gpu_count must be a whole number" }).int("gpu_count must be a whole number").min(0, "gpu_count must be 0 or more").optional(),
+      })
+      .strict()
+      .optional(),
+    runtime: z.enum(["", "container", "microVM"], { errorMap: () => ({ message: 'runtime must be "", "container" or "microVM"' }) }).optional(),
+    use_sgx: z.boolean({ invalid_type_error: "use_sgx must be true or false" }).optional(),
+    count: positiveInt("count").default(1),
+  })
+  .strict();
+
+export type PrewarmConfig = z.infer<typeof prewarmEntry>;
+
+/** The config's prewarm entries as the engine's: each one's intent, as a request with the same fields gives it. */
+export function prewarmEntries(list: readonly PrewarmConfig[]): PrewarmEntry[] {
+  return list.map((e) => ({
+    intent: {
+      image: e.id,
+      cpu: e.resource?.cpu,
+      mem: e.resource?.mem,
+      useGpu: e.resource?.use_gpu === true,
+      gpuCount: e.resource?.gpu_count,
+      runtime: e.runtime ?? "",
+      useSgx: e.use_sgx === true,
+    },
+    count: e.count,
+  }));
+}
 
 export const fileSchema = z
   .object({
@@ -109,6 +149,8 @@ export const fileSchema = z
     task_log_max_size: z.string().regex(/^[1-9][0-9]*[kmg]?$/, 'task_log_max_size must be a size such as "10m" (k, m or g)').default("10m"),
     task_log_max_file: positiveInt("task_log_max_file").default(3),
     allowed_origins: z.array(z.string().min(1)).default([]),
+    /** Tasks kept warm from start-up; see README, "Prewarm". */
+    prewarm: z.array(prewarmEntry, { invalid_type_error: "prewarm must be a list of tasks" }).default([]),
   })
   .strict();
 
@@ -123,6 +165,7 @@ export const updateSchema = z
     mem: positiveInt("mem").optional(),
     has_gpu: gpuFlag.optional(),
     microVM_runtime: z.string().optional(),
+    prewarm: z.array(prewarmEntry, { invalid_type_error: "prewarm must be a list of tasks" }).optional(),
   })
   .strict();
 

@@ -6,7 +6,8 @@
 import { existsSync, readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import pkg from "../package.json" with { type: "json" };
-import { ConfigError, loadConfig, type Config } from "./config.ts";
+import { ConfigError, loadConfig, prewarmEntries, type Config } from "./config.ts";
+import { BadRequestError } from "./engine/errors.ts";
 import { Executor } from "./engine/executor.ts";
 import type { Logger } from "./engine/ports.ts";
 import type { EngineSettings } from "./engine/settings.ts";
@@ -198,6 +199,8 @@ export async function createExecutor(config: Config, env: Env, logger: Logger) {
     disk,
   }).catch(async (e: unknown) => {
     await firewall.remove();
+    // A prewarm entry that can never be served is the config's fault, named as such.
+    if (e instanceof BadRequestError && e.field?.startsWith("prewarm")) throw new ConfigError(`Invalid config: ${e.message}`);
     throw e;
   });
   return { executor, backend, client, placement, storage, disk, firewall };
@@ -293,6 +296,7 @@ export function engineSettings(c: Config, placement: Pick<Placement, "mode" | "n
     gpuSampleIntervalMs: c.gpu_sample_interval * 1000,
     taskConcurrency: c.task_concurrency,
     maxReplicas: c.max_replicas,
+    prewarm: prewarmEntries(c.prewarm),
   };
 }
 

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig, updateSchema, type ConfigSource } from "../src/config.ts";
+import { ConfigError, loadConfig, prewarmEntries, updateSchema, type ConfigSource } from "../src/config.ts";
 
 const files = (map: Record<string, string>, env: Record<string, string> = {}, flag?: string): ConfigSource => ({
   flag,
@@ -55,6 +55,22 @@ describe("loadConfig()", () => {
     expect(bad("cpus: 4")).toThrow(/cpus: unknown key/);
     expect(bad("cpu: [")).toThrow(/Cannot parse config/);
     expect(() => loadConfig(files({}, {}, "/missing.yaml"))).toThrow(/Cannot read config "\/missing.yaml"/);
+  });
+
+  it("reads prewarm entries in the execute request's shape, and names a bad one", () => {
+    const load = (text: string) => loadConfig(files({ "/c.yaml": text }, {}, "/c.yaml")).config;
+    expect(load("prewarm:\n  - id: echo:1\n    resource: {cpu: 0.5, mem: 64}\n    count: 2\n  - id: sgx:1\n    use_sgx: true\n    runtime: microVM\n").prewarm).toEqual([
+      { id: "echo:1", resource: { cpu: 0.5, mem: 64 }, count: 2 },
+      { id: "sgx:1", use_sgx: true, runtime: "microVM", count: 1 },
+    ]);
+    expect(prewarmEntries(load("prewarm:\n  - id: echo:1\n    resource: {cpu: 0.5, use_gpu: true}\n").prewarm)).toEqual([
+      { intent: { image: "echo:1", cpu: 0.5, mem: undefined, useGpu: true, gpuCount: undefined, runtime: "", useSgx: false }, count: 1 },
+    ]);
+    expect(() => load("prewarm:\n  - id: echo:1\n    count: 0\n")).toThrow(/prewarm\.0\.count: count must be greater than 0/);
+    expect(() => load("prewarm:\n  - id: echo:1\n    cores: 1\n")).toThrow(/prewarm\.0\.cores: unknown key/);
+    expect(() => load("prewarm:\n  - resource: {cpu: 1}\n")).toThrow(/prewarm\.0\.id: id is required/);
+    expect(() => load("prewarm:\n  - id: echo:1\n    resource: {cpu: 0.25}\n")).toThrow(/prewarm\.0\.resource\.cpu: cpu must be in steps of 0\.1 core/);
+    expect(() => load("prewarm: echo:1\n")).toThrow(/prewarm: prewarm must be a list of tasks/);
   });
 
   it("bounds the task disk by default and stops on a bound that is not a non-negative integer, naming the key", () => {

@@ -5,7 +5,7 @@
 import type { Context, Hono, MiddlewareHandler } from "hono";
 import { bearerAuth } from "hono/bearer-auth";
 import { HTTPException } from "hono/http-exception";
-import { updateSchema } from "../config.ts";
+import { prewarmEntries, updateSchema } from "../config.ts";
 import { UnauthorizedError, UnsupportedMediaTypeError } from "../engine/errors.ts";
 import { DEFAULT_MAX_ADMIN_BODY_BYTES, type AppEnv, type AppOptions } from "./app.ts";
 import { BodyLimits, readBody } from "./body.ts";
@@ -43,10 +43,13 @@ export function mountAdmin(app: Hono<AppEnv>, o: AppOptions): void {
       memMB: u.mem,
       hasGpu: u.has_gpu,
       microVMRuntime: u.microVM_runtime,
+      prewarm: u.prewarm === undefined ? undefined : prewarmEntries(u.prewarm),
     });
-    const config = { timeout: s.idleTimeoutMinutes, cpu: s.cpu, mem: s.memMB, has_gpu: s.hasGpu, microVM_runtime: s.microVMRuntime };
-    const names = { idleTimeoutMinutes: "timeout", cpu: "cpu", memMB: "mem", hasGpu: "has_gpu", microVMRuntime: "microVM_runtime" } as const;
-    const diff = Object.fromEntries(Object.entries(changed).map(([k, v]) => [names[k as keyof typeof names], v]));
+    const config = { timeout: s.idleTimeoutMinutes, cpu: s.cpu, mem: s.memMB, has_gpu: s.hasGpu, microVM_runtime: s.microVMRuntime, prewarm: s.prewarm.length };
+    const names = { idleTimeoutMinutes: "timeout", cpu: "cpu", memMB: "mem", hasGpu: "has_gpu", microVMRuntime: "microVM_runtime", prewarm: "prewarm" } as const;
+    // The prewarm list is said by its length: its entries are what the request sent.
+    const shown = (k: string, v: { from: unknown; to: unknown }) => (k === "prewarm" ? { from: (v.from as unknown[]).length, to: (v.to as unknown[]).length } : v);
+    const diff = Object.fromEntries(Object.entries(changed).map(([k, v]) => [names[k as keyof typeof names], shown(k, v)]));
     return c.json(ok(Object.keys(diff).length > 0 ? "config updated" : "config unchanged", { config, changed: diff }));
   });
 

@@ -42,6 +42,8 @@ function renderEngine(p: PromText, m: EngineMetrics): void {
   p.single("meca_task_requests_total", "counter", "Requests answered by a task (any status)", m.served.value);
   p.single("meca_task_retries_total", "counter", "Requests retried on a fresh container because the first was gone", m.retries.value);
   p.single("meca_task_evictions_total", "counter", "Idle tasks removed to make room for another", m.evictions.value);
+  p.single("meca_prewarm_starts_total", "counter", "Replicas started by prewarm", m.prewarmStarts.value);
+  p.single("meca_prewarm_hits_total", "counter", "Requests served by a prewarmed replica that was ready when they came", m.prewarmHits.value);
   p.single("meca_task_disk_exceeded_total", "counter", "Tasks removed because they wrote more than task_disk_mb to their disk", m.diskExceeded.value);
   p.single("meca_start_disk_low_total", "counter", "Starts refused because the engine's data root had less free space than min_free_disk_mb", m.diskLow.value);
   p.single("meca_task_idle_removals_total", "counter", "Tasks removed after the idle timeout", m.idleRemovals.value);

@@ -25,6 +25,7 @@ import { BENCH_LABEL, RawEngine } from "./lib/raw-engine.ts";
 import { buildRows, type Results } from "./lib/results.ts";
 import { markdown, type Machine } from "./lib/report.ts";
 import { median } from "./lib/stats.ts";
+import { prewarmPhase, prewarmRows, type PrewarmResult } from "./lib/prewarm.ts";
 import { protectionsPhase, protectionsRows, type ProtectionsResult } from "./lib/protections.ts";
 import { CPU_IMAGE, replicasPhase, replicasRows, type ReplicasResult } from "./lib/replicas.ts";
 import { warmPhase } from "./lib/warm.ts";
@@ -49,6 +50,8 @@ const { values: args } = parseArgs({
     "only-replicas": { type: "boolean", default: false },
     /** Runs only the protections comparison (the defaults against task_disk_mb 0, min_free_disk_mb 0, task_host_firewall off). */
     "only-protections": { type: "boolean", default: false },
+    /** Runs only the prewarm rows. */
+    "only-prewarm": { type: "boolean", default: false },
   },
 });
 /** The checkout whose executor runs. */
@@ -100,6 +103,7 @@ async function main(): Promise<number> {
 
   if (args["only-replicas"]) return onlyReplicas(file);
   if (args["only-protections"]) return onlyProtections(file);
+  if (args["only-prewarm"]) return onlyPrewarm(file);
   log(`starting the executor (${target})`);
   exec = await start();
   const startup = [exec.startMs];
@@ -137,6 +141,7 @@ async function main(): Promise<number> {
   const code = await exec.stop();
   const replicas = await replicasPhase({ target, root: ROOT, file, work, quick, log });
   const protections = await protectionsPhase({ target, root: ROOT, file, work, quick, log });
+  const prewarm = await prewarmPhase({ target, root: ROOT, file, work, quick, log });
   const leftover = await engine.listByLabel("meca.executor.instance", INSTANCE);
   exec = undefined;
   if (code !== 0) throw new Error(`The executor exited with ${code} on POST /stop`);
@@ -161,8 +166,9 @@ async function main(): Promise<number> {
     durationS: (performance.now() - t0) / 1000,
     replicas,
     protections,
+    prewarm,
   };
-  const rows = [...buildRows(results), ...replicasRows(replicas), ...protectionsRows(protections)];
+  const rows = [...buildRows(results), ...replicasRows(replicas), ...protectionsRows(protections), ...prewarmRows(prewarm)];
   const md = markdown({ title: `meca-executor benchmark (${target}, ${results.date.slice(0, 16).replace("T", " ")} UTC)`, machine: results.machine, notes: notes(results), rows });
   console.log(`\n${md}`);
   mkdirSync(args.out!, { recursive: true });
@@ -199,6 +205,20 @@ async function onlyProtections(file: string | undefined): Promise<number> {
   return 0;
 }
 
+/** --only-prewarm: the prewarm rows alone, printed and written to prewarm.json. */
+async function onlyPrewarm(file: string | undefined): Promise<number> {
+  const r = await prewarmPhase({ target, root: ROOT, file, work, quick, log });
+  const md = markdown({ title: `meca-executor prewarm (${target}, ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC)`, machine: await machine(), notes: [prewarmNote(r)], rows: prewarmRows(r) });
+  console.log(`\n${md}`);
+  mkdirSync(args.out!, { recursive: true });
+  writeFileSync(join(args.out!, "prewarm.json"), `${JSON.stringify(r, null, 2)}\n`);
+  return 0;
+}
+
+function prewarmNote(r: PrewarmResult): string {
+  return `Prewarm: ${r.starts} starts of an executor with one prewarm entry (meca-test/echo:1, cpu 0.5, mem 141); each: exec until GET /tasks shows the replica ready, its first request (${r.firstSamples.map((v) => v.toFixed(2)).join(", ")} ms), a cold start of a new key, then 200 warm requests of the prewarmed key.`;
+}
+
 function protectionsNote(r: ProtectionsResult): string {
   return `Protections: two executors side by side, "on" with the defaults (task_disk_mb 1024 held by ${r.on.diskHeldBy}, a check each 0.5 s; min_free_disk_mb 2048; host firewall ${r.on.hostFirewall}) and "off" (${r.off.config}); warm: ${r.on.warmSamples} sequential requests per side in interleaved blocks; cold: a new key each time, ${r.on.coldSamples.length} per side, interleaved (on: ${r.on.coldSamples.map((v) => v.toFixed(0)).join(", ")} ms; off: ${r.off.coldSamples.map((v) => v.toFixed(0)).join(", ")} ms).`;
 }
@@ -227,6 +247,7 @@ function notes(r: Results): string[] {
     `Cold starts: a new task key each time (cpu ${r.cold.cpu}, distinct mem), median of ${r.cold.executor.samples.length} per side, interleaved; raw with a network = create an internal network + create on it (same body as the executor's) + start + log follow to the mark + inspect for the address + first answer at it (median split: network ${r.cold.rawIsolated.steps.network.toFixed(0)}, create ${r.cold.rawIsolated.steps.create.toFixed(0)}, start ${r.cold.rawIsolated.steps.start.toFixed(0)}, mark ${r.cold.rawIsolated.steps.mark.toFixed(0)}, inspect ${r.cold.rawIsolated.steps.inspect.toFixed(1)}, answer ${r.cold.rawIsolated.steps.answer.toFixed(1)} ms); raw without = the same on the default bridge, published on 127.0.0.1. The executor takes a network kept ready ahead of demand.`,
     replicasNote(r.replicas),
     protectionsNote(r.protections),
+    prewarmNote(r.prewarm),
     `Client, executor, task and Docker's port proxy share the machine's ${r.machine.cores} cores; run took ${r.durationS.toFixed(0)} s.`,
   ];
 }

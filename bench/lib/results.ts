@@ -3,6 +3,7 @@ import type { ColdResult } from "./cold-phase.ts";
 import type { Target } from "./executor-process.ts";
 import type { MemoryBreakdown } from "./memory.ts";
 import { ms, plus, x, type Machine, type Row } from "./report.ts";
+import type { PrewarmResult } from "./prewarm.ts";
 import type { ProtectionsResult } from "./protections.ts";
 import type { ReplicasResult } from "./replicas.ts";
 import type { WarmResult } from "./warm.ts";
@@ -32,6 +33,8 @@ export interface Results {
   replicas: ReplicasResult;
   /** The host's protections on (the defaults) against off (bench/lib/protections.ts). */
   protections: ProtectionsResult;
+  /** An executor with one prewarm entry (bench/lib/prewarm.ts). */
+  prewarm: PrewarmResult;
 }
 
 export const TARGETS = {

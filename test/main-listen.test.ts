@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { listenAddresses } from "../src/main.ts";
+import { listenAddresses, ownOrigin } from "../src/main.ts";
 import { firewallPlace } from "../src/platform/host-firewall.ts";
 
 const self = (networks: Record<string, string>) => ({ id: "c", name: "meca", networkMode: "meca", networks: Object.entries(networks).map(([name, ip]) => ({ name, ip })) });
@@ -40,5 +40,14 @@ describe("firewallPlace()", () => {
   it("tasks on a shared network or published ports are not on task bridges", () => {
     expect(firewallPlace({ mode: "publish", network: undefined, ownNetwork: false }, {}, false)).toMatchObject({ kind: "shared", why: expect.stringContaining("network: publish") });
     expect(firewallPlace({ mode: "network", network: "meca", ownNetwork: true }, {}, false)).toMatchObject({ kind: "shared", why: expect.stringContaining('network "meca"') });
+  });
+});
+
+describe("ownOrigin()", () => {
+  it("reaches the executor's own first listener: loopback for a wildcard, brackets for IPv6", () => {
+    expect(ownOrigin("0.0.0.0", 2591)).toBe("http://127.0.0.1:2591");
+    expect(ownOrigin("::", 2591)).toBe("http://127.0.0.1:2591");
+    expect(ownOrigin("127.0.0.1", 40)).toBe("http://127.0.0.1:40");
+    expect(ownOrigin("fd00::5", 40)).toBe("http://[fd00::5]:40");
   });
 });

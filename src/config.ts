@@ -3,6 +3,7 @@ import { parse as parseYaml } from "yaml";
 import { parseCidr } from "./engine/subnets.ts";
 import { TASK_SUBNET_BITS, type PrewarmEntry } from "./engine/settings.ts";
 import { isWholeTenths } from "./engine/task-spec.ts";
+import { toIntent } from "./http/schemas.ts";
 
 /**
  * Configuration: the YAML file (snake_case, every key optional) and the
@@ -66,18 +67,7 @@ export type PrewarmConfig = z.infer<typeof prewarmEntry>;
 
 /** The config's prewarm entries as the engine's: each one's intent, as a request with the same fields gives it. */
 export function prewarmEntries(list: readonly PrewarmConfig[]): PrewarmEntry[] {
-  return list.map((e) => ({
-    intent: {
-      image: e.id,
-      cpu: e.resource?.cpu,
-      mem: e.resource?.mem,
-      useGpu: e.resource?.use_gpu === true,
-      gpuCount: e.resource?.gpu_count,
-      runtime: e.runtime ?? "",
-      useSgx: e.use_sgx === true,
-    },
-    count: e.count,
-  }));
+  return list.map((e) => ({ intent: toIntent(e).intent, count: e.count }));
 }
 
 export const fileSchema = z

@@ -49,8 +49,8 @@ export function parseExecute(body: unknown): { intent: TaskIntent; input: string
   return toIntent(r.data);
 }
 
-/** A body that passed the rules, as the engine's intent and the task's input. */
-function toIntent(b: {
+/** A body that passed the rules, as the engine's intent and the task's input (also config's prewarm entries). */
+export function toIntent(b: {
   id: string;
   resource?: { cpu?: number; mem?: number; use_gpu?: boolean; gpu_count?: number } | null;
   runtime?: string | null;

@@ -1,5 +1,4 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import pkg from "../../package.json" with { type: "json" };
@@ -7,6 +6,7 @@ import { ECHO_IMAGE } from "../support/fixtures.ts";
 import { docker } from "../support/docker-env.ts";
 import { until } from "../support/harness.ts";
 import { runCli, spawnExecutor } from "../support/process.ts";
+import { scratchDir } from "../support/scratch.ts";
 
 const small = { cpu: 0.1, mem: 32 };
 const instanceContainers = (instance: string) =>
@@ -15,7 +15,7 @@ const instanceNetworks = (instance: string) =>
   docker(["network", "ls", "-q", "--filter", `label=meca.executor.instance=${instance}`]).trim();
 
 function configFile(text: string): string {
-  const dir = mkdtempSync(join(tmpdir(), "meca-cli-"));
+  const dir = scratchDir("meca-cli-");
   writeFileSync(join(dir, "c.yaml"), text);
   return join(dir, "c.yaml");
 }

@@ -4,9 +4,7 @@
  * that goes away are cases there), then what only a real engine can show: the
  * HostConfig that reaches Docker, and a TCP engine that does not answer.
  */
-import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
 import Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BadRequestError, EngineUnavailableError } from "../../src/engine/errors.ts";
@@ -18,6 +16,7 @@ import { UndiciTaskClient } from "../../src/platform/task-client.ts";
 import { containerBackendContract } from "../contract/container-backend.contract.ts";
 import { docker, dockerEndpoint } from "../support/docker-env.ts";
 import { startEngineFront } from "../support/engine-front.ts";
+import { scratchDir } from "../support/scratch.ts";
 import {
   CRASH_IMAGE,
   ECHO_IMAGE,
@@ -128,7 +127,7 @@ describe("DockerBackend on the real engine", () => {
   });
 
   it("create() passes the runtime, GPU device requests, the SGX device and the AESM folder as a bind mount, and the network", async () => {
-    const aesmd = mkdtempSync(join(tmpdir(), "meca-aesmd-"));
+    const aesmd = scratchDir("meca-aesmd-");
     const id = await backend.create(spec({ runtime: "runsc", gpus: ["GPU-a", "GPU-b"], sgx: { device: "/dev/null", aesmdPath: aesmd }, network: "bridge" }));
     const { HostConfig: hc } = await rawInspect(id);
     expect(hc).toMatchObject({

@@ -1,15 +1,15 @@
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../support/process.ts";
+import { scratchDir } from "../support/scratch.ts";
 
 describe("meca-executor doctor", () => {
   let dir: string;
   let lib: string;
   beforeAll(() => {
-    dir = mkdtempSync(join(tmpdir(), "meca-doctor-"));
+    dir = scratchDir("meca-doctor-");
     lib = execFileSync("sh", ["test/fixtures/nvml/build.sh"], { encoding: "utf8" }).trim();
     execFileSync("mknod", [join(dir, "enclave"), "c", "1", "3"]);
     mkdirSync(join(dir, "aesmd"));

@@ -5,21 +5,21 @@
  * agrees with /stats and /tasks.
  */
 import { request as httpRequest } from "node:http";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ECHO_IMAGE, taskBody } from "../support/fixtures.ts";
 import { startExecutor, until, type Harness } from "../support/harness.ts";
 import { spawnExecutor, type ExecutorProcess } from "../support/process.ts";
 import { metric, parseMetrics } from "../http/metrics-text.ts";
+import { scratchDir } from "../support/scratch.ts";
 
 const small = { cpu: 0.1, mem: 32 };
 const NO_ENGINE = { DOCKER_HOST: "unix:///tmp/meca-no-such-docker.sock" };
 const WARNING = "No admin_token is set and the executor listens beyond loopback";
 
 function configFile(text: string): string {
-  const dir = mkdtempSync(join(tmpdir(), "meca-guard-"));
+  const dir = scratchDir("meca-guard-");
   writeFileSync(join(dir, "c.yaml"), text);
   return join(dir, "c.yaml");
 }

@@ -5,14 +5,14 @@
  * max_buffered_input_bytes.
  */
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { ECHO_IMAGE } from "../support/fixtures.ts";
 import { startExecutor, until } from "../support/harness.ts";
 import { spawnExecutor, type ExecutorProcess } from "../support/process.ts";
+import { scratchDir } from "../support/scratch.ts";
 
 const small = { cpu: 0.1, mem: 64 };
 let ex: ExecutorProcess | undefined;
@@ -28,7 +28,7 @@ afterEach(async () => {
 });
 
 function config(lines: string[]): string {
-  const dir = mkdtempSync(join(tmpdir(), "meca-hostile-clients-"));
+  const dir = scratchDir("meca-hostile-clients-");
   writeFileSync(join(dir, "c.yaml"), [`instance: hostile-clients-${process.pid}`, ...lines].join("\n"));
   return join(dir, "c.yaml");
 }

@@ -6,8 +6,7 @@
  * its expected status and code, and nothing leaks: no container, network or
  * reservation once the executor is paused.
  */
-import { mkdtempSync, readFileSync, statSync, writeFileSync, existsSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, statSync, writeFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LABELS } from "../../src/engine/settings.ts";
@@ -15,6 +14,7 @@ import { docker } from "../support/docker-env.ts";
 import { ECHO_IMAGE, HOSTILE } from "../support/fixtures.ts";
 import { until } from "../support/harness.ts";
 import { spawnExecutor, type ExecutorProcess } from "../support/process.ts";
+import { scratchDir } from "../support/scratch.ts";
 
 const small = { cpu: 0.1, mem: 32 };
 const instance = `hostile-${process.pid}`;
@@ -99,7 +99,7 @@ async function expectNoLeaks(): Promise<void> {
 }
 
 beforeAll(async () => {
-  const dir = mkdtempSync(join(tmpdir(), "meca-hostile-"));
+  const dir = scratchDir("meca-hostile-");
   const config = join(dir, "c.yaml");
   writeFileSync(
     config,

@@ -1,11 +1,11 @@
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, renameSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ECHO_IMAGE, SGX_IMAGE } from "../support/fixtures.ts";
 import { docker } from "../support/docker-env.ts";
 import { startExecutor, until, type Harness } from "../support/harness.ts";
+import { scratchDir } from "../support/scratch.ts";
 
 const small = { cpu: 0.1, mem: 32 };
 let h: Harness | undefined;
@@ -52,7 +52,7 @@ describe("microVM runtime (runsc stands in for Kata)", () => {
 describe("SGX", () => {
   let dir: string;
   beforeAll(() => {
-    dir = mkdtempSync(join(tmpdir(), "meca-sgx-"));
+    dir = scratchDir("meca-sgx-");
     // A character device standing in for the enclave (same numbers as /dev/null) and a folder for the AESM socket.
     execFileSync("mknod", [join(dir, "enclave"), "c", "1", "3"]);
     mkdirSync(join(dir, "aesmd"));
@@ -107,7 +107,7 @@ describe("GPUs through NVML (stand-in libnvidia-ml.so.1)", () => {
   };
   beforeAll(() => {
     lib = execFileSync("sh", ["test/fixtures/nvml/build.sh"], { encoding: "utf8" }).trim();
-    state = join(mkdtempSync(join(tmpdir(), "meca-nvml-")), "state");
+    state = join(scratchDir("meca-nvml-"), "state");
     writeState(["0 100 40960 NVIDIA Fake A100", "87 30000 40960 NVIDIA Fake A100"]);
     process.env.FAKE_NVML_STATE = state;
   });

@@ -1,12 +1,12 @@
 import { readFileSync } from "node:fs";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ECHO_IMAGE } from "../support/fixtures.ts";
 import { docker } from "../support/docker-env.ts";
 import { until } from "../support/harness.ts";
 import { spawnExecutor } from "../support/process.ts";
+import { scratchDir } from "../support/scratch.ts";
 
 /** RSS in MB of the executor process. */
 function rssMB(pid: number): number {
@@ -17,7 +17,7 @@ function rssMB(pid: number): number {
 describe("load", () => {
   it("32 clients, 8 keys, room for 3 tasks: every request succeeds or gets 503 with Retry-After, nothing leaks", async () => {
     const instance = `load-${process.pid}`;
-    const dir = mkdtempSync(join(tmpdir(), "meca-load-"));
+    const dir = scratchDir("meca-load-");
     // Room for exactly three 0.1-core tasks; idle tasks go after 3 s.
     writeFileSync(join(dir, "c.yaml"), `instance: ${instance}\ncpu: 0.3\nmem: 96\nqueue_timeout: 2\ntimeout: 0.05\n`);
     const ex = await spawnExecutor(["--config", join(dir, "c.yaml"), "--log-level", "warn"]);

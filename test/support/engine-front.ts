@@ -4,11 +4,11 @@
  * open streams (events, log follows) cleanly, or drop every connection and
  * stop answering.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { createServer, request, type ServerResponse } from "node:http";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { dockerEndpoint } from "./docker-env.ts";
+import { scratchDir } from "./scratch.ts";
 
 export interface EngineFront {
   socketPath: string;
@@ -22,7 +22,7 @@ export interface EngineFront {
 export async function startEngineFront(): Promise<EngineFront> {
   const engine = dockerEndpoint();
   if (!("socketPath" in engine)) throw new Error("The engine front needs an engine on a unix socket");
-  const dir = mkdtempSync(join(tmpdir(), "meca-engine-front-"));
+  const dir = scratchDir("meca-engine-front-"); // removed by close(), else when the test file ends
   const socketPath = join(dir, "docker.sock");
   const open = new Set<{ res: ServerResponse; end(): void }>();
   const server = createServer((req, res) => {

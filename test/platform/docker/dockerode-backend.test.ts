@@ -1,10 +1,10 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { EngineUnavailableError } from "../../../src/engine/errors.ts";
 import { parseDockerHost } from "../../../src/platform/docker/docker-host.ts";
 import { dockerodeOptions } from "../../../src/platform/docker/dockerode-backend.ts";
+import { scratchDir } from "../../support/scratch.ts";
 
 function dockerodeHost(env: Record<string, string>) {
   const host = parseDockerHost(env);
@@ -25,7 +25,7 @@ describe("dockerodeOptions()", () => {
   });
 
   it("reads ca.pem, cert.pem and key.pem from DOCKER_CERT_PATH and verifies the engine", () => {
-    const dir = mkdtempSync(join(tmpdir(), "meca-certs-"));
+    const dir = scratchDir("meca-certs-");
     for (const f of ["ca.pem", "cert.pem", "key.pem"]) writeFileSync(join(dir, f), `${f} contents`);
     const env = { DOCKER_HOST: "tcp://h:2376", DOCKER_TLS_VERIFY: "1", DOCKER_CERT_PATH: dir };
     const opts = dockerodeOptions(dockerodeHost(env), env);

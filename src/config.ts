@@ -139,6 +139,8 @@ export const fileSchema = z
     task_log_max_size: z.string().regex(/^[1-9][0-9]*[kmg]?$/, 'task_log_max_size must be a size such as "10m" (k, m or g)').default("10m"),
     task_log_max_file: positiveInt("task_log_max_file").default(3),
     allowed_origins: z.array(z.string().min(1)).default([]),
+    /** A stop leaves ready tasks for the next start of the same instance to adopt; see README, "Restarts". */
+    keep_tasks_on_stop: z.boolean({ invalid_type_error: "keep_tasks_on_stop must be true or false" }).default(false),
     /** Tasks kept warm from start-up; see README, "Prewarm". */
     prewarm: z.array(prewarmEntry, { invalid_type_error: "prewarm must be a list of tasks" }).default([]),
   })

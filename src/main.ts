@@ -26,6 +26,7 @@ import { FetchTaskClient } from "./platform/fetch-task-client.ts";
 import { loadNvml } from "./platform/nvml.ts";
 import { startIdleGc } from "./platform/idle-gc.ts";
 import { createTaskClient } from "./platform/task-client.ts";
+import { probeConnect } from "./platform/connect-probe.ts";
 
 const HELP = `meca-executor ${pkg.version}: runs MECA task images as warm Docker containers
 
@@ -152,10 +153,11 @@ async function serve(config: Config, configFile: string | undefined, env: Env, l
   let stopping: Promise<void> | undefined;
   const stop = (why: string) =>
     (stopping ??= (async () => {
-      log.info("Stopping: removing every task container", { reason: why });
+      log.info(config.keep_tasks_on_stop ? "Stopping: draining, keeping ready tasks for the next start" : "Stopping: removing every task container", { reason: why });
       stopIdleGc();
-      await executor.shutdown();
-      await firewall.remove();
+      const kept = await executor.shutdown();
+      // Tasks kept for the next start stay behind the host firewall rule; that start takes it over.
+      if (kept === 0) await firewall.remove();
       await listening.close();
       await client.close();
       await backend.close();
@@ -219,6 +221,7 @@ export async function createExecutor(config: Config, env: Env, logger: Logger) {
     selfContainer: placement.mode === "isolated" && placement.ownNetwork ? placement.self?.id : undefined,
     loadGpu: () => loadNvml({ library: config.nvml_library, logger }),
     disk,
+    probe: probeConnect,
   }).catch(async (e: unknown) => {
     await firewall.remove();
     // A prewarm entry that can never be served is the config's fault, named as such.
@@ -319,6 +322,7 @@ export function engineSettings(c: Config, placement: Pick<Placement, "mode" | "n
     taskConcurrency: c.task_concurrency,
     maxReplicas: c.max_replicas,
     prewarm: prewarmEntries(c.prewarm),
+    keepTasksOnStop: c.keep_tasks_on_stop,
   };
 }
 

@@ -2,7 +2,7 @@
 import type { Reservation } from "./ledger.ts";
 import type { ContainerSpec } from "./ports.ts";
 import { LABELS, type EngineSettings } from "./settings.ts";
-import { keyHash } from "./task-spec.ts";
+import { keyHash, type TaskIntent, type TaskSpec } from "./task-spec.ts";
 import type { TaskNet } from "./task-networks.ts";
 import type { Task } from "./task.ts";
 
@@ -26,6 +26,7 @@ export function containerSpecFor(
       [LABELS.key]: keyHash(task.key),
       [LABELS.image]: spec.image,
       [LABELS.run]: o.run,
+      [LABELS.spec]: specLabel(spec),
     },
     nanoCpus: spec.cpuTenths * 100_000_000,
     memoryBytes: spec.memMB * MB,
@@ -41,6 +42,37 @@ export function containerSpecFor(
     // Docker's own default size, never more than the memory it is charged to.
     shmBytes: Math.min(SHM_MB, spec.memMB) * MB,
     privileged: false,
+  };
+}
+
+/** The spec as the label adoption reads back (parseSpecLabel). */
+export function specLabel(spec: TaskSpec): string {
+  const { image, runtimeKind, runtime, cpuTenths, memMB, gpuCount, sgx } = spec;
+  return JSON.stringify({ image, runtimeKind, runtime: runtime ?? "", cpuTenths, memMB, gpuCount, sgx });
+}
+
+/** A spec label back as the intent a request would give for it; undefined when it is not one. */
+export function parseSpecLabel(text: string | undefined): TaskIntent | undefined {
+  if (text === undefined) return undefined;
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  const o = v as Record<string, unknown>;
+  const whole = (x: unknown) => typeof x === "number" && Number.isInteger(x) && x >= 0;
+  if (typeof o !== "object" || o === null || typeof o.image !== "string" || !whole(o.cpuTenths) || !whole(o.memMB) || !whole(o.gpuCount)) return undefined;
+  if ((o.runtimeKind !== "container" && o.runtimeKind !== "microVM") || typeof o.sgx !== "boolean") return undefined;
+  const gpuCount = o.gpuCount as number;
+  return {
+    image: o.image,
+    cpu: (o.cpuTenths as number) / 10,
+    mem: o.memMB as number,
+    useGpu: gpuCount > 0,
+    gpuCount,
+    runtime: o.runtimeKind === "microVM" ? "microVM" : "",
+    useSgx: o.sgx,
   };
 }
 

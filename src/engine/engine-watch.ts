@@ -32,11 +32,22 @@ export class EngineWatch {
   #leftoversRemoved = false;
   #firstCheck: Promise<void>;
   #markChecked!: () => void;
+  #leftoversHandled: Promise<void>;
+  #markHandled!: () => void;
 
   constructor(deps: EngineWatchDeps) {
     this.#d = deps;
     this.#log = deps.logger.child({ component: "engine" });
     this.#firstCheck = new Promise((r) => (this.#markChecked = r));
+    this.#leftoversHandled = new Promise((r) => (this.#markHandled = r));
+  }
+
+  /**
+   * Resolves once an earlier run's leftovers are adopted or removed, or once the first attempt to
+   * reach the engine failed (the sweep then runs when it answers).
+   */
+  get leftoversHandled(): Promise<void> {
+    return this.#leftoversHandled;
   }
 
   get status(): EngineStatus {
@@ -54,6 +65,7 @@ export class EngineWatch {
 
   stop(): void {
     this.#stop.abort();
+    this.#markHandled();
   }
 
   /** Refuses a microVM request whose runtime the engine does not have, never downgrading it. */
@@ -93,6 +105,7 @@ export class EngineWatch {
         if (!this.#leftoversRemoved) {
           await this.#d.pool.removeLeftovers();
           this.#leftoversRemoved = true;
+          this.#markHandled();
         }
         if ((await this.#d.pool.reconcile()) > 0) this.#d.freed?.();
         await events;
@@ -106,6 +119,7 @@ export class EngineWatch {
         }
         this.#status = { reachable: false, error: (e as Error).message };
         this.#markChecked();
+        this.#markHandled();
         await sleep(this.#d.clock, backoff, signal);
         backoff = Math.min(backoff * 2, 5_000);
       }

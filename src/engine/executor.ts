@@ -8,7 +8,7 @@ import { BadRequestError, PausedError } from "./errors.ts";
 import { forwardToTask, TaskGoneError, type ForwardContext } from "./forward.ts";
 import { pickEvictions } from "./policy.ts";
 import { Ledger } from "./ledger.ts";
-import type { Clock, ContainerBackend, DiskProbe, GpuProbe, HostProbe, Logger, TaskClient } from "./ports.ts";
+import type { Clock, ConnectProbe, ContainerBackend, DiskProbe, GpuProbe, HostProbe, Logger, TaskClient } from "./ports.ts";
 import { DiskGuard } from "./disk-guard.ts";
 import { clipCapacity, type EngineSettings, type SettingsUpdate } from "./settings.ts";
 import { GpuMonitor } from "./gpu-monitor.ts";
@@ -36,6 +36,8 @@ export interface ExecutorDeps {
   selfContainer?: string;
   /** The engine's disk: each task's layer (when the executor holds the disk bound) and the free space. */
   disk?: DiskProbe;
+  /** Whether a leftover task still accepts a connection: without it, no adoption (every leftover is removed). */
+  probe?: ConnectProbe;
 }
 
 /** What POST /update-config did: the settings now, and each field that changed. */
@@ -71,7 +73,7 @@ export class Executor {
     this.#log = deps.logger.child({ component: "executor" });
     this.#ledger = new Ledger({ cpuTenths: 0, memMB: 0, gpus: [] });
     const settings = () => this.#s;
-    this.#pool = new TaskPool({ backend: deps.backend, client: deps.client, clock: deps.clock, logger: deps.logger, ledger: this.#ledger, settings, metrics: this.metrics, gpuIds: (indexes) => this.#gpu.uuids(indexes), selfContainer: deps.selfContainer, disk: deps.disk });
+    this.#pool = new TaskPool({ backend: deps.backend, client: deps.client, clock: deps.clock, logger: deps.logger, ledger: this.#ledger, settings, metrics: this.metrics, gpuIds: (indexes) => this.#gpu.uuids(indexes), selfContainer: deps.selfContainer, disk: deps.disk, specLimits: () => this.#specLimits(), probe: deps.probe, gpuIndexes: (uuids) => this.#gpu.indexesOf(uuids) });
     this.#admission = new Admission({ ledger: this.#ledger, pool: this.#pool, clock: deps.clock, settings, launch: (t) => void this.#launch(t), metrics: this.metrics });
     this.#prewarm = new Prewarm({
       pool: this.#pool,
@@ -102,6 +104,9 @@ export class Executor {
     ex.#applyCapacity();
     ex.#prewarm.set(resolvePrewarm(ex.#s.prewarm, ex.#specLimits()));
     ex.#watch.start();
+    // An earlier run's tasks are adopted (or removed) before the executor serves or prewarms.
+    await ex.#watch.leftoversHandled;
+    for (const t of ex.#pool.all()) if (ex.#prewarm.pinned(t)) t.prewarmed = true;
     ex.#cleaner.start();
     ex.#diskGuard?.start();
     ex.#prewarm.start();
@@ -224,15 +229,27 @@ export class Executor {
     }
   }
 
-  /** Pause, remove everything, stop the background loops. */
-  async shutdown(): Promise<void> {
-    await this.pause();
+  /**
+   * Pause, remove everything, stop the background loops. With keep_tasks_on_stop the in-flight
+   * requests drain and only tasks that are not ready go: the ready ones, and their networks, stay
+   * for the next start of the instance to adopt. How many tasks were kept.
+   */
+  async shutdown(): Promise<number> {
+    let kept = 0;
+    if (this.#s.keepTasksOnStop) {
+      this.#paused = true;
+      this.#admission.rejectAll(new PausedError());
+      await this.#drain();
+      kept = await this.#pool.removeUnready("executor stopping", new PausedError());
+      this.#log.info("Stopping: ready tasks stay for the next start to adopt (keep_tasks_on_stop)", { kept });
+    } else await this.pause();
     await this.#pool.close();
     this.#watch.stop();
     this.#cleaner.stop();
     this.#diskGuard?.stop();
     this.#prewarm.stop();
     this.#gpu.disable();
+    return kept;
   }
 
   async stats(): Promise<Stats> {

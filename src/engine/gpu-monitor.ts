@@ -41,6 +41,17 @@ export class GpuMonitor {
     return this.#devices.map((d) => d.index);
   }
 
+  /** The indexes of the devices with these UUIDs (or index strings); undefined when one is not a device here. */
+  indexesOf(uuids: readonly string[]): number[] | undefined {
+    const out: number[] = [];
+    for (const u of uuids) {
+      const d = this.#devices.find((x) => x.uuid === u || String(x.index) === u);
+      if (!d) return undefined;
+      out.push(d.index);
+    }
+    return out;
+  }
+
   /** The UUIDs of the devices at `indexes`, as NVML last reported them (the index when unknown). */
   uuids(indexes: readonly number[]): string[] {
     return indexes.map((i) => this.#devices.find((d) => d.index === i)?.uuid ?? String(i));

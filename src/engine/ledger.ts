@@ -82,10 +82,15 @@ export class Ledger {
     return s.cpuTenths === 0 && s.memMB === 0 && s.gpuCount === 0 ? undefined : s;
   }
 
-  /** Reserves `want` when it fits now; undefined otherwise. */
-  tryReserve(want: Amount): Reservation | undefined {
+  /**
+   * Reserves `want` when it fits now; undefined otherwise. `gpus`: exactly these GPUs, each free
+   * (an adopted task keeps the ones its container was given).
+   */
+  tryReserve(want: Amount, exact?: readonly number[]): Reservation | undefined {
     if (this.shortage(want) !== undefined) return undefined;
-    const gpus = this.freeGpus().slice(0, want.gpuCount);
+    const free = this.freeGpus();
+    if (exact !== undefined && (exact.length !== want.gpuCount || exact.some((g) => !free.includes(g)) || new Set(exact).size !== exact.length)) return undefined;
+    const gpus = exact !== undefined ? [...exact] : free.slice(0, want.gpuCount);
     // Stryker disable next-line UpdateOperator: ids only need to be unique, which counting down keeps them too
     const r: Reservation = { id: this.#nextId++, cpuTenths: want.cpuTenths, memMB: want.memMB, gpus };
     this.#cpu += r.cpuTenths;

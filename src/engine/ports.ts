@@ -141,6 +141,20 @@ export interface ContainerState {
   status: string;
   exitCode: number;
   oomKilled: boolean;
+  /**
+   * What adoption reads back (see docs/architecture.md, "Adoption"); a backend fills them where it
+   * can. The container's name, labels, CPU limit (1e-9 cores), memory limit (bytes), Docker runtime
+   * ("" for the engine's default), GPU device ids (DeviceRequests), the networks it is attached to,
+   * and when it started (ms since the epoch).
+   */
+  name?: string;
+  labels?: Record<string, string>;
+  nanoCpus?: number;
+  memoryBytes?: number;
+  runtime?: string;
+  gpuIds?: string[];
+  networks?: string[];
+  startedAt?: number;
 }
 
 export interface ContainerSummary {
@@ -186,6 +200,8 @@ export interface ContainerBackend {
   waitForMark(id: string, opts: { mark: string; signal: AbortSignal }): Promise<void>;
   /** undefined when no such container exists. */
   inspect(id: string): Promise<ContainerState | undefined>;
+  /** Whether `mark` is in the container's output so far (no waiting for more); false when it is gone. */
+  hasMark(id: string, mark: string): Promise<boolean>;
   /** The last `lines` lines of stdout and stderr. */
   logsTail(id: string, lines: number): Promise<string[]>;
   /** Force-removes the container; a container already gone is not an error. */
@@ -231,6 +247,12 @@ export interface TaskResponse {
   status: number;
   body: string;
 }
+
+/**
+ * Whether something accepts a TCP connection at a task's base URL now (opened and closed at once,
+ * nothing sent): adoption's check that a leftover task still listens. Never rejects.
+ */
+export type ConnectProbe = (endpoint: string, signal: AbortSignal) => Promise<boolean>;
 
 /**
  * HTTP client for task containers: the hot path. Rejects with

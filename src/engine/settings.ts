@@ -50,6 +50,8 @@ export interface EngineSettings {
   taskConcurrency: number;
   /** Replicas per key at most when taskConcurrency >= 1; 0: as many as capacity allows. */
   maxReplicas: number;
+  /** A stop leaves ready tasks (and their networks) for the next start of the instance to adopt. */
+  keepTasksOnStop: boolean;
 }
 
 /** The part of the settings POST /update-config may change. */
@@ -73,6 +75,8 @@ export const LABELS = {
   image: "meca.executor.image",
   /** Which run of the executor created it: leftovers are those of other runs. */
   run: "meca.executor.run",
+  /** The task's spec as JSON: what adoption reads back its key from (docs/architecture.md, "Adoption"). */
+  spec: "meca.executor.spec",
 } as const;
 
 /** Task capacity: the configured amount clipped to the host (its cores; 80 % of its memory). */

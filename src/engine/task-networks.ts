@@ -9,9 +9,9 @@
  * executor's on the same engine included) is refused there, and the next block is tried.
  */
 import { NoCapacityError, TaskStartError } from "./errors.ts";
-import type { Clock, ContainerBackend, Logger } from "./ports.ts";
+import type { Clock, ContainerBackend, Logger, NetworkSummary } from "./ports.ts";
 import { LABELS, TASK_SUBNET_BITS, type EngineSettings } from "./settings.ts";
-import { block, blockCount, formatCidr, parseCidr, type Cidr } from "./subnets.ts";
+import { block, blockCount, formatCidr, overlaps, parseCidr, type Cidr } from "./subnets.ts";
 
 export interface TaskNet {
   id: string;
@@ -148,11 +148,42 @@ export class TaskNetworks {
     })().finally(() => (this.#filling = undefined));
   }
 
-  /** Removes networks an earlier run of this instance left behind (leaving them first, in a container). */
-  async sweep(): Promise<number> {
+  /**
+   * An earlier run's network as one of ours, if its subnet is a block of the pool as configured now
+   * and no network of ours holds that block; undefined otherwise. Holds the block until released.
+   */
+  adopt(n: NetworkSummary): TaskNet | undefined {
+    const index = this.#indexOf(n.subnets[0] ?? "");
+    if (index === undefined || this.#held.has(index)) return undefined;
+    this.#held.add(index);
+    return { id: n.id, name: n.name, subnet: n.subnets[0]!, index };
+  }
+
+  /** Gives back the block of a network adopted and then given up (its task was not adopted after all). */
+  unhold(net: TaskNet): void {
+    this.#held.delete(net.index);
+    for (const wake of [...this.#waiters]) wake();
+  }
+
+  #indexOf(subnet: string): number | undefined {
+    const c = parseCidr(subnet);
+    if ("error" in c || c.bits !== TASK_SUBNET_BITS || !overlaps(c, this.#pool) || c.bits < this.#pool.bits) return undefined;
+    return (c.base - this.#pool.base) / 2 ** (32 - TASK_SUBNET_BITS);
+  }
+
+  /** The task networks of this instance, any run. */
+  list(): Promise<NetworkSummary[]> {
     const s = this.#d.settings();
-    const found = await this.#d.backend.listNetworks({ [LABELS.managed]: "1", [LABELS.instance]: s.instance, [NETWORK_LABEL]: "task" });
-    const stale = found.filter((n) => n.labels[LABELS.run] !== this.#d.run);
+    return this.#d.backend.listNetworks({ [LABELS.managed]: "1", [LABELS.instance]: s.instance, [NETWORK_LABEL]: "task" });
+  }
+
+  /**
+   * Removes networks an earlier run of this instance left behind (leaving them first, in a
+   * container), except those of adopted tasks (`keep`, by id).
+   */
+  async sweep(keep: ReadonlySet<string> = new Set()): Promise<number> {
+    const found = await this.list();
+    const stale = found.filter((n) => n.labels[LABELS.run] !== this.#d.run && !keep.has(n.id));
     for (const n of stale) {
       if (this.#d.self !== undefined) await this.#d.backend.disconnectNetwork(n.id, this.#d.self).catch(() => {});
       await this.#d.backend.removeNetwork(n.id).catch((e: unknown) => this.#log.warn("Cannot remove a leftover task network", { network: n.name, error: (e as Error).message }));
@@ -176,10 +207,11 @@ export class TaskNetworks {
   }
 
   /**
-   * Stops keeping spares and removes them, then every other network of this run: once the tasks are
-   * gone, one is left only where a removal failed, or a create reached the engine but its answer did not.
+   * Stops keeping spares and removes them, then every other network of this run but those of tasks
+   * kept for the next start (`keep`, by id): once the tasks are gone, one is left only where a
+   * removal failed, or a create reached the engine but its answer did not.
    */
-  async close(): Promise<void> {
+  async close(keep: ReadonlySet<string> = new Set()): Promise<void> {
     this.#closed = true;
     await this.#filling;
     await Promise.all(this.#spares.splice(0).map((n) => this.release(n)));
@@ -187,7 +219,7 @@ export class TaskNetworks {
     const left = await this.#d.backend
       .listNetworks({ [LABELS.managed]: "1", [LABELS.instance]: s.instance, [NETWORK_LABEL]: "task", [LABELS.run]: this.#d.run })
       .catch(() => []);
-    for (const n of left) this.#orphans.set(n.id, n.name);
+    for (const n of left) if (!keep.has(n.id)) this.#orphans.set(n.id, n.name);
     await this.removeOrphans();
   }
 

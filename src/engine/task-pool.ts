@@ -7,11 +7,11 @@ import { DiskLowError, ExecutorError, InternalError, TaskDiskExceededError, Task
 import type { Ledger, Reservation } from "./ledger.ts";
 import type { EngineMetrics } from "./metrics.ts";
 import type { TaskView } from "./policy.ts";
-import type { Clock, ContainerBackend, ContainerEvent, DiskProbe, Logger, TaskClient } from "./ports.ts";
-import { LABELS, type EngineSettings } from "./settings.ts";
+import type { Clock, ConnectProbe, ContainerBackend, ContainerEvent, ContainerSummary, DiskProbe, Logger, NetworkSummary, TaskClient } from "./ports.ts";
+import { LABELS, READY_MARK, type EngineSettings } from "./settings.ts";
 import { Task } from "./task.ts";
-import { containerName, type TaskSpec } from "./task-spec.ts";
-import { containerSpecFor, raceAbort } from "./container-spec.ts";
+import { containerName, keyHash, resolveSpec, taskKey, type SpecLimits, type TaskSpec } from "./task-spec.ts";
+import { containerSpecFor, parseSpecLabel, raceAbort } from "./container-spec.ts";
 import { waitReady } from "./ready-wait.ts";
 import { TaskNetworks, type TaskNet } from "./task-networks.ts";
 
@@ -30,7 +30,29 @@ export interface TaskPoolDeps {
   selfContainer?: string;
   /** The engine's disk: no start while its free space is under min_free_disk_mb. */
   disk?: DiskProbe;
+  /**
+   * Adoption of an earlier run's tasks at start-up: what the config lets a task ask for now, the
+   * check that a leftover still listens, and the NVML indexes of GPU UUIDs. Without the first two,
+   * every leftover is removed.
+   */
+  specLimits?: () => SpecLimits;
+  probe?: ConnectProbe;
+  gpuIndexes?: (uuids: readonly string[]) => number[] | undefined;
 }
+
+/** A leftover read back: its key, its limits checked, its network; ready to be given a reservation. */
+interface Leftover {
+  id: string;
+  name: string;
+  key: string;
+  spec: TaskSpec;
+  gpus?: number[];
+  net?: NetworkSummary;
+  startedAt: number;
+}
+
+const MB = 1024 * 1024;
+const PROBE_TIMEOUT_MS = 2_000;
 
 /** How a launch ended: ready, failed (with the error waiters get), or removed while starting. */
 export type LaunchOutcome = { kind: "ready" } | { kind: "failed"; error: ExecutorError } | { kind: "removed" };
@@ -214,11 +236,23 @@ export class TaskPool {
     await Promise.allSettled([...this.#removals]);
   }
 
-  /** Removes the spare task networks and stops keeping any: the executor is stopping. */
+  /**
+   * Removes the spare task networks and stops keeping any: the executor is stopping. The networks
+   * of the tasks still in the pool (kept for the next start: keep_tasks_on_stop) stay.
+   */
   async close(): Promise<void> {
     // A stop during the start-up sweep waits for it: what it has not removed yet would stay behind.
     await Promise.allSettled([this.#sweeping, ...this.#removals]);
-    await this.#networks?.close();
+    const kept = new Set(this.all().flatMap((t) => this.#nets.get(t.id)?.id ?? []));
+    await this.#networks?.close(kept);
+  }
+
+  /** Removes every task that is not ready (starting), leaving the ready ones for the next start to adopt. */
+  async removeUnready(reason: string, error?: Error): Promise<number> {
+    const kept = this.all().filter((t) => t.state.kind === "ready");
+    for (const t of this.all()) if (t.state.kind !== "ready") this.remove(t, reason, error);
+    await Promise.allSettled([...this.#removals]);
+    return kept.length;
   }
 
   /** A container event from the engine: a ready replica whose container died leaves the pool. True when one left. */
@@ -256,13 +290,115 @@ export class TaskPool {
     const s = this.#d.settings();
     const found = await this.#d.backend.list({ [LABELS.managed]: "1", [LABELS.instance]: s.instance });
     // Not ours: a container this run is creating is not in the pool's maps until create() returns.
-    const stale = found.filter((c) => c.labels[LABELS.run] !== this.#run && !this.#byContainer.has(c.id));
+    const leftovers = found.filter((c) => c.labels[LABELS.run] !== this.#run && !this.#byContainer.has(c.id));
+    const adopted = await this.#adopt(leftovers);
+    const stale = leftovers.filter((c) => !adopted.has(c.id));
     await Promise.all(stale.map((c) => this.#d.backend.remove(c.id)));
     if (stale.length > 0) this.#log.info("Removed containers left by an earlier run", { count: stale.length });
     // Their networks next (a network goes only once no container is on it), then spares of our own.
-    await this.#networks?.sweep();
+    const keep = new Set([...this.#nets.values()].map((n) => n.id));
+    await this.#networks?.sweep(keep);
     this.#networks?.fill();
     return stale.length;
+  }
+
+  /**
+   * Takes an earlier run's ready tasks back, with their reservations (docs/architecture.md,
+   * "Adoption"): running, their spec label giving back their key, their limits that spec's, allowed
+   * by the config now, on their own network, their mark in their output, and accepting a
+   * connection. Most recently started first while the capacity has room. The ids adopted.
+   */
+  async #adopt(leftovers: ContainerSummary[]): Promise<Set<string>> {
+    const adopted = new Set<string>();
+    const limits = this.#d.specLimits?.();
+    const probe = this.#d.probe;
+    const running = leftovers.filter((c) => c.state === "running");
+    if (!limits || !probe || running.length === 0) return adopted;
+    const refused = (c: { id: string; name: string }, why: string) => this.#log.info("Not adopting a container left by an earlier run; removing it", { container: c.name || c.id.slice(0, 12), reason: why });
+    const nets = this.#networks ? await this.#networks.list() : [];
+    const read = await Promise.all(
+      running.map((c) =>
+        this.#readLeftover(c.id, limits, nets).catch((e: unknown) => {
+          refused(c, (e as Error).message);
+          return undefined;
+        }),
+      ),
+    );
+    const candidates = read.filter((c): c is Leftover => c !== undefined).sort((a, b) => b.startedAt - a.startedAt);
+    const booked: { c: Leftover; r: Reservation; net?: TaskNet }[] = [];
+    for (const c of candidates) {
+      const net = c.net ? this.#networks!.adopt(c.net) : undefined;
+      if (c.net && !net) {
+        refused(c, `its network "${c.net.name}" is not a free block of task_subnet_pool`);
+        continue;
+      }
+      const r = this.#d.ledger.tryReserve({ cpuTenths: c.spec.cpuTenths, memMB: c.spec.memMB, gpuCount: c.spec.gpuCount }, c.gpus);
+      if (!r) {
+        if (net) this.#networks!.unhold(net);
+        refused(c, "the capacity has no room for it (tasks started more recently were adopted first)");
+        continue;
+      }
+      booked.push({ c, r, net });
+    }
+    const s = this.#d.settings();
+    await Promise.all(
+      booked.map(async ({ c, r, net }) => {
+        try {
+          if (net && this.#networks!.joins) await this.#d.backend.connectNetwork(net.id, this.#d.selfContainer!);
+          const endpoint = await this.#d.backend.endpoint(c.id, net ? { network: net.name, byAddress: !this.#networks!.joins } : { network: s.network || undefined });
+          if (!(await probe(endpoint, AbortSignal.timeout(PROBE_TIMEOUT_MS)))) throw new Error(`nothing accepts a connection at ${endpoint}`);
+          const now = this.#d.clock.now();
+          const task = new Task({ id: c.name, key: c.key, spec: c.spec, reservation: r, now });
+          task.apply({ type: "created", containerId: c.id });
+          task.apply({ type: "ready", endpoint, at: now });
+          this.#byId.set(task.id, task);
+          this.#byKey.set(task.key, [...this.replicas(task.key), task]);
+          this.#byContainer.set(c.id, task);
+          if (net) this.#nets.set(task.id, net);
+          adopted.add(c.id);
+        } catch (e) {
+          this.#d.ledger.release(r);
+          if (net) {
+            if (this.#networks!.joins) await this.#d.backend.disconnectNetwork(net.id, this.#d.selfContainer!).catch(() => {});
+            this.#networks!.unhold(net);
+          }
+          refused(c, (e as Error).message);
+        }
+      }),
+    );
+    if (adopted.size > 0) this.#log.info("Adopted tasks left by an earlier run", { count: adopted.size, tasks: [...this.#byContainer.values()].filter((t) => adopted.has(t.containerId!)).map((t) => t.id) });
+    return adopted;
+  }
+
+  /** A leftover's spec from its labels, checked against its container and the config now; rejects with why not. */
+  async #readLeftover(id: string, limits: SpecLimits, nets: NetworkSummary[]): Promise<Leftover> {
+    const st = await this.#d.backend.inspect(id);
+    if (!st?.running) throw new Error("it is not running");
+    const labels = st.labels ?? {};
+    const intent = parseSpecLabel(labels[LABELS.spec]);
+    if (!intent) throw new Error(`it has no readable ${LABELS.spec} label`);
+    // The config now decides: an image no longer allowed, a runtime no longer configured, a size
+    // past the capacity are refused here as a request for them would be.
+    const spec = resolveSpec(intent, limits);
+    const key = taskKey(spec);
+    if (keyHash(key) !== labels[LABELS.key]) throw new Error("its labels do not give back its task key (the microVM runtime or the image's name changed)");
+    if (st.nanoCpus !== spec.cpuTenths * 100_000_000 || st.memoryBytes !== spec.memMB * MB) throw new Error("its CPU or memory limit is not its spec's");
+    const runtime = st.runtime ?? "";
+    if (spec.runtime !== undefined ? runtime !== spec.runtime : runtime !== "" && runtime === limits.microVMRuntime) throw new Error(`its runtime "${runtime}" is not its spec's`);
+    let gpus: number[] | undefined;
+    if (spec.gpuCount > 0 || (st.gpuIds ?? []).length > 0) {
+      gpus = this.#d.gpuIndexes?.(st.gpuIds ?? []);
+      if (!gpus || gpus.length !== spec.gpuCount) throw new Error("its GPUs are not GPUs this executor may use now");
+    }
+    const s = this.#d.settings();
+    const attached = st.networks ?? [];
+    let net: NetworkSummary | undefined;
+    if (this.#networks) {
+      net = nets.find((n) => attached.length === 1 && n.name === attached[0]);
+      if (!net) throw new Error("it is not on a task network of its own");
+    } else if (s.network && !attached.includes(s.network)) throw new Error(`it is not on the network "${s.network}"`);
+    if (!(await this.#d.backend.hasMark(id, READY_MARK))) throw new Error(`the earlier run never saw it ready (no ${READY_MARK} in its output)`);
+    return { id, name: st.name ?? id, key, spec, gpus, net, startedAt: st.startedAt ?? 0 };
   }
 
   #ensureImage(image: string, log: Logger, signal: AbortSignal): Promise<void> {

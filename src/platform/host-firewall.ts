@@ -139,6 +139,14 @@ export class HostFirewall {
   async #installFamily(family: string): Promise<string | undefined> {
     const listed = await this.#run(family, ["-w", "5", "-S", "INPUT"]);
     if (!listed.ok) return listed.output;
+    // One copy, first in INPUT (an earlier run that crashed or kept its tasks): it stays, so tasks
+    // kept through a restart are never without it.
+    const rules = listed.output.split("\n").filter((l) => l.startsWith("-A INPUT "));
+    const own = rules.filter((l) => l.includes(`"meca-executor ${this.#instance}"`) || l.endsWith(`meca-executor ${this.#instance} -j REJECT`));
+    if (own.length === 1 && rules[0] === own[0] && (await this.#run(family, ["-w", "5", "-C", "INPUT", ...ruleArgs(this.#instance)])).ok) {
+      this.#installed.push(family);
+      return undefined;
+    }
     const stale = await this.#deleteCopies(family);
     if (stale !== undefined) return stale;
     const inserted = await this.#run(family, ["-w", "5", "-I", "INPUT", "1", ...ruleArgs(this.#instance)]);

@@ -190,9 +190,24 @@ export function containerBackendContract(name: string, setup: () => Promise<Cont
       expect((await s.backend.listNetworks(labels)).map((n) => n.id)).not.toContain(id);
     });
 
-    it("a container with CPU, memory and pids limits runs", async () => {
+    it("a container with CPU, memory and pids limits runs, and inspect() reads back what adoption checks", async () => {
       const id = await startReady({ nanoCpus: 300_000_000, memoryBytes: 48 * 2 ** 20, pidsLimit: 32 });
-      expect(await s.backend.inspect(id)).toMatchObject({ running: true, oomKilled: false });
+      const st = await s.backend.inspect(id);
+      expect(st).toMatchObject({ running: true, oomKilled: false, nanoCpus: 300_000_000, memoryBytes: 48 * 2 ** 20, labels: expect.objectContaining(labels) });
+      expect(st?.name).toMatch(/^meca-contract-/);
+      expect(st?.gpuIds).toEqual([]);
+      expect(st?.startedAt).toBeGreaterThan(0);
+    });
+
+    it("hasMark() says whether the mark is in a container's output so far, without waiting", async () => {
+      const id = await startReady();
+      expect(await s.backend.hasMark(id, READY_MARK)).toBe(true);
+      expect(await s.backend.hasMark(id, "no-such-mark-in-the-output")).toBe(false);
+      const quiet = await s.backend.create(spec(s.images.neverReady));
+      await s.backend.start(quiet);
+      expect(await s.backend.hasMark(quiet, READY_MARK)).toBe(false);
+      await s.backend.remove(quiet);
+      expect(await s.backend.hasMark(quiet, READY_MARK)).toBe(false);
     });
 
     /**

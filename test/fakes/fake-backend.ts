@@ -49,6 +49,7 @@ export class FakeBackend implements ContainerBackend {
   #watchers = new Set<Watcher>();
   #unavailable = false;
   #serial = 0;
+  #starts = 0;
 
   constructor(opts: { images?: Record<string, FakeImage>; pullable?: Record<string, FakeImage> } = {}) {
     for (const [ref, image] of Object.entries(opts.images ?? {})) this.addImage(ref, image);
@@ -188,6 +189,7 @@ export class FakeBackend implements ContainerBackend {
     if (c === undefined) throw new TaskStartError(`Cannot start container "${id}": No such container: ${id}`);
     if (c.running) return;
     c.status = "running";
+    c.startedAt = ++this.#starts;
     this.#emit(c, "start");
     const ready = c.image.ready ?? true;
     if (ready === true) c.print(DEFAULT_MARK);
@@ -238,7 +240,25 @@ export class FakeBackend implements ContainerBackend {
 
   async inspect(id: string): Promise<ContainerState | undefined> {
     await this.#enter("inspect", [id]);
-    return this.#containers.get(id)?.state();
+    const c = this.#containers.get(id);
+    if (c === undefined) return undefined;
+    const spec = c.spec;
+    return {
+      ...c.state(),
+      name: c.name,
+      labels: { ...spec.labels },
+      nanoCpus: spec.nanoCpus,
+      memoryBytes: spec.memoryBytes,
+      runtime: spec.runtime ?? "",
+      gpuIds: [...(spec.gpus ?? [])],
+      networks: [...this.#networks.values()].filter((n) => n.members.has(id)).map((n) => n.name),
+      startedAt: c.startedAt,
+    };
+  }
+
+  async hasMark(id: string, mark: string): Promise<boolean> {
+    await this.#enter("hasMark", [id, mark]);
+    return this.#containers.get(id)?.logs.some((l) => l.stream === "stdout" && l.line.includes(mark)) ?? false;
   }
 
   async logsTail(id: string, lines: number): Promise<string[]> {

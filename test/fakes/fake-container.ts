@@ -27,6 +27,8 @@ export class FakeContainer {
   status: "created" | "running" | "exited" = "created";
   exitCode = 0;
   oomKilled = false;
+  /** Order of its start among the backend's starts (adoption keeps the most recent first). */
+  startedAt = 0;
   readonly logs: FakeLogLine[] = [];
   #listeners = new Set<() => void>();
 

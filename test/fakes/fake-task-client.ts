@@ -4,7 +4,7 @@
  * TaskConnectError, as a refused connection does for real.
  */
 import { TaskConnectError } from "../../src/engine/errors.ts";
-import type { TaskClient, TaskRequest, TaskResponse } from "../../src/engine/ports.ts";
+import type { ConnectProbe, TaskClient, TaskRequest, TaskResponse } from "../../src/engine/ports.ts";
 import type { FakeBackend } from "./fake-backend.ts";
 
 export class FakeTaskClient implements TaskClient {
@@ -42,4 +42,9 @@ export class FakeTaskClient implements TaskClient {
   }
 
   async close(): Promise<void> {}
+}
+
+/** A ConnectProbe over the fake's containers: a running container at the endpoint accepts. */
+export function fakeProbe(backend: FakeBackend): ConnectProbe {
+  return async (endpoint) => backend.resolve(new URL(endpoint)).container?.running === true;
 }

@@ -1,12 +1,12 @@
 /** An Executor over the in-memory fakes of every port, for fast unit tests. */
 import { Executor } from "../../src/engine/executor.ts";
-import type { DiskProbe } from "../../src/engine/ports.ts";
+import type { ConnectProbe, DiskProbe } from "../../src/engine/ports.ts";
 import type { EngineSettings } from "../../src/engine/settings.ts";
 import { FakeBackend, type FakeImage } from "../fakes/fake-backend.ts";
 import { FakeClock } from "../fakes/fake-clock.ts";
 import { FakeHost } from "../fakes/fake-host.ts";
 import { memoryLogger } from "../fakes/fake-logger.ts";
-import { FakeTaskClient } from "../fakes/fake-task-client.ts";
+import { fakeProbe, FakeTaskClient } from "../fakes/fake-task-client.ts";
 
 export const BASE_SETTINGS: EngineSettings = {
   idleTimeoutMinutes: 1,
@@ -37,6 +37,7 @@ export const BASE_SETTINGS: EngineSettings = {
   taskConcurrency: 0,
   maxReplicas: 0,
   prewarm: [],
+  keepTasksOnStop: false,
 };
 
 /** A GpuProbe with `n` idle devices whose readings a test may change. */
@@ -46,9 +47,20 @@ export function fakeGpus(n: number) {
 }
 
 export async function fakeExecutor(
-  o: { settings?: Partial<EngineSettings>; images?: Record<string, FakeImage>; host?: FakeHost; gpus?: ReturnType<typeof fakeGpus>; selfContainer?: string; disk?: DiskProbe } = {},
+  o: {
+    settings?: Partial<EngineSettings>;
+    images?: Record<string, FakeImage>;
+    host?: FakeHost;
+    gpus?: ReturnType<typeof fakeGpus>;
+    selfContainer?: string;
+    disk?: DiskProbe;
+    /** An engine an earlier executor used (a restart); a new one otherwise. */
+    backend?: FakeBackend;
+    /** Adoption's connection check; the fake's containers by default. */
+    probe?: ConnectProbe;
+  } = {},
 ) {
-  const backend = new FakeBackend({ images: { "echo:1": {}, ...o.images } });
+  const backend = o.backend ?? new FakeBackend({ images: { "echo:1": {}, ...o.images } });
   const client = new FakeTaskClient(backend);
   const clock = new FakeClock();
   const logger = memoryLogger();
@@ -62,6 +74,7 @@ export async function fakeExecutor(
     loadGpu: o.gpus ? async () => o.gpus! : undefined,
     selfContainer: o.selfContainer,
     disk: o.disk,
+    probe: o.probe ?? fakeProbe(backend),
   });
   await flush();
   return { executor, backend, client, clock, logger };

@@ -107,7 +107,19 @@ export function toContainerState(json: ContainerJson): ContainerState {
     status: json.State.Status,
     exitCode: json.State.ExitCode,
     oomKilled: json.State.OOMKilled,
+    name: stripSlash(json.Name),
+    labels: json.Config?.Labels ?? {},
+    nanoCpus: numberOr(json.HostConfig?.NanoCpus, 0),
+    memoryBytes: numberOr(json.HostConfig?.Memory, 0),
+    runtime: typeof json.HostConfig?.Runtime === "string" ? json.HostConfig.Runtime : "",
+    gpuIds: ((json.HostConfig?.DeviceRequests ?? []) as { DeviceIDs?: string[] | null }[]).flatMap((r) => r.DeviceIDs ?? []),
+    networks: Object.keys(json.NetworkSettings?.Networks ?? {}),
+    startedAt: Date.parse(json.State.StartedAt ?? "") || 0,
   };
+}
+
+function numberOr(v: unknown, fallback: number): number {
+  return typeof v === "number" ? v : fallback;
 }
 
 export function toContainerSummary(json: ContainerListJson): ContainerSummary {

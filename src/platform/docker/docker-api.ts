@@ -34,7 +34,7 @@ export interface InfoJson {
 export interface ContainerJson {
   Id: string;
   Name: string;
-  State: { Status: string; Running: boolean; ExitCode: number; OOMKilled: boolean };
+  State: { Status: string; Running: boolean; ExitCode: number; OOMKilled: boolean; StartedAt?: string };
   Config?: { Labels?: Record<string, string> | null };
   HostConfig?: Record<string, unknown>;
   /** The storage driver's paths: for overlay2, `Data.UpperDir` is the writable layer on the engine's host. */

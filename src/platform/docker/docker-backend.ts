@@ -29,7 +29,7 @@ import {
 import { createFailure, engineFailure, startFailure } from "./failures.ts";
 import { eventFilters, labelFilters, readEvents } from "./events.ts";
 import { demuxLines, type ByteSource } from "./log-demux.ts";
-import { watchForMark } from "./mark-watch.ts";
+import { logHasMark, watchForMark } from "./mark-watch.ts";
 import { pullError, readPullStream, splitImageRef } from "./pull.ts";
 import { isStorageOptRefusal, storageOf, type StorageInfo } from "./storage.ts";
 
@@ -188,6 +188,15 @@ export class DockerBackend implements ContainerBackend {
   async inspect(id: string): Promise<ContainerState | undefined> {
     const json = await this.#inspectJson(id);
     return json === undefined ? undefined : toContainerState(json);
+  }
+
+  async hasMark(id: string, mark: string): Promise<boolean> {
+    try {
+      return await logHasMark(await this.#api.logs(id, { follow: false }), mark);
+    } catch (err) {
+      if (isApiStatus(err, 404)) return false;
+      throw engineFailure(err, `Cannot read the logs of container "${id}"`);
+    }
   }
 
   async logsTail(id: string, lines: number): Promise<string[]> {

@@ -46,6 +46,11 @@ export async function watchForMark(w: MarkWatch): Promise<boolean> {
   }
 }
 
+/** Whether a log read to its end (not followed) shows the mark within a line of stdout. */
+export function logHasMark(source: ByteSource, mark: string): Promise<boolean> {
+  return scan(source, mark);
+}
+
 /** True once `source` shows the mark within a line of stdout; false when it ends without it. */
 async function scan(source: ByteSource, mark: string, onLine?: (line: string) => void): Promise<boolean> {
   const finder = new MarkFinder(mark);

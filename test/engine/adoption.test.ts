@@ -1,0 +1,199 @@
+/**
+ * Adoption at start-up (docs/architecture.md, "Adoption"), on the fakes: a second executor on the
+ * engine an earlier one left (a restart) takes back the ready tasks its config allows, with their
+ * reservations, and removes the rest; keep_tasks_on_stop leaves ready tasks for it.
+ */
+import { describe, expect, it } from "vitest";
+import { LABELS, type EngineSettings } from "../../src/engine/settings.ts";
+import { FakeBackend } from "../fakes/fake-backend.ts";
+import { fakeExecutor, flush } from "../support/fake-executor.ts";
+
+type Run = Awaited<ReturnType<typeof fakeExecutor>>;
+
+const images = { "echo:1": {}, "other:1": {}, "slow:1": { ready: "never" as const } };
+const isolated: Partial<EngineSettings> = { isolate: true, taskSubnetPool: "10.201.0.0/24" };
+
+/** An executor that warms `keys` (cpu tenths) and then stops keeping its tasks, as a restart's first half. */
+async function earlier(settings: Partial<EngineSettings>, keys: number[], image = "echo:1"): Promise<Run> {
+  const run = await fakeExecutor({ settings: { keepTasksOnStop: true, ...settings }, images });
+  for (const tenths of keys) await run.executor.execute({ image, cpu: tenths / 10, mem: 64 }, `warm ${tenths}`);
+  return run;
+}
+
+/** What the engine does after the second executor was created: its calls by method. */
+function callsSince(backend: FakeBackend, from: number): string[] {
+  return backend.calls.slice(from).map((c) => c.method);
+}
+
+const containers = (b: FakeBackend) => b.containers().map((c) => c.id).sort();
+
+describe("adoption at start-up", () => {
+  for (const mode of ["published", "isolated"] as const) {
+    it(`takes back an earlier run's ready tasks with their reservations: the same containers, no create or start (${mode})`, async () => {
+      const settings = mode === "isolated" ? isolated : {};
+      const a = await earlier(settings, [5, 10, 15]);
+      expect(await a.executor.shutdown()).toBe(3);
+      const before = containers(a.backend);
+      const nets = a.backend.networks().map((n) => n.id);
+      const from = a.backend.calls.length;
+      const b = await fakeExecutor({ backend: a.backend, settings });
+      expect(containers(b.backend)).toEqual(before);
+      expect(b.executor.tasks().map((t) => [t.cpu, t.state]).sort()).toEqual([[0.5, "ready"], [1, "ready"], [1.5, "ready"]]);
+      expect(b.executor.ledger.used().cpuTenths).toBe(30);
+      expect(b.executor.ledger.reservations).toBe(3);
+      for (const tenths of [5, 10, 15]) expect(await b.executor.execute({ image: "echo:1", cpu: tenths / 10, mem: 64 }, `again ${tenths}`)).toBe(`again ${tenths}`);
+      expect(callsSince(b.backend, from)).not.toContain("create");
+      expect(callsSince(b.backend, from)).not.toContain("start");
+      if (mode === "isolated") {
+        // Each adopted task keeps its network; the spares are new ones in other blocks.
+        const held = b.executor.tasks().map((t) => t.network.subnet);
+        expect(new Set(held).size).toBe(3);
+        for (const id of nets) if (b.backend.networks().every((n) => n.id !== id)) throw new Error(`network ${id} of an adopted task was removed`);
+      }
+      await b.executor.shutdown();
+      expect(b.backend.containers()).toEqual([]);
+      expect(b.backend.networks()).toEqual([]);
+    });
+  }
+
+  it("after a crash (nothing stopped) the same: the earlier executor's tasks are adopted", async () => {
+    const a = await earlier({ keepTasksOnStop: false }, [5, 10]);
+    const before = containers(a.backend);
+    const b = await fakeExecutor({ backend: a.backend });
+    expect(containers(b.backend)).toEqual(before);
+    expect(b.executor.tasks()).toHaveLength(2);
+    expect(b.executor.ledger.used()).toEqual({ cpuTenths: 15, memMB: 128, gpus: [] });
+    await b.executor.shutdown();
+  });
+
+  it("removes what the config now refuses: an image no longer allowed, a microVM runtime renamed", async () => {
+    const a = await earlier({ microVMRuntime: "runsc" }, [5]);
+    await a.executor.execute({ image: "other:1", cpu: 0.5, mem: 64, runtime: "microVM" }, "vm");
+    await a.executor.execute({ image: "other:1", cpu: 1, mem: 64 }, "x");
+    await a.executor.shutdown();
+    const b = await fakeExecutor({ backend: a.backend, settings: { allowedImages: ["echo:1"], microVMRuntime: "kata" } });
+    expect(b.executor.tasks().map((t) => [t.image, t.cpu])).toEqual([["echo:1", 0.5]]);
+    expect(b.backend.containers()).toHaveLength(1);
+    const why = b.logger.records.filter((l) => l.msg.startsWith("Not adopting")).map((l) => String(l.fields.reason));
+    expect(why.some((w) => w.includes("not in allowed_images"))).toBe(true);
+    await b.executor.shutdown();
+  });
+
+  it("a capacity that no longer holds them all: the most recently started are adopted, the least recent removed", async () => {
+    const a = await earlier({}, [10, 15, 5]); // started in this order
+    await a.executor.shutdown();
+    const b = await fakeExecutor({ backend: a.backend, settings: { cpu: 2 } });
+    // 0.5 (newest) and 1.5 fit in 2 cores; 1 (oldest) does not.
+    expect(b.executor.tasks().map((t) => t.cpu).sort()).toEqual([0.5, 1.5]);
+    expect(b.executor.ledger.used().cpuTenths).toBe(20);
+    expect(b.backend.containers()).toHaveLength(2);
+    await b.executor.shutdown();
+  });
+
+  it("removes an exited container, one still starting (no mark seen), one that accepts no connection, and networks without a task", async () => {
+    const a = await fakeExecutor({ settings: { ...isolated, keepTasksOnStop: true }, images });
+    await a.executor.execute({ image: "echo:1", cpu: 0.5, mem: 64 }, "a");
+    await a.executor.execute({ image: "echo:1", cpu: 1, mem: 64 }, "b");
+    await a.executor.execute({ image: "echo:1", cpu: 1.5, mem: 64 }, "c");
+    void a.executor.execute({ image: "slow:1", cpu: 0.5, mem: 64 }, "never ready").catch(() => {});
+    await flush(20);
+    // The earlier executor "crashes" now: the starting one is left running without its mark.
+    const byCpu = (tenths: number) => a.backend.containers().find((c) => c.spec.nanoCpus === tenths * 1e8 && c.spec.image === "echo:1")!;
+    a.backend.kill(byCpu(5).id, { exitCode: 1 });
+    const deaf = byCpu(10).id;
+    const kept = byCpu(15).id;
+    const b = await fakeExecutor({ backend: a.backend, settings: isolated, probe: async (endpoint) => {
+      const c = a.backend.resolve(new URL(endpoint)).container;
+      return c?.running === true && c.id !== deaf;
+    } });
+    expect(b.backend.containers().map((c) => c.id)).toEqual([kept]);
+    expect(b.executor.tasks().map((t) => t.cpu)).toEqual([1.5]);
+    // Left: the adopted task's network and the new run's spares; none of the earlier run's others.
+    const earlierRun = a.backend.container(kept)!.spec.labels[LABELS.run];
+    expect(b.backend.networks().filter((n) => n.labels[LABELS.run] === earlierRun).map((n) => n.name)).toEqual([a.backend.container(kept)!.spec.network]);
+    const why = b.logger.records.filter((l) => l.msg.startsWith("Not adopting")).map((l) => String(l.fields.reason));
+    expect(why.some((w) => w.includes("never saw it ready"))).toBe(true);
+    expect(why.some((w) => w.includes("accepts a connection"))).toBe(true);
+    expect(b.executor.ledger.reservations).toBe(1);
+    await b.executor.shutdown();
+    expect(b.backend.networks()).toEqual([]);
+  });
+
+  it("never takes another instance's containers", async () => {
+    const a = await earlier({ instance: "other" }, [5]);
+    await a.executor.shutdown();
+    const b = await fakeExecutor({ backend: a.backend });
+    expect(b.executor.tasks()).toEqual([]);
+    expect(b.backend.containers()).toHaveLength(1);
+    await b.executor.shutdown();
+    expect(b.backend.containers()).toHaveLength(1);
+    await a.backend.remove(a.backend.containers()[0]!.id);
+  });
+
+  it("a task whose limits are not its spec label's is not adopted", async () => {
+    const a = await earlier({}, [5, 10]);
+    await a.executor.shutdown();
+    const forged = a.backend.containers()[0]!;
+    (forged.spec as { nanoCpus: number }).nanoCpus = 4e9; // labels say 0.5 cores, the container has 4
+    const b = await fakeExecutor({ backend: a.backend });
+    expect(b.executor.tasks()).toHaveLength(1);
+    expect(b.backend.container(forged.id)).toBeUndefined();
+    await b.executor.shutdown();
+  });
+
+  it("an adopted task's idle clock starts at adoption", async () => {
+    const a = await earlier({}, [5]);
+    await a.executor.shutdown();
+    const b = await fakeExecutor({ backend: a.backend, settings: { idleTimeoutMinutes: 1 } });
+    b.clock.advance(50_000);
+    await flush();
+    expect(b.executor.tasks()).toHaveLength(1);
+    b.clock.advance(20_000);
+    await flush(20);
+    expect(b.executor.tasks()).toHaveLength(0);
+    await b.executor.shutdown();
+  });
+
+  it("prewarm counts adopted replicas: no new start for a key adopted warm, and the replica is marked prewarmed", async () => {
+    const a = await earlier({}, [10]);
+    await a.executor.shutdown();
+    const created = a.backend.created.length;
+    const b = await fakeExecutor({ backend: a.backend, settings: { prewarm: [{ intent: { image: "echo:1", cpu: 1, mem: 64 }, count: 1 }] } });
+    await flush();
+    expect(b.backend.created).toHaveLength(created);
+    expect(b.executor.metrics.prewarmStarts.value).toBe(0);
+    expect(b.executor.tasks().map((t) => t.prewarmed)).toEqual([true]);
+    await b.executor.shutdown();
+  });
+});
+
+describe("keep_tasks_on_stop", () => {
+  it("false (default): a stop removes every task and network", async () => {
+    const a = await fakeExecutor({ settings: isolated, images });
+    await a.executor.execute({ image: "echo:1", cpu: 1, mem: 64 }, "x");
+    expect(await a.executor.shutdown()).toBe(0);
+    expect(a.backend.containers()).toEqual([]);
+    expect(a.backend.networks()).toEqual([]);
+  });
+
+  it("true: in-flight requests drain, a starting task goes, ready ones and their networks stay; spares go", async () => {
+    let answer!: (r: { status: number; body: string }) => void;
+    const slowAnswer = new Promise<{ status: number; body: string }>((r) => (answer = r));
+    const a = await fakeExecutor({ settings: { ...isolated, keepTasksOnStop: true }, images: { ...images, "busy:1": { respond: () => slowAnswer } } });
+    await a.executor.execute({ image: "echo:1", cpu: 1, mem: 64 }, "x");
+    const busy = a.executor.execute({ image: "busy:1", cpu: 1, mem: 64 }, "in flight");
+    void a.executor.execute({ image: "slow:1", cpu: 0.5, mem: 64 }, "starting").catch(() => {});
+    await flush(20);
+    let stopped = false;
+    const stopping = a.executor.shutdown().then((n) => ((stopped = true), n));
+    await flush(20);
+    expect(stopped).toBe(false); // draining
+    answer({ status: 200, body: "done" });
+    expect(await busy).toBe("done");
+    expect(await stopping).toBe(2);
+    expect(a.backend.containers().map((c) => c.spec.image).sort()).toEqual(["busy:1", "echo:1"]);
+    const kept = new Set(a.backend.containers().map((c) => c.spec.network));
+    expect(a.backend.networks().map((n) => n.name).sort()).toEqual([...kept].sort());
+    for (const c of a.backend.containers()) await a.backend.remove(c.id);
+  });
+});

@@ -315,6 +315,7 @@ export class TaskPool {
     const running = leftovers.filter((c) => c.state === "running");
     if (!limits || !probe || running.length === 0) return adopted;
     const refused = (c: { id: string; name: string }, why: string) => this.#log.info("Not adopting a container left by an earlier run; removing it", { container: c.name || c.id.slice(0, 12), reason: why });
+    for (const c of leftovers) if (c.state !== "running") refused(c, `it is not running (${c.state})`);
     const nets = this.#networks ? await this.#networks.list() : [];
     const read = await Promise.all(
       running.map((c) =>

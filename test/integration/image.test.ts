@@ -16,6 +16,7 @@ import pkg from "../../package.json" with { type: "json" };
 import { buildImage, IMAGE } from "../../build/build-image.ts";
 import { LABELS } from "../../src/engine/settings.ts";
 import { containerLogs, docker } from "../support/docker-env.ts";
+import { containerEvents, engineNow } from "../support/docker-events.ts";
 import { ECHO_IMAGE, TEST_LABEL } from "../support/fixtures.ts";
 import { configYaml, post, taskContainers, waitExit, waitHealthy } from "../support/packaging.ts";
 import { freePort } from "../support/process.ts";
@@ -271,6 +272,44 @@ describe(IMAGE, () => {
 
     docker(["stop", name]); // Docker's default grace: 10 s
     expect(waitExit(name)).toBe(0);
+    expect(taskContainers(DEFAULT_INSTANCE)).toEqual([]);
+  });
+
+  it("the upgrade recipe with keep_tasks_on_stop: docker stop, docker rm, docker run again; the new container adopts the warm task and serves it with no create or start", async () => {
+    const network = "mecanywhere";
+    if (docker(["network", "ls", "-q", "--filter", `name=^${network}$`]).trim() === "") {
+      docker(["network", "create", "--label", label, network]);
+      networks.push(network);
+    }
+    const configFile = join(dir, "keep.yaml");
+    writeFileSync(configFile, "timeout: 1\nkeep_tasks_on_stop: true\n");
+    const args = ["--network", network, "-p", "127.0.0.1::2591", "-v", `${configFile}:/app/mecanywhere_executor.yaml`];
+    const first = run("keep-1", args);
+    let base = `http://127.0.0.1:${publishedPort(first)}`;
+    await waitHealthy(base, { why: () => containerLogs(first) });
+    expect(await post(`${base}/`, { id: ECHO_IMAGE, resource: { cpu: 0.3, mem: 64 }, input: "before" })).toEqual({ status: 200, body: { success: true, msg: "before" } });
+    const task = taskOf(ECHO_IMAGE, 0.3).Id as string;
+    docker(["stop", first]);
+    expect(waitExit(first)).toBe(0);
+    docker(["rm", first]);
+    expect(taskContainers(DEFAULT_INSTANCE)).toHaveLength(1);
+
+    const since = engineNow();
+    const second = run("keep-2", args);
+    base = `http://127.0.0.1:${publishedPort(second)}`;
+    await waitHealthy(base, { why: () => containerLogs(second) });
+    expect(await post(`${base}/`, { id: ECHO_IMAGE, resource: { cpu: 0.3, mem: 64 }, input: "after" })).toEqual({ status: 200, body: { success: true, msg: "after" } });
+    expect(taskOf(ECHO_IMAGE, 0.3).Id).toBe(task);
+    expect(containerEvents({ since, labels: { [LABELS.instance]: DEFAULT_INSTANCE }, actions: ["create", "start"] })).toEqual([]);
+    expect(containerLogs(second)).toContain("Adopted tasks left by an earlier run");
+
+    // Back to the default: the next stop removes the task.
+    writeFileSync(configFile, "timeout: 1\n");
+    docker(["rm", "-f", second]);
+    const third = run("keep-3", args);
+    await waitHealthy(`http://127.0.0.1:${publishedPort(third)}`, { why: () => containerLogs(third) });
+    docker(["stop", third]);
+    expect(waitExit(third)).toBe(0);
     expect(taskContainers(DEFAULT_INSTANCE)).toEqual([]);
   });
 });

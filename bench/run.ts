@@ -26,6 +26,7 @@ import { buildRows, type Results } from "./lib/results.ts";
 import { markdown, type Machine } from "./lib/report.ts";
 import { median } from "./lib/stats.ts";
 import { prewarmPhase, prewarmRows, type PrewarmResult } from "./lib/prewarm.ts";
+import { restartPhase, restartRows, type RestartResult } from "./lib/restart.ts";
 import { protectionsPhase, protectionsRows, type ProtectionsResult } from "./lib/protections.ts";
 import { CPU_IMAGE, replicasPhase, replicasRows, type ReplicasResult } from "./lib/replicas.ts";
 import { warmPhase } from "./lib/warm.ts";
@@ -52,6 +53,8 @@ const { values: args } = parseArgs({
     "only-protections": { type: "boolean", default: false },
     /** Runs only the prewarm rows. */
     "only-prewarm": { type: "boolean", default: false },
+    /** Runs only the restart rows (adoption after kill -9). */
+    "only-restart": { type: "boolean", default: false },
   },
 });
 /** The checkout whose executor runs. */
@@ -104,6 +107,7 @@ async function main(): Promise<number> {
   if (args["only-replicas"]) return onlyReplicas(file);
   if (args["only-protections"]) return onlyProtections(file);
   if (args["only-prewarm"]) return onlyPrewarm(file);
+  if (args["only-restart"]) return onlyRestart(file);
   log(`starting the executor (${target})`);
   exec = await start();
   const startup = [exec.startMs];
@@ -142,6 +146,7 @@ async function main(): Promise<number> {
   const replicas = await replicasPhase({ target, root: ROOT, file, work, quick, log });
   const protections = await protectionsPhase({ target, root: ROOT, file, work, quick, log });
   const prewarm = await prewarmPhase({ target, root: ROOT, file, work, quick, log });
+  const restart = await restartPhase({ target, root: ROOT, file, work, quick, log });
   const leftover = await engine.listByLabel("meca.executor.instance", INSTANCE);
   exec = undefined;
   if (code !== 0) throw new Error(`The executor exited with ${code} on POST /stop`);
@@ -167,8 +172,9 @@ async function main(): Promise<number> {
     replicas,
     protections,
     prewarm,
+    restart,
   };
-  const rows = [...buildRows(results), ...replicasRows(replicas), ...protectionsRows(protections), ...prewarmRows(prewarm)];
+  const rows = [...buildRows(results), ...replicasRows(replicas), ...protectionsRows(protections), ...prewarmRows(prewarm), ...restartRows(restart)];
   const md = markdown({ title: `meca-executor benchmark (${target}, ${results.date.slice(0, 16).replace("T", " ")} UTC)`, machine: results.machine, notes: notes(results), rows });
   console.log(`\n${md}`);
   mkdirSync(args.out!, { recursive: true });
@@ -215,6 +221,20 @@ async function onlyPrewarm(file: string | undefined): Promise<number> {
   return 0;
 }
 
+/** --only-restart: the restart rows alone, printed and written to restart.json. */
+async function onlyRestart(file: string | undefined): Promise<number> {
+  const r = await restartPhase({ target, root: ROOT, file, work, quick, log });
+  const md = markdown({ title: `meca-executor restart (${target}, ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC)`, machine: await machine(), notes: [restartNote(r)], rows: restartRows(r) });
+  console.log(`\n${md}`);
+  mkdirSync(args.out!, { recursive: true });
+  writeFileSync(join(args.out!, "restart.json"), `${JSON.stringify(r, null, 2)}\n`);
+  return r.coldStarts === 0 ? 0 : 1;
+}
+
+function restartNote(r: RestartResult): string {
+  return `Restart: ${r.rounds} rounds of an executor warming ${r.keys} keys (meca-test/echo:1, cpu 0.2, mem 161-166), kill -9, and a start of the same instance (exec → healthy: ${r.adoptSamples.map((v) => v.toFixed(0)).join(", ")} ms; it serves once the leftovers are adopted); then each key's first request, and 200 warm requests over the keys.`;
+}
+
 function prewarmNote(r: PrewarmResult): string {
   return `Prewarm: ${r.starts} starts of an executor with one prewarm entry (meca-test/echo:1, cpu 0.5, mem 141); each: exec until GET /tasks shows the replica ready, its first request (${r.firstSamples.map((v) => v.toFixed(2)).join(", ")} ms), a cold start of a new key, then 200 warm requests of the prewarmed key.`;
 }
@@ -248,6 +268,7 @@ function notes(r: Results): string[] {
     replicasNote(r.replicas),
     protectionsNote(r.protections),
     prewarmNote(r.prewarm),
+    restartNote(r.restart),
     `Client, executor, task and Docker's port proxy share the machine's ${r.machine.cores} cores; run took ${r.durationS.toFixed(0)} s.`,
   ];
 }

@@ -124,6 +124,12 @@ export class ExecutorProcess {
   kill(): void {
     if (this.#child.exitCode === null) this.#child.kill("SIGKILL");
   }
+
+  /** kill -9, and its exit. */
+  async kill9(): Promise<void> {
+    this.kill();
+    await this.#exited;
+  }
 }
 
 function command(o: ExecutorProcessOptions, args: string[]): [string, string[]] {

@@ -4,6 +4,7 @@ import type { Target } from "./executor-process.ts";
 import type { MemoryBreakdown } from "./memory.ts";
 import { ms, plus, x, type Machine, type Row } from "./report.ts";
 import type { PrewarmResult } from "./prewarm.ts";
+import type { RestartResult } from "./restart.ts";
 import type { ProtectionsResult } from "./protections.ts";
 import type { ReplicasResult } from "./replicas.ts";
 import type { WarmResult } from "./warm.ts";
@@ -35,6 +36,7 @@ export interface Results {
   protections: ProtectionsResult;
   /** An executor with one prewarm entry (bench/lib/prewarm.ts). */
   prewarm: PrewarmResult;
+  restart: RestartResult;
 }
 
 export const TARGETS = {

@@ -43,8 +43,8 @@ export class EngineWatch {
   }
 
   /**
-   * Resolves once an earlier run's leftovers are adopted or removed, or once the first attempt to
-   * reach the engine failed (the sweep then runs when it answers).
+   * Resolves once an earlier run's tasks are adopted (the rest of its leftovers are then being
+   * removed), or once the first attempt to reach the engine failed (the sweep then runs when it answers).
    */
   get leftoversHandled(): Promise<void> {
     return this.#leftoversHandled;
@@ -103,9 +103,9 @@ export class EngineWatch {
           signal,
         });
         if (!this.#leftoversRemoved) {
-          await this.#d.pool.removeLeftovers();
+          // The executor may serve once the adoption is done; the rest goes while it serves.
+          await this.#d.pool.removeLeftovers(() => this.#markHandled());
           this.#leftoversRemoved = true;
-          this.#markHandled();
         }
         if ((await this.#d.pool.reconcile()) > 0) this.#d.freed?.();
         await events;

@@ -277,21 +277,25 @@ export class TaskPool {
     return removed;
   }
 
-  /** Removes containers of this executor instance that are not in the pool (left by an earlier run). */
-  removeLeftovers(): Promise<number> {
-    const sweep = this.#removeLeftovers().finally(() => {
+  /**
+   * Adopts what it can of an earlier run's containers (`adopted` is called then) and removes the
+   * rest, and their networks. Resolves with how many were removed.
+   */
+  removeLeftovers(adopted?: () => void): Promise<number> {
+    const sweep = this.#removeLeftovers(adopted).finally(() => {
       if (this.#sweeping === sweep) this.#sweeping = undefined;
     });
     this.#sweeping = sweep;
     return sweep;
   }
 
-  async #removeLeftovers(): Promise<number> {
+  async #removeLeftovers(onAdopted?: () => void): Promise<number> {
     const s = this.#d.settings();
     const found = await this.#d.backend.list({ [LABELS.managed]: "1", [LABELS.instance]: s.instance });
     // Not ours: a container this run is creating is not in the pool's maps until create() returns.
     const leftovers = found.filter((c) => c.labels[LABELS.run] !== this.#run && !this.#byContainer.has(c.id));
     const adopted = await this.#adopt(leftovers);
+    onAdopted?.();
     const stale = leftovers.filter((c) => !adopted.has(c.id));
     await Promise.all(stale.map((c) => this.#d.backend.remove(c.id)));
     if (stale.length > 0) this.#log.info("Removed containers left by an earlier run", { count: stale.length });

@@ -26,15 +26,26 @@ afterEach(async () => {
   for (const p of running.splice(0)) if (p.child.exitCode === null) p.child.kill("SIGKILL");
   // Whatever a failed test left: its containers, then its networks.
   for (const instance of instances.splice(0)) {
-    const ids = docker(["ps", "-aq", "--filter", `label=${LABELS.instance}=${instance}`]).split("\n").filter(Boolean);
-    if (ids.length > 0) docker(["rm", "-f", ...ids]);
-    const nets = docker(["network", "ls", "-q", "--filter", `label=${LABELS.instance}=${instance}`]).split("\n").filter(Boolean);
-    if (nets.length > 0) docker(["network", "rm", ...nets]);
+    // (An executor may still be removing some: "already in progress" is no failure here.)
+    await until(() => {
+      const ids = engineContainers(instance);
+      for (const id of ids) tryDocker(["rm", "-f", id]);
+      return engineContainers(instance).length === 0;
+    }, "the test's containers removed");
+    for (const net of engineNetworks(instance)) tryDocker(["network", "rm", net]);
     for (const family of ["iptables", "ip6tables"]) {
       for (let i = 0; i < 8 && spawnSync(family, ["-w", "5", "-D", "INPUT", ...ruleArgs(instance)]).status === 0; i++);
     }
   }
 });
+
+function tryDocker(args: string[]): void {
+  try {
+    docker(args);
+  } catch {
+    // gone already, or going
+  }
+}
 
 function newInstance(): string {
   const instance = `test-${process.pid}-adopt${++serial}`;
@@ -132,7 +143,10 @@ describe("adoption at start-up", () => {
 
     const p2 = await start({ instance, cpu: 0.6, allowed_images: [ECHO_IMAGE, NEVER_READY_IMAGE] });
     expect((await tasks(p2)).map((t) => t.container_id)).toEqual([keep]);
+    // The executor serves once adoption is done; the rest goes while it serves.
+    await until(() => engineContainers(instance).length === 1, "the leftovers not adopted removed");
     expect(engineContainers(instance)).toEqual([keep]);
+    await until(() => p2.output().includes("Removed task networks left by an earlier run"), "the leftover networks removed");
     const out = p2.output();
     for (const why of ["not in allowed_images", "no microVM_runtime is configured", "it is not running", "never saw it ready", "not on a task network of its own", "the capacity has no room for it"]) {
       expect(out).toContain(why);

@@ -84,6 +84,13 @@ describe("loadConfig()", () => {
     expect(() => load("task_host_firewall: maybe")).toThrow(/task_host_firewall: task_host_firewall must be "auto", "on" or "off"/);
   });
 
+  it("keeps no task through a stop unless keep_tasks_on_stop is true, and names a value that is not a boolean", () => {
+    const load = (text: string) => loadConfig(files({ "/c.yaml": text }, {}, "/c.yaml")).config;
+    expect(load("").keep_tasks_on_stop).toBe(false);
+    expect(load("keep_tasks_on_stop: true").keep_tasks_on_stop).toBe(true);
+    expect(() => load("keep_tasks_on_stop: sometimes")).toThrow(/keep_tasks_on_stop: keep_tasks_on_stop must be true or false/);
+  });
+
   it("takes the admin token and NVML library from the environment", () => {
     const { config } = loadConfig(files({}, { MECA_ADMIN_TOKEN: "s3cret", MECA_NVML_LIBRARY: "/x/libnvidia-ml.so.1" }));
     expect(config.admin_token).toBe("s3cret");

@@ -1,7 +1,7 @@
 /**
  * Keeps an eye on the container engine: whether it answers, which runtimes
  * it has, and its event stream (reconnected when it drops). On every
- * (re)connection it removes leftovers and reconciles the pool.
+ * (re)connection it reconciles the pool; on the first, it adopts or removes an earlier run's leftovers.
  */
 import { BadRequestError } from "./errors.ts";
 import type { Clock, ContainerBackend, EngineInfo, Logger } from "./ports.ts";

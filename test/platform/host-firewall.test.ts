@@ -54,6 +54,19 @@ describe("HostFirewall", () => {
     expect([...t.chains]).toEqual(before);
   });
 
+  it("keeps a single copy that is first in INPUT (tasks kept through a restart are never without it); one lower down is replaced", async () => {
+    const t = fakeTables();
+    t.chains.get("iptables")!.unshift(ours("a"));
+    t.chains.get("ip6tables")!.push(ours("a"));
+    const fw = await HostFirewall.install({ setting: "on", instance: "a", place: host, logger: memoryLogger(), run: t.run });
+    expect(fw.status().state).toBe("closed");
+    expect(t.calls.filter((c) => c.startsWith("iptables ") && / -[DI] /.test(c))).toEqual([]);
+    expect(t.calls.filter((c) => c.startsWith("ip6tables ") && / -[DI] /.test(c))).toHaveLength(2);
+    for (const family of ["iptables", "ip6tables"]) expect(t.chains.get(family)).toEqual([ours("a"), "-p tcp --dport 22 -j ACCEPT"]);
+    await fw.remove();
+    for (const family of ["iptables", "ip6tables"]) expect(t.chains.get(family)).toEqual(["-p tcp --dport 22 -j ACCEPT"]);
+  });
+
   it("replaces a crashed run's leftovers with one rule, and leaves another instance's rule alone", async () => {
     const t = fakeTables();
     for (const family of ["iptables", "ip6tables"]) t.chains.get(family)!.push(ours("a"), ours("b"), ours("a"));

@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { LABELS, type EngineSettings } from "../../src/engine/settings.ts";
 import { FakeBackend } from "../fakes/fake-backend.ts";
-import { fakeExecutor, flush } from "../support/fake-executor.ts";
+import { fakeExecutor, fakeGpus, flush } from "../support/fake-executor.ts";
 
 type Run = Awaited<ReturnType<typeof fakeExecutor>>;
 
@@ -117,6 +117,25 @@ describe("adoption at start-up", () => {
     expect(b.executor.ledger.reservations).toBe(1);
     await b.executor.shutdown();
     expect(b.backend.networks()).toEqual([]);
+  });
+
+  it("a GPU task keeps its own GPU: the reservation names the device its container was given", async () => {
+    const gpus = fakeGpus(2);
+    const a = await fakeExecutor({ settings: { hasGpu: true, keepTasksOnStop: true }, images, gpus });
+    await a.executor.execute({ image: "echo:1", cpu: 0.5, mem: 64, useGpu: true, gpuCount: 1 }, "first");
+    await a.executor.execute({ image: "echo:1", cpu: 0.6, mem: 64, useGpu: true, gpuCount: 1 }, "second");
+    const given = a.backend.containers().find((c) => c.spec.nanoCpus === 6e8)!.spec.gpus;
+    expect(given).toEqual(["GPU-1"]);
+    await a.executor.shutdown();
+    a.backend.remove(a.backend.containers().find((c) => c.spec.nanoCpus === 5e8)!.id); // GPU 0's task is gone
+    await flush();
+    const b = await fakeExecutor({ backend: a.backend, settings: { hasGpu: true }, gpus });
+    expect(b.executor.tasks().map((t) => t.cpu)).toEqual([0.6]);
+    expect(b.executor.ledger.used().gpus).toEqual([1]);
+    // A new GPU task gets the other device.
+    await b.executor.execute({ image: "echo:1", cpu: 0.7, mem: 64, useGpu: true, gpuCount: 1 }, "third");
+    expect(b.backend.created.at(-1)!.gpus).toEqual(["GPU-0"]);
+    await b.executor.shutdown();
   });
 
   it("never takes another instance's containers", async () => {

@@ -27,6 +27,21 @@ describe("Ledger", () => {
 });
 
 describe("Ledger bookkeeping", () => {
+  it("reserves exactly the GPUs asked for (an adopted task's), only when each is free, and never one twice", () => {
+    const l = new Ledger({ cpuTenths: 80, memMB: 8000, gpus: [0, 1, 2, 3] });
+    const one = { cpuTenths: 1, memMB: 1, gpuCount: 1 };
+    expect(l.tryReserve(one, [2])?.gpus).toEqual([2]);
+    expect(l.tryReserve(one, [2])).toBeUndefined(); // held
+    expect(l.tryReserve(one, [7])).toBeUndefined(); // not in the capacity
+    l.markBusyGpus([3]);
+    expect(l.tryReserve(one, [3])).toBeUndefined(); // busy with other work
+    expect(l.tryReserve({ ...one, gpuCount: 2 }, [1])).toBeUndefined(); // fewer than the spec's
+    expect(l.tryReserve({ ...one, gpuCount: 2 }, [1, 1])).toBeUndefined(); // one twice
+    expect(l.tryReserve({ ...one, gpuCount: 2 }, [1, 0])?.gpus).toEqual([1, 0]);
+    expect(l.used().gpus).toEqual([0, 1, 2]);
+    expect(l.tryReserve({ cpuTenths: 1, memMB: 1, gpuCount: 0 }, [])?.gpus).toEqual([]);
+  });
+
   it("free is the capacity less what is reserved, and goes back on release", () => {
     const l = new Ledger({ cpuTenths: 20, memMB: 1000, gpus: [0, 1] });
     expect(l.free()).toEqual({ cpuTenths: 20, memMB: 1000, gpuCount: 2 });

@@ -46,6 +46,20 @@ export interface ConfigChange {
   changed: { [K in keyof SettingsUpdate]?: { from: EngineSettings[K]; to: EngineSettings[K] } };
 }
 
+/** How long start-up waits for adoption before it serves anyway. */
+const ADOPTION_WAIT_MS = 20_000;
+
+/** Resolves with true when `p` has not settled within `ms`, false when it has. */
+function waitAtMost(p: Promise<void>, ms: number, clock: Clock): Promise<boolean> {
+  return new Promise((resolve) => {
+    const cancel = clock.setTimer(ms, () => resolve(true));
+    void p.then(() => {
+      cancel();
+      resolve(false);
+    });
+  });
+}
+
 export class Executor {
   #d: ExecutorDeps;
   #s: EngineSettings;
@@ -104,8 +118,10 @@ export class Executor {
     ex.#applyCapacity();
     ex.#prewarm.set(resolvePrewarm(ex.#s.prewarm, ex.#specLimits()));
     ex.#watch.start();
-    // An earlier run's tasks are adopted (or removed) before the executor serves or prewarms.
-    await ex.#watch.leftoversHandled;
+    // An earlier run's tasks are adopted (or removed) before the executor serves or prewarms; an
+    // engine that answers too slowly for that does not keep the executor from serving.
+    const late = await waitAtMost(ex.#watch.leftoversHandled, ADOPTION_WAIT_MS, deps.clock);
+    if (late) ex.#log.warn("The engine is slow to answer: serving before an earlier run's tasks are adopted", { waitedS: ADOPTION_WAIT_MS / 1000 });
     for (const t of ex.#pool.all()) if (ex.#prewarm.pinned(t)) t.prewarmed = true;
     ex.#cleaner.start();
     ex.#diskGuard?.start();

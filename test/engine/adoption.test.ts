@@ -6,7 +6,12 @@
 import { describe, expect, it } from "vitest";
 import { LABELS, type EngineSettings } from "../../src/engine/settings.ts";
 import { FakeBackend } from "../fakes/fake-backend.ts";
-import { fakeExecutor, fakeGpus, flush } from "../support/fake-executor.ts";
+import { Executor } from "../../src/engine/executor.ts";
+import { FakeClock } from "../fakes/fake-clock.ts";
+import { FakeHost } from "../fakes/fake-host.ts";
+import { memoryLogger } from "../fakes/fake-logger.ts";
+import { fakeProbe, FakeTaskClient } from "../fakes/fake-task-client.ts";
+import { BASE_SETTINGS, fakeExecutor, fakeGpus, flush } from "../support/fake-executor.ts";
 
 type Run = Awaited<ReturnType<typeof fakeExecutor>>;
 
@@ -136,6 +141,25 @@ describe("adoption at start-up", () => {
     await b.executor.execute({ image: "echo:1", cpu: 0.7, mem: 64, useGpu: true, gpuCount: 1 }, "third");
     expect(b.backend.created.at(-1)!.gpus).toEqual(["GPU-0"]);
     await b.executor.shutdown();
+  });
+
+  it("an engine too slow to list the leftovers does not keep the executor from serving: it starts after 20 s, saying so", async () => {
+    const backend = new FakeBackend({ images });
+    let release!: () => void;
+    backend.before("list", () => new Promise<void>((r) => (release = r)), { once: true });
+    const clock = new FakeClock();
+    const logger = memoryLogger();
+    let created: Executor | undefined;
+    const creating = Executor.create({ backend, client: new FakeTaskClient(backend), host: new FakeHost(8, 16_384), clock, logger, settings: BASE_SETTINGS, probe: fakeProbe(backend) }).then((e) => (created = e));
+    await flush(20);
+    clock.advance(19_000);
+    await flush(20);
+    expect(created).toBeUndefined();
+    clock.advance(1_000);
+    await creating;
+    expect(logger.records.some((r) => r.level === "warn" && r.msg.includes("serving before an earlier run's tasks are adopted"))).toBe(true);
+    release();
+    await created!.shutdown();
   });
 
   it("never takes another instance's containers", async () => {

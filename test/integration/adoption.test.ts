@@ -26,6 +26,10 @@ afterEach(async () => {
   for (const p of running.splice(0)) if (p.child.exitCode === null) p.child.kill("SIGKILL");
   // Whatever a failed test left: its containers, then its networks.
   for (const instance of instances.splice(0)) {
+    // A killed executor's host rule first: nothing else may fail before it goes.
+    for (const family of ["iptables", "ip6tables"]) {
+      for (let i = 0; i < 8 && spawnSync(family, ["-w", "5", "-D", "INPUT", ...ruleArgs(instance)]).status === 0; i++);
+    }
     // (An executor may still be removing some: "already in progress" is no failure here.)
     await until(() => {
       const ids = engineContainers(instance);
@@ -33,9 +37,6 @@ afterEach(async () => {
       return engineContainers(instance).length === 0;
     }, "the test's containers removed");
     for (const net of engineNetworks(instance)) tryDocker(["network", "rm", net]);
-    for (const family of ["iptables", "ip6tables"]) {
-      for (let i = 0; i < 8 && spawnSync(family, ["-w", "5", "-D", "INPUT", ...ruleArgs(instance)]).status === 0; i++);
-    }
   }
 });
 

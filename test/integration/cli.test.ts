@@ -75,24 +75,26 @@ describe("the meca-executor command", () => {
     expect(instanceContainers(instance)).toBe("");
   });
 
-  it("removes what an executor killed with SIGKILL left behind when started again", async () => {
+  it("adopts what an executor killed with SIGKILL left warm when started again, and its stop removes it", async () => {
     const instance = `cli-kill-${process.pid}`;
     const file = configFile(`instance: ${instance}\n`);
     const first = await spawnExecutor(["--config", file]);
     await first.post("/", { id: ECHO_IMAGE, resource: small, input: "hi" });
     first.child.kill("SIGKILL");
     await first.exited;
-    expect(instanceContainers(instance)).not.toBe("");
+    const left = instanceContainers(instance);
+    expect(left).not.toBe("");
     const second = await spawnExecutor(["--config", file]);
     try {
-      // The log line comes once every removal has returned, so it is the event to wait for.
-      await until(() => second.output().includes("Removed containers left by an earlier run"), "leftovers removed");
-      expect(instanceContainers(instance)).toBe("");
+      expect(second.output()).toContain("Adopted tasks left by an earlier run");
+      expect(instanceContainers(instance)).toBe(left);
+      expect((await second.post("/", { id: ECHO_IMAGE, resource: small, input: "again" })).body).toEqual({ success: true, msg: "again" });
     } finally {
       // Stopped at once, maybe while it still sweeps the first one's networks: it finishes first.
       second.child.kill("SIGTERM");
       await second.exited;
     }
+    expect(instanceContainers(instance)).toBe("");
     expect(instanceNetworks(instance)).toBe("");
   });
 });

@@ -94,7 +94,7 @@ describe("task lifecycle on the real engine", () => {
     expect(await h.containers()).toEqual([]);
   });
 
-  it("removes containers an earlier executor of the same instance left behind when it was killed", async () => {
+  it("removes containers an earlier executor of the same instance left behind when it was killed, where the config no longer allows them", async () => {
     const instance = `crash-${process.pid}`;
     const dir = mkdtempSync(join(tmpdir(), "meca-crash-"));
     writeFileSync(join(dir, "c.yaml"), `instance: ${instance}\n`);
@@ -109,7 +109,9 @@ describe("task lifecycle on the real engine", () => {
     }
     const left = docker(["ps", "-aq", "--no-trunc", "--filter", `label=${LABELS.instance}=${instance}`]).split("\n").filter(Boolean);
     expect(left).toHaveLength(1);
-    h = await startExecutor({ instance });
+    // Its image is no longer allowed: not adopted (see adoption.test.ts for what is), removed.
+    h = await startExecutor({ instance, allowed_images: ["meca-test/ready-late:*"] });
+    expect(h.executor.tasks()).toEqual([]);
     await until(async () => !(await h!.containers()).some((c) => c.id === left[0]), "leftover removed");
     expect(docker(["ps", "-a", "--format", "{{.ID}} {{.Names}} {{.Status}}", "--filter", `label=${LABELS.instance}=${instance}`]).trim()).toBe("");
     expect(await h.close()).toEqual([]);

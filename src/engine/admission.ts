@@ -109,7 +109,7 @@ export class Admission {
       switch (d.kind) {
         case "reuse": {
           const t = this.#takeSlot(d.replica);
-          // Stryker disable next-line ConditionalExpression: unreachable while the view is the pool's own (decide reuses a ready replica with a free slot)
+          // Stryker disable next-line ConditionalExpression: unreachable: the view is refreshed after every change to the pool (starts, evictions), and decide reuses only a ready replica with a free slot
           if (!t) break;
           this.#settle(w);
           w.resolve(t);
@@ -125,6 +125,9 @@ export class Admission {
             const victim = this.#d.pool.byId(id);
             if (victim && this.#d.pool.remove(victim, "evicted to make room for another task").outcome === "removing") this.#d.metrics?.evictions.inc();
           }
+          // The victims are gone whether or not the reservation below succeeds: the waiters behind
+          // must not be handed one of them (docs/architecture.md, "The request path").
+          if (d.evict.length > 0) tasks = this.#d.pool.views();
           const r = this.#d.ledger.tryReserve(w.want);
           if (!r) {
             // Stryker disable next-line StringLiteral: any value but "start" and "slot" reads as waiting for capacity
@@ -197,7 +200,7 @@ export class Admission {
 
   #takeSlot(id: string): Task | undefined {
     const t = this.#d.pool.byId(id);
-    // Stryker disable next-line OptionalChaining: ids come from the pool's own views, so the replica is there
+    // Stryker disable next-line OptionalChaining: ids come from views refreshed after every change to the pool, so the replica is there
     return t?.take() ? t : undefined;
   }
 

@@ -39,6 +39,57 @@ function line(o: Partial<EngineSettings> = {}, cpuTenths = 20, x: { metrics?: fa
 }
 
 describe("Admission", () => {
+  it("a start refused after its evictions: the waiters behind are never handed an evicted replica, and all are served once there is room", async () => {
+    // A ledger that refuses the first reservation after evictions (as when the GPUs freed are no
+    // longer in the capacity): the evictions have happened, the start has not.
+    const ledger = new Ledger({ cpuTenths: 20, memMB: 4096, gpus: [] });
+    const l = line({ taskConcurrency: 1 }, 20, { ledger });
+    const a = l.outcomes(l.admission.wait("a", spec("a:1")));
+    const b = l.outcomes(l.admission.wait("b", spec("b:1")));
+    await l.ready();
+    l.admission.run();
+    await flush();
+    const ra = a.value!;
+    // The capacity is taken by two busy replicas; c (another key) and a second request of a's key wait.
+    const c = l.outcomes(l.admission.wait("c", spec("a:1", 10)));
+    const again = l.outcomes(l.admission.wait("a", spec("a:1")));
+    expect(l.admission.queueLength).toBe(2);
+    const reserve = ledger.tryReserve.bind(ledger);
+    let refusals = 1;
+    ledger.tryReserve = (want, exact) => (refusals-- > 0 ? undefined : reserve(want, exact));
+    // a's request ends: c (first in line) evicts a's now idle replica and its reservation is refused;
+    // the request of a's key behind it must not be handed the replica just evicted.
+    ra.leave(l.clock.now());
+    let run: unknown;
+    try {
+      l.admission.run();
+    } catch (e) {
+      run = e;
+    }
+    await flush();
+    expect(run).toBeUndefined();
+    expect(l.pool.byId(ra.id)).toBeUndefined();
+    expect(again).toEqual({});
+    expect(c).toEqual({});
+    // Room again (b's request ends): c starts, and a's request gets a replica of its own key.
+    b.value!.leave(l.clock.now());
+    l.pool.remove(b.value!, "test: b done");
+    l.admission.run();
+    await l.ready();
+    l.admission.run();
+    await flush();
+    expect(c.value?.key).toBe("c");
+    expect(l.ledger.used().cpuTenths).toBeLessThanOrEqual(20);
+    for (const t of l.pool.all()) t.leave(l.clock.now());
+    l.admission.run();
+    await l.ready();
+    l.admission.run();
+    await flush();
+    expect(again.value?.key).toBe("a");
+    expect(again.value).not.toBe(ra);
+    expect(again.value?.state.kind).toBe("ready");
+  });
+
   it("take() hands out a slot on a ready replica only when nobody of the key is in line", async () => {
     const l = line({ taskConcurrency: 1 });
     expect(l.admission.take("a", spec("a:1"))).toBeUndefined(); // no replica at all

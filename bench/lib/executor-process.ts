@@ -4,7 +4,7 @@
  * VmRSS), how long it took from exec to a healthy /health, and how to stop it.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { appendFileSync, existsSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { Pool } from "undici";
@@ -25,6 +25,8 @@ export interface ExecutorProcessOptions {
   /** The child's environment (default: this process's). */
   env?: NodeJS.ProcessEnv;
   logLevel?: string;
+  /** Every line it prints goes to this file as well (the soak's record). */
+  logFile?: string;
 }
 
 export class ExecutorProcess {
@@ -53,6 +55,7 @@ export class ExecutorProcess {
     const child = spawn(cmd, argv, { cwd: o.root, stdio: ["ignore", "pipe", "pipe"], env: o.env ?? process.env });
     const stderr: string[] = [];
     const keep = (d: Buffer) => {
+      if (o.logFile) appendFileSync(o.logFile, d);
       stderr.push(d.toString());
       if (stderr.length > 50) stderr.shift();
     };

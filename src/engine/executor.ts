@@ -292,6 +292,12 @@ export class Executor {
     return snapshotTasks(this.#pool.all(), { networkOf, diskMB: (t) => this.#diskGuard?.usedMB(t.id), prewarmed: (t) => this.#prewarm.pinned(t) });
   }
 
+  /** What the ledger holds now, for GET /tasks: read with the tasks, it adds up to their reservations. */
+  reserved(): { cpu: number; mem: number; gpus: number[]; reservations: number } {
+    const used = this.#ledger.used();
+    return { cpu: used.cpuTenths / 10, mem: used.memMB, gpus: used.gpus, reservations: this.#ledger.reservations };
+  }
+
   /** The disk bound of each task and who holds it, for GET /tasks. */
   diskStatus(): { task_disk_mb: number; held_by: "engine" | "executor" | "none"; check_interval_s?: number; min_free_disk_mb: number } {
     const s = this.#s;

@@ -22,7 +22,7 @@ export function statusReads(o: Pick<AppOptions, "executor" | "placement" | "host
   return {
     "/health": () => healthAnswer(o.executor),
     "/stats": async () => json(await o.executor.stats()),
-    "/tasks": () => json({ network: o.placement, host_firewall: o.hostFirewall?.(), disk: o.executor.diskStatus(), tasks: o.executor.tasks() }),
+    "/tasks": () => json({ network: o.placement, host_firewall: o.hostFirewall?.(), disk: o.executor.diskStatus(), reserved: o.executor.reserved(), tasks: o.executor.tasks() }),
   };
 }
 

@@ -12,6 +12,7 @@ import { FetchTaskClient } from "../../src/platform/fetch-task-client.ts";
 import { containerBackendContract } from "../contract/container-backend.contract.ts";
 import { docker } from "../support/docker-env.ts";
 import { startEngineFront } from "../support/engine-front.ts";
+import { scratchDir } from "../support/scratch.ts";
 import { CRASH_IMAGE, ECHO_IMAGE, NEVER_READY_IMAGE, PULLED_IMAGE, REGISTRY, taskBody } from "../support/fixtures.ts";
 import { startExecutor } from "../support/harness.ts";
 
@@ -29,7 +30,7 @@ if (enabled) {
       removeImage: async (ref) => void docker(["image", "rm", "--force", ref]),
       unreachable: () => createDockerBackend({ DOCKER_HOST: "unix:///tmp/meca-no-such-docker.sock" }),
       controlled: async () => {
-        const front = await startEngineFront();
+        const front = await startEngineFront(scratchDir("meca-engine-front-"));
         const other = await createDockerBackend({ DOCKER_HOST: `unix://${front.socketPath}` });
         return { backend: other, endStreams: front.endStreams, goAway: front.goAway, cleanup: async () => void (await Promise.all([other.close(), front.close()])) };
       },

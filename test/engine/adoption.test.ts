@@ -46,6 +46,7 @@ describe("adoption at start-up", () => {
       expect(b.executor.tasks().map((t) => [t.cpu, t.state]).sort()).toEqual([[0.5, "ready"], [1, "ready"], [1.5, "ready"]]);
       expect(b.executor.ledger.used().cpuTenths).toBe(30);
       expect(b.executor.ledger.reservations).toBe(3);
+      expect(b.executor.reserved()).toEqual({ cpu: 3, mem: 192, gpus: [], reservations: 3 });
       for (const tenths of [5, 10, 15]) expect(await b.executor.execute({ image: "echo:1", cpu: tenths / 10, mem: 64 }, `again ${tenths}`)).toBe(`again ${tenths}`);
       expect(callsSince(b.backend, from)).not.toContain("create");
       expect(callsSince(b.backend, from)).not.toContain("start");

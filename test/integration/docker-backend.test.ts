@@ -43,7 +43,7 @@ containerBackendContract("DockerBackend over node:http", async () => {
     ...outside,
     unreachable: () => createDockerBackend({ DOCKER_HOST: "unix:///tmp/meca-no-such-docker.sock" }),
     controlled: async () => {
-      const front = await startEngineFront();
+      const front = await startEngineFront(scratchDir("meca-engine-front-"));
       const other = await createDockerBackend({ DOCKER_HOST: `unix://${front.socketPath}` });
       return { backend: other, endStreams: front.endStreams, goAway: front.goAway, cleanup: async () => void (await Promise.all([other.close(), front.close()])) };
     },
@@ -61,7 +61,7 @@ containerBackendContract("DockerBackend over dockerode", async () => {
     ...outside,
     unreachable: async () => new DockerBackend(new DockerodeApi(new Docker({ socketPath: "/tmp/meca-no-such-docker.sock" }), "dockerode")),
     controlled: async () => {
-      const front = await startEngineFront();
+      const front = await startEngineFront(scratchDir("meca-engine-front-"));
       const other = new DockerBackend(new DockerodeApi(new Docker({ socketPath: front.socketPath }), "dockerode"));
       return { backend: other, endStreams: front.endStreams, goAway: front.goAway, cleanup: async () => void (await Promise.all([other.close(), front.close()])) };
     },

@@ -8,7 +8,6 @@ import { rmSync } from "node:fs";
 import { createServer, request, type ServerResponse } from "node:http";
 import { join } from "node:path";
 import { dockerEndpoint } from "./docker-env.ts";
-import { scratchDir } from "./scratch.ts";
 
 export interface EngineFront {
   socketPath: string;
@@ -19,10 +18,10 @@ export interface EngineFront {
   close(): Promise<void>;
 }
 
-export async function startEngineFront(): Promise<EngineFront> {
+/** Its socket goes in `dir` (a test's scratch folder; the soak's own), which close() removes. */
+export async function startEngineFront(dir: string): Promise<EngineFront> {
   const engine = dockerEndpoint();
   if (!("socketPath" in engine)) throw new Error("The engine front needs an engine on a unix socket");
-  const dir = scratchDir("meca-engine-front-"); // removed by close(), else when the test file ends
   const socketPath = join(dir, "docker.sock");
   const open = new Set<{ res: ServerResponse; end(): void }>();
   const server = createServer((req, res) => {

@@ -1,7 +1,7 @@
 /** POST /: run a task and return its output in the `{success, msg}` envelope. */
 import type { Hono } from "hono";
 import type { Executor } from "../engine/executor.ts";
-import type { AppEnv, AppOptions } from "./app.ts";
+import type { AppEnv, AppOptions } from "./app-env.ts";
 import { readBody } from "./body.ts";
 import type { Answer } from "./errors.ts";
 import { parseExecute, parseJsonBody } from "./schemas.ts";

@@ -4,7 +4,7 @@
  * and /tasks, so the numbers agree.
  */
 import type { EngineMetrics, MetricsSnapshot } from "../engine/metrics.ts";
-import type { AppOptions } from "./app.ts";
+import type { AppOptions } from "./app-env.ts";
 import { PROMETHEUS_CONTENT_TYPE, PromText } from "./prometheus.ts";
 import type { RequestMetrics } from "./request-metrics.ts";
 import type { Read } from "./status-routes.ts";

@@ -6,7 +6,7 @@
  * itself. Other runtimes and `app.request()` have no bindings: undefined.
  */
 import { ClientClosedError } from "../engine/errors.ts";
-import type { BodyLimits } from "./body.ts";
+import type { BodyLimits } from "./body-limits.ts";
 
 /** Node's IncomingMessage, as far as reading a body goes. */
 export interface NodeIncoming {

@@ -16,7 +16,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "../engine/ports.ts";
 import type { Executor } from "../engine/executor.ts";
-import { BodyLimits, type InputBudget } from "./body.ts";
+import { BodyLimits, type InputBudget } from "./body-limits.ts";
 import { failureAnswer, type Answer } from "./errors.ts";
 import { execute } from "./execute-route.ts";
 import { clientSignal, readIncoming } from "./node-body.ts";

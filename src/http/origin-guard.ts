@@ -12,7 +12,7 @@
  */
 import type { MiddlewareHandler } from "hono";
 import { ForbiddenError } from "../engine/errors.ts";
-import type { AppEnv } from "./app.ts";
+import type { AppEnv } from "./app-env.ts";
 
 export interface OriginGuardOptions {
   /** Origins allowed besides loopback ones and `null`, exactly as browsers send them (`http://host:port`). */

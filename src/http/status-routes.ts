@@ -1,7 +1,7 @@
 /** GET /health, /stats, /tasks: what they answer, for the Hono app and the Node route alike. */
 import type { Hono } from "hono";
 import type { Executor } from "../engine/executor.ts";
-import type { AppEnv, AppOptions } from "./app.ts";
+import type { AppEnv, AppOptions } from "./app-env.ts";
 import type { Answer } from "./errors.ts";
 
 /** GET /health: 200 while the engine answers, else 503 with why; `code` for the request metrics. */

@@ -38,9 +38,7 @@ describe("parseImageRef() names, registries and tags", () => {
   it("reads a first component as a registry only when it has a dot or a port or is localhost", () => {
     expect(parseImageRef("localhost/echo")).toMatchObject({ domain: "localhost", path: "echo" });
     for (const ref of ["library/echo", "localhostx/echo", "xlocalhost/echo", "my-org/echo"]) {
-      const first = ref.split("/")[0];
       expect(parseImageRef(ref), ref).toEqual({ domain: undefined, path: ref, tag: undefined, digest: undefined });
-      expect(first).not.toBe("localhost");
     }
   });
 
@@ -62,8 +60,7 @@ describe("parseImageRef() names, registries and tags", () => {
   });
 
   it("takes references up to 512 characters and repository names up to 255", () => {
-    const at = (n: number) => `${"r".repeat(n - "/echo".length - ".x".length)}.x/echo`;
-    expect(at(512)).toHaveLength(512);
+    const at = (n: number) => `${"r".repeat(n - "/echo".length - ".x".length)}.x/echo`; // n characters: a registry, then /echo
     expect(parseImageRef(at(512))).toMatchObject({ path: "echo" });
     expect(parseImageRef(at(513))).toEqual({ error: "is longer than 512 characters" });
     expect(parseImageRef("p".repeat(255))).toMatchObject({ path: "p".repeat(255) });

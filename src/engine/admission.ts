@@ -127,7 +127,7 @@ export class Admission {
           }
           // The victims are gone whether or not the reservation below succeeds: the waiters behind
           // must not be handed one of them (docs/architecture.md, "The request path").
-          if (d.evict.length > 0) tasks = this.#d.pool.views();
+          tasks = this.#d.pool.views();
           const r = this.#d.ledger.tryReserve(w.want);
           if (!r) {
             // Stryker disable next-line StringLiteral: any value but "start" and "slot" reads as waiting for capacity

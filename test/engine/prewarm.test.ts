@@ -18,8 +18,9 @@ describe("prewarm", () => {
     expect(backend.created).toHaveLength(created);
     expect(executor.metrics.prewarmHits.value).toBe(1);
     expect(executor.metrics.prewarmStarts.value).toBe(2);
-    // Another key is not prewarmed, and its request is no hit.
+    // Another key is not prewarmed, and its requests are no hits, warm ones included.
     await executor.execute({ image: "echo:1", cpu: 2, mem: 64 }, "other");
+    await executor.execute({ image: "echo:1", cpu: 2, mem: 64 }, "other, warm");
     expect(executor.tasks().find((t) => t.cpu === 2)?.prewarmed).toBe(false);
     expect(executor.metrics.prewarmHits.value).toBe(1);
     await executor.shutdown();

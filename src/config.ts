@@ -7,7 +7,7 @@ import { toIntent } from "./http/schemas.ts";
 
 /**
  * Configuration: the YAML file (snake_case, every key optional) and the
- * body of POST /update-config. See README "Configuration". Loading takes its environment as
+ * body of POST /update-config. See docs/configuration.md. Loading takes its environment as
  * an argument so tests pass plain objects.
  */
 
@@ -92,7 +92,7 @@ export const fileSchema = z
     /** "auto" (find out where the executor runs), "publish", or a Docker network's name. */
     // "" was the earlier spelling of "publish".
     network: z.string().transform((v) => (v === "" ? "publish" : v)).default("auto"),
-    /** Each task's own network takes a /28 of this block (see README, "Isolation"). */
+    /** Each task's own network takes a /28 of this block (see docs/isolation.md). */
     task_subnet_pool: subnetPool.default("10.201.0.0/16"),
     /** Give each task's network a route out (still none to other tasks). */
     task_egress: z.boolean().default(false),
@@ -100,11 +100,11 @@ export const fileSchema = z
     task_cap_drop: z.array(z.string().regex(/^[A-Z_]+$/, "task_cap_drop entries are capability names such as NET_RAW")).default(["NET_RAW"]),
     /** Open-files limit (soft and hard) of every task container. */
     task_nofile: positiveInt("task_nofile").default(4096),
-    /** Most MB a task may write to its own filesystem; 0: unbounded (weaker). See README, "Threat model". */
+    /** Most MB a task may write to its own filesystem; 0: unbounded (weaker). See docs/isolation.md, "Threat model". */
     task_disk_mb: wholeMB("task_disk_mb").default(1024),
     /**
      * Where the executor holds task_disk_mb itself: how often it measures each task's layer. A task
-     * writing at disk speed gets about interval x its write rate past the bound (README, "Threat model").
+     * writing at disk speed gets about interval x its write rate past the bound (docs/isolation.md, "Threat model").
      */
     task_disk_check_interval: seconds("task_disk_check_interval").default(0.5),
     /** No new task starts while the engine's data root has less free space; 0: no guard. */
@@ -129,7 +129,7 @@ export const fileSchema = z
     port: z.number().int().min(0).max(65535).default(2591),
     log_format: z.enum(["json", "text", "auto"]).default("auto"),
     log_level: z.enum(["debug", "info", "warn", "error"]).default("info"),
-    // Bounds on what clients and tasks may send; see the README's "Limits" section.
+    // Bounds on what clients and tasks may send; see docs/configuration.md, "Limits".
     max_answer_bytes: positiveInt("max_answer_bytes").default(16 * 1024 * 1024),
     max_admin_body_bytes: positiveInt("max_admin_body_bytes").default(64 * 1024),
     max_buffered_input_bytes: positiveInt("max_buffered_input_bytes").default(256 * 1024 * 1024),
@@ -139,9 +139,9 @@ export const fileSchema = z
     task_log_max_size: z.string().regex(/^[1-9][0-9]*[kmg]?$/, 'task_log_max_size must be a size such as "10m" (k, m or g)').default("10m"),
     task_log_max_file: positiveInt("task_log_max_file").default(3),
     allowed_origins: z.array(z.string().min(1)).default([]),
-    /** A stop leaves ready tasks for the next start of the same instance to adopt; see README, "Restarts". */
+    /** A stop leaves ready tasks for the next start of the same instance to adopt; see docs/configuration.md, "Restarts". */
     keep_tasks_on_stop: z.boolean({ invalid_type_error: "keep_tasks_on_stop must be true or false" }).default(false),
-    /** Tasks kept warm from start-up; see README, "Prewarm". */
+    /** Tasks kept warm from start-up; see docs/configuration.md, "Prewarm". */
     prewarm: z.array(prewarmEntry, { invalid_type_error: "prewarm must be a list of tasks" }).default([]),
   })
   .strict();

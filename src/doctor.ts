@@ -164,7 +164,7 @@ async function networkChecks(c: Config, backend: DockerBackend): Promise<Check[]
 /**
  * What a task can take from the host beyond its limits: its disk (the bound and who holds it, the
  * data root's free space), the host's addresses (the firewall rule), its logs (a driver without
- * rotation) and the I/O weight (dropped without a weighted I/O scheduler). See README, "Threat model".
+ * rotation) and the I/O weight (dropped without a weighted I/O scheduler). See docs/isolation.md, "Threat model".
  */
 async function hostChecks(c: Config, backend: DockerBackend, env: Record<string, string | undefined>, run?: RunCommand): Promise<Check[]> {
   const checks: Check[] = [];

@@ -1,4 +1,4 @@
-/** Request bodies, validated once here (README "API"). Unknown fields are ignored. */
+/** Request bodies, validated once here (docs/api.md). Unknown fields are ignored. */
 import { z } from "zod";
 import { BadRequestError } from "../engine/errors.ts";
 import { isWholeTenths, type TaskIntent } from "../engine/task-spec.ts";

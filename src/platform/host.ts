@@ -1,6 +1,6 @@
 /**
  * HostProbe with systeminformation. It reports the whole host, not a cgroup:
- * the executor clips its task capacity to the host (README, "Configuration"), and /stats
+ * the executor clips its task capacity to the host (docs/configuration.md), and /stats
  * reports host use. Cores and memory do not change while the executor runs,
  * so they are read once; usage is cached briefly because /stats may be polled.
  */

@@ -4,7 +4,8 @@
  * only. The request path is in docs/architecture.md.
  */
 import { Admission } from "./admission.ts";
-import { BadRequestError, PausedError } from "./errors.ts";
+import { BadRequestError, ExecutorError, PausedError } from "./errors.ts";
+import { RecentRequests, type RecentRequest } from "./recent.ts";
 import { forwardToTask, TaskGoneError, type ForwardContext } from "./forward.ts";
 import { pickEvictions } from "./policy.ts";
 import { Ledger } from "./ledger.ts";
@@ -17,7 +18,7 @@ import { IdleCleaner } from "./idle-cleaner.ts";
 import { EngineMetrics, type MetricsSnapshot } from "./metrics.ts";
 import { Prewarm, resolvePrewarm } from "./prewarm.ts";
 import { TaskPool } from "./task-pool.ts";
-import { resolveSpec, taskKey, type SpecLimits, type TaskIntent } from "./task-spec.ts";
+import { keyHash, resolveSpec, taskKey, type SpecLimits, type TaskIntent } from "./task-spec.ts";
 import type { Task } from "./task.ts";
 import { snapshotMetrics, snapshotStats, snapshotTasks, type Stats, type TaskInfo } from "./snapshot.ts";
 
@@ -44,6 +45,14 @@ export interface ExecutorDeps {
 export interface ConfigChange {
   settings: EngineSettings;
   changed: { [K in keyof SettingsUpdate]?: { from: EngineSettings[K]; to: EngineSettings[K] } };
+}
+
+/** The replica a request was given, for the record of recent requests. */
+interface Seen {
+  at: number;
+  task?: Task;
+  /** The replica became ready after the request arrived: it started for it, or while it waited. */
+  cold: boolean;
 }
 
 /** How long start-up waits for adoption before it serves anyway. */
@@ -80,6 +89,7 @@ export class Executor {
   /** Counters for GET /metrics; see metricsSnapshot() for the gauges. */
   readonly metrics = new EngineMetrics();
   #forwardCtx: ForwardContext;
+  #recent = new RecentRequests();
 
   private constructor(deps: ExecutorDeps) {
     this.#d = deps;
@@ -142,6 +152,26 @@ export class Executor {
    * `requestId` only labels the log lines this request causes; the input is never logged.
    */
   async execute(intent: TaskIntent, input: string, opts: { signal?: AbortSignal; requestId?: string } = {}): Promise<string> {
+    const arrived = this.#d.clock.now();
+    const seen: Seen = { at: arrived, cold: false };
+    let outcome = "ok";
+    try {
+      return await this.#execute(intent, input, opts, seen);
+    } catch (e) {
+      outcome = e instanceof ExecutorError ? e.code : "INTERNAL";
+      throw e;
+    } finally {
+      const t = seen.task;
+      this.#recent.add({ at: arrived, image: t?.spec.image ?? intent.image, keyHash: t ? keyHash(t.key) : "", outcome, ms: this.#d.clock.now() - arrived, cold: seen.cold });
+    }
+  }
+
+  /** The last requests answered, oldest first (GET /requests). */
+  recentRequests(): RecentRequest[] {
+    return this.#recent.list();
+  }
+
+  async #execute(intent: TaskIntent, input: string, opts: { signal?: AbortSignal; requestId?: string }, seen: Seen): Promise<string> {
     if (this.#paused) throw new PausedError();
     const spec = resolveSpec(intent, this.#specLimits());
     const key = taskKey(spec);
@@ -154,6 +184,7 @@ export class Executor {
       const warm = this.#admission.take(key, spec);
       if (warm?.prewarmed) this.metrics.prewarmHits.inc();
       const task = warm ?? (await this.#admission.wait(key, spec, opts.signal));
+      seen.task = task;
       if (this.#paused) {
         this.#leave(task);
         throw new PausedError();
@@ -162,6 +193,7 @@ export class Executor {
         this.#leave(task); // removed between its slot being given and now: ask again
         continue;
       }
+      seen.cold = warm === undefined && task.readySince >= seen.at;
       this.#inFlight++;
       try {
         return await forwardToTask(task, input, opts.signal, this.#forwardCtx);

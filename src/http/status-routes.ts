@@ -1,4 +1,4 @@
-/** GET /health, /stats, /tasks: what they answer, for the Hono app and the Node route alike. */
+/** GET /health, /stats, /tasks, /requests and /ui: what they answer, for the Hono app and the Node route alike. */
 import type { Hono } from "hono";
 import type { Executor } from "../engine/executor.ts";
 import type { AppEnv, AppOptions } from "./app-env.ts";
@@ -17,12 +17,26 @@ export type Read = () => { answer: Answer; code?: string } | Promise<{ answer: A
 
 const json = (value: unknown): { answer: Answer } => ({ answer: { status: 200, body: JSON.stringify(value), headers: { "content-type": "application/json" } } });
 
-/** GET /health, /stats and /tasks. */
+/** GET /health, /stats, /tasks, /requests (the last requests answered) and /ui (the host's page). */
 export function statusReads(o: Pick<AppOptions, "executor" | "placement" | "hostFirewall">): Record<string, Read> {
   return {
     "/health": () => healthAnswer(o.executor),
     "/stats": async () => json(await o.executor.stats()),
-    "/tasks": () => json({ network: o.placement, host_firewall: o.hostFirewall?.(), disk: o.executor.diskStatus(), reserved: o.executor.reserved(), tasks: o.executor.tasks() }),
+    "/tasks": () =>
+      json({
+        network: o.placement,
+        host_firewall: o.hostFirewall?.(),
+        disk: o.executor.diskStatus(),
+        reserved: o.executor.reserved(),
+        idle_timeout_s: o.executor.settings.idleTimeoutMinutes * 60,
+        tasks: o.executor.tasks(),
+      }),
+    "/requests": () =>
+      json({
+        requests: o.executor.recentRequests().map((r) => ({ at: new Date(r.at).toISOString(), image: r.image, key_hash: r.keyHash, outcome: r.outcome, ms: r.ms, cold: r.cold })),
+      }),
+    // The host's page: loaded on its first request only, so an executor nobody looks at never loads it.
+    "/ui": async () => ({ answer: await (await import("./ui-page.ts")).uiAnswer() }),
   };
 }
 

@@ -46,7 +46,7 @@ describe.skipIf(!enabled)("the executor under Deno on the real engine, served by
     try {
       const small = { cpu: 0.1, mem: 32 };
       const a = await h.execute({ id: ECHO_IMAGE, resource: small, input: taskBody.whoami });
-      expect(a.status).toBe(200);
+      expect(a.status, JSON.stringify(a.body)).toBe(200);
       expect((await h.execute({ id: ECHO_IMAGE, resource: small, input: taskBody.whoami })).body.msg).toBe(a.body.msg);
       expect(await h.execute({ id: ECHO_IMAGE, resource: small, input: "héllo ✓" })).toMatchObject({ status: 200, body: { success: true, msg: "héllo ✓" } });
       expect(await h.execute({ id: ECHO_IMAGE, resource: small, input: taskBody.status(500) })).toMatchObject({ status: 502, body: { error: "TASK_FAILED" } });

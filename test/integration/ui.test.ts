@@ -1,0 +1,70 @@
+/**
+ * GET /ui in a real browser: Debian's Chromium, headless, driven by puppeteer-core. The page lists
+ * the capacity and the tasks, shows a task started after it loaded within a few seconds, and the
+ * request that started it; it makes no request but GETs to the executor's own origin, and none
+ * fails; its policy allows only its own script and style.
+ */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import puppeteer, { type Browser } from "puppeteer-core";
+import { afterEach, describe, expect, it } from "vitest";
+import { ECHO_IMAGE } from "../support/fixtures.ts";
+import { startExecutor, type Harness } from "../support/harness.ts";
+import { scratchDir } from "../support/scratch.ts";
+
+const CHROMIUM = "/usr/bin/chromium";
+
+let h: Harness | undefined;
+let browser: Browser | undefined;
+afterEach(async () => {
+  await browser?.close();
+  browser = undefined;
+  if (h) expect(await h.close()).toEqual([]);
+  h = undefined;
+});
+
+describe("GET /ui", () => {
+  it("shows the capacity, the tasks and the requests, live, in headless Chromium, with nothing failing and nothing but GETs to its own origin", async () => {
+    if (!existsSync(CHROMIUM)) throw new Error(`The page test needs Debian's Chromium at ${CHROMIUM} (as root: apt-get install -y chromium)`);
+    h = await startExecutor({ cpu: 1, mem: 512 });
+    const res = await fetch(`${h.base}/ui`);
+    const csp = res.headers.get("content-security-policy") ?? "";
+    expect(res.headers.get("content-type")).toBe("text/html; charset=utf-8");
+    expect(csp).toMatch(/default-src 'none'; script-src 'sha256-[A-Za-z0-9+/=]+'; style-src 'sha256-[A-Za-z0-9+/=]+'; connect-src 'self'/);
+    expect(csp).not.toContain("unsafe");
+
+    browser = await puppeteer.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox", "--disable-gpu"] });
+    const page = await browser.newPage();
+    const problems: string[] = [];
+    const requests: string[] = [];
+    page.on("pageerror", (e) => problems.push(`page error: ${(e as Error).message}`));
+    page.on("console", (m) => (m.type() === "error" || m.type() === "warn") && problems.push(`console ${m.type()}: ${m.text()}`));
+    page.on("requestfailed", (r) => problems.push(`failed: ${r.url()} ${r.failure()?.errorText}`));
+    page.on("response", (r) => r.status() >= 400 && problems.push(`${r.status()}: ${r.url()}`));
+    page.on("request", (r) => requests.push(`${r.method()} ${r.url()}`));
+    await page.setViewport({ width: 1100, height: 800 });
+    await page.goto(`${h.base}/ui`, { waitUntil: "load" });
+    const text = (id: string) => page.$eval(`#${id}`, (e) => e.textContent ?? "");
+    await page.waitForFunction(() => document.getElementById("state")?.textContent === "serving", { timeout: 10_000 });
+    expect(await text("capacity")).toContain("0 of 1 cores reserved, 1 free");
+    expect(await text("capacity")).toContain("0 of 512 MB reserved, 512 free");
+    expect(await text("tasks")).toContain("no task is running");
+    expect(await text("queue")).toBe("0 request(s) waiting in line");
+
+    // A task started after the page loaded appears without a reload, with the request that started it.
+    expect((await h.execute({ id: ECHO_IMAGE, resource: { cpu: 0.3, mem: 64 }, input: "seen by the page" })).body.success).toBe(true);
+    await page.waitForFunction((image) => document.getElementById("tasks")?.textContent?.includes(image), { timeout: 10_000 }, ECHO_IMAGE);
+    const row = await page.$$eval("#tasks tr", (rows) => rows.map((r) => [...r.children].map((c) => c.textContent)));
+    expect(row[1]).toEqual(expect.arrayContaining([ECHO_IMAGE, "ready", "0.3", "64 MB", "1", "0"]));
+    await page.waitForFunction(() => document.getElementById("requests")?.textContent?.includes("cold"), { timeout: 10_000 });
+    expect(await text("capacity")).toContain("0.3 of 1 cores reserved");
+    expect(await page.$$eval("#chart rect", (r) => r.length)).toBe(1);
+
+    const shot = join(process.env.MECA_UI_SCREENSHOT_DIR ?? scratchDir("meca-ui-"), "ui.png");
+    await page.screenshot({ path: shot, fullPage: true });
+    expect(problems).toEqual([]);
+    const foreign = requests.filter((r) => !r.startsWith(`GET ${h!.base}/`));
+    expect(foreign).toEqual([]);
+    expect(new Set(requests.map((r) => new URL(r.split(" ")[1]!).pathname))).toEqual(new Set(["/ui", "/stats", "/tasks", "/requests"]));
+  });
+});

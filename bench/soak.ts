@@ -286,6 +286,14 @@ function fds(pid: number): number {
 async function main(): Promise<number> {
   await ensureDocker();
   const work = mkdtempSync(join(tmpdir(), "meca-soak-"));
+  try {
+    return await soak(work);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+async function soak(work: string): Promise<number> {
   const instance = `soak-${seed}`;
   const config = join(work, "soak.yaml");
   writeFileSync(
@@ -381,7 +389,6 @@ async function main(): Promise<number> {
   for (const id of leakedContainers) docker(["rm", "-f", id]);
   for (const id of leakedNetworks) docker(["network", "rm", id]);
   await front.close();
-  rmSync(work, { recursive: true, force: true });
   // The executor's log is kept only when it has something to explain.
   if (violations.length === 0) rmSync(logFile, { force: true });
   else log(`the executor's log: ${logFile}`);

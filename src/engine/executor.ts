@@ -189,11 +189,12 @@ export class Executor {
         this.#leave(task);
         throw new PausedError();
       }
-      if (task.state.kind !== "ready") {
+      const state = task.state;
+      if (state.kind !== "ready") {
         this.#leave(task); // removed between its slot being given and now: ask again
         continue;
       }
-      seen.cold = warm === undefined && task.readySince >= seen.at;
+      seen.cold = warm === undefined && state.since >= seen.at;
       this.#inFlight++;
       try {
         return await forwardToTask(task, input, opts.signal, this.#forwardCtx);

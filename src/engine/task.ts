@@ -132,11 +132,6 @@ export class Task {
     return this.#served;
   }
 
-  /** When it became ready; Infinity while it is not (yet). */
-  get readySince(): number {
-    return this.#state.kind === "ready" ? this.#state.since : Infinity;
-  }
-
   get lastUsed(): number {
     return this.#lastUsed;
   }

@@ -52,6 +52,12 @@ describe.skipIf(!enabled)("the executor under Deno on the real engine, served by
       expect(await h.execute({ id: ECHO_IMAGE, resource: small, input: taskBody.status(500) })).toMatchObject({ status: 502, body: { error: "TASK_FAILED" } });
       expect(await h.execute({ id: CRASH_IMAGE, resource: small })).toMatchObject({ status: 502, body: { error: "TASK_EXITED" } });
       expect((await h.call("GET", "/tasks")).body.tasks).toHaveLength(1);
+      // The host's page under Deno too: the same document and policy, and the record it draws.
+      const ui = await h.call("GET", "/ui");
+      expect(ui.status).toBe(200);
+      expect(ui.headers.get("content-security-policy")).toMatch(/^default-src 'none'; script-src 'sha256-/);
+      expect(ui.text).toContain("<title>meca-executor</title>");
+      expect((await h.call("GET", "/requests")).body.requests.map((r: { outcome: string }) => r.outcome)).toEqual(["ok", "ok", "ok", "TASK_FAILED", "TASK_EXITED"]);
     } finally {
       left = await h.close();
     }

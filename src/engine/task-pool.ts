@@ -75,6 +75,8 @@ export class TaskPool {
   /** The start-up sweep of an earlier run's leftovers while it runs: a shutdown waits for it. */
   #sweeping: Promise<number> | undefined;
   #serial = 0;
+  /** Names of containers whose create() has not answered yet. */
+  #creating = new Set<string>();
   /** Tells this run's container names from an earlier run's. */
   #run = Math.floor(Math.random() * 36 ** 4).toString(36).padStart(4, "0");
 
@@ -149,7 +151,13 @@ export class TaskPool {
       const net = this.#networks ? await this.#networks.acquire(signal) : undefined;
       if (net) this.#nets.set(task.id, net);
       signal.throwIfAborted();
-      const id = await this.#d.backend.create(containerSpecFor(task, reservation, s, { run: this.#run, gpuIds: this.#d.gpuIds, net }));
+      this.#creating.add(task.id);
+      let id: string;
+      try {
+        id = await this.#d.backend.create(containerSpecFor(task, reservation, s, { run: this.#run, gpuIds: this.#d.gpuIds, net }));
+      } finally {
+        this.#creating.delete(task.id);
+      }
       this.#byContainer.set(id, task);
       if (!task.apply({ type: "created", containerId: id }).ok) {
         // Removed while create() ran: the container is ours to remove.
@@ -243,6 +251,8 @@ export class TaskPool {
   async close(): Promise<void> {
     // A stop during the start-up sweep waits for it: what it has not removed yet would stay behind.
     await Promise.allSettled([this.#sweeping, ...this.#removals]);
+    // A create whose answer was lost left a container nobody removes otherwise.
+    await this.#removeUnknown().catch((e: unknown) => this.#log.warn("Cannot list this run's containers at stop", { error: (e as Error).message }));
     const kept = new Set(this.all().flatMap((t) => this.#nets.get(t.id)?.id ?? []));
     await this.#networks?.close(kept);
   }
@@ -267,6 +277,7 @@ export class TaskPool {
   /** Checks every ready replica's container, e.g. after the event stream reconnects. How many left. */
   async reconcile(): Promise<number> {
     await this.#networks?.removeOrphans();
+    await this.#removeUnknown();
     let removed = 0;
     for (const task of this.all()) {
       const id = task.containerId;
@@ -275,6 +286,20 @@ export class TaskPool {
       if (!st?.running && this.remove(task, "container is no longer running").outcome === "removing") removed++;
     }
     return removed;
+  }
+
+  /**
+   * Removes this run's containers the pool does not know: those whose create() reached the engine
+   * but whose answer did not (a cut connection). Never one whose create() is still under way.
+   */
+  async #removeUnknown(): Promise<void> {
+    const s = this.#d.settings();
+    const mine = await this.#d.backend.list({ [LABELS.managed]: "1", [LABELS.instance]: s.instance, [LABELS.run]: this.#run });
+    for (const c of mine) {
+      if (this.#byContainer.has(c.id) || this.#creating.has(c.name)) continue;
+      this.#log.warn("Removing a container the executor does not know (its create answer was lost)", { container: c.name });
+      await this.#removeContainer(c.id);
+    }
   }
 
   /**

@@ -55,6 +55,8 @@ interface Seen {
   cold: boolean;
 }
 
+const UNKNOWN_SWEEP_MS = 15_000;
+
 /** How long start-up waits for adoption before it serves anyway. */
 const ADOPTION_WAIT_MS = 20_000;
 
@@ -90,6 +92,7 @@ export class Executor {
   readonly metrics = new EngineMetrics();
   #forwardCtx: ForwardContext;
   #recent = new RecentRequests();
+  #cancelSweep?: () => void;
 
   private constructor(deps: ExecutorDeps) {
     this.#d = deps;
@@ -136,6 +139,7 @@ export class Executor {
     ex.#cleaner.start();
     ex.#diskGuard?.start();
     ex.#prewarm.start();
+    ex.#sweepUnknown();
     return ex;
   }
 
@@ -279,6 +283,18 @@ export class Executor {
   }
 
   /**
+   * Every 15 s, containers of this run the pool does not know go (a create whose answer was cut;
+   * docs/architecture.md, "Adoption"); one sweep at a time.
+   */
+  #sweepUnknown(): void {
+    this.#cancelSweep = this.#d.clock.setTimer(UNKNOWN_SWEEP_MS, () => {
+      void this.#pool.sweepUnknown().then(() => {
+        if (this.#cancelSweep) this.#sweepUnknown();
+      });
+    });
+  }
+
+  /**
    * Pause, remove everything, stop the background loops. With keep_tasks_on_stop the in-flight
    * requests drain and only tasks that are not ready go: the ready ones, and their networks, stay
    * for the next start of the instance to adopt. How many tasks were kept.
@@ -297,6 +313,8 @@ export class Executor {
     this.#cleaner.stop();
     this.#diskGuard?.stop();
     this.#prewarm.stop();
+    this.#cancelSweep?.();
+    this.#cancelSweep = undefined;
     this.#gpu.disable();
     return kept;
   }

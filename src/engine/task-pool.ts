@@ -288,6 +288,11 @@ export class TaskPool {
     return removed;
   }
 
+  /** The same sweep of unknown containers, on its own (the executor runs it every few seconds); never rejects. */
+  async sweepUnknown(): Promise<void> {
+    await this.#removeUnknown().catch(() => {}); // the engine away: the next sweep or reconnection tries again
+  }
+
   /**
    * Removes this run's containers the pool does not know: those whose create() reached the engine
    * but whose answer did not (a cut connection). Never one whose create() is still under way.

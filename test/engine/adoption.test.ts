@@ -243,15 +243,16 @@ describe("keep_tasks_on_stop", () => {
 });
 
 describe("containers of this run the pool does not know", () => {
-  it("one whose create answer was lost is removed at the next reconnection, and at the latest at stop; one being created is not", async () => {
-    for (const when of ["reconnect", "stop"] as const) {
-      const { executor, backend } = await fakeExecutor({ images });
+  it("one whose create answer was lost is removed at the next reconnection, within 15 s, and at the latest at stop", async () => {
+    for (const when of ["reconnect", "timer", "stop"] as const) {
+      const { executor, backend, clock } = await fakeExecutor({ images });
       await executor.execute({ image: "echo:1", cpu: 0.5, mem: 64 }, "x");
       const labels = backend.containers()[0]!.spec.labels;
       // What a create whose answer was cut leaves: a container with this run's labels, unknown to the pool.
       const orphan = await backend.create({ ...backend.containers()[0]!.spec, name: "meca-unit-orphan", labels: { ...labels } });
-      if (when === "reconnect") {
-        backend.endEvents();
+      if (when !== "stop") {
+        if (when === "reconnect") backend.endEvents();
+        else clock.advance(15_000);
         for (let i = 0; i < 50 && backend.container(orphan); i++) await flush();
         expect(backend.container(orphan)).toBeUndefined();
         expect(executor.tasks()).toHaveLength(1); // the known one stays

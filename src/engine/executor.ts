@@ -166,13 +166,13 @@ export class Executor {
       throw e;
     } finally {
       const t = seen.task;
-      this.#recent.add({ at: arrived, image: t?.spec.image ?? intent.image, keyHash: t ? keyHash(t.key) : "", outcome, ms: this.#d.clock.now() - arrived, cold: seen.cold });
+      this.#recent.add({ at: arrived, image: t?.spec.image ?? intent.image, key: t?.key ?? "", outcome, ms: this.#d.clock.now() - arrived, cold: seen.cold });
     }
   }
 
-  /** The last requests answered, oldest first (GET /requests). */
-  recentRequests(): RecentRequest[] {
-    return this.#recent.list();
+  /** The last requests answered, oldest first, each with its key's hash as GET /tasks gives it (GET /requests). */
+  recentRequests(): (Omit<RecentRequest, "key"> & { keyHash: string })[] {
+    return this.#recent.list().map(({ key, ...r }) => ({ ...r, keyHash: key ? keyHash(key) : "" }));
   }
 
   async #execute(intent: TaskIntent, input: string, opts: { signal?: AbortSignal; requestId?: string }, seen: Seen): Promise<string> {

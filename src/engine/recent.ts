@@ -7,8 +7,8 @@ export interface RecentRequest {
   /** Milliseconds since the epoch when it arrived. */
   at: number;
   image: string;
-  /** The task key's hash, as in GET /tasks; "" when the request named no valid task. */
-  keyHash: string;
+  /** The task key; "" when the request named no valid task. Hashed only when read (GET /requests). */
+  key: string;
   /** "ok", or the error code it was answered with. */
   outcome: string;
   ms: number;

@@ -7,7 +7,7 @@
 import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, onTestFailed } from "vitest";
 import { LABELS } from "../../src/engine/settings.ts";
 import { ruleArgs } from "../../src/platform/host-firewall.ts";
 import { containerEvents, engineNow } from "../support/docker-events.ts";
@@ -60,6 +60,8 @@ async function start(config: Record<string, unknown>): Promise<ExecutorProcess> 
   writeFileSync(file, JSON.stringify(config));
   const p = await spawnExecutor(["--config", file]);
   running.push(p);
+  // A failure (a timeout above all) says what each executor of the test was doing.
+  onTestFailed(() => console.log(`executor ${file}, its last output:\n${p.output().slice(-6000)}`));
   return p;
 }
 
@@ -100,7 +102,7 @@ async function stop(p: ExecutorProcess, how: "SIGTERM" | "POST /stop"): Promise<
 describe("adoption at start-up", () => {
   it("after kill -9 and a restart the warm keys stay warm: the same containers, no create or start, the reservations adding up", async () => {
     const instance = newInstance();
-    const config = { instance, timeout: 5 };
+    const config = { instance };
     const p1 = await start(config);
     for (const cpu of [0.2, 0.3, 0.4]) await run(p1, ECHO_IMAGE, cpu, `warm ${cpu}`);
     const before = (await tasks(p1)).map((t) => t.container_id).sort();

@@ -32,14 +32,35 @@ export async function buildImage(opts: { tag?: string } = {}): Promise<{ tag: st
   }
   copyFileSync(executable, join(context, "meca-executor"));
   chmodSync(join(context, "meca-executor"), 0o755);
+  const before = imageId(tag);
   execFileSync("docker", ["build", "-q", "-f", join(root, "build/Dockerfile"), "-t", tag, context], { stdio: ["ignore", "ignore", "inherit"] });
+  // The build it replaced, now without a name: removed unless a container still uses it (each
+  // rebuild would otherwise leave one behind, some 130 MiB each).
+  if (before && before !== imageId(tag)) {
+    try {
+      if (execFileSync("docker", ["image", "inspect", "-f", "{{len .RepoTags}}", before], { encoding: "utf8" }).trim() === "0") {
+        execFileSync("docker", ["image", "rm", before], { stdio: "ignore" });
+      }
+    } catch {
+      // in use by a container, or gone already: it stays
+    }
+  }
   const bytes = Number(execFileSync("docker", ["image", "inspect", "-f", "{{.Size}}", tag], { encoding: "utf8" }).trim());
   console.log(`Built image ${tag}: ${(bytes / 2 ** 20).toFixed(1)} MiB in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   return { tag, bytes };
 }
 
 /** Absolute paths of the shared libraries `file` loads, the dynamic loader included. */
-export function sharedLibraries(file: string): string[] {
+export /** The id of the image named `tag`, or undefined when there is none. */
+function imageId(tag: string): string | undefined {
+  try {
+    return execFileSync("docker", ["image", "inspect", "-f", "{{.Id}}", tag], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+  } catch {
+    return undefined;
+  }
+}
+
+function sharedLibraries(file: string): string[] {
   const out = execFileSync("ldd", [file], { encoding: "utf8" });
   const libs: string[] = [];
   for (const line of out.split("\n")) {

@@ -8,7 +8,7 @@
  */
 import { readFileSync, statSync, writeFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest";
 import { LABELS } from "../../src/engine/settings.ts";
 import { docker } from "../support/docker-env.ts";
 import { ECHO_IMAGE, HOSTILE } from "../support/fixtures.ts";
@@ -142,6 +142,7 @@ const cases: [string, string, Expected][] = [
 describe("hostile tasks", () => {
   it.each(cases)("a task that %s: bounded RSS, /health answers, other tasks served, a clear answer, no leaks", async (_what, image, want) => {
     await ex.post("/unpause"); // whatever an earlier case left
+    onTestFailed(() => console.log(`the executor's last output:\n${ex.output().slice(-8000)}`));
     const seen = await during(() => execute(image, "x"));
     expect(seen.answer.status).toBe(want.status);
     if (want.error) expect(seen.answer.body.error).toBe(want.error);

@@ -43,10 +43,14 @@ export async function forwardToTask(task: Task, input: string, signal: AbortSign
   let backoff = 10;
   try {
     for (;;) {
+      // Removed while this request waited to try again (its container exited, say): nothing
+      // reached it, so the request may go to a fresh one.
+      const endpoint = task.endpoint;
+      if (endpoint === undefined) throw new TaskGoneError(`Task "${image}" is gone: it was removed before the request reached it`);
       try {
         const res = await ctx.client.send({
           method: sgxRa ? "GET" : "POST",
-          endpoint: task.endpoint!,
+          endpoint,
           path,
           body: sgxRa ? undefined : input,
           signal: sig,

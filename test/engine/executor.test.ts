@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { TaskConnectError } from "../../src/engine/errors.ts";
 import { deferred } from "../fakes/fake-backend.ts";
 import { fakeExecutor, flush } from "../support/fake-executor.ts";
 
@@ -138,6 +139,28 @@ describe("Executor with fake ports", () => {
     first!.exit(137); // died without the executor hearing of it yet
     expect(await executor.execute(intent(1), "b")).toBe("b");
     expect(backend.created).toHaveLength(2);
+  });
+
+  it("a task removed while a refused request waits to try again: the request goes to a fresh container, never to no address", async () => {
+    const { executor, backend, client, clock } = await fakeExecutor();
+    await executor.execute(intent(1), "a");
+    const [first] = backend.containers();
+    // Its port is not open yet though its container runs: the forward waits a moment and tries again.
+    const send = client.send.bind(client);
+    client.send = async (req) => {
+      client.send = send;
+      throw new TaskConnectError(`Cannot connect to the task at "${req.endpoint}": connect ECONNREFUSED`);
+    };
+    const answer = executor.execute(intent(1), "b");
+    await flush();
+    backend.kill(first!.id); // meanwhile it exits, and the pool removes it
+    await flush();
+    expect(executor.tasks().map((t) => t.containerId)).not.toContain(first!.id);
+    clock.advance(250);
+    await flush();
+    expect(await answer).toBe("b");
+    expect(backend.created).toHaveLength(2);
+    expect(client.sent.every((r) => typeof r.endpoint === "string" && r.endpoint !== "")).toBe(true);
   });
 
   it("a start that fails returns its reservation and removes the container", async () => {

@@ -50,8 +50,7 @@ export async function buildImage(opts: { tag?: string } = {}): Promise<{ tag: st
   return { tag, bytes };
 }
 
-/** Absolute paths of the shared libraries `file` loads, the dynamic loader included. */
-export /** The id of the image named `tag`, or undefined when there is none. */
+/** The id of the image named `tag`, or undefined when there is none. */
 function imageId(tag: string): string | undefined {
   try {
     return execFileSync("docker", ["image", "inspect", "-f", "{{.Id}}", tag], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
@@ -60,7 +59,8 @@ function imageId(tag: string): string | undefined {
   }
 }
 
-function sharedLibraries(file: string): string[] {
+/** Absolute paths of the shared libraries `file` loads, the dynamic loader included. */
+export function sharedLibraries(file: string): string[] {
   const out = execFileSync("ldd", [file], { encoding: "utf8" });
   const libs: string[] = [];
   for (const line of out.split("\n")) {

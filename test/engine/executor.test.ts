@@ -155,7 +155,7 @@ describe("Executor with fake ports", () => {
     await flush();
     backend.kill(first!.id); // meanwhile it exits, and the pool removes it
     await flush();
-    expect(executor.tasks().map((t) => t.containerId)).not.toContain(first!.id);
+    expect(executor.tasks().map((t) => t.container_id)).not.toContain(first!.id);
     clock.advance(250);
     await flush();
     expect(await answer).toBe("b");

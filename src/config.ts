@@ -39,7 +39,14 @@ const subnetPool = z.string().superRefine((v, ctx) => {
 const wholeMB = (what: string) =>
   z.number({ invalid_type_error: `${what} must be a whole number of MB` }).int(`${what} must be a whole number of MB`).min(0, `${what} must be 0 or more`);
 
-const seconds = (what: string) => z.number({ invalid_type_error: `${what} must be a number of seconds` }).positive(`${what} must be greater than 0`);
+/** The longest wait any key may set: a week, well inside what a timer can hold (2^31 - 1 ms, 24.8 days). */
+export const MAX_SECONDS = 7 * 24 * 3600;
+
+const seconds = (what: string) =>
+  z
+    .number({ invalid_type_error: `${what} must be a number of seconds` })
+    .positive(`${what} must be greater than 0`)
+    .max(MAX_SECONDS, `${what} must be at most ${MAX_SECONDS} seconds (a week)`);
 
 /**
  * One task to keep warm: the execute request's own fields (`id`, `resource`, `runtime`,
@@ -73,7 +80,11 @@ export function prewarmEntries(list: readonly PrewarmConfig[]): PrewarmEntry[] {
 export const fileSchema = z
   .object({
     type: engineType.default("docker"),
-    timeout: z.number({ invalid_type_error: "timeout must be a number of minutes" }).positive("timeout must be greater than 0").default(1),
+    timeout: z
+      .number({ invalid_type_error: "timeout must be a number of minutes" })
+      .positive("timeout must be greater than 0")
+      .max(MAX_SECONDS / 60, `timeout must be at most ${MAX_SECONDS / 60} minutes (a week)`)
+      .default(1),
     cpu: oneDecimal("cpu").default(4),
     mem: positiveInt("mem").default(4096),
     has_gpu: gpuFlag.default(false),
@@ -135,6 +146,8 @@ export const fileSchema = z
     max_buffered_input_bytes: positiveInt("max_buffered_input_bytes").default(256 * 1024 * 1024),
     max_connections: positiveInt("max_connections").default(512),
     headers_timeout: seconds("headers_timeout").default(30),
+    /** Time a client has to send a whole request, headers and body; past it, 408 and the connection closes (Node). */
+    request_read_timeout: seconds("request_read_timeout").default(60),
     idle_timeout: seconds("idle_timeout").default(5),
     task_log_max_size: z.string().regex(/^[1-9][0-9]*[kmg]?$/, 'task_log_max_size must be a size such as "10m" (k, m or g)').default("10m"),
     task_log_max_file: positiveInt("task_log_max_file").default(3),

@@ -148,7 +148,9 @@ async function serve(config: Config, configFile: string | undefined, env: Env, l
   const listening: Listening = await listenAll(app, { hosts, port: config.port, config });
   log.info("Listening", { hosts, port: listening.port });
   if (config.prewarm.length > 0) void warmOwnPath(client, ownOrigin(hosts[0]!, listening.port));
-  const stopIdleGc = startIdleGc({ served: () => executor.metrics.served.value });
+  // Every answered request counts, not only those a task served: a burst of refused 9 MiB bodies
+  // leaves as much behind as a burst of answered ones.
+  const stopIdleGc = startIdleGc({ served: () => executor.metrics.executed.value });
 
   let stopping: Promise<void> | undefined;
   const stop = (why: string) =>
@@ -273,7 +275,7 @@ export function listenAddresses(host: string | undefined, placement: Pick<Placem
 /** One listener per address, all on one port (the first listener's, when `port` is 0). */
 async function listenAll(app: ReturnType<typeof createApp>, at: { hosts: string[]; port: number; config: Config }): Promise<Listening> {
   const c = at.config;
-  const bounds = { maxConnections: c.max_connections, headersTimeoutMs: c.headers_timeout * 1000, idleTimeoutMs: c.idle_timeout * 1000 };
+  const bounds = { maxConnections: c.max_connections, headersTimeoutMs: c.headers_timeout * 1000, idleTimeoutMs: c.idle_timeout * 1000, requestReadTimeoutMs: c.request_read_timeout * 1000 };
   const one = (hostname: string, port: number): Promise<Listening> =>
     "Deno" in globalThis
       ? import("./http/deno-listen.ts").then((m) => m.listenDeno(app, { port, hostname }))

@@ -5,6 +5,13 @@
  * no trailing period, values quoted.
  */
 
+/** What every error of the family may carry besides its message. */
+export interface ErrorOptions {
+  cause?: unknown;
+  /** See `ExecutorError.where`. */
+  where?: string;
+}
+
 export type ErrorKind =
   | "bad_request" // 400: the caller sent something wrong
   | "unauthorized" // 401
@@ -24,20 +31,26 @@ export class ExecutorError extends Error {
   readonly kind: ErrorKind;
   /** Seconds a client should wait before retrying, for `unavailable`. */
   readonly retryAfter?: number;
+  /**
+   * Where it happened, for the log only: a task's address, a container's id. Never part of the
+   * message, which goes to the client: tasks' addresses and ids are the host's business.
+   */
+  readonly where?: string;
 
-  constructor(kind: ErrorKind, code: string, message: string, opts?: { cause?: unknown; retryAfter?: number }) {
+  constructor(kind: ErrorKind, code: string, message: string, opts?: ErrorOptions & { retryAfter?: number }) {
     super(message, opts?.cause === undefined ? undefined : { cause: opts.cause });
     this.name = new.target.name;
     this.kind = kind;
     this.code = code;
     this.retryAfter = opts?.retryAfter;
+    this.where = opts?.where;
   }
 }
 
 /** A request field is missing or malformed; `field` names it. */
 export class BadRequestError extends ExecutorError {
   readonly field?: string;
-  constructor(message: string, opts?: { field?: string; code?: string; cause?: unknown }) {
+  constructor(message: string, opts?: ErrorOptions & { field?: string; code?: string }) {
     super("bad_request", opts?.code ?? "BAD_REQUEST", message, opts);
     this.field = opts?.field;
   }
@@ -128,7 +141,7 @@ export class TaskDiskExceededError extends ExecutorError {
 }
 
 export class EngineUnavailableError extends ExecutorError {
-  constructor(message: string, opts?: { cause?: unknown }) {
+  constructor(message: string, opts?: ErrorOptions) {
     super("unavailable", "ENGINE_UNAVAILABLE", message, { ...opts, retryAfter: 5 });
   }
 }
@@ -149,7 +162,7 @@ export class ContainerExitedError extends ExecutorError {
 }
 
 export class TaskStartError extends ExecutorError {
-  constructor(message: string, opts?: { cause?: unknown; code?: string }) {
+  constructor(message: string, opts?: ErrorOptions & { code?: string }) {
     super("task_failed", opts?.code ?? "TASK_START_FAILED", message, opts);
   }
 }
@@ -162,7 +175,7 @@ export class TaskStartError extends ExecutorError {
 export class TaskFailedError extends ExecutorError {
   readonly status?: number;
   readonly body?: string;
-  constructor(message: string, opts?: { status?: number; body?: string; cause?: unknown; code?: string }) {
+  constructor(message: string, opts?: ErrorOptions & { status?: number; body?: string; code?: string }) {
     super("task_failed", opts?.code ?? "TASK_FAILED", message, opts);
     this.status = opts?.status;
     this.body = opts?.body;
@@ -171,7 +184,7 @@ export class TaskFailedError extends ExecutorError {
 
 /** No connection could be made to the task: nothing reached it, so a retry is safe. */
 export class TaskConnectError extends ExecutorError {
-  constructor(message: string, opts?: { cause?: unknown }) {
+  constructor(message: string, opts?: ErrorOptions) {
     super("task_failed", "TASK_UNREACHABLE", message, opts);
   }
 }
@@ -179,20 +192,21 @@ export class TaskConnectError extends ExecutorError {
 /** The task's answer grew past `max_answer_bytes`; the connection was cut. */
 export class TaskAnswerTooLargeError extends TaskFailedError {
   constructor(endpoint: string, limitBytes: number) {
-    super(`Task at "${endpoint}" answered more than max_answer_bytes (${limitBytes} bytes); the answer was cut off`, {
+    super(`Task answered more than max_answer_bytes (${limitBytes} bytes); the answer was cut off`, {
       code: "TASK_ANSWER_TOO_LARGE",
+      where: endpoint,
     });
   }
 }
 
 export class TaskTimeoutError extends ExecutorError {
-  constructor(message: string) {
-    super("task_timeout", "TASK_TIMEOUT", message);
+  constructor(message: string, opts?: ErrorOptions) {
+    super("task_timeout", "TASK_TIMEOUT", message, opts);
   }
 }
 
 export class InternalError extends ExecutorError {
-  constructor(message: string, opts?: { cause?: unknown }) {
+  constructor(message: string, opts?: ErrorOptions) {
     super("internal", "INTERNAL", message, opts);
   }
 }

@@ -18,7 +18,7 @@ import { IdleCleaner } from "./idle-cleaner.ts";
 import { EngineMetrics, type MetricsSnapshot } from "./metrics.ts";
 import { Prewarm, resolvePrewarm } from "./prewarm.ts";
 import { TaskPool } from "./task-pool.ts";
-import { keyHash, resolveSpec, taskKey, type SpecLimits, type TaskIntent } from "./task-spec.ts";
+import { keyHash, recordableImage, resolveSpec, taskKey, type SpecLimits, type TaskIntent } from "./task-spec.ts";
 import type { Task } from "./task.ts";
 import { snapshotMetrics, snapshotStats, snapshotTasks, type Stats, type TaskInfo } from "./snapshot.ts";
 
@@ -166,7 +166,9 @@ export class Executor {
       throw e;
     } finally {
       const t = seen.task;
-      this.#recent.add({ at: arrived, image: t?.spec.image ?? intent.image, key: t?.key ?? "", outcome, ms: this.#d.clock.now() - arrived, cold: seen.cold });
+      this.metrics.executed.inc();
+      // The client's id is kept only when it is a valid (so bounded) image reference.
+      this.#recent.add({ at: arrived, image: t?.spec.image ?? recordableImage(intent.image), key: t?.key ?? "", outcome, ms: this.#d.clock.now() - arrived, cold: seen.cold });
     }
   }
 
@@ -205,7 +207,7 @@ export class Executor {
       } catch (e) {
         if (e instanceof TaskGoneError && attempt++ === 0) {
           this.metrics.retries.inc();
-          this.#log.info("Retrying on a fresh container", { requestId: opts.requestId, image: spec.image, reason: e.message });
+          this.#log.info("Retrying on a fresh container", { requestId: opts.requestId, image: spec.image, reason: e.message, where: e.where });
           continue;
         }
         throw e;

@@ -57,6 +57,8 @@ export class EngineMetrics {
   readonly pulls = new Counter();
   /** Requests answered by a task (any status); the sum of `served` over every task there ever was. */
   readonly served = new Counter();
+  /** Execute requests answered, whatever the outcome (a 400 for a malformed id too). */
+  readonly executed = new Counter();
   /** Requests retried once on a fresh container because the first one was gone. */
   readonly retries = new Counter();
   /** Idle tasks removed to make room for another. */

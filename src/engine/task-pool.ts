@@ -199,7 +199,7 @@ export class TaskPool {
   #fail(task: Task, cause: unknown): ExecutorError {
     const error = cause instanceof ExecutorError ? cause : new TaskStartError(`Cannot start task "${task.spec.image}": ${(cause as Error).message}`, { cause });
     this.#d.metrics?.startFailures.inc();
-    this.#log.warn("Task failed to start", { task: task.id, image: task.spec.image, error: error.message, code: error.code });
+    this.#log.warn("Task failed to start", { task: task.id, image: task.spec.image, error: error.message, code: error.code, where: error.where });
     const reservation = task.reservation;
     task.apply({ type: "fail", error });
     this.#forget(task, reservation);

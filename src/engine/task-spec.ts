@@ -42,6 +42,8 @@ export function isWholeTenths(cores: number): boolean {
   return Math.abs(cores * 10 - Math.round(cores * 10)) < 1e-9;
 }
 export const DEFAULT_MEM_MB = 128;
+/** The least memory the Docker engine accepts for a container (its "Minimum memory limit allowed is 6MB"). */
+export const MIN_MEM_MB = 6;
 
 /** Turns an intent into a spec, refusing at once what can never run here. */
 export function resolveSpec(intent: TaskIntent, limits: SpecLimits): TaskSpec {
@@ -55,6 +57,7 @@ export function resolveSpec(intent: TaskIntent, limits: SpecLimits): TaskSpec {
   const memMB = bothZero || intent.mem === undefined ? DEFAULT_MEM_MB : intent.mem;
   if (cpuTenths <= 0) throw new BadRequestError(`Field "resource.cpu" must be greater than 0`, { field: "resource.cpu" });
   if (memMB <= 0) throw new BadRequestError(`Field "resource.mem" must be a positive whole number of MB`, { field: "resource.mem" });
+  if (memMB < MIN_MEM_MB) throw new BadRequestError(`Field "resource.mem" must be at least ${MIN_MEM_MB} MB, the least the container engine accepts`, { field: "resource.mem" });
   // use_gpu with gpu_count 0 (or none) means one GPU, as in the original executor.
   const gpuCount = intent.useGpu ? Math.max(1, intent.gpuCount ?? 1) : 0;
 
@@ -95,6 +98,15 @@ export function taskKey(spec: TaskSpec): string {
 /** Image references as clients wrote them → their normalized form: every warm request names its image again. */
 const normalized = new Map<string, string>();
 const NORMALIZED_MAX = 1024;
+
+/**
+ * `raw` when it is a valid image reference (at most 512 characters), else "": what the executor
+ * may keep about a request's `id` (the record of recent requests), whatever the client sent.
+ */
+export function recordableImage(raw: string): string {
+  if (normalized.has(raw)) return raw;
+  return "error" in parseImageRef(raw) ? "" : raw;
+}
 
 /** The normalized image of a valid reference (remembered); a malformed one is refused every time. */
 function normalizedImage(raw: string): string {

@@ -65,8 +65,10 @@ export function errorAnswer(err: unknown, log: Logger): Answer {
   const code = errorCode(err);
   if (err instanceof ExecutorError) {
     const status = STATUS[err.kind];
-    if (status >= 500 && status !== 503) log.warn(loggable(err), { code, status });
+    if (status >= 500 && status !== 503) log.warn(loggable(err), { code, status, ...internals(err) });
     const headers: Record<string, string> = err.retryAfter !== undefined ? { "retry-after": String(err.retryAfter) } : {};
+    // The rest of a body past its limit is never read: the connection goes with the answer.
+    if (status === 413) headers.connection = "close";
     return envelopeAnswer(status, clientMessage(err), code, headers);
   }
   if (err instanceof HTTPException) {
@@ -76,6 +78,14 @@ export function errorAnswer(err: unknown, log: Logger): Answer {
   }
   log.error("Unexpected error", { error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
   return envelopeAnswer(500, "Internal error in the executor; see its log", code);
+}
+
+/** What the log keeps and the client never gets: where it happened, and the low-level reason. */
+function internals(err: ExecutorError): { where?: string; cause?: string } {
+  const out: { where?: string; cause?: string } = {};
+  if (err.where !== undefined) out.where = err.where;
+  if (err.cause instanceof Error) out.cause = err.cause.message;
+  return out;
 }
 
 /** The message for the client: a task's error body follows the message. */

@@ -24,7 +24,16 @@ export interface ListenOptions {
   headersTimeoutMs?: number;
   /** Time an idle kept-alive connection stays open (ms; Node's default 5 s). */
   idleTimeoutMs?: number;
+  /** Time a client has to send a whole request, headers and body (ms); past it, 408 and the connection closes. */
+  requestReadTimeoutMs?: number;
 }
+
+/**
+ * How often Node checks the headers and request deadlines of open connections (ms). Node's
+ * default of 30 s lets a deadline run up to 30 s late; a check walks the open connections, at
+ * most max_connections of them.
+ */
+const DEADLINE_CHECK_MS = 1000;
 
 const OVERLOADED_BODY = JSON.stringify({ success: false, msg: "Too many open connections to the executor; retry later", error: "OVERLOADED" });
 const OVERLOADED = [
@@ -41,7 +50,8 @@ export function listenNode(app: Hono<any>, opts: ListenOptions): Promise<Listeni
   return new Promise((resolve, reject) => {
     const route = nodeRouteOf(app);
     const hono = honoListener(app);
-    const server = createServer(route ? (req, res) => void (route(req, res) || hono(req, res)) : hono);
+    const serve: Listener = route ? (req, res) => void (route(req, res) || hono(req, res)) : hono;
+    const server = createServer({ connectionsCheckingInterval: DEADLINE_CHECK_MS }, serve);
     server.listen(opts.port, opts.hostname, () => {
       resolve({
         port: (server.address() as { port: number }).port,
@@ -52,10 +62,10 @@ export function listenNode(app: Hono<any>, opts: ListenOptions): Promise<Listeni
           }),
       });
     });
+    if (opts.requestReadTimeoutMs !== undefined) server.requestTimeout = opts.requestReadTimeoutMs;
     if (opts.headersTimeoutMs !== undefined) {
-      server.headersTimeout = opts.headersTimeoutMs;
-      // Node requires requestTimeout >= headersTimeout (0 means none).
-      if (server.requestTimeout !== 0 && server.requestTimeout < opts.headersTimeoutMs) server.requestTimeout = opts.headersTimeoutMs;
+      // Node requires headersTimeout <= requestTimeout (0 means none): the whole request's deadline bounds its headers too.
+      server.headersTimeout = server.requestTimeout === 0 ? opts.headersTimeoutMs : Math.min(opts.headersTimeoutMs, server.requestTimeout);
     }
     if (opts.idleTimeoutMs !== undefined) server.keepAliveTimeout = opts.idleTimeoutMs;
     if (opts.maxConnections !== undefined) capConnections(server, opts.maxConnections);
@@ -83,20 +93,49 @@ function honoListener(app: Hono<any>): Listener {
 }
 
 /**
- * Past `max` open connections a new one is answered 503 at once and closed,
- * before its request is read, so that file descriptors stay free for the
- * Docker socket and the tasks.
+ * At most `max` open connections, so that file descriptors stay free for the Docker socket and
+ * the tasks. At the cap a new connection displaces the one that has been idle longest with no
+ * request in flight (one that never sent a request, or sits kept alive between requests): idle
+ * connections cannot lock other clients out. Only when every connection has a request in flight
+ * is the new one answered 503 at once and closed, before its request is read.
  */
 function capConnections(server: Server, max: number): void {
-  let open = 0;
+  /** Each open connection and its requests in flight (pipelined requests may overlap). */
+  const open = new Map<Socket, number>();
+  // A Set iterates in insertion order: deleting and adding again moves a socket to the end, so
+  // the first one is the connection idle longest.
+  const idle = new Set<Socket>();
   server.on("connection", (socket: Socket) => {
-    if (open >= max) {
-      socket.on("error", () => {});
-      socket.end(OVERLOADED);
-      socket.destroySoon();
-      return;
+    if (open.size >= max) {
+      const oldest = idle.values().next().value;
+      if (oldest === undefined) {
+        socket.on("error", () => {});
+        socket.end(OVERLOADED);
+        socket.destroySoon();
+        return;
+      }
+      idle.delete(oldest);
+      open.delete(oldest);
+      oldest.destroy();
     }
-    open++;
-    socket.once("close", () => open--);
+    open.set(socket, 0);
+    idle.add(socket);
+    socket.once("close", () => {
+      open.delete(socket);
+      idle.delete(socket);
+    });
+  });
+  server.on("request", (req: IncomingMessage, res: ServerResponse) => {
+    const socket = req.socket;
+    const n = open.get(socket);
+    if (n === undefined) return;
+    open.set(socket, n + 1);
+    idle.delete(socket);
+    res.once("finish", () => {
+      const left = (open.get(socket) ?? 1) - 1;
+      if (!open.has(socket)) return;
+      open.set(socket, left);
+      if (left === 0) idle.add(socket);
+    });
   });
 }

@@ -6,6 +6,7 @@
  */
 import { TaskAnswerTooLargeError, TaskConnectError, TaskFailedError } from "../engine/errors.ts";
 import type { TaskClient, TaskRequest, TaskResponse } from "../engine/ports.ts";
+import { withoutAddress } from "./task-address.ts";
 
 /** Low-level codes (Node) and messages (Deno) of a connection that was never made. */
 const CONNECT_CODES = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "UND_ERR_CONNECT_TIMEOUT"]);
@@ -39,17 +40,18 @@ export class FetchTaskClient implements TaskClient {
       if (req.signal?.aborted) throw req.signal.reason;
       const origin = req.endpoint;
       if (isConnectFailure(err)) {
-        throw new TaskConnectError(`Cannot connect to the task at "${origin}": ${describe(err)}`, { cause: err });
+        throw new TaskConnectError(`Cannot connect to the task (${describe(err, origin)})`, { cause: err, where: origin });
       }
-      throw new TaskFailedError(`Request to the task at "${origin}" failed: ${describe(err)}`, { cause: err });
+      throw new TaskFailedError(`Request to the task failed (${describe(err, origin)})`, { cause: err, where: origin });
     }
     try {
       return { status: res.status, body: await readLimited(res, req.endpoint, this.#max) };
     } catch (err) {
       if (req.signal?.aborted) throw req.signal.reason;
       if (err instanceof TaskAnswerTooLargeError) throw err;
-      throw new TaskFailedError(`Task at "${req.endpoint}" broke off its answer: ${describe(err)}`, {
+      throw new TaskFailedError(`Task broke off its answer (${describe(err, req.endpoint)})`, {
         cause: err,
+        where: req.endpoint,
       });
     }
   }
@@ -99,8 +101,9 @@ function isConnectFailure(err: unknown): boolean {
   return false;
 }
 
-function describe(err: unknown): string {
+/** The innermost reason, without the task's address (which stays in the error's `where`, for the log). */
+function describe(err: unknown, endpoint: string): string {
   let e: unknown = err;
   for (let depth = 0; depth < 4 && e instanceof Error && e.cause instanceof Error; depth++) e = e.cause;
-  return e instanceof Error ? e.message : String(e);
+  return withoutAddress(e instanceof Error ? e.message : String(e), endpoint);
 }

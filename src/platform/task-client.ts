@@ -11,6 +11,7 @@ import type { Socket } from "node:net";
 import { Pool, buildConnector, type Dispatcher } from "undici";
 import { TaskAnswerTooLargeError, TaskConnectError, TaskFailedError, TaskTimeoutError } from "../engine/errors.ts";
 import type { TaskClient, TaskRequest, TaskResponse } from "../engine/ports.ts";
+import { reasonFor } from "./task-address.ts";
 
 export interface UndiciTaskClientOptions {
   /** Connections per task container (default 32). */
@@ -194,11 +195,11 @@ class Answer {
     if (req.signal?.aborted) return this.#fail(req.signal.reason);
     if (err instanceof TaskAnswerTooLargeError) return this.#fail(err);
     if (this.#status === undefined) {
-      if (isTimeout(err)) return this.#fail(new TaskTimeoutError(`Task at "${req.endpoint}" sent no answer headers in time: ${reason(err)}`));
+      if (isTimeout(err)) return this.#fail(new TaskTimeoutError(`Task sent no answer headers in time (${reasonFor(err, req.endpoint)})`, { cause: err, where: req.endpoint }));
       return this.#fail(requestError(err, req));
     }
-    if (isTimeout(err)) return this.#fail(new TaskTimeoutError(`Task at "${req.endpoint}" stopped sending its answer: ${reason(err)}`));
-    this.#fail(new TaskFailedError(`Task at "${req.endpoint}" broke off its answer: ${reason(err)}`, { cause: err }));
+    if (isTimeout(err)) return this.#fail(new TaskTimeoutError(`Task stopped sending its answer (${reasonFor(err, req.endpoint)})`, { cause: err, where: req.endpoint }));
+    this.#fail(new TaskFailedError(`Task broke off its answer (${reasonFor(err, req.endpoint)})`, { cause: err, where: req.endpoint }));
   }
 
   #fail(err: unknown): void {
@@ -224,33 +225,27 @@ class Answer {
  * request → TaskFailedError: the task may have seen the request.
  */
 function requestError(err: unknown, req: TaskRequest): Error {
-  const origin = req.endpoint;
+  const where = req.endpoint;
   const code = (err as { code?: unknown }).code;
   if (typeof code === "string" && CONNECT_CODES.has(code)) {
-    return new TaskConnectError(`Cannot connect to the task at "${origin}": ${reason(err)}`, { cause: err });
+    return new TaskConnectError(`Cannot connect to the task (${reasonFor(err, where)})`, { cause: err, where });
   }
   if (code === TASK_REMOVED && ((err as Record<symbol, number | undefined>)[BYTES_READ] ?? 0) === 0) {
-    return new TaskConnectError(`Task at "${origin}" was removed before it answered`, { cause: err });
+    return new TaskConnectError(`Task was removed before it answered`, { cause: err, where });
   }
   if (typeof code === "string" && CLOSED_CODES.has(code)) {
     const bytesRead =
       (err as { socket?: { bytesRead?: number } }).socket?.bytesRead ?? (err as Record<symbol, number | undefined>)[BYTES_READ];
     if (bytesRead === 0) {
-      return new TaskConnectError(`Task at "${origin}" closed the connection before answering: ${reason(err)}`, { cause: err });
+      return new TaskConnectError(`Task closed the connection before answering (${reasonFor(err, where)})`, { cause: err, where });
     }
   }
-  return new TaskFailedError(`Request to the task at "${origin}" failed: ${reason(err)}`, { cause: err });
+  return new TaskFailedError(`Request to the task failed (${reasonFor(err, where)})`, { cause: err, where });
 }
 
 function isTimeout(err: unknown): boolean {
   const code = (err as { code?: unknown }).code;
   return code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_BODY_TIMEOUT";
-}
-
-function reason(err: unknown): string {
-  const e = err as { code?: unknown; message?: unknown };
-  const message = typeof e.message === "string" ? e.message : String(err);
-  return typeof e.code === "string" && !message.includes(e.code) ? `${message} (${e.code})` : message;
 }
 
 /** The Node task client (undici pools); Deno uses FetchTaskClient. */

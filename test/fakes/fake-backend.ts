@@ -186,7 +186,7 @@ export class FakeBackend implements ContainerBackend {
   async start(id: string): Promise<void> {
     await this.#enter("start", [id]);
     const c = this.#containers.get(id);
-    if (c === undefined) throw new TaskStartError(`Cannot start container "${id}": No such container: ${id}`);
+    if (c === undefined) throw new TaskStartError(`Cannot start the task's container: No such container: <container>`, { where: id });
     if (c.running) return;
     c.status = "running";
     c.startedAt = ++this.#starts;
@@ -207,7 +207,7 @@ export class FakeBackend implements ContainerBackend {
     // Docker's default bridge has no DNS: the container's address there; another network: its name.
     if (c !== undefined && (opts?.network === "bridge" || (opts?.network && opts.byAddress))) return `http://${this.#address(c.id)}:8080`;
     if (c !== undefined && opts?.network) return `http://${c.name}:8080`;
-    if (c === undefined || !c.running) throw new TaskStartError(`Cannot reach container "${id}": port 8080 is not published`);
+    if (c === undefined || !c.running) throw new TaskStartError(`Cannot reach the task's container: port 8080 is not published`, { where: id });
     return `http://fake/${id}`;
   }
 

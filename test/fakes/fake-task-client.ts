@@ -24,7 +24,7 @@ export class FakeTaskClient implements TaskClient {
     const url = new URL(req.endpoint + req.path);
     const { container, path } = this.#backend.resolve(url);
     if (container === undefined || !container.running) {
-      throw new TaskConnectError(`Cannot connect to the task at "${url.origin}": connect ECONNREFUSED`);
+      throw new TaskConnectError("Cannot connect to the task (ECONNREFUSED)", { where: url.origin });
     }
     const respond = container.image.respond ?? ((body: string) => ({ status: 200, body }));
     const answer = Promise.resolve(respond(req.body ?? "", { ...req, path }));

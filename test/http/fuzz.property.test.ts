@@ -10,6 +10,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { parseImageRef, normalizeImageRef } from "../../src/engine/image-ref.ts";
+import { MIN_MEM_MB } from "../../src/engine/task-spec.ts";
 import { executeSchema, plainShape } from "../../src/http/schemas.ts";
 import { fakeApp } from "../support/fake-app.ts";
 import { fakeGpus, flush } from "../support/fake-executor.ts";
@@ -104,7 +105,7 @@ const imageRef = fc
 
 /** cpu and mem as a client may give them: both, one, neither, or both 0 (the defaults). */
 const cpuMem = fc.oneof(
-  fc.record({ cpu: fc.integer({ min: 1, max: CAPACITY.cpuTenths }).map((t) => t / 10), mem: fc.integer({ min: 1, max: CAPACITY.memMB }) }, { requiredKeys: [] }),
+  fc.record({ cpu: fc.integer({ min: 1, max: CAPACITY.cpuTenths }).map((t) => t / 10), mem: fc.integer({ min: MIN_MEM_MB, max: CAPACITY.memMB }) }, { requiredKeys: [] }),
   fc.constantFrom<{ cpu?: number; mem?: number }>({ cpu: 0, mem: 0 }, { cpu: 0 }, { mem: 0 }),
 );
 /** use_gpu false (any count, ignored) or true with 0 (one GPU) up to the host's GPUs. */
@@ -179,7 +180,7 @@ const broken = fc.oneof(
   // With a valid companion: cpu 0 alone, or with mem 0, means the defaults.
   breakAt("resource.cpu", "BAD_REQUEST", [0, -0.1, 0.25, 0.05, 1.01, "1", true, [1]], { mem: 64 }),
   breakAt("resource.cpu", "EXCEEDS_CAPACITY", [(CAPACITY.cpuTenths + 1) / 10, 1e9], { mem: 64 }),
-  breakAt("resource.mem", "BAD_REQUEST", [0, -1, 1.5, "128", false], { cpu: 0.5 }),
+  breakAt("resource.mem", "BAD_REQUEST", [0, -1, 1, 5, 1.5, "128", false], { cpu: 0.5 }),
   breakAt("resource.mem", "EXCEEDS_CAPACITY", [CAPACITY.memMB + 1, 2 ** 40], { cpu: 0.5 }),
   breakAt("resource.use_gpu", "BAD_REQUEST", ["true", 1, 0, [true]]),
   breakAt("resource.gpu_count", "BAD_REQUEST", [-1, 1.5, "2"], { use_gpu: true }),
@@ -200,7 +201,7 @@ const validExecute = fc
     {
       id: fc.constant("echo:1"),
       resource: fc.record(
-        { cpu: fc.constantFrom(0, 0.1, 0.5, 1, 2, 4), mem: fc.constantFrom(0, 1, 64, 128, 4096), use_gpu: fc.constant(false), gpu_count: fc.constantFrom(1, 2) },
+        { cpu: fc.constantFrom(0, 0.1, 0.5, 1, 2, 4), mem: fc.constantFrom(0, 6, 64, 128, 4096), use_gpu: fc.constant(false), gpu_count: fc.constantFrom(1, 2) },
         { requiredKeys: [] },
       ),
       runtime: fc.constantFrom("", "container", null),

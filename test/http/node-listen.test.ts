@@ -33,25 +33,59 @@ async function get(s: Socket): Promise<string> {
 // Node's http server: under Deno the executor listens with Deno.serve (deno-listen.ts), and Deno's
 // node:http emulation does not count connections the way this cap relies on.
 describe.skipIf("Deno" in globalThis)("listenNode", () => {
-  it("answers 503 OVERLOADED to connections past maxConnections without running the app, and serves again once one closes", async () => {
+  it("at maxConnections a new connection displaces the one idle longest, and a client that sent nothing never locks others out", async () => {
     let handled = 0;
     const app = new Hono().get("/", (c) => {
       handled++;
       return c.text("ok");
     });
     listening = await listenNode(app, { port: 0, hostname: "127.0.0.1", maxConnections: 2 });
-    const held = [await open(listening.port), await open(listening.port)];
+    const first = await open(listening.port);
+    const firstClosed = new Promise((r) => first.once("close", r));
+    await open(listening.port);
+    // Both slots are held by connections that sent nothing: the third is served, the first goes.
+    const third = await get(await open(listening.port));
+    expect(third).toMatch(/^HTTP\/1\.1 200 /);
+    expect(handled).toBe(1);
+    await firstClosed;
+    expect(first.destroyed || first.readableEnded).toBe(true);
+  });
+
+  it("answers 503 OVERLOADED past maxConnections only when every connection has a request in flight, and serves again once one ends", async () => {
+    let handled = 0;
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const app = new Hono().get("/", async (c) => {
+      handled++;
+      if (c.req.query("hold") !== undefined) await held;
+      return c.text("ok");
+    });
+    listening = await listenNode(app, { port: 0, hostname: "127.0.0.1", maxConnections: 2 });
+    const busy = [await open(listening.port), await open(listening.port)];
+    for (const s of busy) s.write("GET /?hold HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    for (let i = 0; i < 200 && handled < 2; i++) await new Promise((r) => setTimeout(r, 5));
+    expect(handled).toBe(2);
     const third = await get(await open(listening.port));
     expect(third).toMatch(/^HTTP\/1\.1 503 /);
     expect(third).toContain('"error":"OVERLOADED"');
     expect(third).toMatch(/retry-after: 1/i);
-    expect(handled).toBe(0);
-    held[0]!.destroy();
-    // The freed slot is counted back once the server sees the close: retry until it does.
-    let answer = "";
-    for (let i = 0; i < 100 && !answer.includes("ok"); i++) answer = await get(await open(listening.port));
-    expect(answer).toMatch(/^HTTP\/1\.1 200 /);
-    expect(handled).toBe(1);
+    expect(handled).toBe(2);
+    release();
+    // Both answered and kept alive, so idle again: the next connection displaces one of them.
+    const again = await get(await open(listening.port));
+    expect(again).toMatch(/^HTTP\/1\.1 200 /);
+  });
+
+  it("closes a connection whose request is not whole within requestReadTimeoutMs, with 408", async () => {
+    const app = new Hono().post("/", async (c) => c.text(await c.req.text()));
+    listening = await listenNode(app, { port: 0, hostname: "127.0.0.1", requestReadTimeoutMs: 1000, headersTimeoutMs: 30_000 });
+    const s = await open(listening.port);
+    let got = "";
+    s.on("data", (d) => (got += d));
+    const closed = new Promise((r) => s.once("close", r));
+    s.write("POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\nabc");
+    await closed;
+    expect(got).toMatch(/^HTTP\/1\.1 408 /);
   });
 });
 

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LABELS } from "../../src/engine/settings.ts";
-import { CRASH_IMAGE, ECHO_IMAGE, NEVER_READY_IMAGE, PULLED_IMAGE, READY_LATE_IMAGE, REGISTRY, taskBody } from "../support/fixtures.ts";
+import { CRASH_IMAGE, ECHO_IMAGE, HOSTILE, NEVER_READY_IMAGE, PULLED_IMAGE, READY_LATE_IMAGE, REGISTRY, taskBody } from "../support/fixtures.ts";
 import { docker } from "../support/docker-env.ts";
 import { containerEvents, engineNow } from "../support/docker-events.ts";
 import { startExecutor, until, type Harness } from "../support/harness.ts";
@@ -115,6 +115,29 @@ describe("POST / against the real engine", () => {
     expect(h.logger.records.some((l) => l.msg === "Pull progress" && l.fields.image === PULLED_IMAGE)).toBe(true);
   });
 
+  it("turns bytes that are not UTF-8 into U+FFFD, in the input the task gets and in the answer the client gets", async () => {
+    // A raw 0xff inside the JSON string of `input`: the echo task gets EF BF BD in its place.
+    const head = new TextEncoder().encode(`{"id":"${ECHO_IMAGE}","resource":{"cpu":0.1,"mem":32},"input":"a`);
+    const tail = new TextEncoder().encode(`b"}`);
+    const raw = new Uint8Array([...head, 0xff, ...tail]);
+    const echoed = await h.execute(undefined, { body: raw, headers: { "content-type": "application/json" } });
+    expect(echoed.body).toEqual({ success: true, msg: "a\ufffdb" });
+    // The task answers 41 ff 42 c3 28 ("A", a lone 0xff, "B", a broken two-byte sequence).
+    const answered = await h.execute({ id: ECHO_IMAGE, resource: small, input: taskBody.bytes("41ff42c328") });
+    expect(answered.body).toEqual({ success: true, msg: "A\ufffdB\ufffd(" });
+  });
+
+  it("never gives a client a task's address or container id; the log keeps them", async () => {
+    const r = await h.execute({ id: HOSTILE.invalidHttp, resource: small, input: "x" });
+    expect(r.status).toBe(502);
+    expect(r.body.msg).not.toMatch(/\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b|http:\/\/|:8080/);
+    const ids = (await h.containers()).map((c) => c.id);
+    expect(ids.length).toBeGreaterThan(0);
+    for (const id of ids) expect(r.body.msg).not.toContain(id.slice(0, 12));
+    const logged = h.logger.records.filter((l) => l.fields.code === r.body.error && typeof l.fields.where === "string");
+    expect(logged.map((l) => l.fields.where)).toContainEqual(expect.stringMatching(/^http:\/\/.+:8080$/));
+  });
+
   it("serves a warm task while another key's cold start is still waiting for its mark", async () => {
     await h.execute({ id: ECHO_IMAGE, resource: small, input: "warm" });
     let coldDone = false;
@@ -145,6 +168,7 @@ describe("bad input never leaks", () => {
     ["cpu with two decimals", { id: ECHO_IMAGE, resource: { cpu: 0.25 } }, "BAD_REQUEST", '"resource.cpu"'],
     ["mem not an integer", { id: ECHO_IMAGE, resource: { mem: 12.5 } }, "BAD_REQUEST", '"resource.mem"'],
     ["mem as a string", { id: ECHO_IMAGE, resource: { mem: "128" } }, "BAD_REQUEST", '"resource.mem"'],
+    ["mem below the engine's minimum", { id: ECHO_IMAGE, resource: { cpu: 0.1, mem: 5 } }, "BAD_REQUEST", '"resource.mem"'],
     ["an unknown runtime", { id: ECHO_IMAGE, runtime: "vm" }, "BAD_REQUEST", '"runtime"'],
     ["more cores than the capacity", { id: ECHO_IMAGE, resource: { cpu: 2 } }, "EXCEEDS_CAPACITY", '"resource.cpu"'],
     ["more memory than the capacity", { id: ECHO_IMAGE, resource: { cpu: 1, mem: 4096 } }, "EXCEEDS_CAPACITY", '"resource.mem"'],

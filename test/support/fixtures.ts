@@ -86,6 +86,10 @@ export const taskBody = {
   spin: (ms: number): string => `spin:${ms}`,
   /** Answers `n` bytes of `x`. */
   big: (n: number): string => `big:${n}`,
+  /** Answers the bytes `hex` spells, two hex digits each (up to 256): bytes that need not be UTF-8. */
+  bytes: (hex: string): string => `bytes:${hex}`,
+  /** Creates `n` empty files in the container's layer (/many), then answers `files:<n>`. */
+  files: (n: number): string => `files:${n}`,
 } as const;
 
 /**

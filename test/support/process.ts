@@ -18,7 +18,8 @@ export interface ExecutorProcess {
  * which would run it in a child of its own where a signal to the wrapper would not reach it.
  */
 const NODE = process.execPath;
-const FROM_SOURCE = ["--import", "tsx", "src/main.ts"];
+/** As the executable runs it: with `gc` for the collection once requests stop (src/platform/idle-gc.ts). */
+const FROM_SOURCE = ["--expose-gc", "--import", "tsx", "src/main.ts"];
 
 /** Runs the CLI to completion and returns its exit code and output. */
 export function runCli(args: string[], env: Record<string, string | undefined> = {}): Promise<{ code: number | null; out: string }> {

@@ -154,7 +154,7 @@ export class DockerBackend implements ContainerBackend {
   async endpoint(id: string, opts?: { network?: string; byAddress?: boolean }): Promise<string> {
     const json = await this.#inspectJson(id);
     const url = json === undefined ? undefined : toEndpoint(json, opts?.network, opts?.byAddress);
-    if (url === undefined) throw new TaskStartError(`Cannot reach container "${id}": port 8080 is not published`);
+    if (url === undefined) throw new TaskStartError(`Cannot reach the task's container: port 8080 is not published`, { where: id });
     return url;
   }
 
@@ -174,14 +174,14 @@ export class DockerBackend implements ContainerBackend {
     } catch (err) {
       if (signal.aborted) throw signal.reason;
       // 404 or 409 ("dead or marked for removal"): the container is gone; say so below.
-      if (!isApiStatus(err, 404, 409)) throw engineFailure(err, `Cannot follow the logs of container "${id}"`);
+      if (!isApiStatus(err, 404, 409)) throw engineFailure(err, `Cannot follow the logs of the task's container`, id);
     }
     signal.throwIfAborted();
     const state = await this.#settledState(id, signal);
     if (state === undefined) {
-      throw new ContainerExitedError(-1, tail, `Task container "${id}" was removed before it was ready`);
+      throw new ContainerExitedError(-1, tail, `Task container was removed before it was ready`);
     }
-    if (state.running) throw new TaskStartError(`Log stream of container "${id}" ended while it was still running`);
+    if (state.running) throw new TaskStartError(`Log stream of the task's container ended while it was still running`, { where: id });
     throw new ContainerExitedError(state.exitCode, tail);
   }
 
@@ -195,7 +195,7 @@ export class DockerBackend implements ContainerBackend {
       return await logHasMark(await this.#api.logs(id, { follow: false }), mark);
     } catch (err) {
       if (isApiStatus(err, 404)) return false;
-      throw engineFailure(err, `Cannot read the logs of container "${id}"`);
+      throw engineFailure(err, `Cannot read the logs of the task's container`, id);
     }
   }
 
@@ -205,7 +205,7 @@ export class DockerBackend implements ContainerBackend {
       for await (const { line } of demuxLines(await this.#api.logs(id, { follow: false, tail: lines }))) out.push(line);
     } catch (err) {
       if (isApiStatus(err, 404)) return out;
-      throw engineFailure(err, `Cannot read the logs of container "${id}"`);
+      throw engineFailure(err, `Cannot read the logs of the task's container`, id);
     }
     return out.slice(-lines);
   }
@@ -217,7 +217,7 @@ export class DockerBackend implements ContainerBackend {
     } catch (err) {
       if (isApiStatus(err, 404)) return;
       if (isApiStatus(err, 409) && /already in progress/i.test(err.reason)) return;
-      throw engineFailure(err, `Cannot remove container "${id}"`);
+      throw engineFailure(err, `Cannot remove the task's container`, id);
     }
   }
 
@@ -278,7 +278,7 @@ export class DockerBackend implements ContainerBackend {
       await this.#api.connectNetwork(network, container);
     } catch (err) {
       if (isApiStatus(err, 403) && /already exists|already attached/i.test(err.reason)) return;
-      throw engineFailure(err, `Cannot connect container "${container}" to network "${network}"`);
+      throw engineFailure(err, `Cannot connect the executor's container to the task's network`, container);
     }
   }
 
@@ -287,7 +287,7 @@ export class DockerBackend implements ContainerBackend {
       await this.#api.disconnectNetwork(network, container);
     } catch (err) {
       if (isApiStatus(err, 404) || (isApiStatus(err, 403, 500) && /not connected/i.test(err.reason))) return;
-      throw engineFailure(err, `Cannot disconnect container "${container}" from network "${network}"`);
+      throw engineFailure(err, `Cannot disconnect the executor's container from the task's network`, container);
     }
   }
 
@@ -330,7 +330,7 @@ export class DockerBackend implements ContainerBackend {
       return await this.#api.inspectContainer(id, opts);
     } catch (err) {
       if (isApiStatus(err, 404)) return undefined;
-      throw engineFailure(err, `Cannot inspect container "${id}"`);
+      throw engineFailure(err, `Cannot inspect the task's container`, id);
     }
   }
 

@@ -28,7 +28,7 @@ export function createFailure(err: unknown, spec: ContainerSpec): ExecutorError 
 export function startFailure(err: unknown, id: string, gpus: string[] = []): ExecutorError {
   if (err instanceof ExecutorError) return err;
   const reason = reasonOf(err);
-  return missingDevice(reason, err, gpus) ?? new TaskStartError(`Cannot start container "${id}": ${reason}`, { cause: err });
+  return missingDevice(reason, err, gpus) ?? new TaskStartError(`Cannot start the task's container: ${withoutId(reason, id)}`, { cause: err, where: id });
 }
 
 /**
@@ -70,16 +70,28 @@ function missingDevice(reason: string, cause: unknown, gpus: string[] = []): Exe
  * engine refused (4xx: what the client asked for, such as an image reference
  * the engine cannot parse) → 400 ENGINE_REJECTED with the engine's reason.
  */
-export function engineFailure(err: unknown, action: string): ExecutorError {
+export function engineFailure(err: unknown, action: string, id?: string): ExecutorError {
   if (err instanceof ExecutorError) return err;
+  const where = id;
   if (err instanceof DockerApiError) {
-    const message = `${action}: ${err.reason}`;
-    if (err.status >= 500) return new EngineUnavailableError(message, { cause: err });
-    if (err.status >= 400) return new BadRequestError(`${action}: the Docker engine refused it (${err.status}): ${err.reason}`, { code: "ENGINE_REJECTED", cause: err });
-    return new InternalError(message, { cause: err });
+    const reason = withoutId(err.reason, id);
+    const message = `${action}: ${reason}`;
+    if (err.status >= 500) return new EngineUnavailableError(message, { cause: err, where });
+    if (err.status >= 400) return new BadRequestError(`${action}: the Docker engine refused it (${err.status}): ${reason}`, { code: "ENGINE_REJECTED", cause: err, where });
+    return new InternalError(message, { cause: err, where });
   }
   const reason = err instanceof Error ? err.message : String(err);
-  return new EngineUnavailableError(`${action}: ${reason}`, { cause: err });
+  return new EngineUnavailableError(`${action}: ${withoutId(reason, id)}`, { cause: err, where });
+}
+
+/**
+ * The engine's reason without the container's id, whole or short (12 digits), which the engine
+ * writes into many of its messages: an answer never carries a task's id (the error's `where`
+ * keeps it for the log).
+ */
+export function withoutId(reason: string, id: string | undefined): string {
+  if (id === undefined || id.length < 12) return reason;
+  return reason.split(id).join("<container>").split(id.slice(0, 12)).join("<container>");
 }
 
 function reasonOf(err: unknown): string {

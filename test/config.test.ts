@@ -13,6 +13,17 @@ const files = (map: Record<string, string>, env: Record<string, string> = {}, fl
 });
 
 describe("loadConfig()", () => {
+  it("refuses a timeout past a week and seconds past a week, naming the key: a timer cannot hold them", () => {
+    const load = (yaml: string) => () => loadConfig(files({ "/c.yaml": yaml }, {}, "/c.yaml"));
+    expect(load("timeout: 1e308")).toThrow(/timeout: timeout must be at most 10080 minutes/);
+    expect(load("timeout: 10080")).not.toThrow();
+    for (const key of ["ready_timeout", "request_timeout", "queue_timeout", "headers_timeout", "request_read_timeout", "idle_timeout", "drain_timeout"]) {
+      expect(load(`${key}: 604801`), key).toThrow(new RegExp(`${key}: ${key} must be at most 604800 seconds`));
+      expect(load(`${key}: 604800`), key).not.toThrow();
+    }
+    expect(load("request_read_timeout: 0")).toThrow(/request_read_timeout: request_read_timeout must be greater than 0/);
+  });
+
   it("uses the built-in defaults when no file is named or present", () => {
     const { config, path } = loadConfig(files({}));
     expect(path).toBeUndefined();

@@ -38,6 +38,23 @@ describe("admin routes", () => {
     expect(stats.body).toMatchObject({ task_cpu: 2, task_mem: 2048, paused: true });
   });
 
+  it("update-config refuses a timeout past a week, naming it, and every number /tasks and /stats print stays a number", async () => {
+    const { request } = await fakeApp();
+    for (const timeout of [1e308, 10081]) {
+      const r = await request("POST", "/update-config", { timeout });
+      expect(r).toMatchObject({ status: 400, body: { error: "BAD_REQUEST" } });
+      expect(r.body.msg).toMatch(/timeout must be at most 10080 minutes/);
+    }
+    expect(await request("POST", "/update-config", { timeout: 10080 })).toMatchObject({ status: 200 });
+    const tasks = await request("GET", "/tasks");
+    expect(tasks.body.idle_timeout_s).toBe(10080 * 60);
+    const numbers = (v: unknown): unknown[] => (v && typeof v === "object" ? Object.values(v).flatMap(numbers) : [v]);
+    const stats = await request("GET", "/stats");
+    for (const body of [tasks.body, stats.body]) {
+      expect(numbers(body).filter((n) => typeof n === "number" && !Number.isFinite(n))).toEqual([]);
+    }
+  });
+
   it("update-config with some keys leaves the others as they were", async () => {
     const { request } = await fakeApp({ settings: { cpu: 3, memMB: 1000 } });
     await request("POST", "/pause");

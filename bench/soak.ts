@@ -6,8 +6,10 @@
  *
  * Load: warm requests of three keys, cold starts of many distinct keys, replicas on
  * (task_concurrency 2), a new connection per request as the host actor makes them, `--clients`
- * concurrent clients, hostile fixtures (a huge answer, no answer, an exit after the mark) and
- * clients that hang up. Faults, one every 1 to 4 s: a task container killed (under a request or
+ * concurrent clients, hostile fixtures (a huge answer, no answer, an exit after the mark),
+ * clients that hang up, and a hostile client: 2 MiB ids that are no image reference (each a 400,
+ * and GET /requests stays under 100 KB) and bursts of 600 connections that send nothing, held
+ * while /health must still answer. Faults, one every 1 to 4 s: a task container killed (under a request or
  * between requests), a task network disconnected, pause / update-config / unpause, the capacity
  * shrunk below what is reserved and grown again, the engine's event stream cut (through an engine
  * front). Invariants: every request gets exactly one answer with a valid envelope and the status
@@ -20,6 +22,7 @@
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
+import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -88,7 +91,7 @@ const violate = (what: string, detail: string) => {
   if (violations.length <= 20) console.error(`[soak] violation at ${since()} s: ${what}: ${detail.slice(0, 300)}`);
 };
 
-const counts = { requests: 0, answered: 0, unanswered: 0, aborted: 0, bad_envelopes: 0, wrong_answers: 0, faults: 0, ledger_checks: 0, ledger_mismatches: 0 };
+const counts = { requests: 0, answered: 0, unanswered: 0, aborted: 0, bad_envelopes: 0, wrong_answers: 0, faults: 0, ledger_checks: 0, ledger_mismatches: 0, hostile_ids: 0, idle_bursts: 0 };
 const faultsByKind: Record<string, number> = {};
 const outcomes: Record<string, number> = {};
 
@@ -221,6 +224,48 @@ async function one(origin: string, kind: Kind, rand: Rand): Promise<void> {
   } else if (expected !== r.status) violate("status", `request ${n}: code ${String(body.error)} with status ${r.status}, documented ${expected}`);
 }
 
+/**
+ * The hostile client: an id of 2 MiB that is no image reference must be a 400 INVALID_IMAGE and
+ * leave GET /requests small; 600 connections that send nothing (past max_connections, 512) must
+ * not keep /health from answering while they are held.
+ */
+async function hostileClient(origin: string, rand: Rand): Promise<void> {
+  if (rand() < 0.5) {
+    counts.hostile_ids++;
+    const r = await post(origin, JSON.stringify({ id: "b".repeat(2 * 1024 * 1024), resource: { cpu: 0.1, mem: 33 }, input: "x" }), { timeoutMs: 30_000 });
+    if (typeof r === "string") return violate("hostile", `a 2 MiB id got no answer (${r})`);
+    if (r.status !== 400 || !r.text.includes('"INVALID_IMAGE"')) violate("hostile", `a 2 MiB id got ${r.status}: ${r.text.slice(0, 100)}`);
+    try {
+      const text = await (await fetch(`${origin}/requests`, { signal: AbortSignal.timeout(10_000) })).text();
+      if (text.length >= 100 * 1024) violate("hostile", `GET /requests answered ${text.length} bytes`);
+    } catch (e) {
+      violate("hostile", `GET /requests failed: ${(e as Error).message}`);
+    }
+    return;
+  }
+  counts.idle_bursts++;
+  const url = new URL(origin);
+  const idle = await Promise.all(
+    Array.from({ length: 600 }, () =>
+      new Promise<Socket>((resolve) => {
+        const s = connect(Number(url.port), url.hostname);
+        s.on("error", () => {});
+        s.once("connect", () => resolve(s));
+        s.once("close", () => resolve(s));
+      }),
+    ),
+  );
+  try {
+    const res = await fetch(`${origin}/health`, { signal: AbortSignal.timeout(10_000) });
+    await res.text();
+    if (res.status !== 200) violate("hostile", `/health answered ${res.status} while 600 idle connections were held`);
+  } catch (e) {
+    violate("hostile", `/health did not answer while 600 idle connections were held: ${(e as Error).message}`);
+  } finally {
+    for (const s of idle) s.destroy();
+  }
+}
+
 /** The instance's task containers, as the engine has them. */
 const engineContainers = (instance: string) => docker(["ps", "-aq", "--no-trunc", "--filter", `label=meca.executor.instance=${instance}`]).split("\n").filter(Boolean);
 const engineNetworks = (instance: string) => docker(["network", "ls", "-q", "--filter", `label=meca.executor.instance=${instance}`]).split("\n").filter(Boolean);
@@ -331,6 +376,14 @@ async function soak(work: string): Promise<number> {
     const rand = prng(seed + 1 + i);
     while (!stop && Date.now() < end) await one(origin, pickKind(rand), rand);
   });
+  const hostile = (async () => {
+    const rand = prng(seed + 1000);
+    await sleep(5_000);
+    while (!stop && Date.now() < end - 5_000) {
+      await hostileClient(origin, rand);
+      await sleep(2_000 + rand() * 4_000);
+    }
+  })();
   const faults = (async () => {
     await sleep(3_000);
     while (!stop && Date.now() < end - 5_000) {
@@ -355,7 +408,7 @@ async function soak(work: string): Promise<number> {
       await sleep(1_000);
     }
   })();
-  await Promise.all([...loads, faults, watch]);
+  await Promise.all([...loads, faults, watch, hostile]);
   stop = true;
   for (const t of timers) clearTimeout(t);
 
@@ -417,6 +470,8 @@ async function soak(work: string): Promise<number> {
     wrong_answers: counts.wrong_answers,
     faults: counts.faults,
     faults_by_kind: faultsByKind,
+    hostile_ids: counts.hostile_ids,
+    idle_bursts: counts.idle_bursts,
     outcomes,
     ledger_checks: counts.ledger_checks,
     ledger_mismatches: counts.ledger_mismatches,

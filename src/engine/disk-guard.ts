@@ -9,6 +9,7 @@ import type { EngineMetrics } from "./metrics.ts";
 import type { Clock, DiskProbe, Logger } from "./ports.ts";
 import type { EngineSettings } from "./settings.ts";
 import type { TaskPool } from "./task-pool.ts";
+import type { Task } from "./task.ts";
 
 export interface DiskGuardDeps {
   pool: TaskPool;
@@ -23,6 +24,19 @@ export interface DiskGuardDeps {
 
 const MB = 1024 * 1024;
 
+/**
+ * The share of one core the guard may spend measuring, all tasks together. A task whose layer is
+ * costly to walk (many files) is measured less often, so that no task can make the guard expensive;
+ * a cheap layer is still measured every interval. See docs/isolation.md, "Disk".
+ */
+export const DISK_CHECK_CPU_SHARE = 0.05;
+
+/** When a task is next measured, and whether a measurement of it is under way. */
+interface Schedule {
+  due: number;
+  measuring: boolean;
+}
+
 export class DiskGuard {
   #d: DiskGuardDeps;
   #log: Logger;
@@ -30,6 +44,7 @@ export class DiskGuard {
   #stopped = true;
   /** The last reading of each task's layer, in bytes, by task id. */
   #used = new Map<string, number>();
+  #schedule = new Map<string, Schedule>();
 
   constructor(deps: DiskGuardDeps) {
     this.#d = deps;
@@ -44,7 +59,7 @@ export class DiskGuard {
   /** Checks on its interval while the bound is set; each check asks whether the engine holds it now. */
   start(): void {
     this.#stopped = false;
-    if (this.#d.settings().taskDiskMB > 0) this.#schedule();
+    if (this.#d.settings().taskDiskMB > 0) this.#tick();
   }
 
   stop(): void {
@@ -59,40 +74,60 @@ export class DiskGuard {
     return b === undefined ? undefined : Math.round((b / MB) * 10) / 10;
   }
 
-  /** Measures every task with a container now and removes those over the bound; how many went. */
+  /**
+   * Measures every task with a container that is due and not being measured already, and removes
+   * those over the bound; how many went. Each task is measured on its own: a layer that takes long
+   * to walk delays no other task's check.
+   */
   async check(): Promise<number> {
     if (!this.active) return 0;
-    const boundMB = this.#d.settings().taskDiskMB;
+    const now = this.#d.clock.now();
     const tasks = this.#d.pool.all().filter((t) => t.containerId !== undefined && (t.state.kind === "starting" || t.state.kind === "ready"));
-    const readings = await Promise.all(tasks.map((t) => this.#d.disk.layerBytes(t.containerId!)));
-    const seen = new Map<string, number>();
-    let removed = 0;
-    tasks.forEach((task, i) => {
-      const bytes = readings[i];
-      if (bytes === undefined) return;
-      seen.set(task.id, bytes);
-      if (bytes <= boundMB * MB) return;
-      // Rounded up: a layer just past its bound must not read as "wrote 40 MB, more than 40 MB".
-      const usedMB = Math.ceil(bytes / MB);
-      if (this.#d.pool.remove(task, "over its disk bound", new TaskDiskExceededError(task.spec.image, usedMB, boundMB)).outcome !== "removing") return;
-      removed++;
-      this.#d.metrics?.diskExceeded.inc();
-      this.#log.warn("Removed a task that wrote more than task_disk_mb", { task: task.id, image: task.spec.image, usedMB, boundMB });
+    const live = new Set(tasks.map((t) => t.id));
+    for (const id of this.#schedule.keys()) if (!live.has(id)) this.#schedule.delete(id);
+    for (const id of this.#used.keys()) if (!live.has(id)) this.#used.delete(id);
+    const due = tasks.filter((t) => {
+      const s = this.#schedule.get(t.id);
+      return s === undefined || (!s.measuring && s.due <= now);
     });
-    this.#used = seen;
-    if (removed > 0) this.#d.freed?.();
-    return removed;
+    const removed = await Promise.all(due.map((t) => this.#measure(t, tasks.length)));
+    const count = removed.filter(Boolean).length;
+    if (count > 0) this.#d.freed?.();
+    return count;
   }
 
-  /** The next check starts only after this one ended, so slow readings never pile up. */
-  #schedule(): void {
+  /** One task's measurement; true when it was removed for being over its bound. */
+  async #measure(task: Task, tasks: number): Promise<boolean> {
+    const clock = this.#d.clock;
+    const schedule: Schedule = { due: Infinity, measuring: true };
+    this.#schedule.set(task.id, schedule);
+    const boundMB = this.#d.settings().taskDiskMB;
+    const started = clock.now();
+    const reading = await this.#d.disk.layerBytes(task.containerId!, { stopAbove: boundMB * MB });
+    // The next reading waits so long that measuring every task keeps within the guard's share of a
+    // core: a walk that took 400 ms of work, with 4 tasks, waits 32 s; a cheap one waits the
+    // interval. Counted from the start of this reading, so that a cheap one is due at the next tick.
+    const costMs = reading?.workMs ?? 0;
+    schedule.due = started + Math.max(this.#d.settings().diskCheckIntervalMs, (costMs * tasks) / DISK_CHECK_CPU_SHARE);
+    schedule.measuring = false;
+    if (reading === undefined || this.#schedule.get(task.id) !== schedule) return false;
+    const bytes = reading.bytes;
+    this.#used.set(task.id, bytes);
+    if (bytes <= boundMB * MB) return false;
+    // Rounded up: a layer just past its bound must not read as "wrote 40 MB, more than 40 MB".
+    const usedMB = Math.ceil(bytes / MB);
+    if (this.#d.pool.remove(task, "over its disk bound", new TaskDiskExceededError(task.spec.image, usedMB, boundMB)).outcome !== "removing") return false;
+    this.#d.metrics?.diskExceeded.inc();
+    this.#log.warn("Removed a task that wrote more than task_disk_mb", { task: task.id, image: task.spec.image, usedMB, boundMB, costMs });
+    return true;
+  }
+
+  /** Every interval the due tasks are measured; a measurement still under way is not waited for. */
+  #tick(): void {
     this.#cancel = this.#d.clock.setTimer(this.#d.settings().diskCheckIntervalMs, () => {
       this.#cancel = undefined;
-      void this.check()
-        .catch((e: unknown) => this.#log.warn("Cannot check the tasks' disk use", { error: (e as Error).message }))
-        .finally(() => {
-          if (!this.#stopped) this.#schedule();
-        });
+      this.check().catch((e: unknown) => this.#log.warn("Cannot check the tasks' disk use", { error: (e as Error).message }));
+      if (!this.#stopped) this.#tick();
     });
   }
 }

@@ -96,15 +96,28 @@ export interface ContainerSpec {
   privileged: false;
 }
 
+/** One reading of a task's writable layer. */
+export interface LayerReading {
+  bytes: number;
+  /** Milliseconds the reading kept the executor busy, waits excluded (0 when the engine measured). */
+  workMs: number;
+}
+
 /**
- * The disk the tasks write to, as the executor sees it. Both reads are cheap enough to run every
- * few seconds per task; neither throws (an engine error is an undefined reading).
+ * The disk the tasks write to, as the executor sees it. A layer's reading costs in proportion to
+ * its files (the guard measures how long it took and spaces the next one out); neither read throws
+ * (an engine error is an undefined reading).
  */
 export interface DiskProbe {
   /** true while the engine enforces ContainerSpec.diskBytes itself; false: the executor must measure. */
   enforcedByEngine(): boolean;
-  /** Bytes of disk a container's writable layer holds now; undefined when it cannot be read. */
-  layerBytes(containerId: string): Promise<number | undefined>;
+  /**
+   * Bytes of disk a container's writable layer holds now, and the milliseconds of work the reading
+   * took (not the waits in between); undefined when it cannot be read. With `stopAbove`, the count
+   * may stop as soon as it passes that many bytes (the answer is then some figure above it): the
+   * layer is over its bound, and the rest need not be read.
+   */
+  layerBytes(containerId: string, opts?: { stopAbove?: number }): Promise<LayerReading | undefined>;
   /** Free MB on the filesystem of the engine's data root; undefined when the executor cannot see it. */
   freeMB(): Promise<number | undefined>;
 }

@@ -69,6 +69,44 @@ describe("the disk bound held by the executor (DiskGuard)", () => {
     await executor.shutdown();
   });
 
+  it("a layer slow to measure is measured less often, within the guard's share of a core, and never holds up another task's check", async () => {
+    const disk = new FakeDisk();
+    const { executor, clock } = await fakeExecutor({ disk, settings: { taskDiskMB: 100, diskCheckIntervalMs: 500, cpu: 4 }, images: { "many:1": {}, "writer:1": {} } });
+    await executor.execute(intent(1, "many:1"), "a");
+    await executor.execute(intent(1, "writer:1"), "b");
+    const [heavy, light] = ["many:1", "writer:1"].map((image) => executor.tasks().find((t) => t.image === image)!.container_id!);
+    let walked!: () => void;
+    disk.hold.set(heavy!, new Promise<void>((r) => (walked = r)));
+    disk.layers.set(heavy!, 50 * MB);
+    disk.costs.set(heavy!, 1_000);
+    disk.layers.set(light!, 10 * MB);
+    clock.advance(500);
+    await flush();
+    // The heavy walk is under way; the light task is measured again at each interval regardless.
+    clock.advance(500);
+    await flush();
+    expect([disk.readsOf.get(heavy!), disk.readsOf.get(light!)]).toEqual([1, 2]);
+    expect(disk.stops.every((s) => s === 100 * MB)).toBe(true);
+    disk.layers.set(light!, 101 * MB);
+    clock.advance(500);
+    await flush();
+    expect(executor.tasks().map((t) => t.image)).toEqual(["many:1"]);
+    // The heavy walk took 1 s of work with 2 tasks to measure: the next comes 1 s x 2 / 0.05 = 40 s after its start.
+    walked();
+    await flush();
+    expect(executor.tasks()[0]!.disk_mb).toBe(50);
+    disk.hold.delete(heavy!);
+    for (let t = 0; t < 38_000; t += 500) {
+      clock.advance(500);
+      await flush();
+    }
+    expect(disk.readsOf.get(heavy!)).toBe(1);
+    clock.advance(1_000);
+    await flush();
+    expect(disk.readsOf.get(heavy!)).toBe(2);
+    await executor.shutdown();
+  });
+
   it("reads nothing where the engine holds the bound, or where there is none", async () => {
     for (const [engine, taskDiskMB] of [
       [true, 100],

@@ -5,10 +5,10 @@
  * (allocated blocks, so a sparse file counts what it takes); elsewhere the engine measures it
  * (inspect with size, SizeRw). See docs/architecture.md, "The host's own resources".
  */
-import { existsSync } from "node:fs";
-import { lstat, opendir, statfs } from "node:fs/promises";
+import { existsSync, lstatSync, opendirSync, type Dir, type Dirent } from "node:fs";
+import { statfs } from "node:fs/promises";
 import { join } from "node:path";
-import type { DiskProbe } from "../../engine/ports.ts";
+import type { DiskProbe, LayerReading } from "../../engine/ports.ts";
 import type { DockerBackend } from "./docker-backend.ts";
 
 export class DockerDisk implements DiskProbe {
@@ -27,7 +27,7 @@ export class DockerDisk implements DiskProbe {
     return this.#backend.enforcesDiskQuota;
   }
 
-  async layerBytes(containerId: string): Promise<number | undefined> {
+  async layerBytes(containerId: string, opts?: { stopAbove?: number }): Promise<LayerReading | undefined> {
     try {
       let upper = this.#uppers.get(containerId);
       if (upper === undefined) {
@@ -37,10 +37,10 @@ export class DockerDisk implements DiskProbe {
         upper = dir !== undefined && existsSync(dir) ? dir : null;
         this.#uppers.set(containerId, upper);
       }
-      if (upper !== null) return await allocatedBytes(upper);
+      if (upper !== null) return await allocatedBytes(upper, opts?.stopAbove ?? Infinity);
       const json = await this.#backend.inspectJson(containerId, { size: true });
       if (json === undefined) this.#uppers.delete(containerId);
-      return json?.SizeRw;
+      return json?.SizeRw === undefined ? undefined : { bytes: json.SizeRw, workMs: 0 };
     } catch {
       // Gone between two readings (its directory with it), or the engine away: no reading this time.
       this.#uppers.delete(containerId);
@@ -67,35 +67,59 @@ export function visibleDataRoot(dataRoot: string): string | undefined {
 /**
  * Bytes allocated to every file and folder under `dir`, links not followed, each counted as at
  * least one 4 KiB block: a flood of empty files fills the inode table, not the blocks, and is
- * bounded the same way. What the task removes while the walk runs is skipped, not an error:
- * churning files must not hide the rest from the count. Only `dir` itself missing (the container
- * gone) throws.
+ * bounded the same way. Stops early once the count passes `stopAbove`. What the task removes while
+ * the walk runs is skipped, not an error: churning files must not hide the rest from the count.
+ * Only `dir` itself missing (the container gone) throws.
+ *
+ * Synchronous calls in slices of at most SLICE_MS, yielding to the event loop between slices: an
+ * lstat through the thread pool costs ~15 times the CPU of a synchronous one (60,000 empty files:
+ * 5.6 s against 0.37 s of CPU, measured 2026-12-07), and a slice keeps the requests' latency.
  */
-async function allocatedBytes(dir: string): Promise<number> {
+async function allocatedBytes(dir: string, stopAbove: number): Promise<LayerReading> {
   let total = 0;
+  let entries = 0;
+  let workMs = 0;
+  let sliceStart = performance.now();
   const pending = [dir];
   while (pending.length > 0) {
     const d = pending.pop()!;
-    let entries;
+    let handle: Dir;
     try {
-      entries = await opendir(d);
+      handle = opendirSync(d);
     } catch (e) {
       if (d !== dir && isGone(e)) continue;
       throw e;
     }
-    for await (const entry of entries) {
-      const path = join(d, entry.name);
-      if (entry.isDirectory()) pending.push(path);
-      try {
-        total += Math.max(BLOCK, (await lstat(path)).blocks * 512);
-      } catch (e) {
-        if (!isGone(e)) throw e;
+    try {
+      for (;;) {
+        let entry: Dirent | null;
+        try {
+          entry = handle.readSync();
+        } catch (e) {
+          if (isGone(e)) break;
+          throw e;
+        }
+        if (entry === null) break;
+        const path = join(d, entry.name);
+        if (entry.isDirectory()) pending.push(path);
+        const st = lstatSync(path, { throwIfNoEntry: false });
+        if (st !== undefined) total += Math.max(BLOCK, st.blocks * 512);
+        if (total > stopAbove) return { bytes: total, workMs: workMs + performance.now() - sliceStart };
+        if (++entries % 64 === 0 && performance.now() - sliceStart > SLICE_MS) {
+          workMs += performance.now() - sliceStart;
+          await new Promise((r) => setImmediate(r));
+          sliceStart = performance.now();
+        }
       }
+    } finally {
+      handle.closeSync();
     }
   }
-  return total;
+  return { bytes: total, workMs: workMs + performance.now() - sliceStart };
 }
 
+/** The longest the walk holds the event loop at a time (ms). */
+const SLICE_MS = 2;
 const BLOCK = 4096;
 
 function isGone(e: unknown): boolean {

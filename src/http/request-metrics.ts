@@ -77,7 +77,9 @@ export class RequestMetrics {
     stats.count(r.status, outcome);
     stats.duration.observe(seconds);
     if (opts.accessLog) {
-      opts.log.debug("Request", { requestId: r.requestId, method: r.method, path: r.path, status: r.status, outcome, ms: Math.round(seconds * 1e4) / 10 });
+      // The path is the client's (up to Node's 16 KiB of headers): the line keeps its first 200 characters.
+      const path = r.path.length > 200 ? `${r.path.slice(0, 200)}...` : r.path;
+      opts.log.debug("Request", { requestId: r.requestId, method: r.method, path, status: r.status, outcome, ms: Math.round(seconds * 1e4) / 10 });
     }
   }
 

@@ -156,4 +156,13 @@ describe("logs", () => {
     await off.app.request("/health");
     expect(off.lines).toEqual([]);
   });
+
+  it("keep at most 200 characters of a path the client sent, so a request cannot make a line as long as its headers", async () => {
+    const on = await loggedApp({ accessLog: true });
+    await on.app.request(`/${"p".repeat(10_000)}`);
+    const access = on.lines.map((l) => JSON.parse(l)).filter((l) => l.msg === "Request");
+    expect(access).toHaveLength(1);
+    expect(access[0].path).toBe(`/${"p".repeat(199)}...`);
+    expect(on.lines.every((l) => l.length < 1_000)).toBe(true);
+  });
 });

@@ -140,6 +140,8 @@ export const fileSchema = z
     port: z.number().int().min(0).max(65535).default(2591),
     log_format: z.enum(["json", "text", "auto"]).default("auto"),
     log_level: z.enum(["debug", "info", "warn", "error"]).default("info"),
+    /** How POST / answers a request it understood but could not serve; see docs/api.md, "Statuses". */
+    failure_status: z.enum(["ok", "http"], { errorMap: () => ({ message: 'failure_status must be "ok" or "http"' }) }).default("ok"),
     // Bounds on what clients and tasks may send; see docs/configuration.md, "Limits".
     max_answer_bytes: positiveInt("max_answer_bytes").default(16 * 1024 * 1024),
     max_admin_body_bytes: positiveInt("max_admin_body_bytes").default(64 * 1024),

@@ -138,6 +138,7 @@ async function serve(config: Config, configFile: string | undefined, env: Env, l
     // Where any listener is beyond loopback the Host is not checked (see the origin guard).
     listenHost: hosts.find((h) => !isLoopback(h)) ?? hosts[0],
     accessLog: config.log_level === "debug",
+    failureStatus: config.failure_status,
     onStop: () => void stop("POST /stop"),
     placement: { mode: placement.mode, network: placement.network, reason: placement.reason },
     hostFirewall: () => firewall.status(),

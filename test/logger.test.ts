@@ -44,9 +44,10 @@ describe("logs cannot be forged", () => {
     });
     const records = parts.logger.records;
     const app = createApp({ executor: parts.executor, logger: parts.logger, maxBodyBytes: 1 << 20, onStop: () => {}, accessLog: true });
-    // The task: its last lines come back in the 502 and go to the log with the error.
+    // The task: its last lines come back in the answer (200 by default, failure_status "ok") and go to the log with the error.
     const crash = await app.request("/", { method: "POST", body: JSON.stringify({ id: "crash:1", input: HOSTILE }) });
-    expect(crash.status).toBe(502);
+    expect(crash.status).toBe(200);
+    expect(((await crash.json()) as { error: string }).error).toBe("TASK_EXITED");
     expect(records.some((r) => r.msg.includes("forged line"))).toBe(true);
     // The path, percent-decoded by the router, in the debug access line.
     const path = `/${encodeURIComponent(HOSTILE)}`;

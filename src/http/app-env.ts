@@ -5,6 +5,7 @@
 import type { Executor } from "../engine/executor.ts";
 import type { Logger } from "../engine/ports.ts";
 import type { BodyLimits, InputBudget } from "./body-limits.ts";
+import type { FailureStatus } from "./errors.ts";
 
 export interface AppOptions {
   executor: Executor;
@@ -23,6 +24,8 @@ export interface AppOptions {
   listenHost?: string;
   /** Called after POST /stop has answered: clean up and exit 0. */
   onStop: () => void;
+  /** How POST / answers a request it understood but could not serve (default "ok": 200 with the envelope). */
+  failureStatus?: FailureStatus;
   /** One debug line per request (id, method, path, status, ms); off unless the log level is debug. */
   accessLog?: boolean;
   /** How tasks are reached and why, shown by GET /tasks. */

@@ -38,7 +38,8 @@ export function createApp(o: AppOptions): Hono<AppEnv> {
   }
   mountExecute(app, o);
   const reads = { ...statusReads(o), "/metrics": metricsRead(o, requests) };
-  const parts: NodeRouteParts = { executor: o.executor, maxBodyBytes: o.maxBodyBytes, accessLog: o.accessLog === true, log, requests, check, budget, reads };
+  const failureStatus = o.failureStatus ?? "ok";
+  const parts: NodeRouteParts = { executor: o.executor, maxBodyBytes: o.maxBodyBytes, accessLog: o.accessLog === true, log, requests, check, budget, reads, failureStatus };
   nodeRouteByApp.set(app, nodeRoutes(parts));
   mountAdmin(app, o);
   mountReads(app, reads);
@@ -49,7 +50,8 @@ export function createApp(o: AppOptions): Hono<AppEnv> {
   app.onError((err, c) => {
     // ClientClosedError is checked first: it spares building the Web Request's signal.
     const aborted = err instanceof ClientClosedError || (c.get("clientSignal") ?? c.req.raw.signal).aborted;
-    const { answer, code } = failureAnswer(err, aborted, log, c.get("requestId") ?? "");
+    const execute = c.req.method === "POST" && c.req.path === "/" ? { failureStatus } : undefined;
+    const { answer, code } = failureAnswer(err, aborted, log, c.get("requestId") ?? "", execute);
     c.set("errorCode", code);
     return toResponse(answer);
   });

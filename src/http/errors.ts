@@ -21,6 +21,26 @@ const STATUS: Record<ErrorKind, number> = {
   internal: 500,
 };
 
+/**
+ * How POST / answers a request it understood but could not serve. `ok` (the default): 200 with the
+ * envelope, as the original executor did, because the MECA desktop app throws away the body of any
+ * other status and shows only its text, and the host actor ignores the status; `http`: the status
+ * that says whose fault it is (502, 503, 504, 507, and 400 for what the host cannot offer).
+ */
+export type FailureStatus = "ok" | "http";
+
+/** Codes of a request that is itself malformed: 400 whatever failure_status says. */
+const MALFORMED = new Set(["INVALID_JSON", "INVALID_BODY", "BAD_REQUEST", "INVALID_IMAGE", "CONFLICTING_FIELDS"]);
+
+/** Kinds of an execution that failed, or that this host could not take on now or at all. */
+const UNSERVED: ReadonlySet<ErrorKind> = new Set(["bad_request", "unavailable", "task_failed", "task_timeout", "insufficient_storage"]);
+
+/** The status POST / answers `err` with under `failureStatus`, given the status that says whose fault it is. */
+function executeStatus(err: ExecutorError, status: number, failureStatus: FailureStatus): number {
+  if (failureStatus === "http" || !UNSERVED.has(err.kind) || MALFORMED.has(err.code)) return status;
+  return 200;
+}
+
 /** An answer as plain parts: what both the Hono app and the Node listener's `POST /` write. */
 export interface Answer {
   status: number;
@@ -51,17 +71,24 @@ export function errorCode(err: unknown): string {
  * The answer to a request that failed with `err`, and the code it carries for the request
  * metrics. A client that went away (`aborted`) gets 499: nobody reads it, and it is no defect.
  */
-export function failureAnswer(err: unknown, aborted: boolean, log: Logger, requestId: string): { answer: Answer; code: string } {
+export function failureAnswer(
+  err: unknown,
+  aborted: boolean,
+  log: Logger,
+  requestId: string,
+  execute?: { failureStatus: FailureStatus },
+): { answer: Answer; code: string } {
   if (err instanceof ClientClosedError || aborted) {
     log.info("Client closed the connection before the answer", { requestId });
     return { answer: envelopeAnswer(499, "Client closed the connection", "CLIENT_CLOSED", { "x-request-id": requestId }), code: "CLIENT_CLOSED" };
   }
-  const answer = errorAnswer(err, log.child({ requestId }));
+  const answer = errorAnswer(err, log.child({ requestId }), execute?.failureStatus);
   answer.headers["x-request-id"] = requestId;
   return { answer, code: errorCode(err) };
 }
 
-export function errorAnswer(err: unknown, log: Logger): Answer {
+/** The answer to `err`; `failureStatus` only for POST / (see FailureStatus). */
+export function errorAnswer(err: unknown, log: Logger, failureStatus?: FailureStatus): Answer {
   const code = errorCode(err);
   if (err instanceof ExecutorError) {
     const status = STATUS[err.kind];
@@ -69,7 +96,7 @@ export function errorAnswer(err: unknown, log: Logger): Answer {
     const headers: Record<string, string> = err.retryAfter !== undefined ? { "retry-after": String(err.retryAfter) } : {};
     // The rest of a body past its limit is never read: the connection goes with the answer.
     if (status === 413) headers.connection = "close";
-    return envelopeAnswer(status, clientMessage(err), code, headers);
+    return envelopeAnswer(failureStatus === undefined ? status : executeStatus(err, status, failureStatus), clientMessage(err), code, headers);
   }
   if (err instanceof HTTPException) {
     if (err.status === 401) return envelopeAnswer(401, "Missing or wrong admin token", code, { "www-authenticate": "Bearer" });

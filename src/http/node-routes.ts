@@ -17,7 +17,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "../engine/ports.ts";
 import type { Executor } from "../engine/executor.ts";
 import { BodyLimits, type InputBudget } from "./body-limits.ts";
-import { failureAnswer, type Answer } from "./errors.ts";
+import { failureAnswer, type Answer, type FailureStatus } from "./errors.ts";
 import { execute } from "./execute-route.ts";
 import { clientSignal, readIncoming } from "./node-body.ts";
 import { checkNodeRequest, type OriginCheck } from "./origin-guard.ts";
@@ -37,6 +37,8 @@ export interface NodeRouteParts {
   requests: RequestMetrics;
   check: OriginCheck;
   budget: InputBudget | undefined;
+  /** How POST / answers a request it understood but could not serve. */
+  failureStatus: FailureStatus;
   /** The read-only GETs by exact path (status-routes.ts, metrics-route.ts), as the app mounts them. */
   reads: Record<string, Read>;
 }
@@ -45,6 +47,7 @@ export function nodeRoutes(p: NodeRouteParts): NodeRoute {
   // Made on the first request, as the app's middleware makes a route's series.
   let stats: RouteStats | undefined;
   const access = { log: p.log, accessLog: p.accessLog };
+  const onExecute = { failureStatus: p.failureStatus };
 
   const serve = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const t0 = performance.now();
@@ -58,7 +61,7 @@ export function nodeRoutes(p: NodeRouteParts): NodeRoute {
       signal = clientSignal(res);
       answer = await execute(p.executor, await readIncoming(req, limits), signal, requestId);
     } catch (err) {
-      ({ answer, code: errorCode } = failureAnswer(err, signal?.aborted === true, p.log, requestId));
+      ({ answer, code: errorCode } = failureAnswer(err, signal?.aborted === true, p.log, requestId, onExecute));
     } finally {
       // The engine is done with the body: what it held of the budget goes back.
       limits.release();

@@ -115,7 +115,8 @@ function parseValid(b: Record<string, unknown>): { intent: TaskIntent; input: st
  */
 const ALIASES = {
   "resource.cpu": ["resource.resource.cpu", "resource.task_cpu"],
-  "resource.mem": ["resource.resource.mem", "resource.task_mem"],
+  // `memory`: the SGX sample task's config.json says it, and the host actor sends that file whole.
+  "resource.mem": ["resource.resource.mem", "resource.task_mem", "resource.memory", "resource.resource.memory"],
   "resource.use_gpu": ["resource.resource.use_gpu", "useGpu"],
   "resource.gpu_count": ["resource.resource.gpu_count", "gpuCount"],
   use_sgx: ["useSgx"],
@@ -141,7 +142,7 @@ export function plainShape(body: Record<string, unknown>): Record<string, unknow
   // A `resource` that is not an object is the plain shape's error to report, whatever else came.
   if (res !== undefined && res !== null && !isObject(res)) return body;
   const nested = isObject(res) ? res.resource : undefined;
-  if (body.useGpu === undefined && body.gpuCount === undefined && body.useSgx === undefined && (!isObject(res) || (nested === undefined && res.task_cpu === undefined && res.task_mem === undefined))) {
+  if (body.useGpu === undefined && body.gpuCount === undefined && body.useSgx === undefined && (!isObject(res) || (nested === undefined && res.task_cpu === undefined && res.task_mem === undefined && res.memory === undefined))) {
     return body;
   }
   if (nested !== undefined && nested !== null && !isObject(nested)) {

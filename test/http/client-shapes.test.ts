@@ -15,6 +15,9 @@ describe("POST / in the clients' shapes", () => {
     ["the host actor's config.json as resource", { id: "echo:1", resource: { resource: { cpu: 2, mem: 1024 } }, input: "x" }],
     ["the desktop app's task test", { id: "echo:1", resource: { task_cpu: 2, task_mem: 1024 }, useGpu: false, gpuCount: 0, useSgx: false, input: "x" }],
     ["two shapes that agree", { id: "echo:1", resource: { cpu: 2, resource: { cpu: 2, mem: 1024 } }, input: "x" }],
+    ["a config.json that says memory (the SGX sample task's)", { id: "echo:1", resource: { resource: { cpu: 2, memory: 1024, use_sgx: false } }, input: "x" }],
+    ["memory beside cpu", { id: "echo:1", resource: { cpu: 2, memory: 1024 }, input: "x" }],
+    ["mem and memory that agree", { id: "echo:1", resource: { cpu: 2, mem: 1024, memory: 1024 }, input: "x" }],
   ])("runs %s with the declared resources", async (_name, body) => {
     const { request, backend } = await fakeApp();
     const r = await request("POST", "/", body);
@@ -25,6 +28,7 @@ describe("POST / in the clients' shapes", () => {
   it.each([
     ["resource.resource.cpu", { id: "echo:1", resource: { resource: { cpu: 0.25 } } }, /Field "resource.resource.cpu" must be in steps of 0.1 core/],
     ["resource.task_mem", { id: "echo:1", resource: { task_mem: "big" } }, /Field "resource.task_mem" must be a whole number of MB/],
+    ["resource.memory", { id: "echo:1", resource: { memory: 1.5 } }, /Field "resource.memory" must be a whole number of MB/],
     ["useGpu", { id: "echo:1", useGpu: "yes" }, /Field "useGpu" must be true or false/],
     ["gpuCount", { id: "echo:1", useGpu: true, gpuCount: -2 }, /Field "gpuCount" must be 0 or more/],
     ["useSgx", { id: "echo:1", useSgx: 1 }, /Field "useSgx" must be true or false/],
@@ -41,6 +45,8 @@ describe("POST / in the clients' shapes", () => {
   it.each([
     [{ id: "echo:1", resource: { cpu: 1, resource: { cpu: 2 } } }, /Fields "resource.cpu" and "resource.resource.cpu" disagree: 1 and 2/],
     [{ id: "echo:1", resource: { mem: 256, task_mem: 512 } }, /Fields "resource.mem" and "resource.task_mem" disagree: 256 and 512/],
+    [{ id: "echo:1", resource: { mem: 256, memory: 512 } }, /Fields "resource.mem" and "resource.memory" disagree: 256 and 512/],
+    [{ id: "echo:1", resource: { resource: { mem: 256, memory: 512 } } }, /Fields "resource.resource.mem" and "resource.resource.memory" disagree: 256 and 512/],
     [{ id: "echo:1", resource: { use_gpu: false }, useGpu: true }, /Fields "resource.use_gpu" and "useGpu" disagree: false and true/],
     [{ id: "echo:1", use_sgx: true, useSgx: false }, /Fields "use_sgx" and "useSgx" disagree: true and false/],
   ])("refuses two shapes that give one field different values, naming both (%#)", async (body, msg) => {

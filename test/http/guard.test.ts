@@ -83,7 +83,7 @@ describe("logs", () => {
     const parts = await fakeExecutor(o);
     const lines: string[] = [];
     const logger = createLogger({ format: "json", level: "debug", write: (_l, line) => lines.push(line) });
-    const app = createApp({ executor: parts.executor, logger, adminToken: "adm1n-T0KEN-zz", maxBodyBytes: 4096, accessLog: o.accessLog ?? true, onStop: () => {} });
+    const app = createApp({ executor: parts.executor, logger, adminToken: "adm1n-T0KEN-zz", maxBodyBytes: 4096, accessLog: o.accessLog ?? true, onStop: () => {}, failureStatus: "http" });
     const all = () => [...lines, ...parts.logger.records.map((r) => JSON.stringify(r))].join("\n");
     return { ...parts, app, lines, all };
   }

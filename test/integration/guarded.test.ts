@@ -102,7 +102,7 @@ describe("an executor process", () => {
     const TOKEN = "proc-T0KEN-a1b2";
     const INPUT = "proc-INPUT-c3d4";
     const instance = `guard-logs-${process.pid}`;
-    const ex = await spawnExecutor(["--config", configFile(`instance: ${instance}\n`), "--log-level", "debug"], { MECA_ADMIN_TOKEN: TOKEN });
+    const ex = await spawnExecutor(["--config", configFile(`instance: ${instance}\nfailure_status: http\n`), "--log-level", "debug"], { MECA_ADMIN_TOKEN: TOKEN });
     try {
       const ok = await ex.post("/", { id: ECHO_IMAGE, resource: small, input: INPUT }, { "X-Request-Id": "proc-req-1" });
       expect(ok).toMatchObject({ status: 200, body: { msg: INPUT } });

@@ -29,7 +29,7 @@ afterEach(async () => {
 
 function config(lines: string[]): string {
   const dir = scratchDir("meca-hostile-clients-");
-  writeFileSync(join(dir, "c.yaml"), [`instance: hostile-clients-${process.pid}`, ...lines].join("\n"));
+  writeFileSync(join(dir, "c.yaml"), [`instance: hostile-clients-${process.pid}`, "failure_status: http", ...lines].join("\n"));
   return join(dir, "c.yaml");
 }
 

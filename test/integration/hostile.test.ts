@@ -105,6 +105,8 @@ beforeAll(async () => {
     config,
     [
       `instance: ${instance}`,
+      // The statuses that say whose fault each failure is.
+      "failure_status: http",
       "request_timeout: 5",
       "ready_timeout: 30",
       "pids_limit: 100",

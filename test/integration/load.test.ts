@@ -19,7 +19,7 @@ describe("load", () => {
     const instance = `load-${process.pid}`;
     const dir = scratchDir("meca-load-");
     // Room for exactly three 0.1-core tasks; idle tasks go after 3 s.
-    writeFileSync(join(dir, "c.yaml"), `instance: ${instance}\ncpu: 0.3\nmem: 96\nqueue_timeout: 2\ntimeout: 0.05\n`);
+    writeFileSync(join(dir, "c.yaml"), `instance: ${instance}\nfailure_status: http\ncpu: 0.3\nmem: 96\nqueue_timeout: 2\ntimeout: 0.05\n`);
     const ex = await spawnExecutor(["--config", join(dir, "c.yaml"), "--log-level", "warn"]);
     try {
       const rssBefore = rssMB(ex.child.pid!);

@@ -8,6 +8,9 @@ export async function fakeApp(o: Parameters<typeof fakeExecutor>[0] & AppExtras 
   const parts = await fakeExecutor(o);
   let stops = 0;
   const app = createApp({
+    // Tests that check whose fault a failure is read the statuses that say it; the default ("ok")
+    // has tests of its own, as MECA's clients read answers.
+    failureStatus: "http",
     ...o,
     executor: parts.executor,
     logger: parts.logger,

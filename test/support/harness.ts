@@ -20,7 +20,9 @@ let counter = 0;
 
 /** Starts an executor with `overrides` on top of the defaults and a unique instance label. */
 export async function startExecutor(overrides: Partial<Config> = {}, env: Record<string, string | undefined> = process.env) {
-  const config = fileSchema.parse({ instance: `test-${process.pid}-${++counter}`, ...overrides });
+  // failure_status "http" unless a test asks otherwise: most tests check whose fault a failure is by
+  // its status; the default ("ok") has tests of its own, as MECA's clients read answers.
+  const config = fileSchema.parse({ instance: `test-${process.pid}-${++counter}`, failure_status: "http", ...overrides });
   const instance = config.instance;
   const logger = memoryLogger();
   const { executor, backend, client, firewall } = await createExecutor(config, env, logger);
@@ -30,6 +32,7 @@ export async function startExecutor(overrides: Partial<Config> = {}, env: Record
     logger,
     adminToken: config.admin_token || undefined,
     maxBodyBytes: config.max_body_bytes,
+    failureStatus: config.failure_status,
     hostFirewall: () => firewall.status(),
     onStop: () => {
       stopped = true;

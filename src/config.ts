@@ -154,6 +154,11 @@ export const fileSchema = z
     task_log_max_size: z.string().regex(/^[1-9][0-9]*[kmg]?$/, 'task_log_max_size must be a size such as "10m" (k, m or g)').default("10m"),
     task_log_max_file: positiveInt("task_log_max_file").default(3),
     allowed_origins: z.array(z.string().min(1)).default([]),
+    /** When to pull a task's image; see docs/configuration.md, "Images". */
+    pull_policy: z.enum(["missing", "never", "always"], { errorMap: () => ({ message: 'pull_policy must be "missing", "never" or "always"' }) }).default("missing"),
+    /** A pull's bounds: seconds in all, and seconds without any progress. */
+    pull_timeout: seconds("pull_timeout").default(3600),
+    pull_stall_timeout: seconds("pull_stall_timeout").default(120),
     /** A stop leaves ready tasks for the next start of the same instance to adopt; see docs/configuration.md, "Restarts". */
     keep_tasks_on_stop: z.boolean({ invalid_type_error: "keep_tasks_on_stop must be true or false" }).default(false),
     /** Tasks kept warm from start-up; see docs/configuration.md, "Prewarm". */

@@ -16,6 +16,7 @@ import type { Listening } from "./http/node-listen.ts";
 import { createLogger } from "./logger.ts";
 import { systemClock } from "./platform/clock.ts";
 import { createDockerBackend } from "./platform/docker/create-backend.ts";
+import { registryAuth } from "./platform/docker/registry-auth.ts";
 import { detectPlacement, type Placement } from "./platform/docker/placement.ts";
 import type { StorageInfo } from "./platform/docker/storage.ts";
 import { DockerDisk, visibleDataRoot } from "./platform/docker/task-disk.ts";
@@ -194,7 +195,11 @@ export function ownOrigin(host: string, port: number): string {
 
 /** The platform parts for this runtime, handed to the engine. */
 export async function createExecutor(config: Config, env: Env, logger: Logger) {
-  const backend = await createDockerBackend(env, { taskLog: { maxSize: config.task_log_max_size, maxFile: config.task_log_max_file } });
+  const backend = await createDockerBackend(env, {
+    taskLog: { maxSize: config.task_log_max_size, maxFile: config.task_log_max_file },
+    // Pulls carry the credentials of the Docker client's own config, as `docker pull` would.
+    registryAuth: registryAuth({ env, logger }),
+  });
   const placement = await detectPlacement({ setting: config.network, inspect: (ref) => backend.inspectJson(ref) });
   if (placement.mode === "isolated") {
     // Without an engine yet, the routes are checked now and the engine checks each create.
@@ -326,6 +331,9 @@ export function engineSettings(c: Config, placement: Pick<Placement, "mode" | "n
     maxReplicas: c.max_replicas,
     prewarm: prewarmEntries(c.prewarm),
     keepTasksOnStop: c.keep_tasks_on_stop,
+    pullPolicy: c.pull_policy,
+    pullTimeoutMs: c.pull_timeout * 1000,
+    pullStallTimeoutMs: c.pull_stall_timeout * 1000,
   };
 }
 

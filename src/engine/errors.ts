@@ -69,6 +69,24 @@ export class ImageNotFoundError extends ExecutorError {
   }
 }
 
+/** `pull_policy: never` and the image is not on the engine: no registry is contacted. */
+export class ImageNotPresentError extends ExecutorError {
+  constructor(image: string) {
+    super(
+      "bad_request",
+      "IMAGE_NOT_PRESENT",
+      `Cannot start task "${image}": the image is not on this host, and pull_policy is "never": it must be built or pulled on this host`,
+    );
+  }
+}
+
+/** A pull ended without the image: a bound (which one is said), the registry's refusal, or the engine's error. */
+export class ImagePullFailedError extends ExecutorError {
+  constructor(image: string, why: string, opts?: ErrorOptions) {
+    super("task_failed", "IMAGE_PULL_FAILED", `Cannot pull image "${image}": ${why}`, opts);
+  }
+}
+
 export class UnauthorizedError extends ExecutorError {
   constructor(message = "Missing or wrong admin token") {
     super("unauthorized", "UNAUTHORIZED", message);

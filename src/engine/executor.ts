@@ -18,6 +18,7 @@ import { IdleCleaner } from "./idle-cleaner.ts";
 import { EngineMetrics, type MetricsSnapshot } from "./metrics.ts";
 import { Prewarm, resolvePrewarm } from "./prewarm.ts";
 import { TaskPool } from "./task-pool.ts";
+import type { PullInfo } from "./image-pulls.ts";
 import { keyHash, recordableImage, resolveSpec, taskKey, type SpecLimits, type TaskIntent } from "./task-spec.ts";
 import type { Task } from "./task.ts";
 import { snapshotMetrics, snapshotStats, snapshotTasks, type Stats, type TaskInfo } from "./snapshot.ts";
@@ -172,6 +173,11 @@ export class Executor {
     }
   }
 
+  /** The image pulls under way (GET /tasks, /ui). */
+  pulls(): PullInfo[] {
+    return this.#pool.images.list();
+  }
+
   /** The last requests answered, oldest first, each with its key's hash as GET /tasks gives it (GET /requests). */
   recentRequests(): (Omit<RecentRequest, "key"> & { keyHash: string })[] {
     return this.#recent.list().map(({ key, ...r }) => ({ ...r, keyHash: key ? keyHash(key) : "" }));
@@ -181,10 +187,12 @@ export class Executor {
     if (this.#paused) throw new PausedError();
     const spec = resolveSpec(intent, this.#specLimits());
     const key = taskKey(spec);
-    // What only a start needs (the runtime, the SGX device) is checked only when a start may follow.
+    // What only a start needs (the runtime, the SGX device, the image) is checked only when a start
+    // may follow; the image before anything is reserved, so that a pull holds no capacity.
     if (this.#pool.replicas(key).length === 0) {
       if (spec.runtimeKind === "microVM") await this.#watch.requireRuntime(spec.runtime!);
       if (spec.sgx) await this.#requireSgx();
+      await this.#pool.images.ensure(spec.image, opts.signal, { always: true });
     }
     for (let attempt = 0; ; ) {
       const warm = this.#admission.take(key, spec);

@@ -185,6 +185,18 @@ export interface ContainerEvent {
   exitCode?: number;
 }
 
+/** Where a pull stands, after one progress message of the engine. */
+export interface PullProgress {
+  /** A line for the log; undefined when byte progress came sooner than a second after the last line. */
+  line?: string;
+  /** Layers seen so far, and those downloaded and extracted ("Pull complete", "Already exists"). */
+  layers: number;
+  layersDone: number;
+  /** Bytes downloaded so far, and the sum of the layers' sizes known so far. */
+  bytesDone: number;
+  bytesTotal: number;
+}
+
 /**
  * A Docker-like container engine. Implementations wrap their low-level
  * failures in the errors of `errors.ts` (EngineUnavailableError when the
@@ -193,8 +205,13 @@ export interface ContainerEvent {
 export interface ContainerBackend {
   info(signal?: AbortSignal): Promise<EngineInfo>;
   hasImage(ref: string): Promise<boolean>;
-  /** Pulls `ref`; `onProgress` gets one readable line per progress message. */
-  pullImage(ref: string, opts?: { onProgress?: (line: string) => void; signal?: AbortSignal }): Promise<void>;
+  /**
+   * Pulls `ref` with the credentials the engine's client has for its registry. `onProgress` gets
+   * every progress message of the engine (so a pull that sends none has stalled), with a readable
+   * `line` at most once a second for byte progress. Aborting `signal` cancels the engine's pull.
+   * Failures: ImageNotFoundError (no such image), ImagePullFailedError (refused, or failed).
+   */
+  pullImage(ref: string, opts?: { onProgress?: (p: PullProgress) => void; signal?: AbortSignal }): Promise<void>;
   /** Creates the container and returns its id. */
   create(spec: ContainerSpec): Promise<string>;
   start(id: string): Promise<void>;

@@ -1,4 +1,7 @@
 import type { TaskIntent } from "./task-spec.ts";
+/** When a task's image is pulled: an absent one, at every cold start, or never (image-pulls.ts). */
+export type PullPolicy = "missing" | "always" | "never";
+
 /** What the engine is told by whoever wires it (main.ts maps the config file onto this). */
 export interface EngineSettings {
   /** Idle minutes before a task is removed; fractions allowed. */
@@ -52,6 +55,11 @@ export interface EngineSettings {
   maxReplicas: number;
   /** A stop leaves ready tasks (and their networks) for the next start of the instance to adopt. */
   keepTasksOnStop: boolean;
+  /** When to pull a task's image (image-pulls.ts). */
+  pullPolicy: PullPolicy;
+  /** A pull's bounds: in all, and without any progress from the engine. */
+  pullTimeoutMs: number;
+  pullStallTimeoutMs: number;
 }
 
 /** The part of the settings POST /update-config may change. */

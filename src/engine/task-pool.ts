@@ -11,7 +11,8 @@ import type { Clock, ConnectProbe, ContainerBackend, ContainerEvent, ContainerSu
 import { LABELS, READY_MARK, type EngineSettings } from "./settings.ts";
 import { Task } from "./task.ts";
 import { containerName, keyHash, resolveSpec, taskKey, type SpecLimits, type TaskSpec } from "./task-spec.ts";
-import { containerSpecFor, parseSpecLabel, raceAbort } from "./container-spec.ts";
+import { containerSpecFor, parseSpecLabel } from "./container-spec.ts";
+import { ImagePulls } from "./image-pulls.ts";
 import { waitReady } from "./ready-wait.ts";
 import { TaskNetworks, type TaskNet } from "./task-networks.ts";
 
@@ -70,7 +71,6 @@ export class TaskPool {
   #byKey = new Map<string, Task[]>();
   #byId = new Map<string, Task>();
   #byContainer = new Map<string, Task>();
-  #pulls = new Map<string, Promise<void>>();
   #removals = new Set<Promise<void>>();
   /** The start-up sweep of an earlier run's leftovers while it runs: a shutdown waits for it. */
   #sweeping: Promise<number> | undefined;
@@ -84,9 +84,13 @@ export class TaskPool {
   #networks?: TaskNetworks;
   #nets = new Map<string, TaskNet>();
 
+  /** Images on the engine before a start: one pull per image, bounded, visible (image-pulls.ts). */
+  readonly images: ImagePulls;
+
   constructor(deps: TaskPoolDeps) {
     this.#d = deps;
     this.#log = deps.logger.child({ component: "pool" });
+    this.images = new ImagePulls({ backend: deps.backend, clock: deps.clock, logger: deps.logger, settings: deps.settings, metrics: deps.metrics });
     if (deps.settings().isolate) {
       this.#networks = new TaskNetworks({ backend: deps.backend, clock: deps.clock, logger: deps.logger, settings: deps.settings, run: this.#run, self: deps.selfContainer });
     }
@@ -146,7 +150,8 @@ export class TaskPool {
     const reservation = task.reservation!;
     try {
       await this.#checkFreeDisk(s.minFreeDiskMB);
-      await this.#ensureImage(task.spec.image, log, signal);
+      // The image is there already when a request caused this start (Executor), or pulled now (prewarm).
+      await this.images.ensure(task.spec.image, signal);
       signal.throwIfAborted();
       const net = this.#networks ? await this.#networks.acquire(signal) : undefined;
       if (net) this.#nets.set(task.id, net);
@@ -434,22 +439,6 @@ export class TaskPool {
     } else if (s.network && !attached.includes(s.network)) throw new Error(`it is not on the network "${s.network}"`);
     if (!(await this.#d.backend.hasMark(id, READY_MARK))) throw new Error(`the earlier run never saw it ready (no ${READY_MARK} in its output)`);
     return { id, name: st.name ?? id, key, spec, gpus, net, startedAt: st.startedAt ?? 0 };
-  }
-
-  #ensureImage(image: string, log: Logger, signal: AbortSignal): Promise<void> {
-    let p = this.#pulls.get(image);
-    if (!p) {
-      p = (async () => {
-        if (await this.#d.backend.hasImage(image)) return;
-        log.info("Pulling image", { image });
-        this.#d.metrics?.pulls.inc();
-        await this.#d.backend.pullImage(image, { onProgress: (line) => log.info("Pull progress", { image, progress: line }) });
-        log.info("Pulled image", { image });
-      })().finally(() => this.#pulls.delete(image));
-      this.#pulls.set(image, p);
-    }
-    // One pull serves every waiter; a waiter that gives up does not cancel it for the others.
-    return raceAbort(p, signal);
   }
 
   /** Drops the task from the maps and returns its reservation. */

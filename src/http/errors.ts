@@ -94,8 +94,6 @@ export function errorAnswer(err: unknown, log: Logger, failureStatus?: FailureSt
     const status = STATUS[err.kind];
     if (status >= 500 && status !== 503) log.warn(loggable(err), { code, status, ...internals(err) });
     const headers: Record<string, string> = err.retryAfter !== undefined ? { "retry-after": String(err.retryAfter) } : {};
-    // The rest of a body past its limit is never read: the connection goes with the answer.
-    if (status === 413) headers.connection = "close";
     return envelopeAnswer(failureStatus === undefined ? status : executeStatus(err, status, failureStatus), clientMessage(err), code, headers);
   }
   if (err instanceof HTTPException) {

@@ -69,6 +69,7 @@ export function listenNode(app: Hono<any>, opts: ListenOptions): Promise<Listeni
     }
     if (opts.idleTimeoutMs !== undefined) server.keepAliveTimeout = opts.idleTimeoutMs;
     if (opts.maxConnections !== undefined) capConnections(server, opts.maxConnections);
+    server.on("request", closeAfterRefusal);
     server.once("error", reject);
   });
 }
@@ -90,6 +91,28 @@ function honoListener(app: Hono<any>): Listener {
       },
     );
   };
+}
+
+/** How long a connection refused with 413 lingers, half-closed, for its client to read the answer (ms). */
+const LINGER_MS = 2_000;
+
+/**
+ * A body past its limit is never read: after its 413 the connection goes. Not at once — closing a
+ * socket with unread input resets it, and a client still sending would lose the answer — but
+ * half-closed right after the answer, the rest of what the client sends dropped, and closed for
+ * good when the client closes or LINGER_MS later (the lingering close of HTTP servers).
+ */
+function closeAfterRefusal(req: IncomingMessage, res: ServerResponse): void {
+  res.once("finish", () => {
+    if (res.statusCode !== 413) return;
+    const socket = req.socket;
+    req.resume();
+    socket.end();
+    const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+    timer.unref();
+    socket.once("close", () => clearTimeout(timer));
+    socket.once("end", () => socket.destroy());
+  });
 }
 
 /**

@@ -29,6 +29,7 @@ export function statusReads(o: Pick<AppOptions, "executor" | "placement" | "host
         disk: o.executor.diskStatus(),
         reserved: o.executor.reserved(),
         idle_timeout_s: o.executor.settings.idleTimeoutMinutes * 60,
+        pulls: o.executor.pulls().map((p) => ({ ...p, started: new Date(p.started).toISOString() })),
         tasks: o.executor.tasks(),
       }),
     "/requests": () =>

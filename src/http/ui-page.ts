@@ -1,7 +1,7 @@
 /**
  * GET /ui: the host's page, one self-contained document (no CDN, no address but the executor's own)
  * that reads GET /stats, /tasks and /requests once a second and draws them: the capacity, the
- * tasks, the line, the last requests and their latencies. Read-only: it sends nothing but those
+ * tasks, the image pulls under way, the line, the last requests and their latencies. Read-only: it sends nothing but those
  * GETs. Its script and style are allowed by hash in a strict Content-Security-Policy. Imported on
  * the first GET /ui only (status-routes.ts), so an executor nobody looks at never loads it.
  */
@@ -57,6 +57,10 @@ function render(stats, tasks, requests) {
     ...bar("CPU", r.cpu, stats.task_cpu, "cores"), ...bar("Memory", r.mem, stats.task_mem, "MB"), ...bar("GPUs", r.gpus.length, stats.task_gpu, "GPUs"));
   $("queue").textContent = stats.queued + " request(s) waiting in line";
   const now = Date.now();
+  const mb = (b) => (b / 1048576).toFixed(1) + " MB";
+  table("pulls", ["image", "layers done", "downloaded", "waiting", "for"], (tasks.pulls || []).map((p) => [
+    [p.image], [p.layers_done + " of " + p.layers, "num"], [mb(p.bytes_done) + " of " + mb(p.bytes_total), "num"], [p.waiting + " request(s)", "num"],
+    [Math.round((now - Date.parse(p.started)) / 1000) + " s", "num"]]), "no image is being pulled");
   table("tasks", ["image", "state", "cpu", "mem", "served", "in flight", "idle removal in", "network", "prewarmed"], tasks.tasks.map((t) => {
     const idle = t.state === "ready" && t.in_flight === 0 && !t.prewarmed ? Math.max(0, Math.round(tasks.idle_timeout_s - (now - Date.parse(t.last_used)) / 1000)) + " s" : "—";
     return [[t.image], [t.state], [t.cpu, "num"], [t.mem + " MB", "num"], [t.served, "num"], [t.in_flight, "num"], [idle, "num"], [t.network.name || "(starting)"], [t.prewarmed ? "yes" : ""]];
@@ -89,6 +93,7 @@ const HTML = `<!doctype html>
 <main>
 <section><h2>Capacity</h2><div class="bars" id="capacity"></div><p id="queue"></p></section>
 <section><h2>Tasks</h2><table id="tasks"></table></section>
+<section><h2>Image pulls</h2><table id="pulls"></table></section>
 <section><h2>Recent requests</h2><svg id="chart" viewBox="0 0 100 80" preserveAspectRatio="none"></svg><p id="chartnote" class="empty"></p><table id="requests"></table></section>
 </main><script>${SCRIPT}</script></body></html>`;
 

@@ -16,7 +16,7 @@ import {
   TaskFailedError,
   TaskStartError,
 } from "../../src/engine/errors.ts";
-import type { ContainerBackend, ContainerEvent, ContainerSpec, TaskClient } from "../../src/engine/ports.ts";
+import type { ContainerBackend, ContainerEvent, ContainerSpec, PullProgress, TaskClient } from "../../src/engine/ports.ts";
 import { CRASH_EXIT_CODE, CRASH_LOG_LINES, READY_MARK, TEST_LABEL, taskBody } from "../support/fixtures.ts";
 
 export interface ContractSubject {
@@ -291,7 +291,15 @@ export function containerBackendContract(name: string, setup: () => Promise<Cont
       try {
         expect(await s.backend.hasImage(s.images.pullable)).toBe(false);
         const lines: string[] = [];
-        await s.backend.pullImage(s.images.pullable, { onProgress: (l) => lines.push(l) });
+        let last: PullProgress | undefined;
+        await s.backend.pullImage(s.images.pullable, {
+          onProgress: (p) => {
+            last = p;
+            if (p.line !== undefined) lines.push(p.line);
+          },
+        });
+        // Every layer counted, and done (none is sent when the engine has every layer already).
+        expect(last?.layersDone).toBe(last?.layers);
         expect(await s.backend.hasImage(s.images.pullable)).toBe(true);
         expect(lines.some((l) => l.includes(`Downloaded newer image for ${s.images.pullable}`))).toBe(true);
         expect(lines.every((l) => !l.includes("{"))).toBe(true);

@@ -14,7 +14,7 @@ import { fakeExecutor, flush } from "../support/fake-executor.ts";
 
 /** The codes README documents for an execute request. */
 const DOCUMENTED = new Set([
-  "EXCEEDS_CAPACITY", "IMAGE_NOT_FOUND", "PAUSED", "NO_CAPACITY", "ENGINE_UNAVAILABLE",
+  "EXCEEDS_CAPACITY", "IMAGE_NOT_FOUND", "IMAGE_PULL_FAILED", "PAUSED", "NO_CAPACITY", "ENGINE_UNAVAILABLE",
   "TASK_EXITED", "TASK_NOT_READY", "TASK_START_FAILED", "TASK_FAILED", "TASK_UNREACHABLE", "TASK_TIMEOUT",
 ]);
 

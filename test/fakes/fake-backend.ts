@@ -20,6 +20,7 @@ import type {
   EngineInfo,
   NetworkSpec,
   NetworkSummary,
+  PullProgress,
 } from "../../src/engine/ports.ts";
 import { overlaps, parseCidr, type Cidr } from "../../src/engine/subnets.ts";
 import { DEFAULT_MARK, FakeContainer, normaliseRef, type FakeImage } from "./fake-container.ts";
@@ -152,14 +153,14 @@ export class FakeBackend implements ContainerBackend {
     return this.#images.has(normaliseRef(ref));
   }
 
-  async pullImage(ref: string, opts?: { onProgress?: (line: string) => void; signal?: AbortSignal }): Promise<void> {
+  async pullImage(ref: string, opts?: { onProgress?: (p: PullProgress) => void; signal?: AbortSignal }): Promise<void> {
     await this.#enter("pullImage", [ref, opts]);
     opts?.signal?.throwIfAborted();
     const image = this.#pullable.get(normaliseRef(ref));
     if (image === undefined) throw new ImageNotFoundError(ref, `manifest for ${ref} not found: manifest unknown`);
-    opts?.onProgress?.(`Pulling ${ref}`);
+    opts?.onProgress?.({ line: `Pulling ${ref}`, layers: 1, layersDone: 0, bytesDone: 0, bytesTotal: 100 });
     this.#images.set(normaliseRef(ref), image);
-    opts?.onProgress?.(`Status: Downloaded newer image for ${ref}`);
+    opts?.onProgress?.({ line: `Status: Downloaded newer image for ${ref}`, layers: 1, layersDone: 1, bytesDone: 100, bytesTotal: 100 });
   }
 
   async create(spec: ContainerSpec): Promise<string> {

@@ -5,6 +5,7 @@
  * fails; its policy allows only its own script and style.
  */
 import { existsSync } from "node:fs";
+import { createServer, type Socket } from "node:net";
 import { join } from "node:path";
 import puppeteer, { type Browser } from "puppeteer-core";
 import { afterEach, describe, expect, it } from "vitest";
@@ -26,7 +27,7 @@ afterEach(async () => {
 describe("GET /ui", () => {
   it("shows the capacity, the tasks and the requests, live, in headless Chromium, with nothing failing and nothing but GETs to its own origin", async () => {
     if (!existsSync(CHROMIUM)) throw new Error(`The page test needs Debian's Chromium at ${CHROMIUM} (as root: apt-get install -y chromium)`);
-    h = await startExecutor({ cpu: 1, mem: 512 });
+    h = await startExecutor({ cpu: 1, mem: 512, pull_stall_timeout: 5 });
     const res = await fetch(`${h.base}/ui`);
     const csp = res.headers.get("content-security-policy") ?? "";
     expect(res.headers.get("content-type")).toBe("text/html; charset=utf-8");
@@ -67,6 +68,25 @@ describe("GET /ui", () => {
     await page.waitForFunction(() => document.getElementById("requests")?.textContent?.includes("cold"), { timeout: 10_000 });
     expect(await text("capacity")).toContain("0.3 of 1 cores reserved");
     expect(await page.$$eval("#chart rect", (r) => r.length)).toBe(1);
+
+    // A pull under way: a registry on 127.0.0.1 that accepts and never answers. The page shows the
+    // image and the request waiting on it until the stall bound ends it.
+    expect(await text("pulls")).toContain("no image is being pulled");
+    const sockets = new Set<Socket>();
+    const silent = createServer((s) => {
+      sockets.add(s);
+      s.on("error", () => {});
+      s.resume();
+    });
+    await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
+    const image = `127.0.0.1:${(silent.address() as { port: number }).port}/meca-test/slow:1`;
+    const pulling = h.execute({ id: image, resource: { cpu: 0.1, mem: 32 }, input: "x" });
+    await page.waitForFunction(() => document.getElementById("pulls")?.textContent?.includes("1 request(s)"), { timeout: 10_000 });
+    expect(await text("pulls")).toContain(image);
+    expect((await pulling).body.error).toBe("IMAGE_PULL_FAILED");
+    await page.waitForFunction(() => document.getElementById("pulls")?.textContent?.includes("no image is being pulled"), { timeout: 10_000 });
+    for (const s of sockets) s.destroy();
+    silent.close();
 
     const shot = join(process.env.MECA_UI_SCREENSHOT_DIR ?? scratchDir("meca-ui-"), "ui.png");
     await page.screenshot({ path: shot, fullPage: true });

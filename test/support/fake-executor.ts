@@ -38,6 +38,9 @@ export const BASE_SETTINGS: EngineSettings = {
   maxReplicas: 0,
   prewarm: [],
   keepTasksOnStop: false,
+  pullPolicy: "missing",
+  pullTimeoutMs: 60_000,
+  pullStallTimeoutMs: 10_000,
 };
 
 /** A GpuProbe with `n` idle devices whose readings a test may change. */

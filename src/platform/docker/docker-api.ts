@@ -9,6 +9,7 @@
  * when a request is aborted.
  */
 import type { ByteSource } from "./log-demux.ts";
+import type { RegistryCredentials } from "./registry-auth.ts";
 
 export type Filters = Record<string, string[]>;
 
@@ -71,7 +72,8 @@ export interface DockerApi {
   /** true when the image is present locally. */
   imageExists(ref: string): Promise<boolean>;
   /** Starts a pull and returns its JSON-lines progress stream. */
-  pull(image: { fromImage: string; tag: string }, signal?: AbortSignal): Promise<ByteSource>;
+  /** `auth`: sent as X-Registry-Auth (the engine passes it to the registry; never logged). */
+  pull(image: { fromImage: string; tag: string }, signal?: AbortSignal, auth?: RegistryCredentials): Promise<ByteSource>;
   createContainer(name: string, body: Record<string, unknown>): Promise<string>;
   startContainer(id: string): Promise<void>;
   /** With `size`, the engine also measures the writable layer (SizeRw): slower. */

@@ -13,7 +13,9 @@ import type {
   EngineInfo,
   NetworkSpec,
   NetworkSummary,
+  PullProgress,
 } from "../../engine/ports.ts";
+import type { RegistryCredentials } from "./registry-auth.ts";
 import { isApiStatus, type DockerApi, type Filters } from "./docker-api.ts";
 import {
   toContainerState,
@@ -40,6 +42,8 @@ export interface DockerBackendOptions {
   exitTailLines?: number;
   /** Rotation for task logs, applied when the daemon's log driver is json-file or local. */
   taskLog?: TaskLogOptions;
+  /** The credentials for the registry of an image, as the Docker client's config gives them (registry-auth.ts). */
+  registryAuth?: (ref: string) => Promise<RegistryCredentials | undefined>;
 }
 
 /** Longest log line an error report keeps. */
@@ -48,6 +52,7 @@ const REPORT_LINE_CHARS = 1000;
 export class DockerBackend implements ContainerBackend {
   #api: DockerApi;
   #pullThrottleMs: number;
+  #registryAuth: DockerBackendOptions["registryAuth"];
   #tailLines: number;
   #taskLog: TaskLogOptions | undefined;
   #logConfig: Promise<Record<string, unknown> | undefined> | undefined;
@@ -59,6 +64,7 @@ export class DockerBackend implements ContainerBackend {
   constructor(api: DockerApi, opts: DockerBackendOptions = {}) {
     this.#api = api;
     this.#pullThrottleMs = opts.pullThrottleMs ?? 1000;
+    this.#registryAuth = opts.registryAuth;
     this.#tailLines = opts.exitTailLines ?? 20;
     this.#taskLog = opts.taskLog;
   }
@@ -85,9 +91,10 @@ export class DockerBackend implements ContainerBackend {
     }
   }
 
-  async pullImage(ref: string, opts?: { onProgress?: (line: string) => void; signal?: AbortSignal }): Promise<void> {
+  async pullImage(ref: string, opts?: { onProgress?: (p: PullProgress) => void; signal?: AbortSignal }): Promise<void> {
     try {
-      const stream = await this.#api.pull(splitImageRef(ref), opts?.signal);
+      const auth = await this.#registryAuth?.(ref);
+      const stream = await this.#api.pull(splitImageRef(ref), opts?.signal, auth);
       await readPullStream(stream, { onProgress: opts?.onProgress, throttleMs: this.#pullThrottleMs });
     } catch (err) {
       if (opts?.signal?.aborted) throw opts.signal.reason;

@@ -14,6 +14,7 @@ import { DockerApiError } from "./docker-api.ts";
 import type { DockerEnv, DockerHost } from "./docker-host.ts";
 import { chooseApiVersion, describe } from "./engine-api.ts";
 import type { ByteSource } from "./log-demux.ts";
+import type { RegistryCredentials } from "./registry-auth.ts";
 
 type DockerodeHost = Extract<DockerHost, { kind: "dockerode" }>;
 
@@ -45,8 +46,8 @@ export class DockerodeApi implements DockerApi {
     }
   }
 
-  pull(image: { fromImage: string; tag: string }, signal?: AbortSignal): Promise<ByteSource> {
-    return this.#call(signal, async () => bytes(await this.#docker.createImage({ ...image, abortSignal: signal })));
+  pull(image: { fromImage: string; tag: string }, signal?: AbortSignal, auth?: RegistryCredentials): Promise<ByteSource> {
+    return this.#call(signal, async () => bytes(await this.#docker.createImage({ ...image, abortSignal: signal, ...(auth ? { authconfig: auth } : {}) })));
   }
 
   async createContainer(name: string, body: Record<string, unknown>): Promise<string> {

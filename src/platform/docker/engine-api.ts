@@ -9,6 +9,7 @@ import { EngineUnavailableError } from "../../engine/errors.ts";
 import type { ContainerJson, ContainerListJson, DockerApi, Filters, InfoJson, NetworkJson, VersionJson } from "./docker-api.ts";
 import { DockerApiError } from "./docker-api.ts";
 import { iterateBytes, type ByteSource } from "./log-demux.ts";
+import { registryAuthHeader, type RegistryCredentials } from "./registry-auth.ts";
 
 /** What the API reads of an answer; a Web `Response` has this shape. */
 export interface EngineResponse {
@@ -51,6 +52,7 @@ type Query = Record<string, string | number | boolean | undefined>;
 
 interface CallOptions {
   query?: Query;
+  headers?: Record<string, string>;
   body?: unknown;
   signal?: AbortSignal;
   stream?: boolean;
@@ -85,8 +87,9 @@ export class EngineApi implements DockerApi {
     }
   }
 
-  async pull(image: { fromImage: string; tag: string }, signal?: AbortSignal): Promise<ByteSource> {
-    const res = await this.call("POST", "/images/create", { query: image, signal, stream: true });
+  async pull(image: { fromImage: string; tag: string }, signal?: AbortSignal, auth?: RegistryCredentials): Promise<ByteSource> {
+    const headers = auth === undefined ? undefined : { "x-registry-auth": registryAuthHeader(auth) };
+    const res = await this.call("POST", "/images/create", { query: image, signal, stream: true, headers });
     return body(res);
   }
 
@@ -188,9 +191,10 @@ export class EngineApi implements DockerApi {
     const url = new URL(this.#opts.baseUrl + path);
     for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
     const init: EngineRequest = { method, signal: opts.signal };
+    if (opts.headers !== undefined) init.headers = { ...opts.headers };
     if (opts.body !== undefined) {
       init.body = JSON.stringify(opts.body);
-      init.headers = { "content-type": "application/json" };
+      init.headers = { ...init.headers, "content-type": "application/json" };
     }
     opts.signal?.throwIfAborted();
     const fetchFn = opts.stream ? (this.#opts.streamFetch ?? this.#opts.fetch) : this.#opts.fetch;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { ImageNotFoundError, TaskStartError } from "../../../src/engine/errors.ts";
+import { ImageNotFoundError, ImagePullFailedError } from "../../../src/engine/errors.ts";
+import type { PullProgress } from "../../../src/engine/ports.ts";
 import { DockerApiError } from "../../../src/platform/docker/docker-api.ts";
 import { PullStreamError, pullError, readPullStream, splitImageRef } from "../../../src/platform/docker/pull.ts";
 
@@ -32,6 +33,7 @@ describe("readPullStream()", () => {
   it("passes status lines and throttles byte progress", async () => {
     let t = 0;
     const seen: string[] = [];
+    const got: PullProgress[] = [];
     const progress = (current: number) => ({
       status: "Downloading",
       id: "3f4ca61aafcd",
@@ -49,8 +51,19 @@ describe("readPullStream()", () => {
         { status: "Digest: sha256:abc" },
         { status: "Status: Downloaded newer image for 127.0.0.1:5055/meca-test/pulled:1" },
       ),
-      { onProgress: (l) => seen.push(l), throttleMs: 1000, now: () => (t += 600) },
+      {
+        onProgress: (p) => {
+          if (p.line !== undefined) seen.push(p.line);
+          got.push(p);
+        },
+        throttleMs: 1000,
+        now: () => (t += 600),
+      },
     );
+    // Every message counts as progress; layers and bytes add up as they come.
+    expect(got).toHaveLength(8);
+    expect(got[4]).toMatchObject({ layers: 1, layersDone: 0, bytesDone: 3_000_000, bytesTotal: 5_000_000 });
+    expect(got.at(-1)).toMatchObject({ layers: 1, layersDone: 1 });
     expect(seen).toEqual([
       "1: Pulling from meca-test/pulled",
       "3f4ca61aafcd: Pulling fs layer",
@@ -86,9 +99,21 @@ describe("pullError()", () => {
     }
   });
 
+  it("says the registry refused authentication, as IMAGE_PULL_FAILED", () => {
+    for (const reason of [
+      "Head \"http://127.0.0.1:5056/v2/meca-test/private/manifests/1\": no basic auth credentials",
+      "unauthorized: authentication required",
+    ]) {
+      const mapped = pullError("127.0.0.1:5056/meca-test/private:1", new DockerApiError(500, reason));
+      expect(mapped).toBeInstanceOf(ImagePullFailedError);
+      expect(mapped.code).toBe("IMAGE_PULL_FAILED");
+      expect(mapped.message).toContain("the registry refused authentication");
+    }
+  });
+
   it("says the pull failed for anything else", () => {
     const mapped = pullError("x:1", new DockerApiError(500, "write /var/lib/docker/tmp: no space left on device"));
-    expect(mapped).toBeInstanceOf(TaskStartError);
+    expect(mapped).toBeInstanceOf(ImagePullFailedError);
     expect(mapped).toMatchObject({ code: "IMAGE_PULL_FAILED" });
     expect(mapped.message).toBe('Cannot pull image "x:1": write /var/lib/docker/tmp: no space left on device');
   });

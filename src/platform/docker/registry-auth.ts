@@ -33,7 +33,16 @@ const HUB_KEYS = ["https://index.docker.io/v1/", "index.docker.io", "docker.io",
 
 /** The Docker client config file `docker pull` would read, for this environment. */
 export function clientConfigPath(env: Record<string, string | undefined>): string {
-  return env.DOCKER_CONFIG ? join(env.DOCKER_CONFIG, "config.json") : join(env.HOME || homedir(), ".docker", "config.json");
+  return env.DOCKER_CONFIG ? join(env.DOCKER_CONFIG, "config.json") : join(env.HOME || home(), ".docker", "config.json");
+}
+
+/** The user's home folder; "/root" in an image whose user has no entry in /etc/passwd. */
+function home(): string {
+  try {
+    return homedir();
+  } catch {
+    return "/root";
+  }
 }
 
 /** The registry an image reference names: its host[:port], or Docker Hub. */

@@ -24,6 +24,16 @@ describe("loadConfig()", () => {
     expect(load("request_read_timeout: 0")).toThrow(/request_read_timeout: request_read_timeout must be greater than 0/);
   });
 
+  it("refuses an unknown failure_status or pull_policy, and a pull_timeout that is not a positive number, naming the key", () => {
+    const load = (yaml: string) => () => loadConfig(files({ "/c.yaml": yaml }, {}, "/c.yaml"));
+    expect(load("failure_status: maybe")).toThrow(/failure_status: failure_status must be "ok" or "http"/);
+    expect(load("pull_policy: sometimes")).toThrow(/pull_policy: pull_policy must be "missing", "never" or "always"/);
+    expect(load("pull_timeout: -1")).toThrow(/pull_timeout: pull_timeout must be greater than 0/);
+    expect(load("pull_timeout: soon")).toThrow(/pull_timeout: pull_timeout must be a number of seconds/);
+    expect(load("pull_stall_timeout: 0")).toThrow(/pull_stall_timeout: pull_stall_timeout must be greater than 0/);
+    expect(loadConfig(files({})).config).toMatchObject({ failure_status: "ok", pull_policy: "missing", pull_timeout: 3600, pull_stall_timeout: 120 });
+  });
+
   it("uses the built-in defaults when no file is named or present", () => {
     const { config, path } = loadConfig(files({}));
     expect(path).toBeUndefined();

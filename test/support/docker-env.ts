@@ -13,7 +13,8 @@ import { delimiter, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ECHO_IMAGE, PULLED_IMAGE, REGISTRY, TEST_LABEL } from "./fixtures.ts";
 
-export const INSTALL_HINT = "apt-get install -y docker.io runsc docker-registry iptables";
+/** What installs everything the integration tests use (scripts/host-setup.sh --tests through it). */
+export const INSTALL_HINT = "sudo bash scripts/test.sh";
 const DEFAULT_SOCKET = "/var/run/docker.sock";
 const DAEMON_JSON = "/etc/docker/daemon.json";
 const DOCKERD_LOG = "/tmp/meca-dockerd.log";

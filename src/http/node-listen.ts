@@ -50,7 +50,17 @@ export function listenNode(app: Hono<any>, opts: ListenOptions): Promise<Listeni
   return new Promise((resolve, reject) => {
     const route = nodeRouteOf(app);
     const hono = honoListener(app);
-    const serve: Listener = route ? (req, res) => void (route(req, res) || hono(req, res)) : hono;
+    const handle: Listener = route ? (req, res) => void (route(req, res) || hono(req, res)) : hono;
+    let cap: ConnectionCap | undefined;
+    // One hook on each request's end: the cap's count of requests in flight, and the close after a 413.
+    const serve: Listener = (req, res) => {
+      cap?.began(req.socket);
+      res.once("finish", () => {
+        cap?.ended(req.socket);
+        if (res.statusCode === 413) lingerThenClose(req);
+      });
+      handle(req, res);
+    };
     const server = createServer({ connectionsCheckingInterval: DEADLINE_CHECK_MS }, serve);
     server.listen(opts.port, opts.hostname, () => {
       resolve({
@@ -68,8 +78,7 @@ export function listenNode(app: Hono<any>, opts: ListenOptions): Promise<Listeni
       server.headersTimeout = server.requestTimeout === 0 ? opts.headersTimeoutMs : Math.min(opts.headersTimeoutMs, server.requestTimeout);
     }
     if (opts.idleTimeoutMs !== undefined) server.keepAliveTimeout = opts.idleTimeoutMs;
-    if (opts.maxConnections !== undefined) capConnections(server, opts.maxConnections);
-    server.on("request", closeAfterRefusal);
+    if (opts.maxConnections !== undefined) cap = new ConnectionCap(server, opts.maxConnections);
     server.once("error", reject);
   });
 }
@@ -102,17 +111,14 @@ const LINGER_MS = 2_000;
  * half-closed right after the answer, the rest of what the client sends dropped, and closed for
  * good when the client closes or LINGER_MS later (the lingering close of HTTP servers).
  */
-function closeAfterRefusal(req: IncomingMessage, res: ServerResponse): void {
-  res.once("finish", () => {
-    if (res.statusCode !== 413) return;
-    const socket = req.socket;
-    req.resume();
-    socket.end();
-    const timer = setTimeout(() => socket.destroy(), LINGER_MS);
-    timer.unref();
-    socket.once("close", () => clearTimeout(timer));
-    socket.once("end", () => socket.destroy());
-  });
+function lingerThenClose(req: IncomingMessage): void {
+  const socket = req.socket;
+  req.resume();
+  socket.end();
+  const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+  timer.unref();
+  socket.once("close", () => clearTimeout(timer));
+  socket.once("end", () => socket.destroy());
 }
 
 /**
@@ -122,43 +128,47 @@ function closeAfterRefusal(req: IncomingMessage, res: ServerResponse): void {
  * connections cannot lock other clients out. Only when every connection has a request in flight
  * is the new one answered 503 at once and closed, before its request is read.
  */
-function capConnections(server: Server, max: number): void {
+class ConnectionCap {
   /** Each open connection and its requests in flight (pipelined requests may overlap). */
-  const open = new Map<Socket, number>();
+  readonly #open = new Map<Socket, number>();
   // A Set iterates in insertion order: deleting and adding again moves a socket to the end, so
   // the first one is the connection idle longest.
-  const idle = new Set<Socket>();
-  server.on("connection", (socket: Socket) => {
-    if (open.size >= max) {
-      const oldest = idle.values().next().value;
-      if (oldest === undefined) {
-        socket.on("error", () => {});
-        socket.end(OVERLOADED);
-        socket.destroySoon();
-        return;
+  readonly #idle = new Set<Socket>();
+
+  constructor(server: Server, max: number) {
+    server.on("connection", (socket: Socket) => {
+      if (this.#open.size >= max) {
+        const oldest = this.#idle.values().next().value;
+        if (oldest === undefined) {
+          socket.on("error", () => {});
+          socket.end(OVERLOADED);
+          socket.destroySoon();
+          return;
+        }
+        this.#idle.delete(oldest);
+        this.#open.delete(oldest);
+        oldest.destroy();
       }
-      idle.delete(oldest);
-      open.delete(oldest);
-      oldest.destroy();
-    }
-    open.set(socket, 0);
-    idle.add(socket);
-    socket.once("close", () => {
-      open.delete(socket);
-      idle.delete(socket);
+      this.#open.set(socket, 0);
+      this.#idle.add(socket);
+      socket.once("close", () => {
+        this.#open.delete(socket);
+        this.#idle.delete(socket);
+      });
     });
-  });
-  server.on("request", (req: IncomingMessage, res: ServerResponse) => {
-    const socket = req.socket;
-    const n = open.get(socket);
+  }
+
+  began(socket: Socket): void {
+    const n = this.#open.get(socket);
     if (n === undefined) return;
-    open.set(socket, n + 1);
-    idle.delete(socket);
-    res.once("finish", () => {
-      const left = (open.get(socket) ?? 1) - 1;
-      if (!open.has(socket)) return;
-      open.set(socket, left);
-      if (left === 0) idle.add(socket);
-    });
-  });
+    this.#open.set(socket, n + 1);
+    this.#idle.delete(socket);
+  }
+
+  ended(socket: Socket): void {
+    const n = this.#open.get(socket);
+    if (n === undefined) return;
+    this.#open.set(socket, n - 1);
+    if (n === 1) this.#idle.add(socket);
+  }
 }

@@ -76,6 +76,17 @@ describe.skipIf("Deno" in globalThis)("listenNode", () => {
     expect(again).toMatch(/^HTTP\/1\.1 200 /);
   });
 
+  it("answers headers past Node's limit with 431 and closes the connection", async () => {
+    listening = await listenNode(new Hono().get("/", (c) => c.text("ok")), { port: 0, hostname: "127.0.0.1" });
+    const s = await open(listening.port);
+    let got = "";
+    s.on("data", (d) => (got += d));
+    const closed = new Promise((r) => s.once("close", r));
+    s.write(`GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ${"b".repeat(20_000)}\r\n\r\n`);
+    await closed;
+    expect(got).toMatch(/^HTTP\/1\.1 431 /);
+  });
+
   it("closes a connection whose request is not whole within requestReadTimeoutMs, with 408", async () => {
     const app = new Hono().post("/", async (c) => c.text(await c.req.text()));
     listening = await listenNode(app, { port: 0, hostname: "127.0.0.1", requestReadTimeoutMs: 1000, headersTimeoutMs: 30_000 });

@@ -117,9 +117,19 @@ describe("hostile clients", () => {
 describe("what the executor keeps about requests", () => {
   it("twenty 9 MiB ids that are no image reference are each a 400, recorded as \"\": the RSS stays within 50 MB and GET /requests stays small", async () => {
     ex = await spawnExecutor();
-    expect((await ex.get("/health")).status).toBe(200);
-    const baseline = rss(ex.child.pid!);
     const id = "b".repeat(9 * 1024 * 1024);
+    // Two such requests first, and their collection: what one request of this size needs at once
+    // (V8's new space, the allocator's arenas) is in the baseline; what the twenty must not add
+    // is anything kept per request.
+    for (let i = 0; i < 2; i++) expect((await ex.post("/", { id, resource: small, input: "x" })).status).toBe(400);
+    let settled = rss(ex.child.pid!);
+    await until(() => {
+      const now = rss(ex!.child.pid!);
+      const quiet = Math.abs(now - settled) < 1024 * 1024;
+      settled = now;
+      return quiet;
+    }, "the RSS settles after the warm-up");
+    const baseline = rss(ex.child.pid!);
     for (let i = 0; i < 20; i++) {
       const r = await ex.post("/", { id, resource: small, input: "x" });
       expect(r.status).toBe(400);
@@ -131,11 +141,11 @@ describe("what the executor keeps about requests", () => {
     expect(res.status).toBe(200);
     expect(text.length).toBeLessThan(100 * 1024);
     const recorded = (JSON.parse(text) as { requests: { image: string; outcome: string }[] }).requests;
-    expect(recorded.filter((r) => r.outcome === "INVALID_IMAGE")).toHaveLength(20);
+    expect(recorded.filter((r) => r.outcome === "INVALID_IMAGE")).toHaveLength(22);
     expect(recorded.every((r) => r.image === "")).toBe(true);
     // What was read for the requests is garbage once they are answered; a record that kept each
     // id would hold 180 MB (twice that as UTF-16).
-    await until(() => rss(ex!.child.pid!) - baseline < 50 * 1024 * 1024, "RSS back within 50 MB of the baseline");
+    await until(() => rss(ex!.child.pid!) - baseline < 50 * 1024 * 1024, "RSS back within 50 MB of the baseline", 30_000);
   });
 });
 

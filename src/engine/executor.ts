@@ -192,7 +192,7 @@ export class Executor {
     if (this.#pool.replicas(key).length === 0) {
       if (spec.runtimeKind === "microVM") await this.#watch.requireRuntime(spec.runtime!);
       if (spec.sgx) await this.#requireSgx();
-      await this.#pool.images.ensure(spec.image, opts.signal, { always: true });
+      if (!this.#pool.images.ready(spec.image)) await this.#pool.images.ensure(spec.image, opts.signal, { always: true });
     }
     for (let attempt = 0; ; ) {
       const warm = this.#admission.take(key, spec);

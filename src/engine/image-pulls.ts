@@ -40,14 +40,28 @@ interface Pull {
   done: Promise<void>;
 }
 
+/** Images remembered as present at most; past it the memory starts again (a host runs few images). */
+const KNOWN_MAX = 1024;
+
 export class ImagePulls {
   #d: ImagePullsDeps;
   #log: Logger;
   #pulls = new Map<string, Pull>();
+  /** Images the engine had at the last look (or that a pull brought): a request for one needs no engine call. */
+  #known = new Set<string>();
 
   constructor(deps: ImagePullsDeps) {
     this.#d = deps;
     this.#log = deps.logger.child({ component: "pull" });
+  }
+
+  /**
+   * Whether a request for `image` can go straight to admission: it was on the engine at the last
+   * look and the policy does not pull at every cold start. No engine call, no await: the warm and
+   * the usual cold path keep their timing.
+   */
+  ready(image: string): boolean {
+    return this.#d.settings().pullPolicy !== "always" && this.#known.has(image);
   }
 
   /** The pulls under way. */
@@ -82,10 +96,19 @@ export class ImagePulls {
   /** Whether the engine has `image`; a failure that is not one of the family is a failed start, as in TaskPool.launch. */
   async #present(image: string): Promise<boolean> {
     try {
-      return await this.#d.backend.hasImage(image);
+      const present = await this.#d.backend.hasImage(image);
+      if (present) this.#remember(image);
+      else this.#known.delete(image);
+      return present;
     } catch (e) {
       throw e instanceof ExecutorError ? e : new TaskStartError(`Cannot start task "${image}": ${(e as Error).message}`, { cause: e });
     }
+  }
+
+  #remember(image: string): void {
+    // Stryker disable next-line ConditionalExpression,EqualityOperator: the bound only caps the memory; clearing it at any size gives the same answers
+    if (this.#known.size >= KNOWN_MAX) this.#known.clear();
+    this.#known.add(image);
   }
 
   #start(image: string): Pull {
@@ -117,6 +140,7 @@ export class ImagePulls {
     const done = (async () => {
       try {
         await this.#d.backend.pullImage(image, { onProgress, signal: ac.signal });
+        this.#remember(image);
         this.#log.info("Pulled image", { image, ms: clock.now() - info.started });
       } catch (e) {
         // A bound ended it: the engine's pull was cancelled with the signal, and every waiter is told which bound.

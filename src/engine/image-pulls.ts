@@ -13,7 +13,6 @@ import type { EngineMetrics } from "./metrics.ts";
 import type { Clock, ContainerBackend, Logger, PullProgress } from "./ports.ts";
 import type { PullPolicy } from "./settings.ts";
 
-
 export interface ImagePullsDeps {
   backend: ContainerBackend;
   clock: Clock;
@@ -70,8 +69,8 @@ export class ImagePulls {
   }
 
   /**
-   * Resolves once `image` is on the engine, under the pull policy; `pull: "always"` pulls even when
-   * it is (for the cold start of a request under `pull_policy: always`). A waiter that gives up
+   * Resolves once `image` is on the engine, under the pull policy; `always: true` pulls even when it
+   * is, under `pull_policy: always` (for the cold start of a request). A waiter that gives up
    * (`signal`) stops waiting; the pull goes on for the others, within its bounds.
    */
   async ensure(image: string, signal: AbortSignal | undefined, opts: { always?: boolean } = {}): Promise<void> {

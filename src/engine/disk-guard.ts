@@ -103,7 +103,8 @@ export class DiskGuard {
     this.#schedule.set(task.id, schedule);
     const boundMB = this.#d.settings().taskDiskMB;
     const started = clock.now();
-    const reading = await this.#d.disk.layerBytes(task.containerId!, { stopAbove: boundMB * MB });
+    // The probe does not throw (DiskProbe); were it to, the task must still be measured again.
+    const reading = await this.#d.disk.layerBytes(task.containerId!, { stopAbove: boundMB * MB }).catch(() => undefined);
     // The next reading waits so long that measuring every task keeps within the guard's share of a
     // core: a walk that took 400 ms of work, with 4 tasks, waits 32 s; a cheap one waits the
     // interval. Counted from the start of this reading, so that a cheap one is due at the next tick.

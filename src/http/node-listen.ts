@@ -122,35 +122,42 @@ function lingerThenClose(req: IncomingMessage): void {
 }
 
 /**
+ * How long a connection must have been idle before a newcomer may displace it (ms): a connection
+ * just opened has had no time to send its request (its bytes may still be on their way, or unread
+ * behind a burst of other connections), so it is never the one that goes.
+ */
+const DISPLACE_AFTER_MS = 1_000;
+
+/**
  * At most `max` open connections, so that file descriptors stay free for the Docker socket and
  * the tasks. At the cap a new connection displaces the one that has been idle longest with no
- * request in flight (one that never sent a request, or sits kept alive between requests): idle
- * connections cannot lock other clients out. Only when every connection has a request in flight
- * is the new one answered 503 at once and closed, before its request is read.
+ * request in flight (one that never sent a request, or sits kept alive between requests), once it
+ * has been idle DISPLACE_AFTER_MS: idle connections cannot lock other clients out for longer than
+ * that. Otherwise (every connection busy, or idle only just) the new one is answered 503 at once
+ * and closed, before its request is read.
  */
 class ConnectionCap {
   /** Each open connection and its requests in flight (pipelined requests may overlap). */
   readonly #open = new Map<Socket, number>();
-  // A Set iterates in insertion order: deleting and adding again moves a socket to the end, so
-  // the first one is the connection idle longest.
-  readonly #idle = new Set<Socket>();
+  /** The idle connections and since when (performance.now()), in the order they went idle: the first is the one idle longest. */
+  readonly #idle = new Map<Socket, number>();
 
   constructor(server: Server, max: number) {
     server.on("connection", (socket: Socket) => {
       if (this.#open.size >= max) {
-        const oldest = this.#idle.values().next().value;
-        if (oldest === undefined) {
+        const oldest = this.#idle.entries().next().value;
+        if (oldest === undefined || performance.now() - oldest[1] < DISPLACE_AFTER_MS) {
           socket.on("error", () => {});
           socket.end(OVERLOADED);
           socket.destroySoon();
           return;
         }
-        this.#idle.delete(oldest);
-        this.#open.delete(oldest);
-        oldest.destroy();
+        this.#idle.delete(oldest[0]);
+        this.#open.delete(oldest[0]);
+        oldest[0].destroy();
       }
       this.#open.set(socket, 0);
-      this.#idle.add(socket);
+      this.#idle.set(socket, performance.now());
       socket.once("close", () => {
         this.#open.delete(socket);
         this.#idle.delete(socket);
@@ -169,6 +176,6 @@ class ConnectionCap {
     const n = this.#open.get(socket);
     if (n === undefined) return;
     this.#open.set(socket, n - 1);
-    if (n === 1) this.#idle.add(socket);
+    if (n === 1) this.#idle.set(socket, performance.now());
   }
 }

@@ -2,8 +2,7 @@ import { z } from "zod";
 import { parse as parseYaml } from "yaml";
 import { parseCidr } from "./engine/subnets.ts";
 import { TASK_SUBNET_BITS, type PrewarmEntry } from "./engine/settings.ts";
-import { isWholeTenths } from "./engine/task-spec.ts";
-import { toIntent } from "./http/schemas.ts";
+import { isWholeTenths, toIntent } from "./engine/task-spec.ts";
 
 /**
  * Configuration: the YAML file (snake_case, every key optional) and the

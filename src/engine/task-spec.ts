@@ -35,6 +35,28 @@ export interface SpecLimits {
   allowedImages: readonly string[];
 }
 
+/** An execute body's fields (docs/api.md), already validated, as the engine's intent and the task's input; config's prewarm entries use it too. */
+export function toIntent(b: {
+  id: string;
+  resource?: { cpu?: number; mem?: number; use_gpu?: boolean; gpu_count?: number } | null;
+  runtime?: string | null;
+  input?: string | null;
+  use_sgx?: boolean | null;
+}): { intent: TaskIntent; input: string } {
+  return {
+    intent: {
+      image: b.id,
+      cpu: b.resource?.cpu,
+      mem: b.resource?.mem,
+      useGpu: b.resource?.use_gpu === true,
+      gpuCount: b.resource?.gpu_count,
+      runtime: b.runtime ?? "",
+      useSgx: b.use_sgx === true,
+    },
+    input: b.input ?? "",
+  };
+}
+
 export const DEFAULT_CPU_TENTHS = 10;
 
 /** True when `cores` is a whole number of tenths of a core (0.3, 2), not 0.25. */

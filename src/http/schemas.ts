@@ -1,7 +1,7 @@
 /** Request bodies, validated once here (docs/api.md). Unknown fields are ignored. */
 import { z } from "zod";
 import { BadRequestError } from "../engine/errors.ts";
-import { isWholeTenths, type TaskIntent } from "../engine/task-spec.ts";
+import { isWholeTenths, toIntent, type TaskIntent } from "../engine/task-spec.ts";
 
 
 const resource = z
@@ -47,28 +47,6 @@ export function parseExecute(body: unknown): { intent: TaskIntent; input: string
   const r = executeSchema.safeParse(body);
   if (!r.success) throw fieldError(r.error);
   return toIntent(r.data);
-}
-
-/** A body that passed the rules, as the engine's intent and the task's input (also config's prewarm entries). */
-export function toIntent(b: {
-  id: string;
-  resource?: { cpu?: number; mem?: number; use_gpu?: boolean; gpu_count?: number } | null;
-  runtime?: string | null;
-  input?: string | null;
-  use_sgx?: boolean | null;
-}): { intent: TaskIntent; input: string } {
-  return {
-    intent: {
-      image: b.id,
-      cpu: b.resource?.cpu,
-      mem: b.resource?.mem,
-      useGpu: b.resource?.use_gpu === true,
-      gpuCount: b.resource?.gpu_count,
-      runtime: b.runtime ?? "",
-      useSgx: b.use_sgx === true,
-    },
-    input: b.input ?? "",
-  };
 }
 
 /** The first zod issue as `Field "a.b" <reason>`. */

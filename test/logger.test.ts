@@ -7,6 +7,7 @@ import { fakeExecutor } from "./support/fake-executor.ts";
 /** What an attacker puts in a task's log, a path or an input: a forged line, terminal escapes, separators, bidi overrides. */
 const HOSTILE = "ok\n2026-01-01T00:00:00.000Z ERROR [main] forged line\r\x1b[31mred\x1b[0m\u0007\u009b2J\u2028\u202eevil\u0000";
 /** Nothing a terminal acts on or splits lines at. */
+// eslint-disable-next-line no-control-regex -- control characters are what the test looks for
 const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
 
 function both(records: LogRecord[]): { json: string[]; text: string[] } {

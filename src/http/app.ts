@@ -58,13 +58,13 @@ export function createApp(o: AppOptions): Hono<AppEnv> {
   return app;
 }
 
-const nodeRouteByApp = new WeakMap<Hono<AppEnv>, NodeRoute>();
+const nodeRouteByApp = new WeakMap<object, NodeRoute>();
 
 /**
  * The app's own POST / and read-only GETs for Node's http server (node-routes.ts), sharing the
  * app's metrics, input budget and checks; undefined for an app that createApp did not make.
  */
-export function nodeRouteOf(app: Hono<any>): NodeRoute | undefined {
+export function nodeRouteOf(app: object): NodeRoute | undefined {
   return nodeRouteByApp.get(app);
 }
 

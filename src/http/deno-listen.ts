@@ -1,6 +1,5 @@
 /** Serves the app with Deno.serve. */
-import type { Hono } from "hono";
-import type { Listening } from "./node-listen.ts";
+import type { FetchApp, Listening } from "./node-listen.ts";
 
 declare const Deno: {
   serve(opts: { port: number; hostname: string; onListen?: (a: { port: number }) => void }, handler: (req: Request) => Response | Promise<Response>): {
@@ -10,9 +9,9 @@ declare const Deno: {
   };
 };
 
-export function listenDeno(app: Hono<any>, opts: { port: number; hostname: string }): Promise<Listening> {
+export function listenDeno(app: FetchApp, opts: { port: number; hostname: string }): Promise<Listening> {
   return new Promise((resolve) => {
-    const server = Deno.serve({ port: opts.port, hostname: opts.hostname, onListen: () => {} }, app.fetch);
+    const server = Deno.serve({ port: opts.port, hostname: opts.hostname, onListen: () => {} }, (r) => app.fetch(r));
     resolve({ port: server.addr.port, close: () => server.shutdown() });
   });
 }

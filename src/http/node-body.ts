@@ -12,6 +12,7 @@ import type { BodyLimits } from "./body-limits.ts";
 export interface NodeIncoming {
   headers: Record<string, string | string[] | undefined>;
   complete?: boolean;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Node passes each event its own argument types
   on(event: string, listener: (...args: any[]) => void): unknown;
 }
 

@@ -5,7 +5,6 @@
  * it brings Node's Web Request and Response, and node:http2, which an executor that only runs
  * tasks and answers polls never needs (docs/architecture.md).
  */
-import type { Hono } from "hono";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import { nodeRouteOf } from "./app.ts";
@@ -46,7 +45,12 @@ const OVERLOADED = [
   OVERLOADED_BODY,
 ].join("\r\n");
 
-export function listenNode(app: Hono<any>, opts: ListenOptions): Promise<Listening> {
+/** What the listeners need of an app: Hono's `fetch` (the app createApp made, or any other). */
+export interface FetchApp {
+  fetch(request: Request): Response | Promise<Response>;
+}
+
+export function listenNode(app: FetchApp, opts: ListenOptions): Promise<Listening> {
   return new Promise((resolve, reject) => {
     const route = nodeRouteOf(app);
     const hono = honoListener(app);
@@ -86,12 +90,12 @@ export function listenNode(app: Hono<any>, opts: ListenOptions): Promise<Listeni
 type Listener = (req: IncomingMessage, res: ServerResponse) => void;
 
 /** Hands requests to the app through `@hono/node-server`, imported when the first one comes. */
-function honoListener(app: Hono<any>): Listener {
+function honoListener(app: FetchApp): Listener {
   let listener: Listener | undefined;
   let loading: Promise<Listener> | undefined;
   return (req, res) => {
     if (listener !== undefined) return void listener(req, res);
-    loading ??= import("@hono/node-server").then((m) => (listener = m.getRequestListener(app.fetch)));
+    loading ??= import("@hono/node-server").then((m) => (listener = m.getRequestListener((r) => app.fetch(r))));
     loading.then(
       (l) => l(req, res),
       (err: unknown) => {

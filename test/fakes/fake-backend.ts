@@ -196,7 +196,10 @@ export class FakeBackend implements ContainerBackend {
     if (ready === true) c.print(DEFAULT_MARK);
     else if (ready === "never") c.print("starting");
     else {
-      for (const l of ready.lines) typeof l === "string" ? c.print(l) : c.print(l.line, l.stream);
+      for (const l of ready.lines) {
+        if (typeof l === "string") c.print(l);
+        else c.print(l.line, l.stream);
+      }
       c.exit(ready.exitCode);
       this.#emit(c, "die", ready.exitCode);
     }

@@ -41,7 +41,9 @@ async function seen(res: Response): Promise<Seen> {
   let body: unknown = text;
   try {
     body = JSON.parse(text);
-  } catch {}
+  } catch {
+    // not JSON: the text itself
+  }
   return { status: res.status, body, type: res.headers.get("content-type"), requestId: res.headers.get("x-request-id"), retryAfter: res.headers.get("retry-after") };
 }
 

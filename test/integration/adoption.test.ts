@@ -186,7 +186,7 @@ describe("keep_tasks_on_stop", () => {
     // The kept tasks stay behind the host rule until the next start takes it over.
     expect(iptablesHas(instance)).toBe(closed);
 
-    let since = engineNow();
+    const since = engineNow();
     const p2 = await start({ instance, keep_tasks_on_stop: true });
     expect((await tasks(p2)).map((t) => t.container_id).sort()).toEqual(before);
     await run(p2, ECHO_IMAGE, 0.3, "after a kept stop");

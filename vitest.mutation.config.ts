@@ -12,7 +12,10 @@ const SLOW = /\.property\.test\.ts$|\/ghosts\.test\.ts$/;
 class FastFirst extends BaseSequencer {
   override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
     const sorted = await super.sort(files);
-    return [...sorted.filter((f) => !SLOW.test(f.moduleId)), ...sorted.filter((f) => SLOW.test(f.moduleId))];
+    return [
+      ...sorted.filter((f) => !SLOW.test(f.moduleId)),
+      ...sorted.filter((f) => SLOW.test(f.moduleId)),
+    ];
   }
 }
 
@@ -21,7 +24,12 @@ class FastFirst extends BaseSequencer {
 // contract). No Docker, no sockets of the platform tests, no Deno-only cases.
 export default defineConfig({
   test: {
-    include: ["test/engine/**/*.test.ts", "test/http/**/*.test.ts", "test/fakes/**/*.test.ts", "test/config.test.ts"],
+    include: [
+      "test/engine/**/*.test.ts",
+      "test/http/**/*.test.ts",
+      "test/fakes/**/*.test.ts",
+      "test/config.test.ts",
+    ],
     testTimeout: 20_000,
     setupFiles: ["test/support/mutation-setup.ts"],
     sequence: { sequencer: FastFirst },

@@ -25,9 +25,14 @@ import { median, percentile } from "./lib/stats.ts";
 
 const { values: args, positionals } = parseArgs({
   allowPositionals: true,
-  options: { rounds: { type: "string", default: "8" }, sequential: { type: "string", default: "400" }, "slice-ms": { type: "string", default: "1000" } },
+  options: {
+    rounds: { type: "string", default: "8" },
+    sequential: { type: "string", default: "400" },
+    "slice-ms": { type: "string", default: "1000" },
+  },
 });
-if (positionals.length === 0) throw new Error("Name at least one checkout: tsx bench/compare.ts DIR[:NODEFLAG,...] ...");
+if (positionals.length === 0)
+  throw new Error("Name at least one checkout: tsx bench/compare.ts DIR[:NODEFLAG,...] ...");
 
 const engine = new RawEngine();
 const kids: ExecutorProcess[] = [];
@@ -48,7 +53,8 @@ interface Variant {
 async function main(): Promise<void> {
   const variants: Variant[] = [];
   for (let i = 1; i <= positionals.length; i++) {
-    for (const id of await engine.listByLabel("meca.executor.instance", instance(i))) await engine.remove(id);
+    for (const id of await engine.listByLabel("meca.executor.instance", instance(i)))
+      await engine.remove(id);
     const spec = positionals[i - 1]!;
     const bin = spec.startsWith("bin=") ? resolve(spec.slice(4)) : undefined;
     const here = spec.startsWith("here=");
@@ -64,17 +70,52 @@ async function main(): Promise<void> {
       exec = await ExecutorProcess.start({ target: "bin", root, config, file: bin });
     } else {
       const { file, execArgv } = await bundleExecutor(root, join(work, `compare-${i}.mjs`));
-      exec = await ExecutorProcess.start({ target: "bundle", root, config, file, node: otherNode ? resolve(otherNode) : here ? process.execPath : pinnedNode(root), nodeFlags: [...execArgv, ...(flags ? flags.split(",") : [])] });
+      exec = await ExecutorProcess.start({
+        target: "bundle",
+        root,
+        config,
+        file,
+        node: otherNode ? resolve(otherNode) : here ? process.execPath : pinnedNode(root),
+        nodeFlags: [...execArgv, ...(flags ? flags.split(",") : [])],
+      });
     }
     kids.push(exec);
     // A distinct task key per variant: container names carry the key's hash, not the instance.
-    const side = { ...executorSide(exec.origin, { id: "meca-test/echo:1", resource: { cpu: 1, mem: 110 + i }, runtime: "" }), name: `${i}: ${positionals[i - 1]}` };
+    const side = {
+      ...executorSide(exec.origin, {
+        id: "meca-test/echo:1",
+        resource: { cpu: 1, mem: 110 + i },
+        runtime: "",
+      }),
+      name: `${i}: ${positionals[i - 1]}`,
+    };
     await side.send(0);
-    variants.push({ name: side.name, side, exec, lat: [], rps: [], cpuSeq: 0, cpuLoad: 0, nLoad: 0, rssMax: 0 });
+    variants.push({
+      name: side.name,
+      side,
+      exec,
+      lat: [],
+      rps: [],
+      cpuSeq: 0,
+      cpuLoad: 0,
+      nLoad: 0,
+      rssMax: 0,
+    });
   }
-  const tasks = (await (await fetch(`${variants[0]!.exec!.origin}/tasks`)).json()) as { tasks: { container_id: string }[] };
+  const tasks = (await (await fetch(`${variants[0]!.exec!.origin}/tasks`)).json()) as {
+    tasks: { container_id: string }[];
+  };
   const direct = directSide(await engine.taskEndpoint(tasks.tasks[0]!.container_id));
-  variants.push({ name: "direct", side: direct, lat: [], rps: [], cpuSeq: 0, cpuLoad: 0, nLoad: 0, rssMax: 0 });
+  variants.push({
+    name: "direct",
+    side: direct,
+    lat: [],
+    rps: [],
+    cpuSeq: 0,
+    cpuLoad: 0,
+    nLoad: 0,
+    rssMax: 0,
+  });
 
   for (const v of variants) {
     await sequential(v.side, 500);
@@ -93,14 +134,17 @@ async function main(): Promise<void> {
       v.nLoad += t.completed;
       v.rps.push(t.rps);
       v.rssMax = Math.max(v.rssMax, v.exec?.rssMB() ?? 0);
-      if (t.errors > 0) throw new Error(`${v.name}: ${t.errors} answers failed verification: ${t.firstError}`);
+      if (t.errors > 0)
+        throw new Error(`${v.name}: ${t.errors} answers failed verification: ${t.firstError}`);
     }
     process.stderr.write(`[compare] round ${r + 1}/${rounds}\n`);
   }
   const d = variants.at(-1)!;
   const dp50 = percentile(d.lat, 50);
   const drps = median(d.rps);
-  console.log("| variant | p50 ms | Δp50 ms | p99 ms | req/s (median slice) | ÷ direct | CPU µs/req seq | CPU µs/req load | max RSS MB |");
+  console.log(
+    "| variant | p50 ms | Δp50 ms | p99 ms | req/s (median slice) | ÷ direct | CPU µs/req seq | CPU µs/req load | max RSS MB |",
+  );
   console.log("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
   for (const v of variants) {
     const p50 = percentile(v.lat, 50);

@@ -19,13 +19,22 @@ const INTERVALS = [0.25, 0.5, 1, 2];
 const REPS = 3;
 
 async function overshoot(runtime: "runc" | "runsc", interval: number): Promise<string> {
-  const h = await startExecutor({ task_disk_mb: BOUND_MB, task_disk_check_interval: interval, ...(runtime === "runsc" ? { microVM_runtime: "runsc" } : {}) });
+  const h = await startExecutor({
+    task_disk_mb: BOUND_MB,
+    task_disk_check_interval: interval,
+    ...(runtime === "runsc" ? { microVM_runtime: "runsc" } : {}),
+  });
   const rt = runtime === "runsc" ? "microVM" : undefined;
   const wrote: number[] = [];
   try {
     for (let i = 0; i < REPS; i++) {
       await h.execute({ id: IMAGE, resource: { cpu: 0.5, mem: 64 }, runtime: rt, input: "up" });
-      const r = await h.execute({ id: IMAGE, resource: { cpu: 0.5, mem: 64 }, runtime: rt, input: "fill:6000" });
+      const r = await h.execute({
+        id: IMAGE,
+        resource: { cpu: 0.5, mem: 64 },
+        runtime: rt,
+        input: "fill:6000",
+      });
       if (r.status !== 507) throw new Error(`expected 507, got ${r.status} ${r.body.msg}`);
       wrote.push(Number(/wrote (\d+) MB/.exec(r.body.msg)![1]));
     }
@@ -36,9 +45,14 @@ async function overshoot(runtime: "runc" | "runsc", interval: number): Promise<s
 }
 
 async function checkCost(interval: number | undefined): Promise<string> {
-  const h = await startExecutor(interval === undefined ? { task_disk_mb: 0, cpu: 2, mem: 2048 } : { task_disk_check_interval: interval, cpu: 2, mem: 2048 });
+  const h = await startExecutor(
+    interval === undefined
+      ? { task_disk_mb: 0, cpu: 2, mem: 2048 }
+      : { task_disk_check_interval: interval, cpu: 2, mem: 2048 },
+  );
   try {
-    for (let i = 0; i < 10; i++) await h.execute({ id: IMAGE, resource: { cpu: 0.1, mem: 40 + i }, input: "up" });
+    for (let i = 0; i < 10; i++)
+      await h.execute({ id: IMAGE, resource: { cpu: 0.1, mem: 40 + i }, input: "up" });
     await new Promise((r) => setTimeout(r, 1_000));
     const c0 = process.cpuUsage();
     const t0 = performance.now();
@@ -66,7 +80,11 @@ async function manyFiles(heavy: boolean): Promise<string> {
   try {
     if (heavy) {
       for (let i = 0; i < 3; i++) {
-        const r = await h.execute({ id: IMAGE, resource: { cpu: 0.1, mem: 64 + i }, input: "files:60000" });
+        const r = await h.execute({
+          id: IMAGE,
+          resource: { cpu: 0.1, mem: 64 + i },
+          input: "files:60000",
+        });
         if (r.body.msg !== "files:60000") throw new Error(`files: ${r.status} ${r.body.msg}`);
       }
     }
@@ -75,7 +93,11 @@ async function manyFiles(heavy: boolean): Promise<string> {
     const wrote: number[] = [];
     for (let i = 0; i < REPS; i++) {
       await h.execute({ id: IMAGE, resource: { cpu: 0.5, mem: 128 }, input: "up" });
-      const r = await h.execute({ id: IMAGE, resource: { cpu: 0.5, mem: 128 }, input: "fill:4000" });
+      const r = await h.execute({
+        id: IMAGE,
+        resource: { cpu: 0.5, mem: 128 },
+        input: "fill:4000",
+      });
       if (r.status !== 507) throw new Error(`expected 507, got ${r.status} ${r.body.msg}`);
       wrote.push(Number(/wrote (\d+) MB/.exec(r.body.msg)![1]));
     }
@@ -86,7 +108,12 @@ async function manyFiles(heavy: boolean): Promise<string> {
 }
 
 if (process.argv.includes("--only-many-files")) {
-  const out = [`Default bound (task_disk_mb 1024, interval 0.5 s), writer fill:4000 (full speed, fsync per MiB), ${REPS} runs; ${new Date().toISOString()}`, "", "| other tasks | executor CPU, idle (ms/s) | MB written when caught |", "| --- | --- | --- |"];
+  const out = [
+    `Default bound (task_disk_mb 1024, interval 0.5 s), writer fill:4000 (full speed, fsync per MiB), ${REPS} runs; ${new Date().toISOString()}`,
+    "",
+    "| other tasks | executor CPU, idle (ms/s) | MB written when caught |",
+    "| --- | --- | --- |",
+  ];
   for (const heavy of [false, true]) {
     out.push(await manyFiles(heavy));
     console.error(out.at(-1));
@@ -95,7 +122,12 @@ if (process.argv.includes("--only-many-files")) {
   process.exit(0);
 }
 
-const lines = [`Disk bound ${BOUND_MB} MB, fill:6000 (as fast as the task can, an fsync per MiB), ${REPS} runs each; ${new Date().toISOString()}`, "", "| runtime | interval | MB written when caught |", "| --- | --- | --- |"];
+const lines = [
+  `Disk bound ${BOUND_MB} MB, fill:6000 (as fast as the task can, an fsync per MiB), ${REPS} runs each; ${new Date().toISOString()}`,
+  "",
+  "| runtime | interval | MB written when caught |",
+  "| --- | --- | --- |",
+];
 // --only-cost: the CPU rows alone.
 for (const runtime of process.argv.includes("--only-cost") ? [] : (["runc", "runsc"] as const)) {
   if (runtime === "runsc" && !hasRuntime("runsc")) continue;
@@ -104,7 +136,11 @@ for (const runtime of process.argv.includes("--only-cost") ? [] : (["runc", "run
     console.error(lines.at(-1));
   }
 }
-lines.push("", "| task_disk_check_interval | executor CPU, 10 idle tasks (ms/s) |", "| --- | --- |");
+lines.push(
+  "",
+  "| task_disk_check_interval | executor CPU, 10 idle tasks (ms/s) |",
+  "| --- | --- |",
+);
 for (const interval of [0.25, 0.5, 1, undefined]) {
   lines.push(await checkCost(interval));
   console.error(lines.at(-1));

@@ -24,19 +24,36 @@ const ECHO = "meca-test/echo:1";
 const HOSTILE = "meca-test/hostile-stream-chunked:1";
 const resource = { cpu: 0.1, mem: 64 };
 
-const { values: args } = parseArgs({ options: { seconds: { type: "string", default: "10" }, "max-answer-mib": { type: "string", default: "16" } } });
+const { values: args } = parseArgs({
+  options: {
+    seconds: { type: "string", default: "10" },
+    "max-answer-mib": { type: "string", default: "16" },
+  },
+});
 const phaseMs = Number(args.seconds) * 1000;
 const maxAnswer = Number(args["max-answer-mib"]) * 1024 * 1024;
 
 const work = mkdtempSync(join(tmpdir(), "meca-bench-hostile-"));
 const config = join(work, "config.yaml");
-writeFileSync(config, `instance: bench-hostile\nmax_answer_bytes: ${maxAnswer}\nrequest_timeout: 60\n`);
+writeFileSync(
+  config,
+  `instance: bench-hostile\nmax_answer_bytes: ${maxAnswer}\nrequest_timeout: 60\n`,
+);
 const exec = await ExecutorProcess.start({ target: "source", root: ROOT, config });
 const probe = new Pool(exec.origin, { connections: 2 });
 const attacker = new Pool(exec.origin, { connections: 1 });
 
-async function post(pool: Pool, id: string, input: string): Promise<{ status: number; text: string }> {
-  const res = await pool.request({ method: "POST", path: "/", headers: { "content-type": "application/json" }, body: JSON.stringify({ id, resource, input }) });
+async function post(
+  pool: Pool,
+  id: string,
+  input: string,
+): Promise<{ status: number; text: string }> {
+  const res = await pool.request({
+    method: "POST",
+    path: "/",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ id, resource, input }),
+  });
   return { status: res.statusCode, text: await res.body.text() };
 }
 
@@ -64,7 +81,11 @@ async function phase(name: string, hostile: boolean) {
     }
   })();
   while (performance.now() < end) {
-    health.push(await timed(async () => (await probe.request({ method: "GET", path: "/health" })).body.text()));
+    health.push(
+      await timed(async () =>
+        (await probe.request({ method: "GET", path: "/health" })).body.text(),
+      ),
+    );
     warm.push(
       await timed(async () => {
         const r = await post(probe, ECHO, "probe");
@@ -74,17 +95,26 @@ async function phase(name: string, hostile: boolean) {
   }
   await attack;
   clearInterval(sampler);
-  const row = (what: string, s: number[]) => `| ${name} | ${what} | ${s.length} | ${round(percentile(s, 50))} | ${round(percentile(s, 99))} | ${round(Math.max(...s))} | ${round(peakMB)} |`;
+  const row = (what: string, s: number[]) =>
+    `| ${name} | ${what} | ${s.length} | ${round(percentile(s, 50))} | ${round(percentile(s, 99))} | ${round(Math.max(...s))} | ${round(peakMB)} |`;
   console.log(row("GET /health", health));
   console.log(row("warm POST /", warm));
-  if (hostile) console.log(`|  | hostile answers: ${hostileAnswers} (${[...codes].map(([c, n]) => `${n}× ${c}`).join(", ")}), each cut at ${maxAnswer} bytes | | | | | |`);
+  if (hostile)
+    console.log(
+      `|  | hostile answers: ${hostileAnswers} (${[...codes].map(([c, n]) => `${n}× ${c}`).join(", ")}), each cut at ${maxAnswer} bytes | | | | | |`,
+    );
 }
 
 try {
   for (let i = 0; i < 20; i++) await post(probe, ECHO, "warm");
   const first = await post(attacker, HOSTILE, "x");
-  if (first.status !== 502) throw new Error(`The hostile task answered ${first.status}, expected 502: ${first.text.slice(0, 200)}`);
-  console.log(`Executor from source; ${phaseMs / 1000} s per phase; RSS after warm-up ${round(exec.rssMB())} MB.\n`);
+  if (first.status !== 502)
+    throw new Error(
+      `The hostile task answered ${first.status}, expected 502: ${first.text.slice(0, 200)}`,
+    );
+  console.log(
+    `Executor from source; ${phaseMs / 1000} s per phase; RSS after warm-up ${round(exec.rssMB())} MB.\n`,
+  );
   console.log("| phase | probe | count | p50 (ms) | p99 (ms) | max (ms) | peak RSS (MB) |");
   console.log("| --- | --- | --- | --- | --- | --- | --- |");
   await phase("quiet", false);

@@ -46,9 +46,26 @@ async function main(): Promise<void> {
   const config = join(work, "profile-config.yaml");
   writeFileSync(config, `instance: bench-profile\ntimeout: 30\ncpu: ${cpus().length}\nmem: 4096\n`);
   const { file, execArgv } = await bundleExecutor(ROOT);
-  const nodeFlags = [...execArgv, "--cpu-prof", `--cpu-prof-dir=${profDir}`, `--cpu-prof-interval=${args.interval}`, ...args.nodeflag!];
-  const exec = await ExecutorProcess.start({ target: "bundle", root: ROOT, config, file, nodeFlags, node: pinnedNode(ROOT) });
-  const side = executorSide(exec.origin, { id: "meca-test/echo:1", resource: { cpu: 1, mem: 126 }, runtime: "" });
+  const nodeFlags = [
+    ...execArgv,
+    "--cpu-prof",
+    `--cpu-prof-dir=${profDir}`,
+    `--cpu-prof-interval=${args.interval}`,
+    ...args.nodeflag!,
+  ];
+  const exec = await ExecutorProcess.start({
+    target: "bundle",
+    root: ROOT,
+    config,
+    file,
+    nodeFlags,
+    node: pinnedNode(ROOT),
+  });
+  const side = executorSide(exec.origin, {
+    id: "meca-test/echo:1",
+    resource: { cpu: 1, mem: 126 },
+    runtime: "",
+  });
   let served = 0;
   try {
     await side.send(0);
@@ -56,7 +73,10 @@ async function main(): Promise<void> {
     const t0 = performance.now();
     await sequential(side, n);
     log(`${n} sequential: ${(((performance.now() - t0) / n) * 1000).toFixed(0)} µs each`);
-    const s = await saturate(side, { concurrency: Number(args.seconds) > 0 ? 32 : 0, durationMs: Number(args.seconds) * 1000 });
+    const s = await saturate(side, {
+      concurrency: Number(args.seconds) > 0 ? 32 : 0,
+      durationMs: Number(args.seconds) * 1000,
+    });
     log(`32 clients: ${s.rps.toFixed(0)} req/s, ${s.errors} errors`);
     if (s.errors > 0) throw new Error(`Answers failed verification: ${s.firstError}`);
     served = 1 + n + s.completed;
@@ -64,7 +84,8 @@ async function main(): Promise<void> {
     await side.close();
     await exec.stop();
     const engine = new RawEngine();
-    for (const id of await engine.listByLabel("meca.executor.instance", "bench-profile")) await engine.remove(id);
+    for (const id of await engine.listByLabel("meca.executor.instance", "bench-profile"))
+      await engine.remove(id);
     for (const id of await engine.listByLabel(BENCH_LABEL, "1")) await engine.remove(id);
     await engine.close();
   }
@@ -105,7 +126,10 @@ function render(s: ProfileSummary, served: number, file: string): string {
     "",
     "#### Who calls the busiest native functions (6 frames up)",
     "",
-    ...s.callers.flatMap((c) => [`- **${c.name}** ${f(c.pct)} %`, ...c.paths.map((p) => `  - ${f(p.pct)} % ← ${p.path}`)]),
+    ...s.callers.flatMap((c) => [
+      `- **${c.name}** ${f(c.pct)} %`,
+      ...c.paths.map((p) => `  - ${f(p.pct)} % ← ${p.path}`),
+    ]),
     "",
   ].join("\n");
 }

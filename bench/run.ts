@@ -61,7 +61,8 @@ const { values: args } = parseArgs({
 const ROOT = resolve(args.root!);
 const BIN = args.bin ?? join(ROOT, "dist/meca-executor");
 const target = args.target as Target;
-if (!["source", "bundle", "bin"].includes(target)) throw new Error(`Invalid --target "${target}": source, bundle or bin`);
+if (!["source", "bundle", "bin"].includes(target))
+  throw new Error(`Invalid --target "${target}": source, bundle or bin`);
 const quick = args.quick!;
 const plan = {
   blocks: quick ? 4 : 20,
@@ -94,7 +95,8 @@ async function main(): Promise<number> {
   const config = join(work, "config.yaml");
   // Idle timeout long enough that nothing is removed under the benchmark; capacity: the whole host.
   writeFileSync(config, `instance: ${INSTANCE}\ntimeout: 30\ncpu: ${cpus().length}\nmem: 4096\n`);
-  const bundle = target === "bundle" ? await bundleExecutor(ROOT, join(work, "executor.mjs")) : undefined;
+  const bundle =
+    target === "bundle" ? await bundleExecutor(ROOT, join(work, "executor.mjs")) : undefined;
   const file = bundle?.file ?? (target === "bin" ? BIN : undefined);
   // The bundle runs on the node build the binary is made from, with the binary's own flags;
   // the empty Node process and the reference forwarder too.
@@ -102,7 +104,16 @@ async function main(): Promise<number> {
   const execArgv = target === "source" ? [] : await executableFlags(ROOT);
   const memDir = join(work, "mem");
   mkdirSync(memDir, { recursive: true });
-  const start = () => ExecutorProcess.start({ target, root: ROOT, config, file, node, nodeFlags: bundle?.execArgv, env: probeEnv(memDir) });
+  const start = () =>
+    ExecutorProcess.start({
+      target,
+      root: ROOT,
+      config,
+      file,
+      node,
+      nodeFlags: bundle?.execArgv,
+      env: probeEnv(memDir),
+    });
 
   if (args["only-replicas"]) return onlyReplicas(file);
   if (args["only-protections"]) return onlyProtections(file);
@@ -125,7 +136,10 @@ async function main(): Promise<number> {
   const emptyNode = await emptyNodeMemory(node, execArgv, memDir);
   // The undici entry the executable bundles (build/slim), or the package's own from source.
   const slim = join(ROOT, "build/slim/undici.cjs");
-  const undiciEntry = target !== "source" && existsSync(slim) ? slim : createRequire(join(ROOT, "package.json")).resolve("undici");
+  const undiciEntry =
+    target !== "source" && existsSync(slim)
+      ? slim
+      : createRequire(join(ROOT, "package.json")).resolve("undici");
   const emptyHttp = {
     server: (await emptyHttpServerMemory(node, execArgv, memDir)) ?? null,
     withUndici: (await emptyHttpServerMemory(node, execArgv, memDir, { undiciEntry })) ?? null,
@@ -150,7 +164,8 @@ async function main(): Promise<number> {
   const leftover = await engine.listByLabel("meca.executor.instance", INSTANCE);
   exec = undefined;
   if (code !== 0) throw new Error(`The executor exited with ${code} on POST /stop`);
-  if (leftover.length > 0) throw new Error(`The executor left ${leftover.length} task container(s) after POST /stop`);
+  if (leftover.length > 0)
+    throw new Error(`The executor left ${leftover.length} task container(s) after POST /stop`);
 
   for (let i = 1; i < plan.startupReps; i++) startup.push(await startupOnce(start));
   const binary = existsSync(BIN) ? await startupSeries(config, BIN, plan.startupReps) : undefined;
@@ -174,12 +189,31 @@ async function main(): Promise<number> {
     prewarm,
     restart,
   };
-  const rows = [...buildRows(results), ...replicasRows(replicas), ...protectionsRows(protections), ...prewarmRows(prewarm), ...restartRows(restart)];
-  const md = markdown({ title: `meca-executor benchmark (${target}, ${results.date.slice(0, 16).replace("T", " ")} UTC)`, machine: results.machine, notes: notes(results), rows });
+  const rows = [
+    ...buildRows(results),
+    ...replicasRows(replicas),
+    ...protectionsRows(protections),
+    ...prewarmRows(prewarm),
+    ...restartRows(restart),
+  ];
+  const md = markdown({
+    title: `meca-executor benchmark (${target}, ${results.date.slice(0, 16).replace("T", " ")} UTC)`,
+    machine: results.machine,
+    notes: notes(results),
+    rows,
+  });
   console.log(`\n${md}`);
   mkdirSync(args.out!, { recursive: true });
-  const errors = warm.throughput.executor.errors + warm.throughput.direct.errors + (warm.throughput.floor?.errors ?? 0) + replicas.default.errors + replicas.replicas.errors;
-  writeFileSync(join(args.out!, "latest.json"), `${JSON.stringify({ ...results, rows, errors }, null, 2)}\n`);
+  const errors =
+    warm.throughput.executor.errors +
+    warm.throughput.direct.errors +
+    (warm.throughput.floor?.errors ?? 0) +
+    replicas.default.errors +
+    replicas.replicas.errors;
+  writeFileSync(
+    join(args.out!, "latest.json"),
+    `${JSON.stringify({ ...results, rows, errors }, null, 2)}\n`,
+  );
   writeFileSync(join(args.out!, "latest.md"), md);
   log(`wrote ${join(args.out!, "latest.json")} and latest.md in ${results.durationS.toFixed(0)} s`);
   if (errors > 0) {
@@ -192,19 +226,32 @@ async function main(): Promise<number> {
 /** --only-replicas: the CPU-bound comparison alone, printed and written to replicas.json. */
 async function onlyReplicas(file: string | undefined): Promise<number> {
   const r = await replicasPhase({ target, root: ROOT, file, work, quick, log });
-  const md = markdown({ title: `meca-executor replicas (${target}, ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC)`, machine: await machine(), notes: [replicasNote(r)], rows: replicasRows(r) });
+  const md = markdown({
+    title: `meca-executor replicas (${target}, ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC)`,
+    machine: await machine(),
+    notes: [replicasNote(r)],
+    rows: replicasRows(r),
+  });
   console.log(`\n${md}`);
   mkdirSync(args.out!, { recursive: true });
   writeFileSync(join(args.out!, "replicas.json"), `${JSON.stringify(r, null, 2)}\n`);
   const errors = r.default.errors + r.replicas.errors;
-  if (errors > 0) log(`${errors} answers failed verification (first: ${r.default.firstError ?? r.replicas.firstError}): the figures do not count`);
+  if (errors > 0)
+    log(
+      `${errors} answers failed verification (first: ${r.default.firstError ?? r.replicas.firstError}): the figures do not count`,
+    );
   return errors > 0 ? 1 : 0;
 }
 
 /** --only-protections: the protections comparison alone, printed and written to protections.json. */
 async function onlyProtections(file: string | undefined): Promise<number> {
   const r = await protectionsPhase({ target, root: ROOT, file, work, quick, log });
-  const md = markdown({ title: `meca-executor protections (${target}, ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC)`, machine: await machine(), notes: [protectionsNote(r)], rows: protectionsRows(r) });
+  const md = markdown({
+    title: `meca-executor protections (${target}, ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC)`,
+    machine: await machine(),
+    notes: [protectionsNote(r)],
+    rows: protectionsRows(r),
+  });
   console.log(`\n${md}`);
   mkdirSync(args.out!, { recursive: true });
   writeFileSync(join(args.out!, "protections.json"), `${JSON.stringify(r, null, 2)}\n`);
@@ -214,7 +261,12 @@ async function onlyProtections(file: string | undefined): Promise<number> {
 /** --only-prewarm: the prewarm rows alone, printed and written to prewarm.json. */
 async function onlyPrewarm(file: string | undefined): Promise<number> {
   const r = await prewarmPhase({ target, root: ROOT, file, work, quick, log });
-  const md = markdown({ title: `meca-executor prewarm (${target}, ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC)`, machine: await machine(), notes: [prewarmNote(r)], rows: prewarmRows(r) });
+  const md = markdown({
+    title: `meca-executor prewarm (${target}, ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC)`,
+    machine: await machine(),
+    notes: [prewarmNote(r)],
+    rows: prewarmRows(r),
+  });
   console.log(`\n${md}`);
   mkdirSync(args.out!, { recursive: true });
   writeFileSync(join(args.out!, "prewarm.json"), `${JSON.stringify(r, null, 2)}\n`);
@@ -224,7 +276,12 @@ async function onlyPrewarm(file: string | undefined): Promise<number> {
 /** --only-restart: the restart rows alone, printed and written to restart.json. */
 async function onlyRestart(file: string | undefined): Promise<number> {
   const r = await restartPhase({ target, root: ROOT, file, work, quick, log });
-  const md = markdown({ title: `meca-executor restart (${target}, ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC)`, machine: await machine(), notes: [restartNote(r)], rows: restartRows(r) });
+  const md = markdown({
+    title: `meca-executor restart (${target}, ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC)`,
+    machine: await machine(),
+    notes: [restartNote(r)],
+    rows: restartRows(r),
+  });
   console.log(`\n${md}`);
   mkdirSync(args.out!, { recursive: true });
   writeFileSync(join(args.out!, "restart.json"), `${JSON.stringify(r, null, 2)}\n`);
@@ -255,7 +312,12 @@ async function startupOnce(start: () => Promise<ExecutorProcess>): Promise<numbe
 
 async function startupSeries(config: string, bin: string, reps: number) {
   const samples: number[] = [];
-  for (let i = 0; i < reps; i++) samples.push(await startupOnce(() => ExecutorProcess.start({ target: "bin", root: ROOT, config, file: bin })));
+  for (let i = 0; i < reps; i++)
+    samples.push(
+      await startupOnce(() =>
+        ExecutorProcess.start({ target: "bin", root: ROOT, config, file: bin }),
+      ),
+    );
   return { samples, median: median(samples) };
 }
 
@@ -279,16 +341,31 @@ function nodeVersionOf(node: string): string {
 
 async function machine(): Promise<Machine> {
   const v = await engine.version();
-  return { cpu: cpus()[0]?.model.trim() ?? "unknown", cores: cpus().length, memMB: Math.round(totalmem() / 2 ** 20), kernel: release(), docker: v.Version, node: process.version };
+  return {
+    cpu: cpus()[0]?.model.trim() ?? "unknown",
+    cores: cpus().length,
+    memMB: Math.round(totalmem() / 2 ** 20),
+    kernel: release(),
+    docker: v.Version,
+    node: process.version,
+  };
 }
 
 /** Removes what an earlier, interrupted run left: raw containers and networks, and the bench instance's task containers and networks. */
 async function sweep(): Promise<void> {
-  const ids = [...(await engine.listByLabel(BENCH_LABEL, "1")), ...(await engine.listByLabel("meca.executor.instance", INSTANCE)), ...rawIds];
+  const ids = [
+    ...(await engine.listByLabel(BENCH_LABEL, "1")),
+    ...(await engine.listByLabel("meca.executor.instance", INSTANCE)),
+    ...rawIds,
+  ];
   await Promise.all([...new Set(ids)].map((id) => engine.remove(id).catch(() => {})));
   rawIds.clear();
   // Networks after their containers: the raw side's own, and the bench instance's task networks.
-  const nets = [...(await engine.networksByLabel(BENCH_LABEL, "1")), ...(await engine.networksByLabel("meca.executor.instance", INSTANCE)), ...rawNetworks];
+  const nets = [
+    ...(await engine.networksByLabel(BENCH_LABEL, "1")),
+    ...(await engine.networksByLabel("meca.executor.instance", INSTANCE)),
+    ...rawNetworks,
+  ];
   await Promise.all([...new Set(nets)].map((id) => engine.removeNetwork(id).catch(() => {})));
   rawNetworks.clear();
 }
@@ -296,7 +373,8 @@ async function sweep(): Promise<void> {
 function takeLock(): void {
   if (existsSync(lock)) {
     const pid = Number(readFileSync(lock, "utf8"));
-    if (pid && pid !== process.pid && alive(pid)) throw new Error(`Another benchmark (pid ${pid}) is running; it owns ${lock}`);
+    if (pid && pid !== process.pid && alive(pid))
+      throw new Error(`Another benchmark (pid ${pid}) is running; it owns ${lock}`);
   }
   writeFileSync(lock, String(process.pid));
 }

@@ -22,10 +22,17 @@ const withPage: number[] = [];
 try {
   for (let i = 0; i < 3; i++) {
     for (const look of [false, true]) {
-      const p = await ExecutorProcess.start({ target: "bin", root: ROOT, config, file: join(ROOT, "dist/meca-executor") });
+      const p = await ExecutorProcess.start({
+        target: "bin",
+        root: ROOT,
+        config,
+        file: join(ROOT, "dist/meca-executor"),
+      });
       try {
         await sleep(2_000);
-        if (look) for (const path of ["/ui", "/stats", "/tasks", "/requests"]) await (await fetch(p.origin + path)).text();
+        if (look)
+          for (const path of ["/ui", "/stats", "/tasks", "/requests"])
+            await (await fetch(p.origin + path)).text();
         await sleep(10_000);
         (look ? withPage : without).push(p.rssMB());
       } finally {
@@ -37,4 +44,6 @@ try {
   rmSync(work, { recursive: true, force: true });
 }
 const f = (xs: number[]) => xs.map((x) => x.toFixed(1)).join(", ");
-console.log(`idle RSS 12 s after start, the binary (MB): nobody looked ${median(without).toFixed(1)} (${f(without)}); the page loaded once ${median(withPage).toFixed(1)} (${f(withPage)}); difference ${(median(withPage) - median(without)).toFixed(1)} MB`);
+console.log(
+  `idle RSS 12 s after start, the binary (MB): nobody looked ${median(without).toFixed(1)} (${f(without)}); the page loaded once ${median(withPage).toFixed(1)} (${f(withPage)}); difference ${(median(withPage) - median(without)).toFixed(1)} MB`,
+);

@@ -17,7 +17,9 @@ const context = join(root, "dist/image");
 
 export const IMAGE = "meca-executor:latest";
 
-export async function buildImage(opts: { tag?: string } = {}): Promise<{ tag: string; bytes: number }> {
+export async function buildImage(
+  opts: { tag?: string } = {},
+): Promise<{ tag: string; bytes: number }> {
   const tag = opts.tag ?? IMAGE;
   const started = Date.now();
   const { path: executable } = await buildExecutable();
@@ -25,7 +27,10 @@ export async function buildImage(opts: { tag?: string } = {}): Promise<{ tag: st
   const rootfs = join(context, "rootfs");
   mkdirSync(join(rootfs, "tmp"), { recursive: true });
   chmodSync(join(rootfs, "tmp"), 0o1777);
-  const koffiNative = join(dirname(createRequire(join(root, "package.json")).resolve("koffi/package.json")), "build/koffi/linux_x64/koffi.node");
+  const koffiNative = join(
+    dirname(createRequire(join(root, "package.json")).resolve("koffi/package.json")),
+    "build/koffi/linux_x64/koffi.node",
+  );
   for (const lib of new Set([...sharedLibraries(executable), ...sharedLibraries(koffiNative)])) {
     mkdirSync(join(rootfs, dirname(lib)), { recursive: true });
     copyFileSync(lib, join(rootfs, lib)); // follows symlinks: the soname's path holds the real file
@@ -33,27 +38,44 @@ export async function buildImage(opts: { tag?: string } = {}): Promise<{ tag: st
   copyFileSync(executable, join(context, "meca-executor"));
   chmodSync(join(context, "meca-executor"), 0o755);
   const before = imageId(tag);
-  execFileSync("docker", ["build", "-q", "-f", join(root, "build/Dockerfile"), "-t", tag, context], { stdio: ["ignore", "ignore", "inherit"] });
+  execFileSync(
+    "docker",
+    ["build", "-q", "-f", join(root, "build/Dockerfile"), "-t", tag, context],
+    { stdio: ["ignore", "ignore", "inherit"] },
+  );
   // The build it replaced, now without a name: removed unless a container still uses it (each
   // rebuild would otherwise leave one behind, some 130 MiB each).
   if (before && before !== imageId(tag)) {
     try {
-      if (execFileSync("docker", ["image", "inspect", "-f", "{{len .RepoTags}}", before], { encoding: "utf8" }).trim() === "0") {
+      if (
+        execFileSync("docker", ["image", "inspect", "-f", "{{len .RepoTags}}", before], {
+          encoding: "utf8",
+        }).trim() === "0"
+      ) {
         execFileSync("docker", ["image", "rm", before], { stdio: "ignore" });
       }
     } catch {
       // in use by a container, or gone already: it stays
     }
   }
-  const bytes = Number(execFileSync("docker", ["image", "inspect", "-f", "{{.Size}}", tag], { encoding: "utf8" }).trim());
-  console.log(`Built image ${tag}: ${(bytes / 2 ** 20).toFixed(1)} MiB in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  const bytes = Number(
+    execFileSync("docker", ["image", "inspect", "-f", "{{.Size}}", tag], {
+      encoding: "utf8",
+    }).trim(),
+  );
+  console.log(
+    `Built image ${tag}: ${(bytes / 2 ** 20).toFixed(1)} MiB in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+  );
   return { tag, bytes };
 }
 
 /** The id of the image named `tag`, or undefined when there is none. */
 function imageId(tag: string): string | undefined {
   try {
-    return execFileSync("docker", ["image", "inspect", "-f", "{{.Id}}", tag], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+    return execFileSync("docker", ["image", "inspect", "-f", "{{.Id}}", tag], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "ignore"],
+    }).trim();
   } catch {
     return undefined;
   }

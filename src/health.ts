@@ -6,7 +6,11 @@
  */
 import { networkInterfaces } from "node:os";
 
-export async function checkHealth(o: { host?: string; port: number; timeoutMs?: number }): Promise<number> {
+export async function checkHealth(o: {
+  host?: string;
+  port: number;
+  timeoutMs?: number;
+}): Promise<number> {
   const wildcard = o.host === undefined || o.host === "0.0.0.0" || o.host === "::";
   const hosts = wildcard ? ["127.0.0.1", ...ownAddresses()] : [o.host!];
   let last = "";

@@ -28,7 +28,10 @@ export function createLogger(opts: LoggerOptions, bound: Record<string, unknown>
   const emit = (level: LogLevel) => (msg: string, fields?: Record<string, unknown>) => {
     if (ORDER[level] < min) return;
     const all = { ...bound, ...fields };
-    write(level, opts.format === "json" ? jsonLine(now(), level, msg, all) : textLine(now(), level, msg, all));
+    write(
+      level,
+      opts.format === "json" ? jsonLine(now(), level, msg, all) : textLine(now(), level, msg, all),
+    );
   };
   return {
     debug: emit("debug"),
@@ -40,7 +43,8 @@ export function createLogger(opts: LoggerOptions, bound: Record<string, unknown>
 }
 
 /** C0 and C1 controls, DEL, line and paragraph separators, bidirectional marks and overrides. */
-const UNSAFE_CHARS = "\\u0000-\\u001f\\u007f-\\u009f\\u200e\\u200f\\u2028\\u2029\\u202a-\\u202e\\u2066-\\u2069";
+const UNSAFE_CHARS =
+  "\\u0000-\\u001f\\u007f-\\u009f\\u200e\\u200f\\u2028\\u2029\\u202a-\\u202e\\u2066-\\u2069";
 const UNSAFE = new RegExp(`[${UNSAFE_CHARS}]`, "g");
 const HAS_UNSAFE_OR_SPACE = new RegExp(`[\\s"${UNSAFE_CHARS}]`);
 /** JSON.stringify escapes C0 controls itself; these it leaves raw. */
@@ -56,7 +60,10 @@ export function escapeControl(s: string): string {
 
 function jsonLine(t: Date, level: LogLevel, msg: string, fields: Record<string, unknown>): string {
   // Outside strings JSON has no such characters, so escaping them in the whole line keeps it valid JSON.
-  return JSON.stringify({ time: t.toISOString(), level, msg, ...fields }, replacer).replace(UNSAFE_IN_JSON, unicodeEscape);
+  return JSON.stringify({ time: t.toISOString(), level, msg, ...fields }, replacer).replace(
+    UNSAFE_IN_JSON,
+    unicodeEscape,
+  );
 }
 
 function textLine(t: Date, level: LogLevel, msg: string, fields: Record<string, unknown>): string {

@@ -89,11 +89,22 @@ export async function main(argv: string[], env: Env): Promise<number> {
   let config: Config;
   let configFile: string | undefined;
   try {
-    ({ config, path: configFile } = loadConfig({ flag: flags.config, env, readFile: (p) => readFileSync(p, "utf8"), exists: existsSync }));
+    ({ config, path: configFile } = loadConfig({
+      flag: flags.config,
+      env,
+      readFile: (p) => readFileSync(p, "utf8"),
+      exists: existsSync,
+    }));
     if (flags.port !== undefined) config.port = parsePort(flags.port);
     if (flags.host !== undefined) config.host = flags.host;
-    if (flags["log-format"] !== undefined) config.log_format = oneOf(flags["log-format"], ["json", "text", "auto"], "--log-format");
-    if (flags["log-level"] !== undefined) config.log_level = oneOf(flags["log-level"], ["debug", "info", "warn", "error"], "--log-level");
+    if (flags["log-format"] !== undefined)
+      config.log_format = oneOf(flags["log-format"], ["json", "text", "auto"], "--log-format");
+    if (flags["log-level"] !== undefined)
+      config.log_level = oneOf(
+        flags["log-level"],
+        ["debug", "info", "warn", "error"],
+        "--log-level",
+      );
   } catch (e) {
     if (e instanceof ConfigError) {
       console.error(e.message);
@@ -101,7 +112,8 @@ export async function main(argv: string[], env: Env): Promise<number> {
     }
     throw e;
   }
-  const format = config.log_format === "auto" ? (process.stderr.isTTY ? "text" : "json") : config.log_format;
+  const format =
+    config.log_format === "auto" ? (process.stderr.isTTY ? "text" : "json") : config.log_format;
   const logger = createLogger({ format, level: config.log_level });
 
   if (command === "doctor") {
@@ -120,11 +132,27 @@ function goFlag(arg: string): string {
   return arg === "-config" || arg.startsWith("-config=") ? `-${arg}` : arg;
 }
 
-async function serve(config: Config, configFile: string | undefined, env: Env, logger: Logger): Promise<number> {
+async function serve(
+  config: Config,
+  configFile: string | undefined,
+  env: Env,
+  logger: Logger,
+): Promise<number> {
   const log = logger.child({ component: "main" });
-  log.info("Starting meca-executor", { version: pkg.version, config: configFile ?? "(built-in defaults)" });
-  const { executor, backend, client, placement, storage, disk, firewall } = await createExecutor(config, env, logger);
-  log.info("Task network", { mode: placement.mode, network: placement.network, reason: placement.reason });
+  log.info("Starting meca-executor", {
+    version: pkg.version,
+    config: configFile ?? "(built-in defaults)",
+  });
+  const { executor, backend, client, placement, storage, disk, firewall } = await createExecutor(
+    config,
+    env,
+    logger,
+  );
+  log.info("Task network", {
+    mode: placement.mode,
+    network: placement.network,
+    reason: placement.reason,
+  });
   logFirewall(log, firewall.status());
   await logDisk(log, { config, storage, disk, heldBy: executor.diskStatus().held_by });
   const hosts = listenAddresses(config.host, placement);
@@ -145,7 +173,10 @@ async function serve(config: Config, configFile: string | undefined, env: Env, l
     hostFirewall: () => firewall.status(),
   });
   if (!config.admin_token && !hosts.every(isLoopback)) {
-    log.warn("No admin_token is set and the executor listens beyond loopback: anyone who reaches it can pause or stop it", { hosts });
+    log.warn(
+      "No admin_token is set and the executor listens beyond loopback: anyone who reaches it can pause or stop it",
+      { hosts },
+    );
   }
   const listening: Listening = await listenAll(app, { hosts, port: config.port, config });
   log.info("Listening", { hosts, port: listening.port });
@@ -157,7 +188,12 @@ async function serve(config: Config, configFile: string | undefined, env: Env, l
   let stopping: Promise<void> | undefined;
   const stop = (why: string) =>
     (stopping ??= (async () => {
-      log.info(config.keep_tasks_on_stop ? "Stopping: draining, keeping ready tasks for the next start" : "Stopping: removing every task container", { reason: why });
+      log.info(
+        config.keep_tasks_on_stop
+          ? "Stopping: draining, keeping ready tasks for the next start"
+          : "Stopping: removing every task container",
+        { reason: why },
+      );
       stopIdleGc();
       const kept = await executor.shutdown();
       // Tasks kept for the next start stay behind the host firewall rule; that start takes it over.
@@ -179,7 +215,12 @@ async function serve(config: Config, configFile: string | undefined, env: Env, l
  */
 async function warmOwnPath(client: TaskClient, origin: string): Promise<void> {
   try {
-    await client.send({ method: "GET", endpoint: origin, path: "/health", signal: AbortSignal.timeout(2_000) });
+    await client.send({
+      method: "GET",
+      endpoint: origin,
+      path: "/health",
+      signal: AbortSignal.timeout(2_000),
+    });
   } catch {
     // a warm-up only
   } finally {
@@ -200,7 +241,10 @@ export async function createExecutor(config: Config, env: Env, logger: Logger) {
     // Pulls carry the credentials of the Docker client's own config, as `docker pull` would.
     registryAuth: registryAuth({ env, logger }),
   });
-  const placement = await detectPlacement({ setting: config.network, inspect: (ref) => backend.inspectJson(ref) });
+  const placement = await detectPlacement({
+    setting: config.network,
+    inspect: (ref) => backend.inspectJson(ref),
+  });
   if (placement.mode === "isolated") {
     // Without an engine yet, the routes are checked now and the engine checks each create.
     const networks = await backend.listNetworks({}).catch(() => []);
@@ -215,9 +259,18 @@ export async function createExecutor(config: Config, env: Env, logger: Logger) {
       : // Undici's own waits are a backstop behind the engine's request timer, never a race with it:
         // at the same length either could fire first, and a 504 would name the wrong bound.
         createTaskClient({ maxAnswerBytes, answerTimeout: config.request_timeout * 1000 + 5_000 });
-  const firewall = await HostFirewall.install({ setting: config.task_host_firewall, instance: config.instance, place: firewallPlace(placement, env, config.task_egress), logger });
-  const storage = await backend.probeStorage().catch((e: unknown) => ({ error: (e as Error).message }));
-  const disk = new DockerDisk(backend, { dataRoot: "error" in storage ? undefined : visibleDataRoot(storage.dataRoot) });
+  const firewall = await HostFirewall.install({
+    setting: config.task_host_firewall,
+    instance: config.instance,
+    place: firewallPlace(placement, env, config.task_egress),
+    logger,
+  });
+  const storage = await backend
+    .probeStorage()
+    .catch((e: unknown) => ({ error: (e as Error).message }));
+  const disk = new DockerDisk(backend, {
+    dataRoot: "error" in storage ? undefined : visibleDataRoot(storage.dataRoot),
+  });
   const executor = await Executor.create({
     backend,
     client,
@@ -226,14 +279,16 @@ export async function createExecutor(config: Config, env: Env, logger: Logger) {
     logger,
     settings: engineSettings(config, placement),
     // Joins each task's network to call it by name; with host networking it calls addresses instead.
-    selfContainer: placement.mode === "isolated" && placement.ownNetwork ? placement.self?.id : undefined,
+    selfContainer:
+      placement.mode === "isolated" && placement.ownNetwork ? placement.self?.id : undefined,
     loadGpu: () => loadNvml({ library: config.nvml_library, logger }),
     disk,
     probe: probeConnect,
   }).catch(async (e: unknown) => {
     await firewall.remove();
     // A prewarm entry that can never be served is the config's fault, named as such.
-    if (e instanceof BadRequestError && e.field?.startsWith("prewarm")) throw new ConfigError(`Invalid config: ${e.message}`);
+    if (e instanceof BadRequestError && e.field?.startsWith("prewarm"))
+      throw new ConfigError(`Invalid config: ${e.message}`);
     throw e;
   });
   return { executor, backend, client, placement, storage, disk, firewall };
@@ -241,10 +296,21 @@ export async function createExecutor(config: Config, env: Env, logger: Logger) {
 
 /** One start-up line on whether the host's addresses are closed to tasks, with the operator's command where they are not. */
 function logFirewall(log: Logger, s: FirewallStatus): void {
-  const fields = { task_host_firewall: s.task_host_firewall, state: s.state, detail: s.detail, ...(s.command ? { command: s.command } : {}) };
-  if (s.state === "closed") log.info("Host firewall: the host's addresses are closed to tasks", fields);
-  else if (s.task_host_firewall === "off") log.warn("Host firewall: off: tasks can connect to the host's services", fields);
-  else log.warn("Host firewall: the host's addresses are not closed to tasks by this executor; run the command once as root on the host", fields);
+  const fields = {
+    task_host_firewall: s.task_host_firewall,
+    state: s.state,
+    detail: s.detail,
+    ...(s.command ? { command: s.command } : {}),
+  };
+  if (s.state === "closed")
+    log.info("Host firewall: the host's addresses are closed to tasks", fields);
+  else if (s.task_host_firewall === "off")
+    log.warn("Host firewall: off: tasks can connect to the host's services", fields);
+  else
+    log.warn(
+      "Host firewall: the host's addresses are not closed to tasks by this executor; run the command once as root on the host",
+      fields,
+    );
 }
 
 /** One start-up line on the task disk bound (who holds it, and why) and one on the data root's free space. */
@@ -253,16 +319,31 @@ async function logDisk(
   o: { config: Config; storage: StorageInfo | { error: string }; disk: DockerDisk; heldBy: string },
 ): Promise<void> {
   const { config: c, storage } = o;
-  const why = "error" in storage ? `cannot read the storage driver (${storage.error}); the executor measures each task's layer` : storage.reason;
-  const fields = { task_disk_mb: c.task_disk_mb, held_by: o.heldBy, reason: why, check_interval_s: c.task_disk_check_interval };
-  if (c.task_disk_mb === 0) log.warn("Task disk: unbounded (task_disk_mb: 0): a task can fill the engine's disk", fields);
+  const why =
+    "error" in storage
+      ? `cannot read the storage driver (${storage.error}); the executor measures each task's layer`
+      : storage.reason;
+  const fields = {
+    task_disk_mb: c.task_disk_mb,
+    held_by: o.heldBy,
+    reason: why,
+    check_interval_s: c.task_disk_check_interval,
+  };
+  if (c.task_disk_mb === 0)
+    log.warn("Task disk: unbounded (task_disk_mb: 0): a task can fill the engine's disk", fields);
   else log.info("Task disk", fields);
   const free = await o.disk.freeMB();
   if (free === undefined) {
     const root = "error" in storage ? "(unknown)" : storage.dataRoot;
-    log.warn("Cannot see the free space of the engine's data root from here: min_free_disk_mb is not enforced", { data_root: root });
+    log.warn(
+      "Cannot see the free space of the engine's data root from here: min_free_disk_mb is not enforced",
+      { data_root: root },
+    );
   } else if (c.min_free_disk_mb > 0 && free < c.min_free_disk_mb) {
-    log.warn("The engine's data root is short of free space: no task starts until it has min_free_disk_mb", { free_mb: free, min_free_disk_mb: c.min_free_disk_mb });
+    log.warn(
+      "The engine's data root is short of free space: no task starts until it has min_free_disk_mb",
+      { free_mb: free, min_free_disk_mb: c.min_free_disk_mb },
+    );
   } else log.info("Engine disk", { free_mb: free, min_free_disk_mb: c.min_free_disk_mb });
 }
 
@@ -272,20 +353,33 @@ async function logDisk(
  * 0.0.0.0, so that nothing on a task's network (which the executor joins later) can connect;
  * else loopback alone (bare host, host networking). See docs/architecture.md, "Isolation".
  */
-export function listenAddresses(host: string | undefined, placement: Pick<Placement, "ownNetwork" | "self">): string[] {
+export function listenAddresses(
+  host: string | undefined,
+  placement: Pick<Placement, "ownNetwork" | "self">,
+): string[] {
   if (host !== undefined) return [host];
   if (!placement.ownNetwork || placement.self === undefined) return ["127.0.0.1"];
   return ["127.0.0.1", ...placement.self.networks.map((n) => n.ip).filter((ip) => ip !== "")];
 }
 
 /** One listener per address, all on one port (the first listener's, when `port` is 0). */
-async function listenAll(app: ReturnType<typeof createApp>, at: { hosts: string[]; port: number; config: Config }): Promise<Listening> {
+async function listenAll(
+  app: ReturnType<typeof createApp>,
+  at: { hosts: string[]; port: number; config: Config },
+): Promise<Listening> {
   const c = at.config;
-  const bounds = { maxConnections: c.max_connections, headersTimeoutMs: c.headers_timeout * 1000, idleTimeoutMs: c.idle_timeout * 1000, requestReadTimeoutMs: c.request_read_timeout * 1000 };
+  const bounds = {
+    maxConnections: c.max_connections,
+    headersTimeoutMs: c.headers_timeout * 1000,
+    idleTimeoutMs: c.idle_timeout * 1000,
+    requestReadTimeoutMs: c.request_read_timeout * 1000,
+  };
   const one = (hostname: string, port: number): Promise<Listening> =>
     "Deno" in globalThis
       ? import("./http/deno-listen.ts").then((m) => m.listenDeno(app, { port, hostname }))
-      : import("./http/node-listen.ts").then((m) => m.listenNode(app, { port, hostname, ...bounds }));
+      : import("./http/node-listen.ts").then((m) =>
+          m.listenNode(app, { port, hostname, ...bounds }),
+        );
   const listeners: Listening[] = [];
   try {
     for (const host of at.hosts) listeners.push(await one(host, listeners[0]?.port ?? at.port));
@@ -293,14 +387,20 @@ async function listenAll(app: ReturnType<typeof createApp>, at: { hosts: string[
     await Promise.all(listeners.map((l) => l.close()));
     throw e;
   }
-  return { port: listeners[0]!.port, close: async () => void (await Promise.all(listeners.map((l) => l.close()))) };
+  return {
+    port: listeners[0]!.port,
+    close: async () => void (await Promise.all(listeners.map((l) => l.close()))),
+  };
 }
 
 /** Drain default: 30 s on a host; 5 s in a container, so that shutdown fits `docker stop`'s 10 s grace. */
 const DRAIN_SECONDS = { host: 30, container: 5 };
 
 /** The config file's keys as the engine's settings, with the task network that `placement` resolved. */
-export function engineSettings(c: Config, placement: Pick<Placement, "mode" | "network" | "self">): EngineSettings {
+export function engineSettings(
+  c: Config,
+  placement: Pick<Placement, "mode" | "network" | "self">,
+): EngineSettings {
   return {
     idleTimeoutMinutes: c.timeout,
     cpu: c.cpu,
@@ -321,7 +421,8 @@ export function engineSettings(c: Config, placement: Pick<Placement, "mode" | "n
     readyTimeoutMs: c.ready_timeout * 1000,
     requestTimeoutMs: c.request_timeout * 1000,
     queueTimeoutMs: c.queue_timeout * 1000,
-    drainTimeoutMs: (c.drain_timeout ?? (placement.self ? DRAIN_SECONDS.container : DRAIN_SECONDS.host)) * 1000,
+    drainTimeoutMs:
+      (c.drain_timeout ?? (placement.self ? DRAIN_SECONDS.container : DRAIN_SECONDS.host)) * 1000,
     pidsLimit: c.pids_limit,
     noNewPrivileges: c.no_new_privileges,
     allowedImages: c.allowed_images,
@@ -339,12 +440,14 @@ export function engineSettings(c: Config, placement: Pick<Placement, "mode" | "n
 
 function parsePort(s: string): number {
   const n = Number(s);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new ConfigError(`Invalid --port "${s}": must be a whole number from 0 to 65535`);
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new ConfigError(`Invalid --port "${s}": must be a whole number from 0 to 65535`);
   return n;
 }
 
 function oneOf<T extends string>(s: string, allowed: readonly T[], flag: string): T {
-  if (!(allowed as readonly string[]).includes(s)) throw new ConfigError(`Invalid ${flag} "${s}": must be one of ${allowed.join(", ")}`);
+  if (!(allowed as readonly string[]).includes(s))
+    throw new ConfigError(`Invalid ${flag} "${s}": must be one of ${allowed.join(", ")}`);
   return s as T;
 }
 

@@ -6,7 +6,13 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 
-const FILES = ["README.md", "bench/README.md", ...readdirSync("docs").filter((f) => f.endsWith(".md")).map((f) => `docs/${f}`)];
+const FILES = [
+  "README.md",
+  "bench/README.md",
+  ...readdirSync("docs")
+    .filter((f) => f.endsWith(".md"))
+    .map((f) => `docs/${f}`),
+];
 
 /** GitHub's anchor of a heading: lowercase, punctuation dropped, spaces as hyphens. */
 export function slug(heading: string): string {
@@ -20,7 +26,9 @@ export function slug(heading: string): string {
 /** The relative links of a Markdown text (code blocks and inline code left out). */
 export function relativeLinks(text: string): string[] {
   const prose = text.replace(/```[\s\S]*?```/g, "").replace(/`[^`\n]*`/g, "");
-  return [...prose.matchAll(/\[[^\]]*\]\(([^)\s]+)\)/g)].map((m) => m[1]!).filter((l) => !/^[a-z]+:/i.test(l));
+  return [...prose.matchAll(/\[[^\]]*\]\(([^)\s]+)\)/g)]
+    .map((m) => m[1]!)
+    .filter((l) => !/^[a-z]+:/i.test(l));
 }
 
 describe("the Markdown files", () => {
@@ -35,7 +43,10 @@ describe("the Markdown files", () => {
           continue;
         }
         if (anchor !== undefined && target.endsWith(".md")) {
-          const headings = readFileSync(target, "utf8").split("\n").filter((l) => /^#{1,6} /.test(l)).map((l) => slug(l.replace(/^#+ /, "")));
+          const headings = readFileSync(target, "utf8")
+            .split("\n")
+            .filter((l) => /^#{1,6} /.test(l))
+            .map((l) => slug(l.replace(/^#+ /, "")));
           if (!headings.includes(anchor)) broken.push(`${file}: ${link} (no such heading)`);
         }
       }
@@ -45,7 +56,11 @@ describe("the Markdown files", () => {
   });
 
   it("the check sees a broken link, a missing heading, and no link inside code", () => {
-    expect(relativeLinks("[a](docs/x.md) and [b](https://example.org) `[c](nope.md)`\n```\n[d](no.md)\n```\n[e](#top)")).toEqual(["docs/x.md", "#top"]);
+    expect(
+      relativeLinks(
+        "[a](docs/x.md) and [b](https://example.org) `[c](nope.md)`\n```\n[d](no.md)\n```\n[e](#top)",
+      ),
+    ).toEqual(["docs/x.md", "#top"]);
     expect(slug("Checking a host: `doctor`")).toBe("checking-a-host-doctor");
     expect(slug("The host's own resources")).toBe("the-hosts-own-resources");
     expect(existsSync(resolve("docs/no-such-file.md"))).toBe(false);
@@ -54,6 +69,7 @@ describe("the Markdown files", () => {
   it("the README is at most 300 lines and links every document in docs/", () => {
     const readme = readFileSync("README.md", "utf8");
     expect(readme.split("\n").length).toBeLessThanOrEqual(300);
-    for (const f of readdirSync("docs").filter((x) => x.endsWith(".md"))) expect(relativeLinks(readme)).toContain(`docs/${f}`);
+    for (const f of readdirSync("docs").filter((x) => x.endsWith(".md")))
+      expect(relativeLinks(readme)).toContain(`docs/${f}`);
   });
 });

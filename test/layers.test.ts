@@ -11,7 +11,14 @@ import { join, relative, resolve, dirname } from "node:path";
 import ts from "typescript";
 import { describe, expect, it } from "vitest";
 
-const PLATFORM_LIBRARIES = ["hono", "@hono/node-server", "undici", "dockerode", "koffi", "systeminformation"];
+const PLATFORM_LIBRARIES = [
+  "hono",
+  "@hono/node-server",
+  "undici",
+  "dockerode",
+  "koffi",
+  "systeminformation",
+];
 
 interface Violation {
   file: string;
@@ -28,7 +35,8 @@ export function engineViolations(file: string, text: string): Violation[] {
     const pkg = spec.startsWith("@") ? spec.split("/").slice(0, 2).join("/") : bare;
     let why: string | undefined;
     if (spec.startsWith("node:") || builtinModules.includes(bare)) why = "a Node built-in";
-    else if (spec.startsWith("npm:") || spec.startsWith("jsr:") || spec.startsWith("https:")) why = "a Deno import";
+    else if (spec.startsWith("npm:") || spec.startsWith("jsr:") || spec.startsWith("https:"))
+      why = "a Deno import";
     else if (PLATFORM_LIBRARIES.includes(pkg)) why = "a platform library";
     else if (spec.startsWith(".")) {
       const target = relative(process.cwd(), resolve(dirname(file), spec));
@@ -49,13 +57,19 @@ export function engineViolations(file: string, text: string): Violation[] {
 
 function tsFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
-    e.isDirectory() ? tsFiles(join(dir, e.name)) : e.name.endsWith(".ts") ? [join(dir, e.name)] : [],
+    e.isDirectory()
+      ? tsFiles(join(dir, e.name))
+      : e.name.endsWith(".ts")
+        ? [join(dir, e.name)]
+        : [],
   );
 }
 
 describe("the layer rule", () => {
   it("src/engine imports no runtime, no platform library and nothing outside src/engine", () => {
-    const found = tsFiles(join("src", "engine")).flatMap((f) => engineViolations(f, readFileSync(f, "utf8")));
+    const found = tsFiles(join("src", "engine")).flatMap((f) =>
+      engineViolations(f, readFileSync(f, "utf8")),
+    );
     expect(found.map((v) => `${v.file} imports ${v.import} (${v.why})`)).toEqual([]);
   });
 
@@ -85,6 +99,8 @@ describe("the layer rule", () => {
 
   it("src/config.ts imports nothing from src/http", () => {
     const info = ts.preProcessFile(readFileSync(join("src", "config.ts"), "utf8"), true, true);
-    expect(info.importedFiles.map((i) => i.fileName).filter((s) => s.includes("/http/"))).toEqual([]);
+    expect(info.importedFiles.map((i) => i.fileName).filter((s) => s.includes("/http/"))).toEqual(
+      [],
+    );
   });
 });

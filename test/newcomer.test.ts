@@ -19,10 +19,16 @@ describe("npm test on a machine without a Docker engine", () => {
 
   it("says in one line that the integration tests need an engine and how to get one, and exits 1, before the integration project starts", () => {
     const script = JSON.parse(readFileSync("package.json", "utf8")).scripts.test as string;
-    expect(script).toMatch(/tsx test\/support\/need-engine\.ts && vitest run --project integration/);
+    expect(script).toMatch(
+      /tsx test\/support\/need-engine\.ts && vitest run --project integration/,
+    );
     const r = spawnSync("npx", ["tsx", "test/support/need-engine.ts"], {
       encoding: "utf8",
-      env: { ...process.env, DOCKER_HOST: "unix:///nonexistent/meca-test-docker.sock", MECA_TEST_DOCKERD: "/nonexistent/dockerd" },
+      env: {
+        ...process.env,
+        DOCKER_HOST: "unix:///nonexistent/meca-test-docker.sock",
+        MECA_TEST_DOCKERD: "/nonexistent/dockerd",
+      },
       timeout: 60_000,
     });
     expect(r.status).toBe(1);
@@ -36,15 +42,26 @@ describe("npm test on a machine without a Docker engine", () => {
   });
 
   it("fails the integration project with one message naming the install command, and no teardown error", () => {
-    const r = spawnSync("npx", ["vitest", "run", "--project", "integration", "test/integration/systemd-unit.test.ts"], {
-      encoding: "utf8",
-      env: { ...process.env, DOCKER_HOST: "unix:///nonexistent/meca-test-docker.sock", MECA_TEST_DOCKERD: "/nonexistent/dockerd", CI: "true" },
-      timeout: 120_000,
-    });
+    const r = spawnSync(
+      "npx",
+      ["vitest", "run", "--project", "integration", "test/integration/systemd-unit.test.ts"],
+      {
+        encoding: "utf8",
+        env: {
+          ...process.env,
+          DOCKER_HOST: "unix:///nonexistent/meca-test-docker.sock",
+          MECA_TEST_DOCKERD: "/nonexistent/dockerd",
+          CI: "true",
+        },
+        timeout: 120_000,
+      },
+    );
     const out = `${r.stdout}${r.stderr}`;
     expect(r.status).toBe(1);
     expect(out.split(INSTALL_HINT).length - 1).toBe(1);
-    expect(out).toContain("The integration tests need a Docker engine. Cannot start the Docker engine: dockerd is not installed");
+    expect(out).toContain(
+      "The integration tests need a Docker engine. Cannot start the Docker engine: dockerd is not installed",
+    );
     expect(out).not.toMatch(/\n\s+at |❯/); // no stack trace
     expect(out).not.toContain("removeTestContainers");
   });

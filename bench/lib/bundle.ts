@@ -28,7 +28,10 @@ export async function executableFlags(root: string): Promise<string[]> {
   return [...((await shared(root))?.EXEC_ARGV ?? [])];
 }
 
-export async function bundleExecutor(root: string, outfile = join(root, ".bench/executor.mjs")): Promise<Bundle> {
+export async function bundleExecutor(
+  root: string,
+  outfile = join(root, ".bench/executor.mjs"),
+): Promise<Bundle> {
   const m = await shared(root);
   const options: BuildOptions = m?.bundleOptions() ?? { bundle: true, platform: "node" };
   const execArgv = [...(m?.EXEC_ARGV ?? [])];
@@ -42,7 +45,9 @@ export async function bundleExecutor(root: string, outfile = join(root, ".bench/
     logLevel: "error",
     // Native add-ons stay outside: koffi is loaded only with has_gpu, ssh2's bindings are optional.
     external: ["koffi", "cpu-features", "*.node"],
-    banner: { js: "import { createRequire as __bench_cr } from 'node:module'; const require = __bench_cr(import.meta.url);" },
+    banner: {
+      js: "import { createRequire as __bench_cr } from 'node:module'; const require = __bench_cr(import.meta.url);",
+    },
   });
   return { file: outfile, execArgv };
 }

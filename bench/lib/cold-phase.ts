@@ -32,7 +32,11 @@ export interface ColdResult {
   /** Raw Engine API, the same container with no network of its own (published port, as before isolation). */
   raw: { samples: number[]; median: number; steps: Record<keyof RawColdResult["steps"], number> };
   /** Raw Engine API doing what the executor does with isolation: a network, then the container on it. */
-  rawIsolated: { samples: number[]; median: number; steps: Record<keyof RawColdResult["steps"], number> };
+  rawIsolated: {
+    samples: number[];
+    median: number;
+    steps: Record<keyof RawColdResult["steps"], number>;
+  };
   parallel: {
     n: number;
     /** Wall time until all n answered, per repetition. */
@@ -41,7 +45,11 @@ export interface ColdResult {
   };
 }
 
-export async function coldPhase(exec: ExecutorProcess, engine: RawEngine, o: ColdOptions): Promise<ColdResult> {
+export async function coldPhase(
+  exec: ExecutorProcess,
+  engine: RawEngine,
+  o: ColdOptions,
+): Promise<ColdResult> {
   const admin = pool(exec.origin, o.parallel + 2);
   let mem = 301;
   const fresh = (): Limits => ({ cpu: o.cpu, mem: mem++ });
@@ -101,31 +109,48 @@ export async function coldPhase(exec: ExecutorProcess, engine: RawEngine, o: Col
         }
       }
     }
-    o.log(`cold: executor ${ex.map((v) => v.toFixed(0)).join(" ")} ms; raw with a network ${rawIso.map((r) => r.ms.toFixed(0)).join(" ")} ms; raw without ${raw.map((r) => r.ms.toFixed(0)).join(" ")} ms`);
+    o.log(
+      `cold: executor ${ex.map((v) => v.toFixed(0)).join(" ")} ms; raw with a network ${rawIso.map((r) => r.ms.toFixed(0)).join(" ")} ms; raw without ${raw.map((r) => r.ms.toFixed(0)).join(" ")} ms`,
+    );
 
     const pex: number[] = [];
     const perStart: number[][] = [];
     const praw: number[] = [];
     for (let r = 0; r < o.parallelReps; r++) {
       let t0 = performance.now();
-      perStart.push(await Promise.all(Array.from({ length: o.parallel }, () => executorCold(admin, o.image, fresh()))));
+      perStart.push(
+        await Promise.all(
+          Array.from({ length: o.parallel }, () => executorCold(admin, o.image, fresh())),
+        ),
+      );
       pex.push(performance.now() - t0);
       await resetExecutor();
       t0 = performance.now();
-      const started = await Promise.allSettled(Array.from({ length: o.parallel }, () => startRaw(fresh(), true)));
+      const started = await Promise.allSettled(
+        Array.from({ length: o.parallel }, () => startRaw(fresh(), true)),
+      );
       praw.push(performance.now() - t0);
       await removeRaw([...o.track]);
       const failed = started.find((s) => s.status === "rejected");
       if (failed) throw (failed as PromiseRejectedResult).reason;
     }
-    o.log(`cold: ${o.parallel} at once: executor ${pex.map((v) => v.toFixed(0)).join(" ")} ms; raw ${praw.map((v) => v.toFixed(0)).join(" ")} ms`);
+    o.log(
+      `cold: ${o.parallel} at once: executor ${pex.map((v) => v.toFixed(0)).join(" ")} ms; raw ${praw.map((v) => v.toFixed(0)).join(" ")} ms`,
+    );
 
     const side = (rs: RawColdResult[]) => {
       const step = (k: keyof RawColdResult["steps"]) => median(rs.map((r) => r.steps[k]));
       return {
         samples: rs.map((r) => r.ms),
         median: median(rs.map((r) => r.ms)),
-        steps: { network: step("network"), create: step("create"), start: step("start"), mark: step("mark"), inspect: step("inspect"), answer: step("answer") },
+        steps: {
+          network: step("network"),
+          create: step("create"),
+          start: step("start"),
+          mark: step("mark"),
+          inspect: step("inspect"),
+          answer: step("answer"),
+        },
       };
     };
     return {

@@ -53,7 +53,14 @@ export function rawCreateBody(name: string, image: string, l: Limits): Record<st
 export interface RawColdResult {
   ms: number;
   /** Split of `ms`: network (with isolation), create, start, mark seen, address known, first answer. */
-  steps: { network: number; create: number; start: number; mark: number; inspect: number; answer: number };
+  steps: {
+    network: number;
+    create: number;
+    start: number;
+    mark: number;
+    inspect: number;
+    answer: number;
+  };
   id: string;
   /** The network made for it (with isolation); the caller removes it after the container. */
   networkId?: string;
@@ -106,5 +113,17 @@ export async function rawCold(
     void p.destroy();
   }
   const t5 = performance.now();
-  return { ms: t5 - t0, id, networkId, steps: { network: tn - t0, create: t1 - tn, start: t2 - t1, mark: t3 - t2, inspect: t4 - t3, answer: t5 - t4 } };
+  return {
+    ms: t5 - t0,
+    id,
+    networkId,
+    steps: {
+      network: tn - t0,
+      create: t1 - tn,
+      start: t2 - t1,
+      mark: t3 - t2,
+      inspect: t4 - t3,
+      answer: t5 - t4,
+    },
+  };
 }

@@ -45,12 +45,21 @@ export interface ProfileSummary {
   /** For the busiest native functions (syscalls, GC aside): the call paths that lead to them. */
   callers: { name: string; pct: number; paths: { path: string; pct: number }[] }[];
   /** Per area: self time, and time with the area anywhere on the stack (both % of busy time). */
-  areas: { area: string; selfMs: number; selfPct: number; inclusiveMs: number; inclusivePct: number }[];
+  areas: {
+    area: string;
+    selfMs: number;
+    selfPct: number;
+    inclusiveMs: number;
+    inclusivePct: number;
+  }[];
 }
 
 const NOT_BUSY = new Set(["(idle)", "(root)"]);
 
-export function summarize(profileFile: string, opts: { root: string; top?: number }): ProfileSummary {
+export function summarize(
+  profileFile: string,
+  opts: { root: string; top?: number },
+): ProfileSummary {
   const p = JSON.parse(readFileSync(profileFile, "utf8")) as CpuProfile;
   const maps = new Map<string, SourceMap | null>();
   const info = new Map<number, FrameInfo>();
@@ -82,7 +91,8 @@ export function summarize(profileFile: string, opts: { root: string; top?: numbe
       const f = info.get(n)!;
       seen.add(f.area);
       seenFn.add(keyOf(f));
-      if (chain.length < 6 && f.name !== "(root)") chain.push(`${f.name} (${f.where.replace(/^node_modules\//, "")})`);
+      if (chain.length < 6 && f.name !== "(root)")
+        chain.push(`${f.name} (${f.where.replace(/^node_modules\//, "")})`);
     }
     for (const a of seen) incl.set(a, (incl.get(a) ?? 0) + dt);
     for (const k of seenFn) inclFn.set(k, (inclFn.get(k) ?? 0) + dt);
@@ -124,13 +134,22 @@ export function summarize(profileFile: string, opts: { root: string; top?: numbe
       .map(([name, m]) => ({
         name,
         total: [...m.values()].reduce((a, b) => a + b, 0),
-        paths: [...m].sort((a, b) => b[1] - a[1]).slice(0, 4).map(([path, ms]) => ({ path, pct: pct(ms) })),
+        paths: [...m]
+          .sort((a, b) => b[1] - a[1])
+          .slice(0, 4)
+          .map(([path, ms]) => ({ path, pct: pct(ms) })),
       }))
       .sort((a, b) => b.total - a.total)
       .slice(0, 4)
       .map((c) => ({ name: c.name, pct: pct(c.total), paths: c.paths })),
     areas: [...new Set([...byArea.keys(), ...incl.keys()])]
-      .map((a) => ({ area: a, selfMs: byArea.get(a) ?? 0, selfPct: pct(byArea.get(a) ?? 0), inclusiveMs: incl.get(a) ?? 0, inclusivePct: pct(incl.get(a) ?? 0) }))
+      .map((a) => ({
+        area: a,
+        selfMs: byArea.get(a) ?? 0,
+        selfPct: pct(byArea.get(a) ?? 0),
+        inclusiveMs: incl.get(a) ?? 0,
+        inclusivePct: pct(incl.get(a) ?? 0),
+      }))
       .filter((a) => a.area !== "(root)")
       .sort((a, b) => b.selfMs - a.selfMs),
   };
@@ -142,8 +161,11 @@ function frameInfo(cf: CallFrame, maps: Map<string, SourceMap | null>, root: str
   let where = cf.url;
   if (cf.url.startsWith("file://")) {
     const map = sourceMap(cf.url, maps);
-    const e = map?.findEntry(cf.lineNumber, cf.columnNumber) as { originalSource?: string; originalLine?: number } | undefined;
-    const file = e?.originalSource ? e.originalSource.replace(/^file:\/\//, "") : fileURLToPath(cf.url);
+    const e = map?.findEntry(cf.lineNumber, cf.columnNumber) as
+      { originalSource?: string; originalLine?: number } | undefined;
+    const file = e?.originalSource
+      ? e.originalSource.replace(/^file:\/\//, "")
+      : fileURLToPath(cf.url);
     where = `${relative(file, root)}:${(e?.originalLine ?? cf.lineNumber) + 1}`;
   }
   return { name, where, area: area(where, name) };
@@ -182,14 +204,30 @@ export function area(where: string, name: string): string {
   if (pkg) return pkg === "@hono/node-server" ? "@hono/node-server" : pkg;
   if (where.startsWith("src/logger")) return "logging (src/logger.ts)";
   if (where.startsWith("src/")) return where.split("/").slice(0, 2).join("/").replace(/:\d+$/, "");
-  if (where.startsWith("node:internal/deps/undici")) return "node's bundled undici (Request/Response/Headers)";
-  if (where.startsWith("node:internal/abort_controller") || /^(timeout|any)$/.test(name) && where.includes("abort")) return "AbortSignal (node)";
+  if (where.startsWith("node:internal/deps/undici"))
+    return "node's bundled undici (Request/Response/Headers)";
+  if (
+    where.startsWith("node:internal/abort_controller") ||
+    (/^(timeout|any)$/.test(name) && where.includes("abort"))
+  )
+    return "AbortSignal (node)";
   if (where.startsWith("node:internal/webstreams")) return "web streams (node)";
-  if (where.startsWith("node:internal/timers") || where.startsWith("node:timers")) return "timers (node)";
+  if (where.startsWith("node:internal/timers") || where.startsWith("node:timers"))
+    return "timers (node)";
   if (/^node:(_http_|http|internal\/http)/.test(where)) return "http server/client (node)";
-  if (/^node:(net|internal\/net|internal\/stream_base|stream|internal\/streams)/.test(where)) return "net + streams (node)";
-  if (where.startsWith("node:internal/event_target") || where.startsWith("node:events") || where.startsWith("node:internal/events")) return "events (node)";
-  if (where.startsWith("node:internal/process/task_queues") || where.startsWith("node:internal/async_hooks")) return "microtasks (node)";
+  if (/^node:(net|internal\/net|internal\/stream_base|stream|internal\/streams)/.test(where))
+    return "net + streams (node)";
+  if (
+    where.startsWith("node:internal/event_target") ||
+    where.startsWith("node:events") ||
+    where.startsWith("node:internal/events")
+  )
+    return "events (node)";
+  if (
+    where.startsWith("node:internal/process/task_queues") ||
+    where.startsWith("node:internal/async_hooks")
+  )
+    return "microtasks (node)";
   if (where.startsWith("node:")) return "other node internals";
   return "other";
 }

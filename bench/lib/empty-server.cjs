@@ -13,7 +13,11 @@ if (entry) {
   const Module = require("node:module");
   const load = Module._load;
   Module._load = function (request, parent, ...rest) {
-    if ((request === "node:http2" || request === "http2") && /client-h2\.js$/.test(parent?.filename ?? "")) throw new Error("node:http2 is left out");
+    if (
+      (request === "node:http2" || request === "http2") &&
+      /client-h2\.js$/.test(parent?.filename ?? "")
+    )
+      throw new Error("node:http2 is left out");
     return load.call(this, request, parent, ...rest);
   };
 }
@@ -22,7 +26,12 @@ const server = http.createServer((req, res) => {
   req.resume();
   req.on("end", async () => {
     if (pool && req.url === "/fwd") {
-      const r = await pool.request({ method: "POST", path: "/", body: "{}", headers: { "content-type": "application/json" } });
+      const r = await pool.request({
+        method: "POST",
+        path: "/",
+        body: "{}",
+        headers: { "content-type": "application/json" },
+      });
       await r.body.text();
     }
     res.writeHead(200, { "content-type": "application/json" });
@@ -31,6 +40,10 @@ const server = http.createServer((req, res) => {
 });
 server.listen(0, "127.0.0.1", () => {
   const port = server.address().port;
-  if (entry) pool = new (require(entry).Pool)(`http://127.0.0.1:${port}`, { connections: 32, pipelining: 1 });
+  if (entry)
+    pool = new (require(entry).Pool)(`http://127.0.0.1:${port}`, {
+      connections: 32,
+      pipelining: 1,
+    });
   process.stdout.write(`${port}\n`);
 });

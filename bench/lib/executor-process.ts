@@ -38,7 +38,13 @@ export class ExecutorProcess {
   #stderr: string[];
   #exited: Promise<number | null>;
 
-  private constructor(child: ChildProcess, port: number, startMs: number, stderr: string[], exited: Promise<number | null>) {
+  private constructor(
+    child: ChildProcess,
+    port: number,
+    startMs: number,
+    stderr: string[],
+    exited: Promise<number | null>,
+  ) {
     this.#child = child;
     this.port = port;
     this.origin = `http://127.0.0.1:${port}`;
@@ -49,10 +55,25 @@ export class ExecutorProcess {
 
   static async start(o: ExecutorProcessOptions): Promise<ExecutorProcess> {
     const port = await freePort();
-    const args = ["--config", o.config, "--port", String(port), "--host", "127.0.0.1", "--log-level", o.logLevel ?? "warn", "--log-format", "json"];
+    const args = [
+      "--config",
+      o.config,
+      "--port",
+      String(port),
+      "--host",
+      "127.0.0.1",
+      "--log-level",
+      o.logLevel ?? "warn",
+      "--log-format",
+      "json",
+    ];
     const [cmd, argv] = command(o, args);
     const t0 = performance.now();
-    const child = spawn(cmd, argv, { cwd: o.root, stdio: ["ignore", "pipe", "pipe"], env: o.env ?? process.env });
+    const child = spawn(cmd, argv, {
+      cwd: o.root,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: o.env ?? process.env,
+    });
     const stderr: string[] = [];
     const keep = (d: Buffer) => {
       if (o.logFile) appendFileSync(o.logFile, d);
@@ -61,14 +82,17 @@ export class ExecutorProcess {
     };
     child.stdout!.on("data", keep);
     child.stderr!.on("data", keep);
-    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    const exited = new Promise<number | null>((resolve) =>
+      child.once("exit", (code) => resolve(code)),
+    );
     let dead = false;
     void exited.then(() => (dead = true));
     const health = new Pool(`http://127.0.0.1:${port}`, { connections: 1 });
     try {
       for (;;) {
         if (dead) throw new Error(`The executor exited before it was healthy:\n${stderr.join("")}`);
-        if (performance.now() - t0 > 30_000) throw new Error(`The executor was not healthy within 30 s:\n${stderr.join("")}`);
+        if (performance.now() - t0 > 30_000)
+          throw new Error(`The executor was not healthy within 30 s:\n${stderr.join("")}`);
         try {
           const r = await health.request({ method: "GET", path: "/health" });
           const body = await r.body.text();
@@ -118,7 +142,10 @@ export class ExecutorProcess {
     } finally {
       await admin.destroy();
     }
-    const code = await Promise.race([this.#exited, sleep(timeoutMs).then(() => "timeout" as const)]);
+    const code = await Promise.race([
+      this.#exited,
+      sleep(timeoutMs).then(() => "timeout" as const),
+    ]);
     if (code !== "timeout") return code;
     this.#child.kill("SIGKILL");
     return this.#exited;
@@ -139,7 +166,10 @@ function command(o: ExecutorProcessOptions, args: string[]): [string, string[]] 
   const flags = o.nodeFlags ?? [];
   switch (o.target) {
     case "source":
-      return [o.node ?? process.execPath, [...flags, "--import", "tsx", join(o.root, "src/main.ts"), ...args]];
+      return [
+        o.node ?? process.execPath,
+        [...flags, "--import", "tsx", join(o.root, "src/main.ts"), ...args],
+      ];
     case "bundle":
       return [o.node ?? process.execPath, [...flags, o.file!, ...args]];
     case "bin":

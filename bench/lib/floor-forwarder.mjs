@@ -7,7 +7,13 @@ import http from "node:http";
 import { Pool } from "undici";
 
 const [port, origin] = process.argv.slice(2);
-const pool = new Pool(origin, { connections: 32, pipelining: 1, keepAliveTimeout: 60_000, headersTimeout: 0, bodyTimeout: 0 });
+const pool = new Pool(origin, {
+  connections: 32,
+  pipelining: 1,
+  keepAliveTimeout: 60_000,
+  headersTimeout: 0,
+  bodyTimeout: 0,
+});
 
 const server = http.createServer((req, res) => {
   const chunks = [];
@@ -15,9 +21,17 @@ const server = http.createServer((req, res) => {
   req.on("end", async () => {
     try {
       const { input } = JSON.parse(Buffer.concat(chunks).toString());
-      const r = await pool.request({ method: "POST", path: "/", body: input, headers: { "content-type": "application/json" } });
+      const r = await pool.request({
+        method: "POST",
+        path: "/",
+        body: input,
+        headers: { "content-type": "application/json" },
+      });
       const out = `{"success":true,"msg":${JSON.stringify(await r.body.text())}}`;
-      res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(out) });
+      res.writeHead(200, {
+        "content-type": "application/json",
+        "content-length": Buffer.byteLength(out),
+      });
       res.end(out);
     } catch (e) {
       res.writeHead(502).end(String(e));

@@ -15,15 +15,28 @@ export class FloorProcess {
   }
 
   /** `node` runs it (with the executable's flags, `nodeFlags`); the memory probe writes to `memDir`. */
-  static async start(taskOrigin: string, node = process.execPath, memDir?: string, nodeFlags: readonly string[] = []): Promise<FloorProcess> {
+  static async start(
+    taskOrigin: string,
+    node = process.execPath,
+    memDir?: string,
+    nodeFlags: readonly string[] = [],
+  ): Promise<FloorProcess> {
     const port = await freePort();
     const script = fileURLToPath(new URL("./floor-forwarder.mjs", import.meta.url));
     // undici resolves from this checkout's node_modules, wherever `node` lives.
     const env = memDir ? probeEnv(memDir) : process.env;
-    const child = spawn(node, [...nodeFlags, script, String(port), taskOrigin], { stdio: ["ignore", "pipe", "inherit"], env });
+    const child = spawn(node, [...nodeFlags, script, String(port), taskOrigin], {
+      stdio: ["ignore", "pipe", "inherit"],
+      env,
+    });
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error("The reference forwarder did not listen within 10 s")), 10_000);
-      child.once("exit", (code) => reject(new Error(`The reference forwarder exited with ${code}`)));
+      const timer = setTimeout(
+        () => reject(new Error("The reference forwarder did not listen within 10 s")),
+        10_000,
+      );
+      child.once("exit", (code) =>
+        reject(new Error(`The reference forwarder exited with ${code}`)),
+      );
       child.stdout!.once("data", () => {
         clearTimeout(timer);
         resolve();

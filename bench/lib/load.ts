@@ -23,11 +23,21 @@ export function inputFor(n: number): string {
 export class VerifyError extends Error {}
 
 export function pool(origin: string, connections: number): Pool {
-  return new Pool(origin, { connections, pipelining: 1, keepAliveTimeout: 60_000, headersTimeout: 30_000, bodyTimeout: 30_000 });
+  return new Pool(origin, {
+    connections,
+    pipelining: 1,
+    keepAliveTimeout: 60_000,
+    headersTimeout: 30_000,
+    bodyTimeout: 30_000,
+  });
 }
 
 /** POST / on the executor with a MECA request body; the answer's `msg` must equal the input. */
-export function executorSide(origin: string, intent: Record<string, unknown>, connections = 32): Side {
+export function executorSide(
+  origin: string,
+  intent: Record<string, unknown>,
+  connections = 32,
+): Side {
   const p = pool(origin, connections);
   return { name: "executor", send: (n) => execute(p, intent, n), close: () => p.close() };
 }
@@ -42,9 +52,11 @@ export async function execute(p: Pool, intent: Record<string, unknown>, n: numbe
     headers: { "content-type": "application/json" },
   });
   const text = await res.body.text();
-  if (res.statusCode !== 200) throw new VerifyError(`executor answered ${res.statusCode}: ${text.slice(0, 300)}`);
+  if (res.statusCode !== 200)
+    throw new VerifyError(`executor answered ${res.statusCode}: ${text.slice(0, 300)}`);
   const j = JSON.parse(text) as { success?: unknown; msg?: unknown };
-  if (j.success !== true || j.msg !== input) throw new VerifyError(`executor answered ${text.slice(0, 200)} for ${input}`);
+  if (j.success !== true || j.msg !== input)
+    throw new VerifyError(`executor answered ${text.slice(0, 200)} for ${input}`);
 }
 
 /** POST / straight to the task container's published port; the body must equal the input. */
@@ -56,9 +68,15 @@ export function directSide(origin: string, connections = 32): Side {
 /** One verified echo of input `n` by a task container. */
 export async function echo(p: Pool, n: number): Promise<void> {
   const input = inputFor(n);
-  const res = await p.request({ method: "POST", path: "/", body: input, headers: { "content-type": "application/json" } });
+  const res = await p.request({
+    method: "POST",
+    path: "/",
+    body: input,
+    headers: { "content-type": "application/json" },
+  });
   const text = await res.body.text();
-  if (res.statusCode !== 200 || text !== input) throw new VerifyError(`task answered ${res.statusCode} ${text.slice(0, 200)} for ${input}`);
+  if (res.statusCode !== 200 || text !== input)
+    throw new VerifyError(`task answered ${res.statusCode} ${text.slice(0, 200)} for ${input}`);
 }
 
 let counter = 0;
@@ -86,7 +104,10 @@ export interface Saturation {
 }
 
 /** `concurrency` clients, each sending its next request as soon as the last was verified, for `durationMs`. */
-export async function saturate(side: Side, o: { concurrency: number; durationMs: number }): Promise<Saturation> {
+export async function saturate(
+  side: Side,
+  o: { concurrency: number; durationMs: number },
+): Promise<Saturation> {
   const latencies: number[] = [];
   let errors = 0;
   let firstError: string | undefined;
@@ -106,7 +127,15 @@ export async function saturate(side: Side, o: { concurrency: number; durationMs:
   };
   await Promise.all(Array.from({ length: o.concurrency }, worker));
   const elapsedMs = performance.now() - t0;
-  return { side: side.name, completed: latencies.length, errors, firstError, elapsedMs, rps: (latencies.length / elapsedMs) * 1000, latencies };
+  return {
+    side: side.name,
+    completed: latencies.length,
+    errors,
+    firstError,
+    elapsedMs,
+    rps: (latencies.length / elapsedMs) * 1000,
+    latencies,
+  };
 }
 
 /**
@@ -114,18 +143,24 @@ export async function saturate(side: Side, o: { concurrency: number; durationMs:
  * every request, closed after the answer. node:http with `agent: false` does the same; both
  * sides use it, so the client costs the same.
  */
-export function freshConnectionSide(name: "executor" | "direct", origin: string, intent: Record<string, unknown>): Side {
+export function freshConnectionSide(
+  name: "executor" | "direct",
+  origin: string,
+  intent: Record<string, unknown>,
+): Side {
   const url = new URL(origin);
   const send = async (n: number) => {
     const input = inputFor(n);
     const body = name === "executor" ? JSON.stringify({ ...intent, input }) : input;
     const { status, text } = await postOnce(url, body);
     if (name === "direct") {
-      if (status !== 200 || text !== input) throw new VerifyError(`task answered ${status} ${text.slice(0, 200)} for ${input}`);
+      if (status !== 200 || text !== input)
+        throw new VerifyError(`task answered ${status} ${text.slice(0, 200)} for ${input}`);
       return;
     }
     const j = status === 200 ? (JSON.parse(text) as { success?: unknown; msg?: unknown }) : {};
-    if (j.success !== true || j.msg !== input) throw new VerifyError(`executor answered ${status} ${text.slice(0, 200)} for ${input}`);
+    if (j.success !== true || j.msg !== input)
+      throw new VerifyError(`executor answered ${status} ${text.slice(0, 200)} for ${input}`);
   };
   return { name: `${name}, new connection`, send, close: async () => {} };
 }
@@ -133,11 +168,20 @@ export function freshConnectionSide(name: "executor" | "direct", origin: string,
 function postOnce(url: URL, body: string): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(
-      { host: url.hostname, port: url.port, method: "POST", path: "/", agent: false, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) } },
+      {
+        host: url.hostname,
+        port: url.port,
+        method: "POST",
+        path: "/",
+        agent: false,
+        headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) },
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() }));
+        res.on("end", () =>
+          resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() }),
+        );
         res.on("error", reject);
       },
     );

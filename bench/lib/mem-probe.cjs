@@ -12,7 +12,11 @@ if (dir) {
       memoryUsage: process.memoryUsage(),
       heap: v8.getHeapStatistics(),
       code: v8.getHeapCodeStatistics(),
-      spaces: v8.getHeapSpaceStatistics().map((s) => ({ name: s.space_name, physical: s.physical_space_size, used: s.space_used_size })),
+      spaces: v8.getHeapSpaceStatistics().map((s) => ({
+        name: s.space_name,
+        physical: s.physical_space_size,
+        used: s.space_used_size,
+      })),
     };
     writeFileSync(`${file}.tmp`, JSON.stringify(body));
     renameSync(`${file}.tmp`, file);

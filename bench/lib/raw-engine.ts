@@ -23,7 +23,11 @@ export class RawEngine {
     });
   }
 
-  async call(method: "GET" | "POST" | "DELETE", path: string, body?: unknown): Promise<{ status: number; text: string }> {
+  async call(
+    method: "GET" | "POST" | "DELETE",
+    path: string,
+    body?: unknown,
+  ): Promise<{ status: number; text: string }> {
     const res = await this.#pool.request({
       method,
       path: API + path,
@@ -35,30 +39,44 @@ export class RawEngine {
 
   async json<T>(method: "GET" | "POST" | "DELETE", path: string, body?: unknown): Promise<T> {
     const r = await this.call(method, path, body);
-    if (r.status >= 300) throw new Error(`Docker ${method} ${path} answered ${r.status}: ${r.text.trim()}`);
+    if (r.status >= 300)
+      throw new Error(`Docker ${method} ${path} answered ${r.status}: ${r.text.trim()}`);
     return (r.text ? JSON.parse(r.text) : undefined) as T;
   }
 
   async create(name: string, body: Record<string, unknown>): Promise<string> {
-    return (await this.json<{ Id: string }>("POST", `/containers/create?name=${encodeURIComponent(name)}`, body)).Id;
+    return (
+      await this.json<{ Id: string }>(
+        "POST",
+        `/containers/create?name=${encodeURIComponent(name)}`,
+        body,
+      )
+    ).Id;
   }
 
   async start(id: string): Promise<void> {
     const r = await this.call("POST", `/containers/${id}/start`);
-    if (r.status !== 204 && r.status !== 304) throw new Error(`Cannot start container "${id}": ${r.status} ${r.text.trim()}`);
+    if (r.status !== 204 && r.status !== 304)
+      throw new Error(`Cannot start container "${id}": ${r.status} ${r.text.trim()}`);
   }
 
   /** Follows the log stream (demultiplexed) until `mark` is a whole stdout line. */
   async waitForMark(id: string, mark: string, timeoutMs = 30_000): Promise<void> {
     const ac = new AbortController();
-    const timer = setTimeout(() => ac.abort(new Error(`No "${mark}" from container "${id}" within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(
+      () => ac.abort(new Error(`No "${mark}" from container "${id}" within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     try {
       const res = await this.#pool.request({
         method: "GET",
         path: `${API}/containers/${id}/logs?stdout=1&stderr=1&follow=1&since=0`,
         signal: ac.signal,
       });
-      if (res.statusCode !== 200) throw new Error(`Cannot follow logs of "${id}": ${res.statusCode} ${await res.body.text()}`);
+      if (res.statusCode !== 200)
+        throw new Error(
+          `Cannot follow logs of "${id}": ${res.statusCode} ${await res.body.text()}`,
+        );
       const demux = new LogDemux();
       for await (const chunk of res.body) {
         if (demux.push(chunk as Buffer).includes(mark)) {
@@ -77,10 +95,12 @@ export class RawEngine {
    * the fastest direct path there is to it.
    */
   async taskEndpoint(id: string): Promise<string> {
-    const j = await this.json<{ NetworkSettings?: { Ports?: Record<string, { HostPort: string }[] | null>; Networks?: Record<string, { IPAddress?: string }> } }>(
-      "GET",
-      `/containers/${id}/json`,
-    );
+    const j = await this.json<{
+      NetworkSettings?: {
+        Ports?: Record<string, { HostPort: string }[] | null>;
+        Networks?: Record<string, { IPAddress?: string }>;
+      };
+    }>("GET", `/containers/${id}/json`);
     const port = j.NetworkSettings?.Ports?.[TASK_PORT]?.find((b) => b.HostPort !== "")?.HostPort;
     if (port) return `http://127.0.0.1:${port}`;
     const ip = Object.values(j.NetworkSettings?.Networks ?? {}).find((n) => n.IPAddress)?.IPAddress;
@@ -90,30 +110,43 @@ export class RawEngine {
 
   /** An internal bridge network of the benchmark's own, as the executor makes one per task. */
   async createNetwork(name: string, subnet: string): Promise<string> {
-    const body = { Name: name, Driver: "bridge", CheckDuplicate: true, Internal: true, Labels: { [BENCH_LABEL]: "1" }, IPAM: { Driver: "default", Config: [{ Subnet: subnet }] } };
+    const body = {
+      Name: name,
+      Driver: "bridge",
+      CheckDuplicate: true,
+      Internal: true,
+      Labels: { [BENCH_LABEL]: "1" },
+      IPAM: { Driver: "default", Config: [{ Subnet: subnet }] },
+    };
     return (await this.json<{ Id: string }>("POST", "/networks/create", body)).Id;
   }
 
   async removeNetwork(id: string): Promise<void> {
     const r = await this.call("DELETE", `/networks/${id}`);
-    if (r.status >= 300 && r.status !== 404) throw new Error(`Cannot remove network "${id}": ${r.status} ${r.text.trim()}`);
+    if (r.status >= 300 && r.status !== 404)
+      throw new Error(`Cannot remove network "${id}": ${r.status} ${r.text.trim()}`);
   }
 
   /** Ids of every network carrying `key=value`. */
   async networksByLabel(key: string, value: string): Promise<string[]> {
     const filters = encodeURIComponent(JSON.stringify({ label: [`${key}=${value}`] }));
-    return (await this.json<{ Id: string }[]>("GET", `/networks?filters=${filters}`)).map((n) => n.Id);
+    return (await this.json<{ Id: string }[]>("GET", `/networks?filters=${filters}`)).map(
+      (n) => n.Id,
+    );
   }
 
   async remove(id: string): Promise<void> {
     const r = await this.call("DELETE", `/containers/${id}?force=1&v=1`);
-    if (r.status >= 300 && r.status !== 404) throw new Error(`Cannot remove container "${id}": ${r.status} ${r.text.trim()}`);
+    if (r.status >= 300 && r.status !== 404)
+      throw new Error(`Cannot remove container "${id}": ${r.status} ${r.text.trim()}`);
   }
 
   /** Ids of every container (running or not) carrying `key=value`. */
   async listByLabel(key: string, value: string): Promise<string[]> {
     const filters = encodeURIComponent(JSON.stringify({ label: [`${key}=${value}`] }));
-    return (await this.json<{ Id: string }[]>("GET", `/containers/json?all=1&filters=${filters}`)).map((c) => c.Id);
+    return (
+      await this.json<{ Id: string }[]>("GET", `/containers/json?all=1&filters=${filters}`)
+    ).map((c) => c.Id);
   }
 
   async version(): Promise<{ Version: string; ApiVersion: string; KernelVersion?: string }> {
@@ -152,5 +185,7 @@ export function dockerSocket(env: Record<string, string | undefined> = process.e
   const host = env.DOCKER_HOST;
   if (!host) return "/var/run/docker.sock";
   if (host.startsWith("unix://")) return host.slice("unix://".length);
-  throw new Error(`The benchmark talks to Docker over a unix socket only; DOCKER_HOST is "${host}"`);
+  throw new Error(
+    `The benchmark talks to Docker over a unix socket only; DOCKER_HOST is "${host}"`,
+  );
 }

@@ -10,7 +10,15 @@ import { loadavg } from "node:os";
 import { join } from "node:path";
 import type { Pool } from "undici";
 import { ExecutorProcess, type Target } from "./executor-process.ts";
-import { inputFor, nextSeq, pool, saturate, type Saturation, type Side, VerifyError } from "./load.ts";
+import {
+  inputFor,
+  nextSeq,
+  pool,
+  saturate,
+  type Saturation,
+  type Side,
+  VerifyError,
+} from "./load.ts";
 import { percentile } from "./stats.ts";
 
 export interface ReplicasSide {
@@ -45,7 +53,14 @@ const CAPACITY_CORES = 2;
 
 export const CPU_IMAGE = "meca-test/cpu:1";
 
-export async function replicasPhase(o: { target: Target; root: string; file?: string; work: string; quick: boolean; log: (l: string) => void }): Promise<ReplicasResult> {
+export async function replicasPhase(o: {
+  target: Target;
+  root: string;
+  file?: string;
+  work: string;
+  quick: boolean;
+  log: (l: string) => void;
+}): Promise<ReplicasResult> {
   const sliceMs = o.quick ? 2000 : 4000;
   const rounds = o.quick ? 1 : 2;
   // Unusual mem: no other executor on the engine picks the same container names.
@@ -54,18 +69,38 @@ export async function replicasPhase(o: { target: Target; root: string; file?: st
   try {
     for (const tc of [0, 1]) {
       const config = join(o.work, `replicas-${tc}.yaml`);
-      writeFileSync(config, `instance: bench-replicas-${tc}\ntimeout: 30\ncpu: ${CAPACITY_CORES}\nmem: 2048\ntask_concurrency: ${tc}\n`);
+      writeFileSync(
+        config,
+        `instance: bench-replicas-${tc}\ntimeout: 30\ncpu: ${CAPACITY_CORES}\nmem: 2048\ntask_concurrency: ${tc}\n`,
+      );
       o.log(`replicas: starting an executor with task_concurrency ${tc}`);
-      const exec = await ExecutorProcess.start({ target: o.target, root: o.root, config, file: o.file });
+      const exec = await ExecutorProcess.start({
+        target: o.target,
+        root: o.root,
+        config,
+        file: o.file,
+      });
       sides.push({ tc, exec, pool: pool(exec.origin, CLIENTS), slices: [] });
     }
     const send = (p: Pool) => async () => {
       const input = inputFor(nextSeq());
-      const res = await p.request({ method: "POST", path: "/", body: JSON.stringify({ id: CPU_IMAGE, resource: intent, input }), headers: { "content-type": "application/json" } });
+      const res = await p.request({
+        method: "POST",
+        path: "/",
+        body: JSON.stringify({ id: CPU_IMAGE, resource: intent, input }),
+        headers: { "content-type": "application/json" },
+      });
       const text = await res.body.text();
-      if (res.statusCode !== 200 || (JSON.parse(text) as { msg?: unknown }).msg !== input) throw new VerifyError(`executor answered ${res.statusCode} ${text.slice(0, 200)} for ${input}`);
+      if (res.statusCode !== 200 || (JSON.parse(text) as { msg?: unknown }).msg !== input)
+        throw new VerifyError(
+          `executor answered ${res.statusCode} ${text.slice(0, 200)} for ${input}`,
+        );
     };
-    const sideOf = (s: (typeof sides)[number]): Side => ({ name: `task_concurrency ${s.tc}`, send: send(s.pool), close: async () => {} });
+    const sideOf = (s: (typeof sides)[number]): Side => ({
+      name: `task_concurrency ${s.tc}`,
+      send: send(s.pool),
+      close: async () => {},
+    });
     const loadBefore = loadavg()[0]!;
     // Warm both: the replicas start under the first burst and are not measured.
     for (const s of sides) await saturate(sideOf(s), { concurrency: CLIENTS, durationMs: 1000 });
@@ -83,27 +118,51 @@ export async function replicasPhase(o: { target: Target; root: string; file?: st
       return {
         taskConcurrency: s.tc,
         rps: (completed / ms) * 1000,
-        p50: percentile(s.slices.flatMap((x) => x.latencies), 50),
+        p50: percentile(
+          s.slices.flatMap((x) => x.latencies),
+          50,
+        ),
         completed,
         errors: s.slices.reduce((n, x) => n + x.errors, 0),
         firstError: s.slices.find((x) => x.firstError)?.firstError,
-        replicas: Array.isArray(tasks) ? tasks.length : (tasks as { tasks?: unknown[] }).tasks?.length ?? 0,
+        replicas: Array.isArray(tasks)
+          ? tasks.length
+          : ((tasks as { tasks?: unknown[] }).tasks?.length ?? 0),
       };
     };
     const def = await summary(sides[0]!);
     const rep = await summary(sides[1]!);
-    return { clients: CLIENTS, spinMs: SPIN_MS, capacityCores: CAPACITY_CORES, intent, sliceMs, rounds, default: def, replicas: rep, ratio: rep.rps / def.rps, loadAverage: [loadBefore, loadavg()[0]!] };
+    return {
+      clients: CLIENTS,
+      spinMs: SPIN_MS,
+      capacityCores: CAPACITY_CORES,
+      intent,
+      sliceMs,
+      rounds,
+      default: def,
+      replicas: rep,
+      ratio: rep.rps / def.rps,
+      loadAverage: [loadBefore, loadavg()[0]!],
+    };
   } finally {
     for (const s of sides) {
       await s.pool.close();
       const code = await s.exec.stop();
-      if (code !== 0) o.log(`replicas: the executor with task_concurrency ${s.tc} exited with ${code}`);
+      if (code !== 0)
+        o.log(`replicas: the executor with task_concurrency ${s.tc} exited with ${code}`);
     }
   }
 }
 
 /** The table rows: replicas (task_concurrency 1) in the executor column, the default in the other. */
-export function replicasRows(r: ReplicasResult): { metric: string; executor: string; other: string; ratio: string; target: string; met?: boolean }[] {
+export function replicasRows(r: ReplicasResult): {
+  metric: string;
+  executor: string;
+  other: string;
+  ratio: string;
+  target: string;
+  met?: boolean;
+}[] {
   const f = (v: number) => v.toFixed(1);
   return [
     {
@@ -115,7 +174,8 @@ export function replicasRows(r: ReplicasResult): { metric: string; executor: str
       met: r.ratio >= 1.6,
     },
     {
-      metric: "CPU-bound task: latency p50 and replicas after the load, task_concurrency 1 vs default",
+      metric:
+        "CPU-bound task: latency p50 and replicas after the load, task_concurrency 1 vs default",
       executor: `${f(r.replicas.p50)} ms, ${r.replicas.replicas}`,
       other: `${f(r.default.p50)} ms, ${r.default.replicas}`,
       ratio: "",

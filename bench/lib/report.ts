@@ -20,11 +20,18 @@ export interface Machine {
   node: string;
 }
 
-export const ms = (v: number | undefined): string => (v === undefined || !Number.isFinite(v) ? "—" : `${round(v)}`);
+export const ms = (v: number | undefined): string =>
+  v === undefined || !Number.isFinite(v) ? "—" : `${round(v)}`;
 export const x = (v: number): string => (Number.isFinite(v) ? `${v.toFixed(2)}×` : "—");
-export const plus = (v: number): string => (Number.isFinite(v) ? `${v >= 0 ? "+" : ""}${v.toFixed(3)} ms` : "—");
+export const plus = (v: number): string =>
+  Number.isFinite(v) ? `${v >= 0 ? "+" : ""}${v.toFixed(3)} ms` : "—";
 
-export function markdown(o: { title: string; machine: Machine; notes: string[]; rows: Row[] }): string {
+export function markdown(o: {
+  title: string;
+  machine: Machine;
+  notes: string[];
+  rows: Row[];
+}): string {
   const m = o.machine;
   const head = [
     `### ${o.title}`,
@@ -36,6 +43,9 @@ export function markdown(o: { title: string; machine: Machine; notes: string[]; 
     "| metric | executor | direct / raw | difference or ratio | target | met |",
     "| --- | ---: | ---: | ---: | --- | --- |",
   ];
-  const rows = o.rows.map((r) => `| ${r.metric} | ${r.executor} | ${r.other} | ${r.ratio} | ${r.target} | ${r.met === undefined ? "" : r.met ? "yes" : "**no**"} |`);
+  const rows = o.rows.map(
+    (r) =>
+      `| ${r.metric} | ${r.executor} | ${r.other} | ${r.ratio} | ${r.target} | ${r.met === undefined ? "" : r.met ? "yes" : "**no**"} |`,
+  );
   return `${[...head, ...rows].join("\n")}\n`;
 }

@@ -36,11 +36,19 @@ const intent = (k: number) => ({ id: IMAGE, resource: { cpu: 0.2, mem: 161 + k }
 
 type TasksBody = { tasks: { container_id: string; state: string }[] };
 
-export async function restartPhase(o: { target: Target; root: string; file?: string; work: string; quick: boolean; log: (l: string) => void }): Promise<RestartResult> {
+export async function restartPhase(o: {
+  target: Target;
+  root: string;
+  file?: string;
+  work: string;
+  quick: boolean;
+  log: (l: string) => void;
+}): Promise<RestartResult> {
   const rounds = o.quick ? 1 : 3;
   const config = join(o.work, "restart.yaml");
   writeFileSync(config, "instance: bench-restart\ntimeout: 30\ncpu: 2\nmem: 2048\n");
-  const start = () => ExecutorProcess.start({ target: o.target, root: o.root, config, file: o.file });
+  const start = () =>
+    ExecutorProcess.start({ target: o.target, root: o.root, config, file: o.file });
   const adoptMs: number[] = [];
   const freshMs: number[] = [];
   const adopted: number[] = [];
@@ -54,7 +62,11 @@ export async function restartPhase(o: { target: Target; root: string; file?: str
     let p = pool(a.origin, 1);
     for (let k = 0; k < KEYS; k++) await execute(p, intent(k), nextSeq());
     await p.close();
-    const before = new Set(((await (await fetch(`${a.origin}/tasks`)).json()) as TasksBody).tasks.map((t) => t.container_id));
+    const before = new Set(
+      ((await (await fetch(`${a.origin}/tasks`)).json()) as TasksBody).tasks.map(
+        (t) => t.container_id,
+      ),
+    );
     await a.kill9();
     const b = await start();
     try {
@@ -81,7 +93,17 @@ export async function restartPhase(o: { target: Target; root: string; file?: str
       if (code !== 0) o.log(`restart: the executor exited with ${code}`);
     }
   }
-  return { rounds, keys: KEYS, adoptMs: median(adoptMs), freshMs: median(freshMs), coldStarts, adopted, firstMs: median(first), warmP50: median(warm), adoptSamples: adoptMs };
+  return {
+    rounds,
+    keys: KEYS,
+    adoptMs: median(adoptMs),
+    freshMs: median(freshMs),
+    coldStarts,
+    adopted,
+    firstMs: median(first),
+    warmP50: median(warm),
+    adoptSamples: adoptMs,
+  };
 }
 
 export function restartRows(r: RestartResult) {
@@ -94,7 +116,19 @@ export function restartRows(r: RestartResult) {
       target: "0",
       met: r.coldStarts === 0 && r.adopted.every((n) => n === r.keys),
     },
-    { metric: `Restart: exec → healthy with ${r.keys} tasks adopted vs with nothing left over, median (ms)`, executor: r.adoptMs.toFixed(0), other: r.freshMs.toFixed(0), ratio: `${(r.adoptMs / r.freshMs).toFixed(2)}×`, target: "—" },
-    { metric: "Restart: first request of an adopted key vs the keys' warm p50 afterwards (ms)", executor: r.firstMs.toFixed(2), other: r.warmP50.toFixed(2), ratio: `${(r.firstMs / r.warmP50).toFixed(2)}×`, target: "—" },
+    {
+      metric: `Restart: exec → healthy with ${r.keys} tasks adopted vs with nothing left over, median (ms)`,
+      executor: r.adoptMs.toFixed(0),
+      other: r.freshMs.toFixed(0),
+      ratio: `${(r.adoptMs / r.freshMs).toFixed(2)}×`,
+      target: "—",
+    },
+    {
+      metric: "Restart: first request of an adopted key vs the keys' warm p50 afterwards (ms)",
+      executor: r.firstMs.toFixed(2),
+      other: r.warmP50.toFixed(2),
+      ratio: `${(r.firstMs / r.warmP50).toFixed(2)}×`,
+      target: "—",
+    },
   ];
 }

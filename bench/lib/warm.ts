@@ -8,7 +8,15 @@
 import type { ExecutorProcess } from "./executor-process.ts";
 import { alternating, type PairedLatency } from "./first-minute.ts";
 import { FloorProcess } from "./floor.ts";
-import { directSide, executorSide, freshConnectionSide, saturate, sequential, type Saturation, type Side } from "./load.ts";
+import {
+  directSide,
+  executorSide,
+  freshConnectionSide,
+  saturate,
+  sequential,
+  type Saturation,
+  type Side,
+} from "./load.ts";
 import { memoryBreakdown, rssSplit, type MemoryBreakdown } from "./memory.ts";
 import type { RawEngine } from "./raw-engine.ts";
 import { mean, percentile } from "./stats.ts";
@@ -73,7 +81,10 @@ export interface WarmResult {
   idleMemory?: MemoryBreakdown;
   afterLoadMemory?: MemoryBreakdown;
   sequential: Partial<Record<Name, Latency>> & { executor: Latency; direct: Latency };
-  throughput: { concurrency: number } & Partial<Record<Name, Throughput>> & { executor: Throughput; direct: Throughput };
+  throughput: { concurrency: number } & Partial<Record<Name, Throughput>> & {
+      executor: Throughput;
+      direct: Throughput;
+    };
   loadRssMaxMB: number;
   afterLoadRssMB: number;
   /** The reference forwarder's RSS, idle and under load. */
@@ -90,7 +101,8 @@ interface Probe {
 /** The one task container of the executor's instance (the warm task, just started). */
 async function theTaskContainer(engine: RawEngine, instance: string): Promise<string> {
   const ids = await engine.listByLabel("meca.executor.instance", instance);
-  if (ids.length !== 1) throw new Error(`Expected one task container of instance "${instance}", found ${ids.length}`);
+  if (ids.length !== 1)
+    throw new Error(`Expected one task container of instance "${instance}", found ${ids.length}`);
   return ids[0]!;
 }
 
@@ -105,7 +117,11 @@ function taskOrigin(engine: RawEngine, containerId: string): Promise<string> {
 /** Each round starts one further along, so no side is always first. */
 const rotate = <T>(xs: T[], r: number): T[] => xs.map((_, i) => xs[(i + r) % xs.length]!);
 
-export async function warmPhase(exec: ExecutorProcess, engine: RawEngine, o: WarmOptions): Promise<WarmResult> {
+export async function warmPhase(
+  exec: ExecutorProcess,
+  engine: RawEngine,
+  o: WarmOptions,
+): Promise<WarmResult> {
   const ex = executorSide(exec.origin, o.intent, o.concurrency);
   await ex.send(0); // the first cold start after start-up: starts the warm task
   const containerId = await theTaskContainer(engine, o.instance);
@@ -113,9 +129,15 @@ export async function warmPhase(exec: ExecutorProcess, engine: RawEngine, o: War
   const di = directSide(directOrigin, o.concurrency);
   // The first minute: before anything else reaches the executor.
   const firstMinute = await alternating(ex, di, o.firstMinute);
-  o.log(`warm: first ${o.firstMinute} after the cold start: executor p50 ${firstMinute.executor.p50.toFixed(3)} ms, direct ${firstMinute.direct.p50.toFixed(3)} ms`);
-  const floor = o.floor ? await FloorProcess.start(directOrigin, o.floorNode, o.memDir, o.floorFlags) : undefined;
-  const fl: Side | undefined = floor ? { ...executorSide(floor.origin, o.intent, o.concurrency), name: "floor" } : undefined;
+  o.log(
+    `warm: first ${o.firstMinute} after the cold start: executor p50 ${firstMinute.executor.p50.toFixed(3)} ms, direct ${firstMinute.direct.p50.toFixed(3)} ms`,
+  );
+  const floor = o.floor
+    ? await FloorProcess.start(directOrigin, o.floorNode, o.memDir, o.floorFlags)
+    : undefined;
+  const fl: Side | undefined = floor
+    ? { ...executorSide(floor.origin, o.intent, o.concurrency), name: "floor" }
+    : undefined;
   const sides: Side[] = fl ? [ex, di, fl] : [ex, di];
   const probe = (s: Side): Probe | undefined => (s === ex ? exec : s === fl ? floor : undefined);
   let requests = 1;
@@ -127,13 +149,17 @@ export async function warmPhase(exec: ExecutorProcess, engine: RawEngine, o: War
     const idleRssMB = idleMemory?.rss ?? rssSplit(exec.pid).rss;
     const floorIdleMemory = floor ? await memoryBreakdown(floor.pid, o.memDir) : undefined;
     const floorIdle = floorIdleMemory?.rss ?? floor?.rssMB();
-    o.log(`warm: task ${containerId.slice(0, 12)} at ${directOrigin}; idle RSS ${idleRssMB.toFixed(1)} MB`);
+    o.log(
+      `warm: task ${containerId.slice(0, 12)} at ${directOrigin}; idle RSS ${idleRssMB.toFixed(1)} MB`,
+    );
 
     // Warm-up (JIT, connections), not counted.
     for (const s of sides) await sequential(s, 300);
     requests += sides.length * 320;
 
-    const seq = new Map<string, { lat: number[]; blockP50: number[]; cpu: number }>(sides.map((s) => [s.name, { lat: [], blockP50: [], cpu: 0 }]));
+    const seq = new Map<string, { lat: number[]; blockP50: number[]; cpu: number }>(
+      sides.map((s) => [s.name, { lat: [], blockP50: [], cpu: 0 }]),
+    );
     for (let b = 0; b < o.blocks; b++) {
       for (const side of rotate(sides, b)) {
         const p = probe(side);
@@ -160,13 +186,21 @@ export async function warmPhase(exec: ExecutorProcess, engine: RawEngine, o: War
     };
     o.log(`warm: sequential ${o.blocks} blocks × ${o.blockSize} per side done`);
 
-    const fresh = await alternating(freshConnectionSide("executor", exec.origin, o.intent), freshConnectionSide("direct", directOrigin, o.intent), o.freshConnections);
+    const fresh = await alternating(
+      freshConnectionSide("executor", exec.origin, o.intent),
+      freshConnectionSide("direct", directOrigin, o.intent),
+      o.freshConnections,
+    );
     requests += 2 * o.freshConnections;
-    o.log(`warm: new connection per request: executor p50 ${fresh.executor.p50.toFixed(3)} ms, direct ${fresh.direct.p50.toFixed(3)} ms`);
+    o.log(
+      `warm: new connection per request: executor p50 ${fresh.executor.p50.toFixed(3)} ms, direct ${fresh.direct.p50.toFixed(3)} ms`,
+    );
 
     // Throughput: a short unmeasured slice per side, then rotating measured slices.
     for (const s of sides) await saturate(s, { concurrency: o.concurrency, durationMs: 500 });
-    const slices = new Map<string, { runs: Saturation[]; cpu: number; rssMax: number }>(sides.map((s) => [s.name, { runs: [], cpu: 0, rssMax: 0 }]));
+    const slices = new Map<string, { runs: Saturation[]; cpu: number; rssMax: number }>(
+      sides.map((s) => [s.name, { runs: [], cpu: 0, rssMax: 0 }]),
+    );
     for (let r = 0; r < o.rounds; r++) {
       for (const side of rotate(sides, r)) {
         const p = probe(side);
@@ -182,7 +216,9 @@ export async function warmPhase(exec: ExecutorProcess, engine: RawEngine, o: War
         }
         acc.runs.push(s);
         requests += s.completed;
-        o.log(`warm: ${side.name} ${o.concurrency} clients: ${s.rps.toFixed(0)} req/s (${s.completed} verified, ${s.errors} errors)`);
+        o.log(
+          `warm: ${side.name} ${o.concurrency} clients: ${s.rps.toFixed(0)} req/s (${s.completed} verified, ${s.errors} errors)`,
+        );
       }
     }
     const throughput = (side: Side): Throughput => {
@@ -197,7 +233,12 @@ export async function warmPhase(exec: ExecutorProcess, engine: RawEngine, o: War
         p50: percentile(lat, 50),
         p99: percentile(lat, 99),
         cpuUsPerRequest: probe(side) ? (cpu * 1000) / completed : undefined,
-        slices: runs.map((s) => ({ rps: s.rps, completed: s.completed, errors: s.errors, firstError: s.firstError })),
+        slices: runs.map((s) => ({
+          rps: s.rps,
+          completed: s.completed,
+          errors: s.errors,
+          firstError: s.firstError,
+        })),
       };
     };
     // V8's memory reducer gives the load's garbage back about 8 s after allocation stops.
@@ -211,8 +252,17 @@ export async function warmPhase(exec: ExecutorProcess, engine: RawEngine, o: War
       freshConnection: fresh,
       idleMemory,
       afterLoadMemory,
-      sequential: { executor: latency(ex), direct: latency(di), ...(fl ? { floor: latency(fl) } : {}) },
-      throughput: { concurrency: o.concurrency, executor: throughput(ex), direct: throughput(di), ...(fl ? { floor: throughput(fl) } : {}) },
+      sequential: {
+        executor: latency(ex),
+        direct: latency(di),
+        ...(fl ? { floor: latency(fl) } : {}),
+      },
+      throughput: {
+        concurrency: o.concurrency,
+        executor: throughput(ex),
+        direct: throughput(di),
+        ...(fl ? { floor: throughput(fl) } : {}),
+      },
       loadRssMaxMB: slices.get("executor")!.rssMax,
       afterLoadRssMB: afterLoadMemory?.rss ?? rssSplit(exec.pid).rss,
       floorRssMB: floor ? { idle: floorIdle!, loadMax: slices.get("floor")!.rssMax } : undefined,

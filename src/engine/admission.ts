@@ -69,7 +69,10 @@ export class Admission {
     if (replicas.length === 0) return undefined;
     for (const w of this.#queue) if (w.key === key) return undefined;
     // Stryker disable next-line BooleanLiteral: only "reuse" is acted on here, and decide() answers it before it looks at capacityBlocked
-    const d = decide({ ...this.#view(this.#d.pool.views(replicas)), capacityBlocked: true }, { key, want: amountOf(spec) });
+    const d = decide(
+      { ...this.#view(this.#d.pool.views(replicas)), capacityBlocked: true },
+      { key, want: amountOf(spec) },
+    );
     // Stryker disable next-line ConditionalExpression: another decision has no replica, and #takeSlot(undefined) is undefined
     return d.kind === "reuse" ? this.#takeSlot(d.replica) : undefined;
   }
@@ -79,7 +82,17 @@ export class Admission {
     if (signal?.aborted) return Promise.reject(signal.reason);
     const p = new Promise<Task>((resolve, reject) => {
       // Stryker disable next-line StringLiteral: run() below sets `waiting` before anything reads it
-      const w: Waiter = { key, spec, want: amountOf(spec), resolve, reject, waiting: "capacity", counted: false, cancelTimer: () => {}, detach: () => {} };
+      const w: Waiter = {
+        key,
+        spec,
+        want: amountOf(spec),
+        resolve,
+        reject,
+        waiting: "capacity",
+        counted: false,
+        cancelTimer: () => {},
+        detach: () => {},
+      };
       this.#arm(w);
       if (signal) {
         const onAbort = () => this.#leave(w, signal.reason);
@@ -105,7 +118,10 @@ export class Admission {
     const ahead = new Map<string, number>();
     let tasks = this.#d.pool.views();
     for (const w of [...this.#queue]) {
-      const d: Decision = decide({ ...this.#view(tasks), aheadForKey: ahead.get(w.key) ?? 0, capacityBlocked: blocked }, { key: w.key, want: w.want });
+      const d: Decision = decide(
+        { ...this.#view(tasks), aheadForKey: ahead.get(w.key) ?? 0, capacityBlocked: blocked },
+        { key: w.key, want: w.want },
+      );
       switch (d.kind) {
         case "reuse": {
           const t = this.#takeSlot(d.replica);
@@ -118,12 +134,21 @@ export class Admission {
         }
         case "refuse":
           this.#settle(w);
-          w.reject(new ExceedsCapacityError(`The task "${w.spec.image}" no longer fits the capacity for tasks: it was reduced while the request waited`));
+          w.reject(
+            new ExceedsCapacityError(
+              `The task "${w.spec.image}" no longer fits the capacity for tasks: it was reduced while the request waited`,
+            ),
+          );
           continue;
         case "start": {
           for (const id of d.evict) {
             const victim = this.#d.pool.byId(id);
-            if (victim && this.#d.pool.remove(victim, "evicted to make room for another task").outcome === "removing") this.#d.metrics?.evictions.inc();
+            if (
+              victim &&
+              this.#d.pool.remove(victim, "evicted to make room for another task").outcome ===
+                "removing"
+            )
+              this.#d.metrics?.evictions.inc();
           }
           // The victims are gone whether or not the reservation below succeeds: the waiters behind
           // must not be handed one of them (docs/architecture.md, "The request path").
@@ -211,7 +236,13 @@ export class Admission {
       if (w.waiting === "start") return this.#arm(w);
       this.#d.metrics?.queueTimeouts.inc();
       const why = w.waiting === "slot" ? "every replica of the task is busy" : "every task is busy";
-      this.#leave(w, new NoCapacityError(`No capacity for the task within the queue timeout of ${ms / 1000} s: ${why}`, 1));
+      this.#leave(
+        w,
+        new NoCapacityError(
+          `No capacity for the task within the queue timeout of ${ms / 1000} s: ${why}`,
+          1,
+        ),
+      );
     });
   }
 

@@ -48,7 +48,15 @@ export function containerSpecFor(
 /** The spec as the label adoption reads back (parseSpecLabel). */
 export function specLabel(spec: TaskSpec): string {
   const { image, runtimeKind, runtime, cpuTenths, memMB, gpuCount, sgx } = spec;
-  return JSON.stringify({ image, runtimeKind, runtime: runtime ?? "", cpuTenths, memMB, gpuCount, sgx });
+  return JSON.stringify({
+    image,
+    runtimeKind,
+    runtime: runtime ?? "",
+    cpuTenths,
+    memMB,
+    gpuCount,
+    sgx,
+  });
 }
 
 /** A spec label back as the intent a request would give for it; undefined when it is not one. */
@@ -62,8 +70,17 @@ export function parseSpecLabel(text: string | undefined): TaskIntent | undefined
   }
   const o = v as Record<string, unknown>;
   const whole = (x: unknown) => typeof x === "number" && Number.isInteger(x) && x >= 0;
-  if (typeof o !== "object" || o === null || typeof o.image !== "string" || !whole(o.cpuTenths) || !whole(o.memMB) || !whole(o.gpuCount)) return undefined;
-  if ((o.runtimeKind !== "container" && o.runtimeKind !== "microVM") || typeof o.sgx !== "boolean") return undefined;
+  if (
+    typeof o !== "object" ||
+    o === null ||
+    typeof o.image !== "string" ||
+    !whole(o.cpuTenths) ||
+    !whole(o.memMB) ||
+    !whole(o.gpuCount)
+  )
+    return undefined;
+  if ((o.runtimeKind !== "container" && o.runtimeKind !== "microVM") || typeof o.sgx !== "boolean")
+    return undefined;
   const gpuCount = o.gpuCount as number;
   return {
     image: o.image,

@@ -82,7 +82,12 @@ export class DiskGuard {
   async check(): Promise<number> {
     if (!this.active) return 0;
     const now = this.#d.clock.now();
-    const tasks = this.#d.pool.all().filter((t) => t.containerId !== undefined && (t.state.kind === "starting" || t.state.kind === "ready"));
+    const tasks = this.#d.pool
+      .all()
+      .filter(
+        (t) =>
+          t.containerId !== undefined && (t.state.kind === "starting" || t.state.kind === "ready"),
+      );
     const live = new Set(tasks.map((t) => t.id));
     for (const id of this.#schedule.keys()) if (!live.has(id)) this.#schedule.delete(id);
     for (const id of this.#used.keys()) if (!live.has(id)) this.#used.delete(id);
@@ -104,12 +109,16 @@ export class DiskGuard {
     const boundMB = this.#d.settings().taskDiskMB;
     const started = clock.now();
     // The probe does not throw (DiskProbe); were it to, the task must still be measured again.
-    const reading = await this.#d.disk.layerBytes(task.containerId!, { stopAbove: boundMB * MB }).catch(() => undefined);
+    const reading = await this.#d.disk
+      .layerBytes(task.containerId!, { stopAbove: boundMB * MB })
+      .catch(() => undefined);
     // The next reading waits so long that measuring every task keeps within the guard's share of a
     // core: a walk that took 400 ms of work, with 4 tasks, waits 32 s; a cheap one waits the
     // interval. Counted from the start of this reading, so that a cheap one is due at the next tick.
     const costMs = reading?.workMs ?? 0;
-    schedule.due = started + Math.max(this.#d.settings().diskCheckIntervalMs, (costMs * tasks) / DISK_CHECK_CPU_SHARE);
+    schedule.due =
+      started +
+      Math.max(this.#d.settings().diskCheckIntervalMs, (costMs * tasks) / DISK_CHECK_CPU_SHARE);
     schedule.measuring = false;
     if (reading === undefined || this.#schedule.get(task.id) !== schedule) return false;
     const bytes = reading.bytes;
@@ -117,9 +126,22 @@ export class DiskGuard {
     if (bytes <= boundMB * MB) return false;
     // Rounded up: a layer just past its bound must not read as "wrote 40 MB, more than 40 MB".
     const usedMB = Math.ceil(bytes / MB);
-    if (this.#d.pool.remove(task, "over its disk bound", new TaskDiskExceededError(task.spec.image, usedMB, boundMB)).outcome !== "removing") return false;
+    if (
+      this.#d.pool.remove(
+        task,
+        "over its disk bound",
+        new TaskDiskExceededError(task.spec.image, usedMB, boundMB),
+      ).outcome !== "removing"
+    )
+      return false;
     this.#d.metrics?.diskExceeded.inc();
-    this.#log.warn("Removed a task that wrote more than task_disk_mb", { task: task.id, image: task.spec.image, usedMB, boundMB, costMs });
+    this.#log.warn("Removed a task that wrote more than task_disk_mb", {
+      task: task.id,
+      image: task.spec.image,
+      usedMB,
+      boundMB,
+      costMs,
+    });
     return true;
   }
 
@@ -127,7 +149,9 @@ export class DiskGuard {
   #tick(): void {
     this.#cancel = this.#d.clock.setTimer(this.#d.settings().diskCheckIntervalMs, () => {
       this.#cancel = undefined;
-      this.check().catch((e: unknown) => this.#log.warn("Cannot check the tasks' disk use", { error: (e as Error).message }));
+      this.check().catch((e: unknown) =>
+        this.#log.warn("Cannot check the tasks' disk use", { error: (e as Error).message }),
+      );
       if (!this.#stopped) this.#tick();
     });
   }

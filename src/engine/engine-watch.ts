@@ -90,7 +90,12 @@ export class EngineWatch {
     while (!signal.aborted) {
       try {
         const info = await this.#d.backend.info(signal);
-        if (!this.#status.reachable) this.#log.info("Docker engine reachable", { version: info.version, api: info.apiVersion, transport: info.transport });
+        if (!this.#status.reachable)
+          this.#log.info("Docker engine reachable", {
+            version: info.version,
+            api: info.apiVersion,
+            transport: info.transport,
+          });
         this.#status = { reachable: true, info };
         this.#markChecked();
         backoff = 250;
@@ -130,9 +135,13 @@ export class EngineWatch {
 function sleep(clock: Clock, ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const cancel = clock.setTimer(ms, resolve);
-    signal.addEventListener("abort", () => {
-      cancel();
-      resolve();
-    }, { once: true });
+    signal.addEventListener(
+      "abort",
+      () => {
+        cancel();
+        resolve();
+      },
+      { once: true },
+    );
   });
 }

@@ -37,7 +37,12 @@ export class ExecutorError extends Error {
    */
   readonly where?: string;
 
-  constructor(kind: ErrorKind, code: string, message: string, opts?: ErrorOptions & { retryAfter?: number }) {
+  constructor(
+    kind: ErrorKind,
+    code: string,
+    message: string,
+    opts?: ErrorOptions & { retryAfter?: number },
+  ) {
     super(message, opts?.cause === undefined ? undefined : { cause: opts.cause });
     this.name = new.target.name;
     this.kind = kind;
@@ -65,7 +70,12 @@ export class ExceedsCapacityError extends ExecutorError {
 
 export class ImageNotFoundError extends ExecutorError {
   constructor(image: string, detail: string, opts?: { cause?: unknown }) {
-    super("bad_request", "IMAGE_NOT_FOUND", `Cannot start task "${image}": image not found and cannot be pulled (${detail})`, opts);
+    super(
+      "bad_request",
+      "IMAGE_NOT_FOUND",
+      `Cannot start task "${image}": image not found and cannot be pulled (${detail})`,
+      opts,
+    );
   }
 }
 
@@ -107,7 +117,11 @@ export class ConflictError extends ExecutorError {
 
 export class PayloadTooLargeError extends ExecutorError {
   constructor(limitBytes: number) {
-    super("too_large", "PAYLOAD_TOO_LARGE", `Request body is larger than the limit of ${limitBytes} bytes`);
+    super(
+      "too_large",
+      "PAYLOAD_TOO_LARGE",
+      `Request body is larger than the limit of ${limitBytes} bytes`,
+    );
   }
 }
 
@@ -147,14 +161,23 @@ export class NoCapacityError extends ExecutorError {
 /** The engine's data root has less free space than `min_free_disk_mb`: no new task starts. */
 export class DiskLowError extends ExecutorError {
   constructor(freeMB: number, minMB: number) {
-    super("unavailable", "DISK_LOW", `Cannot start a task: the Docker engine's data root has ${freeMB} MB free, less than min_free_disk_mb (${minMB} MB)`, { retryAfter: 30 });
+    super(
+      "unavailable",
+      "DISK_LOW",
+      `Cannot start a task: the Docker engine's data root has ${freeMB} MB free, less than min_free_disk_mb (${minMB} MB)`,
+      { retryAfter: 30 },
+    );
   }
 }
 
 /** A task's writable layer grew past `task_disk_mb`; the task was removed. */
 export class TaskDiskExceededError extends ExecutorError {
   constructor(image: string, usedMB: number, boundMB: number) {
-    super("insufficient_storage", "TASK_DISK_EXCEEDED", `Task "${image}" wrote ${usedMB} MB to its disk, more than task_disk_mb (${boundMB} MB); it was removed`);
+    super(
+      "insufficient_storage",
+      "TASK_DISK_EXCEEDED",
+      `Task "${image}" wrote ${usedMB} MB to its disk, more than task_disk_mb (${boundMB} MB); it was removed`,
+    );
   }
 }
 
@@ -172,7 +195,8 @@ export class ContainerExitedError extends ExecutorError {
     super(
       "task_failed",
       "TASK_EXITED",
-      message ?? `Task container exited with code ${exitCode} before it was ready${formatLines(lastLines)}`,
+      message ??
+        `Task container exited with code ${exitCode} before it was ready${formatLines(lastLines)}`,
     );
     this.exitCode = exitCode;
     this.lastLines = lastLines;
@@ -193,7 +217,10 @@ export class TaskStartError extends ExecutorError {
 export class TaskFailedError extends ExecutorError {
   readonly status?: number;
   readonly body?: string;
-  constructor(message: string, opts?: ErrorOptions & { status?: number; body?: string; code?: string }) {
+  constructor(
+    message: string,
+    opts?: ErrorOptions & { status?: number; body?: string; code?: string },
+  ) {
     super("task_failed", opts?.code ?? "TASK_FAILED", message, opts);
     this.status = opts?.status;
     this.body = opts?.body;
@@ -210,10 +237,13 @@ export class TaskConnectError extends ExecutorError {
 /** The task's answer grew past `max_answer_bytes`; the connection was cut. */
 export class TaskAnswerTooLargeError extends TaskFailedError {
   constructor(endpoint: string, limitBytes: number) {
-    super(`Task answered more than max_answer_bytes (${limitBytes} bytes); the answer was cut off`, {
-      code: "TASK_ANSWER_TOO_LARGE",
-      where: endpoint,
-    });
+    super(
+      `Task answered more than max_answer_bytes (${limitBytes} bytes); the answer was cut off`,
+      {
+        code: "TASK_ANSWER_TOO_LARGE",
+        where: endpoint,
+      },
+    );
   }
 }
 

@@ -9,7 +9,16 @@ import { RecentRequests, type RecentRequest } from "./recent.ts";
 import { forwardToTask, TaskGoneError, type ForwardContext } from "./forward.ts";
 import { pickEvictions } from "./policy.ts";
 import { Ledger } from "./ledger.ts";
-import type { Clock, ConnectProbe, ContainerBackend, DiskProbe, GpuProbe, HostProbe, Logger, TaskClient } from "./ports.ts";
+import type {
+  Clock,
+  ConnectProbe,
+  ContainerBackend,
+  DiskProbe,
+  GpuProbe,
+  HostProbe,
+  Logger,
+  TaskClient,
+} from "./ports.ts";
 import { DiskGuard } from "./disk-guard.ts";
 import { clipCapacity, type EngineSettings, type SettingsUpdate } from "./settings.ts";
 import { GpuMonitor } from "./gpu-monitor.ts";
@@ -19,9 +28,22 @@ import { EngineMetrics, type MetricsSnapshot } from "./metrics.ts";
 import { Prewarm, resolvePrewarm } from "./prewarm.ts";
 import { TaskPool } from "./task-pool.ts";
 import type { PullInfo } from "./image-pulls.ts";
-import { keyHash, recordableImage, resolveSpec, taskKey, type SpecLimits, type TaskIntent } from "./task-spec.ts";
+import {
+  keyHash,
+  recordableImage,
+  resolveSpec,
+  taskKey,
+  type SpecLimits,
+  type TaskIntent,
+} from "./task-spec.ts";
 import type { Task } from "./task.ts";
-import { snapshotMetrics, snapshotStats, snapshotTasks, type Stats, type TaskInfo } from "./snapshot.ts";
+import {
+  snapshotMetrics,
+  snapshotStats,
+  snapshotTasks,
+  type Stats,
+  type TaskInfo,
+} from "./snapshot.ts";
 
 export interface ExecutorDeps {
   backend: ContainerBackend;
@@ -101,8 +123,29 @@ export class Executor {
     this.#log = deps.logger.child({ component: "executor" });
     this.#ledger = new Ledger({ cpuTenths: 0, memMB: 0, gpus: [] });
     const settings = () => this.#s;
-    this.#pool = new TaskPool({ backend: deps.backend, client: deps.client, clock: deps.clock, logger: deps.logger, ledger: this.#ledger, settings, metrics: this.metrics, gpuIds: (indexes) => this.#gpu.uuids(indexes), selfContainer: deps.selfContainer, disk: deps.disk, specLimits: () => this.#specLimits(), probe: deps.probe, gpuIndexes: (uuids) => this.#gpu.indexesOf(uuids) });
-    this.#admission = new Admission({ ledger: this.#ledger, pool: this.#pool, clock: deps.clock, settings, launch: (t) => void this.#launch(t), metrics: this.metrics });
+    this.#pool = new TaskPool({
+      backend: deps.backend,
+      client: deps.client,
+      clock: deps.clock,
+      logger: deps.logger,
+      ledger: this.#ledger,
+      settings,
+      metrics: this.metrics,
+      gpuIds: (indexes) => this.#gpu.uuids(indexes),
+      selfContainer: deps.selfContainer,
+      disk: deps.disk,
+      specLimits: () => this.#specLimits(),
+      probe: deps.probe,
+      gpuIndexes: (uuids) => this.#gpu.indexesOf(uuids),
+    });
+    this.#admission = new Admission({
+      ledger: this.#ledger,
+      pool: this.#pool,
+      clock: deps.clock,
+      settings,
+      launch: (t) => void this.#launch(t),
+      metrics: this.metrics,
+    });
     this.#prewarm = new Prewarm({
       pool: this.#pool,
       ledger: this.#ledger,
@@ -117,11 +160,48 @@ export class Executor {
       this.#admission.run();
       this.#prewarm.run();
     };
-    this.#gpu = new GpuMonitor({ ledger: this.#ledger, clock: deps.clock, logger: deps.logger, settings, freed });
-    this.#watch = new EngineWatch({ backend: deps.backend, pool: this.#pool, clock: deps.clock, logger: deps.logger, settings, freed });
-    this.#cleaner = new IdleCleaner({ pool: this.#pool, clock: deps.clock, logger: deps.logger, settings, metrics: this.metrics, freed, pinned: (t) => this.#prewarm.pinned(t) });
-    if (deps.disk) this.#diskGuard = new DiskGuard({ pool: this.#pool, disk: deps.disk, clock: deps.clock, logger: deps.logger, settings, metrics: this.metrics, freed });
-    this.#forwardCtx = { client: deps.client, backend: deps.backend, clock: deps.clock, pool: this.#pool, settings, served: this.metrics.served };
+    this.#gpu = new GpuMonitor({
+      ledger: this.#ledger,
+      clock: deps.clock,
+      logger: deps.logger,
+      settings,
+      freed,
+    });
+    this.#watch = new EngineWatch({
+      backend: deps.backend,
+      pool: this.#pool,
+      clock: deps.clock,
+      logger: deps.logger,
+      settings,
+      freed,
+    });
+    this.#cleaner = new IdleCleaner({
+      pool: this.#pool,
+      clock: deps.clock,
+      logger: deps.logger,
+      settings,
+      metrics: this.metrics,
+      freed,
+      pinned: (t) => this.#prewarm.pinned(t),
+    });
+    if (deps.disk)
+      this.#diskGuard = new DiskGuard({
+        pool: this.#pool,
+        disk: deps.disk,
+        clock: deps.clock,
+        logger: deps.logger,
+        settings,
+        metrics: this.metrics,
+        freed,
+      });
+    this.#forwardCtx = {
+      client: deps.client,
+      backend: deps.backend,
+      clock: deps.clock,
+      pool: this.#pool,
+      settings,
+      served: this.metrics.served,
+    };
   }
 
   /** Reads the host, loads NVML when asked, and starts the background loops. */
@@ -135,7 +215,11 @@ export class Executor {
     // An earlier run's tasks are adopted (or removed) before the executor serves or prewarms; an
     // engine that answers too slowly for that does not keep the executor from serving.
     const late = await waitAtMost(ex.#watch.leftoversHandled, ADOPTION_WAIT_MS, deps.clock);
-    if (late) ex.#log.warn("The engine is slow to answer: serving before an earlier run's tasks are adopted", { waitedS: ADOPTION_WAIT_MS / 1000 });
+    if (late)
+      ex.#log.warn(
+        "The engine is slow to answer: serving before an earlier run's tasks are adopted",
+        { waitedS: ADOPTION_WAIT_MS / 1000 },
+      );
     for (const t of ex.#pool.all()) if (ex.#prewarm.pinned(t)) t.prewarmed = true;
     ex.#cleaner.start();
     ex.#diskGuard?.start();
@@ -156,7 +240,11 @@ export class Executor {
    * Runs `input` on a replica for `intent` and returns the task's response body.
    * `requestId` only labels the log lines this request causes; the input is never logged.
    */
-  async execute(intent: TaskIntent, input: string, opts: { signal?: AbortSignal; requestId?: string } = {}): Promise<string> {
+  async execute(
+    intent: TaskIntent,
+    input: string,
+    opts: { signal?: AbortSignal; requestId?: string } = {},
+  ): Promise<string> {
     const arrived = this.#d.clock.now();
     const seen: Seen = { at: arrived, cold: false };
     let outcome = "ok";
@@ -169,7 +257,14 @@ export class Executor {
       const t = seen.task;
       this.metrics.executed.inc();
       // The client's id is kept only when it is a valid (so bounded) image reference.
-      this.#recent.add({ at: arrived, image: t?.spec.image ?? recordableImage(intent.image), key: t?.key ?? "", outcome, ms: this.#d.clock.now() - arrived, cold: seen.cold });
+      this.#recent.add({
+        at: arrived,
+        image: t?.spec.image ?? recordableImage(intent.image),
+        key: t?.key ?? "",
+        outcome,
+        ms: this.#d.clock.now() - arrived,
+        cold: seen.cold,
+      });
     }
   }
 
@@ -183,7 +278,12 @@ export class Executor {
     return this.#recent.list().map(({ key, ...r }) => ({ ...r, keyHash: key ? keyHash(key) : "" }));
   }
 
-  async #execute(intent: TaskIntent, input: string, opts: { signal?: AbortSignal; requestId?: string }, seen: Seen): Promise<string> {
+  async #execute(
+    intent: TaskIntent,
+    input: string,
+    opts: { signal?: AbortSignal; requestId?: string },
+    seen: Seen,
+  ): Promise<string> {
     if (this.#paused) throw new PausedError();
     const spec = resolveSpec(intent, this.#specLimits());
     const key = taskKey(spec);
@@ -192,9 +292,10 @@ export class Executor {
     if (this.#pool.replicas(key).length === 0) {
       if (spec.runtimeKind === "microVM") await this.#watch.requireRuntime(spec.runtime!);
       if (spec.sgx) await this.#requireSgx();
-      if (!this.#pool.images.ready(spec.image)) await this.#pool.images.ensure(spec.image, opts.signal, { always: true });
+      if (!this.#pool.images.ready(spec.image))
+        await this.#pool.images.ensure(spec.image, opts.signal, { always: true });
     }
-    for (let attempt = 0; ; ) {
+    for (let attempt = 0; ;) {
       const warm = this.#admission.take(key, spec);
       if (warm?.prewarmed) this.metrics.prewarmHits.inc();
       const task = warm ?? (await this.#admission.wait(key, spec, opts.signal));
@@ -215,7 +316,12 @@ export class Executor {
       } catch (e) {
         if (e instanceof TaskGoneError && attempt++ === 0) {
           this.metrics.retries.inc();
-          this.#log.info("Retrying on a fresh container", { requestId: opts.requestId, image: spec.image, reason: e.message, where: e.where });
+          this.#log.info("Retrying on a fresh container", {
+            requestId: opts.requestId,
+            image: spec.image,
+            reason: e.message,
+            where: e.where,
+          });
           continue;
         }
         throw e;
@@ -256,11 +362,19 @@ export class Executor {
    */
   async updateConfig(update: SettingsUpdate): Promise<ConfigChange> {
     const changed: ConfigChange["changed"] = {};
-    for (const [k, v] of Object.entries(update) as [keyof SettingsUpdate, SettingsUpdate[keyof SettingsUpdate]][]) {
-      const same = k === "prewarm" ? JSON.stringify(v) === JSON.stringify(this.#s.prewarm) : v === this.#s[k];
-      if (v !== undefined && !same) (changed as Record<string, unknown>)[k] = { from: this.#s[k], to: v };
+    for (const [k, v] of Object.entries(update) as [
+      keyof SettingsUpdate,
+      SettingsUpdate[keyof SettingsUpdate],
+    ][]) {
+      const same =
+        k === "prewarm" ? JSON.stringify(v) === JSON.stringify(this.#s.prewarm) : v === this.#s[k];
+      if (v !== undefined && !same)
+        (changed as Record<string, unknown>)[k] = { from: this.#s[k], to: v };
     }
-    const next = { ...this.#s, ...Object.fromEntries(Object.entries(changed).map(([k, c]) => [k, c.to])) };
+    const next = {
+      ...this.#s,
+      ...Object.fromEntries(Object.entries(changed).map(([k, c]) => [k, c.to])),
+    };
     // A list that cannot be served is refused (400, naming the entry) before anything changes.
     const prewarm = resolvePrewarm(next.prewarm, this.#limitsFor(next));
     if (next.hasGpu && !this.#s.hasGpu) await this.#gpu.enable(this.#d.loadGpu);
@@ -288,7 +402,8 @@ export class Executor {
     if (excess.cpuTenths <= 0 && excess.memMB <= 0 && excess.gpuCount <= 0) return;
     for (const id of pickEvictions(this.#pool.views(), excess, { bestEffort: true }) ?? []) {
       const t = this.#pool.byId(id);
-      if (t && this.#pool.remove(t, "the capacity was reduced").outcome === "removing") this.metrics.evictions.inc();
+      if (t && this.#pool.remove(t, "the capacity was reduced").outcome === "removing")
+        this.metrics.evictions.inc();
     }
   }
 
@@ -316,7 +431,10 @@ export class Executor {
       this.#admission.rejectAll(new PausedError());
       await this.#drain();
       kept = await this.#pool.removeUnready("executor stopping", new PausedError());
-      this.#log.info("Stopping: ready tasks stay for the next start to adopt (keep_tasks_on_stop)", { kept });
+      this.#log.info(
+        "Stopping: ready tasks stay for the next start to adopt (keep_tasks_on_stop)",
+        { kept },
+      );
     } else await this.pause();
     await this.#pool.close();
     this.#watch.stop();
@@ -350,19 +468,38 @@ export class Executor {
       if (this.#s.isolate) return { name: "", isolated: true }; // its network comes with its start
       return { name: this.#s.network || "published", isolated: false };
     };
-    return snapshotTasks(this.#pool.all(), { networkOf, diskMB: (t) => this.#diskGuard?.usedMB(t.id), prewarmed: (t) => this.#prewarm.pinned(t) });
+    return snapshotTasks(this.#pool.all(), {
+      networkOf,
+      diskMB: (t) => this.#diskGuard?.usedMB(t.id),
+      prewarmed: (t) => this.#prewarm.pinned(t),
+    });
   }
 
   /** What the ledger holds now, for GET /tasks: read with the tasks, it adds up to their reservations. */
   reserved(): { cpu: number; mem: number; gpus: number[]; reservations: number } {
     const used = this.#ledger.used();
-    return { cpu: used.cpuTenths / 10, mem: used.memMB, gpus: used.gpus, reservations: this.#ledger.reservations };
+    return {
+      cpu: used.cpuTenths / 10,
+      mem: used.memMB,
+      gpus: used.gpus,
+      reservations: this.#ledger.reservations,
+    };
   }
 
   /** The disk bound of each task and who holds it, for GET /tasks. */
-  diskStatus(): { task_disk_mb: number; held_by: "engine" | "executor" | "none"; check_interval_s?: number; min_free_disk_mb: number } {
+  diskStatus(): {
+    task_disk_mb: number;
+    held_by: "engine" | "executor" | "none";
+    check_interval_s?: number;
+    min_free_disk_mb: number;
+  } {
     const s = this.#s;
-    const held_by = s.taskDiskMB === 0 || !this.#d.disk ? "none" : this.#d.disk.enforcedByEngine() ? "engine" : "executor";
+    const held_by =
+      s.taskDiskMB === 0 || !this.#d.disk
+        ? "none"
+        : this.#d.disk.enforcedByEngine()
+          ? "engine"
+          : "executor";
     return {
       task_disk_mb: s.taskDiskMB,
       held_by,
@@ -410,7 +547,8 @@ export class Executor {
     await Promise.resolve(); // never inside admission's run()
     const outcome = await this.#pool.launch(task);
     if (outcome.kind === "failed") this.#admission.startFailed(task.key, outcome.error);
-    if (task.prewarmed) this.#prewarm.started(task, outcome.kind === "failed" ? outcome.error : undefined);
+    if (task.prewarmed)
+      this.#prewarm.started(task, outcome.kind === "failed" ? outcome.error : undefined);
     this.#admission.run();
     this.#prewarm.run();
   }
@@ -420,7 +558,9 @@ export class Executor {
     if (this.#inFlight === 0) return;
     await new Promise<void>((resolve) => {
       const cancel = this.#d.clock.setTimer(this.#s.drainTimeoutMs, () => {
-        this.#log.warn("Drain timeout reached with requests still in flight", { inFlight: this.#inFlight });
+        this.#log.warn("Drain timeout reached with requests still in flight", {
+          inFlight: this.#inFlight,
+        });
         resolve();
       });
       this.#drainWaiters.push(() => {
@@ -432,7 +572,11 @@ export class Executor {
 
   async #requireSgx(): Promise<void> {
     const reason = await this.#d.checkSgx?.(this.#s.sgx);
-    if (reason) throw new BadRequestError(`Field "use_sgx" cannot be served: ${reason}`, { field: "use_sgx", code: "SGX_UNAVAILABLE" });
+    if (reason)
+      throw new BadRequestError(`Field "use_sgx" cannot be served: ${reason}`, {
+        field: "use_sgx",
+        code: "SGX_UNAVAILABLE",
+      });
   }
 
   #specLimits(): SpecLimits {
@@ -450,7 +594,11 @@ export class Executor {
     const cap = clipCapacity({ cpu: s.cpu, memMB: s.memMB }, this.#host);
     return {
       // GPUs turned on by the same update are not counted yet: their entries are checked at each start.
-      capacity: { cpuTenths: cap.cpuTenths, memMB: cap.memMB, gpus: !s.hasGpu ? 0 : this.#s.hasGpu ? this.#gpu.indexes.length : Infinity },
+      capacity: {
+        cpuTenths: cap.cpuTenths,
+        memMB: cap.memMB,
+        gpus: !s.hasGpu ? 0 : this.#s.hasGpu ? this.#gpu.indexes.length : Infinity,
+      },
       microVMRuntime: s.microVMRuntime,
       sgxEnabled: s.sgx.enable,
       allowedImages: s.allowedImages,

@@ -3,7 +3,12 @@
  * refusals right after the ready mark are retried within the ready timeout;
  * a container found dead means nothing reached it, so the caller may retry once.
  */
-import { TaskConnectError, TaskDiskExceededError, TaskFailedError, TaskTimeoutError } from "./errors.ts";
+import {
+  TaskConnectError,
+  TaskDiskExceededError,
+  TaskFailedError,
+  TaskTimeoutError,
+} from "./errors.ts";
 import type { Counter } from "./metrics.ts";
 import type { Clock, ContainerBackend, TaskClient } from "./ports.ts";
 import type { EngineSettings } from "./settings.ts";
@@ -23,7 +28,12 @@ export interface ForwardContext {
 /** The task's container is gone and nothing reached it, so one retry on a fresh one is safe. */
 export class TaskGoneError extends TaskFailedError {}
 
-export async function forwardToTask(task: Task, input: string, signal: AbortSignal | undefined, ctx: ForwardContext): Promise<string> {
+export async function forwardToTask(
+  task: Task,
+  input: string,
+  signal: AbortSignal | undefined,
+  ctx: ForwardContext,
+): Promise<string> {
   const s = ctx.settings();
   const sgxRa = task.spec.sgx && input === "SGXRAREQUEST";
   const path = task.spec.sgx ? (sgxRa ? "/ra" : "/run") : "/";
@@ -46,7 +56,10 @@ export async function forwardToTask(task: Task, input: string, signal: AbortSign
       // Removed while this request waited to try again (its container exited, say): nothing
       // reached it, so the request may go to a fresh one.
       const endpoint = task.endpoint;
-      if (endpoint === undefined) throw new TaskGoneError(`Task "${image}" is gone: it was removed before the request reached it`);
+      if (endpoint === undefined)
+        throw new TaskGoneError(
+          `Task "${image}" is gone: it was removed before the request reached it`,
+        );
       try {
         const res = await ctx.client.send({
           method: sgxRa ? "GET" : "POST",
@@ -58,13 +71,18 @@ export async function forwardToTask(task: Task, input: string, signal: AbortSign
         task.answered();
         ctx.served.inc();
         if (res.status >= 400) {
-          throw new TaskFailedError(`Task "${image}" answered ${res.status}`, { status: res.status, body: truncate(res.body) });
+          throw new TaskFailedError(`Task "${image}" answered ${res.status}`, {
+            status: res.status,
+            body: truncate(res.body),
+          });
         }
         return res.body;
       } catch (e) {
         if (!(e instanceof TaskConnectError) || sig.aborted) throw e;
         // After the mark a task may still be opening its port: retry within the ready timeout.
-        const st = task.containerId ? await ctx.backend.inspect(task.containerId).catch(() => undefined) : undefined;
+        const st = task.containerId
+          ? await ctx.backend.inspect(task.containerId).catch(() => undefined)
+          : undefined;
         const ready = task.state.kind === "ready" ? task.state : undefined;
         if (st?.running && ready && ctx.clock.now() < ready.since + s.readyTimeoutMs) {
           await delay(ctx.clock, backoff, sig);
@@ -83,7 +101,9 @@ export async function forwardToTask(task: Task, input: string, signal: AbortSign
     const removedFor = task.abort.signal.reason;
     if (removedFor instanceof TaskDiskExceededError) throw removedFor;
     if (timedOut && !signal?.aborted) {
-      throw new TaskTimeoutError(`Task "${image}" did not answer within the request timeout of ${s.requestTimeoutMs / 1000} s`);
+      throw new TaskTimeoutError(
+        `Task "${image}" did not answer within the request timeout of ${s.requestTimeoutMs / 1000} s`,
+      );
     }
     throw e;
   } finally {

@@ -72,7 +72,10 @@ export class GpuMonitor {
       this.#probe?.close();
       this.#probe = undefined;
       this.#devices = [];
-      this.#log.warn("has_gpu is set but NVML cannot be used, so this host counts 0 GPUs; install the NVIDIA driver (libnvidia-ml.so.1) or set nvml_library", { error: this.loadError });
+      this.#log.warn(
+        "has_gpu is set but NVML cannot be used, so this host counts 0 GPUs; install the NVIDIA driver (libnvidia-ml.so.1) or set nvml_library",
+        { error: this.loadError },
+      );
     }
   }
 
@@ -88,7 +91,11 @@ export class GpuMonitor {
     if (!this.#probe) return;
     this.#devices = await this.#probe.sample();
     const limit = this.#d.settings().gpuIdlePercent;
-    const busy = this.#devices.filter((d) => d.utilizationPercent > limit || (d.memoryTotalMB > 0 && (d.memoryUsedMB / d.memoryTotalMB) * 100 > limit));
+    const busy = this.#devices.filter(
+      (d) =>
+        d.utilizationPercent > limit ||
+        (d.memoryTotalMB > 0 && (d.memoryUsedMB / d.memoryTotalMB) * 100 > limit),
+    );
     this.#d.ledger.markBusyGpus(busy.map((d) => d.index));
   }
 

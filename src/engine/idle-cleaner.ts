@@ -50,10 +50,18 @@ export class IdleCleaner {
     let removed = 0;
     for (const id of pickExpired(this.#d.pool.views(), this.#d.clock.now() - idleMs)) {
       const task = this.#d.pool.byId(id);
-      if (!task || this.#d.pinned?.(task) || this.#d.pool.remove(task, "idle timeout").outcome !== "removing") continue;
+      if (
+        !task ||
+        this.#d.pinned?.(task) ||
+        this.#d.pool.remove(task, "idle timeout").outcome !== "removing"
+      )
+        continue;
       removed++;
       this.#d.metrics?.idleRemovals.inc();
-      this.#log.info("Removing idle task", { task: task.id, idleMinutes: this.#d.settings().idleTimeoutMinutes });
+      this.#log.info("Removing idle task", {
+        task: task.id,
+        idleMinutes: this.#d.settings().idleTimeoutMinutes,
+      });
     }
     if (removed > 0) this.#d.freed?.();
   }

@@ -8,7 +8,12 @@
  * See docs/architecture.md, "Images".
  */
 import { raceAbort } from "./container-spec.ts";
-import { ExecutorError, ImageNotPresentError, ImagePullFailedError, TaskStartError } from "./errors.ts";
+import {
+  ExecutorError,
+  ImageNotPresentError,
+  ImagePullFailedError,
+  TaskStartError,
+} from "./errors.ts";
 import type { EngineMetrics } from "./metrics.ts";
 import type { Clock, ContainerBackend, Logger, PullProgress } from "./ports.ts";
 import type { PullPolicy } from "./settings.ts";
@@ -73,7 +78,11 @@ export class ImagePulls {
    * is, under `pull_policy: always` (for the cold start of a request). A waiter that gives up
    * (`signal`) stops waiting; the pull goes on for the others, within its bounds.
    */
-  async ensure(image: string, signal: AbortSignal | undefined, opts: { always?: boolean } = {}): Promise<void> {
+  async ensure(
+    image: string,
+    signal: AbortSignal | undefined,
+    opts: { always?: boolean } = {},
+  ): Promise<void> {
     const policy = this.#d.settings().pullPolicy;
     let pull = this.#pulls.get(image);
     if (pull === undefined) {
@@ -100,7 +109,9 @@ export class ImagePulls {
       else this.#known.delete(image);
       return present;
     } catch (e) {
-      throw e instanceof ExecutorError ? e : new TaskStartError(`Cannot start task "${image}": ${(e as Error).message}`, { cause: e });
+      throw e instanceof ExecutorError
+        ? e
+        : new TaskStartError(`Cannot start task "${image}": ${(e as Error).message}`, { cause: e });
     }
   }
 
@@ -113,17 +124,35 @@ export class ImagePulls {
   #start(image: string): Pull {
     const s = this.#d.settings();
     const clock = this.#d.clock;
-    const info: PullInfo = { image, started: clock.now(), layers: 0, layers_done: 0, bytes_done: 0, bytes_total: 0, waiting: 0 };
+    const info: PullInfo = {
+      image,
+      started: clock.now(),
+      layers: 0,
+      layers_done: 0,
+      bytes_done: 0,
+      bytes_total: 0,
+      waiting: 0,
+    };
     const ac = new AbortController();
     let cancelStall = (): void => {};
     const stall = () => {
       cancelStall();
       cancelStall = clock.setTimer(s.pullStallTimeoutMs, () =>
-        ac.abort(new ImagePullFailedError(image, `no progress for ${s.pullStallTimeoutMs / 1000} s (pull_stall_timeout)`)),
+        ac.abort(
+          new ImagePullFailedError(
+            image,
+            `no progress for ${s.pullStallTimeoutMs / 1000} s (pull_stall_timeout)`,
+          ),
+        ),
       );
     };
     const cancelTotal = clock.setTimer(s.pullTimeoutMs, () =>
-      ac.abort(new ImagePullFailedError(image, `not done within pull_timeout (${s.pullTimeoutMs / 1000} s)`)),
+      ac.abort(
+        new ImagePullFailedError(
+          image,
+          `not done within pull_timeout (${s.pullTimeoutMs / 1000} s)`,
+        ),
+      ),
     );
     stall();
     this.#log.info("Pulling image", { image });
@@ -143,7 +172,11 @@ export class ImagePulls {
         this.#log.info("Pulled image", { image, ms: clock.now() - info.started });
       } catch (e) {
         // A bound ended it: the engine's pull was cancelled with the signal, and every waiter is told which bound.
-        const error: unknown = ac.signal.aborted ? ac.signal.reason : e instanceof ExecutorError ? e : new ImagePullFailedError(image, (e as Error).message, { cause: e });
+        const error: unknown = ac.signal.aborted
+          ? ac.signal.reason
+          : e instanceof ExecutorError
+            ? e
+            : new ImagePullFailedError(image, (e as Error).message, { cause: e });
         this.#log.warn("Cannot pull image", { image, error: (error as Error).message });
         throw error;
       } finally {

@@ -16,7 +16,9 @@ const DIGEST_ENCODINGS: Record<string, { re: RegExp; what: string }> = {
   sha256: { re: /^[a-f0-9]{64}$/, what: "64 lowercase hex digits" },
   sha512: { re: /^[a-f0-9]{128}$/, what: "128 lowercase hex digits" },
 };
-const reference = new RegExp(`^(?:(${domain})/)?(${component}(?:/${component})*)(?::(${tag}))?(?:@(${digest}))?$`);
+const reference = new RegExp(
+  `^(?:(${domain})/)?(${component}(?:/${component})*)(?::(${tag}))?(?:@(${digest}))?$`,
+);
 
 export interface ImageRef {
   /** Registry host[:port], when the first path component names one. */
@@ -32,7 +34,8 @@ export function parseImageRef(ref: string): ImageRef | { error: string } {
   if (ref.length === 0) return { error: "must not be empty" };
   if (ref.length > 512) return { error: "is longer than 512 characters" };
   const m = reference.exec(ref);
-  if (!m) return { error: "is not a valid image reference (expected name[:tag][@digest], lowercase)" };
+  if (!m)
+    return { error: "is not a valid image reference (expected name[:tag][@digest], lowercase)" };
   let dom: string | undefined = m[1];
   let path = m[2]!;
   const t = m[3];
@@ -50,7 +53,8 @@ export function parseImageRef(ref: string): ImageRef | { error: string } {
     const algorithm = d.slice(0, at);
     // Other algorithms follow the grammar only; the engine says whether it knows them.
     const encoding = DIGEST_ENCODINGS[algorithm];
-    if (encoding !== undefined && !encoding.re.test(d.slice(at + 1))) return { error: `has a ${algorithm} digest that is not ${encoding.what}` };
+    if (encoding !== undefined && !encoding.re.test(d.slice(at + 1)))
+      return { error: `has a ${algorithm} digest that is not ${encoding.what}` };
   }
   return { domain: dom, path, tag: t, digest: d };
 }
@@ -74,7 +78,11 @@ const compiled = new Map<string, RegExp>();
 function patternRegExp(pattern: string): RegExp {
   let re = compiled.get(pattern);
   // Stryker disable next-line ConditionalExpression: compiling again gives the same expression; the map only saves the work
-  if (!re) compiled.set(pattern, (re = new RegExp(`^${pattern.split("*").map(escapeRegExp).join(".*")}$`)));
+  if (!re)
+    compiled.set(
+      pattern,
+      (re = new RegExp(`^${pattern.split("*").map(escapeRegExp).join(".*")}$`)),
+    );
   return re;
 }
 

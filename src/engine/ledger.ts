@@ -47,7 +47,11 @@ export class Ledger {
   }
 
   used(): { cpuTenths: number; memMB: number; gpus: number[] } {
-    return { cpuTenths: this.#cpu, memMB: this.#mem, gpus: [...this.#gpusHeld].sort((a, b) => a - b) };
+    return {
+      cpuTenths: this.#cpu,
+      memMB: this.#mem,
+      gpus: [...this.#gpusHeld].sort((a, b) => a - b),
+    };
   }
 
   /** GPUs neither held by a task nor busy with someone else's work. */
@@ -89,10 +93,21 @@ export class Ledger {
   tryReserve(want: Amount, exact?: readonly number[]): Reservation | undefined {
     if (this.shortage(want) !== undefined) return undefined;
     const free = this.freeGpus();
-    if (exact !== undefined && (exact.length !== want.gpuCount || exact.some((g) => !free.includes(g)) || new Set(exact).size !== exact.length)) return undefined;
+    if (
+      exact !== undefined &&
+      (exact.length !== want.gpuCount ||
+        exact.some((g) => !free.includes(g)) ||
+        new Set(exact).size !== exact.length)
+    )
+      return undefined;
     const gpus = exact !== undefined ? [...exact] : free.slice(0, want.gpuCount);
     // Stryker disable next-line UpdateOperator: ids only need to be unique, which counting down keeps them too
-    const r: Reservation = { id: this.#nextId++, cpuTenths: want.cpuTenths, memMB: want.memMB, gpus };
+    const r: Reservation = {
+      id: this.#nextId++,
+      cpuTenths: want.cpuTenths,
+      memMB: want.memMB,
+      gpus,
+    };
     this.#cpu += r.cpuTenths;
     this.#mem += r.memMB;
     for (const g of gpus) this.#gpusHeld.add(g);

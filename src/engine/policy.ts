@@ -71,7 +71,13 @@ export function decide(view: SchedulingView, req: SchedulingRequest): Decision {
     } else if (t.state === "ready") {
       replicas++;
       // Least busy first; among equals the most recently used, so the others can idle out.
-      if ((n === 0 || t.inFlight < n) && (!best || t.inFlight < best.inFlight || (t.inFlight === best.inFlight && t.lastUsed > best.lastUsed))) best = t;
+      if (
+        (n === 0 || t.inFlight < n) &&
+        (!best ||
+          t.inFlight < best.inFlight ||
+          (t.inFlight === best.inFlight && t.lastUsed > best.lastUsed))
+      )
+        best = t;
     }
   }
   if (best) return { kind: "reuse", replica: best.id };
@@ -110,15 +116,24 @@ export function shortage(want: Amount, free: Amount): Amount | undefined {
  * Undefined when even every idle task would not be enough, unless
  * `bestEffort`, which returns every one that helps.
  */
-export function pickEvictions(tasks: readonly TaskView[], missing: Amount, o: { bestEffort?: boolean } = {}): string[] | undefined {
+export function pickEvictions(
+  tasks: readonly TaskView[],
+  missing: Amount,
+  o: { bestEffort?: boolean } = {},
+): string[] | undefined {
   const m = { ...missing };
   const chosen: string[] = [];
   // Stryker disable next-line EqualityOperator: ids are unique, so two replicas never compare equal
-  const idle = tasks.filter(isIdle).sort((a, b) => a.lastUsed - b.lastUsed || (a.id < b.id ? -1 : 1));
+  const idle = tasks
+    .filter(isIdle)
+    .sort((a, b) => a.lastUsed - b.lastUsed || (a.id < b.id ? -1 : 1));
   for (const t of idle) {
     // Stryker disable next-line ConditionalExpression: once covered nothing is missing, so no later task helps and none is chosen
     if (covered(m)) break;
-    const helps = (m.cpuTenths > 0 && t.cpuTenths > 0) || (m.memMB > 0 && t.memMB > 0) || (m.gpuCount > 0 && t.gpuCount > 0);
+    const helps =
+      (m.cpuTenths > 0 && t.cpuTenths > 0) ||
+      (m.memMB > 0 && t.memMB > 0) ||
+      (m.gpuCount > 0 && t.gpuCount > 0);
     if (!helps) continue;
     chosen.push(t.id);
     m.cpuTenths -= t.cpuTenths;

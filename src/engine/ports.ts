@@ -211,7 +211,10 @@ export interface ContainerBackend {
    * `line` at most once a second for byte progress. Aborting `signal` cancels the engine's pull.
    * Failures: ImageNotFoundError (no such image), ImagePullFailedError (refused, or failed).
    */
-  pullImage(ref: string, opts?: { onProgress?: (p: PullProgress) => void; signal?: AbortSignal }): Promise<void>;
+  pullImage(
+    ref: string,
+    opts?: { onProgress?: (p: PullProgress) => void; signal?: AbortSignal },
+  ): Promise<void>;
   /** Creates the container and returns its id. */
   create(spec: ContainerSpec): Promise<string>;
   start(id: string): Promise<void>;

@@ -45,14 +45,20 @@ const TICK_MS = 5_000;
  * The entries as task specs under `limits`, with the request's own validation; a BadRequestError
  * naming `prewarm[i]` and the reason for the first that cannot be served.
  */
-export function resolvePrewarm(entries: readonly PrewarmEntry[], limits: SpecLimits): { key: string; spec: TaskSpec; count: number }[] {
+export function resolvePrewarm(
+  entries: readonly PrewarmEntry[],
+  limits: SpecLimits,
+): { key: string; spec: TaskSpec; count: number }[] {
   return entries.map((e, i) => {
     try {
       const spec = resolveSpec(e.intent, limits);
       return { key: taskKey(spec), spec, count: e.count };
     } catch (err) {
       const why = err instanceof Error ? err.message : String(err);
-      throw new BadRequestError(`prewarm[${i}] ("${e.intent.image}"): ${why}`, { field: `prewarm[${i}]`, code: err instanceof ExecutorError ? err.code : "BAD_REQUEST" });
+      throw new BadRequestError(`prewarm[${i}] ("${e.intent.image}"): ${why}`, {
+        field: `prewarm[${i}]`,
+        code: err instanceof ExecutorError ? err.code : "BAD_REQUEST",
+      });
     }
   });
 }
@@ -73,7 +79,11 @@ export class Prewarm {
   /** Replaces the list (start-up, update-config); what an entry already has warm stays. */
   set(resolved: { key: string; spec: TaskSpec; count: number }[]): void {
     const before = new Map(this.#entries.map((e) => [e.key, e]));
-    this.#entries = resolved.map((r) => ({ ...r, failures: before.get(r.key)?.failures ?? 0, notBefore: before.get(r.key)?.notBefore ?? 0 }));
+    this.#entries = resolved.map((r) => ({
+      ...r,
+      failures: before.get(r.key)?.failures ?? 0,
+      notBefore: before.get(r.key)?.notBefore ?? 0,
+    }));
   }
 
   get size(): number {
@@ -91,7 +101,13 @@ export class Prewarm {
 
   /** Starts what the entries lack, from free capacity, while nobody waits in line. */
   run(): void {
-    if (this.#stopped || this.#entries.length === 0 || this.#d.paused() || this.#d.queueLength() > 0) return;
+    if (
+      this.#stopped ||
+      this.#entries.length === 0 ||
+      this.#d.paused() ||
+      this.#d.queueLength() > 0
+    )
+      return;
     const now = this.#d.clock.now();
     for (const e of this.#entries) {
       if (now < e.notBefore) continue;
@@ -122,7 +138,11 @@ export class Prewarm {
     const wait = Math.min(MAX_BACKOFF_MS, BACKOFF_MS * 2 ** e.failures);
     e.failures++;
     e.notBefore = this.#d.clock.now() + wait;
-    this.#log.warn("Prewarm start failed; retrying later", { image: e.spec.image, retryInS: wait / 1000, error: error.message });
+    this.#log.warn("Prewarm start failed; retrying later", {
+      image: e.spec.image,
+      retryInS: wait / 1000,
+      error: error.message,
+    });
     this.#scheduleRetry();
   }
 
@@ -132,11 +152,14 @@ export class Prewarm {
     this.#cancelRetry = undefined;
     const waiting = this.#entries.filter((e) => e.notBefore > 0).map((e) => e.notBefore);
     if (waiting.length === 0) return;
-    this.#cancelRetry = this.#d.clock.setTimer(Math.max(0, Math.min(...waiting) - this.#d.clock.now()), () => {
-      this.#cancelRetry = undefined;
-      this.run();
-      this.#scheduleRetry();
-    });
+    this.#cancelRetry = this.#d.clock.setTimer(
+      Math.max(0, Math.min(...waiting) - this.#d.clock.now()),
+      () => {
+        this.#cancelRetry = undefined;
+        this.run();
+        this.#scheduleRetry();
+      },
+    );
   }
 
   /**

@@ -5,9 +5,16 @@ import { READY_MARK } from "./settings.ts";
 import type { Task } from "./task.ts";
 
 /** Waits for the ready mark, bounded by the ready timeout on the engine's clock. */
-export async function waitReady(d: { backend: ContainerBackend; clock: Clock }, task: Task, id: string, timeoutMs: number): Promise<void> {
+export async function waitReady(
+  d: { backend: ContainerBackend; clock: Clock },
+  task: Task,
+  id: string,
+  timeoutMs: number,
+): Promise<void> {
   const timeout = new AbortController();
-  const cancel = d.clock.setTimer(timeoutMs, () => timeout.abort(new TaskStartError("Ready timeout", { code: "TASK_NOT_READY" })));
+  const cancel = d.clock.setTimer(timeoutMs, () =>
+    timeout.abort(new TaskStartError("Ready timeout", { code: "TASK_NOT_READY" })),
+  );
   const both = new AbortController();
   const onAbort = () => both.abort(task.abort.signal.reason);
   task.abort.signal.addEventListener("abort", onAbort, { once: true });
@@ -23,7 +30,11 @@ export async function waitReady(d: { backend: ContainerBackend; clock: Clock }, 
       );
     }
     if (e instanceof ContainerExitedError) {
-      throw new ContainerExitedError(e.exitCode, e.lastLines, `Task "${task.spec.image}" exited with code ${e.exitCode} before it was ready${e.lastLines.length ? `; last log lines:\n${e.lastLines.join("\n")}` : ""}`);
+      throw new ContainerExitedError(
+        e.exitCode,
+        e.lastLines,
+        `Task "${task.spec.image}" exited with code ${e.exitCode} before it was ready${e.lastLines.length ? `; last log lines:\n${e.lastLines.join("\n")}` : ""}`,
+      );
     }
     throw e;
   } finally {

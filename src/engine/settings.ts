@@ -63,7 +63,12 @@ export interface EngineSettings {
 }
 
 /** The part of the settings POST /update-config may change. */
-export type SettingsUpdate = Partial<Pick<EngineSettings, "idleTimeoutMinutes" | "cpu" | "memMB" | "hasGpu" | "microVMRuntime" | "prewarm">>;
+export type SettingsUpdate = Partial<
+  Pick<
+    EngineSettings,
+    "idleTimeoutMinutes" | "cpu" | "memMB" | "hasGpu" | "microVMRuntime" | "prewarm"
+  >
+>;
 
 /** One task to keep warm: the execute request's intent and how many replicas. */
 export interface PrewarmEntry {
@@ -88,7 +93,10 @@ export const LABELS = {
 } as const;
 
 /** Task capacity: the configured amount clipped to the host (its cores; 80 % of its memory). */
-export function clipCapacity(s: Pick<EngineSettings, "cpu" | "memMB">, host: { cores: number; memoryMB: number }) {
+export function clipCapacity(
+  s: Pick<EngineSettings, "cpu" | "memMB">,
+  host: { cores: number; memoryMB: number },
+) {
   return {
     cpuTenths: Math.min(Math.round(s.cpu * 10), host.cores * 10),
     memMB: Math.min(s.memMB, Math.floor(host.memoryMB * 0.8)),

@@ -84,7 +84,11 @@ export interface TaskInfo {
 
 export function snapshotTasks(
   tasks: readonly Task[],
-  o: { networkOf: (t: Task) => TaskInfo["network"]; diskMB?: (t: Task) => number | undefined; prewarmed?: (t: Task) => boolean },
+  o: {
+    networkOf: (t: Task) => TaskInfo["network"];
+    diskMB?: (t: Task) => number | undefined;
+    prewarmed?: (t: Task) => boolean;
+  },
 ): TaskInfo[] {
   return tasks.map((t) => ({
     key: t.key,
@@ -97,7 +101,13 @@ export function snapshotTasks(
     sgx: t.spec.sgx,
     state: t.state.kind,
     key_hash: keyHash(t.key),
-    reservation: t.reservation ? { cpu: t.reservation.cpuTenths / 10, mem: t.reservation.memMB, gpus: [...t.reservation.gpus] } : null,
+    reservation: t.reservation
+      ? {
+          cpu: t.reservation.cpuTenths / 10,
+          mem: t.reservation.memMB,
+          gpus: [...t.reservation.gpus],
+        }
+      : null,
     in_flight: t.inFlight,
     served: t.served,
     last_used: new Date(t.lastUsed).toISOString(),

@@ -15,10 +15,15 @@ export function parseCidr(text: string): Cidr | { error: string } {
   if (!m) return { error: `"${text}" is not an IPv4 CIDR such as "10.201.0.0/16"` };
   const octets = m.slice(1, 5).map(Number);
   const bits = Number(m[5]);
-  if (octets.some((o) => o > 255) || bits > 32) return { error: `"${text}" is not an IPv4 CIDR such as "10.201.0.0/16"` };
-  const addr = (((octets[0]! << 24) >>> 0) + (octets[1]! << 16) + (octets[2]! << 8) + octets[3]!) >>> 0;
+  if (octets.some((o) => o > 255) || bits > 32)
+    return { error: `"${text}" is not an IPv4 CIDR such as "10.201.0.0/16"` };
+  const addr =
+    (((octets[0]! << 24) >>> 0) + (octets[1]! << 16) + (octets[2]! << 8) + octets[3]!) >>> 0;
   const base = (addr & mask(bits)) >>> 0;
-  if (base !== addr) return { error: `"${text}" has host bits set: the block starts at ${formatCidr({ base, bits })}` };
+  if (base !== addr)
+    return {
+      error: `"${text}" has host bits set: the block starts at ${formatCidr({ base, bits })}`,
+    };
   return { base, bits };
 }
 
@@ -34,7 +39,7 @@ export function mask(bits: number): number {
 /** True when the two blocks share an address. */
 export function overlaps(a: Cidr, b: Cidr): boolean {
   const bits = Math.min(a.bits, b.bits);
-  return ((a.base & mask(bits)) >>> 0) === ((b.base & mask(bits)) >>> 0);
+  return (a.base & mask(bits)) >>> 0 === (b.base & mask(bits)) >>> 0;
 }
 
 /** How many blocks of `/bits` the pool holds. */

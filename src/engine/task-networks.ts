@@ -47,7 +47,10 @@ export const TASK_BRIDGE_PREFIX = "mecat";
  */
 export function bridgeName(subnet: string, instance: string, run: string): string {
   const [address = ""] = subnet.split("/");
-  const hex = address.split(".").map((o) => Number(o).toString(16).padStart(2, "0")).join("");
+  const hex = address
+    .split(".")
+    .map((o) => Number(o).toString(16).padStart(2, "0"))
+    .join("");
   return `${TASK_BRIDGE_PREFIX}${hex}${(hash(`${instance}/${run}`) % 1296).toString(36).padStart(2, "0")}`;
 }
 
@@ -111,7 +114,9 @@ export class TaskNetworks {
       }
       const left = deadline - this.#d.clock.now();
       if (left <= 0) {
-        throw new NoCapacityError(`No free subnet in task_subnet_pool ${this.#d.settings().taskSubnetPool}: every /${TASK_SUBNET_BITS} is taken`);
+        throw new NoCapacityError(
+          `No free subnet in task_subnet_pool ${this.#d.settings().taskSubnetPool}: every /${TASK_SUBNET_BITS} is taken`,
+        );
       }
       await this.#freed(Math.min(left, 1000), signal);
     }
@@ -124,7 +129,10 @@ export class TaskNetworks {
       await this.#d.backend.removeNetwork(net.id);
     } catch (e) {
       this.#orphans.set(net.id, net.name);
-      this.#log.warn("Cannot remove task network; trying again once the engine answers", { network: net.name, error: (e as Error).message });
+      this.#log.warn("Cannot remove task network; trying again once the engine answers", {
+        network: net.name,
+        error: (e as Error).message,
+      });
     } finally {
       this.#held.delete(net.index);
       for (const wake of [...this.#waiters]) wake();
@@ -167,14 +175,24 @@ export class TaskNetworks {
 
   #indexOf(subnet: string): number | undefined {
     const c = parseCidr(subnet);
-    if ("error" in c || c.bits !== TASK_SUBNET_BITS || !overlaps(c, this.#pool) || c.bits < this.#pool.bits) return undefined;
+    if (
+      "error" in c ||
+      c.bits !== TASK_SUBNET_BITS ||
+      !overlaps(c, this.#pool) ||
+      c.bits < this.#pool.bits
+    )
+      return undefined;
     return (c.base - this.#pool.base) / 2 ** (32 - TASK_SUBNET_BITS);
   }
 
   /** The task networks of this instance, any run. */
   list(): Promise<NetworkSummary[]> {
     const s = this.#d.settings();
-    return this.#d.backend.listNetworks({ [LABELS.managed]: "1", [LABELS.instance]: s.instance, [NETWORK_LABEL]: "task" });
+    return this.#d.backend.listNetworks({
+      [LABELS.managed]: "1",
+      [LABELS.instance]: s.instance,
+      [NETWORK_LABEL]: "task",
+    });
   }
 
   /**
@@ -185,10 +203,17 @@ export class TaskNetworks {
     const found = await this.list();
     const stale = found.filter((n) => n.labels[LABELS.run] !== this.#d.run && !keep.has(n.id));
     for (const n of stale) {
-      if (this.#d.self !== undefined) await this.#d.backend.disconnectNetwork(n.id, this.#d.self).catch(() => {});
-      await this.#d.backend.removeNetwork(n.id).catch((e: unknown) => this.#log.warn("Cannot remove a leftover task network", { network: n.name, error: (e as Error).message }));
+      if (this.#d.self !== undefined)
+        await this.#d.backend.disconnectNetwork(n.id, this.#d.self).catch(() => {});
+      await this.#d.backend.removeNetwork(n.id).catch((e: unknown) =>
+        this.#log.warn("Cannot remove a leftover task network", {
+          network: n.name,
+          error: (e as Error).message,
+        }),
+      );
     }
-    if (stale.length > 0) this.#log.info("Removed task networks left by an earlier run", { count: stale.length });
+    if (stale.length > 0)
+      this.#log.info("Removed task networks left by an earlier run", { count: stale.length });
     return stale.length;
   }
 
@@ -217,7 +242,12 @@ export class TaskNetworks {
     await Promise.all(this.#spares.splice(0).map((n) => this.release(n)));
     const s = this.#d.settings();
     const left = await this.#d.backend
-      .listNetworks({ [LABELS.managed]: "1", [LABELS.instance]: s.instance, [NETWORK_LABEL]: "task", [LABELS.run]: this.#d.run })
+      .listNetworks({
+        [LABELS.managed]: "1",
+        [LABELS.instance]: s.instance,
+        [NETWORK_LABEL]: "task",
+        [LABELS.run]: this.#d.run,
+      })
       .catch(() => []);
     for (const n of left) if (!keep.has(n.id)) this.#orphans.set(n.id, n.name);
     await this.removeOrphans();
@@ -242,7 +272,12 @@ export class TaskNetworks {
           // Joined from the executor's own container, an egress-off network needs no host address:
           // without one, no address of the host is reachable from it (docs/architecture.md).
           hostless: this.#d.self !== undefined && !s.taskEgress,
-          labels: { [LABELS.managed]: "1", [LABELS.instance]: s.instance, [LABELS.run]: this.#d.run, [NETWORK_LABEL]: "task" },
+          labels: {
+            [LABELS.managed]: "1",
+            [LABELS.instance]: s.instance,
+            [LABELS.run]: this.#d.run,
+            [NETWORK_LABEL]: "task",
+          },
         });
         const net = { id, name, subnet, index };
         if (this.#d.self !== undefined) {

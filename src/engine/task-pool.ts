@@ -3,14 +3,37 @@
  * removing one (returning its reservation at once), reacting to container
  * events, and finding containers an earlier executor left behind.
  */
-import { DiskLowError, ExecutorError, InternalError, TaskDiskExceededError, TaskStartError } from "./errors.ts";
+import {
+  DiskLowError,
+  ExecutorError,
+  InternalError,
+  TaskDiskExceededError,
+  TaskStartError,
+} from "./errors.ts";
 import type { Ledger, Reservation } from "./ledger.ts";
 import type { EngineMetrics } from "./metrics.ts";
 import type { TaskView } from "./policy.ts";
-import type { Clock, ConnectProbe, ContainerBackend, ContainerEvent, ContainerSummary, DiskProbe, Logger, NetworkSummary, TaskClient } from "./ports.ts";
+import type {
+  Clock,
+  ConnectProbe,
+  ContainerBackend,
+  ContainerEvent,
+  ContainerSummary,
+  DiskProbe,
+  Logger,
+  NetworkSummary,
+  TaskClient,
+} from "./ports.ts";
 import { LABELS, READY_MARK, type EngineSettings } from "./settings.ts";
 import { Task } from "./task.ts";
-import { containerName, keyHash, resolveSpec, taskKey, type SpecLimits, type TaskSpec } from "./task-spec.ts";
+import {
+  containerName,
+  keyHash,
+  resolveSpec,
+  taskKey,
+  type SpecLimits,
+  type TaskSpec,
+} from "./task-spec.ts";
 import { containerSpecFor, parseSpecLabel } from "./container-spec.ts";
 import { ImagePulls } from "./image-pulls.ts";
 import { waitReady } from "./ready-wait.ts";
@@ -56,7 +79,8 @@ const MB = 1024 * 1024;
 const PROBE_TIMEOUT_MS = 2_000;
 
 /** How a launch ended: ready, failed (with the error waiters get), or removed while starting. */
-export type LaunchOutcome = { kind: "ready" } | { kind: "failed"; error: ExecutorError } | { kind: "removed" };
+export type LaunchOutcome =
+  { kind: "ready" } | { kind: "failed"; error: ExecutorError } | { kind: "removed" };
 
 /** What remove() did: began removing the task, or found it already leaving (removing, gone or failed). */
 export type RemoveOutcome = "removing" | "already_leaving";
@@ -78,7 +102,9 @@ export class TaskPool {
   /** Names of containers whose create() has not answered yet. */
   #creating = new Set<string>();
   /** Tells this run's container names from an earlier run's. */
-  #run = Math.floor(Math.random() * 36 ** 4).toString(36).padStart(4, "0");
+  #run = Math.floor(Math.random() * 36 ** 4)
+    .toString(36)
+    .padStart(4, "0");
 
   /** One network per task (settings.isolate); undefined when tasks share one or publish. */
   #networks?: TaskNetworks;
@@ -90,9 +116,22 @@ export class TaskPool {
   constructor(deps: TaskPoolDeps) {
     this.#d = deps;
     this.#log = deps.logger.child({ component: "pool" });
-    this.images = new ImagePulls({ backend: deps.backend, clock: deps.clock, logger: deps.logger, settings: deps.settings, metrics: deps.metrics });
+    this.images = new ImagePulls({
+      backend: deps.backend,
+      clock: deps.clock,
+      logger: deps.logger,
+      settings: deps.settings,
+      metrics: deps.metrics,
+    });
     if (deps.settings().isolate) {
-      this.#networks = new TaskNetworks({ backend: deps.backend, clock: deps.clock, logger: deps.logger, settings: deps.settings, run: this.#run, self: deps.selfContainer });
+      this.#networks = new TaskNetworks({
+        backend: deps.backend,
+        clock: deps.clock,
+        logger: deps.logger,
+        settings: deps.settings,
+        run: this.#run,
+        self: deps.selfContainer,
+      });
     }
   }
 
@@ -127,14 +166,27 @@ export class TaskPool {
   views(tasks: Iterable<Task> = this.#byId.values()): TaskView[] {
     const out: TaskView[] = [];
     for (const t of tasks) {
-      out.push({ id: t.id, key: t.key, state: t.state.kind, inFlight: t.inFlight, lastUsed: t.lastUsed, cpuTenths: t.spec.cpuTenths, memMB: t.spec.memMB, gpuCount: t.spec.gpuCount });
+      out.push({
+        id: t.id,
+        key: t.key,
+        state: t.state.kind,
+        inFlight: t.inFlight,
+        lastUsed: t.lastUsed,
+        cpuTenths: t.spec.cpuTenths,
+        memMB: t.spec.memMB,
+        gpuCount: t.spec.gpuCount,
+      });
     }
     return out;
   }
 
   /** Registers a new starting replica holding `reservation`; the caller launches it. */
   add(key: string, spec: TaskSpec, reservation: Reservation): Task {
-    const id = containerName(spec, { instance: this.#d.settings().instance, run: this.#run, serial: ++this.#serial });
+    const id = containerName(spec, {
+      instance: this.#d.settings().instance,
+      run: this.#run,
+      serial: ++this.#serial,
+    });
     const task = new Task({ id, key, spec, reservation, now: this.#d.clock.now() });
     this.#byId.set(id, task);
     this.#byKey.set(key, [...this.replicas(key), task]);
@@ -159,7 +211,9 @@ export class TaskPool {
       this.#creating.add(task.id);
       let id: string;
       try {
-        id = await this.#d.backend.create(containerSpecFor(task, reservation, s, { run: this.#run, gpuIds: this.#d.gpuIds, net }));
+        id = await this.#d.backend.create(
+          containerSpecFor(task, reservation, s, { run: this.#run, gpuIds: this.#d.gpuIds, net }),
+        );
       } finally {
         this.#creating.delete(task.id);
       }
@@ -170,14 +224,28 @@ export class TaskPool {
         return removedOutcome(task);
       }
       await this.#d.backend.start(id);
-      await waitReady({ backend: this.#d.backend, clock: this.#d.clock }, task, id, s.readyTimeoutMs);
+      await waitReady(
+        { backend: this.#d.backend, clock: this.#d.clock },
+        task,
+        id,
+        s.readyTimeoutMs,
+      );
       // On its own network: by name where the executor joined it (in a container), else by address.
-      const endpoint = await this.#d.backend.endpoint(id, net ? { network: net.name, byAddress: !this.#networks!.joins } : { network: s.network || undefined });
+      const endpoint = await this.#d.backend.endpoint(
+        id,
+        net
+          ? { network: net.name, byAddress: !this.#networks!.joins }
+          : { network: s.network || undefined },
+      );
       signal.throwIfAborted();
       const now = this.#d.clock.now();
       if (!task.apply({ type: "ready", endpoint, at: now }).ok) return removedOutcome(task);
       this.#d.metrics?.coldStarts.observe((now - started) / 1000);
-      log.info("Task ready", { image: task.spec.image, container: id.slice(0, 12), ms: now - started });
+      log.info("Task ready", {
+        image: task.spec.image,
+        container: id.slice(0, 12),
+        ms: now - started,
+      });
       return { kind: "ready" };
     } catch (cause) {
       if (task.state.kind !== "starting") {
@@ -202,9 +270,21 @@ export class TaskPool {
 
   /** Marks a starting task failed and returns what it held. */
   #fail(task: Task, cause: unknown): ExecutorError {
-    const error = cause instanceof ExecutorError ? cause : new TaskStartError(`Cannot start task "${task.spec.image}": ${(cause as Error).message}`, { cause });
+    const error =
+      cause instanceof ExecutorError
+        ? cause
+        : new TaskStartError(
+            `Cannot start task "${task.spec.image}": ${(cause as Error).message}`,
+            { cause },
+          );
     this.#d.metrics?.startFailures.inc();
-    this.#log.warn("Task failed to start", { task: task.id, image: task.spec.image, error: error.message, code: error.code, where: error.where });
+    this.#log.warn("Task failed to start", {
+      task: task.id,
+      image: task.spec.image,
+      error: error.message,
+      code: error.code,
+      where: error.where,
+    });
     const reservation = task.reservation;
     task.apply({ type: "fail", error });
     this.#forget(task, reservation);
@@ -216,7 +296,11 @@ export class TaskPool {
    * returns and the container goes in the background (`done`). A replica
    * already leaving is said so, and nothing else happens.
    */
-  remove(task: Task, reason: string, error?: Error): { outcome: RemoveOutcome; done: Promise<void> } {
+  remove(
+    task: Task,
+    reason: string,
+    error?: Error,
+  ): { outcome: RemoveOutcome; done: Promise<void> } {
     const reservation = task.reservation;
     const endpoint = task.endpoint;
     const t = task.apply({ type: "remove", reason });
@@ -257,7 +341,9 @@ export class TaskPool {
     // A stop during the start-up sweep waits for it: what it has not removed yet would stay behind.
     await Promise.allSettled([this.#sweeping, ...this.#removals]);
     // A create whose answer was lost left a container nobody removes otherwise.
-    await this.#removeUnknown().catch((e: unknown) => this.#log.warn("Cannot list this run's containers at stop", { error: (e as Error).message }));
+    await this.#removeUnknown().catch((e: unknown) =>
+      this.#log.warn("Cannot list this run's containers at stop", { error: (e as Error).message }),
+    );
     const kept = new Set(this.all().flatMap((t) => this.#nets.get(t.id)?.id ?? []));
     await this.#networks?.close(kept);
   }
@@ -275,7 +361,10 @@ export class TaskPool {
     if (ev.action !== "die" && ev.action !== "oom" && ev.action !== "destroy") return false;
     const task = this.#byContainer.get(ev.id);
     if (!task || task.state.kind !== "ready") return false;
-    const reason = ev.action === "oom" ? "container was killed for using too much memory" : `container stopped (${ev.action}${ev.exitCode === undefined ? "" : `, exit code ${ev.exitCode}`})`;
+    const reason =
+      ev.action === "oom"
+        ? "container was killed for using too much memory"
+        : `container stopped (${ev.action}${ev.exitCode === undefined ? "" : `, exit code ${ev.exitCode}`})`;
     return this.remove(task, reason).outcome === "removing";
   }
 
@@ -288,7 +377,11 @@ export class TaskPool {
       const id = task.containerId;
       if (task.state.kind !== "ready" || !id) continue;
       const st = await this.#d.backend.inspect(id);
-      if (!st?.running && this.remove(task, "container is no longer running").outcome === "removing") removed++;
+      if (
+        !st?.running &&
+        this.remove(task, "container is no longer running").outcome === "removing"
+      )
+        removed++;
     }
     return removed;
   }
@@ -304,10 +397,17 @@ export class TaskPool {
    */
   async #removeUnknown(): Promise<void> {
     const s = this.#d.settings();
-    const mine = await this.#d.backend.list({ [LABELS.managed]: "1", [LABELS.instance]: s.instance, [LABELS.run]: this.#run });
+    const mine = await this.#d.backend.list({
+      [LABELS.managed]: "1",
+      [LABELS.instance]: s.instance,
+      [LABELS.run]: this.#run,
+    });
     for (const c of mine) {
       if (this.#byContainer.has(c.id) || this.#creating.has(c.name)) continue;
-      this.#log.warn("Removing a container the executor does not know (its create answer was lost)", { container: c.name });
+      this.#log.warn(
+        "Removing a container the executor does not know (its create answer was lost)",
+        { container: c.name },
+      );
       await this.#removeContainer(c.id);
     }
   }
@@ -326,14 +426,20 @@ export class TaskPool {
 
   async #removeLeftovers(onAdopted?: () => void): Promise<number> {
     const s = this.#d.settings();
-    const found = await this.#d.backend.list({ [LABELS.managed]: "1", [LABELS.instance]: s.instance });
+    const found = await this.#d.backend.list({
+      [LABELS.managed]: "1",
+      [LABELS.instance]: s.instance,
+    });
     // Not ours: a container this run is creating is not in the pool's maps until create() returns.
-    const leftovers = found.filter((c) => c.labels[LABELS.run] !== this.#run && !this.#byContainer.has(c.id));
+    const leftovers = found.filter(
+      (c) => c.labels[LABELS.run] !== this.#run && !this.#byContainer.has(c.id),
+    );
     const adopted = await this.#adopt(leftovers);
     onAdopted?.();
     const stale = leftovers.filter((c) => !adopted.has(c.id));
     await Promise.all(stale.map((c) => this.#d.backend.remove(c.id)));
-    if (stale.length > 0) this.#log.info("Removed containers left by an earlier run", { count: stale.length });
+    if (stale.length > 0)
+      this.#log.info("Removed containers left by an earlier run", { count: stale.length });
     // Their networks next (a network goes only once no container is on it), then spares of our own.
     const keep = new Set([...this.#nets.values()].map((n) => n.id));
     await this.#networks?.sweep(keep);
@@ -353,8 +459,13 @@ export class TaskPool {
     const probe = this.#d.probe;
     const running = leftovers.filter((c) => c.state === "running");
     if (!limits || !probe || running.length === 0) return adopted;
-    const refused = (c: { id: string; name: string }, why: string) => this.#log.info("Not adopting a container left by an earlier run; removing it", { container: c.name || c.id.slice(0, 12), reason: why });
-    for (const c of leftovers) if (c.state !== "running") refused(c, `it is not running (${c.state})`);
+    const refused = (c: { id: string; name: string }, why: string) =>
+      this.#log.info("Not adopting a container left by an earlier run; removing it", {
+        container: c.name || c.id.slice(0, 12),
+        reason: why,
+      });
+    for (const c of leftovers)
+      if (c.state !== "running") refused(c, `it is not running (${c.state})`);
     const nets = this.#networks ? await this.#networks.list() : [];
     const read = await Promise.all(
       running.map((c) =>
@@ -364,7 +475,9 @@ export class TaskPool {
         }),
       ),
     );
-    const candidates = read.filter((c): c is Leftover => c !== undefined).sort((a, b) => b.startedAt - a.startedAt);
+    const candidates = read
+      .filter((c): c is Leftover => c !== undefined)
+      .sort((a, b) => b.startedAt - a.startedAt);
     const booked: { c: Leftover; r: Reservation; net?: TaskNet }[] = [];
     for (const c of candidates) {
       const net = c.net ? this.#networks!.adopt(c.net) : undefined;
@@ -372,10 +485,16 @@ export class TaskPool {
         refused(c, `its network "${c.net.name}" is not a free block of task_subnet_pool`);
         continue;
       }
-      const r = this.#d.ledger.tryReserve({ cpuTenths: c.spec.cpuTenths, memMB: c.spec.memMB, gpuCount: c.spec.gpuCount }, c.gpus);
+      const r = this.#d.ledger.tryReserve(
+        { cpuTenths: c.spec.cpuTenths, memMB: c.spec.memMB, gpuCount: c.spec.gpuCount },
+        c.gpus,
+      );
       if (!r) {
         if (net) this.#networks!.unhold(net);
-        refused(c, "the capacity has no room for it (tasks started more recently were adopted first)");
+        refused(
+          c,
+          "the capacity has no room for it (tasks started more recently were adopted first)",
+        );
         continue;
       }
       booked.push({ c, r, net });
@@ -384,9 +503,16 @@ export class TaskPool {
     await Promise.all(
       booked.map(async ({ c, r, net }) => {
         try {
-          if (net && this.#networks!.joins) await this.#d.backend.connectNetwork(net.id, this.#d.selfContainer!);
-          const endpoint = await this.#d.backend.endpoint(c.id, net ? { network: net.name, byAddress: !this.#networks!.joins } : { network: s.network || undefined });
-          if (!(await probe(endpoint, AbortSignal.timeout(PROBE_TIMEOUT_MS)))) throw new Error(`nothing accepts a connection at ${endpoint}`);
+          if (net && this.#networks!.joins)
+            await this.#d.backend.connectNetwork(net.id, this.#d.selfContainer!);
+          const endpoint = await this.#d.backend.endpoint(
+            c.id,
+            net
+              ? { network: net.name, byAddress: !this.#networks!.joins }
+              : { network: s.network || undefined },
+          );
+          if (!(await probe(endpoint, AbortSignal.timeout(PROBE_TIMEOUT_MS))))
+            throw new Error(`nothing accepts a connection at ${endpoint}`);
           const now = this.#d.clock.now();
           const task = new Task({ id: c.name, key: c.key, spec: c.spec, reservation: r, now });
           task.apply({ type: "created", containerId: c.id });
@@ -399,14 +525,23 @@ export class TaskPool {
         } catch (e) {
           this.#d.ledger.release(r);
           if (net) {
-            if (this.#networks!.joins) await this.#d.backend.disconnectNetwork(net.id, this.#d.selfContainer!).catch(() => {});
+            if (this.#networks!.joins)
+              await this.#d.backend
+                .disconnectNetwork(net.id, this.#d.selfContainer!)
+                .catch(() => {});
             this.#networks!.unhold(net);
           }
           refused(c, (e as Error).message);
         }
       }),
     );
-    if (adopted.size > 0) this.#log.info("Adopted tasks left by an earlier run", { count: adopted.size, tasks: [...this.#byContainer.values()].filter((t) => adopted.has(t.containerId!)).map((t) => t.id) });
+    if (adopted.size > 0)
+      this.#log.info("Adopted tasks left by an earlier run", {
+        count: adopted.size,
+        tasks: [...this.#byContainer.values()]
+          .filter((t) => adopted.has(t.containerId!))
+          .map((t) => t.id),
+      });
     return adopted;
   }
 
@@ -421,14 +556,24 @@ export class TaskPool {
     // past the capacity are refused here as a request for them would be.
     const spec = resolveSpec(intent, limits);
     const key = taskKey(spec);
-    if (keyHash(key) !== labels[LABELS.key]) throw new Error("its labels do not give back its task key (the microVM runtime or the image's name changed)");
-    if (st.nanoCpus !== spec.cpuTenths * 100_000_000 || st.memoryBytes !== spec.memMB * MB) throw new Error("its CPU or memory limit is not its spec's");
+    if (keyHash(key) !== labels[LABELS.key])
+      throw new Error(
+        "its labels do not give back its task key (the microVM runtime or the image's name changed)",
+      );
+    if (st.nanoCpus !== spec.cpuTenths * 100_000_000 || st.memoryBytes !== spec.memMB * MB)
+      throw new Error("its CPU or memory limit is not its spec's");
     const runtime = st.runtime ?? "";
-    if (spec.runtime !== undefined ? runtime !== spec.runtime : runtime !== "" && runtime === limits.microVMRuntime) throw new Error(`its runtime "${runtime}" is not its spec's`);
+    if (
+      spec.runtime !== undefined
+        ? runtime !== spec.runtime
+        : runtime !== "" && runtime === limits.microVMRuntime
+    )
+      throw new Error(`its runtime "${runtime}" is not its spec's`);
     let gpus: number[] | undefined;
     if (spec.gpuCount > 0 || (st.gpuIds ?? []).length > 0) {
       gpus = this.#d.gpuIndexes?.(st.gpuIds ?? []);
-      if (!gpus || gpus.length !== spec.gpuCount) throw new Error("its GPUs are not GPUs this executor may use now");
+      if (!gpus || gpus.length !== spec.gpuCount)
+        throw new Error("its GPUs are not GPUs this executor may use now");
     }
     const s = this.#d.settings();
     const attached = st.networks ?? [];
@@ -436,8 +581,10 @@ export class TaskPool {
     if (this.#networks) {
       net = nets.find((n) => attached.length === 1 && n.name === attached[0]);
       if (!net) throw new Error("it is not on a task network of its own");
-    } else if (s.network && !attached.includes(s.network)) throw new Error(`it is not on the network "${s.network}"`);
-    if (!(await this.#d.backend.hasMark(id, READY_MARK))) throw new Error(`the earlier run never saw it ready (no ${READY_MARK} in its output)`);
+    } else if (s.network && !attached.includes(s.network))
+      throw new Error(`it is not on the network "${s.network}"`);
+    if (!(await this.#d.backend.hasMark(id, READY_MARK)))
+      throw new Error(`the earlier run never saw it ready (no ${READY_MARK} in its output)`);
     return { id, name: st.name ?? id, key, spec, gpus, net, startedAt: st.startedAt ?? 0 };
   }
 
@@ -464,7 +611,10 @@ export class TaskPool {
     try {
       await this.#d.backend.remove(id);
     } catch (e) {
-      this.#log.warn("Cannot remove container", { container: id.slice(0, 12), error: (e as Error).message });
+      this.#log.warn("Cannot remove container", {
+        container: id.slice(0, 12),
+        error: (e as Error).message,
+      });
     } finally {
       this.#byContainer.delete(id);
     }
@@ -479,5 +629,7 @@ const NONE: readonly Task[] = [];
  */
 function removedOutcome(task: Task): LaunchOutcome {
   const why = task.abort.signal.reason;
-  return why instanceof TaskDiskExceededError ? { kind: "failed", error: why } : { kind: "removed" };
+  return why instanceof TaskDiskExceededError
+    ? { kind: "failed", error: why }
+    : { kind: "removed" };
 }

@@ -70,16 +70,33 @@ export const MIN_MEM_MB = 6;
 /** Turns an intent into a spec, refusing at once what can never run here. */
 export function resolveSpec(intent: TaskIntent, limits: SpecLimits): TaskSpec {
   const image = normalizedImage(intent.image);
-  if (!imageAllowed(image, limits.allowedImages) && !imageAllowed(intent.image, limits.allowedImages)) {
-    throw new ForbiddenError(`Image "${intent.image}" is not in allowed_images`, "IMAGE_NOT_ALLOWED");
+  if (
+    !imageAllowed(image, limits.allowedImages) &&
+    !imageAllowed(intent.image, limits.allowedImages)
+  ) {
+    throw new ForbiddenError(
+      `Image "${intent.image}" is not in allowed_images`,
+      "IMAGE_NOT_ALLOWED",
+    );
   }
   // Absent, or cpu and mem both 0: the defaults. Otherwise a given value must be positive; a missing one takes its default.
   const bothZero = (intent.cpu ?? 0) === 0 && (intent.mem ?? 0) === 0;
-  const cpuTenths = bothZero || intent.cpu === undefined ? DEFAULT_CPU_TENTHS : Math.round(intent.cpu * 10);
+  const cpuTenths =
+    bothZero || intent.cpu === undefined ? DEFAULT_CPU_TENTHS : Math.round(intent.cpu * 10);
   const memMB = bothZero || intent.mem === undefined ? DEFAULT_MEM_MB : intent.mem;
-  if (cpuTenths <= 0) throw new BadRequestError(`Field "resource.cpu" must be greater than 0`, { field: "resource.cpu" });
-  if (memMB <= 0) throw new BadRequestError(`Field "resource.mem" must be a positive whole number of MB`, { field: "resource.mem" });
-  if (memMB < MIN_MEM_MB) throw new BadRequestError(`Field "resource.mem" must be at least ${MIN_MEM_MB} MB, the least the container engine accepts`, { field: "resource.mem" });
+  if (cpuTenths <= 0)
+    throw new BadRequestError(`Field "resource.cpu" must be greater than 0`, {
+      field: "resource.cpu",
+    });
+  if (memMB <= 0)
+    throw new BadRequestError(`Field "resource.mem" must be a positive whole number of MB`, {
+      field: "resource.mem",
+    });
+  if (memMB < MIN_MEM_MB)
+    throw new BadRequestError(
+      `Field "resource.mem" must be at least ${MIN_MEM_MB} MB, the least the container engine accepts`,
+      { field: "resource.mem" },
+    );
   // use_gpu with gpu_count 0 (or none) means one GPU, as in the original executor.
   const gpuCount = intent.useGpu ? Math.max(1, intent.gpuCount ?? 1) : 0;
 
@@ -87,27 +104,39 @@ export function resolveSpec(intent: TaskIntent, limits: SpecLimits): TaskSpec {
   let runtime: string | undefined;
   if (intent.runtime === "microVM") {
     if (!limits.microVMRuntime) {
-      throw new BadRequestError(`Field "runtime" asks for "microVM" but no microVM_runtime is configured on this host`, {
-        field: "runtime",
-        code: "MICROVM_UNAVAILABLE",
-      });
+      throw new BadRequestError(
+        `Field "runtime" asks for "microVM" but no microVM_runtime is configured on this host`,
+        {
+          field: "runtime",
+          code: "MICROVM_UNAVAILABLE",
+        },
+      );
     }
     runtimeKind = "microVM";
     runtime = limits.microVMRuntime;
   }
   if (intent.useSgx && !limits.sgxEnabled) {
-    throw new BadRequestError(`Field "use_sgx" asks for SGX but SGX is not enabled on this host`, { field: "use_sgx", code: "SGX_UNAVAILABLE" });
+    throw new BadRequestError(`Field "use_sgx" asks for SGX but SGX is not enabled on this host`, {
+      field: "use_sgx",
+      code: "SGX_UNAVAILABLE",
+    });
   }
 
   const cap = limits.capacity;
   if (cpuTenths > cap.cpuTenths) {
-    throw new ExceedsCapacityError(`Field "resource.cpu" asks for ${cpuTenths / 10} cores but tasks may use at most ${cap.cpuTenths / 10} on this host`);
+    throw new ExceedsCapacityError(
+      `Field "resource.cpu" asks for ${cpuTenths / 10} cores but tasks may use at most ${cap.cpuTenths / 10} on this host`,
+    );
   }
   if (memMB > cap.memMB) {
-    throw new ExceedsCapacityError(`Field "resource.mem" asks for ${memMB} MB but tasks may use at most ${cap.memMB} MB on this host`);
+    throw new ExceedsCapacityError(
+      `Field "resource.mem" asks for ${memMB} MB but tasks may use at most ${cap.memMB} MB on this host`,
+    );
   }
   if (gpuCount > cap.gpus) {
-    throw new ExceedsCapacityError(`Field "resource.gpu_count" asks for ${gpuCount} GPUs but this host has ${cap.gpus}`);
+    throw new ExceedsCapacityError(
+      `Field "resource.gpu_count" asks for ${gpuCount} GPUs but this host has ${cap.gpus}`,
+    );
   }
   return { image, runtimeKind, runtime, cpuTenths, memMB, gpuCount, sgx: intent.useSgx === true };
 }
@@ -136,7 +165,11 @@ function normalizedImage(raw: string): string {
   // Stryker disable next-line ConditionalExpression,EqualityOperator: parsing again gives the same image; the memo only saves the work
   if (image === undefined) {
     const ref = parseImageRef(raw);
-    if ("error" in ref) throw new BadRequestError(`Field "id" ${ref.error}: "${truncate(raw)}"`, { field: "id", code: "INVALID_IMAGE" });
+    if ("error" in ref)
+      throw new BadRequestError(`Field "id" ${ref.error}: "${truncate(raw)}"`, {
+        field: "id",
+        code: "INVALID_IMAGE",
+      });
     image = normalizeImageRef(ref);
     // Stryker disable next-line ConditionalExpression,EqualityOperator: the bound only caps the memo's memory; clearing it at any size, or never, gives the same answers
     if (normalized.size >= NORMALIZED_MAX) normalized.clear();
@@ -162,9 +195,16 @@ export function keyHash(key: string): string {
  * leftovers may still be being removed. It is also the task's host name on a Docker network,
  * so no dot: a last label of digits would read as an IPv4 address in a URL.
  */
-export function containerName(spec: TaskSpec, o: { instance: string; run: string; serial: number }): string {
+export function containerName(
+  spec: TaskSpec,
+  o: { instance: string; run: string; serial: number },
+): string {
   // Stryker disable next-line Regex: an image reference has no line break, so ".*" runs to the end with or without "$"
-  const slug = spec.image.replace(/@.*$/, "").replace(/[^a-zA-Z0-9_.-]+/g, "_").slice(-40).replace(/^[^a-zA-Z0-9]+/, "");
+  const slug = spec.image
+    .replace(/@.*$/, "")
+    .replace(/[^a-zA-Z0-9_.-]+/g, "_")
+    .slice(-40)
+    .replace(/^[^a-zA-Z0-9]+/, "");
   return `meca-${o.instance}-${slug}-${keyHash(taskKey(spec)).slice(0, 12)}-${o.run}n${o.serial}`;
 }
 

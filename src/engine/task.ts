@@ -12,7 +12,13 @@ import type { TaskSpec } from "./task-spec.ts";
 
 export type TaskState =
   | { kind: "starting"; since: number; reservation: Reservation; containerId?: string }
-  | { kind: "ready"; since: number; reservation: Reservation; containerId: string; endpoint: string }
+  | {
+      kind: "ready";
+      since: number;
+      reservation: Reservation;
+      containerId: string;
+      endpoint: string;
+    }
   | { kind: "removing"; reason: string; containerId?: string }
   | { kind: "gone"; reason: string }
   | { kind: "failed"; error: Error; containerId?: string };
@@ -42,7 +48,10 @@ export const ACCEPTS: Record<StateKind, readonly EventType[]> = {
 };
 
 export function transition(state: TaskState, event: TaskEvent): Transition {
-  const refuse = (why = "") => ({ ok: false as const, refused: `A task in state "${state.kind}" does not accept event "${event.type}"${why}` });
+  const refuse = (why = "") => ({
+    ok: false as const,
+    refused: `A task in state "${state.kind}" does not accept event "${event.type}"${why}`,
+  });
   if (!ACCEPTS[state.kind].includes(event.type)) return refuse();
   switch (event.type) {
     case "created":
@@ -54,11 +63,26 @@ export function transition(state: TaskState, event: TaskEvent): Transition {
       // Stryker disable next-line ConditionalExpression: ACCEPTS lets "ready" reach only a starting task; this check narrows the type
       if (state.kind !== "starting") return refuse();
       if (state.containerId === undefined) return refuse(": it has no container yet");
-      return { ok: true, state: { kind: "ready", since: event.at, reservation: state.reservation, containerId: state.containerId, endpoint: event.endpoint } };
+      return {
+        ok: true,
+        state: {
+          kind: "ready",
+          since: event.at,
+          reservation: state.reservation,
+          containerId: state.containerId,
+          endpoint: event.endpoint,
+        },
+      };
     case "fail":
-      return { ok: true, state: { kind: "failed", error: event.error, containerId: containerOf(state) } };
+      return {
+        ok: true,
+        state: { kind: "failed", error: event.error, containerId: containerOf(state) },
+      };
     case "remove":
-      return { ok: true, state: { kind: "removing", reason: event.reason, containerId: containerOf(state) } };
+      return {
+        ok: true,
+        state: { kind: "removing", reason: event.reason, containerId: containerOf(state) },
+      };
     case "removed":
       // Stryker disable next-line ConditionalExpression: ACCEPTS lets "removed" reach only a removing task; this check narrows the type
       if (state.kind !== "removing") return refuse();
@@ -84,7 +108,13 @@ export class Task {
   #served = 0;
   #lastUsed: number;
 
-  constructor(o: { id: string; key: string; spec: TaskSpec; reservation: Reservation; now: number }) {
+  constructor(o: {
+    id: string;
+    key: string;
+    spec: TaskSpec;
+    reservation: Reservation;
+    now: number;
+  }) {
     this.id = o.id;
     this.key = o.key;
     this.spec = o.spec;
@@ -142,7 +172,9 @@ export class Task {
 
   get reservation(): Reservation | undefined {
     // Stryker disable next-line ConditionalExpression: the other states carry no reservation, so reading theirs gives undefined as well
-    return this.#state.kind === "starting" || this.#state.kind === "ready" ? this.#state.reservation : undefined;
+    return this.#state.kind === "starting" || this.#state.kind === "ready"
+      ? this.#state.reservation
+      : undefined;
   }
 
   get containerId(): string | undefined {

@@ -12,14 +12,20 @@ import { BodyLimits, readBody } from "./body.ts";
 import { fieldError, parseJsonBody } from "./schemas.ts";
 
 export function mountAdmin(app: Hono<AppEnv>, o: AppOptions): void {
-  const token: MiddlewareHandler = o.adminToken ? tokenGuard(o.adminToken) : async (_c, next) => next();
+  const token: MiddlewareHandler = o.adminToken
+    ? tokenGuard(o.adminToken)
+    : async (_c, next) => next();
   const maxBody = o.maxAdminBodyBytes ?? DEFAULT_MAX_ADMIN_BODY_BYTES;
   const guard: MiddlewareHandler<AppEnv> = async (c, next) =>
     token(c, async () => {
       checkAdminBody(c, maxBody);
       await next();
     });
-  const ok = (msg: string, extra: Record<string, unknown> = {}) => ({ success: true, msg, ...extra });
+  const ok = (msg: string, extra: Record<string, unknown> = {}) => ({
+    success: true,
+    msg,
+    ...extra,
+  });
 
   app.post("/pause", guard, async (c) => {
     await o.executor.pause();
@@ -45,12 +51,34 @@ export function mountAdmin(app: Hono<AppEnv>, o: AppOptions): void {
       microVMRuntime: u.microVM_runtime,
       prewarm: u.prewarm === undefined ? undefined : prewarmEntries(u.prewarm),
     });
-    const config = { timeout: s.idleTimeoutMinutes, cpu: s.cpu, mem: s.memMB, has_gpu: s.hasGpu, microVM_runtime: s.microVMRuntime, prewarm: s.prewarm.length };
-    const names = { idleTimeoutMinutes: "timeout", cpu: "cpu", memMB: "mem", hasGpu: "has_gpu", microVMRuntime: "microVM_runtime", prewarm: "prewarm" } as const;
+    const config = {
+      timeout: s.idleTimeoutMinutes,
+      cpu: s.cpu,
+      mem: s.memMB,
+      has_gpu: s.hasGpu,
+      microVM_runtime: s.microVMRuntime,
+      prewarm: s.prewarm.length,
+    };
+    const names = {
+      idleTimeoutMinutes: "timeout",
+      cpu: "cpu",
+      memMB: "mem",
+      hasGpu: "has_gpu",
+      microVMRuntime: "microVM_runtime",
+      prewarm: "prewarm",
+    } as const;
     // The prewarm list is said by its length: its entries are what the request sent.
-    const shown = (k: string, v: { from: unknown; to: unknown }) => (k === "prewarm" ? { from: (v.from as unknown[]).length, to: (v.to as unknown[]).length } : v);
-    const diff = Object.fromEntries(Object.entries(changed).map(([k, v]) => [names[k as keyof typeof names], shown(k, v)]));
-    return c.json(ok(Object.keys(diff).length > 0 ? "config updated" : "config unchanged", { config, changed: diff }));
+    const shown = (k: string, v: { from: unknown; to: unknown }) =>
+      k === "prewarm" ? { from: (v.from as unknown[]).length, to: (v.to as unknown[]).length } : v;
+    const diff = Object.fromEntries(
+      Object.entries(changed).map(([k, v]) => [names[k as keyof typeof names], shown(k, v)]),
+    );
+    return c.json(
+      ok(Object.keys(diff).length > 0 ? "config updated" : "config unchanged", {
+        config,
+        changed: diff,
+      }),
+    );
   });
 
   app.post("/stop", guard, (c) => {
@@ -69,7 +97,9 @@ function checkAdminBody(c: Context<AppEnv>, max: number): void {
 function requireJson(c: Context<AppEnv>): void {
   const type = c.req.header("content-type") ?? "";
   if (!/^application\/([\w.+-]+\+)?json\s*(;|$)/i.test(type)) {
-    throw new UnsupportedMediaTypeError(`Admin requests with a body need Content-Type: application/json, not ${JSON.stringify(type.slice(0, 100))}`);
+    throw new UnsupportedMediaTypeError(
+      `Admin requests with a body need Content-Type: application/json, not ${JSON.stringify(type.slice(0, 100))}`,
+    );
   }
 }
 

@@ -36,7 +36,13 @@ export interface AppOptions {
 
 /** `errorCode`: the envelope's code, set where an error answer is made, for the request metrics. */
 export type AppEnv = {
-  Variables: { requestId: string; errorCode: string; clientSignal?: AbortSignal; inputBudget?: InputBudget; bodyLimits?: BodyLimits };
+  Variables: {
+    requestId: string;
+    errorCode: string;
+    clientSignal?: AbortSignal;
+    inputBudget?: InputBudget;
+    bodyLimits?: BodyLimits;
+  };
 };
 
 export const DEFAULT_MAX_ADMIN_BODY_BYTES = 64 * 1024;

@@ -24,7 +24,8 @@ export function createApp(o: AppOptions): Hono<AppEnv> {
   app.use(requests.middleware({ log, accessLog: o.accessLog === true }));
   const check = originCheck(o);
   app.use(originGuard(o, check));
-  const budget = o.maxBufferedInputBytes !== undefined ? new InputBudget(o.maxBufferedInputBytes) : undefined;
+  const budget =
+    o.maxBufferedInputBytes !== undefined ? new InputBudget(o.maxBufferedInputBytes) : undefined;
   if (budget !== undefined) {
     app.use(async (c, next) => {
       c.set("inputBudget", budget);
@@ -39,17 +40,30 @@ export function createApp(o: AppOptions): Hono<AppEnv> {
   mountExecute(app, o);
   const reads = { ...statusReads(o), "/metrics": metricsRead(o, requests) };
   const failureStatus = o.failureStatus ?? "ok";
-  const parts: NodeRouteParts = { executor: o.executor, maxBodyBytes: o.maxBodyBytes, accessLog: o.accessLog === true, log, requests, check, budget, reads, failureStatus };
+  const parts: NodeRouteParts = {
+    executor: o.executor,
+    maxBodyBytes: o.maxBodyBytes,
+    accessLog: o.accessLog === true,
+    log,
+    requests,
+    check,
+    budget,
+    reads,
+    failureStatus,
+  };
   nodeRouteByApp.set(app, nodeRoutes(parts));
   mountAdmin(app, o);
   mountReads(app, reads);
   app.notFound((c) => {
     c.set("errorCode", "NOT_FOUND");
-    return envelope(404, `No route for ${c.req.method} ${c.req.path.slice(0, 200)}`, "NOT_FOUND", { "x-request-id": c.get("requestId") ?? "" });
+    return envelope(404, `No route for ${c.req.method} ${c.req.path.slice(0, 200)}`, "NOT_FOUND", {
+      "x-request-id": c.get("requestId") ?? "",
+    });
   });
   app.onError((err, c) => {
     // ClientClosedError is checked first: it spares building the Web Request's signal.
-    const aborted = err instanceof ClientClosedError || (c.get("clientSignal") ?? c.req.raw.signal).aborted;
+    const aborted =
+      err instanceof ClientClosedError || (c.get("clientSignal") ?? c.req.raw.signal).aborted;
     const execute = c.req.method === "POST" && c.req.path === "/" ? { failureStatus } : undefined;
     const { answer, code } = failureAnswer(err, aborted, log, c.get("requestId") ?? "", execute);
     c.set("errorCode", code);
@@ -74,7 +88,8 @@ export function nodeRouteOf(app: object): NodeRoute | undefined {
  * leaves POST / to put it in its own plain-object headers (c.header() builds one too).
  */
 const requestIdMiddleware: MiddlewareHandler<AppEnv> = async (c, next) => {
-  const incoming = (c.env as { incoming?: { headers: Record<string, unknown> } } | undefined)?.incoming;
+  const incoming = (c.env as { incoming?: { headers: Record<string, unknown> } } | undefined)
+    ?.incoming;
   const given: unknown = incoming ? incoming.headers["x-request-id"] : c.req.header("x-request-id");
   const id = requestIdOf(given);
   c.set("requestId", id);

@@ -53,7 +53,11 @@ export class BodyLimits {
     if (this.#size > this.#max) return this.#drop(new PayloadTooLargeError(this.#max));
     if (this.#budget === undefined) return undefined;
     if (!this.#budget.take(n)) {
-      return this.#drop(new OverloadedError(`Too much request input in memory (max_buffered_input_bytes ${this.#budget.max}); retry later`));
+      return this.#drop(
+        new OverloadedError(
+          `Too much request input in memory (max_buffered_input_bytes ${this.#budget.max}); retry later`,
+        ),
+      );
     }
     this.held += n;
     return undefined;

@@ -19,7 +19,10 @@ export type BodyEnv = { Variables: { inputBudget?: InputBudget; bodyLimits?: Bod
  * budget, and the signal that aborts when the client goes away. What the
  * body holds of the budget is given back when the request ends (see app.ts).
  */
-export async function readBody<E extends BodyEnv>(c: Context<E>, max: number): Promise<{ text: string; signal: AbortSignal }> {
+export async function readBody<E extends BodyEnv>(
+  c: Context<E>,
+  max: number,
+): Promise<{ text: string; signal: AbortSignal }> {
   const limits = new BodyLimits(max, c.get("inputBudget"));
   c.set("bodyLimits", limits);
   const fromNode = await readNodeBody(c.env, limits);

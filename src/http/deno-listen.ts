@@ -2,16 +2,25 @@
 import type { FetchApp, Listening } from "./node-listen.ts";
 
 declare const Deno: {
-  serve(opts: { port: number; hostname: string; onListen?: (a: { port: number }) => void }, handler: (req: Request) => Response | Promise<Response>): {
+  serve(
+    opts: { port: number; hostname: string; onListen?: (a: { port: number }) => void },
+    handler: (req: Request) => Response | Promise<Response>,
+  ): {
     finished: Promise<void>;
     shutdown(): Promise<void>;
     addr: { port: number };
   };
 };
 
-export function listenDeno(app: FetchApp, opts: { port: number; hostname: string }): Promise<Listening> {
+export function listenDeno(
+  app: FetchApp,
+  opts: { port: number; hostname: string },
+): Promise<Listening> {
   return new Promise((resolve) => {
-    const server = Deno.serve({ port: opts.port, hostname: opts.hostname, onListen: () => {} }, (r) => app.fetch(r));
+    const server = Deno.serve(
+      { port: opts.port, hostname: opts.hostname, onListen: () => {} },
+      (r) => app.fetch(r),
+    );
     resolve({ port: server.addr.port, close: () => server.shutdown() });
   });
 }

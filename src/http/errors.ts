@@ -3,7 +3,12 @@
  * envelope with a status that says whose fault it is. Never a stack trace.
  */
 import { HTTPException } from "hono/http-exception";
-import { ClientClosedError, ExecutorError, TaskFailedError, type ErrorKind } from "../engine/errors.ts";
+import {
+  ClientClosedError,
+  ExecutorError,
+  TaskFailedError,
+  type ErrorKind,
+} from "../engine/errors.ts";
 import type { Logger } from "../engine/ports.ts";
 
 const STATUS: Record<ErrorKind, number> = {
@@ -30,10 +35,22 @@ const STATUS: Record<ErrorKind, number> = {
 export type FailureStatus = "ok" | "http";
 
 /** Codes of a request that is itself malformed: 400 whatever failure_status says. */
-const MALFORMED = new Set(["INVALID_JSON", "INVALID_BODY", "BAD_REQUEST", "INVALID_IMAGE", "CONFLICTING_FIELDS"]);
+const MALFORMED = new Set([
+  "INVALID_JSON",
+  "INVALID_BODY",
+  "BAD_REQUEST",
+  "INVALID_IMAGE",
+  "CONFLICTING_FIELDS",
+]);
 
 /** Kinds of an execution that failed, or that this host could not take on now or at all. */
-const UNSERVED: ReadonlySet<ErrorKind> = new Set(["bad_request", "unavailable", "task_failed", "task_timeout", "insufficient_storage"]);
+const UNSERVED: ReadonlySet<ErrorKind> = new Set([
+  "bad_request",
+  "unavailable",
+  "task_failed",
+  "task_timeout",
+  "insufficient_storage",
+]);
 
 /** The status POST / answers `err` with under `failureStatus`, given the status that says whose fault it is. */
 function executeStatus(err: ExecutorError, status: number, failureStatus: FailureStatus): number {
@@ -48,11 +65,25 @@ export interface Answer {
   headers: Record<string, string>;
 }
 
-export function envelopeAnswer(status: number, msg: string, code: string, headers: Record<string, string> = {}): Answer {
-  return { status, body: JSON.stringify({ success: false, msg, error: code }), headers: { "content-type": "application/json", ...headers } };
+export function envelopeAnswer(
+  status: number,
+  msg: string,
+  code: string,
+  headers: Record<string, string> = {},
+): Answer {
+  return {
+    status,
+    body: JSON.stringify({ success: false, msg, error: code }),
+    headers: { "content-type": "application/json", ...headers },
+  };
 }
 
-export function envelope(status: number, msg: string, code: string, headers: Record<string, string> = {}): Response {
+export function envelope(
+  status: number,
+  msg: string,
+  code: string,
+  headers: Record<string, string> = {},
+): Response {
   return toResponse(envelopeAnswer(status, msg, code, headers));
 }
 
@@ -63,7 +94,12 @@ export function toResponse(a: Answer): Response {
 /** The stable code the envelope carries for `err`. */
 export function errorCode(err: unknown): string {
   if (err instanceof ExecutorError) return err.code;
-  if (err instanceof HTTPException) return err.status === 401 ? "UNAUTHORIZED" : err.status === 400 ? "BAD_REQUEST" : `HTTP_${err.status}`;
+  if (err instanceof HTTPException)
+    return err.status === 401
+      ? "UNAUTHORIZED"
+      : err.status === 400
+        ? "BAD_REQUEST"
+        : `HTTP_${err.status}`;
   return "INTERNAL";
 }
 
@@ -80,7 +116,12 @@ export function failureAnswer(
 ): { answer: Answer; code: string } {
   if (err instanceof ClientClosedError || aborted) {
     log.info("Client closed the connection before the answer", { requestId });
-    return { answer: envelopeAnswer(499, "Client closed the connection", "CLIENT_CLOSED", { "x-request-id": requestId }), code: "CLIENT_CLOSED" };
+    return {
+      answer: envelopeAnswer(499, "Client closed the connection", "CLIENT_CLOSED", {
+        "x-request-id": requestId,
+      }),
+      code: "CLIENT_CLOSED",
+    };
   }
   const answer = errorAnswer(err, log.child({ requestId }), execute?.failureStatus);
   answer.headers["x-request-id"] = requestId;
@@ -92,16 +133,28 @@ export function errorAnswer(err: unknown, log: Logger, failureStatus?: FailureSt
   const code = errorCode(err);
   if (err instanceof ExecutorError) {
     const status = STATUS[err.kind];
-    if (status >= 500 && status !== 503) log.warn(loggable(err), { code, status, ...internals(err) });
-    const headers: Record<string, string> = err.retryAfter !== undefined ? { "retry-after": String(err.retryAfter) } : {};
-    return envelopeAnswer(failureStatus === undefined ? status : executeStatus(err, status, failureStatus), clientMessage(err), code, headers);
+    if (status >= 500 && status !== 503)
+      log.warn(loggable(err), { code, status, ...internals(err) });
+    const headers: Record<string, string> =
+      err.retryAfter !== undefined ? { "retry-after": String(err.retryAfter) } : {};
+    return envelopeAnswer(
+      failureStatus === undefined ? status : executeStatus(err, status, failureStatus),
+      clientMessage(err),
+      code,
+      headers,
+    );
   }
   if (err instanceof HTTPException) {
-    if (err.status === 401) return envelopeAnswer(401, "Missing or wrong admin token", code, { "www-authenticate": "Bearer" });
+    if (err.status === 401)
+      return envelopeAnswer(401, "Missing or wrong admin token", code, {
+        "www-authenticate": "Bearer",
+      });
     if (err.status === 400) return envelopeAnswer(400, err.message || "Bad request", code);
     return envelopeAnswer(err.status, err.message || "Request failed", code);
   }
-  log.error("Unexpected error", { error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+  log.error("Unexpected error", {
+    error: err instanceof Error ? (err.stack ?? err.message) : String(err),
+  });
   return envelopeAnswer(500, "Internal error in the executor; see its log", code);
 }
 
@@ -115,7 +168,9 @@ function internals(err: ExecutorError): { where?: string; cause?: string } {
 
 /** The message for the client: a task's error body follows the message. */
 function clientMessage(err: ExecutorError): string {
-  return err instanceof TaskFailedError && err.body !== undefined ? `${err.message}: ${err.body}` : err.message;
+  return err instanceof TaskFailedError && err.body !== undefined
+    ? `${err.message}: ${err.body}`
+    : err.message;
 }
 
 /**
@@ -123,5 +178,7 @@ function clientMessage(err: ExecutorError): string {
  * often echo their input, and no task input may reach the log.
  */
 function loggable(err: ExecutorError): string {
-  return err instanceof TaskFailedError && err.body !== undefined ? `${err.message} (body not logged)` : err.message;
+  return err instanceof TaskFailedError && err.body !== undefined
+    ? `${err.message} (body not logged)`
+    : err.message;
 }

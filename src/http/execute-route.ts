@@ -20,8 +20,17 @@ export function mountExecute(app: Hono<AppEnv>, o: AppOptions): void {
  * What POST / does with a body read in full: validate it, run it, and the answer. Shared by the
  * route above and the Node listener's own POST / (node-routes.ts); errors are thrown for the caller to map.
  */
-export async function execute(executor: Pick<Executor, "execute">, text: string, signal: AbortSignal, requestId: string): Promise<Answer> {
+export async function execute(
+  executor: Pick<Executor, "execute">,
+  text: string,
+  signal: AbortSignal,
+  requestId: string,
+): Promise<Answer> {
   const { intent, input } = parseExecute(parseJsonBody(text));
   const msg = await executor.execute(intent, input, { signal, requestId });
-  return { status: 200, body: `{"success":true,"msg":${JSON.stringify(msg)}}`, headers: { "content-type": "application/json", "x-request-id": requestId } };
+  return {
+    status: 200,
+    body: `{"success":true,"msg":${JSON.stringify(msg)}}`,
+    headers: { "content-type": "application/json", "x-request-id": requestId },
+  };
 }

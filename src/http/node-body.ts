@@ -33,7 +33,10 @@ const decoder = new TextDecoder();
  * The body (within `limits`, else their error) and a signal that aborts when the client goes away.
  * A client that hangs up before the body's end: ClientClosedError.
  */
-export async function readNodeBody(env: unknown, limits: BodyLimits): Promise<{ text: string; signal: AbortSignal } | undefined> {
+export async function readNodeBody(
+  env: unknown,
+  limits: BodyLimits,
+): Promise<{ text: string; signal: AbortSignal } | undefined> {
   const b = env as NodeBindings | undefined;
   if (!b?.incoming || !b.outgoing) return undefined;
   const signal = clientSignal(b.outgoing);

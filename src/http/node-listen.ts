@@ -34,7 +34,11 @@ export interface ListenOptions {
  */
 const DEADLINE_CHECK_MS = 1000;
 
-const OVERLOADED_BODY = JSON.stringify({ success: false, msg: "Too many open connections to the executor; retry later", error: "OVERLOADED" });
+const OVERLOADED_BODY = JSON.stringify({
+  success: false,
+  msg: "Too many open connections to the executor; retry later",
+  error: "OVERLOADED",
+});
 const OVERLOADED = [
   "HTTP/1.1 503 Service Unavailable",
   "content-type: application/json",
@@ -79,7 +83,10 @@ export function listenNode(app: FetchApp, opts: ListenOptions): Promise<Listenin
     if (opts.requestReadTimeoutMs !== undefined) server.requestTimeout = opts.requestReadTimeoutMs;
     if (opts.headersTimeoutMs !== undefined) {
       // Node requires headersTimeout <= requestTimeout (0 means none): the whole request's deadline bounds its headers too.
-      server.headersTimeout = server.requestTimeout === 0 ? opts.headersTimeoutMs : Math.min(opts.headersTimeoutMs, server.requestTimeout);
+      server.headersTimeout =
+        server.requestTimeout === 0
+          ? opts.headersTimeoutMs
+          : Math.min(opts.headersTimeoutMs, server.requestTimeout);
     }
     if (opts.idleTimeoutMs !== undefined) server.keepAliveTimeout = opts.idleTimeoutMs;
     if (opts.maxConnections !== undefined) cap = new ConnectionCap(server, opts.maxConnections);
@@ -95,12 +102,20 @@ function honoListener(app: FetchApp): Listener {
   let loading: Promise<Listener> | undefined;
   return (req, res) => {
     if (listener !== undefined) return void listener(req, res);
-    loading ??= import("@hono/node-server").then((m) => (listener = m.getRequestListener((r) => app.fetch(r))));
+    loading ??= import("@hono/node-server").then(
+      (m) => (listener = m.getRequestListener((r) => app.fetch(r))),
+    );
     loading.then(
       (l) => l(req, res),
       (err: unknown) => {
         res.writeHead(500, { "content-type": "application/json" });
-        res.end(JSON.stringify({ success: false, msg: `Cannot load the HTTP adapter: ${(err as Error).message}`, error: "INTERNAL" }));
+        res.end(
+          JSON.stringify({
+            success: false,
+            msg: `Cannot load the HTTP adapter: ${(err as Error).message}`,
+            error: "INTERNAL",
+          }),
+        );
       },
     );
   };

@@ -61,16 +61,31 @@ export function nodeRoutes(p: NodeRouteParts): NodeRoute {
       signal = clientSignal(res);
       answer = await execute(p.executor, await readIncoming(req, limits), signal, requestId);
     } catch (err) {
-      ({ answer, code: errorCode } = failureAnswer(err, signal?.aborted === true, p.log, requestId, onExecute));
+      ({ answer, code: errorCode } = failureAnswer(
+        err,
+        signal?.aborted === true,
+        p.log,
+        requestId,
+        onExecute,
+      ));
     } finally {
       // The engine is done with the body: what it held of the budget goes back.
       limits.release();
     }
     write(res, answer);
-    p.requests.record((stats ??= p.requests.route("POST", "/")), { status: answer.status, errorCode, t0, requestId, method: "POST", path: "/" }, access);
+    p.requests.record(
+      (stats ??= p.requests.route("POST", "/")),
+      { status: answer.status, errorCode, t0, requestId, method: "POST", path: "/" },
+      access,
+    );
   };
 
-  const read = async (req: IncomingMessage, res: ServerResponse, path: string, run: Read): Promise<void> => {
+  const read = async (
+    req: IncomingMessage,
+    res: ServerResponse,
+    path: string,
+    run: Read,
+  ): Promise<void> => {
     const t0 = performance.now();
     const requestId = requestIdOf(req.headers["x-request-id"]);
     let answer: Answer;
@@ -83,12 +98,18 @@ export function nodeRoutes(p: NodeRouteParts): NodeRoute {
     }
     answer.headers["x-request-id"] = requestId;
     write(res, answer);
-    p.requests.record(p.requests.route("GET", path), { status: answer.status, errorCode, t0, requestId, method: "GET", path }, access);
+    p.requests.record(
+      p.requests.route("GET", path),
+      { status: answer.status, errorCode, t0, requestId, method: "GET", path },
+      access,
+    );
   };
 
   const defect = (err: unknown, res: ServerResponse) => {
     // Only a defect gets here (every request error is answered above): no answer can follow.
-    p.log.error("Unexpected error", { error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+    p.log.error("Unexpected error", {
+      error: err instanceof Error ? (err.stack ?? err.message) : String(err),
+    });
     res.destroy();
   };
 

@@ -29,7 +29,11 @@ export type NodeHeaders = Record<string, string | string[] | undefined>;
  * ForbiddenError for a refused Origin or Host. `local` is the connection's local address
  * when known; `host` is asked for only when the Host is checked.
  */
-export type OriginCheck = (origin: string | undefined, host: () => string | undefined, local: string | undefined) => void;
+export type OriginCheck = (
+  origin: string | undefined,
+  host: () => string | undefined,
+  local: string | undefined,
+) => void;
 
 export function originCheck(o: OriginGuardOptions): OriginCheck {
   const allowed = new Set((o.allowedOrigins ?? []).map((s) => s.toLowerCase().replace(/\/+$/, "")));
@@ -40,18 +44,25 @@ export function originCheck(o: OriginGuardOptions): OriginCheck {
   const loopbackLocal = new Map<string, boolean>();
   const onLoopback = (local: string) => {
     let is = loopbackLocal.get(local);
-    if (is === undefined && loopbackLocal.size < 64) loopbackLocal.set(local, (is = isLoopbackHost(local)));
+    if (is === undefined && loopbackLocal.size < 64)
+      loopbackLocal.set(local, (is = isLoopbackHost(local)));
     return is ?? isLoopbackHost(local);
   };
   return (origin, hostOf, local) => {
     if (origin !== undefined && !originAllowed(origin, allowed)) {
-      throw new ForbiddenError(`Requests from the web origin ${JSON.stringify(origin.slice(0, 200))} are refused; add it to allowed_origins to allow it`, "ORIGIN_REFUSED");
+      throw new ForbiddenError(
+        `Requests from the web origin ${JSON.stringify(origin.slice(0, 200))} are refused; add it to allowed_origins to allow it`,
+        "ORIGIN_REFUSED",
+      );
     }
     if (local !== undefined ? onLoopback(local) : checkHost) {
       const host = hostOf();
       if (host !== undefined && host !== "" && host !== passedHost) {
         if (!isLoopbackHost(stripPort(host))) {
-          throw new ForbiddenError(`Host ${JSON.stringify(host.slice(0, 200))} is refused: the executor listens on loopback and answers loopback names only`, "HOST_REFUSED");
+          throw new ForbiddenError(
+            `Host ${JSON.stringify(host.slice(0, 200))} is refused: the executor listens on loopback and answers loopback names only`,
+            "HOST_REFUSED",
+          );
         }
         passedHost = host;
       }
@@ -60,16 +71,30 @@ export function originCheck(o: OriginGuardOptions): OriginCheck {
 }
 
 /** The check on a Node request's own headers and connection. */
-export function checkNodeRequest(check: OriginCheck, incoming: { headers: NodeHeaders; socket?: { localAddress?: string } | null }): void {
+export function checkNodeRequest(
+  check: OriginCheck,
+  incoming: { headers: NodeHeaders; socket?: { localAddress?: string } | null },
+): void {
   const headers = incoming.headers;
   check(first(headers.origin), () => first(headers.host), incoming.socket?.localAddress);
 }
 
-export function originGuard(o: OriginGuardOptions, check: OriginCheck = originCheck(o)): MiddlewareHandler<AppEnv> {
+export function originGuard(
+  o: OriginGuardOptions,
+  check: OriginCheck = originCheck(o),
+): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    const incoming = (c.env as { incoming?: { headers: NodeHeaders; socket?: { localAddress?: string } } } | undefined)?.incoming;
+    const incoming = (
+      c.env as
+        { incoming?: { headers: NodeHeaders; socket?: { localAddress?: string } } } | undefined
+    )?.incoming;
     if (incoming) checkNodeRequest(check, incoming);
-    else check(c.req.header("origin"), () => c.req.header("host") ?? new URL(c.req.url).host, undefined);
+    else
+      check(
+        c.req.header("origin"),
+        () => c.req.header("host") ?? new URL(c.req.url).host,
+        undefined,
+      );
     await next();
   };
 }
@@ -89,7 +114,10 @@ export function originAllowed(origin: string, allowed: ReadonlySet<string>): boo
 
 /** localhost (and names under .localhost), 127.0.0.0/8, ::1, in brackets or not. */
 export function isLoopbackHost(host: string): boolean {
-  const h = host.toLowerCase().replace(/^\[(.*)\]$/, "$1").replace(/\.$/, "");
+  const h = host
+    .toLowerCase()
+    .replace(/^\[(.*)\]$/, "$1")
+    .replace(/\.$/, "");
   if (h === "localhost" || h.endsWith(".localhost")) return true;
   if (h === "::1" || h === "0:0:0:0:0:0:0:1" || h === "::ffff:127.0.0.1") return true;
   return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);

@@ -13,7 +13,10 @@ export class PromText {
 
   /** Starts a family: its help line and type. */
   family(name: string, type: "counter" | "gauge" | "histogram", help: string): this {
-    this.#lines.push(`# HELP ${name} ${help.replace(/\\/g, "\\\\").replace(/\n/g, "\\n")}`, `# TYPE ${name} ${type}`);
+    this.#lines.push(
+      `# HELP ${name} ${help.replace(/\\/g, "\\\\").replace(/\n/g, "\\n")}`,
+      `# TYPE ${name} ${type}`,
+    );
     return this;
   }
 
@@ -30,7 +33,9 @@ export class PromText {
   /** The `_bucket`, `_sum` and `_count` samples of one labelled histogram. */
   histogram(name: string, h: Histogram, labels: Labels = {}): this {
     const cumulative = h.cumulative();
-    h.bounds.forEach((le, i) => this.sample(`${name}_bucket`, cumulative[i]!, { ...labels, le: formatValue(le) }));
+    h.bounds.forEach((le, i) =>
+      this.sample(`${name}_bucket`, cumulative[i]!, { ...labels, le: formatValue(le) }),
+    );
     this.sample(`${name}_bucket`, h.count, { ...labels, le: "+Inf" });
     this.sample(`${name}_sum`, h.sum, labels);
     return this.sample(`${name}_count`, h.count, labels);

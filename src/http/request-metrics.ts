@@ -10,7 +10,9 @@ import { Counter, Histogram } from "../engine/metrics.ts";
 import type { Logger } from "../engine/ports.ts";
 
 /** Seconds; up to the default request timeout (300 s). */
-export const REQUEST_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300] as const;
+export const REQUEST_BUCKETS = [
+  0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300,
+] as const;
 
 /** One route's numbers. Requests that match no route share the `other` one. */
 export class RouteStats {
@@ -52,7 +54,14 @@ export class RequestMetrics {
       const t0 = performance.now();
       await next();
       const status = c.res.status;
-      const r = { status, errorCode: c.get("errorCode") as string | undefined, t0, requestId: c.get("requestId") as string, method: c.req.method, path: c.req.path };
+      const r = {
+        status,
+        errorCode: c.get("errorCode") as string | undefined,
+        t0,
+        requestId: c.get("requestId") as string,
+        method: c.req.method,
+        path: c.req.path,
+      };
       this.record(this.#stats(c), r, opts);
     };
   }
@@ -69,7 +78,14 @@ export class RequestMetrics {
   /** Counts one request that started at `t0` (performance.now()) and ended now. */
   record(
     stats: RouteStats,
-    r: { status: number; errorCode: string | undefined; t0: number; requestId: string; method: string; path: string },
+    r: {
+      status: number;
+      errorCode: string | undefined;
+      t0: number;
+      requestId: string;
+      method: string;
+      path: string;
+    },
     opts: { log: Logger; accessLog: boolean },
   ): void {
     const seconds = (performance.now() - r.t0) / 1000;
@@ -79,7 +95,14 @@ export class RequestMetrics {
     if (opts.accessLog) {
       // The path is the client's (up to Node's 16 KiB of headers): the line keeps its first 200 characters.
       const path = r.path.length > 200 ? `${r.path.slice(0, 200)}...` : r.path;
-      opts.log.debug("Request", { requestId: r.requestId, method: r.method, path, status: r.status, outcome, ms: Math.round(seconds * 1e4) / 10 });
+      opts.log.debug("Request", {
+        requestId: r.requestId,
+        method: r.method,
+        path,
+        status: r.status,
+        outcome,
+        ms: Math.round(seconds * 1e4) / 10,
+      });
     }
   }
 

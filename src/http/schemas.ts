@@ -3,24 +3,45 @@ import { z } from "zod";
 import { BadRequestError } from "../engine/errors.ts";
 import { isWholeTenths, toIntent, type TaskIntent } from "../engine/task-spec.ts";
 
-
 const resource = z
   .object({
-    cpu: z.number({ invalid_type_error: "must be a number" }).min(0, "must be greater than 0").refine(isWholeTenths, "must be in steps of 0.1 core (e.g. 0.5, 1, 2.5)").optional(),
-    mem: z.number({ invalid_type_error: "must be a whole number of MB" }).int("must be a whole number of MB").min(0, "must be a positive whole number of MB").optional(),
+    cpu: z
+      .number({ invalid_type_error: "must be a number" })
+      .min(0, "must be greater than 0")
+      .refine(isWholeTenths, "must be in steps of 0.1 core (e.g. 0.5, 1, 2.5)")
+      .optional(),
+    mem: z
+      .number({ invalid_type_error: "must be a whole number of MB" })
+      .int("must be a whole number of MB")
+      .min(0, "must be a positive whole number of MB")
+      .optional(),
     use_gpu: z.boolean({ invalid_type_error: "must be true or false" }).optional(),
     // 0 with use_gpu means one GPU, as in the original executor.
-    gpu_count: z.number({ invalid_type_error: "must be a whole number" }).int("must be a whole number").min(0, "must be 0 or more").optional(),
+    gpu_count: z
+      .number({ invalid_type_error: "must be a whole number" })
+      .int("must be a whole number")
+      .min(0, "must be 0 or more")
+      .optional(),
   })
   .passthrough();
 
 export const executeSchema = z
   .object({
-    id: z.string({ required_error: "is required", invalid_type_error: "must be a string (an image reference)" }).min(1, "must not be empty"),
+    id: z
+      .string({
+        required_error: "is required",
+        invalid_type_error: "must be a string (an image reference)",
+      })
+      .min(1, "must not be empty"),
     resource: resource.nullish(),
     runtime: z
       .string({ invalid_type_error: 'must be "", "container" or "microVM"' })
-      .refine((r) => r === "" || r === "container" || r === "microVM", (r) => ({ message: `must be "", "container" or "microVM", not ${JSON.stringify(r.slice(0, 40))}` }))
+      .refine(
+        (r) => r === "" || r === "container" || r === "microVM",
+        (r) => ({
+          message: `must be "", "container" or "microVM", not ${JSON.stringify(r.slice(0, 40))}`,
+        }),
+      )
       .nullish(),
     input: z.string({ invalid_type_error: "must be a string" }).nullish(),
     use_sgx: z.boolean({ invalid_type_error: "must be true or false" }).nullish(),
@@ -32,14 +53,18 @@ export function parseJsonBody(text: string): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new BadRequestError(`Request body is not valid JSON: ${(e as Error).message}`, { code: "INVALID_JSON" });
+    throw new BadRequestError(`Request body is not valid JSON: ${(e as Error).message}`, {
+      code: "INVALID_JSON",
+    });
   }
 }
 
 /** Turns a parsed JSON body into an intent and its input, or a BadRequestError naming the field. */
 export function parseExecute(body: unknown): { intent: TaskIntent; input: string } {
   if (typeof body !== "object" || body === null || Array.isArray(body)) {
-    throw new BadRequestError("Request body must be a JSON object with at least \"id\"", { code: "INVALID_BODY" });
+    throw new BadRequestError('Request body must be a JSON object with at least "id"', {
+      code: "INVALID_BODY",
+    });
   }
   body = plainShape(body as Record<string, unknown>);
   const fast = parseValid(body as Record<string, unknown>);
@@ -72,16 +97,23 @@ function clip(s: string): string {
 function parseValid(b: Record<string, unknown>): { intent: TaskIntent; input: string } | undefined {
   const { id, resource, runtime, input, use_sgx } = b;
   if (typeof id !== "string" || id.length === 0) return undefined;
-  if (!(runtime == null || runtime === "" || runtime === "container" || runtime === "microVM")) return undefined;
+  if (!(runtime == null || runtime === "" || runtime === "container" || runtime === "microVM"))
+    return undefined;
   if (!(input == null || typeof input === "string")) return undefined;
   if (!(use_sgx == null || typeof use_sgx === "boolean")) return undefined;
   if (resource != null) {
     if (typeof resource !== "object" || Array.isArray(resource)) return undefined;
     const { cpu, mem, use_gpu, gpu_count } = resource as Record<string, unknown>;
-    if (cpu !== undefined && !(typeof cpu === "number" && cpu >= 0 && isWholeTenths(cpu))) return undefined;
-    if (mem !== undefined && !(typeof mem === "number" && Number.isInteger(mem) && mem >= 0)) return undefined;
+    if (cpu !== undefined && !(typeof cpu === "number" && cpu >= 0 && isWholeTenths(cpu)))
+      return undefined;
+    if (mem !== undefined && !(typeof mem === "number" && Number.isInteger(mem) && mem >= 0))
+      return undefined;
     if (use_gpu !== undefined && typeof use_gpu !== "boolean") return undefined;
-    if (gpu_count !== undefined && !(typeof gpu_count === "number" && Number.isInteger(gpu_count) && gpu_count >= 0)) return undefined;
+    if (
+      gpu_count !== undefined &&
+      !(typeof gpu_count === "number" && Number.isInteger(gpu_count) && gpu_count >= 0)
+    )
+      return undefined;
   }
   return toIntent(b as Parameters<typeof toIntent>[0]);
 }
@@ -94,7 +126,12 @@ function parseValid(b: Record<string, unknown>): { intent: TaskIntent; input: st
 const ALIASES = {
   "resource.cpu": ["resource.resource.cpu", "resource.task_cpu"],
   // `memory`: the SGX sample task's config.json says it, and the host actor sends that file whole.
-  "resource.mem": ["resource.resource.mem", "resource.task_mem", "resource.memory", "resource.resource.memory"],
+  "resource.mem": [
+    "resource.resource.mem",
+    "resource.task_mem",
+    "resource.memory",
+    "resource.resource.memory",
+  ],
   "resource.use_gpu": ["resource.resource.use_gpu", "useGpu"],
   "resource.gpu_count": ["resource.resource.gpu_count", "gpuCount"],
   use_sgx: ["useSgx"],
@@ -120,11 +157,23 @@ export function plainShape(body: Record<string, unknown>): Record<string, unknow
   // A `resource` that is not an object is the plain shape's error to report, whatever else came.
   if (res !== undefined && res !== null && !isObject(res)) return body;
   const nested = isObject(res) ? res.resource : undefined;
-  if (body.useGpu === undefined && body.gpuCount === undefined && body.useSgx === undefined && (!isObject(res) || (nested === undefined && res.task_cpu === undefined && res.task_mem === undefined && res.memory === undefined))) {
+  if (
+    body.useGpu === undefined &&
+    body.gpuCount === undefined &&
+    body.useSgx === undefined &&
+    (!isObject(res) ||
+      (nested === undefined &&
+        res.task_cpu === undefined &&
+        res.task_mem === undefined &&
+        res.memory === undefined))
+  ) {
     return body;
   }
   if (nested !== undefined && nested !== null && !isObject(nested)) {
-    throw new BadRequestError(`Field "resource.resource" must be an object (the task's config.json "resource")`, { field: "resource.resource" });
+    throw new BadRequestError(
+      `Field "resource.resource" must be an object (the task's config.json "resource")`,
+      { field: "resource.resource" },
+    );
   }
   const plain: Record<string, unknown> = { ...body };
   const resourceOut: Record<string, unknown> = isObject(res) ? { ...res } : {};
@@ -134,13 +183,17 @@ export function plainShape(body: Record<string, unknown>): Record<string, unknow
       const value = lookup(body, path);
       if (value === undefined || value === null) continue;
       const r = FIELD_SCHEMAS[field].safeParse(value);
-      if (!r.success) throw new BadRequestError(`Field "${path}" ${r.error.issues[0]!.message}`, { field: path });
+      if (!r.success)
+        throw new BadRequestError(`Field "${path}" ${r.error.issues[0]!.message}`, { field: path });
       if (chosen === undefined) chosen = { path, value };
       else if (chosen.value !== value) {
-        throw new BadRequestError(`Fields "${chosen.path}" and "${path}" disagree: ${JSON.stringify(chosen.value)} and ${JSON.stringify(value)}`, {
-          field: path,
-          code: "CONFLICTING_FIELDS",
-        });
+        throw new BadRequestError(
+          `Fields "${chosen.path}" and "${path}" disagree: ${JSON.stringify(chosen.value)} and ${JSON.stringify(value)}`,
+          {
+            field: path,
+            code: "CONFLICTING_FIELDS",
+          },
+        );
       }
     }
     if (chosen === undefined) continue;

@@ -98,7 +98,9 @@ const HTML = `<!doctype html>
 </main><script>${SCRIPT}</script></body></html>`;
 
 async function sha256(text: string): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
+  const digest = new Uint8Array(
+    await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)),
+  );
   let bin = "";
   for (const b of digest) bin += String.fromCharCode(b);
   return btoa(bin);

@@ -40,7 +40,10 @@ function outNatives(out: NvmlOutType): DenoNative[] {
 }
 
 /** Field offsets and total size of a struct of u32/u64 fields, as a C compiler lays it out. */
-function layout(fields: Record<string, NvmlFieldType>): { offsets: [string, NvmlFieldType, number][]; size: number } {
+function layout(fields: Record<string, NvmlFieldType>): {
+  offsets: [string, NvmlFieldType, number][];
+  size: number;
+} {
   let offset = 0;
   let align = 1;
   const offsets: [string, NvmlFieldType, number][] = [];
@@ -71,7 +74,9 @@ export function openWithDeno(deno: DenoFfi, path: string): NvmlLibrary {
     const value: Record<string, number> = {};
     for (const [name, type, offset] of layout(NVML_STRUCTS[out]).offsets) {
       value[name] =
-        type === "u64" ? toNumber(view.getBigUint64(offset, LITTLE_ENDIAN)) : view.getUint32(offset, LITTLE_ENDIAN);
+        type === "u64"
+          ? toNumber(view.getBigUint64(offset, LITTLE_ENDIAN))
+          : view.getUint32(offset, LITTLE_ENDIAN);
     }
     return value;
   }
@@ -83,13 +88,17 @@ export function openWithDeno(deno: DenoFfi, path: string): NvmlLibrary {
       if (def.out === undefined) {
         const raw = fn(...args);
         if (def.result === "i32") return { result: raw, out: undefined };
-        return { result: raw === null ? "" : deno.UnsafePointerView.getCString(raw as object), out: undefined };
+        return {
+          result: raw === null ? "" : deno.UnsafePointerView.getCString(raw as object),
+          out: undefined,
+        };
       }
       if (typeof def.out === "object") {
         const buf = new Uint8Array(def.out.string);
         return { result: fn(...args, buf, buf.length), out: decodeCString(buf) };
       }
-      const size = def.out === "u32" ? 4 : def.out === "device" ? 8 : layout(NVML_STRUCTS[def.out]).size;
+      const size =
+        def.out === "u32" ? 4 : def.out === "device" ? 8 : layout(NVML_STRUCTS[def.out]).size;
       const buf = new Uint8Array(size);
       const result = fn(...args, buf);
       return { result, out: readOut(def.out, buf) };

@@ -33,7 +33,8 @@ function typesOf(koffi: KoffiModule): Types {
     const structs = {} as Record<NvmlStructName, KoffiType>;
     for (const [name, fields] of Object.entries(NVML_STRUCTS)) {
       const def: Record<string, string> = {};
-      for (const [field, type] of Object.entries(fields)) def[field] = type === "u64" ? "unsigned long long" : "unsigned int";
+      for (const [field, type] of Object.entries(fields))
+        def[field] = type === "u64" ? "unsigned long long" : "unsigned int";
       structs[name as NvmlStructName] = koffi.struct(def);
     }
     types = { device: koffi.pointer(koffi.opaque()), structs };
@@ -81,7 +82,10 @@ export function openWithKoffi(koffi: KoffiModule, path: string): NvmlLibrary {
       }
       const struct: Record<string, number | bigint> = {};
       const result = fn(...args, struct);
-      return { result, out: Object.fromEntries(Object.entries(struct).map(([k, v]) => [k, toNumber(v)])) };
+      return {
+        result,
+        out: Object.fromEntries(Object.entries(struct).map(([k, v]) => [k, toNumber(v)])),
+      };
     },
     unload: () => lib.unload(),
   } as unknown as NvmlLibrary;

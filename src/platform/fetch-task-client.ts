@@ -9,8 +9,16 @@ import type { TaskClient, TaskRequest, TaskResponse } from "../engine/ports.ts";
 import { withoutAddress } from "./task-address.ts";
 
 /** Low-level codes (Node) and messages (Deno) of a connection that was never made. */
-const CONNECT_CODES = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "UND_ERR_CONNECT_TIMEOUT"]);
-const CONNECT_MESSAGE = /connection refused|tcp connect error|dns error|failed to lookup|no route to host|network is unreachable/i;
+const CONNECT_CODES = new Set([
+  "ECONNREFUSED",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "UND_ERR_CONNECT_TIMEOUT",
+]);
+const CONNECT_MESSAGE =
+  /connection refused|tcp connect error|dns error|failed to lookup|no route to host|network is unreachable/i;
 
 export interface FetchTaskClientOptions {
   fetch?: typeof fetch;
@@ -40,9 +48,15 @@ export class FetchTaskClient implements TaskClient {
       if (req.signal?.aborted) throw req.signal.reason;
       const origin = req.endpoint;
       if (isConnectFailure(err)) {
-        throw new TaskConnectError(`Cannot connect to the task (${describe(err, origin)})`, { cause: err, where: origin });
+        throw new TaskConnectError(`Cannot connect to the task (${describe(err, origin)})`, {
+          cause: err,
+          where: origin,
+        });
       }
-      throw new TaskFailedError(`Request to the task failed (${describe(err, origin)})`, { cause: err, where: origin });
+      throw new TaskFailedError(`Request to the task failed (${describe(err, origin)})`, {
+        cause: err,
+        where: origin,
+      });
     }
     try {
       return { status: res.status, body: await readLimited(res, req.endpoint, this.#max) };
@@ -104,6 +118,7 @@ function isConnectFailure(err: unknown): boolean {
 /** The innermost reason, without the task's address (which stays in the error's `where`, for the log). */
 function describe(err: unknown, endpoint: string): string {
   let e: unknown = err;
-  for (let depth = 0; depth < 4 && e instanceof Error && e.cause instanceof Error; depth++) e = e.cause;
+  for (let depth = 0; depth < 4 && e instanceof Error && e.cause instanceof Error; depth++)
+    e = e.cause;
   return withoutAddress(e instanceof Error ? e.message : String(e), endpoint);
 }

@@ -81,7 +81,12 @@ export class HostFirewall {
   #installed: string[] = [];
   #log: Logger;
 
-  private constructor(o: { run: RunCommand; instance: string; status: FirewallStatus; logger: Logger }) {
+  private constructor(o: {
+    run: RunCommand;
+    instance: string;
+    status: FirewallStatus;
+    logger: Logger;
+  }) {
     this.#run = o.run;
     this.#instance = o.instance;
     this.#status = o.status;
@@ -92,20 +97,35 @@ export class HostFirewall {
    * Installs the rule where it can. `auto`: where it cannot, a warning (start-up log, doctor,
    * GET /tasks) with the operator's command; `on`: an error that says why; `off`: nothing.
    */
-  static async install(o: { setting: FirewallSetting; instance: string; place: FirewallPlace; logger: Logger; run?: RunCommand }): Promise<HostFirewall> {
+  static async install(o: {
+    setting: FirewallSetting;
+    instance: string;
+    place: FirewallPlace;
+    logger: Logger;
+    run?: RunCommand;
+  }): Promise<HostFirewall> {
     const log = o.logger.child({ component: "firewall" });
     const run = o.run ?? runCommand;
-    const status = (state: FirewallStatus["state"], detail: string, command?: string): FirewallStatus => ({
+    const status = (
+      state: FirewallStatus["state"],
+      detail: string,
+      command?: string,
+    ): FirewallStatus => ({
       task_host_firewall: o.setting,
       state,
       detail,
       ...(command ? { command } : {}),
     });
-    const fw = (s: FirewallStatus) => new HostFirewall({ run, instance: o.instance, status: s, logger: log });
-    if (o.setting === "off") return fw(status("open", "task_host_firewall: off: tasks can connect to every address of the host"));
+    const fw = (s: FirewallStatus) =>
+      new HostFirewall({ run, instance: o.instance, status: s, logger: log });
+    if (o.setting === "off")
+      return fw(
+        status("open", "task_host_firewall: off: tasks can connect to every address of the host"),
+      );
     if (o.place.kind === "hostless") return fw(status("closed", o.place.why));
     if (o.place.kind === "shared") return refuse(o.setting, fw(status("open", o.place.why)));
-    if (o.place.kind === "elsewhere") return refuse(o.setting, fw(status("unknown", o.place.why, operatorCommand())));
+    if (o.place.kind === "elsewhere")
+      return refuse(o.setting, fw(status("unknown", o.place.why, operatorCommand())));
 
     const f = fw(status("open", ""));
     const failures: string[] = [];
@@ -114,12 +134,21 @@ export class HostFirewall {
       if (why !== undefined) failures.push(`${family}: ${why}`);
     }
     if (f.#installed.includes("iptables")) {
-      const v6 = f.#installed.includes("ip6tables") ? "" : ` (IPv6 not closed: ${failures.join("; ")})`;
-      f.#status = status("closed", `new connections from task bridges (${TASK_BRIDGE_PREFIX}+) to the host's addresses are rejected${v6}`);
+      const v6 = f.#installed.includes("ip6tables")
+        ? ""
+        : ` (IPv6 not closed: ${failures.join("; ")})`;
+      f.#status = status(
+        "closed",
+        `new connections from task bridges (${TASK_BRIDGE_PREFIX}+) to the host's addresses are rejected${v6}`,
+      );
       return f;
     }
     await f.remove();
-    f.#status = status("open", `cannot install the host firewall rule: ${failures.join("; ")}`, operatorCommand());
+    f.#status = status(
+      "open",
+      `cannot install the host firewall rule: ${failures.join("; ")}`,
+      operatorCommand(),
+    );
     return refuse(o.setting, f);
   }
 
@@ -131,7 +160,8 @@ export class HostFirewall {
   async remove(): Promise<void> {
     for (const family of this.#installed.splice(0)) {
       const left = await this.#deleteCopies(family);
-      if (left !== undefined) this.#log.warn("Cannot remove the host firewall rule", { family, error: left });
+      if (left !== undefined)
+        this.#log.warn("Cannot remove the host firewall rule", { family, error: left });
     }
   }
 
@@ -142,14 +172,29 @@ export class HostFirewall {
     // One copy, first in INPUT (an earlier run that crashed or kept its tasks): it stays, so tasks
     // kept through a restart are never without it.
     const rules = listed.output.split("\n").filter((l) => l.startsWith("-A INPUT "));
-    const own = rules.filter((l) => l.includes(`"meca-executor ${this.#instance}"`) || l.endsWith(`meca-executor ${this.#instance} -j REJECT`));
-    if (own.length === 1 && rules[0] === own[0] && (await this.#run(family, ["-w", "5", "-C", "INPUT", ...ruleArgs(this.#instance)])).ok) {
+    const own = rules.filter(
+      (l) =>
+        l.includes(`"meca-executor ${this.#instance}"`) ||
+        l.endsWith(`meca-executor ${this.#instance} -j REJECT`),
+    );
+    if (
+      own.length === 1 &&
+      rules[0] === own[0] &&
+      (await this.#run(family, ["-w", "5", "-C", "INPUT", ...ruleArgs(this.#instance)])).ok
+    ) {
       this.#installed.push(family);
       return undefined;
     }
     const stale = await this.#deleteCopies(family);
     if (stale !== undefined) return stale;
-    const inserted = await this.#run(family, ["-w", "5", "-I", "INPUT", "1", ...ruleArgs(this.#instance)]);
+    const inserted = await this.#run(family, [
+      "-w",
+      "5",
+      "-I",
+      "INPUT",
+      "1",
+      ...ruleArgs(this.#instance),
+    ]);
     if (!inserted.ok) return inserted.output;
     this.#installed.push(family);
     return undefined;
@@ -171,24 +216,65 @@ export class HostFirewall {
  * doctor's view, changing nothing: whether the host is closed to tasks now (this instance's rule is
  * in place), or whether a start could close it (the rules can be read here), else the command.
  */
-export async function firewallCheck(o: { setting: FirewallSetting; instance: string; place: FirewallPlace; run?: RunCommand }): Promise<{ name: string; ok: boolean; required: boolean; detail: string; fix?: string }> {
+export async function firewallCheck(o: {
+  setting: FirewallSetting;
+  instance: string;
+  place: FirewallPlace;
+  run?: RunCommand;
+}): Promise<{ name: string; ok: boolean; required: boolean; detail: string; fix?: string }> {
   const run = o.run ?? runCommand;
-  const check = (ok: boolean, detail: string, fix?: string) => ({ name: "firewall", ok, required: o.setting === "on", detail, ...(fix ? { fix } : {}) });
-  if (o.setting === "off") return check(false, "task_host_firewall: off: tasks can connect to every address of the host", `set task_host_firewall: auto, or run once as root: ${operatorCommand()}`);
+  const check = (ok: boolean, detail: string, fix?: string) => ({
+    name: "firewall",
+    ok,
+    required: o.setting === "on",
+    detail,
+    ...(fix ? { fix } : {}),
+  });
+  if (o.setting === "off")
+    return check(
+      false,
+      "task_host_firewall: off: tasks can connect to every address of the host",
+      `set task_host_firewall: auto, or run once as root: ${operatorCommand()}`,
+    );
   if (o.place.kind === "hostless") return check(true, `host closed to tasks: ${o.place.why}`);
-  if (o.place.kind !== "host") return check(false, `the executor cannot close the host here: ${o.place.why}`, o.place.kind === "elsewhere" ? `run once as root on the engine's host: ${operatorCommand()}` : "use network: auto");
+  if (o.place.kind !== "host")
+    return check(
+      false,
+      `the executor cannot close the host here: ${o.place.why}`,
+      o.place.kind === "elsewhere"
+        ? `run once as root on the engine's host: ${operatorCommand()}`
+        : "use network: auto",
+    );
   const listed = await run("iptables", ["-w", "5", "-S", "INPUT"]);
-  if (!listed.ok) return check(false, `cannot read the host's rules (${listed.output}): a start cannot close the host`, `run as root (or with CAP_NET_ADMIN) with iptables installed, or run once as root: ${operatorCommand()}`);
+  if (!listed.ok)
+    return check(
+      false,
+      `cannot read the host's rules (${listed.output}): a start cannot close the host`,
+      `run as root (or with CAP_NET_ADMIN) with iptables installed, or run once as root: ${operatorCommand()}`,
+    );
   const rule = ruleArgs(o.instance);
   const present = (await run("iptables", ["-w", "5", "-C", "INPUT", ...rule])).ok;
-  return check(true, present ? `host closed to tasks: the rule of instance "${o.instance}" is in INPUT (an executor of this instance runs)` : `a start closes the host to tasks: it inserts "-i ${TASK_BRIDGE_PREFIX}+ ... -j REJECT" into INPUT (iptables and ip6tables) and removes it at stop`);
+  return check(
+    true,
+    present
+      ? `host closed to tasks: the rule of instance "${o.instance}" is in INPUT (an executor of this instance runs)`
+      : `a start closes the host to tasks: it inserts "-i ${TASK_BRIDGE_PREFIX}+ ... -j REJECT" into INPUT (iptables and ip6tables) and removes it at stop`,
+  );
 }
 
 /** Whether the executor can close the tasks' host here: it shares the host's network namespace and its engine is local. */
-export function firewallPlace(placement: Pick<Placement, "mode" | "network" | "ownNetwork">, env: Record<string, string | undefined>, taskEgress: boolean): FirewallPlace {
+export function firewallPlace(
+  placement: Pick<Placement, "mode" | "network" | "ownNetwork">,
+  env: Record<string, string | undefined>,
+  taskEgress: boolean,
+): FirewallPlace {
   if (placement.mode !== "isolated") {
-    const on = placement.mode === "publish" ? "Docker's default bridge" : `network "${placement.network}"`;
-    return { kind: "shared", why: `tasks share ${on} (network: ${placement.mode === "publish" ? "publish" : placement.network}), not task bridges: the host stays open to them; use network: auto` };
+    const on =
+      placement.mode === "publish" ? "Docker's default bridge" : `network "${placement.network}"`;
+    return {
+      kind: "shared",
+      why: `tasks share ${on} (network: ${placement.mode === "publish" ? "publish" : placement.network}), not task bridges: the host stays open to them; use network: auto`,
+    };
   }
   let engine;
   try {
@@ -197,10 +283,21 @@ export function firewallPlace(placement: Pick<Placement, "mode" | "network" | "o
     return { kind: "elsewhere", why: "cannot tell where the engine runs (DOCKER_HOST)" };
   }
   const local = engine.kind === "unix" || /^(127\.|localhost$|::1$)/.test(engine.host);
-  if (!local) return { kind: "elsewhere", why: `the engine runs on another host (${engine.transport}): its operator closes it there` };
+  if (!local)
+    return {
+      kind: "elsewhere",
+      why: `the engine runs on another host (${engine.transport}): its operator closes it there`,
+    };
   if (placement.ownNetwork) {
-    if (!taskEgress) return { kind: "hostless", why: "task networks give the host no address (inhibit_ipv4): the executor reaches its tasks from its own container" };
-    return { kind: "elsewhere", why: "task_egress: true, and the executor runs in a container with a network namespace of its own: the host's firewall is out of its reach" };
+    if (!taskEgress)
+      return {
+        kind: "hostless",
+        why: "task networks give the host no address (inhibit_ipv4): the executor reaches its tasks from its own container",
+      };
+    return {
+      kind: "elsewhere",
+      why: "task_egress: true, and the executor runs in a container with a network namespace of its own: the host's firewall is out of its reach",
+    };
   }
   return { kind: "host" };
 }
@@ -209,17 +306,27 @@ export function firewallPlace(placement: Pick<Placement, "mode" | "network" | "o
 function refuse(setting: FirewallSetting, fw: HostFirewall): HostFirewall {
   if (setting !== "on") return fw;
   const s = fw.status();
-  throw new ConfigError(`task_host_firewall: on, but the host stays open to tasks: ${s.detail}${s.command ? `; the host's operator can run: ${s.command}` : ""}`);
+  throw new ConfigError(
+    `task_host_firewall: on, but the host stays open to tasks: ${s.detail}${s.command ? `; the host's operator can run: ${s.command}` : ""}`,
+  );
 }
 
 const PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 const runCommand: RunCommand = (file, args) =>
   new Promise((resolve) => {
-    execFile(file, args, { env: { ...process.env, PATH: `${process.env.PATH ?? ""}:${PATH}` }, timeout: 10_000 }, (err, stdout, stderr) => {
-      const output = `${stderr}${stdout}`.trim().split("\n")[0] ?? "";
-      if (!err) return resolve({ ok: true, output });
-      const code = (err as NodeJS.ErrnoException).code;
-      resolve({ ok: false, output: code === "ENOENT" ? `${file} not found` : output || err.message });
-    });
+    execFile(
+      file,
+      args,
+      { env: { ...process.env, PATH: `${process.env.PATH ?? ""}:${PATH}` }, timeout: 10_000 },
+      (err, stdout, stderr) => {
+        const output = `${stderr}${stdout}`.trim().split("\n")[0] ?? "";
+        if (!err) return resolve({ ok: true, output });
+        const code = (err as NodeJS.ErrnoException).code;
+        resolve({
+          ok: false,
+          output: code === "ENOENT" ? `${file} not found` : output || err.message,
+        });
+      },
+    );
   });

@@ -9,7 +9,11 @@
  * Needs `gc` (the executable runs with --expose-gc); elsewhere it does nothing.
  */
 
-type Gc = (options?: { type?: "major" | "minor"; execution?: "sync" | "async"; flavor?: "regular" | "last-resort" }) => unknown;
+type Gc = (options?: {
+  type?: "major" | "minor";
+  execution?: "sync" | "async";
+  flavor?: "regular" | "last-resort";
+}) => unknown;
 
 export interface IdleGcOptions {
   /** Requests served so far (a counter that only grows). */

@@ -33,7 +33,15 @@ export class NvmlError extends ExecutorError {
   readonly call?: string;
   /** Its nvmlReturn_t. */
   readonly returnCode?: number;
-  constructor(message: string, opts: { code: "NVML_LOAD_FAILED" | "NVML_CALL_FAILED"; call?: string; returnCode?: number; cause?: unknown }) {
+  constructor(
+    message: string,
+    opts: {
+      code: "NVML_LOAD_FAILED" | "NVML_CALL_FAILED";
+      call?: string;
+      returnCode?: number;
+      cause?: unknown;
+    },
+  ) {
     super("unavailable", opts.code, message, { cause: opts.cause, retryAfter: 5 });
     this.call = opts.call;
     this.returnCode = opts.returnCode;
@@ -59,7 +67,10 @@ export async function loadNvml(opts: LoadNvmlOptions): Promise<NvmlGpuProbe> {
   }
   const probe = new NvmlGpuProbe(lib, opts.logger);
   try {
-    opts.logger?.info("NVML loaded", { library: opts.library, driverVersion: probe.driverVersion() });
+    opts.logger?.info("NVML loaded", {
+      library: opts.library,
+      driverVersion: probe.driverVersion(),
+    });
   } catch (error) {
     probe.close();
     throw error;
@@ -75,13 +86,17 @@ async function openLibrary(opts: LoadNvmlOptions): Promise<NvmlLibrary> {
       const mod = await import("koffi");
       koffi = ((mod as { default?: typeof Koffi }).default ?? mod) as typeof Koffi;
     } catch (cause) {
-      throw new NvmlError(`Cannot load NVML library "${opts.library}": koffi is unavailable (${reason(cause)})`, {
-        code: "NVML_LOAD_FAILED",
-        cause,
-      });
+      throw new NvmlError(
+        `Cannot load NVML library "${opts.library}": koffi is unavailable (${reason(cause)})`,
+        {
+          code: "NVML_LOAD_FAILED",
+          cause,
+        },
+      );
     }
   }
-  const open = (path: string) => (deno !== undefined ? openWithDeno(deno, path) : openWithKoffi(koffi!, path));
+  const open = (path: string) =>
+    deno !== undefined ? openWithDeno(deno, path) : openWithKoffi(koffi!, path);
   try {
     return open(opts.library);
   } catch (cause) {
@@ -94,12 +109,21 @@ async function openLibrary(opts: LoadNvmlOptions): Promise<NvmlLibrary> {
         // next folder
       }
     }
-    throw new NvmlError(`Cannot load NVML library "${opts.library}": ${reason(cause)}`, { code: "NVML_LOAD_FAILED", cause });
+    throw new NvmlError(`Cannot load NVML library "${opts.library}": ${reason(cause)}`, {
+      code: "NVML_LOAD_FAILED",
+      cause,
+    });
   }
 }
 
 /** Where the NVIDIA container toolkit mounts the driver's libraries: Debian-like roots, then others. */
-export const TOOLKIT_LIBRARY_DIRS = ["/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib", "/lib/x86_64-linux-gnu", "/lib64"] as const;
+export const TOOLKIT_LIBRARY_DIRS = [
+  "/usr/lib/x86_64-linux-gnu",
+  "/usr/lib64",
+  "/usr/lib",
+  "/lib/x86_64-linux-gnu",
+  "/lib64",
+] as const;
 
 /** NVIDIA GPUs as NVML sees them. Made by loadNvml(); holds one nvmlInit_v2 until close(). */
 export class NvmlGpuProbe implements GpuProbe {
@@ -144,7 +168,10 @@ export class NvmlGpuProbe implements GpuProbe {
     this.#closed = true;
     const rc = this.#lib.call("nvmlShutdown").result;
     if (rc !== NVML_SUCCESS) {
-      this.#logger?.warn("nvmlShutdown failed", { returnCode: rc, error: errorString(this.#lib, rc) });
+      this.#logger?.warn("nvmlShutdown failed", {
+        returnCode: rc,
+        error: errorString(this.#lib, rc),
+      });
     }
     this.#lib.unload();
   }
@@ -160,12 +187,20 @@ export class NvmlGpuProbe implements GpuProbe {
       }
       return 0;
     }
-    if (result !== NVML_SUCCESS) throw callError(this.#lib, "nvmlDeviceGetUtilizationRates", result);
+    if (result !== NVML_SUCCESS)
+      throw callError(this.#lib, "nvmlDeviceGetUtilizationRates", result);
     return out.gpu;
   }
 
-  #call<N extends Exclude<NvmlSymbolName, "nvmlErrorString">>(name: N, ...args: NvmlArgs<N>): NvmlCallResult<N>["out"] {
-    if (this.#closed) throw new NvmlError(`Cannot call NVML "${name}": the probe is closed`, { code: "NVML_CALL_FAILED", call: name });
+  #call<N extends Exclude<NvmlSymbolName, "nvmlErrorString">>(
+    name: N,
+    ...args: NvmlArgs<N>
+  ): NvmlCallResult<N>["out"] {
+    if (this.#closed)
+      throw new NvmlError(`Cannot call NVML "${name}": the probe is closed`, {
+        code: "NVML_CALL_FAILED",
+        call: name,
+      });
     const { result, out } = this.#lib.call(name, ...args);
     if (result !== NVML_SUCCESS) throw callError(this.#lib, name, result as number);
     return out;

@@ -42,7 +42,10 @@ function load(): typeof Koffi | undefined {
     return module.exports;
   } catch (cause) {
     const reason = cause instanceof Error ? cause.message : String(cause);
-    throw new Error(`Cannot load koffi from the executable: ${reason} (TMPDIR must be writable and allow executable mappings)`, { cause });
+    throw new Error(
+      `Cannot load koffi from the executable: ${reason} (TMPDIR must be writable and allow executable mappings)`,
+      { cause },
+    );
   } finally {
     if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
   }

@@ -19,5 +19,7 @@ export function withoutAddress(message: string, endpoint: string): string {
 export function reasonFor(err: unknown, endpoint: string): string {
   const e = err as { code?: unknown; message?: unknown };
   const message = withoutAddress(typeof e.message === "string" ? e.message : String(err), endpoint);
-  return typeof e.code === "string" && !message.includes(e.code) ? `${message} (${e.code})` : message;
+  return typeof e.code === "string" && !message.includes(e.code)
+    ? `${message} (${e.code})`
+    : message;
 }

@@ -9,7 +9,12 @@
  */
 import type { Socket } from "node:net";
 import { Pool, buildConnector, type Dispatcher } from "undici";
-import { TaskAnswerTooLargeError, TaskConnectError, TaskFailedError, TaskTimeoutError } from "../engine/errors.ts";
+import {
+  TaskAnswerTooLargeError,
+  TaskConnectError,
+  TaskFailedError,
+  TaskTimeoutError,
+} from "../engine/errors.ts";
 import type { TaskClient, TaskRequest, TaskResponse } from "../engine/ports.ts";
 import { reasonFor } from "./task-address.ts";
 
@@ -89,7 +94,9 @@ export class UndiciTaskClient implements TaskClient {
     this.#pools.delete(endpoint);
     // A request still connecting (a removed task's address no longer answers ARP, so its connect
     // hangs) or that got no byte back ends with this error: nothing reached the task.
-    pool.destroy(Object.assign(new Error("The task was removed"), { code: TASK_REMOVED })).catch(() => {});
+    pool
+      .destroy(Object.assign(new Error("The task was removed"), { code: TASK_REMOVED }))
+      .catch(() => {});
   }
 
   async close(): Promise<void> {
@@ -124,7 +131,8 @@ export class UndiciTaskClient implements TaskClient {
         return;
       }
       (socket as Socket).prependListener("error", (e: unknown) => {
-        if (typeof e === "object" && e !== null) (e as Record<symbol, number>)[BYTES_READ] = socket.bytesRead;
+        if (typeof e === "object" && e !== null)
+          (e as Record<symbol, number>)[BYTES_READ] = socket.bytesRead;
       });
       callback(null, socket);
     });
@@ -150,7 +158,12 @@ class Answer {
   #size = 0;
   #settled = false;
 
-  constructor(req: TaskRequest, max: number, resolve: (r: TaskResponse) => void, reject: (e: unknown) => void) {
+  constructor(
+    req: TaskRequest,
+    max: number,
+    resolve: (r: TaskResponse) => void,
+    reject: (e: unknown) => void,
+  ) {
     this.#req = req;
     this.#max = max;
     this.#resolve = resolve;
@@ -170,23 +183,30 @@ class Answer {
     if (this.#req.signal?.aborted) controller.abort(this.#req.signal.reason);
   }
 
-  onResponseStart(controller: Dispatcher.DispatchController, status: number, headers: Record<string, string | string[] | undefined>): void {
+  onResponseStart(
+    controller: Dispatcher.DispatchController,
+    status: number,
+    headers: Record<string, string | string[] | undefined>,
+  ): void {
     if (status < 200) return; // 1xx: the answer follows
     this.#status = status;
     const declared = headers["content-length"];
-    if (declared !== undefined && Number(declared) > this.#max) controller.abort(new TaskAnswerTooLargeError(this.#req.endpoint, this.#max));
+    if (declared !== undefined && Number(declared) > this.#max)
+      controller.abort(new TaskAnswerTooLargeError(this.#req.endpoint, this.#max));
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     this.#size += chunk.length;
-    if (this.#size > this.#max) controller.abort(new TaskAnswerTooLargeError(this.#req.endpoint, this.#max));
+    if (this.#size > this.#max)
+      controller.abort(new TaskAnswerTooLargeError(this.#req.endpoint, this.#max));
     else this.#chunks.push(chunk);
   }
 
   onResponseEnd(): void {
     if (!this.#settle()) return;
     const c = this.#chunks;
-    const body = c.length === 1 ? c[0]!.toString("utf8") : Buffer.concat(c, this.#size).toString("utf8");
+    const body =
+      c.length === 1 ? c[0]!.toString("utf8") : Buffer.concat(c, this.#size).toString("utf8");
     this.#resolve({ status: this.#status ?? 0, body });
   }
 
@@ -195,11 +215,28 @@ class Answer {
     if (req.signal?.aborted) return this.#fail(req.signal.reason);
     if (err instanceof TaskAnswerTooLargeError) return this.#fail(err);
     if (this.#status === undefined) {
-      if (isTimeout(err)) return this.#fail(new TaskTimeoutError(`Task sent no answer headers in time (${reasonFor(err, req.endpoint)})`, { cause: err, where: req.endpoint }));
+      if (isTimeout(err))
+        return this.#fail(
+          new TaskTimeoutError(
+            `Task sent no answer headers in time (${reasonFor(err, req.endpoint)})`,
+            { cause: err, where: req.endpoint },
+          ),
+        );
       return this.#fail(requestError(err, req));
     }
-    if (isTimeout(err)) return this.#fail(new TaskTimeoutError(`Task stopped sending its answer (${reasonFor(err, req.endpoint)})`, { cause: err, where: req.endpoint }));
-    this.#fail(new TaskFailedError(`Task broke off its answer (${reasonFor(err, req.endpoint)})`, { cause: err, where: req.endpoint }));
+    if (isTimeout(err))
+      return this.#fail(
+        new TaskTimeoutError(`Task stopped sending its answer (${reasonFor(err, req.endpoint)})`, {
+          cause: err,
+          where: req.endpoint,
+        }),
+      );
+    this.#fail(
+      new TaskFailedError(`Task broke off its answer (${reasonFor(err, req.endpoint)})`, {
+        cause: err,
+        where: req.endpoint,
+      }),
+    );
   }
 
   #fail(err: unknown): void {
@@ -228,19 +265,32 @@ function requestError(err: unknown, req: TaskRequest): Error {
   const where = req.endpoint;
   const code = (err as { code?: unknown }).code;
   if (typeof code === "string" && CONNECT_CODES.has(code)) {
-    return new TaskConnectError(`Cannot connect to the task (${reasonFor(err, where)})`, { cause: err, where });
+    return new TaskConnectError(`Cannot connect to the task (${reasonFor(err, where)})`, {
+      cause: err,
+      where,
+    });
   }
-  if (code === TASK_REMOVED && ((err as Record<symbol, number | undefined>)[BYTES_READ] ?? 0) === 0) {
+  if (
+    code === TASK_REMOVED &&
+    ((err as Record<symbol, number | undefined>)[BYTES_READ] ?? 0) === 0
+  ) {
     return new TaskConnectError(`Task was removed before it answered`, { cause: err, where });
   }
   if (typeof code === "string" && CLOSED_CODES.has(code)) {
     const bytesRead =
-      (err as { socket?: { bytesRead?: number } }).socket?.bytesRead ?? (err as Record<symbol, number | undefined>)[BYTES_READ];
+      (err as { socket?: { bytesRead?: number } }).socket?.bytesRead ??
+      (err as Record<symbol, number | undefined>)[BYTES_READ];
     if (bytesRead === 0) {
-      return new TaskConnectError(`Task closed the connection before answering (${reasonFor(err, where)})`, { cause: err, where });
+      return new TaskConnectError(
+        `Task closed the connection before answering (${reasonFor(err, where)})`,
+        { cause: err, where },
+      );
     }
   }
-  return new TaskFailedError(`Request to the task failed (${reasonFor(err, where)})`, { cause: err, where });
+  return new TaskFailedError(`Request to the task failed (${reasonFor(err, where)})`, {
+    cause: err,
+    where,
+  });
 }
 
 function isTimeout(err: unknown): boolean {

@@ -22,13 +22,26 @@ afterEach(() => {
 
 /** Built-in modules loaded after requiring `file` in a fresh node. */
 function builtinsLoadedBy(file: string): string[] {
-  const out = execFileSync(NODE, ["-e", `require(${JSON.stringify(file)}); console.log(JSON.stringify(process.moduleLoadList))`], { encoding: "utf8" });
-  return (JSON.parse(out) as string[]).filter((m) => m.startsWith("NativeModule ")).map((m) => m.slice("NativeModule ".length));
+  const out = execFileSync(
+    NODE,
+    ["-e", `require(${JSON.stringify(file)}); console.log(JSON.stringify(process.moduleLoadList))`],
+    { encoding: "utf8" },
+  );
+  return (JSON.parse(out) as string[])
+    .filter((m) => m.startsWith("NativeModule "))
+    .map((m) => m.slice("NativeModule ".length));
 }
 
 /** Files required after requiring `file` in a fresh node. */
 function filesLoadedBy(file: string): string[] {
-  const out = execFileSync(NODE, ["-e", `require(${JSON.stringify(file)}); console.log(JSON.stringify(Object.keys(require.cache)))`], { encoding: "utf8" });
+  const out = execFileSync(
+    NODE,
+    [
+      "-e",
+      `require(${JSON.stringify(file)}); console.log(JSON.stringify(Object.keys(require.cache)))`,
+    ],
+    { encoding: "utf8" },
+  );
   return JSON.parse(out) as string[];
 }
 
@@ -40,12 +53,20 @@ describe("slim bundle entries", () => {
   it("fail the build when src/ imports a name they lack", () => {
     scratch = mkdtempSync(join(tmpdir(), "meca-slim-"));
     mkdirSync(join(scratch, "platform"));
-    writeFileSync(join(scratch, "platform", "x.ts"), 'import { Pool, ProxyAgent } from "undici";\nimport * as si from "systeminformation";\nsi.diskLayout();\n');
-    expect(() => checkSlimExports(scratch)).toThrow(/undici\.ProxyAgent .*systeminformation\.diskLayout|systeminformation\.diskLayout.*undici\.ProxyAgent/);
+    writeFileSync(
+      join(scratch, "platform", "x.ts"),
+      'import { Pool, ProxyAgent } from "undici";\nimport * as si from "systeminformation";\nsi.diskLayout();\n',
+    );
+    expect(() => checkSlimExports(scratch)).toThrow(
+      /undici\.ProxyAgent .*systeminformation\.diskLayout|systeminformation\.diskLayout.*undici\.ProxyAgent/,
+    );
   });
 
   it("give undici's Pool its request API, and buildConnector", () => {
-    const u = require(SLIM.undici!) as { Pool: { prototype: Record<string, unknown> }; buildConnector: unknown };
+    const u = require(SLIM.undici!) as {
+      Pool: { prototype: Record<string, unknown> };
+      buildConnector: unknown;
+    };
     expect(typeof u.Pool.prototype.request).toBe("function");
     expect(typeof u.buildConnector).toBe("function");
   });
@@ -69,20 +90,37 @@ describe("slim bundle entries", () => {
       ].join("\n"),
     );
     const out = join(scratch, "out.cjs");
-    await build({ ...bundleOptions(), entryPoints: [entry], outfile: out, format: "cjs", logLevel: "silent" });
-    const { body, modules } = JSON.parse(execFileSync(NODE, [out], { encoding: "utf8" })) as { body: string; modules: string[] };
+    await build({
+      ...bundleOptions(),
+      entryPoints: [entry],
+      outfile: out,
+      format: "cjs",
+      logLevel: "silent",
+    });
+    const { body, modules } = JSON.parse(execFileSync(NODE, [out], { encoding: "utf8" })) as {
+      body: string;
+      modules: string[];
+    };
     expect(body).toBe("pong");
-    for (const left of ["http2", "tls", "crypto"]) expect(modules).not.toContain(`NativeModule ${left}`);
+    for (const left of ["http2", "tls", "crypto"])
+      expect(modules).not.toContain(`NativeModule ${left}`);
     expect(modules).toContain("NativeModule net");
   });
 
   it("leave out the modules src/ never uses", () => {
     const undici = builtinsLoadedBy(SLIM.undici!);
     expect(undici).toContain("net");
-    for (const unused of ["zlib", "worker_threads", "console"]) expect(undici).not.toContain(unused);
+    for (const unused of ["zlib", "worker_threads", "console"])
+      expect(undici).not.toContain(unused);
     const si = require(SLIM.systeminformation!) as Record<string, unknown>;
     expect(Object.keys(si).sort()).toEqual(["cpu", "currentLoad", "mem"]);
-    const siFiles = filesLoadedBy(SLIM.systeminformation!).filter((f) => f.includes("/systeminformation/"));
-    expect(siFiles.map((f) => f.replace(/.*\/systeminformation\/lib\//, "")).sort()).toEqual(["cpu.js", "memory.js", "util.js"]);
+    const siFiles = filesLoadedBy(SLIM.systeminformation!).filter((f) =>
+      f.includes("/systeminformation/"),
+    );
+    expect(siFiles.map((f) => f.replace(/.*\/systeminformation\/lib\//, "")).sort()).toEqual([
+      "cpu.js",
+      "memory.js",
+      "util.js",
+    ]);
   });
 });

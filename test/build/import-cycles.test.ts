@@ -20,7 +20,9 @@ export function importGraph(root: string): Map<string, string[]> {
   const graph = new Map<string, string[]>();
   for (const f of files(root)) {
     const text = readFileSync(f, "utf8");
-    const deps = [...text.matchAll(/^\s*(?:import|export)\s[^;]*?\sfrom\s+"(\.[^"]+)"/gms)].map((m) => resolve(dirname(f), m[1]!));
+    const deps = [...text.matchAll(/^\s*(?:import|export)\s[^;]*?\sfrom\s+"(\.[^"]+)"/gms)].map(
+      (m) => resolve(dirname(f), m[1]!),
+    );
     graph.set(f, deps);
   }
   return graph;
@@ -64,8 +66,18 @@ describe("src/", () => {
       ["/d.ts", []],
     ]);
     expect(findCycle(g)).toEqual(["/a.ts", "/b.ts", "/c.ts", "/a.ts"]);
-    const text = 'import type { X } from "./app.ts";\nexport { y } from "./y.ts";\nimport {\n  z,\n} from "./z.ts";\n';
-    expect([...text.matchAll(/^\s*(?:import|export)\s[^;]*?\sfrom\s+"(\.[^"]+)"/gms)].map((m) => m[1])).toEqual(["./app.ts", "./y.ts", "./z.ts"]);
-    expect(findCycle(new Map([["/a.ts", ["/b.ts"]], ["/b.ts", []]]))).toBeUndefined();
+    const text =
+      'import type { X } from "./app.ts";\nexport { y } from "./y.ts";\nimport {\n  z,\n} from "./z.ts";\n';
+    expect(
+      [...text.matchAll(/^\s*(?:import|export)\s[^;]*?\sfrom\s+"(\.[^"]+)"/gms)].map((m) => m[1]),
+    ).toEqual(["./app.ts", "./y.ts", "./z.ts"]);
+    expect(
+      findCycle(
+        new Map([
+          ["/a.ts", ["/b.ts"]],
+          ["/b.ts", []],
+        ]),
+      ),
+    ).toBeUndefined();
   });
 });

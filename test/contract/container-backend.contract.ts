@@ -16,8 +16,20 @@ import {
   TaskFailedError,
   TaskStartError,
 } from "../../src/engine/errors.ts";
-import type { ContainerBackend, ContainerEvent, ContainerSpec, PullProgress, TaskClient } from "../../src/engine/ports.ts";
-import { CRASH_EXIT_CODE, CRASH_LOG_LINES, READY_MARK, TEST_LABEL, taskBody } from "../support/fixtures.ts";
+import type {
+  ContainerBackend,
+  ContainerEvent,
+  ContainerSpec,
+  PullProgress,
+  TaskClient,
+} from "../../src/engine/ports.ts";
+import {
+  CRASH_EXIT_CODE,
+  CRASH_LOG_LINES,
+  READY_MARK,
+  TEST_LABEL,
+  taskBody,
+} from "../support/fixtures.ts";
 
 export interface ContractSubject {
   backend: ContainerBackend;
@@ -38,11 +50,19 @@ export interface ContractSubject {
    * A backend of the same kind on an engine that a test can make end its open streams cleanly
    * (as when it restarts) or go away (drop every connection, answer no more).
    */
-  controlled?: () => Promise<{ backend: ContainerBackend; endStreams(): void; goAway(): Promise<void>; cleanup(): Promise<void> }>;
+  controlled?: () => Promise<{
+    backend: ContainerBackend;
+    endStreams(): void;
+    goAway(): Promise<void>;
+    cleanup(): Promise<void>;
+  }>;
   cleanup(): Promise<void>;
 }
 
-export function containerBackendContract(name: string, setup: () => Promise<ContractSubject>): void {
+export function containerBackendContract(
+  name: string,
+  setup: () => Promise<ContractSubject>,
+): void {
   describe(`ContainerBackend contract: ${name}`, () => {
     let s: ContractSubject;
     const run = Math.random().toString(36).slice(2, 8);
@@ -82,7 +102,12 @@ export function containerBackendContract(name: string, setup: () => Promise<Cont
     it("creates, starts and waits for the mark, then the task answers on its endpoint", async () => {
       const id = await startReady();
       const endpoint = await s.backend.endpoint(id);
-      const res = await sendWithRetry(s.client, { method: "POST", endpoint, path: "/", body: "hello contract" });
+      const res = await sendWithRetry(s.client, {
+        method: "POST",
+        endpoint,
+        path: "/",
+        body: "hello contract",
+      });
       expect(res).toEqual({ status: 200, body: "hello contract" });
       expect(await s.backend.inspect(id)).toMatchObject({ id, running: true, status: "running" });
     });
@@ -90,7 +115,10 @@ export function containerBackendContract(name: string, setup: () => Promise<Cont
     it("list() finds containers by every label given, running or not", async () => {
       const id = await s.backend.create(spec(s.images.echo));
       const found = await s.backend.list(labels);
-      expect(found.find((c) => c.id === id)).toMatchObject({ labels: expect.objectContaining(labels), state: "created" });
+      expect(found.find((c) => c.id === id)).toMatchObject({
+        labels: expect.objectContaining(labels),
+        state: "created",
+      });
       expect(found.find((c) => c.id === id)?.name).toMatch(/^meca-contract-/);
       expect(await s.backend.list({ ...labels, "meca.contract.other": "x" })).toEqual([]);
     });
@@ -101,11 +129,15 @@ export function containerBackendContract(name: string, setup: () => Promise<Cont
     });
 
     it("pullImage() of a missing image rejects with ImageNotFoundError", async () => {
-      await expect(s.backend.pullImage(s.images.missing)).rejects.toBeInstanceOf(ImageNotFoundError);
+      await expect(s.backend.pullImage(s.images.missing)).rejects.toBeInstanceOf(
+        ImageNotFoundError,
+      );
     });
 
     it("create() of an image that is not there rejects with ImageNotFoundError", async () => {
-      await expect(s.backend.create(spec(s.images.missing))).rejects.toBeInstanceOf(ImageNotFoundError);
+      await expect(s.backend.create(spec(s.images.missing))).rejects.toBeInstanceOf(
+        ImageNotFoundError,
+      );
     });
 
     it("create() with a name in use rejects with CONTAINER_NAME_CONFLICT", async () => {
@@ -119,10 +151,18 @@ export function containerBackendContract(name: string, setup: () => Promise<Cont
     it("waitForMark() rejects with ContainerExitedError, exit code and last lines when the task crashes", async () => {
       const id = await s.backend.create(spec(s.images.crash));
       await s.backend.start(id);
-      const err = await s.backend.waitForMark(id, { mark: READY_MARK, signal: ready() }).catch((e: unknown) => e);
+      const err = await s.backend
+        .waitForMark(id, { mark: READY_MARK, signal: ready() })
+        .catch((e: unknown) => e);
       expect(err).toBeInstanceOf(ContainerExitedError);
-      expect(err).toMatchObject({ exitCode: CRASH_EXIT_CODE, lastLines: expect.arrayContaining([...CRASH_LOG_LINES]) });
-      expect(await s.backend.inspect(id)).toMatchObject({ running: false, exitCode: CRASH_EXIT_CODE });
+      expect(err).toMatchObject({
+        exitCode: CRASH_EXIT_CODE,
+        lastLines: expect.arrayContaining([...CRASH_LOG_LINES]),
+      });
+      expect(await s.backend.inspect(id)).toMatchObject({
+        running: false,
+        exitCode: CRASH_EXIT_CODE,
+      });
       // stdout and stderr are copied apart, so which one Docker logs last may vary.
       const tail = await s.backend.logsTail(id, 1);
       expect(tail).toHaveLength(1);
@@ -135,15 +175,17 @@ export function containerBackendContract(name: string, setup: () => Promise<Cont
       const ac = new AbortController();
       const reason = new Error("ready timeout");
       setTimeout(() => ac.abort(reason), 300);
-      await expect(s.backend.waitForMark(id, { mark: READY_MARK, signal: ac.signal })).rejects.toBe(reason);
+      await expect(s.backend.waitForMark(id, { mark: READY_MARK, signal: ac.signal })).rejects.toBe(
+        reason,
+      );
     });
 
     it("waitForMark() of a container that does not exist rejects with ContainerExitedError", async () => {
       const id = await s.backend.create(spec(s.images.echo));
       await s.backend.remove(id);
-      await expect(s.backend.waitForMark(id, { mark: READY_MARK, signal: ready() })).rejects.toBeInstanceOf(
-        ContainerExitedError,
-      );
+      await expect(
+        s.backend.waitForMark(id, { mark: READY_MARK, signal: ready() }),
+      ).rejects.toBeInstanceOf(ContainerExitedError);
     });
 
     it("remove() twice is fine, and a removed container inspects as undefined", async () => {
@@ -158,7 +200,9 @@ export function containerBackendContract(name: string, setup: () => Promise<Cont
       const id = await startReady({ network: "bridge" });
       const endpoint = await s.backend.endpoint(id, { network: "bridge" });
       expect(endpoint).toMatch(/^http:\/\/\d+\.\d+\.\d+\.\d+:8080$/);
-      expect(await s.client.send({ method: "POST", endpoint, path: "/", body: "on the bridge" })).toEqual({ status: 200, body: "on the bridge" });
+      expect(
+        await s.client.send({ method: "POST", endpoint, path: "/", body: "on the bridge" }),
+      ).toEqual({ status: 200, body: "on the bridge" });
     });
 
     it("createNetwork() makes a labelled internal network; a task on it is reached at its address there; removeNetwork() needs it empty", async () => {
@@ -167,16 +211,34 @@ export function containerBackendContract(name: string, setup: () => Promise<Cont
       const subnet = `10.214.${third}.${16 * (serial % 16)}/28`;
       const name = `meca-contract-net-${run}-${serial}`;
       const id = await s.backend.createNetwork({ name, subnet, internal: true, labels });
-      expect(await s.backend.listNetworks(labels)).toContainEqual({ id, name, labels, subnets: [subnet] });
-      const taken = await s.backend.createNetwork({ name: `${name}-2`, subnet, internal: true, labels }).catch((e: unknown) => e);
+      expect(await s.backend.listNetworks(labels)).toContainEqual({
+        id,
+        name,
+        labels,
+        subnets: [subnet],
+      });
+      const taken = await s.backend
+        .createNetwork({ name: `${name}-2`, subnet, internal: true, labels })
+        .catch((e: unknown) => e);
       expect(taken).toBeInstanceOf(TaskStartError);
       expect(taken).toMatchObject({ code: "SUBNET_TAKEN" });
 
       const task = await startReady({ network: name });
       const endpoint = await s.backend.endpoint(task, { network: name, byAddress: true });
-      expect(endpoint).toMatch(new RegExp(`^http://${subnet.split(".").slice(0, 3).join("\\.")}\\.\\d+:8080$`));
-      expect(await sendWithRetry(s.client, { method: "POST", endpoint, path: "/", body: "on its own network" })).toEqual({ status: 200, body: "on its own network" });
-      expect(await s.backend.endpoint(task, { network: name })).toMatch(/^http:\/\/meca-contract-[^:]+:8080$/);
+      expect(endpoint).toMatch(
+        new RegExp(`^http://${subnet.split(".").slice(0, 3).join("\\.")}\\.\\d+:8080$`),
+      );
+      expect(
+        await sendWithRetry(s.client, {
+          method: "POST",
+          endpoint,
+          path: "/",
+          body: "on its own network",
+        }),
+      ).toEqual({ status: 200, body: "on its own network" });
+      expect(await s.backend.endpoint(task, { network: name })).toMatch(
+        /^http:\/\/meca-contract-[^:]+:8080$/,
+      );
 
       const other = await s.backend.create(spec(s.images.echo));
       await s.backend.connectNetwork(id, other);
@@ -191,9 +253,19 @@ export function containerBackendContract(name: string, setup: () => Promise<Cont
     });
 
     it("a container with CPU, memory and pids limits runs, and inspect() reads back what adoption checks", async () => {
-      const id = await startReady({ nanoCpus: 300_000_000, memoryBytes: 48 * 2 ** 20, pidsLimit: 32 });
+      const id = await startReady({
+        nanoCpus: 300_000_000,
+        memoryBytes: 48 * 2 ** 20,
+        pidsLimit: 32,
+      });
       const st = await s.backend.inspect(id);
-      expect(st).toMatchObject({ running: true, oomKilled: false, nanoCpus: 300_000_000, memoryBytes: 48 * 2 ** 20, labels: expect.objectContaining(labels) });
+      expect(st).toMatchObject({
+        running: true,
+        oomKilled: false,
+        nanoCpus: 300_000_000,
+        memoryBytes: 48 * 2 ** 20,
+        labels: expect.objectContaining(labels),
+      });
       expect(st?.name).toMatch(/^meca-contract-/);
       expect(st?.gpuIds).toEqual([]);
       expect(st?.startedAt).toBeGreaterThan(0);
@@ -217,7 +289,11 @@ export function containerBackendContract(name: string, setup: () => Promise<Cont
     const watch = async () => {
       const events: ContainerEvent[] = [];
       const ac = new AbortController();
-      const watching = s.backend.watchEvents({ labels, onEvent: (e) => events.push(e), signal: ac.signal });
+      const watching = s.backend.watchEvents({
+        labels,
+        onEvent: (e) => events.push(e),
+        signal: ac.signal,
+      });
       const deadline = Date.now() + 30_000;
       for (;;) {
         const probe = await s.backend.create(spec(s.images.echo));
@@ -242,7 +318,9 @@ export function containerBackendContract(name: string, setup: () => Promise<Cont
         exitCode: CRASH_EXIT_CODE,
         labels: expect.objectContaining(labels),
       });
-      expect(events.find((e) => e.id === running && e.action === "die")).toMatchObject({ exitCode: 137 });
+      expect(events.find((e) => e.id === running && e.action === "die")).toMatchObject({
+        exitCode: 137,
+      });
       expect(events.every((e) => e.labels["meca.contract"] === run)).toBe(true);
     });
 
@@ -251,38 +329,65 @@ export function containerBackendContract(name: string, setup: () => Promise<Cont
       const id = await startReady({ memoryBytes: 32 * 2 ** 20 });
       const endpoint = await s.backend.endpoint(id);
       await sendWithRetry(s.client, { method: "POST", endpoint, path: "/", body: "warm" });
-      await s.client.send({ method: "POST", endpoint, path: "/", body: taskBody.oom }).catch(() => {});
+      await s.client
+        .send({ method: "POST", endpoint, path: "/", body: taskBody.oom })
+        .catch(() => {});
       await until(() => events.some((e) => e.id === id && e.action === "die"), 30_000);
       stop();
       await watching;
       const mine = events.filter((e) => e.id === id).map((e) => e.action);
       expect(mine).toContain("oom");
       expect(mine.indexOf("oom")).toBeLessThan(mine.indexOf("die"));
-      expect(events.find((e) => e.id === id && e.action === "die")).toMatchObject({ exitCode: 137 });
-      expect(await s.backend.inspect(id)).toMatchObject({ running: false, exitCode: 137, oomKilled: true });
+      expect(events.find((e) => e.id === id && e.action === "die")).toMatchObject({
+        exitCode: 137,
+      });
+      expect(await s.backend.inspect(id)).toMatchObject({
+        running: false,
+        exitCode: 137,
+        oomKilled: true,
+      });
     });
 
     it("a task that exits under a request on a kept-alive connection is TaskFailedError (it may have seen the request), then TaskConnectError", async () => {
       const id = await startReady();
       const endpoint = await s.backend.endpoint(id);
-      expect(await sendWithRetry(s.client, { method: "POST", endpoint, path: "/", body: "first" })).toEqual({ status: 200, body: "first" });
+      expect(
+        await sendWithRetry(s.client, { method: "POST", endpoint, path: "/", body: "first" }),
+      ).toEqual({ status: 200, body: "first" });
       // The first connection after the mark may be one the task closes: the second answer is on a kept-alive one.
-      expect(await s.client.send({ method: "POST", endpoint, path: "/", body: "second" })).toEqual({ status: 200, body: "second" });
-      const err = await s.client.send({ method: "POST", endpoint, path: "/", body: taskBody.exit(5) }).catch((e: unknown) => e);
+      expect(await s.client.send({ method: "POST", endpoint, path: "/", body: "second" })).toEqual({
+        status: 200,
+        body: "second",
+      });
+      const err = await s.client
+        .send({ method: "POST", endpoint, path: "/", body: taskBody.exit(5) })
+        .catch((e: unknown) => e);
       expect(err).toBeInstanceOf(TaskFailedError);
       await untilAsync(async () => (await s.backend.inspect(id))?.running === false);
       expect(await s.backend.inspect(id)).toMatchObject({ running: false, exitCode: 5 });
-      const after = await s.client.send({ method: "POST", endpoint, path: "/", body: "after" }).catch((e: unknown) => e);
+      const after = await s.client
+        .send({ method: "POST", endpoint, path: "/", body: "after" })
+        .catch((e: unknown) => e);
       expect(after).toBeInstanceOf(TaskConnectError);
     });
 
     it("a container that died between requests refuses the next one with TaskConnectError: nothing reached it", async () => {
       const id = await startReady();
       const endpoint = await s.backend.endpoint(id);
-      expect(await sendWithRetry(s.client, { method: "POST", endpoint, path: "/", body: "first" })).toEqual({ status: 200, body: "first" });
+      expect(
+        await sendWithRetry(s.client, { method: "POST", endpoint, path: "/", body: "first" }),
+      ).toEqual({ status: 200, body: "first" });
       await s.kill(id);
       await untilAsync(async () => (await s.backend.inspect(id))?.running === false);
-      const err = await s.client.send({ method: "POST", endpoint, path: "/", body: "second", signal: AbortSignal.timeout(30_000) }).catch((e: unknown) => e);
+      const err = await s.client
+        .send({
+          method: "POST",
+          endpoint,
+          path: "/",
+          body: "second",
+          signal: AbortSignal.timeout(30_000),
+        })
+        .catch((e: unknown) => e);
       expect(err).toBeInstanceOf(TaskConnectError);
     });
 
@@ -301,7 +406,9 @@ export function containerBackendContract(name: string, setup: () => Promise<Cont
         // Every layer counted, and done (none is sent when the engine has every layer already).
         expect(last?.layersDone).toBe(last?.layers);
         expect(await s.backend.hasImage(s.images.pullable)).toBe(true);
-        expect(lines.some((l) => l.includes(`Downloaded newer image for ${s.images.pullable}`))).toBe(true);
+        expect(
+          lines.some((l) => l.includes(`Downloaded newer image for ${s.images.pullable}`)),
+        ).toBe(true);
         expect(lines.every((l) => !l.includes("{"))).toBe(true);
         const id = await s.backend.create(spec(s.images.pullable));
         expect(await s.backend.inspect(id)).toMatchObject({ running: false, status: "created" });
@@ -317,12 +424,20 @@ export function containerBackendContract(name: string, setup: () => Promise<Cont
       try {
         await expect(down.info()).rejects.toBeInstanceOf(EngineUnavailableError);
         await expect(down.hasImage(s.images.echo)).rejects.toBeInstanceOf(EngineUnavailableError);
-        await expect(down.pullImage(s.images.pullable)).rejects.toBeInstanceOf(EngineUnavailableError);
-        await expect(down.create(spec(s.images.echo))).rejects.toBeInstanceOf(EngineUnavailableError);
+        await expect(down.pullImage(s.images.pullable)).rejects.toBeInstanceOf(
+          EngineUnavailableError,
+        );
+        await expect(down.create(spec(s.images.echo))).rejects.toBeInstanceOf(
+          EngineUnavailableError,
+        );
         await expect(down.inspect("0123456789ab")).rejects.toBeInstanceOf(EngineUnavailableError);
         await expect(down.list(labels)).rejects.toBeInstanceOf(EngineUnavailableError);
         await expect(down.remove("0123456789ab")).rejects.toBeInstanceOf(EngineUnavailableError);
-        const watching = down.watchEvents({ labels, onEvent: () => {}, signal: AbortSignal.timeout(30_000) });
+        const watching = down.watchEvents({
+          labels,
+          onEvent: () => {},
+          signal: AbortSignal.timeout(30_000),
+        });
         await expect(watching).rejects.toBeInstanceOf(EngineUnavailableError);
       } finally {
         await down.close();
@@ -338,10 +453,12 @@ export function containerBackendContract(name: string, setup: () => Promise<Cont
       const engine = await s.controlled();
       const ac = new AbortController();
       const state: { settled?: { resolved: true } | { rejected: unknown } } = {};
-      const watching = engine.backend.watchEvents({ labels, onEvent: () => {}, signal: ac.signal }).then(
-        () => void (state.settled = { resolved: true }),
-        (err: unknown) => void (state.settled = { rejected: err }),
-      );
+      const watching = engine.backend
+        .watchEvents({ labels, onEvent: () => {}, signal: ac.signal })
+        .then(
+          () => void (state.settled = { resolved: true }),
+          (err: unknown) => void (state.settled = { rejected: err }),
+        );
       await engine.backend.list(labels); // the engine answers
       return { engine, state, watching, stop: () => ac.abort() };
     };
@@ -370,7 +487,8 @@ export function containerBackendContract(name: string, setup: () => Promise<Cont
         await engine.goAway();
         await untilAsync(async () => state.settled !== undefined, 30_000);
         // The engine watch reconnects after either; a failure must say the engine is unreachable.
-        if (state.settled !== undefined && "rejected" in state.settled) expect(state.settled.rejected).toBeInstanceOf(EngineUnavailableError);
+        if (state.settled !== undefined && "rejected" in state.settled)
+          expect(state.settled.rejected).toBeInstanceOf(EngineUnavailableError);
         await expect(engine.backend.list(labels)).rejects.toBeInstanceOf(EngineUnavailableError);
         await expect(engine.backend.info()).rejects.toBeInstanceOf(EngineUnavailableError);
       } finally {
@@ -399,7 +517,8 @@ function sleep(ms: number): Promise<void> {
 }
 
 async function until(check: () => boolean, timeoutMs = 20_000): Promise<void> {
-  if (!(await eventually(check, timeoutMs))) throw new Error(`Condition not met within ${timeoutMs} ms`);
+  if (!(await eventually(check, timeoutMs)))
+    throw new Error(`Condition not met within ${timeoutMs} ms`);
 }
 
 async function untilAsync(check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {

@@ -30,8 +30,14 @@ describe.skipIf(!underDeno)("denoEngineApi() over a unix socket", () => {
       const path = url.pathname + url.search;
       seen.push(`${req.method} ${path}`);
       res.setHeader("content-type", "application/json");
-      if (path === "/version") return res.end(JSON.stringify({ Version: "20.10.24", ApiVersion: "1.41", MinAPIVersion: "1.12" }));
-      if (path.startsWith("/v1.41/containers/json")) return res.end(JSON.stringify([{ Id: "abc", Names: ["/t"], Labels: {}, State: "running" }]));
+      if (path === "/version")
+        return res.end(
+          JSON.stringify({ Version: "20.10.24", ApiVersion: "1.41", MinAPIVersion: "1.12" }),
+        );
+      if (path.startsWith("/v1.41/containers/json"))
+        return res.end(
+          JSON.stringify([{ Id: "abc", Names: ["/t"], Labels: {}, State: "running" }]),
+        );
       res.statusCode = 404;
       res.end(JSON.stringify({ message: "No such container: nope" }));
     });
@@ -51,7 +57,11 @@ describe.skipIf(!underDeno)("denoEngineApi() over a unix socket", () => {
       const list = await api.listContainers({ label: ["x=1"] });
       expect(list).toEqual([expect.objectContaining({ Id: "abc" })]);
       await expect(api.inspectContainer("nope")).rejects.toMatchObject({ status: 404 });
-      expect(seen).toEqual(["GET /version", expect.stringMatching(/^GET \/v1\.41\/containers\/json\?all=1&filters=/), "GET /v1.41/containers/nope/json"]);
+      expect(seen).toEqual([
+        "GET /version",
+        expect.stringMatching(/^GET \/v1\.41\/containers\/json\?all=1&filters=/),
+        "GET /v1.41/containers/nope/json",
+      ]);
     } finally {
       await api.close();
     }

@@ -17,7 +17,13 @@ describe.skipIf(!underDeno)("loadNvml() under Deno, with the real Deno.dlopen", 
     try {
       expect(probe.driverVersion()).toBe("550.54.15");
       expect(await probe.sample()).toEqual([
-        expect.objectContaining({ index: 0, model: "NVIDIA Fake A100", utilizationPercent: 0, memoryUsedMB: 100, memoryTotalMB: 40960 }),
+        expect.objectContaining({
+          index: 0,
+          model: "NVIDIA Fake A100",
+          utilizationPercent: 0,
+          memoryUsedMB: 100,
+          memoryTotalMB: 40960,
+        }),
         expect.objectContaining({ index: 1, utilizationPercent: 87, memoryUsedMB: 30000 }),
       ]);
     } finally {
@@ -26,6 +32,8 @@ describe.skipIf(!underDeno)("loadNvml() under Deno, with the real Deno.dlopen", 
   });
 
   it("rejects a missing library with NVML_LOAD_FAILED", async () => {
-    await expect(loadNvml({ library: "/nonexistent/libnvidia-ml.so.1" })).rejects.toMatchObject({ code: "NVML_LOAD_FAILED" });
+    await expect(loadNvml({ library: "/nonexistent/libnvidia-ml.so.1" })).rejects.toMatchObject({
+      code: "NVML_LOAD_FAILED",
+    });
   });
 });

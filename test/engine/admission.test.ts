@@ -14,28 +14,66 @@ import { memoryLogger } from "../fakes/fake-logger.ts";
 import { FakeTaskClient } from "../fakes/fake-task-client.ts";
 import { BASE_SETTINGS, flush } from "../support/fake-executor.ts";
 
-const spec = (image: string, cpuTenths = 10): TaskSpec => ({ image, runtimeKind: "container", cpuTenths, memMB: 128, gpuCount: 0, sgx: false });
+const spec = (image: string, cpuTenths = 10): TaskSpec => ({
+  image,
+  runtimeKind: "container",
+  cpuTenths,
+  memMB: 128,
+  gpuCount: 0,
+  sgx: false,
+});
 
 /** Admission over a real pool and ledger on the fakes; launches are recorded, and run only when a test says so. */
-function line(o: Partial<EngineSettings> = {}, cpuTenths = 20, x: { metrics?: false; ledger?: Ledger } = {}) {
+function line(
+  o: Partial<EngineSettings> = {},
+  cpuTenths = 20,
+  x: { metrics?: false; ledger?: Ledger } = {},
+) {
   let settings: EngineSettings = { ...BASE_SETTINGS, queueTimeoutMs: 1_000, ...o };
   const backend = new FakeBackend({ images: { "a:1": {}, "b:1": {} } });
   const clock = new FakeClock();
   const ledger = x.ledger ?? new Ledger({ cpuTenths, memMB: 4096, gpus: [] });
   const metrics = new EngineMetrics();
-  const pool = new TaskPool({ backend, client: new FakeTaskClient(backend), clock, logger: memoryLogger(), ledger, settings: () => settings });
+  const pool = new TaskPool({
+    backend,
+    client: new FakeTaskClient(backend),
+    clock,
+    logger: memoryLogger(),
+    ledger,
+    settings: () => settings,
+  });
   const launched: Task[] = [];
-  const admission = new Admission({ ledger, pool, clock, settings: () => settings, launch: (t) => launched.push(t), metrics: x.metrics === false ? undefined : metrics });
+  const admission = new Admission({
+    ledger,
+    pool,
+    clock,
+    settings: () => settings,
+    launch: (t) => launched.push(t),
+    metrics: x.metrics === false ? undefined : metrics,
+  });
   /** Starts the launched replicas; each becomes ready. */
   const ready = async () => {
     for (const t of launched.splice(0)) expect(await pool.launch(t)).toEqual({ kind: "ready" });
   };
   const outcomes = <T>(p: Promise<T>) => {
     const o: { value?: T; error?: unknown } = {};
-    p.then((v) => (o.value = v), (e) => (o.error = e));
+    p.then(
+      (v) => (o.value = v),
+      (e) => (o.error = e),
+    );
     return o;
   };
-  return { admission, pool, ledger, clock, metrics, launched, ready, outcomes, set: (s: Partial<EngineSettings>) => (settings = { ...settings, ...s }) };
+  return {
+    admission,
+    pool,
+    ledger,
+    clock,
+    metrics,
+    launched,
+    ready,
+    outcomes,
+    set: (s: Partial<EngineSettings>) => (settings = { ...settings, ...s }),
+  };
 }
 
 describe("Admission", () => {
@@ -120,7 +158,12 @@ describe("Admission", () => {
     const ac = new AbortController();
     ac.abort(new Error("gone"));
     await expect(l.admission.wait("a", spec("a:1"), ac.signal)).rejects.toThrow("gone");
-    expect([l.admission.queueLength, l.admission.queuedByKey().size, l.launched.length, l.ledger.reservations]).toEqual([0, 0, 0, 0]);
+    expect([
+      l.admission.queueLength,
+      l.admission.queuedByKey().size,
+      l.launched.length,
+      l.ledger.reservations,
+    ]).toEqual([0, 0, 0, 0]);
   });
 
   it("counts requests in line by key, and in queueLength only those not waiting for a start", async () => {
@@ -133,7 +176,12 @@ describe("Admission", () => {
     const a2 = l.outcomes(l.admission.wait("a", spec("a:1"))); // waits for the one replica's slot
     l.admission.wait("b", spec("b:1")).catch(() => {}); // its replica starts
     expect(l.launched.map((t) => t.key)).toEqual(["b"]);
-    expect(l.admission.queuedByKey()).toEqual(new Map([["a", 1], ["b", 1]]));
+    expect(l.admission.queuedByKey()).toEqual(
+      new Map([
+        ["a", 1],
+        ["b", 1],
+      ]),
+    );
     expect(l.admission.queueLength).toBe(1);
     expect(l.metrics.queued.value).toBe(1);
     l.admission.run();
@@ -156,7 +204,10 @@ describe("Admission", () => {
     expect(l.metrics.queued.value).toBe(2);
     l.admission.rejectAll(new Error("stop"));
     await flush();
-    expect([(big.error as Error).message, (small.error as Error).message]).toEqual(["stop", "stop"]);
+    expect([(big.error as Error).message, (small.error as Error).message]).toEqual([
+      "stop",
+      "stop",
+    ]);
     expect(l.admission.queueLength).toBe(0);
   });
 
@@ -173,7 +224,9 @@ describe("Admission", () => {
     l.admission.run();
     await flush();
     expect(big.error).toBeInstanceOf(ExceedsCapacityError);
-    expect((big.error as Error).message).toBe('The task "a:1" no longer fits the capacity for tasks: it was reduced while the request waited');
+    expect((big.error as Error).message).toBe(
+      'The task "a:1" no longer fits the capacity for tasks: it was reduced while the request waited',
+    );
     expect(small.error).toBeUndefined();
     expect(l.admission.queuedByKey()).toEqual(new Map([["b", 1]]));
     l.admission.rejectAll(new Error("stop"));
@@ -213,8 +266,12 @@ describe("Admission", () => {
     l.clock.advance(1);
     await flush();
     expect(slot.error).toBeInstanceOf(NoCapacityError);
-    expect((slot.error as Error).message).toBe("No capacity for the task within the queue timeout of 1.5 s: every replica of the task is busy");
-    expect((capacity.error as Error).message).toBe("No capacity for the task within the queue timeout of 1.5 s: every task is busy");
+    expect((slot.error as Error).message).toBe(
+      "No capacity for the task within the queue timeout of 1.5 s: every replica of the task is busy",
+    );
+    expect((capacity.error as Error).message).toBe(
+      "No capacity for the task within the queue timeout of 1.5 s: every task is busy",
+    );
     expect(l.metrics.queueTimeouts.value).toBe(2);
     expect(l.admission.queueLength).toBe(0);
     expect(l.clock.pending).toBe(0);
@@ -267,7 +324,10 @@ describe("Admission", () => {
 
   it("replicas off: a failed start fails every request in line for the key, none of another key", async () => {
     const l = line({ taskConcurrency: 0 });
-    const a = [l.outcomes(l.admission.wait("a", spec("a:1"))), l.outcomes(l.admission.wait("a", spec("a:1")))];
+    const a = [
+      l.outcomes(l.admission.wait("a", spec("a:1"))),
+      l.outcomes(l.admission.wait("a", spec("a:1"))),
+    ];
     const b = l.outcomes(l.admission.wait("b", spec("b:1")));
     const error = new TaskStartError("no port");
     const [ta] = l.launched.splice(0, 1);
@@ -330,7 +390,10 @@ describe("Admission", () => {
     await flush();
     a.value!.leave(l.clock.now());
     l.admission.wait("b", spec("b:1")).catch(() => {});
-    expect(a.value!.state).toMatchObject({ kind: "removing", reason: "evicted to make room for another task" });
+    expect(a.value!.state).toMatchObject({
+      kind: "removing",
+      reason: "evicted to make room for another task",
+    });
   });
 
   it("works without metrics: evictions, waits and queue timeouts", async () => {

@@ -20,7 +20,10 @@ describe("the disk bound held by the executor (DiskGuard)", () => {
     const busy = executor.execute(intent(1, "slow:1"), "x");
     busy.catch(() => undefined);
     await flush();
-    const [echo, filler] = [executor.tasks().find((t) => t.image === "echo:1")!, executor.tasks().find((t) => t.image === "slow:1")!];
+    const [echo, filler] = [
+      executor.tasks().find((t) => t.image === "echo:1")!,
+      executor.tasks().find((t) => t.image === "slow:1")!,
+    ];
     disk.layers.set(echo.container_id!, 99 * MB);
     disk.layers.set(filler.container_id!, 101 * MB);
     clock.advance(1_000);
@@ -41,7 +44,11 @@ describe("the disk bound held by the executor (DiskGuard)", () => {
     expect(executor.tasks()[0]!.disk_mb).toBe(99);
     expect(executor.ledger.used().cpuTenths).toBe(10);
     expect(executor.metrics.diskExceeded.value).toBe(1);
-    expect(logger.records.some((r) => r.level === "warn" && r.msg.includes("task_disk_mb") && r.fields.boundMB === 100)).toBe(true);
+    expect(
+      logger.records.some(
+        (r) => r.level === "warn" && r.msg.includes("task_disk_mb") && r.fields.boundMB === 100,
+      ),
+    ).toBe(true);
     // The one under the bound still serves.
     expect(await executor.execute(intent(1), "again")).toBe("again");
     await executor.shutdown();
@@ -49,7 +56,10 @@ describe("the disk bound held by the executor (DiskGuard)", () => {
 
   it("a task exactly at its bound stays; the checks go on at the interval", async () => {
     const disk = new FakeDisk();
-    const { executor, clock, logger } = await fakeExecutor({ disk, settings: { taskDiskMB: 10, diskCheckIntervalMs: 500 } });
+    const { executor, clock, logger } = await fakeExecutor({
+      disk,
+      settings: { taskDiskMB: 10, diskCheckIntervalMs: 500 },
+    });
     await executor.execute(intent(1), "a");
     const id = executor.tasks()[0]!.container_id!;
     disk.layers.set(id, 10 * MB);
@@ -71,10 +81,16 @@ describe("the disk bound held by the executor (DiskGuard)", () => {
 
   it("a layer slow to measure is measured less often, within the guard's share of a core, and never holds up another task's check", async () => {
     const disk = new FakeDisk();
-    const { executor, clock } = await fakeExecutor({ disk, settings: { taskDiskMB: 100, diskCheckIntervalMs: 500, cpu: 4 }, images: { "many:1": {}, "writer:1": {} } });
+    const { executor, clock } = await fakeExecutor({
+      disk,
+      settings: { taskDiskMB: 100, diskCheckIntervalMs: 500, cpu: 4 },
+      images: { "many:1": {}, "writer:1": {} },
+    });
     await executor.execute(intent(1, "many:1"), "a");
     await executor.execute(intent(1, "writer:1"), "b");
-    const [heavy, light] = ["many:1", "writer:1"].map((image) => executor.tasks().find((t) => t.image === image)!.container_id!);
+    const [heavy, light] = ["many:1", "writer:1"].map(
+      (image) => executor.tasks().find((t) => t.image === image)!.container_id!,
+    );
     let walked!: () => void;
     disk.hold.set(heavy!, new Promise<void>((r) => (walked = r)));
     disk.layers.set(heavy!, 50 * MB);
@@ -114,7 +130,10 @@ describe("the disk bound held by the executor (DiskGuard)", () => {
     ] as const) {
       const disk = new FakeDisk();
       disk.engine = engine;
-      const { executor, clock } = await fakeExecutor({ disk, settings: { taskDiskMB, diskCheckIntervalMs: 1_000 } });
+      const { executor, clock } = await fakeExecutor({
+        disk,
+        settings: { taskDiskMB, diskCheckIntervalMs: 1_000 },
+      });
       await executor.execute(intent(1), "a");
       disk.layers.set(executor.tasks()[0]!.container_id!, 10_000 * MB);
       clock.advance(5_000);
@@ -128,8 +147,16 @@ describe("the disk bound held by the executor (DiskGuard)", () => {
   });
 
   it("says who holds the bound", async () => {
-    const { executor } = await fakeExecutor({ disk: new FakeDisk(), settings: { taskDiskMB: 1024, diskCheckIntervalMs: 2_000, minFreeDiskMB: 2048 } });
-    expect(executor.diskStatus()).toEqual({ task_disk_mb: 1024, held_by: "executor", check_interval_s: 2, min_free_disk_mb: 2048 });
+    const { executor } = await fakeExecutor({
+      disk: new FakeDisk(),
+      settings: { taskDiskMB: 1024, diskCheckIntervalMs: 2_000, minFreeDiskMB: 2048 },
+    });
+    expect(executor.diskStatus()).toEqual({
+      task_disk_mb: 1024,
+      held_by: "executor",
+      check_interval_s: 2,
+      min_free_disk_mb: 2048,
+    });
     await executor.shutdown();
   });
 });
@@ -147,7 +174,9 @@ describe("min_free_disk_mb", () => {
     expect(error).toBeInstanceOf(DiskLowError);
     expect((error as DiskLowError).kind).toBe("unavailable");
     expect((error as DiskLowError).code).toBe("DISK_LOW");
-    expect((error as Error).message).toContain("2047 MB free, less than min_free_disk_mb (2048 MB)");
+    expect((error as Error).message).toContain(
+      "2047 MB free, less than min_free_disk_mb (2048 MB)",
+    );
     expect(executor.metrics.diskLow.value).toBe(1);
     expect(executor.ledger.used().cpuTenths).toBe(10);
     expect(await executor.execute(intent(1), "still")).toBe("still");

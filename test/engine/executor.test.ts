@@ -37,7 +37,12 @@ describe("Executor with fake ports", () => {
     await executor.execute(intent(1.5, "echo:1"), "z"); // needs 1.5 of the 1 free: evicts a, not b
     const removed = backend.calls.filter((c) => c.method === "remove").length;
     expect(removed).toBe(1);
-    expect(executor.tasks().map((t) => t.image).sort()).toEqual(["echo:1", "slow:1"]);
+    expect(
+      executor
+        .tasks()
+        .map((t) => t.image)
+        .sort(),
+    ).toEqual(["echo:1", "slow:1"]);
     expect(executor.tasks().find((t) => t.image === "slow:1")?.in_flight).toBe(1);
     slow.resolve({ status: 200, body: "y" });
     expect(await busy).toBe("y");
@@ -64,7 +69,10 @@ describe("Executor with fake ports", () => {
     expect(order).toEqual(["first", "second"]);
 
     const hold = deferred<{ status: number; body: string }>();
-    const ex2 = await fakeExecutor({ settings: { cpu: 1, queueTimeoutMs: 1_000 }, images: { "slow:1": { respond: () => hold.promise } } });
+    const ex2 = await fakeExecutor({
+      settings: { cpu: 1, queueTimeoutMs: 1_000 },
+      images: { "slow:1": { respond: () => hold.promise } },
+    });
     const b2 = ex2.executor.execute(intent(1, "slow:1"), "y");
     await flush();
     const waiting = ex2.executor.execute(intent(1), "late");
@@ -78,7 +86,10 @@ describe("Executor with fake ports", () => {
 
   it("applies update-config at once while running: idle replicas go, busy ones finish, starts wait until the reservations fit", async () => {
     const slow = deferred<{ status: number; body: string }>();
-    const { executor, backend } = await fakeExecutor({ settings: { cpu: 4 }, images: { "slow:1": { respond: () => slow.promise } } });
+    const { executor, backend } = await fakeExecutor({
+      settings: { cpu: 4 },
+      images: { "slow:1": { respond: () => slow.promise } },
+    });
     await executor.execute(intent(1), "idle"); // idle replica
     const busy = executor.execute(intent(2, "slow:1"), "y");
     await flush();
@@ -104,10 +115,14 @@ describe("Executor with fake ports", () => {
     const { executor } = await fakeExecutor();
     await executor.execute(intent(1), "a");
     await executor.pause();
-    expect((await executor.updateConfig({ cpu: 0.1, memMB: 4096 })).changed).toEqual({ cpu: { from: 4, to: 0.1 } });
+    expect((await executor.updateConfig({ cpu: 0.1, memMB: 4096 })).changed).toEqual({
+      cpu: { from: 4, to: 0.1 },
+    });
     expect(executor.ledger.capacity.cpuTenths).toBe(1);
     executor.unpause();
-    await expect(executor.execute(intent(1), "b")).rejects.toMatchObject({ code: "EXCEEDS_CAPACITY" });
+    await expect(executor.execute(intent(1), "b")).rejects.toMatchObject({
+      code: "EXCEEDS_CAPACITY",
+    });
   });
 
   it("a changed microVM_runtime applies to replicas started afterwards, never to a warm one", async () => {
@@ -149,7 +164,9 @@ describe("Executor with fake ports", () => {
     const send = client.send.bind(client);
     client.send = async (req) => {
       client.send = send;
-      throw new TaskConnectError(`Cannot connect to the task at "${req.endpoint}": connect ECONNREFUSED`);
+      throw new TaskConnectError(
+        `Cannot connect to the task at "${req.endpoint}": connect ECONNREFUSED`,
+      );
     };
     const answer = executor.execute(intent(1), "b");
     await flush();
@@ -160,26 +177,37 @@ describe("Executor with fake ports", () => {
     await flush();
     expect(await answer).toBe("b");
     expect(backend.created).toHaveLength(2);
-    expect(client.sent.every((r) => typeof r.endpoint === "string" && r.endpoint !== "")).toBe(true);
+    expect(client.sent.every((r) => typeof r.endpoint === "string" && r.endpoint !== "")).toBe(
+      true,
+    );
   });
 
   it("a start that fails returns its reservation and removes the container", async () => {
-    const { executor, backend } = await fakeExecutor({ images: { "crash:1": { ready: { exitCode: 3, lines: ["boom"] } } } });
-    await expect(executor.execute(intent(1, "crash:1"), "x")).rejects.toMatchObject({ code: "TASK_EXITED", exitCode: 3 });
+    const { executor, backend } = await fakeExecutor({
+      images: { "crash:1": { ready: { exitCode: 3, lines: ["boom"] } } },
+    });
+    await expect(executor.execute(intent(1, "crash:1"), "x")).rejects.toMatchObject({
+      code: "TASK_EXITED",
+      exitCode: 3,
+    });
     await flush();
     expect(executor.ledger.used()).toEqual({ cpuTenths: 0, memMB: 0, gpus: [] });
     expect(backend.containers()).toEqual([]);
   });
 
   it("a task's error answer carries its status and body apart from the message", async () => {
-    const { executor } = await fakeExecutor({ images: { "fail:1": { respond: (body) => ({ status: 500, body: `kaputt ${body}` }) } } });
+    const { executor } = await fakeExecutor({
+      images: { "fail:1": { respond: (body) => ({ status: 500, body: `kaputt ${body}` }) } },
+    });
     const e = await executor.execute(intent(1, "fail:1"), "secret").catch((x) => x);
     expect(e).toMatchObject({ code: "TASK_FAILED", status: 500, body: "kaputt secret" });
     expect(e.message).toBe('Task "fail:1" answered 500');
   });
 
   it("removes tasks idle past the timeout", async () => {
-    const { executor, backend, clock } = await fakeExecutor({ settings: { idleTimeoutMinutes: 0.5 } });
+    const { executor, backend, clock } = await fakeExecutor({
+      settings: { idleTimeoutMinutes: 0.5 },
+    });
     await executor.execute(intent(1), "a");
     clock.advance(29_000);
     expect(executor.tasks()).toHaveLength(1);
@@ -191,7 +219,9 @@ describe("Executor with fake ports", () => {
 
   it("refuses microVM when the engine does not list the configured runtime", async () => {
     const { executor } = await fakeExecutor({ settings: { microVMRuntime: "kata" } });
-    await expect(executor.execute({ image: "echo:1", runtime: "microVM" }, "x")).rejects.toThrow(/"kata".*not registered/);
+    await expect(executor.execute({ image: "echo:1", runtime: "microVM" }, "x")).rejects.toThrow(
+      /"kata".*not registered/,
+    );
     const ok = await fakeExecutor({ settings: { microVMRuntime: "runsc" } });
     expect(await ok.executor.execute({ image: "echo:1", runtime: "microVM" }, "x")).toBe("x");
     expect(ok.backend.created[0]!.runtime).toBe("runsc");
@@ -200,9 +230,15 @@ describe("Executor with fake ports", () => {
   it("sends SGX inputs to /ra and /run", async () => {
     const { executor, client } = await fakeExecutor({
       settings: { sgx: { enable: true, device: "/dev/null", aesmdPath: "/tmp" } },
-      images: { "sgx:1": { respond: (body, req) => ({ status: 200, body: `${req.method} ${req.path} ${body}` }) } },
+      images: {
+        "sgx:1": {
+          respond: (body, req) => ({ status: 200, body: `${req.method} ${req.path} ${body}` }),
+        },
+      },
     });
-    expect(await executor.execute({ image: "sgx:1", useSgx: true }, "SGXRAREQUEST")).toBe("GET /ra ");
+    expect(await executor.execute({ image: "sgx:1", useSgx: true }, "SGXRAREQUEST")).toBe(
+      "GET /ra ",
+    );
     expect(await executor.execute({ image: "sgx:1", useSgx: true }, "data")).toBe("POST /run data");
     expect(client.sent.map((r) => r.method)).toEqual(["GET", "POST"]);
   });

@@ -14,16 +14,48 @@ import { fakeExecutor, flush } from "../support/fake-executor.ts";
 
 /** The codes README documents for an execute request. */
 const DOCUMENTED = new Set([
-  "EXCEEDS_CAPACITY", "IMAGE_NOT_FOUND", "IMAGE_PULL_FAILED", "PAUSED", "NO_CAPACITY", "ENGINE_UNAVAILABLE",
-  "TASK_EXITED", "TASK_NOT_READY", "TASK_START_FAILED", "TASK_FAILED", "TASK_UNREACHABLE", "TASK_TIMEOUT",
+  "EXCEEDS_CAPACITY",
+  "IMAGE_NOT_FOUND",
+  "IMAGE_PULL_FAILED",
+  "PAUSED",
+  "NO_CAPACITY",
+  "ENGINE_UNAVAILABLE",
+  "TASK_EXITED",
+  "TASK_NOT_READY",
+  "TASK_START_FAILED",
+  "TASK_FAILED",
+  "TASK_UNREACHABLE",
+  "TASK_TIMEOUT",
 ]);
 
-const FAULT_AT = ["none", "pullImage", "create", "start", "waitForMark", "endpoint", "remove"] as const;
-const LEAVE_AT = ["never", "in-line", "pullImage", "create", "start", "waitForMark", "forwarding"] as const;
+const FAULT_AT = [
+  "none",
+  "pullImage",
+  "create",
+  "start",
+  "waitForMark",
+  "endpoint",
+  "remove",
+] as const;
+const LEAVE_AT = [
+  "never",
+  "in-line",
+  "pullImage",
+  "create",
+  "start",
+  "waitForMark",
+  "forwarding",
+] as const;
 const IMAGES = ["echo:1", "pull:1", "never:1", "crash:1", "slow:1"] as const;
 
 type Action =
-  | { kind: "request"; image: (typeof IMAGES)[number]; cpu: number; fault: (typeof FAULT_AT)[number]; leave: (typeof LEAVE_AT)[number] }
+  | {
+      kind: "request";
+      image: (typeof IMAGES)[number];
+      cpu: number;
+      fault: (typeof FAULT_AT)[number];
+      leave: (typeof LEAVE_AT)[number];
+    }
   | { kind: "advance"; ms: number }
   | { kind: "release" }
   | { kind: "kill"; index: number }
@@ -42,15 +74,30 @@ const action: fc.Arbitrary<Action> = fc.oneof(
       leave: fc.constantFrom(...LEAVE_AT),
     }),
   },
-  { weight: 3, arbitrary: fc.record({ kind: fc.constant("advance" as const), ms: fc.integer({ min: 100, max: 30_000 }) }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant("advance" as const),
+      ms: fc.integer({ min: 100, max: 30_000 }),
+    }),
+  },
   { weight: 2, arbitrary: fc.constant({ kind: "release" as const }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("kill" as const), index: fc.nat(5) }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant("update" as const), cpu: fc.integer({ min: 5, max: 20 }).map((t) => t / 10) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant("update" as const),
+      cpu: fc.integer({ min: 5, max: 20 }).map((t) => t / 10),
+    }),
+  },
   { weight: 1, arbitrary: fc.constant({ kind: "pause" as const }) },
   { weight: 1, arbitrary: fc.constant({ kind: "unpause" as const }) },
 );
 
-const scenario = fc.tuple(fc.constantFrom(0, 1, 2), fc.array(action, { minLength: 1, maxLength: 30 }));
+const scenario = fc.tuple(
+  fc.constantFrom(0, 1, 2),
+  fc.array(action, { minLength: 1, maxLength: 30 }),
+);
 
 /** Plays one scenario and checks it; returns its trace (backend calls and outcomes, in order). */
 async function play(taskConcurrency: number, actions: Action[]): Promise<string[]> {
@@ -59,12 +106,31 @@ async function play(taskConcurrency: number, actions: Action[]): Promise<string[
   /** Clients that leave while their request is forwarded, by the input they sent. */
   const leaveOnForward = new Map<string, AbortController>();
   const { executor, backend, clock } = await fakeExecutor({
-    settings: { cpu: 1.5, memMB: 1024, queueTimeoutMs: 5_000, readyTimeoutMs: 10_000, requestTimeoutMs: 20_000, idleTimeoutMinutes: 0.5, drainTimeoutMs: 5_000, taskConcurrency },
+    settings: {
+      cpu: 1.5,
+      memMB: 1024,
+      queueTimeoutMs: 5_000,
+      readyTimeoutMs: 10_000,
+      requestTimeoutMs: 20_000,
+      idleTimeoutMinutes: 0.5,
+      drainTimeoutMs: 5_000,
+      taskConcurrency,
+    },
     images: {
       "never:1": { ready: "never" },
       "crash:1": { ready: { exitCode: 2, lines: ["boom"] } },
-      "slow:1": { respond: (body) => (leaveOnForward.get(body)?.abort(new Error(`client ${body} left`)), slow.promise) },
-      "echo:1": { respond: (body) => (leaveOnForward.get(body)?.abort(new Error(`client ${body} left`)), { status: 200, body }) },
+      "slow:1": {
+        respond: (body) => (
+          leaveOnForward.get(body)?.abort(new Error(`client ${body} left`)),
+          slow.promise
+        ),
+      },
+      "echo:1": {
+        respond: (body) => (
+          leaveOnForward.get(body)?.abort(new Error(`client ${body} left`)),
+          { status: 200, body }
+        ),
+      },
     },
   });
   backend.addPullable("pull:1", {});
@@ -77,13 +143,20 @@ async function play(taskConcurrency: number, actions: Action[]): Promise<string[
         const ac = new AbortController();
         const reason = new Error(`client ${input} left`);
         if (a.fault !== "none") {
-          backend.before(a.fault, () => {
-            throw new Error(`injected ${a.fault} failure`);
-          }, { once: true });
+          backend.before(
+            a.fault,
+            () => {
+              throw new Error(`injected ${a.fault} failure`);
+            },
+            { once: true },
+          );
         }
         if (a.leave === "forwarding") leaveOnForward.set(input, ac);
-        else if (a.leave !== "never" && a.leave !== "in-line") backend.before(a.leave, () => ac.abort(reason), { once: true });
-        const p = executor.execute({ image: a.image, cpu: a.cpu, mem: 64 }, input, { signal: ac.signal });
+        else if (a.leave !== "never" && a.leave !== "in-line")
+          backend.before(a.leave, () => ac.abort(reason), { once: true });
+        const p = executor.execute({ image: a.image, cpu: a.cpu, mem: 64 }, input, {
+          signal: ac.signal,
+        });
         if (a.leave === "in-line") ac.abort(reason);
         outcomes.push(
           p.then(
@@ -93,9 +166,12 @@ async function play(taskConcurrency: number, actions: Action[]): Promise<string[
             },
             (e) => {
               trace.push(`${input} -> ${(e as ExecutorError).code ?? (e as Error).message}`);
-              if (e === ac.signal.reason || (e instanceof Error && e.message.startsWith("client "))) return;
+              if (e === ac.signal.reason || (e instanceof Error && e.message.startsWith("client ")))
+                return;
               expect(e).toBeInstanceOf(ExecutorError);
-              expect(DOCUMENTED, `${(e as ExecutorError).code}: ${(e as Error).message}`).toContain((e as ExecutorError).code);
+              expect(DOCUMENTED, `${(e as ExecutorError).code}: ${(e as Error).message}`).toContain(
+                (e as ExecutorError).code,
+              );
             },
           ),
         );
@@ -145,7 +221,10 @@ async function play(taskConcurrency: number, actions: Action[]): Promise<string[
   expect(executor.ledger.used()).toEqual({ cpuTenths: 0, memMB: 0, gpus: [] });
   expect(executor.ledger.reservations).toBe(0);
   // A container stays only where its removal was made to fail (the next run's leftover sweep takes it).
-  const failedRemovals = backend.calls.filter((c) => c.method === "remove").length - backend.calls.filter((c) => c.method === "remove" && !backend.container(c.args[0] as string)).length;
+  const failedRemovals =
+    backend.calls.filter((c) => c.method === "remove").length -
+    backend.calls.filter((c) => c.method === "remove" && !backend.container(c.args[0] as string))
+      .length;
   expect(backend.containers().filter((c) => c.running).length).toBeLessThanOrEqual(failedRemovals);
   return [...trace, ...backend.calls.map((c) => c.method), `t=${clock.now()}`];
 }

@@ -9,7 +9,10 @@ type Answer = { status: number; body: string };
 describe("ghost requests", () => {
   it("a queued start whose requester left is dropped: the next request is not held behind it", async () => {
     const slow = deferred<Answer>();
-    const { executor, backend, clock } = await fakeExecutor({ settings: { cpu: 1, queueTimeoutMs: 30_000 }, images: { "slow:1": { respond: () => slow.promise } } });
+    const { executor, backend, clock } = await fakeExecutor({
+      settings: { cpu: 1, queueTimeoutMs: 30_000 },
+      images: { "slow:1": { respond: () => slow.promise } },
+    });
     const busy = executor.execute({ image: "slow:1", cpu: 1, mem: 64 }, "y");
     await flush();
     // Three clients with distinct keys hang up at once.
@@ -35,7 +38,9 @@ describe("ghost requests", () => {
     const hold = deferred();
     backend.before("start", () => hold.promise, { once: true });
     const ac = new AbortController();
-    const ghost = executor.execute({ image: "echo:1", cpu: 1, mem: 64 }, "ghost", { signal: ac.signal });
+    const ghost = executor.execute({ image: "echo:1", cpu: 1, mem: 64 }, "ghost", {
+      signal: ac.signal,
+    });
     ghost.catch(() => {});
     await flush();
     ac.abort(new Error("client left"));
@@ -48,10 +53,24 @@ describe("ghost requests", () => {
   });
 
   it("abandoned requests never delay the ones that stay (property)", async () => {
-    type Req = { image: "echo:1" | "slow:1"; cpu: number; abandon: "no" | "at-once" | "after-step" };
+    type Req = {
+      image: "echo:1" | "slow:1";
+      cpu: number;
+      abandon: "no" | "at-once" | "after-step";
+    };
     type Step = { kind: "send"; req: Req } | { kind: "release" } | { kind: "advance" };
     const step: fc.Arbitrary<Step> = fc.oneof(
-      { weight: 4, arbitrary: fc.record({ kind: fc.constant("send" as const), req: fc.record({ image: fc.constantFrom("echo:1" as const, "slow:1" as const), cpu: fc.integer({ min: 2, max: 10 }).map((t) => t / 10), abandon: fc.constantFrom("no" as const, "at-once" as const, "after-step" as const) }) }) },
+      {
+        weight: 4,
+        arbitrary: fc.record({
+          kind: fc.constant("send" as const),
+          req: fc.record({
+            image: fc.constantFrom("echo:1" as const, "slow:1" as const),
+            cpu: fc.integer({ min: 2, max: 10 }).map((t) => t / 10),
+            abandon: fc.constantFrom("no" as const, "at-once" as const, "after-step" as const),
+          }),
+        }),
+      },
       { weight: 1, arbitrary: fc.constant({ kind: "release" as const }) },
       { weight: 1, arbitrary: fc.constant({ kind: "advance" as const }) },
     );
@@ -59,7 +78,15 @@ describe("ghost requests", () => {
     /** Runs the steps; with `ghosts` false, abandoned requests are never sent. Each kept request's outcome and the step it settled at. */
     async function play(steps: Step[], ghosts: boolean) {
       let slow = deferred<Answer>();
-      const { executor, clock } = await fakeExecutor({ settings: { cpu: 1, queueTimeoutMs: 2_000, requestTimeoutMs: 600_000, idleTimeoutMinutes: 10 }, images: { "slow:1": { respond: () => slow.promise } } });
+      const { executor, clock } = await fakeExecutor({
+        settings: {
+          cpu: 1,
+          queueTimeoutMs: 2_000,
+          requestTimeoutMs: 600_000,
+          idleTimeoutMinutes: 10,
+        },
+        images: { "slow:1": { respond: () => slow.promise } },
+      });
       const kept: { outcome?: string; at?: number }[] = [];
       const later: AbortController[] = [];
       let at = 0;
@@ -73,7 +100,9 @@ describe("ghost requests", () => {
           if (s.req.abandon !== "no") {
             if (!ghosts) continue;
             const ac = new AbortController();
-            executor.execute({ image: s.req.image, cpu: s.req.cpu, mem: 64 }, "g", { signal: ac.signal }).catch(() => {});
+            executor
+              .execute({ image: s.req.image, cpu: s.req.cpu, mem: 64 }, "g", { signal: ac.signal })
+              .catch(() => {});
             if (s.req.abandon === "at-once") ac.abort(new Error("client left"));
             else later.push(ac);
           } else {

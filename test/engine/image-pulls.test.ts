@@ -38,7 +38,12 @@ describe("image pulls (pull_policy, bounds, visibility)", () => {
   it("always: every cold start a request causes pulls first, one pull for all who wait; a warm task is never held up", async () => {
     const backend = new FakeBackend({ images: { "echo:1": {} }, pullable: { "echo:1": {} } });
     const { executor } = await fakeExecutor({ backend, settings: { pullPolicy: "always" } });
-    expect(await Promise.all([executor.execute(intent("echo:1"), "a"), executor.execute(intent("echo:1"), "b")])).toEqual(["a", "b"]);
+    expect(
+      await Promise.all([
+        executor.execute(intent("echo:1"), "a"),
+        executor.execute(intent("echo:1"), "b"),
+      ]),
+    ).toEqual(["a", "b"]);
     expect(backend.calls.filter((c) => c.method === "pullImage")).toHaveLength(1);
     expect(await executor.execute(intent("echo:1"), "warm")).toBe("warm");
     expect(backend.calls.filter((c) => c.method === "pullImage")).toHaveLength(1);
@@ -47,17 +52,31 @@ describe("image pulls (pull_policy, bounds, visibility)", () => {
 
   it("missing: a pull with no progress for pull_stall_timeout fails every waiter naming the bound, and the engine's pull is cancelled", async () => {
     const backend = new FakeBackend({ images: { "echo:1": {} }, pullable: { "slow:1": {} } });
-    const { executor, clock } = await fakeExecutor({ backend, settings: { pullStallTimeoutMs: 5_000, pullTimeoutMs: 60_000 } });
+    const { executor, clock } = await fakeExecutor({
+      backend,
+      settings: { pullStallTimeoutMs: 5_000, pullTimeoutMs: 60_000 },
+    });
     const seen = hangingPull(backend);
-    const waiters = [executor.execute(intent("slow:1"), "a"), executor.execute(intent("slow:1"), "b")].map((p) => p.catch((e: unknown) => e));
+    const waiters = [
+      executor.execute(intent("slow:1"), "a"),
+      executor.execute(intent("slow:1"), "b"),
+    ].map((p) => p.catch((e: unknown) => e));
     await flush();
     expect(executor.pulls()).toMatchObject([{ image: "slow:1", waiting: 2, layers: 0 }]);
     // Progress keeps it alive past the stall bound.
     clock.advance(4_000);
-    seen.opts!.onProgress!({ line: "a: Downloading", layers: 2, layersDone: 1, bytesDone: 10, bytesTotal: 100 });
+    seen.opts!.onProgress!({
+      line: "a: Downloading",
+      layers: 2,
+      layersDone: 1,
+      bytesDone: 10,
+      bytesTotal: 100,
+    });
     clock.advance(4_000);
     await flush();
-    expect(executor.pulls()).toMatchObject([{ image: "slow:1", waiting: 2, layers: 2, layers_done: 1, bytes_done: 10, bytes_total: 100 }]);
+    expect(executor.pulls()).toMatchObject([
+      { image: "slow:1", waiting: 2, layers: 2, layers_done: 1, bytes_done: 10, bytes_total: 100 },
+    ]);
     // A warm key is served meanwhile, and the pull holds no reservation.
     expect(await executor.execute(intent("echo:1"), "served")).toBe("served");
     expect(executor.ledger.used().cpuTenths).toBe(10);
@@ -76,10 +95,15 @@ describe("image pulls (pull_policy, bounds, visibility)", () => {
 
   it("a pull that trickles progress ends at pull_timeout; a waiter that leaves leaves nothing reserved", async () => {
     const backend = new FakeBackend({ images: { "echo:1": {} }, pullable: { "trickle:1": {} } });
-    const { executor, clock } = await fakeExecutor({ backend, settings: { pullStallTimeoutMs: 5_000, pullTimeoutMs: 20_000 } });
+    const { executor, clock } = await fakeExecutor({
+      backend,
+      settings: { pullStallTimeoutMs: 5_000, pullTimeoutMs: 20_000 },
+    });
     const seen = hangingPull(backend);
     const leaving = new AbortController();
-    const left = executor.execute(intent("trickle:1"), "a", { signal: leaving.signal }).catch((e: unknown) => e);
+    const left = executor
+      .execute(intent("trickle:1"), "a", { signal: leaving.signal })
+      .catch((e: unknown) => e);
     const stays = executor.execute(intent("trickle:1"), "b").catch((e: unknown) => e);
     await flush();
     leaving.abort(new Error("client gone"));

@@ -7,7 +7,11 @@ describe("Ledger", () => {
     const a = l.tryReserve({ cpuTenths: 15, memMB: 500, gpuCount: 0 });
     expect(a).toBeDefined();
     expect(l.tryReserve({ cpuTenths: 6, memMB: 100, gpuCount: 0 })).toBeUndefined();
-    expect(l.shortage({ cpuTenths: 6, memMB: 600, gpuCount: 0 })).toEqual({ cpuTenths: 1, memMB: 100, gpuCount: 0 });
+    expect(l.shortage({ cpuTenths: 6, memMB: 600, gpuCount: 0 })).toEqual({
+      cpuTenths: 1,
+      memMB: 100,
+      gpuCount: 0,
+    });
     l.release(a!);
     l.release(a!); // twice is harmless
     expect(l.used()).toEqual({ cpuTenths: 0, memMB: 0, gpus: [] });
@@ -61,9 +65,21 @@ describe("Ledger bookkeeping", () => {
   it("takes exactly what is free, in every dimension, and nothing more", () => {
     const l = new Ledger({ cpuTenths: 20, memMB: 1000, gpus: [0] });
     expect(l.shortage({ cpuTenths: 20, memMB: 1000, gpuCount: 1 })).toBeUndefined();
-    expect(l.shortage({ cpuTenths: 21, memMB: 1000, gpuCount: 1 })).toEqual({ cpuTenths: 1, memMB: 0, gpuCount: 0 });
-    expect(l.shortage({ cpuTenths: 20, memMB: 1001, gpuCount: 1 })).toEqual({ cpuTenths: 0, memMB: 1, gpuCount: 0 });
-    expect(l.shortage({ cpuTenths: 20, memMB: 1000, gpuCount: 2 })).toEqual({ cpuTenths: 0, memMB: 0, gpuCount: 1 });
+    expect(l.shortage({ cpuTenths: 21, memMB: 1000, gpuCount: 1 })).toEqual({
+      cpuTenths: 1,
+      memMB: 0,
+      gpuCount: 0,
+    });
+    expect(l.shortage({ cpuTenths: 20, memMB: 1001, gpuCount: 1 })).toEqual({
+      cpuTenths: 0,
+      memMB: 1,
+      gpuCount: 0,
+    });
+    expect(l.shortage({ cpuTenths: 20, memMB: 1000, gpuCount: 2 })).toEqual({
+      cpuTenths: 0,
+      memMB: 0,
+      gpuCount: 1,
+    });
     expect(l.tryReserve({ cpuTenths: 20, memMB: 1001, gpuCount: 0 })).toBeUndefined();
     expect(l.tryReserve({ cpuTenths: 1, memMB: 1, gpuCount: 2 })).toBeUndefined();
     expect(l.reservations).toBe(0);

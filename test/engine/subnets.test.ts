@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { block, blockCount, formatCidr, overlaps, parseCidr, type Cidr } from "../../src/engine/subnets.ts";
+import {
+  block,
+  blockCount,
+  formatCidr,
+  overlaps,
+  parseCidr,
+  type Cidr,
+} from "../../src/engine/subnets.ts";
 
 const cidr = (s: string) => parseCidr(s) as Cidr;
 
@@ -8,10 +15,18 @@ describe("subnets", () => {
     expect(formatCidr(cidr("10.201.0.0/16"))).toBe("10.201.0.0/16");
     expect(cidr("0.0.0.0/0")).toEqual({ base: 0, bits: 0 });
     expect(cidr("255.255.255.255/32")).toEqual({ base: 0xffffffff, bits: 32 });
-    expect(parseCidr("10.201.0.0")).toMatchObject({ error: expect.stringContaining("not an IPv4 CIDR") });
-    expect(parseCidr("10.256.0.0/16")).toMatchObject({ error: expect.stringContaining("not an IPv4 CIDR") });
-    expect(parseCidr("10.201.0.0/33")).toMatchObject({ error: expect.stringContaining("not an IPv4 CIDR") });
-    expect(parseCidr("10.201.3.0/16")).toEqual({ error: '"10.201.3.0/16" has host bits set: the block starts at 10.201.0.0/16' });
+    expect(parseCidr("10.201.0.0")).toMatchObject({
+      error: expect.stringContaining("not an IPv4 CIDR"),
+    });
+    expect(parseCidr("10.256.0.0/16")).toMatchObject({
+      error: expect.stringContaining("not an IPv4 CIDR"),
+    });
+    expect(parseCidr("10.201.0.0/33")).toMatchObject({
+      error: expect.stringContaining("not an IPv4 CIDR"),
+    });
+    expect(parseCidr("10.201.3.0/16")).toEqual({
+      error: '"10.201.3.0/16" has host bits set: the block starts at 10.201.0.0/16',
+    });
   });
 
   it("carves a pool into blocks in order", () => {

@@ -8,12 +8,26 @@ import { memoryLogger } from "../fakes/fake-logger.ts";
 import { FakeTaskClient } from "../fakes/fake-task-client.ts";
 import { BASE_SETTINGS } from "../support/fake-executor.ts";
 
-const spec: TaskSpec = { image: "echo:1", runtimeKind: "container", cpuTenths: 10, memMB: 128, gpuCount: 0, sgx: false };
+const spec: TaskSpec = {
+  image: "echo:1",
+  runtimeKind: "container",
+  cpuTenths: 10,
+  memMB: 128,
+  gpuCount: 0,
+  sgx: false,
+};
 
 function pool() {
   const backend = new FakeBackend({ images: { "echo:1": {} } });
   const ledger = new Ledger({ cpuTenths: 40, memMB: 4096, gpus: [] });
-  const p = new TaskPool({ backend, client: new FakeTaskClient(backend), clock: new FakeClock(), logger: memoryLogger(), ledger, settings: () => BASE_SETTINGS });
+  const p = new TaskPool({
+    backend,
+    client: new FakeTaskClient(backend),
+    clock: new FakeClock(),
+    logger: memoryLogger(),
+    ledger,
+    settings: () => BASE_SETTINGS,
+  });
   return { p, backend, ledger };
 }
 
@@ -58,9 +72,13 @@ describe("TaskPool", () => {
   it("a failed start says why, returns the reservation and removes the container", async () => {
     const { p, ledger, backend } = pool();
     const a = p.add("k", spec, ledger.tryReserve({ cpuTenths: 10, memMB: 128, gpuCount: 0 })!);
-    backend.before("endpoint", () => {
-      throw new Error("no port");
-    }, { once: true });
+    backend.before(
+      "endpoint",
+      () => {
+        throw new Error("no port");
+      },
+      { once: true },
+    );
     const out = await p.launch(a);
     expect(out).toMatchObject({ kind: "failed", error: { code: "TASK_START_FAILED" } });
     expect(a.state.kind).toBe("failed");

@@ -1,30 +1,63 @@
 import { describe, expect, it } from "vitest";
 import { BadRequestError, ForbiddenError, type ExecutorError } from "../../src/engine/errors.ts";
-import { containerName, isWholeTenths, keyHash, resolveSpec, taskKey, type SpecLimits } from "../../src/engine/task-spec.ts";
+import {
+  containerName,
+  isWholeTenths,
+  keyHash,
+  resolveSpec,
+  taskKey,
+  type SpecLimits,
+} from "../../src/engine/task-spec.ts";
 import { parseImageRef } from "../../src/engine/image-ref.ts";
 
-const limits: SpecLimits = { capacity: { cpuTenths: 40, memMB: 4096, gpus: 2 }, microVMRuntime: "", sgxEnabled: false, allowedImages: [] };
+const limits: SpecLimits = {
+  capacity: { cpuTenths: 40, memMB: 4096, gpus: 2 },
+  microVMRuntime: "",
+  sgxEnabled: false,
+  allowedImages: [],
+};
 
 describe("resolveSpec()", () => {
   it("uses 1 core and 128 MB when resource is absent or both are 0", () => {
-    expect(resolveSpec({ image: "echo" }, limits)).toMatchObject({ image: "echo:latest", cpuTenths: 10, memMB: 128, gpuCount: 0 });
-    expect(resolveSpec({ image: "echo", cpu: 0, mem: 0 }, limits)).toMatchObject({ cpuTenths: 10, memMB: 128 });
+    expect(resolveSpec({ image: "echo" }, limits)).toMatchObject({
+      image: "echo:latest",
+      cpuTenths: 10,
+      memMB: 128,
+      gpuCount: 0,
+    });
+    expect(resolveSpec({ image: "echo", cpu: 0, mem: 0 }, limits)).toMatchObject({
+      cpuTenths: 10,
+      memMB: 128,
+    });
   });
 
   it("keeps one-decimal CPU as integer tenths", () => {
-    expect(resolveSpec({ image: "echo:1", cpu: 0.3, mem: 256 }, limits)).toMatchObject({ cpuTenths: 3, memMB: 256 });
+    expect(resolveSpec({ image: "echo:1", cpu: 0.3, mem: 256 }, limits)).toMatchObject({
+      cpuTenths: 3,
+      memMB: 256,
+    });
   });
 
   it("refuses at once what can never fit, naming the field", () => {
-    expect(() => resolveSpec({ image: "echo", cpu: 5 }, limits)).toThrow(/"resource.cpu" asks for 5 cores/);
+    expect(() => resolveSpec({ image: "echo", cpu: 5 }, limits)).toThrow(
+      /"resource.cpu" asks for 5 cores/,
+    );
     expect(() => resolveSpec({ image: "echo", mem: 5000 }, limits)).toThrow(/"resource.mem"/);
-    expect(() => resolveSpec({ image: "echo", useGpu: true, gpuCount: 3 }, limits)).toThrow(/gpu_count/);
+    expect(() => resolveSpec({ image: "echo", useGpu: true, gpuCount: 3 }, limits)).toThrow(
+      /gpu_count/,
+    );
   });
 
   it("refuses microVM without a configured runtime and SGX when disabled", () => {
-    expect(() => resolveSpec({ image: "echo", runtime: "microVM" }, limits)).toThrow(/no microVM_runtime is configured/);
-    expect(resolveSpec({ image: "echo", runtime: "microVM" }, { ...limits, microVMRuntime: "kata" })).toMatchObject({ runtime: "kata", runtimeKind: "microVM" });
-    expect(() => resolveSpec({ image: "echo", useSgx: true }, limits)).toThrow(/SGX is not enabled/);
+    expect(() => resolveSpec({ image: "echo", runtime: "microVM" }, limits)).toThrow(
+      /no microVM_runtime is configured/,
+    );
+    expect(
+      resolveSpec({ image: "echo", runtime: "microVM" }, { ...limits, microVMRuntime: "kata" }),
+    ).toMatchObject({ runtime: "kata", runtimeKind: "microVM" });
+    expect(() => resolveSpec({ image: "echo", useSgx: true }, limits)).toThrow(
+      /SGX is not enabled/,
+    );
   });
 
   it("gives different keys and container names to different intents for one image", () => {
@@ -38,8 +71,14 @@ describe("resolveSpec()", () => {
 
   it("validates the image reference", () => {
     expect(() => resolveSpec({ image: "Bad Image!" }, limits)).toThrow(/Field "id"/);
-    expect(parseImageRef("127.0.0.1:5055/meca-test/echo:1")).toMatchObject({ domain: "127.0.0.1:5055", path: "meca-test/echo", tag: "1" });
-    expect(parseImageRef("library/busybox@sha256:" + "a".repeat(64))).toMatchObject({ path: "library/busybox" });
+    expect(parseImageRef("127.0.0.1:5055/meca-test/echo:1")).toMatchObject({
+      domain: "127.0.0.1:5055",
+      path: "meca-test/echo",
+      tag: "1",
+    });
+    expect(parseImageRef("library/busybox@sha256:" + "a".repeat(64))).toMatchObject({
+      path: "library/busybox",
+    });
     expect(parseImageRef("UPPER/case")).toHaveProperty("error");
     expect(parseImageRef("a:b:c")).toHaveProperty("error");
   });
@@ -66,31 +105,69 @@ describe("resolveSpec() fields", () => {
     const at80 = `A${"b".repeat(79)}`;
     expect(caught(() => resolveSpec({ image: at80 }, limits)).message).toContain(`: "${at80}"`);
     const at81 = `A${"b".repeat(80)}`;
-    expect(caught(() => resolveSpec({ image: at81 }, limits)).message).toContain(`: "${at81.slice(0, 77)}..."`);
+    expect(caught(() => resolveSpec({ image: at81 }, limits)).message).toContain(
+      `: "${at81.slice(0, 77)}..."`,
+    );
   });
 
   it("checks allowed_images against the normalized and the written name", () => {
-    expect(resolveSpec({ image: "echo" }, { ...limits, allowedImages: ["echo:latest"] }).image).toBe("echo:latest");
-    expect(resolveSpec({ image: "echo" }, { ...limits, allowedImages: ["echo"] }).image).toBe("echo:latest");
-    const e = caught(() => resolveSpec({ image: "other:1" }, { ...limits, allowedImages: ["echo:*"] }));
+    expect(
+      resolveSpec({ image: "echo" }, { ...limits, allowedImages: ["echo:latest"] }).image,
+    ).toBe("echo:latest");
+    expect(resolveSpec({ image: "echo" }, { ...limits, allowedImages: ["echo"] }).image).toBe(
+      "echo:latest",
+    );
+    const e = caught(() =>
+      resolveSpec({ image: "other:1" }, { ...limits, allowedImages: ["echo:*"] }),
+    );
     expect(e).toBeInstanceOf(ForbiddenError);
-    expect([e.message, e.code]).toEqual(['Image "other:1" is not in allowed_images', "IMAGE_NOT_ALLOWED"]);
+    expect([e.message, e.code]).toEqual([
+      'Image "other:1" is not in allowed_images',
+      "IMAGE_NOT_ALLOWED",
+    ]);
   });
 
   it("gives a missing cpu or mem its default and takes the other as given", () => {
-    expect(resolveSpec({ image: "echo", cpu: 2 }, limits)).toMatchObject({ cpuTenths: 20, memMB: 128 });
-    expect(resolveSpec({ image: "echo", mem: 256 }, limits)).toMatchObject({ cpuTenths: 10, memMB: 256 });
-    expect(resolveSpec({ image: "echo", cpu: 0 }, limits)).toMatchObject({ cpuTenths: 10, memMB: 128 });
-    expect(resolveSpec({ image: "echo", mem: 0 }, limits)).toMatchObject({ cpuTenths: 10, memMB: 128 });
+    expect(resolveSpec({ image: "echo", cpu: 2 }, limits)).toMatchObject({
+      cpuTenths: 20,
+      memMB: 128,
+    });
+    expect(resolveSpec({ image: "echo", mem: 256 }, limits)).toMatchObject({
+      cpuTenths: 10,
+      memMB: 256,
+    });
+    expect(resolveSpec({ image: "echo", cpu: 0 }, limits)).toMatchObject({
+      cpuTenths: 10,
+      memMB: 128,
+    });
+    expect(resolveSpec({ image: "echo", mem: 0 }, limits)).toMatchObject({
+      cpuTenths: 10,
+      memMB: 128,
+    });
   });
 
   it("refuses a zero cpu or mem next to a given other one, naming the field", () => {
-    const cpu = caught(() => resolveSpec({ image: "echo", cpu: 0, mem: 256 }, limits)) as BadRequestError;
-    expect([cpu.message, cpu.field, cpu.code]).toEqual(['Field "resource.cpu" must be greater than 0', "resource.cpu", "BAD_REQUEST"]);
-    const mem = caught(() => resolveSpec({ image: "echo", cpu: 1, mem: 0 }, limits)) as BadRequestError;
-    expect([mem.message, mem.field]).toEqual(['Field "resource.mem" must be a positive whole number of MB', "resource.mem"]);
-    expect(caught(() => resolveSpec({ image: "echo", cpu: 0.04, mem: 256 }, limits)).message).toMatch(/"resource.cpu" must be greater than 0/);
-    expect(caught(() => resolveSpec({ image: "echo", cpu: 1, mem: -5 }, limits)).message).toMatch(/"resource.mem"/);
+    const cpu = caught(() =>
+      resolveSpec({ image: "echo", cpu: 0, mem: 256 }, limits),
+    ) as BadRequestError;
+    expect([cpu.message, cpu.field, cpu.code]).toEqual([
+      'Field "resource.cpu" must be greater than 0',
+      "resource.cpu",
+      "BAD_REQUEST",
+    ]);
+    const mem = caught(() =>
+      resolveSpec({ image: "echo", cpu: 1, mem: 0 }, limits),
+    ) as BadRequestError;
+    expect([mem.message, mem.field]).toEqual([
+      'Field "resource.mem" must be a positive whole number of MB',
+      "resource.mem",
+    ]);
+    expect(
+      caught(() => resolveSpec({ image: "echo", cpu: 0.04, mem: 256 }, limits)).message,
+    ).toMatch(/"resource.cpu" must be greater than 0/);
+    expect(caught(() => resolveSpec({ image: "echo", cpu: 1, mem: -5 }, limits)).message).toMatch(
+      /"resource.mem"/,
+    );
   });
 
   it("asks for GPUs only with use_gpu, at least one", () => {
@@ -102,22 +179,41 @@ describe("resolveSpec() fields", () => {
   });
 
   it("runs containers on the engine's default runtime unless microVM is asked for", () => {
-    expect(resolveSpec({ image: "echo" }, { ...limits, microVMRuntime: "kata" })).toMatchObject({ runtimeKind: "container", runtime: undefined });
-    expect(resolveSpec({ image: "echo", runtime: "container" }, { ...limits, microVMRuntime: "kata" })).toMatchObject({ runtimeKind: "container", runtime: undefined });
-    const e = caught(() => resolveSpec({ image: "echo", runtime: "microVM" }, limits)) as BadRequestError;
-    expect([e.message, e.field, e.code]).toEqual(['Field "runtime" asks for "microVM" but no microVM_runtime is configured on this host', "runtime", "MICROVM_UNAVAILABLE"]);
+    expect(resolveSpec({ image: "echo" }, { ...limits, microVMRuntime: "kata" })).toMatchObject({
+      runtimeKind: "container",
+      runtime: undefined,
+    });
+    expect(
+      resolveSpec({ image: "echo", runtime: "container" }, { ...limits, microVMRuntime: "kata" }),
+    ).toMatchObject({ runtimeKind: "container", runtime: undefined });
+    const e = caught(() =>
+      resolveSpec({ image: "echo", runtime: "microVM" }, limits),
+    ) as BadRequestError;
+    expect([e.message, e.field, e.code]).toEqual([
+      'Field "runtime" asks for "microVM" but no microVM_runtime is configured on this host',
+      "runtime",
+      "MICROVM_UNAVAILABLE",
+    ]);
   });
 
   it("takes SGX only where it is enabled", () => {
-    expect(resolveSpec({ image: "echo", useSgx: true }, { ...limits, sgxEnabled: true }).sgx).toBe(true);
+    expect(resolveSpec({ image: "echo", useSgx: true }, { ...limits, sgxEnabled: true }).sgx).toBe(
+      true,
+    );
     expect(resolveSpec({ image: "echo" }, { ...limits, sgxEnabled: true }).sgx).toBe(false);
     expect(resolveSpec({ image: "echo", useSgx: false }, limits).sgx).toBe(false);
     const e = caught(() => resolveSpec({ image: "echo", useSgx: true }, limits)) as BadRequestError;
-    expect([e.message, e.field, e.code]).toEqual(['Field "use_sgx" asks for SGX but SGX is not enabled on this host', "use_sgx", "SGX_UNAVAILABLE"]);
+    expect([e.message, e.field, e.code]).toEqual([
+      'Field "use_sgx" asks for SGX but SGX is not enabled on this host',
+      "use_sgx",
+      "SGX_UNAVAILABLE",
+    ]);
   });
 
   it("takes the whole capacity and refuses one step more, with the numbers", () => {
-    expect(resolveSpec({ image: "echo", cpu: 4, mem: 4096, useGpu: true, gpuCount: 2 }, limits)).toEqual({
+    expect(
+      resolveSpec({ image: "echo", cpu: 4, mem: 4096, useGpu: true, gpuCount: 2 }, limits),
+    ).toEqual({
       image: "echo:latest",
       runtimeKind: "container",
       runtime: undefined,
@@ -127,9 +223,16 @@ describe("resolveSpec() fields", () => {
       sgx: false,
     });
     const cpu = caught(() => resolveSpec({ image: "echo", cpu: 4.1 }, limits));
-    expect([cpu.message, cpu.code]).toEqual(['Field "resource.cpu" asks for 4.1 cores but tasks may use at most 4 on this host', "EXCEEDS_CAPACITY"]);
-    expect(caught(() => resolveSpec({ image: "echo", mem: 4097 }, limits)).message).toBe('Field "resource.mem" asks for 4097 MB but tasks may use at most 4096 MB on this host');
-    expect(caught(() => resolveSpec({ image: "echo", useGpu: true, gpuCount: 3 }, limits)).message).toBe('Field "resource.gpu_count" asks for 3 GPUs but this host has 2');
+    expect([cpu.message, cpu.code]).toEqual([
+      'Field "resource.cpu" asks for 4.1 cores but tasks may use at most 4 on this host',
+      "EXCEEDS_CAPACITY",
+    ]);
+    expect(caught(() => resolveSpec({ image: "echo", mem: 4097 }, limits)).message).toBe(
+      'Field "resource.mem" asks for 4097 MB but tasks may use at most 4096 MB on this host',
+    );
+    expect(
+      caught(() => resolveSpec({ image: "echo", useGpu: true, gpuCount: 3 }, limits)).message,
+    ).toBe('Field "resource.gpu_count" asks for 3 GPUs but this host has 2');
   });
 });
 
@@ -137,7 +240,8 @@ describe("isWholeTenths()", () => {
   it("is true for whole tenths of a core, whatever the float error, and false otherwise", () => {
     for (const ok of [0, 0.3, 2, 0.1 + 0.2, 12.7]) expect(isWholeTenths(ok), String(ok)).toBe(true);
     // 1e-10 core is off a whole tenth by exactly the tolerance.
-    for (const bad of [0.25, 0.01, 1.05, 3.333, 1e-10]) expect(isWholeTenths(bad), String(bad)).toBe(false);
+    for (const bad of [0.25, 0.01, 1.05, 3.333, 1e-10])
+      expect(isWholeTenths(bad), String(bad)).toBe(false);
   });
 });
 
@@ -146,7 +250,9 @@ describe("keys and names", () => {
 
   it("the key lists every field that makes a task", () => {
     expect(taskKey(spec)).toBe("echo:1|container||10|128|0|");
-    expect(taskKey({ ...spec, runtimeKind: "microVM", runtime: "kata", gpuCount: 1, sgx: true })).toBe("echo:1|microVM|kata|10|128|1|sgx");
+    expect(
+      taskKey({ ...spec, runtimeKind: "microVM", runtime: "kata", gpuCount: 1, sgx: true }),
+    ).toBe("echo:1|microVM|kata|10|128|1|sgx");
   });
 
   it("hashes with 64-bit FNV-1a over UTF-8, as 16 hex digits", () => {

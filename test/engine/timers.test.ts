@@ -5,7 +5,10 @@ import { fakeExecutor, flush } from "../support/fake-executor.ts";
 
 describe("engine timers on the fake clock", () => {
   it("ready timeout: a task that never prints the mark fails with TASK_NOT_READY and returns everything", async () => {
-    const { executor, backend, clock } = await fakeExecutor({ settings: { readyTimeoutMs: 20_000 }, images: { "never:1": { ready: "never" } } });
+    const { executor, backend, clock } = await fakeExecutor({
+      settings: { readyTimeoutMs: 20_000 },
+      images: { "never:1": { ready: "never" } },
+    });
     const r = executor.execute({ image: "never:1" }, "x");
     r.catch(() => {});
     await flush();
@@ -23,7 +26,9 @@ describe("engine timers on the fake clock", () => {
     const never = deferred<{ status: number; body: string }>();
     const { executor, clock } = await fakeExecutor({
       settings: { requestTimeoutMs: 30_000 },
-      images: { "hang:1": { respond: (body) => (body === "hang" ? never.promise : { status: 200, body }) } },
+      images: {
+        "hang:1": { respond: (body) => (body === "hang" ? never.promise : { status: 200, body }) },
+      },
     });
     const r = executor.execute({ image: "hang:1" }, "hang");
     r.catch(() => {});
@@ -38,7 +43,10 @@ describe("engine timers on the fake clock", () => {
 
   it("queue timeout: NO_CAPACITY exactly when the clock passes it", async () => {
     const slow = deferred<{ status: number; body: string }>();
-    const { executor, clock } = await fakeExecutor({ settings: { cpu: 1, queueTimeoutMs: 3_000 }, images: { "slow:1": { respond: () => slow.promise } } });
+    const { executor, clock } = await fakeExecutor({
+      settings: { cpu: 1, queueTimeoutMs: 3_000 },
+      images: { "slow:1": { respond: () => slow.promise } },
+    });
     const busy = executor.execute({ image: "slow:1", cpu: 1, mem: 64 }, "y");
     await flush();
     const waiting = executor.execute({ image: "echo:1", cpu: 1, mem: 64 }, "late");
@@ -54,7 +62,10 @@ describe("engine timers on the fake clock", () => {
   });
 
   it("a request waiting for a start under way is not cut by the queue timeout", async () => {
-    const { executor, backend, clock } = await fakeExecutor({ settings: { queueTimeoutMs: 1_000, readyTimeoutMs: 60_000 }, images: { "late:1": { ready: "never" } } });
+    const { executor, backend, clock } = await fakeExecutor({
+      settings: { queueTimeoutMs: 1_000, readyTimeoutMs: 60_000 },
+      images: { "late:1": { ready: "never" } },
+    });
     const r = executor.execute({ image: "late:1" }, "x");
     await flush();
     clock.advance(5_000);
@@ -65,7 +76,10 @@ describe("engine timers on the fake clock", () => {
 
   it("drain timeout: pause stops waiting for a hung request when the clock passes it", async () => {
     const never = deferred<{ status: number; body: string }>();
-    const { executor, clock } = await fakeExecutor({ settings: { drainTimeoutMs: 10_000, requestTimeoutMs: 600_000 }, images: { "hang:1": { respond: () => never.promise } } });
+    const { executor, clock } = await fakeExecutor({
+      settings: { drainTimeoutMs: 10_000, requestTimeoutMs: 600_000 },
+      images: { "hang:1": { respond: () => never.promise } },
+    });
     const r = executor.execute({ image: "hang:1" }, "x");
     r.catch(() => {});
     await flush();

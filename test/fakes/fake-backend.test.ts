@@ -14,9 +14,12 @@ containerBackendContract("FakeBackend", async () => {
     respond: (body: string, req: TaskRequest) => {
       const id = new URL(req.endpoint).pathname.split("/")[1]!;
       if (body === taskBody.oom) backend.kill(id, { oom: true });
-      else if (body.startsWith("exit:")) backend.kill(id, { exitCode: Number(body.slice("exit:".length)) });
+      else if (body.startsWith("exit:"))
+        backend.kill(id, { exitCode: Number(body.slice("exit:".length)) });
       else return { status: 200, body };
-      throw new TaskFailedError(`Request to the task at "${req.endpoint}" failed: other side closed`);
+      throw new TaskFailedError(
+        `Request to the task at "${req.endpoint}" failed: other side closed`,
+      );
     },
   };
   backend
@@ -50,7 +53,12 @@ containerBackendContract("FakeBackend", async () => {
     removeImage: async (ref) => void backend.removeImage(ref),
     controlled: async () => {
       const other = new FakeBackend();
-      return { backend: other, endStreams: () => other.endEvents(), goAway: async () => other.setUnavailable(true), cleanup: () => other.close() };
+      return {
+        backend: other,
+        endStreams: () => other.endEvents(),
+        goAway: async () => other.setUnavailable(true),
+        cleanup: () => other.close(),
+      };
     },
     cleanup: () => backend.close(),
   };

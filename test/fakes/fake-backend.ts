@@ -45,14 +45,26 @@ export class FakeBackend implements ContainerBackend {
   #images = new Map<string, FakeImage>();
   #pullable = new Map<string, FakeImage>();
   #containers = new Map<string, FakeContainer>();
-  #networks = new Map<string, { id: string; name: string; labels: Record<string, string>; subnets: string[]; internal: boolean; members: Set<string> }>();
+  #networks = new Map<
+    string,
+    {
+      id: string;
+      name: string;
+      labels: Record<string, string>;
+      subnets: string[];
+      internal: boolean;
+      members: Set<string>;
+    }
+  >();
   #hooks = new Map<Method, { fn: Hook; once: boolean }[]>();
   #watchers = new Set<Watcher>();
   #unavailable = false;
   #serial = 0;
   #starts = 0;
 
-  constructor(opts: { images?: Record<string, FakeImage>; pullable?: Record<string, FakeImage> } = {}) {
+  constructor(
+    opts: { images?: Record<string, FakeImage>; pullable?: Record<string, FakeImage> } = {},
+  ) {
     for (const [ref, image] of Object.entries(opts.images ?? {})) this.addImage(ref, image);
     for (const [ref, image] of Object.entries(opts.pullable ?? {})) this.addPullable(ref, image);
   }
@@ -78,7 +90,11 @@ export class FakeBackend implements ContainerBackend {
   before(method: Method, fn: Hook, opts: { once?: boolean } = {}): () => void {
     const entry = { fn, once: opts.once === true };
     this.#hooks.set(method, [...(this.#hooks.get(method) ?? []), entry]);
-    return () => this.#hooks.set(method, (this.#hooks.get(method) ?? []).filter((h) => h !== entry));
+    return () =>
+      this.#hooks.set(
+        method,
+        (this.#hooks.get(method) ?? []).filter((h) => h !== entry),
+      );
   }
 
   /** While set, every call throws EngineUnavailableError and open event streams fail. */
@@ -123,9 +139,16 @@ export class FakeBackend implements ContainerBackend {
     const net = this.#networkNamed(this.#containers.get(id)?.spec.network ?? "");
     if (a === undefined && net !== undefined) {
       const base = (parseCidr(net.subnets[0]!) as Cidr).base + 2 + [...net.members].indexOf(id);
-      this.#addresses.set(id, (a = [24, 16, 8, 0].map((shift) => (base >>> shift) & 255).join(".")));
+      this.#addresses.set(
+        id,
+        (a = [24, 16, 8, 0].map((shift) => (base >>> shift) & 255).join(".")),
+      );
     }
-    if (a === undefined) this.#addresses.set(id, (a = `172.17.${Math.floor((this.#addresses.size + 2) / 256)}.${(this.#addresses.size + 2) % 256}`));
+    if (a === undefined)
+      this.#addresses.set(
+        id,
+        (a = `172.17.${Math.floor((this.#addresses.size + 2) / 256)}.${(this.#addresses.size + 2) % 256}`),
+      );
     return a;
   }
 
@@ -139,13 +162,23 @@ export class FakeBackend implements ContainerBackend {
       const [, id = "", ...rest] = url.pathname.split("/");
       return { container: this.#containers.get(id), path: `/${rest.join("/")}` };
     }
-    const container = this.containers().find((c) => c.spec.network !== undefined && (c.name === url.hostname || this.#address(c.id) === url.hostname));
+    const container = this.containers().find(
+      (c) =>
+        c.spec.network !== undefined &&
+        (c.name === url.hostname || this.#address(c.id) === url.hostname),
+    );
     return { container, path: url.pathname };
   }
 
   async info(signal?: AbortSignal): Promise<EngineInfo> {
     await this.#enter("info", [signal]);
-    return { version: "20.10.24-fake", apiVersion: "1.41", runtimes: [...this.runtimes], defaultRuntime: "runc", transport: "fake://" };
+    return {
+      version: "20.10.24-fake",
+      apiVersion: "1.41",
+      runtimes: [...this.runtimes],
+      defaultRuntime: "runc",
+      transport: "fake://",
+    };
   }
 
   async hasImage(ref: string): Promise<boolean> {
@@ -153,27 +186,49 @@ export class FakeBackend implements ContainerBackend {
     return this.#images.has(normaliseRef(ref));
   }
 
-  async pullImage(ref: string, opts?: { onProgress?: (p: PullProgress) => void; signal?: AbortSignal }): Promise<void> {
+  async pullImage(
+    ref: string,
+    opts?: { onProgress?: (p: PullProgress) => void; signal?: AbortSignal },
+  ): Promise<void> {
     await this.#enter("pullImage", [ref, opts]);
     opts?.signal?.throwIfAborted();
     const image = this.#pullable.get(normaliseRef(ref));
-    if (image === undefined) throw new ImageNotFoundError(ref, `manifest for ${ref} not found: manifest unknown`);
-    opts?.onProgress?.({ line: `Pulling ${ref}`, layers: 1, layersDone: 0, bytesDone: 0, bytesTotal: 100 });
+    if (image === undefined)
+      throw new ImageNotFoundError(ref, `manifest for ${ref} not found: manifest unknown`);
+    opts?.onProgress?.({
+      line: `Pulling ${ref}`,
+      layers: 1,
+      layersDone: 0,
+      bytesDone: 0,
+      bytesTotal: 100,
+    });
     this.#images.set(normaliseRef(ref), image);
-    opts?.onProgress?.({ line: `Status: Downloaded newer image for ${ref}`, layers: 1, layersDone: 1, bytesDone: 100, bytesTotal: 100 });
+    opts?.onProgress?.({
+      line: `Status: Downloaded newer image for ${ref}`,
+      layers: 1,
+      layersDone: 1,
+      bytesDone: 100,
+      bytesTotal: 100,
+    });
   }
 
   async create(spec: ContainerSpec): Promise<string> {
     await this.#enter("create", [spec]);
     const image = this.#images.get(normaliseRef(spec.image));
-    if (image === undefined) throw new ImageNotFoundError(spec.image, `No such image: ${spec.image}`);
+    if (image === undefined)
+      throw new ImageNotFoundError(spec.image, `No such image: ${spec.image}`);
     if (this.containers().some((c) => c.name === spec.name)) {
-      throw new TaskStartError(`Cannot create container "${spec.name}": the name is already in use`, {
-        code: "CONTAINER_NAME_CONFLICT",
-      });
+      throw new TaskStartError(
+        `Cannot create container "${spec.name}": the name is already in use`,
+        {
+          code: "CONTAINER_NAME_CONFLICT",
+        },
+      );
     }
     if (spec.runtime !== undefined && !this.runtimes.includes(spec.runtime)) {
-      throw new TaskStartError(`Cannot create container "${spec.name}": unknown or invalid runtime name: ${spec.runtime}`);
+      throw new TaskStartError(
+        `Cannot create container "${spec.name}": unknown or invalid runtime name: ${spec.runtime}`,
+      );
     }
     this.created.push(structuredClone(spec));
     const id = (++this.#serial).toString(16).padStart(12, "0").padEnd(64, "f");
@@ -187,7 +242,11 @@ export class FakeBackend implements ContainerBackend {
   async start(id: string): Promise<void> {
     await this.#enter("start", [id]);
     const c = this.#containers.get(id);
-    if (c === undefined) throw new TaskStartError(`Cannot start the task's container: No such container: <container>`, { where: id });
+    if (c === undefined)
+      throw new TaskStartError(
+        `Cannot start the task's container: No such container: <container>`,
+        { where: id },
+      );
     if (c.running) return;
     c.status = "running";
     c.startedAt = ++this.#starts;
@@ -209,9 +268,13 @@ export class FakeBackend implements ContainerBackend {
     await this.#enter("endpoint", [id, opts]);
     const c = this.#containers.get(id);
     // Docker's default bridge has no DNS: the container's address there; another network: its name.
-    if (c !== undefined && (opts?.network === "bridge" || (opts?.network && opts.byAddress))) return `http://${this.#address(c.id)}:8080`;
+    if (c !== undefined && (opts?.network === "bridge" || (opts?.network && opts.byAddress)))
+      return `http://${this.#address(c.id)}:8080`;
     if (c !== undefined && opts?.network) return `http://${c.name}:8080`;
-    if (c === undefined || !c.running) throw new TaskStartError(`Cannot reach the task's container: port 8080 is not published`, { where: id });
+    if (c === undefined || !c.running)
+      throw new TaskStartError(`Cannot reach the task's container: port 8080 is not published`, {
+        where: id,
+      });
     return `http://fake/${id}`;
   }
 
@@ -230,9 +293,18 @@ export class FakeBackend implements ContainerBackend {
       const check = () => {
         if (c === undefined || !this.#containers.has(id)) {
           const lines = c?.lastLines(20) ?? [];
-          return settle(() => reject(new ContainerExitedError(-1, lines, `Task container "${id}" was removed before it was ready`)));
+          return settle(() =>
+            reject(
+              new ContainerExitedError(
+                -1,
+                lines,
+                `Task container "${id}" was removed before it was ready`,
+              ),
+            ),
+          );
         }
-        if (c.logs.some((l) => l.stream === "stdout" && l.line.includes(opts.mark))) return settle(resolve);
+        if (c.logs.some((l) => l.stream === "stdout" && l.line.includes(opts.mark)))
+          return settle(resolve);
         const tail = c.lastLines(20);
         if (!c.running) settle(() => reject(new ContainerExitedError(c.exitCode, tail)));
       };
@@ -262,7 +334,10 @@ export class FakeBackend implements ContainerBackend {
 
   async hasMark(id: string, mark: string): Promise<boolean> {
     await this.#enter("hasMark", [id, mark]);
-    return this.#containers.get(id)?.logs.some((l) => l.stream === "stdout" && l.line.includes(mark)) ?? false;
+    return (
+      this.#containers.get(id)?.logs.some((l) => l.stream === "stdout" && l.line.includes(mark)) ??
+      false
+    );
   }
 
   async logsTail(id: string, lines: number): Promise<string[]> {
@@ -283,15 +358,32 @@ export class FakeBackend implements ContainerBackend {
 
   async createNetwork(spec: NetworkSpec): Promise<string> {
     await this.#enter("createNetwork", [spec]);
-    if (this.#networkNamed(spec.name)) throw new InternalError(`Cannot create network "${spec.name}": network with name ${spec.name} already exists`);
+    if (this.#networkNamed(spec.name))
+      throw new InternalError(
+        `Cannot create network "${spec.name}": network with name ${spec.name} already exists`,
+      );
     const subnet = parseCidr(spec.subnet) as Cidr;
-    if ([...this.#networks.values()].some((n) => n.subnets.some((x) => overlaps(parseCidr(x) as Cidr, subnet)))) {
-      throw new TaskStartError(`Cannot create network "${spec.name}": subnet ${spec.subnet} is taken (Pool overlaps with other one on this address space)`, {
-        code: "SUBNET_TAKEN",
-      });
+    if (
+      [...this.#networks.values()].some((n) =>
+        n.subnets.some((x) => overlaps(parseCidr(x) as Cidr, subnet)),
+      )
+    ) {
+      throw new TaskStartError(
+        `Cannot create network "${spec.name}": subnet ${spec.subnet} is taken (Pool overlaps with other one on this address space)`,
+        {
+          code: "SUBNET_TAKEN",
+        },
+      );
     }
     const id = `net${(++this.#serial).toString(16).padStart(9, "0")}`.padEnd(64, "e");
-    this.#networks.set(id, { id, name: spec.name, labels: { ...spec.labels }, subnets: [spec.subnet], internal: spec.internal, members: new Set() });
+    this.#networks.set(id, {
+      id,
+      name: spec.name,
+      labels: { ...spec.labels },
+      subnets: [spec.subnet],
+      internal: spec.internal,
+      members: new Set(),
+    });
     return id;
   }
 
@@ -299,19 +391,27 @@ export class FakeBackend implements ContainerBackend {
     await this.#enter("removeNetwork", [id]);
     const n = this.#networks.get(id) ?? this.#networkNamed(id);
     if (n === undefined) return;
-    if (n.members.size > 0) throw new InternalError(`Cannot remove network "${id}": error while removing network: network ${n.name} id ${n.id} has active endpoints`);
+    if (n.members.size > 0)
+      throw new InternalError(
+        `Cannot remove network "${id}": error while removing network: network ${n.name} id ${n.id} has active endpoints`,
+      );
     this.#networks.delete(n.id);
   }
 
   async listNetworks(labels: Record<string, string>): Promise<NetworkSummary[]> {
     await this.#enter("listNetworks", [labels]);
-    return [...this.#networks.values()].filter((n) => matches(n.labels, labels)).map((n) => ({ id: n.id, name: n.name, labels: { ...n.labels }, subnets: [...n.subnets] }));
+    return [...this.#networks.values()]
+      .filter((n) => matches(n.labels, labels))
+      .map((n) => ({ id: n.id, name: n.name, labels: { ...n.labels }, subnets: [...n.subnets] }));
   }
 
   async connectNetwork(network: string, container: string): Promise<void> {
     await this.#enter("connectNetwork", [network, container]);
     const n = this.#networks.get(network) ?? this.#networkNamed(network);
-    if (n === undefined) throw new InternalError(`Cannot connect container "${container}" to network "${network}": network ${network} not found`);
+    if (n === undefined)
+      throw new InternalError(
+        `Cannot connect container "${container}" to network "${network}": network ${network} not found`,
+      );
     n.members.add(container);
   }
 
@@ -321,7 +421,14 @@ export class FakeBackend implements ContainerBackend {
   }
 
   /** Networks as the fake engine holds them, with the containers attached to each. */
-  networks(): { id: string; name: string; labels: Record<string, string>; subnets: string[]; internal: boolean; members: Set<string> }[] {
+  networks(): {
+    id: string;
+    name: string;
+    labels: Record<string, string>;
+    subnets: string[];
+    internal: boolean;
+    members: Set<string>;
+  }[] {
     return [...this.#networks.values()];
   }
 
@@ -369,12 +476,17 @@ export class FakeBackend implements ContainerBackend {
     this.calls.push({ method, args });
     if (this.#unavailable) throw this.#down();
     const hooks = this.#hooks.get(method) ?? [];
-    this.#hooks.set(method, hooks.filter((h) => !h.once));
+    this.#hooks.set(
+      method,
+      hooks.filter((h) => !h.once),
+    );
     for (const h of hooks) await h.fn(...args);
   }
 
   #down(): EngineUnavailableError {
-    return new EngineUnavailableError('Cannot reach the Docker engine at "fake://": connect ECONNREFUSED');
+    return new EngineUnavailableError(
+      'Cannot reach the Docker engine at "fake://": connect ECONNREFUSED',
+    );
   }
 
   #get(id: string): FakeContainer {

@@ -1,5 +1,10 @@
 /** The state of one FakeBackend container and the behaviour of its image. */
-import type { ContainerSpec, ContainerState, TaskRequest, TaskResponse } from "../../src/engine/ports.ts";
+import type {
+  ContainerSpec,
+  ContainerState,
+  TaskRequest,
+  TaskResponse,
+} from "../../src/engine/ports.ts";
 
 /** How a fake image behaves once started. */
 export interface FakeImage {
@@ -10,7 +15,10 @@ export interface FakeImage {
    */
   ready?: true | "never" | { exitCode: number; lines: (string | FakeLogLine)[] };
   /** Answers a request; defaults to echoing the body with 200. */
-  respond?: (body: string, req: TaskRequest & { path: string }) => TaskResponse | Promise<TaskResponse>;
+  respond?: (
+    body: string,
+    req: TaskRequest & { path: string },
+  ) => TaskResponse | Promise<TaskResponse>;
 }
 
 export interface FakeLogLine {
@@ -47,7 +55,13 @@ export class FakeContainer {
   }
 
   state(): ContainerState {
-    return { id: this.id, running: this.running, status: this.status, exitCode: this.exitCode, oomKilled: this.oomKilled };
+    return {
+      id: this.id,
+      running: this.running,
+      status: this.status,
+      exitCode: this.exitCode,
+      oomKilled: this.oomKilled,
+    };
   }
 
   print(line: string, stream: "stdout" | "stderr" = "stdout"): void {
@@ -78,7 +92,11 @@ export class FakeContainer {
 }
 
 /** A promise with its resolve, for tests that hold a call until they let it go. */
-export function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void; reject: (err: unknown) => void } {
+export function deferred<T = void>(): {
+  promise: Promise<T>;
+  resolve: (value: T) => void;
+  reject: (err: unknown) => void;
+} {
   let resolve!: (value: T) => void;
   let reject!: (err: unknown) => void;
   const promise = new Promise<T>((res, rej) => {

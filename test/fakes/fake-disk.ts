@@ -22,7 +22,10 @@ export class FakeDisk implements DiskProbe {
     return this.engine;
   }
 
-  async layerBytes(containerId: string, opts?: { stopAbove?: number }): Promise<LayerReading | undefined> {
+  async layerBytes(
+    containerId: string,
+    opts?: { stopAbove?: number },
+  ): Promise<LayerReading | undefined> {
     this.reads++;
     this.readsOf.set(containerId, (this.readsOf.get(containerId) ?? 0) + 1);
     this.stops.push(opts?.stopAbove);

@@ -1,7 +1,10 @@
 import type { HostProbe } from "../../src/engine/ports.ts";
 
 export class FakeHost implements HostProbe {
-  constructor(public coresN = 8, public memMB = 16_384) {}
+  constructor(
+    public coresN = 8,
+    public memMB = 16_384,
+  ) {}
   async cores() {
     return this.coresN;
   }

@@ -7,7 +7,10 @@ export interface LogRecord {
 }
 
 /** A logger that keeps its lines for assertions. */
-export function memoryLogger(records: LogRecord[] = [], bound: Record<string, unknown> = {}): Logger & { records: LogRecord[] } {
+export function memoryLogger(
+  records: LogRecord[] = [],
+  bound: Record<string, unknown> = {},
+): Logger & { records: LogRecord[] } {
   const at = (level: string) => (msg: string, fields?: Record<string, unknown>) => {
     records.push({ level, msg, fields: { ...bound, ...fields } });
   };

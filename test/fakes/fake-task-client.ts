@@ -4,7 +4,12 @@
  * TaskConnectError, as a refused connection does for real.
  */
 import { TaskConnectError } from "../../src/engine/errors.ts";
-import type { ConnectProbe, TaskClient, TaskRequest, TaskResponse } from "../../src/engine/ports.ts";
+import type {
+  ConnectProbe,
+  TaskClient,
+  TaskRequest,
+  TaskResponse,
+} from "../../src/engine/ports.ts";
 import type { FakeBackend } from "./fake-backend.ts";
 
 export class FakeTaskClient implements TaskClient {
@@ -24,7 +29,9 @@ export class FakeTaskClient implements TaskClient {
     const url = new URL(req.endpoint + req.path);
     const { container, path } = this.#backend.resolve(url);
     if (container === undefined || !container.running) {
-      throw new TaskConnectError("Cannot connect to the task (ECONNREFUSED)", { where: url.origin });
+      throw new TaskConnectError("Cannot connect to the task (ECONNREFUSED)", {
+        where: url.origin,
+      });
     }
     const respond = container.image.respond ?? ((body: string) => ({ status: 200, body }));
     const answer = Promise.resolve(respond(req.body ?? "", { ...req, path }));

@@ -11,7 +11,9 @@ describe("admin routes", () => {
       expect(wrong).toMatchObject({ status: 401, body: { success: false, error: "UNAUTHORIZED" } });
     }
     expect(executor.paused).toBe(false);
-    expect((await request("POST", "/pause", undefined, { Authorization: "Bearer s3cret" })).status).toBe(200);
+    expect(
+      (await request("POST", "/pause", undefined, { Authorization: "Bearer s3cret" })).status,
+    ).toBe(200);
     expect(executor.paused).toBe(true);
   });
 
@@ -26,14 +28,32 @@ describe("admin routes", () => {
 
   it("apply update-config running or paused, saying what changed, validating every key", async () => {
     const { request } = await fakeApp();
-    expect(await request("POST", "/update-config", { cpu: 3 })).toMatchObject({ status: 200, body: { msg: "config updated", changed: { cpu: { from: 4, to: 3 } } } });
-    expect(await request("POST", "/update-config", { cpu: 3 })).toMatchObject({ status: 200, body: { msg: "config unchanged", changed: {} } });
+    expect(await request("POST", "/update-config", { cpu: 3 })).toMatchObject({
+      status: 200,
+      body: { msg: "config updated", changed: { cpu: { from: 4, to: 3 } } },
+    });
+    expect(await request("POST", "/update-config", { cpu: 3 })).toMatchObject({
+      status: 200,
+      body: { msg: "config unchanged", changed: {} },
+    });
     await request("POST", "/pause");
     expect(await request("POST", "/update-config", { cpu: "two" })).toMatchObject({ status: 400 });
     expect((await request("POST", "/update-config", { cpus: 2 })).body.msg).toContain('"cpus"');
     expect((await request("POST", "/update-config", "{")).body.error).toBe("INVALID_JSON");
-    const ok = await request("POST", "/update-config", { cpu: 2, mem: 2048, timeout: 0.5, microVM_runtime: "runsc", has_gpu: false });
-    expect(ok).toMatchObject({ status: 200, body: { success: true, config: { cpu: 2, mem: 2048, timeout: 0.5, microVM_runtime: "runsc" } } });
+    const ok = await request("POST", "/update-config", {
+      cpu: 2,
+      mem: 2048,
+      timeout: 0.5,
+      microVM_runtime: "runsc",
+      has_gpu: false,
+    });
+    expect(ok).toMatchObject({
+      status: 200,
+      body: {
+        success: true,
+        config: { cpu: 2, mem: 2048, timeout: 0.5, microVM_runtime: "runsc" },
+      },
+    });
     const stats = await request("GET", "/stats");
     expect(stats.body).toMatchObject({ task_cpu: 2, task_mem: 2048, paused: true });
   });
@@ -45,10 +65,13 @@ describe("admin routes", () => {
       expect(r).toMatchObject({ status: 400, body: { error: "BAD_REQUEST" } });
       expect(r.body.msg).toMatch(/timeout must be at most 10080 minutes/);
     }
-    expect(await request("POST", "/update-config", { timeout: 10080 })).toMatchObject({ status: 200 });
+    expect(await request("POST", "/update-config", { timeout: 10080 })).toMatchObject({
+      status: 200,
+    });
     const tasks = await request("GET", "/tasks");
     expect(tasks.body.idle_timeout_s).toBe(10080 * 60);
-    const numbers = (v: unknown): unknown[] => (v && typeof v === "object" ? Object.values(v).flatMap(numbers) : [v]);
+    const numbers = (v: unknown): unknown[] =>
+      v && typeof v === "object" ? Object.values(v).flatMap(numbers) : [v];
     const stats = await request("GET", "/stats");
     for (const body of [tasks.body, stats.body]) {
       expect(numbers(body).filter((n) => typeof n === "number" && !Number.isFinite(n))).toEqual([]);
@@ -61,7 +84,9 @@ describe("admin routes", () => {
     await request("POST", "/update-config", { microVM_runtime: "runsc" });
     expect((await request("GET", "/stats")).body).toMatchObject({ task_cpu: 3, task_mem: 1000 });
     await request("POST", "/unpause");
-    expect((await request("POST", "/", { id: "echo:1", input: "still fits" })).body.msg).toBe("still fits");
+    expect((await request("POST", "/", { id: "echo:1", input: "still fits" })).body.msg).toBe(
+      "still fits",
+    );
   });
 
   it("pause refuses executions with 503 until unpause", async () => {

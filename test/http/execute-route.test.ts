@@ -4,7 +4,11 @@ import { fakeApp } from "../support/fake-app.ts";
 describe("POST /", () => {
   it("answers the task's output in the envelope", async () => {
     const { request } = await fakeApp();
-    const r = await request("POST", "/", { id: "echo:1", input: 'quote " and \\ and ✓', unknown: [1, 2] });
+    const r = await request("POST", "/", {
+      id: "echo:1",
+      input: 'quote " and \\ and ✓',
+      unknown: [1, 2],
+    });
     expect(r).toMatchObject({ status: 200, body: { success: true, msg: 'quote " and \\ and ✓' } });
     expect(r.headers.get("content-type")).toContain("application/json");
   });
@@ -24,10 +28,25 @@ describe("POST /", () => {
     ["id as a number", { id: 5 }, 400, "BAD_REQUEST"],
     ["an empty id", { id: "" }, 400, "BAD_REQUEST"],
     ["use_gpu as a string", { id: "echo:1", resource: { use_gpu: "yes" } }, 400, "BAD_REQUEST"],
-    ["gpu_count -1", { id: "echo:1", resource: { use_gpu: true, gpu_count: -1 } }, 400, "BAD_REQUEST"],
-    ["use_gpu with gpu_count 0 (one GPU) on a host without GPUs", { id: "echo:1", resource: { use_gpu: true, gpu_count: 0 } }, 400, "EXCEEDS_CAPACITY"],
+    [
+      "gpu_count -1",
+      { id: "echo:1", resource: { use_gpu: true, gpu_count: -1 } },
+      400,
+      "BAD_REQUEST",
+    ],
+    [
+      "use_gpu with gpu_count 0 (one GPU) on a host without GPUs",
+      { id: "echo:1", resource: { use_gpu: true, gpu_count: 0 } },
+      400,
+      "EXCEEDS_CAPACITY",
+    ],
     ["input as an object", { id: "echo:1", input: { a: 1 } }, 400, "BAD_REQUEST"],
-    ["runtime microVM without one configured", { id: "echo:1", runtime: "microVM" }, 400, "MICROVM_UNAVAILABLE"],
+    [
+      "runtime microVM without one configured",
+      { id: "echo:1", runtime: "microVM" },
+      400,
+      "MICROVM_UNAVAILABLE",
+    ],
     ["use_sgx on a host without SGX", { id: "echo:1", use_sgx: true }, 400, "SGX_UNAVAILABLE"],
   ])("refuses %s with a clear error and no stack", async (_name, body, status, code) => {
     const { request, executor, backend } = await fakeApp();
@@ -47,7 +66,9 @@ describe("POST /", () => {
   });
 
   it("maps task failures to 502 and engine outages to 503 with Retry-After", async () => {
-    const { request, backend } = await fakeApp({ images: { "fail:1": { respond: () => ({ status: 500, body: "kaputt" }) } } });
+    const { request, backend } = await fakeApp({
+      images: { "fail:1": { respond: () => ({ status: 500, body: "kaputt" }) } },
+    });
     const failed = await request("POST", "/", { id: "fail:1" });
     expect(failed).toMatchObject({ status: 502, body: { error: "TASK_FAILED" } });
     expect(failed.body.msg).toContain("answered 500: kaputt");
@@ -59,6 +80,9 @@ describe("POST /", () => {
 
   it("answers 404 in the envelope for unknown routes", async () => {
     const { request } = await fakeApp();
-    expect(await request("GET", "/nope")).toMatchObject({ status: 404, body: { success: false, error: "NOT_FOUND" } });
+    expect(await request("GET", "/nope")).toMatchObject({
+      status: 404,
+      body: { success: false, error: "NOT_FOUND" },
+    });
   });
 });

@@ -48,7 +48,11 @@ const deep: fc.Arbitrary<string> = fc
 
 /** Strings of 1 kB to 1 MB where a field, a key or the whole body is expected. */
 const huge: fc.Arbitrary<string> = fc
-  .tuple(fc.constantFrom(1_000, 100_000, 1_000_000), fc.nat(5), fc.constantFrom("a", "é", "\\u0000", "/", ":"))
+  .tuple(
+    fc.constantFrom(1_000, 100_000, 1_000_000),
+    fc.nat(5),
+    fc.constantFrom("a", "é", "\\u0000", "/", ":"),
+  )
   .map(([n, where, ch]) => {
     const s = ch.repeat(Math.ceil(n / ch.length));
     return [
@@ -61,9 +65,15 @@ const huge: fc.Arbitrary<string> = fc
     ][where]!;
   });
 
-const anyValue = fc.oneof(fc.anything(), fc.double(), fc.string({ unit: "binary" }), fc.constant(null));
+const anyValue = fc.oneof(
+  fc.anything(),
+  fc.double(),
+  fc.string({ unit: "binary" }),
+  fc.constant(null),
+);
 /** Mostly a plausible value, sometimes anything at all. */
-const maybe = <T>(a: fc.Arbitrary<T>) => fc.oneof({ weight: 4, arbitrary: a }, { weight: 1, arbitrary: anyValue });
+const maybe = <T>(a: fc.Arbitrary<T>) =>
+  fc.oneof({ weight: 4, arbitrary: a }, { weight: 1, arbitrary: anyValue });
 
 /*
  * Valid execute bodies, from the schema's rules: an image reference from Docker's grammar
@@ -74,14 +84,22 @@ const maybe = <T>(a: fc.Arbitrary<T>) => fc.oneof({ weight: 4, arbitrary: a }, {
 const CAPACITY = { cpuTenths: 40, memMB: 4096, gpus: 2 };
 const alnum = fc.stringMatching(/^[a-z0-9]{1,6}$/);
 const pathComponent = fc
-  .tuple(alnum, fc.array(fc.tuple(fc.constantFrom(".", "_", "__", "-", "--"), alnum), { maxLength: 2 }))
+  .tuple(
+    alnum,
+    fc.array(fc.tuple(fc.constantFrom(".", "_", "__", "-", "--"), alnum), { maxLength: 2 }),
+  )
   .map(([first, rest]) => first + rest.map(([sep, part]) => sep + part).join(""));
 const registry = fc
   .tuple(
     fc.oneof(
       fc.constant("localhost"),
       fc.constant("[::1]"),
-      fc.array(fc.stringMatching(/^[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,6}[a-zA-Z0-9])?$/), { minLength: 2, maxLength: 3 }).map((parts) => parts.join(".")),
+      fc
+        .array(fc.stringMatching(/^[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,6}[a-zA-Z0-9])?$/), {
+          minLength: 2,
+          maxLength: 3,
+        })
+        .map((parts) => parts.join(".")),
     ),
     fc.option(fc.integer({ min: 1, max: 65_535 }), { nil: undefined }),
   )
@@ -96,22 +114,36 @@ const imageRef = fc
         fc.stringMatching(/^[0-9a-f]{64}$/).map((h) => `sha256:${h}`),
         fc.stringMatching(/^[0-9a-f]{128}$/).map((h) => `sha512:${h}`),
         // Another algorithm, as the OCI grammar has it: lowercase, its encoded part free-form.
-        fc.stringMatching(/^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]{1,70}$/).filter((d) => !/^sha(256|512):/.test(d)),
+        fc
+          .stringMatching(/^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]{1,70}$/)
+          .filter((d) => !/^sha(256|512):/.test(d)),
       ),
       { nil: undefined },
     ),
   })
-  .map(({ registry, path, tag, digest }) => `${registry ? `${registry}/` : ""}${path.join("/")}${tag ? `:${tag}` : ""}${digest ? `@${digest}` : ""}`);
+  .map(
+    ({ registry, path, tag, digest }) =>
+      `${registry ? `${registry}/` : ""}${path.join("/")}${tag ? `:${tag}` : ""}${digest ? `@${digest}` : ""}`,
+  );
 
 /** cpu and mem as a client may give them: both, one, neither, or both 0 (the defaults). */
 const cpuMem = fc.oneof(
-  fc.record({ cpu: fc.integer({ min: 1, max: CAPACITY.cpuTenths }).map((t) => t / 10), mem: fc.integer({ min: MIN_MEM_MB, max: CAPACITY.memMB }) }, { requiredKeys: [] }),
+  fc.record(
+    {
+      cpu: fc.integer({ min: 1, max: CAPACITY.cpuTenths }).map((t) => t / 10),
+      mem: fc.integer({ min: MIN_MEM_MB, max: CAPACITY.memMB }),
+    },
+    { requiredKeys: [] },
+  ),
   fc.constantFrom<{ cpu?: number; mem?: number }>({ cpu: 0, mem: 0 }, { cpu: 0 }, { mem: 0 }),
 );
 /** use_gpu false (any count, ignored) or true with 0 (one GPU) up to the host's GPUs. */
 const gpu = fc.oneof(
   fc.record({ use_gpu: fc.constant(false), gpu_count: fc.nat(8) }, { requiredKeys: [] }),
-  fc.record({ use_gpu: fc.constant(true), gpu_count: fc.integer({ min: 0, max: CAPACITY.gpus }) }, { requiredKeys: ["use_gpu"] }),
+  fc.record(
+    { use_gpu: fc.constant(true), gpu_count: fc.integer({ min: 0, max: CAPACITY.gpus }) },
+    { requiredKeys: ["use_gpu"] },
+  ),
 );
 
 interface ValidExecute {
@@ -127,20 +159,42 @@ const validBody: fc.Arbitrary<ValidExecute> = fc
     cpuMem,
     gpu,
     runtime: fc.constantFrom(undefined, null, "", "container", "microVM"),
-    input: fc.oneof(fc.string({ unit: "binary", maxLength: 300 }), fc.constantFrom(undefined, null, "")),
+    input: fc.oneof(
+      fc.string({ unit: "binary", maxLength: 300 }),
+      fc.constantFrom(undefined, null, ""),
+    ),
     use_sgx: fc.constantFrom(undefined, null, false, true),
-    extra: fc.dictionary(fc.stringMatching(/^x_[a-z_]{0,10}$/), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 3 }),
+    extra: fc.dictionary(fc.stringMatching(/^x_[a-z_]{0,10}$/), fc.jsonValue({ maxDepth: 2 }), {
+      maxKeys: 3,
+    }),
     shape: fc.constantFrom<ValidExecute["shape"]>("plain", "host actor", "desktop app"),
   })
   .map(({ id, cpuMem: { cpu, mem }, gpu, runtime, input, use_sgx, extra, shape }) => {
     const resource = defined({ cpu, mem, ...gpu });
     const rest = defined({ runtime, input });
     let body: Record<string, unknown>;
-    if (shape === "plain") body = { ...extra, id, ...rest, ...defined({ use_sgx }), ...(Object.keys(resource).length > 0 ? { resource } : {}) };
-    else if (shape === "host actor") body = { ...extra, id, ...rest, ...defined({ use_sgx }), resource: { resource, name: "task" } };
+    if (shape === "plain")
+      body = {
+        ...extra,
+        id,
+        ...rest,
+        ...defined({ use_sgx }),
+        ...(Object.keys(resource).length > 0 ? { resource } : {}),
+      };
+    else if (shape === "host actor")
+      body = {
+        ...extra,
+        id,
+        ...rest,
+        ...defined({ use_sgx }),
+        resource: { resource, name: "task" },
+      };
     else {
       body = { ...extra, id, ...rest, resource: defined({ task_cpu: cpu, task_mem: mem }) };
-      Object.assign(body, defined({ useGpu: gpu.use_gpu, gpuCount: gpu.gpu_count, useSgx: use_sgx ?? undefined }));
+      Object.assign(
+        body,
+        defined({ useGpu: gpu.use_gpu, gpuCount: gpu.gpu_count, useSgx: use_sgx ?? undefined }),
+      );
     }
     const defaults = (cpu ?? 0) === 0 && (mem ?? 0) === 0;
     return {
@@ -163,18 +217,38 @@ interface Break {
   code: string;
   apply(body: Record<string, any>): void;
 }
-const breakAt = (field: string, code: string, values: unknown[], extra: Record<string, unknown> = {}): fc.Arbitrary<Break> =>
+const breakAt = (
+  field: string,
+  code: string,
+  values: unknown[],
+  extra: Record<string, unknown> = {},
+): fc.Arbitrary<Break> =>
   fc.constantFrom(...values).map((value) => ({
     field,
     code,
     apply(body) {
       const [head, leaf] = field.split(".");
       if (leaf === undefined) body[head!] = value;
-      else body[head!] = { ...(typeof body[head!] === "object" ? body[head!] : {}), ...extra, [leaf]: value };
+      else
+        body[head!] = {
+          ...(typeof body[head!] === "object" ? body[head!] : {}),
+          ...extra,
+          [leaf]: value,
+        };
     },
   }));
 const broken = fc.oneof(
-  breakAt("id", "INVALID_IMAGE", ["Upper/Case", "name:", ":tag", "a//b", "-a", "a@sha256:short", "a b", "a".repeat(600), `${"a/".repeat(130)}a`]),
+  breakAt("id", "INVALID_IMAGE", [
+    "Upper/Case",
+    "name:",
+    ":tag",
+    "a//b",
+    "-a",
+    "a@sha256:short",
+    "a b",
+    "a".repeat(600),
+    `${"a/".repeat(130)}a`,
+  ]),
   breakAt("id", "BAD_REQUEST", ["", 5, true, ["echo:1"], { name: "echo" }]),
   breakAt("resource", "BAD_REQUEST", [5, "1 core", true, ["cpu", 1]]),
   // With a valid companion: cpu 0 alone, or with mem 0, means the defaults.
@@ -201,7 +275,12 @@ const validExecute = fc
     {
       id: fc.constant("echo:1"),
       resource: fc.record(
-        { cpu: fc.constantFrom(0, 0.1, 0.5, 1, 2, 4), mem: fc.constantFrom(0, 6, 64, 128, 4096), use_gpu: fc.constant(false), gpu_count: fc.constantFrom(1, 2) },
+        {
+          cpu: fc.constantFrom(0, 0.1, 0.5, 1, 2, 4),
+          mem: fc.constantFrom(0, 6, 64, 128, 4096),
+          use_gpu: fc.constant(false),
+          gpu_count: fc.constantFrom(1, 2),
+        },
         { requiredKeys: [] },
       ),
       runtime: fc.constantFrom("", "container", null),
@@ -217,7 +296,17 @@ const validExecute = fc
 const nearlyValid = fc
   .record(
     {
-      id: maybe(fc.constantFrom("echo:1", "echo", "echo:1@sha256:" + "a".repeat(64), "docker.io/library/echo:1", "UPPER:1", "no-such:1", "")),
+      id: maybe(
+        fc.constantFrom(
+          "echo:1",
+          "echo",
+          "echo:1@sha256:" + "a".repeat(64),
+          "docker.io/library/echo:1",
+          "UPPER:1",
+          "no-such:1",
+          "",
+        ),
+      ),
       resource: maybe(
         fc.record(
           {
@@ -287,7 +376,12 @@ const body: fc.Arbitrary<string | Uint8Array> = fc.oneof(
 
 /** Printable ASCII: what a Request header may hold. */
 const headerValue = fc.stringMatching(/^[\x20-\x7e]{0,80}$/);
-const auth = fc.oneof(fc.constant(`Bearer ${TOKEN}`), fc.constant(undefined), headerValue, headerValue.map((v) => `Bearer ${v}`));
+const auth = fc.oneof(
+  fc.constant(`Bearer ${TOKEN}`),
+  fc.constant(undefined),
+  headerValue,
+  headerValue.map((v) => `Bearer ${v}`),
+);
 
 interface Call {
   method: "GET" | "POST";
@@ -299,26 +393,42 @@ interface Call {
 const call: fc.Arbitrary<Call> = fc.oneof(
   {
     weight: 6,
-    arbitrary: fc.record({ path: fc.constantFrom(...POSTS), body: fc.option(body, { nil: undefined }), auth, id: fc.option(headerValue, { nil: undefined }) }).map(
-      ({ path, body, auth, id }): Call => ({
+    arbitrary: fc
+      .record({
+        path: fc.constantFrom(...POSTS),
+        body: fc.option(body, { nil: undefined }),
+        auth,
+        id: fc.option(headerValue, { nil: undefined }),
+      })
+      .map(({ path, body, auth, id }): Call => ({
         method: "POST",
         path,
         body,
-        headers: { ...(auth === undefined ? {} : { authorization: auth }), ...(id === undefined ? {} : { "x-request-id": id }) },
-      }),
-    ),
+        headers: {
+          ...(auth === undefined ? {} : { authorization: auth }),
+          ...(id === undefined ? {} : { "x-request-id": id }),
+        },
+      })),
   },
   {
     weight: 2,
-    arbitrary: fc.record({ path: fc.constantFrom(...GETS), query: fc.string(), accept: headerValue }).map(
-      ({ path, query, accept }): Call => ({ method: "GET", path: `${path}?q=${encodeURIComponent(query)}`, headers: { accept } }),
-    ),
+    arbitrary: fc
+      .record({ path: fc.constantFrom(...GETS), query: fc.string(), accept: headerValue })
+      .map(({ path, query, accept }): Call => ({
+        method: "GET",
+        path: `${path}?q=${encodeURIComponent(query)}`,
+        headers: { accept },
+      })),
   },
   {
     weight: 1,
-    arbitrary: fc.record({ path: fc.webPath(), method: fc.constantFrom("GET" as const, "POST" as const) }).map(
-      ({ path, method }): Call => ({ method, path: path.startsWith("/") ? path : `/${path}`, headers: {} }),
-    ),
+    arbitrary: fc
+      .record({ path: fc.webPath(), method: fc.constantFrom("GET" as const, "POST" as const) })
+      .map(({ path, method }): Call => ({
+        method,
+        path: path.startsWith("/") ? path : `/${path}`,
+        headers: {},
+      })),
   },
 );
 
@@ -329,10 +439,18 @@ async function fuzzApp() {
     maxBodyBytes: MAX_BODY,
     images: { "echo:1": {} },
     gpus: fakeGpus(CAPACITY.gpus),
-    settings: { hasGpu: true, microVMRuntime: "runsc", sgx: { enable: true, device: "/dev/sgx/enclave", aesmdPath: "/var/run/aesmd" } },
+    settings: {
+      hasGpu: true,
+      microVMRuntime: "runsc",
+      sgx: { enable: true, device: "/dev/sgx/enclave", aesmdPath: "/var/run/aesmd" },
+    },
   });
   const send = async (c: Call) => {
-    const res = await parts.app.request(c.path, { method: c.method, body: c.body as BodyInit | undefined, headers: c.headers });
+    const res = await parts.app.request(c.path, {
+      method: c.method,
+      body: c.body as BodyInit | undefined,
+      headers: c.headers,
+    });
     const text = await res.text();
     return { status: res.status, text, requestId: res.headers.get("x-request-id") };
   };
@@ -345,7 +463,12 @@ async function fuzzApp() {
     expect(used.cpuTenths).toBe(tasks.reduce((s, t) => s + Math.round(t.reservation!.cpu * 10), 0));
     expect(used.memMB).toBe(tasks.reduce((s, t) => s + t.reservation!.mem, 0));
     expect(parts.executor.ledger.reservations).toBe(tasks.length);
-    expect(parts.backend.containers().map((c) => c.id).sort()).toEqual(tasks.map((t) => t.container_id).sort());
+    expect(
+      parts.backend
+        .containers()
+        .map((c) => c.id)
+        .sort(),
+    ).toEqual(tasks.map((t) => t.container_id).sort());
     expect(parts.executor.queueLength).toBe(0);
   };
   /** Pause removes everything: the ledger returns to zero and no container is left. */
@@ -373,15 +496,38 @@ describe("fuzzing every endpoint", () => {
     await fc.assert(
       fc.asyncProperty(validBody, async ({ body, expect: want }) => {
         // The generator keeps to the schema: a body it makes that the schema refuses is its bug.
-        expect(executeSchema.safeParse(plainShape(body)).success, JSON.stringify(body).slice(0, 300)).toBe(true);
+        expect(
+          executeSchema.safeParse(plainShape(body)).success,
+          JSON.stringify(body).slice(0, 300),
+        ).toBe(true);
         f.backend.addImage(body.id as string);
-        const r = await f.send({ method: "POST", path: "/", body: JSON.stringify(body), headers: {} });
-        expect(r.status, `${JSON.stringify(body).slice(0, 300)} -> ${r.text.slice(0, 300)}`).toBe(200);
+        const r = await f.send({
+          method: "POST",
+          path: "/",
+          body: JSON.stringify(body),
+          headers: {},
+        });
+        expect(r.status, `${JSON.stringify(body).slice(0, 300)} -> ${r.text.slice(0, 300)}`).toBe(
+          200,
+        );
         expect(JSON.parse(r.text)).toEqual({ success: true, msg: want.msg });
         const ref = parseImageRef(body.id as string);
-        if ("error" in ref) throw new Error(`Generated an invalid image reference ${JSON.stringify(body.id)}: ${ref.error}`);
-        const served = f.executor.tasks().filter((t) => t.image === normalizeImageRef(ref) && t.served > 0);
-        expect(served.map(({ cpu, mem, gpus, runtime, sgx }) => ({ cpu, mem, gpus: gpus.length, runtime, sgx }))).toContainEqual({
+        if ("error" in ref)
+          throw new Error(
+            `Generated an invalid image reference ${JSON.stringify(body.id)}: ${ref.error}`,
+          );
+        const served = f.executor
+          .tasks()
+          .filter((t) => t.image === normalizeImageRef(ref) && t.served > 0);
+        expect(
+          served.map(({ cpu, mem, gpus, runtime, sgx }) => ({
+            cpu,
+            mem,
+            gpus: gpus.length,
+            runtime,
+            sgx,
+          })),
+        ).toContainEqual({
           cpu: want.cpu,
           mem: want.mem,
           gpus: want.gpus,
@@ -403,15 +549,29 @@ describe("fuzzing every endpoint", () => {
         const body = structuredClone(valid.body); // fast-check replays the value while shrinking
         f.backend.addImage(body.id as string);
         b.apply(body);
-        const r = await f.send({ method: "POST", path: "/", body: JSON.stringify(body), headers: {} });
-        expect(r.status >= 400 && r.status < 500, `${b.field}: ${JSON.stringify(body).slice(0, 300)} -> ${r.status} ${r.text.slice(0, 300)}`).toBe(true);
+        const r = await f.send({
+          method: "POST",
+          path: "/",
+          body: JSON.stringify(body),
+          headers: {},
+        });
+        expect(
+          r.status >= 400 && r.status < 500,
+          `${b.field}: ${JSON.stringify(body).slice(0, 300)} -> ${r.status} ${r.text.slice(0, 300)}`,
+        ).toBe(true);
         const answer = JSON.parse(r.text);
         expect(answer).toMatchObject({ success: false, error: b.code });
         expect(answer.msg).toContain(`"${b.field}`);
         // A value from the client comes back clipped: never more than 80 characters of it.
         expect(answer.msg).not.toMatch(/[^"]{81}/);
-        if (b.code === "EXCEEDS_CAPACITY") expect(answer.msg).toMatch(/at most 4 on this host|at most 4096 MB on this host|this host has 2$/);
-        if (b.code === "INVALID_IMAGE") expect(answer.msg).toMatch(/^Field "id" (is not a valid image reference|has a repository name longer than 255 characters|is longer than 512 characters|has a sha(256|512) digest that is not)/);
+        if (b.code === "EXCEEDS_CAPACITY")
+          expect(answer.msg).toMatch(
+            /at most 4 on this host|at most 4096 MB on this host|this host has 2$/,
+          );
+        if (b.code === "INVALID_IMAGE")
+          expect(answer.msg).toMatch(
+            /^Field "id" (is not a valid image reference|has a repository name longer than 255 characters|is longer than 512 characters|has a sha(256|512) digest that is not)/,
+          );
         await f.noLeak();
       }),
       { numRuns: 300 },
@@ -424,8 +584,12 @@ describe("fuzzing every endpoint", () => {
     await fc.assert(
       fc.asyncProperty(body, async (b) => {
         const r = await f.send({ method: "POST", path: "/", body: b, headers: {} });
-        expect(r.status === 200 || (r.status >= 400 && r.status < 500), `${r.status} ${r.text.slice(0, 300)}`).toBe(true);
-        if (r.status !== 413) expect(JSON.parse(r.text)).toHaveProperty("success", r.status === 200);
+        expect(
+          r.status === 200 || (r.status >= 400 && r.status < 500),
+          `${r.status} ${r.text.slice(0, 300)}`,
+        ).toBe(true);
+        if (r.status !== 413)
+          expect(JSON.parse(r.text)).toHaveProperty("success", r.status === 200);
         expect(r.text).not.toMatch(/\n\s+at /);
         await f.noLeak();
       }),
@@ -441,9 +605,13 @@ describe("fuzzing every endpoint", () => {
         for (const c of calls) {
           const pausedBefore = f.executor.paused;
           const r = await f.send(c);
-          expect(acceptable(r, pausedBefore, c), `${c.method} ${c.path}: ${r.status} ${r.text.slice(0, 300)}`).toBe(true);
+          expect(
+            acceptable(r, pausedBefore, c),
+            `${c.method} ${c.path}: ${r.status} ${r.text.slice(0, 300)}`,
+          ).toBe(true);
           expect(r.requestId).toBeTruthy();
-          const admin = c.method === "POST" && c.path !== "/" && (POSTS as readonly string[]).includes(c.path);
+          const admin =
+            c.method === "POST" && c.path !== "/" && (POSTS as readonly string[]).includes(c.path);
           if (admin && c.headers.authorization !== `Bearer ${TOKEN}`) expect(r.status).toBe(401);
         }
         f.executor.unpause();
@@ -457,12 +625,21 @@ describe("fuzzing every endpoint", () => {
   it("admin endpoints with the token: 2xx or 4xx for any body, update-config running or paused", async () => {
     const f = await fuzzApp();
     await fc.assert(
-      fc.asyncProperty(fc.constantFrom("/pause", "/unpause", "/update-config", "/stop"), fc.option(body, { nil: undefined }), async (path, b) => {
-        const r = await f.send({ method: "POST", path, body: b, headers: { authorization: `Bearer ${TOKEN}` } });
-        expect(r.status < 500, `${path}: ${r.status} ${r.text.slice(0, 300)}`).toBe(true);
-        expect(r.text.length).toBeLessThan(2_000); // no huge key or value echoed back
-        if (path !== "/update-config") expect(r.status).toBe(200);
-      }),
+      fc.asyncProperty(
+        fc.constantFrom("/pause", "/unpause", "/update-config", "/stop"),
+        fc.option(body, { nil: undefined }),
+        async (path, b) => {
+          const r = await f.send({
+            method: "POST",
+            path,
+            body: b,
+            headers: { authorization: `Bearer ${TOKEN}` },
+          });
+          expect(r.status < 500, `${path}: ${r.status} ${r.text.slice(0, 300)}`).toBe(true);
+          expect(r.text.length).toBeLessThan(2_000); // no huge key or value echoed back
+          if (path !== "/update-config") expect(r.status).toBe(200);
+        },
+      ),
       { numRuns: 150 },
     );
     f.executor.unpause();
@@ -474,10 +651,19 @@ describe("fuzzing every endpoint", () => {
     const f = await fuzzApp();
     await f.send({ method: "POST", path: "/", body: '{"id":"echo:1"}', headers: {} });
     await fc.assert(
-      fc.asyncProperty(fc.constantFrom(...GETS), fc.string({ unit: "binary" }), headerValue, async (path, q, h) => {
-        const r = await f.send({ method: "GET", path: `${path}?${encodeURIComponent(q)}=${encodeURIComponent(q)}`, headers: { accept: h, "x-request-id": h } });
-        expect(r.status).toBe(200);
-      }),
+      fc.asyncProperty(
+        fc.constantFrom(...GETS),
+        fc.string({ unit: "binary" }),
+        headerValue,
+        async (path, q, h) => {
+          const r = await f.send({
+            method: "GET",
+            path: `${path}?${encodeURIComponent(q)}=${encodeURIComponent(q)}`,
+            headers: { accept: h, "x-request-id": h },
+          });
+          expect(r.status).toBe(200);
+        },
+      ),
       { numRuns: 100 },
     );
     await f.noLeak();

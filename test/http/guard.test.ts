@@ -13,8 +13,13 @@ describe("guards", () => {
       settings: { allowedImages: ["echo:*", "registry.local:5000/team/*"] },
       images: { "evil:1": {}, "registry.local:5000/team/app:2": {} },
     });
-    expect(await request("POST", "/", { id: "echo:1", input: "ok" })).toMatchObject({ status: 200, body: { msg: "ok" } });
-    expect(await request("POST", "/", { id: "registry.local:5000/team/app:2", input: "ok" })).toMatchObject({ status: 200 });
+    expect(await request("POST", "/", { id: "echo:1", input: "ok" })).toMatchObject({
+      status: 200,
+      body: { msg: "ok" },
+    });
+    expect(
+      await request("POST", "/", { id: "registry.local:5000/team/app:2", input: "ok" }),
+    ).toMatchObject({ status: 200 });
     const before = backend.created.length;
     const r = await request("POST", "/", { id: "evil:1" });
     expect(r).toMatchObject({ status: 403, body: { success: false, error: "IMAGE_NOT_ALLOWED" } });
@@ -31,14 +36,23 @@ describe("guards", () => {
     const never = deferred<{ status: number; body: string }>();
     const { request, executor, clock } = await fakeApp({
       settings: { requestTimeoutMs: 50 },
-      images: { "hang:1": { respond: (body) => (body === "hang" ? never.promise : { status: 200, body }) } },
+      images: {
+        "hang:1": { respond: (body) => (body === "hang" ? never.promise : { status: 200, body }) },
+      },
     });
-    const r = await settleWithClock(request("POST", "/", { id: "hang:1", input: "hang" }, { "X-Request-Id": "slow-1" }), clock, 50);
+    const r = await settleWithClock(
+      request("POST", "/", { id: "hang:1", input: "hang" }, { "X-Request-Id": "slow-1" }),
+      clock,
+      50,
+    );
     expect(r).toMatchObject({ status: 504, body: { success: false, error: "TASK_TIMEOUT" } });
     expect(r.body.msg).toContain("request timeout of 0.05 s");
     expect(r.headers.get("x-request-id")).toBe("slow-1");
     expect(executor.tasks()).toMatchObject([{ image: "hang:1", in_flight: 0, state: "ready" }]);
-    expect(await request("POST", "/", { id: "hang:1", input: "fine" })).toMatchObject({ status: 200, body: { msg: "fine" } });
+    expect(await request("POST", "/", { id: "hang:1", input: "fine" })).toMatchObject({
+      status: 200,
+      body: { msg: "fine" },
+    });
   });
 
   it("answers 413 to a streamed body without Content-Length after reading at most the limit", async () => {
@@ -82,8 +96,20 @@ describe("logs", () => {
   async function loggedApp(o: Parameters<typeof fakeExecutor>[0] & { accessLog?: boolean } = {}) {
     const parts = await fakeExecutor(o);
     const lines: string[] = [];
-    const logger = createLogger({ format: "json", level: "debug", write: (_l, line) => lines.push(line) });
-    const app = createApp({ executor: parts.executor, logger, adminToken: "adm1n-T0KEN-zz", maxBodyBytes: 4096, accessLog: o.accessLog ?? true, onStop: () => {}, failureStatus: "http" });
+    const logger = createLogger({
+      format: "json",
+      level: "debug",
+      write: (_l, line) => lines.push(line),
+    });
+    const app = createApp({
+      executor: parts.executor,
+      logger,
+      adminToken: "adm1n-T0KEN-zz",
+      maxBodyBytes: 4096,
+      accessLog: o.accessLog ?? true,
+      onStop: () => {},
+      failureStatus: "http",
+    });
     const all = () => [...lines, ...parts.logger.records.map((r) => JSON.stringify(r))].join("\n");
     return { ...parts, app, lines, all };
   }
@@ -102,18 +128,28 @@ describe("logs", () => {
       },
     });
     const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
-      app.request(path, { method: "POST", body: typeof body === "string" ? body : JSON.stringify(body), headers: { "content-type": "application/json", ...headers } });
+      app.request(path, {
+        method: "POST",
+        body: typeof body === "string" ? body : JSON.stringify(body),
+        headers: { "content-type": "application/json", ...headers },
+      });
     const auth = { Authorization: `Bearer ${TOKEN}` };
 
     expect((await post("/", { id: "echo:1", input: INPUT })).status).toBe(200);
     expect((await post("/", { id: "fail:1", input: INPUT })).status).toBe(502);
-    expect((await settleWithClock(post("/", { id: "hang:1", input: INPUT }), clock, 50)).status).toBe(504);
+    expect(
+      (await settleWithClock(post("/", { id: "hang:1", input: INPUT }), clock, 50)).status,
+    ).toBe(504);
     expect((await post("/", `{"id":"echo:1","input":"${INPUT}"`)).status).toBe(400);
     expect((await post("/", { id: "echo:1", input: INPUT.repeat(1000) })).status).toBe(413);
     // A container that died unseen under a warm task: the request is retried on a fresh one.
     backend.container(executor.tasks().find((t) => t.image === "echo:1")!.container_id!)!.exit(137);
-    expect((await post("/", { id: "echo:1", input: INPUT }, { "X-Request-Id": "retry-1" })).status).toBe(200);
-    expect((await post("/pause", undefined, { Authorization: `Bearer ${TOKEN}x` })).status).toBe(401);
+    expect(
+      (await post("/", { id: "echo:1", input: INPUT }, { "X-Request-Id": "retry-1" })).status,
+    ).toBe(200);
+    expect((await post("/pause", undefined, { Authorization: `Bearer ${TOKEN}x` })).status).toBe(
+      401,
+    );
     expect((await post("/pause", undefined, auth)).status).toBe(200);
     expect((await post("/update-config", { cpu: 2 }, auth)).status).toBe(200);
     expect((await post("/unpause", undefined, auth)).status).toBe(200);
@@ -135,13 +171,29 @@ describe("logs", () => {
       settings: { requestTimeoutMs: 50 },
       images: { "hang:1": { respond: () => never.promise } },
     });
-    await settleWithClock(app.request("/", { method: "POST", body: JSON.stringify({ id: "hang:1" }), headers: { "X-Request-Id": "req-timeout-1" } }), clock, 50);
+    await settleWithClock(
+      app.request("/", {
+        method: "POST",
+        body: JSON.stringify({ id: "hang:1" }),
+        headers: { "X-Request-Id": "req-timeout-1" },
+      }),
+      clock,
+      50,
+    );
     const warn = lines.map((l) => JSON.parse(l)).find((l) => l.level === "warn");
-    expect(warn).toMatchObject({ requestId: "req-timeout-1", code: "TASK_TIMEOUT", component: "http" });
+    expect(warn).toMatchObject({
+      requestId: "req-timeout-1",
+      code: "TASK_TIMEOUT",
+      component: "http",
+    });
 
     await app.request("/", { method: "POST", body: JSON.stringify({ id: "echo:1" }) });
     backend.container(executor.tasks().find((t) => t.image === "echo:1")!.container_id!)!.exit(137); // no event: found on forward
-    await app.request("/", { method: "POST", body: JSON.stringify({ id: "echo:1" }), headers: { "X-Request-Id": "req-retry-1" } });
+    await app.request("/", {
+      method: "POST",
+      body: JSON.stringify({ id: "echo:1" }),
+      headers: { "X-Request-Id": "req-retry-1" },
+    });
     // The engine logs through its own logger (the fake's here); its retry line names the request.
     const retry = logger.records.find((r) => r.msg === "Retrying on a fresh container");
     expect(retry?.fields).toMatchObject({ requestId: "req-retry-1", component: "executor" });
@@ -151,7 +203,16 @@ describe("logs", () => {
     const on = await loggedApp({ accessLog: true });
     await on.app.request("/health", { headers: { "X-Request-Id": "acc-1" } });
     const access = on.lines.map((l) => JSON.parse(l)).filter((l) => l.msg === "Request");
-    expect(access).toEqual([expect.objectContaining({ level: "debug", requestId: "acc-1", method: "GET", path: "/health", status: 200, outcome: "ok" })]);
+    expect(access).toEqual([
+      expect.objectContaining({
+        level: "debug",
+        requestId: "acc-1",
+        method: "GET",
+        path: "/health",
+        status: 200,
+        outcome: "ok",
+      }),
+    ]);
     const off = await loggedApp({ accessLog: false });
     await off.app.request("/health");
     expect(off.lines).toEqual([]);

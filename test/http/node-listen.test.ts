@@ -49,7 +49,10 @@ describe.skipIf("Deno" in globalThis)("listenNode", () => {
     expect(await get(await open(listening.port))).toMatch(/^HTTP\/1\.1 503 /);
     // Idle a second, the one idle longest gives way: a newcomer is served, the first goes.
     const port = listening.port;
-    await until(async () => (await get(await open(port))).startsWith("HTTP/1.1 200"), "a newcomer served");
+    await until(
+      async () => (await get(await open(port))).startsWith("HTTP/1.1 200"),
+      "a newcomer served",
+    );
     expect(handled).toBe(1);
     await firstClosed;
     expect(first.destroyed || first.readableEnded).toBe(true);
@@ -77,11 +80,17 @@ describe.skipIf("Deno" in globalThis)("listenNode", () => {
     release();
     // Both answered and kept alive, so idle again: once idle a second, a newcomer displaces one of them.
     const port = listening.port;
-    await until(async () => (await get(await open(port))).startsWith("HTTP/1.1 200"), "a newcomer served");
+    await until(
+      async () => (await get(await open(port))).startsWith("HTTP/1.1 200"),
+      "a newcomer served",
+    );
   });
 
   it("answers headers past Node's limit with 431 and closes the connection", async () => {
-    listening = await listenNode(new Hono().get("/", (c) => c.text("ok")), { port: 0, hostname: "127.0.0.1" });
+    listening = await listenNode(
+      new Hono().get("/", (c) => c.text("ok")),
+      { port: 0, hostname: "127.0.0.1" },
+    );
     const s = await open(listening.port);
     let got = "";
     s.on("data", (d) => (got += d));
@@ -93,7 +102,12 @@ describe.skipIf("Deno" in globalThis)("listenNode", () => {
 
   it("closes a connection whose request is not whole within requestReadTimeoutMs, with 408", async () => {
     const app = new Hono().post("/", async (c) => c.text(await c.req.text()));
-    listening = await listenNode(app, { port: 0, hostname: "127.0.0.1", requestReadTimeoutMs: 1000, headersTimeoutMs: 30_000 });
+    listening = await listenNode(app, {
+      port: 0,
+      hostname: "127.0.0.1",
+      requestReadTimeoutMs: 1000,
+      headersTimeoutMs: 30_000,
+    });
     const s = await open(listening.port);
     let got = "";
     s.on("data", (d) => (got += d));
@@ -107,18 +121,28 @@ describe.skipIf("Deno" in globalThis)("listenNode", () => {
 describe("a client that hangs up mid-body", () => {
   it("is a 499 CLIENT_CLOSED logged at info, not an internal error", async () => {
     const parts = await fakeExecutor();
-    const app = createApp({ executor: parts.executor, logger: parts.logger, maxBodyBytes: 1 << 20, onStop: () => {} });
+    const app = createApp({
+      executor: parts.executor,
+      logger: parts.logger,
+      maxBodyBytes: 1 << 20,
+      onStop: () => {},
+    });
     let handed = false;
-    const watched = { fetch: (req: Request, env: unknown) => ((handed = true), app.fetch(req, env)) } as unknown as typeof app;
+    const watched = {
+      fetch: (req: Request, env: unknown) => ((handed = true), app.fetch(req, env)),
+    } as unknown as typeof app;
     listening = await listenNode(watched, { port: 0, hostname: "127.0.0.1" });
     const s = await open(listening.port);
-    s.write("POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"id\":\"echo:1\",");
+    s.write(
+      'POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"id":"echo:1",',
+    );
     const records = parts.logger.records;
     // Hang up once the app has the request and is reading its body.
     for (let i = 0; i < 1000 && !handed; i++) await new Promise((r) => setTimeout(r, 2));
     expect(handed).toBe(true);
     s.destroy();
-    for (let i = 0; i < 1000 && !records.some((r) => /Client closed/.test(r.msg)); i++) await new Promise((r) => setTimeout(r, 5));
+    for (let i = 0; i < 1000 && !records.some((r) => /Client closed/.test(r.msg)); i++)
+      await new Promise((r) => setTimeout(r, 5));
     const closed = records.find((r) => /Client closed/.test(r.msg));
     expect(closed?.level).toBe("info");
     expect(records.filter((r) => r.level === "error" || r.level === "warn")).toEqual([]);
@@ -131,7 +155,13 @@ describe("the Host check on real connections", () => {
   it("follows the listener a connection reached: a loopback one refuses a rebound name even when another listener is beyond loopback", async () => {
     const parts = await fakeExecutor();
     // As in a container: listeners on loopback and on the container's address, one app.
-    const app = createApp({ executor: parts.executor, logger: parts.logger, maxBodyBytes: 1 << 20, onStop: () => {}, listenHost: "0.0.0.0" });
+    const app = createApp({
+      executor: parts.executor,
+      logger: parts.logger,
+      maxBodyBytes: 1 << 20,
+      onStop: () => {},
+      listenHost: "0.0.0.0",
+    });
     listening = await listenNode(app, { port: 0, hostname: "127.0.0.1" });
     const ask = async (host: string) => {
       const s = await open(listening!.port);

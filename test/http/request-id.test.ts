@@ -4,7 +4,8 @@ import { freshId, requestIdOf } from "../../src/http/request-id.ts";
 describe("request ids", () => {
   it("keeps the client's id when it is sane, and makes one otherwise", () => {
     expect(requestIdOf("abc-DEF_1=")).toBe("abc-DEF_1=");
-    for (const bad of [undefined, "", "a b", "x".repeat(256), ["a"], 7]) expect(requestIdOf(bad)).toMatch(/^[0-9a-f]{8}-/);
+    for (const bad of [undefined, "", "a b", "x".repeat(256), ["a"], 7])
+      expect(requestIdOf(bad)).toMatch(/^[0-9a-f]{8}-/);
     expect(requestIdOf("x".repeat(255))).toBe("x".repeat(255));
   });
 

@@ -22,7 +22,8 @@ const value = fc.oneof(
 );
 
 /** Mostly valid values, sometimes any value: bodies near the boundary of what is valid. */
-const mostly = <T>(valid: fc.Arbitrary<T>) => fc.oneof({ weight: 4, arbitrary: valid }, { weight: 1, arbitrary: value });
+const mostly = <T>(valid: fc.Arbitrary<T>) =>
+  fc.oneof({ weight: 4, arbitrary: valid }, { weight: 1, arbitrary: value });
 
 const body = fc.record(
   {

@@ -5,7 +5,10 @@ import { until } from "../support/until.ts";
 
 describe("status routes", () => {
   it("GET /stats keeps the original fields with their meaning (capacity clipped to the host)", async () => {
-    const { request } = await fakeApp({ host: new FakeHost(2, 1000), settings: { cpu: 4, memMB: 4096 } });
+    const { request } = await fakeApp({
+      host: new FakeHost(2, 1000),
+      settings: { cpu: 4, memMB: 4096 },
+    });
     await request("POST", "/", { id: "echo:1", resource: { cpu: 0.5, mem: 200 } });
     const s = (await request("GET", "/stats")).body;
     expect(s).toMatchObject({
@@ -29,7 +32,10 @@ describe("status routes", () => {
     backend.setUnavailable(true);
     backend.failEvents(new Error("connection reset"));
     await until(async () => (await request("GET", "/health")).status !== 200, "health to change");
-    expect(await request("GET", "/health")).toMatchObject({ status: 503, body: { engine: "unreachable" } });
+    expect(await request("GET", "/health")).toMatchObject({
+      status: 503,
+      body: { engine: "unreachable" },
+    });
   });
 
   it("GET /tasks lists warm tasks", async () => {
@@ -37,6 +43,13 @@ describe("status routes", () => {
     await request("POST", "/", { id: "echo:1", resource: { cpu: 1, mem: 64 } });
     const t = (await request("GET", "/tasks")).body.tasks;
     expect(t).toHaveLength(1);
-    expect(t[0]).toMatchObject({ image: "echo:1", cpu: 1, mem: 64, state: "ready", served: 1, in_flight: 0 });
+    expect(t[0]).toMatchObject({
+      image: "echo:1",
+      cpu: 1,
+      mem: 64,
+      state: "ready",
+      served: 1,
+      in_flight: 0,
+    });
   });
 });

@@ -20,10 +20,20 @@ describe("GET /ui", () => {
     const style = /<style>([\s\S]*?)<\/style>/.exec(html)![1]!;
     expect(csp).toContain(`script-src 'sha256-${sha(script)}'`);
     expect(csp).toContain(`style-src 'sha256-${sha(style)}'`);
-    expect(csp.split("; ")).toEqual(expect.arrayContaining(["default-src 'none'", "connect-src 'self'", "base-uri 'none'", "form-action 'none'", "frame-ancestors 'none'"]));
+    expect(csp.split("; ")).toEqual(
+      expect.arrayContaining([
+        "default-src 'none'",
+        "connect-src 'self'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+      ]),
+    );
     // Nothing from elsewhere: no URL with a scheme or a host in the page, no other script or style.
     // (The SVG namespace is a name, never fetched.)
-    expect(html.replaceAll('"http://www.w3.org/2000/svg"', "")).not.toMatch(/https?:\/\/|\/\/[a-z]/i);
+    expect(html.replaceAll('"http://www.w3.org/2000/svg"', "")).not.toMatch(
+      /https?:\/\/|\/\/[a-z]/i,
+    );
     expect(html.match(/<script/g)).toHaveLength(1);
     expect(html.match(/<style/g)).toHaveLength(1);
     // It reads and never writes.
@@ -38,8 +48,20 @@ describe("GET /requests", () => {
     await request("POST", "/", { id: "echo:1", resource: { cpu: 0.5, mem: 64 }, input: "one" });
     await request("POST", "/", { id: "echo:1", resource: { cpu: 0.5, mem: 64 }, input: "two" });
     await request("POST", "/", { id: "missing:1", input: "three" });
-    const body = (await (await app.request("/requests")).json()) as { requests: { image: string; key_hash: string; outcome: string; cold: boolean; ms: number; at: string }[] };
-    expect(body.requests.map((r) => [r.image, r.outcome, r.cold]), JSON.stringify(body.requests)).toEqual([
+    const body = (await (await app.request("/requests")).json()) as {
+      requests: {
+        image: string;
+        key_hash: string;
+        outcome: string;
+        cold: boolean;
+        ms: number;
+        at: string;
+      }[];
+    };
+    expect(
+      body.requests.map((r) => [r.image, r.outcome, r.cold]),
+      JSON.stringify(body.requests),
+    ).toEqual([
       ["echo:1", "ok", true],
       ["echo:1", "ok", false],
       ["missing:1", "IMAGE_NOT_FOUND", false],

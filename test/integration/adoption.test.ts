@@ -28,7 +28,11 @@ afterEach(async () => {
   for (const instance of instances.splice(0)) {
     // A killed executor's host rule first: nothing else may fail before it goes.
     for (const family of ["iptables", "ip6tables"]) {
-      for (let i = 0; i < 8 && spawnSync(family, ["-w", "5", "-D", "INPUT", ...ruleArgs(instance)]).status === 0; i++);
+      for (
+        let i = 0;
+        i < 8 && spawnSync(family, ["-w", "5", "-D", "INPUT", ...ruleArgs(instance)]).status === 0;
+        i++
+      );
     }
     // (An executor may still be removing some: "already in progress" is no failure here.)
     await until(() => {
@@ -66,7 +70,13 @@ async function start(config: Record<string, unknown>): Promise<ExecutorProcess> 
 }
 
 /** The host actor's request: the task's config.json as `resource`. */
-async function run(p: ExecutorProcess, id: string, cpu: number, input: string, extra: Record<string, unknown> = {}) {
+async function run(
+  p: ExecutorProcess,
+  id: string,
+  cpu: number,
+  input: string,
+  extra: Record<string, unknown> = {},
+) {
   const r = await p.post("/", { id, resource: { cpu, mem: 43 }, input, ...extra });
   expect(r.body).toEqual({ success: true, msg: input });
 }
@@ -79,13 +89,30 @@ interface TaskRow {
   network: { name: string };
 }
 const tasks = async (p: ExecutorProcess) => (await p.get("/tasks")).body.tasks as TaskRow[];
-const engineContainers = (instance: string) => docker(["ps", "-aq", "--no-trunc", "--filter", `label=${LABELS.instance}=${instance}`]).split("\n").filter(Boolean).sort();
-const engineNetworks = (instance: string) => docker(["network", "ls", "--format", "{{.Name}}", "--filter", `label=${LABELS.instance}=${instance}`]).split("\n").filter(Boolean).sort();
+const engineContainers = (instance: string) =>
+  docker(["ps", "-aq", "--no-trunc", "--filter", `label=${LABELS.instance}=${instance}`])
+    .split("\n")
+    .filter(Boolean)
+    .sort();
+const engineNetworks = (instance: string) =>
+  docker([
+    "network",
+    "ls",
+    "--format",
+    "{{.Name}}",
+    "--filter",
+    `label=${LABELS.instance}=${instance}`,
+  ])
+    .split("\n")
+    .filter(Boolean)
+    .sort();
 const percent = (used: number, of: number) => Math.round((used / of) * 1000) / 10;
 
 /** Whether this instance's host firewall rule is in INPUT. */
 function iptablesHas(instance: string): boolean {
-  return spawnSync("iptables", ["-w", "5", "-S", "INPUT"], { encoding: "utf8" }).stdout.includes(`meca-executor ${instance}`);
+  return spawnSync("iptables", ["-w", "5", "-S", "INPUT"], { encoding: "utf8" }).stdout.includes(
+    `meca-executor ${instance}`,
+  );
 }
 
 async function kill9(p: ExecutorProcess): Promise<void> {
@@ -117,9 +144,19 @@ describe("adoption at start-up", () => {
     expect(adopted.every((t) => t.state === "ready" && t.network.name !== "")).toBe(true);
     const stats = (await p2.get("/stats")).body;
     // The reservations add up: 0.9 cores and 129 MB, in percent of the capacity as /stats gives them.
-    expect(stats).toMatchObject({ tasks: 3, task_used_cpu: percent(0.9, stats.task_cpu), task_used_mem: percent(129, stats.task_mem) });
+    expect(stats).toMatchObject({
+      tasks: 3,
+      task_used_cpu: percent(0.9, stats.task_cpu),
+      task_used_mem: percent(129, stats.task_mem),
+    });
     for (const cpu of [0.2, 0.3, 0.4]) await run(p2, ECHO_IMAGE, cpu, `after the restart ${cpu}`);
-    expect(containerEvents({ since, labels: { [LABELS.instance]: instance }, actions: ["create", "start"] })).toEqual([]);
+    expect(
+      containerEvents({
+        since,
+        labels: { [LABELS.instance]: instance },
+        actions: ["create", "start"],
+      }),
+    ).toEqual([]);
     expect(p2.output()).toContain("Adopted tasks left by an earlier run");
 
     expect(await stop(p2, "SIGTERM")).toBe(0);
@@ -135,9 +172,17 @@ describe("adoption at start-up", () => {
     await run(p1, ECHO_IMAGE, 0.1, "in a microVM", { runtime: "microVM" });
     const rows = await tasks(p1);
     const echo = (cpu: number) => rows.find((t) => t.image === ECHO_IMAGE && t.cpu === cpu)!;
-    const starting = p1.post("/", { id: NEVER_READY_IMAGE, resource: { cpu: 0.1, mem: 43 }, input: "never" }).catch(() => undefined);
-    const startingId = async () => (await tasks(p1)).find((t) => t.image === NEVER_READY_IMAGE)?.container_id ?? "";
-    await until(async () => (await startingId()) !== "" && docker(["inspect", "-f", "{{.State.Running}}", await startingId()]).trim() === "true", "the never-ready task running, not ready");
+    const starting = p1
+      .post("/", { id: NEVER_READY_IMAGE, resource: { cpu: 0.1, mem: 43 }, input: "never" })
+      .catch(() => undefined);
+    const startingId = async () =>
+      (await tasks(p1)).find((t) => t.image === NEVER_READY_IMAGE)?.container_id ?? "";
+    await until(
+      async () =>
+        (await startingId()) !== "" &&
+        docker(["inspect", "-f", "{{.State.Running}}", await startingId()]).trim() === "true",
+      "the never-ready task running, not ready",
+    );
     await kill9(p1);
     await starting;
     const keep = echo(0.5).container_id;
@@ -149,15 +194,30 @@ describe("adoption at start-up", () => {
     // The executor serves once adoption is done; the rest goes while it serves.
     await until(() => engineContainers(instance).length === 1, "the leftovers not adopted removed");
     expect(engineContainers(instance)).toEqual([keep]);
-    await until(() => p2.output().includes("Removed task networks left by an earlier run"), "the leftover networks removed");
+    await until(
+      () => p2.output().includes("Removed task networks left by an earlier run"),
+      "the leftover networks removed",
+    );
     const out = p2.output();
-    for (const why of ["not in allowed_images", "no microVM_runtime is configured", "it is not running", "never saw it ready", "not on a task network of its own", "the capacity has no room for it"]) {
+    for (const why of [
+      "not in allowed_images",
+      "no microVM_runtime is configured",
+      "it is not running",
+      "never saw it ready",
+      "not on a task network of its own",
+      "the capacity has no room for it",
+    ]) {
       expect(out).toContain(why);
     }
     // Of the earlier run's networks only the adopted task's is left (the rest are this run's spares).
     expect(engineNetworks(instance)).toContain(echo(0.5).network.name);
-    for (const cpu of [0.2, 0.3, 0.4]) expect(engineNetworks(instance)).not.toContain(echo(cpu).network.name);
-    expect((await p2.get("/stats")).body).toMatchObject({ tasks: 1, task_cpu: 0.6, task_used_cpu: percent(0.5, 0.6) });
+    for (const cpu of [0.2, 0.3, 0.4])
+      expect(engineNetworks(instance)).not.toContain(echo(cpu).network.name);
+    expect((await p2.get("/stats")).body).toMatchObject({
+      tasks: 1,
+      task_cpu: 0.6,
+      task_used_cpu: percent(0.5, 0.6),
+    });
     expect(await stop(p2, "SIGTERM")).toBe(0);
     expect(engineContainers(instance)).toEqual([]);
     expect(engineNetworks(instance)).toEqual([]);
@@ -181,7 +241,8 @@ describe("keep_tasks_on_stop", () => {
     const closed = (await p1.get("/tasks")).body.host_firewall.state === "closed";
     expect(await stop(p1, "POST /stop")).toBe(0);
     expect(engineContainers(instance)).toEqual(before);
-    for (const id of before) expect(docker(["inspect", "-f", "{{.State.Running}}", id]).trim()).toBe("true");
+    for (const id of before)
+      expect(docker(["inspect", "-f", "{{.State.Running}}", id]).trim()).toBe("true");
     expect(engineNetworks(instance)).toEqual(nets);
     // The kept tasks stay behind the host rule until the next start takes it over.
     expect(iptablesHas(instance)).toBe(closed);
@@ -195,7 +256,13 @@ describe("keep_tasks_on_stop", () => {
 
     const p3 = await start({ instance });
     expect((await tasks(p3)).map((t) => t.container_id).sort()).toEqual(before);
-    expect(containerEvents({ since, labels: { [LABELS.instance]: instance }, actions: ["create", "start"] })).toEqual([]);
+    expect(
+      containerEvents({
+        since,
+        labels: { [LABELS.instance]: instance },
+        actions: ["create", "start"],
+      }),
+    ).toEqual([]);
     expect(await stop(p3, "SIGTERM")).toBe(0);
     expect(engineContainers(instance)).toEqual([]);
     expect(engineNetworks(instance)).toEqual([]);

@@ -33,7 +33,9 @@ beforeAll(async () => {
   execFileSync("chmod", ["755", binary]);
   emptyPath = join(dir, "empty-bin");
   mkdirSync(emptyPath);
-  nvml = execFileSync("sh", [new URL("../fixtures/nvml/build.sh", import.meta.url).pathname], { encoding: "utf8" }).trim();
+  nvml = execFileSync("sh", [new URL("../fixtures/nvml/build.sh", import.meta.url).pathname], {
+    encoding: "utf8",
+  }).trim();
 });
 
 afterEach(() => {
@@ -53,7 +55,11 @@ async function startBare(name: string, config: Record<string, unknown>) {
   const configFile = join(dir, `${name}.yaml`);
   writeFileSync(configFile, configYaml({ instance, port, log_format: "json", ...config }));
   const log: string[] = [];
-  const child = spawn(binary, ["--config", configFile], { cwd: join(dir, "bare"), env: { PATH: emptyPath, TMPDIR: tmp }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(binary, ["--config", configFile], {
+    cwd: join(dir, "bare"),
+    env: { PATH: emptyPath, TMPDIR: tmp },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   running.push(child);
   child.stdout!.on("data", (d: Buffer) => log.push(d.toString()));
   child.stderr!.on("data", (d: Buffer) => log.push(d.toString()));
@@ -72,7 +78,10 @@ describe("dist/meca-executor", () => {
 
   it("serves bare, binds NVML with koffi from its embedded asset, and POST /stop removes its tasks and exits 0", async () => {
     const x = await startBare("stop", { has_gpu: true, nvml_library: nvml });
-    const stats = (await (await fetch(`${x.base}/stats`)).json()) as { gpu_model: string; task_gpu: number };
+    const stats = (await (await fetch(`${x.base}/stats`)).json()) as {
+      gpu_model: string;
+      task_gpu: number;
+    };
     expect(stats).toMatchObject({ gpu_model: "NVIDIA Fake A100", task_gpu: 2 });
     // koffi.node was unpacked into a private folder under TMPDIR, loaded, and deleted.
     expect(readdirSync(x.tmp)).toEqual([]);
@@ -86,20 +95,32 @@ describe("dist/meca-executor", () => {
 
   it("removes its task containers and exits 0 on SIGTERM", async () => {
     const x = await startBare("sigterm", {});
-    expect((await post(`${x.base}/`, { id: ECHO_IMAGE, resource, input: "then SIGTERM" })).status).toBe(200);
+    expect(
+      (await post(`${x.base}/`, { id: ECHO_IMAGE, resource, input: "then SIGTERM" })).status,
+    ).toBe(200);
     expect(taskContainers(x.instance)).toHaveLength(1);
     x.child.kill("SIGTERM");
     expect(await x.exit).toBe(0);
     expect(taskContainers(x.instance)).toEqual([]);
-    const lines = x.log.join("").trim().split("\n").map((l) => JSON.parse(l) as { msg: string });
+    const lines = x.log
+      .join("")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { msg: string });
     expect(lines.map((l) => l.msg)).toContain("Stopped");
   });
 
   it("loads koffi from its embedded asset only, never from a node_modules on disk", () => {
     const configFile = join(dir, "doctor.yaml");
-    writeFileSync(configFile, configYaml({ instance: `binary-doctor-${process.pid}`, has_gpu: true, nvml_library: nvml }));
+    writeFileSync(
+      configFile,
+      configYaml({ instance: `binary-doctor-${process.pid}`, has_gpu: true, nvml_library: nvml }),
+    );
     const doctor = (tmp: string) =>
-      spawnSync(binary, ["doctor", "--config", configFile], { env: { PATH: emptyPath, TMPDIR: tmp }, encoding: "utf8" }).stdout;
+      spawnSync(binary, ["doctor", "--config", configFile], {
+        env: { PATH: emptyPath, TMPDIR: tmp },
+        encoding: "utf8",
+      }).stdout;
     const tmp = join(dir, "tmp-doctor");
     mkdirSync(tmp);
     expect(doctor(tmp)).toMatch(/\[ok +\] nvml .*loaded: driver 550\.54\.15, 2 GPU\(s\)/);
@@ -114,7 +135,11 @@ describe("dist/meca-executor", () => {
     let status = 0;
     let stderr = "";
     try {
-      execFileSync(binary, ["--config", bad], { env: { PATH: emptyPath }, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+      execFileSync(binary, ["--config", bad], {
+        env: { PATH: emptyPath },
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "pipe"],
+      });
     } catch (err) {
       status = (err as { status: number }).status;
       stderr = String((err as { stderr: unknown }).stderr);

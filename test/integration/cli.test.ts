@@ -25,7 +25,8 @@ describe("the meca-executor command", () => {
     expect(await runCli(["--version"])).toEqual({ code: 0, out: `${pkg.version}\n` });
     const help = await runCli(["--help"]);
     expect(help.code).toBe(0);
-    for (const flag of ["--config", "--port", "--host", "--log-format", "doctor"]) expect(help.out).toContain(flag);
+    for (const flag of ["--config", "--port", "--host", "--log-format", "doctor"])
+      expect(help.out).toContain(flag);
   });
 
   it("stops at start-up on a bad config, naming the key and the reason", async () => {
@@ -89,7 +90,9 @@ describe("the meca-executor command", () => {
     try {
       expect(second.output()).toContain("Adopted tasks left by an earlier run");
       expect(instanceContainers(instance)).toBe(left);
-      expect((await second.post("/", { id: ECHO_IMAGE, resource: small, input: "again" })).body).toEqual({ success: true, msg: "again" });
+      expect(
+        (await second.post("/", { id: ECHO_IMAGE, resource: small, input: "again" })).body,
+      ).toEqual({ success: true, msg: "again" });
     } finally {
       // Stopped at once, maybe while it still sweeps the first one's networks: it finishes first.
       second.child.kill("SIGTERM");

@@ -9,10 +9,25 @@ import { describe, expect, it } from "vitest";
 
 describe("under Deno on the real engine", () => {
   it("the backend contract passes over Deno's transport, and the executor serves through Deno.serve", async () => {
-    const child = spawn("npx", ["deno", "run", "-A", "npm:vitest", "run", "--project", "unit", "--reporter", "verbose", "test/deno/real-engine.test.ts"], {
-      env: { ...process.env, MECA_DENO_REAL_ENGINE: "1", NO_COLOR: "1", FORCE_COLOR: "0" },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    const child = spawn(
+      "npx",
+      [
+        "deno",
+        "run",
+        "-A",
+        "npm:vitest",
+        "run",
+        "--project",
+        "unit",
+        "--reporter",
+        "verbose",
+        "test/deno/real-engine.test.ts",
+      ],
+      {
+        env: { ...process.env, MECA_DENO_REAL_ENGINE: "1", NO_COLOR: "1", FORCE_COLOR: "0" },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
     let out = "";
     child.stdout.on("data", (d) => (out += d));
     child.stderr.on("data", (d) => (out += d));

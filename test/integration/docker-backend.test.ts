@@ -26,7 +26,13 @@ import {
   TEST_LABEL,
 } from "../support/fixtures.ts";
 
-const images = { echo: ECHO_IMAGE, crash: CRASH_IMAGE, neverReady: NEVER_READY_IMAGE, missing: `${REGISTRY}/meca-test/missing:1`, pullable: PULLED_IMAGE };
+const images = {
+  echo: ECHO_IMAGE,
+  crash: CRASH_IMAGE,
+  neverReady: NEVER_READY_IMAGE,
+  missing: `${REGISTRY}/meca-test/missing:1`,
+  pullable: PULLED_IMAGE,
+};
 /** What the real engine does outside the backend: `docker kill`, `docker image rm`. */
 const outside = {
   kill: async (id: string) => void docker(["kill", id]),
@@ -45,7 +51,12 @@ containerBackendContract("DockerBackend over node:http", async () => {
     controlled: async () => {
       const front = await startEngineFront(scratchDir("meca-engine-front-"));
       const other = await createDockerBackend({ DOCKER_HOST: `unix://${front.socketPath}` });
-      return { backend: other, endStreams: front.endStreams, goAway: front.goAway, cleanup: async () => void (await Promise.all([other.close(), front.close()])) };
+      return {
+        backend: other,
+        endStreams: front.endStreams,
+        goAway: front.goAway,
+        cleanup: async () => void (await Promise.all([other.close(), front.close()])),
+      };
     },
     cleanup: async () => void (await Promise.all([backend.close(), client.close()])),
   };
@@ -59,11 +70,21 @@ containerBackendContract("DockerBackend over dockerode", async () => {
     client,
     images,
     ...outside,
-    unreachable: async () => new DockerBackend(new DockerodeApi(new Docker({ socketPath: "/tmp/meca-no-such-docker.sock" }), "dockerode")),
+    unreachable: async () =>
+      new DockerBackend(
+        new DockerodeApi(new Docker({ socketPath: "/tmp/meca-no-such-docker.sock" }), "dockerode"),
+      ),
     controlled: async () => {
       const front = await startEngineFront(scratchDir("meca-engine-front-"));
-      const other = new DockerBackend(new DockerodeApi(new Docker({ socketPath: front.socketPath }), "dockerode"));
-      return { backend: other, endStreams: front.endStreams, goAway: front.goAway, cleanup: async () => void (await Promise.all([other.close(), front.close()])) };
+      const other = new DockerBackend(
+        new DockerodeApi(new Docker({ socketPath: front.socketPath }), "dockerode"),
+      );
+      return {
+        backend: other,
+        endStreams: front.endStreams,
+        goAway: front.goAway,
+        cleanup: async () => void (await Promise.all([other.close(), front.close()])),
+      };
     },
     cleanup: async () => void (await Promise.all([backend.close(), client.close()])),
   };
@@ -128,12 +149,23 @@ describe("DockerBackend on the real engine", () => {
 
   it("create() passes the runtime, GPU device requests, the SGX device and the AESM folder as a bind mount, and the network", async () => {
     const aesmd = scratchDir("meca-aesmd-");
-    const id = await backend.create(spec({ runtime: "runsc", gpus: ["GPU-a", "GPU-b"], sgx: { device: "/dev/null", aesmdPath: aesmd }, network: "bridge" }));
+    const id = await backend.create(
+      spec({
+        runtime: "runsc",
+        gpus: ["GPU-a", "GPU-b"],
+        sgx: { device: "/dev/null", aesmdPath: aesmd },
+        network: "bridge",
+      }),
+    );
     const { HostConfig: hc } = await rawInspect(id);
     expect(hc).toMatchObject({
       Runtime: "runsc",
-      DeviceRequests: [{ Driver: "nvidia", DeviceIDs: ["GPU-a", "GPU-b"], Capabilities: [["gpu"]] }],
-      Devices: [{ PathOnHost: "/dev/null", PathInContainer: "/dev/sgx/enclave", CgroupPermissions: "rwm" }],
+      DeviceRequests: [
+        { Driver: "nvidia", DeviceIDs: ["GPU-a", "GPU-b"], Capabilities: [["gpu"]] },
+      ],
+      Devices: [
+        { PathOnHost: "/dev/null", PathInContainer: "/dev/sgx/enclave", CgroupPermissions: "rwm" },
+      ],
       Mounts: [{ Type: "bind", Source: aesmd, Target: "/var/run/aesmd" }],
       NetworkMode: "bridge",
     });
@@ -142,18 +174,26 @@ describe("DockerBackend on the real engine", () => {
   });
 
   it("create() of an SGX task whose AESM folder is missing is a 400 naming the folder, with the engine's reason", async () => {
-    const err = await backend.create(spec({ sgx: { device: "/dev/null", aesmdPath: "/nonexistent/aesmd" } })).catch((e: unknown) => e);
+    const err = await backend
+      .create(spec({ sgx: { device: "/dev/null", aesmdPath: "/nonexistent/aesmd" } }))
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(BadRequestError);
     expect(err).toMatchObject({ code: "SGX_UNAVAILABLE", field: "use_sgx" });
-    expect((err as Error).message).toContain('the AESM socket folder "/nonexistent/aesmd" does not exist where tasks run');
+    expect((err as Error).message).toContain(
+      'the AESM socket folder "/nonexistent/aesmd" does not exist where tasks run',
+    );
     expect((err as Error).message).toContain("bind source path does not exist");
   });
 
   it("start() of a task whose SGX device or GPUs the engine cannot give is a 400 naming them, with the engine's reason", async () => {
-    const sgx = await backend.create(spec({ sgx: { device: "/nonexistent/enclave", aesmdPath: tmpdir() } }));
+    const sgx = await backend.create(
+      spec({ sgx: { device: "/nonexistent/enclave", aesmdPath: tmpdir() } }),
+    );
     const e1 = await backend.start(sgx).catch((e: unknown) => e);
     expect(e1).toMatchObject({ code: "SGX_UNAVAILABLE", field: "use_sgx" });
-    expect((e1 as Error).message).toContain('the SGX device "/nonexistent/enclave" is not available where tasks run');
+    expect((e1 as Error).message).toContain(
+      'the SGX device "/nonexistent/enclave" is not available where tasks run',
+    );
     const gpu = await backend.create(spec({ gpus: ["GPU-fa4e0000-0000-4000-8000-000000000000"] }));
     const e2 = await backend.start(gpu).catch((e: unknown) => e);
     expect(e2).toMatchObject({ code: "GPU_UNAVAILABLE", field: "resource.use_gpu" });
@@ -162,7 +202,9 @@ describe("DockerBackend on the real engine", () => {
   });
 
   it("an engine that does not answer gives EngineUnavailableError", async () => {
-    const nowhere = await createDockerBackend({ DOCKER_HOST: "unix:///tmp/meca-no-such-docker.sock" });
+    const nowhere = await createDockerBackend({
+      DOCKER_HOST: "unix:///tmp/meca-no-such-docker.sock",
+    });
     await expect(nowhere.info()).rejects.toBeInstanceOf(EngineUnavailableError);
     await expect(nowhere.list(labels)).rejects.toBeInstanceOf(EngineUnavailableError);
     await nowhere.close();

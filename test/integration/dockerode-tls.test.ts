@@ -16,7 +16,13 @@ import { createDockerBackend } from "../../src/platform/docker/create-backend.ts
 import { UndiciTaskClient } from "../../src/platform/task-client.ts";
 import { containerBackendContract } from "../contract/container-backend.contract.ts";
 import { docker, dockerEndpoint } from "../support/docker-env.ts";
-import { CRASH_IMAGE, ECHO_IMAGE, NEVER_READY_IMAGE, PULLED_IMAGE, REGISTRY } from "../support/fixtures.ts";
+import {
+  CRASH_IMAGE,
+  ECHO_IMAGE,
+  NEVER_READY_IMAGE,
+  PULLED_IMAGE,
+  REGISTRY,
+} from "../support/fixtures.ts";
 
 let certDir: string;
 let server: Server;
@@ -37,7 +43,12 @@ beforeAll(async () => {
     },
     (req, res) => {
       const upstream = httpRequest(
-        { socketPath: endpoint.socketPath, path: req.url, method: req.method, headers: req.headers },
+        {
+          socketPath: endpoint.socketPath,
+          path: req.url,
+          method: req.method,
+          headers: req.headers,
+        },
         (up) => {
           res.writeHead(up.statusCode ?? 502, up.headers);
           res.flushHeaders();
@@ -59,7 +70,11 @@ afterAll(async () => {
   if (certDir) rmSync(certDir, { recursive: true, force: true });
 });
 
-const tlsEnv = () => ({ DOCKER_HOST: `tcp://127.0.0.1:${port}`, DOCKER_TLS_VERIFY: "1", DOCKER_CERT_PATH: certDir });
+const tlsEnv = () => ({
+  DOCKER_HOST: `tcp://127.0.0.1:${port}`,
+  DOCKER_TLS_VERIFY: "1",
+  DOCKER_CERT_PATH: certDir,
+});
 
 containerBackendContract("DockerBackend over dockerode with TLS", async () => {
   const backend = await createDockerBackend(tlsEnv());
@@ -67,7 +82,13 @@ containerBackendContract("DockerBackend over dockerode with TLS", async () => {
   return {
     backend,
     client,
-    images: { echo: ECHO_IMAGE, crash: CRASH_IMAGE, neverReady: NEVER_READY_IMAGE, missing: `${REGISTRY}/meca-test/missing:1`, pullable: PULLED_IMAGE },
+    images: {
+      echo: ECHO_IMAGE,
+      crash: CRASH_IMAGE,
+      neverReady: NEVER_READY_IMAGE,
+      missing: `${REGISTRY}/meca-test/missing:1`,
+      pullable: PULLED_IMAGE,
+    },
     kill: async (id) => void docker(["kill", id]),
     removeImage: async (ref) => void docker(["image", "rm", "--force", ref]),
     // A TLS front on a port nobody listens on any more.
@@ -96,21 +117,69 @@ describe("createDockerBackend() with TLS", () => {
   });
 
   it("says the engine is unavailable when the certificate folder cannot be read", async () => {
-    await expect(createDockerBackend({ ...tlsEnv(), DOCKER_CERT_PATH: join(certDir, "missing") })).rejects.toBeInstanceOf(
-      EngineUnavailableError,
-    );
+    await expect(
+      createDockerBackend({ ...tlsEnv(), DOCKER_CERT_PATH: join(certDir, "missing") }),
+    ).rejects.toBeInstanceOf(EngineUnavailableError);
   });
 });
 
 /** A CA, a server certificate for 127.0.0.1 and a client certificate, named as Docker expects. */
 function makeCertificates(dir: string): void {
-  const ssl = (...args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
-  ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=meca-test-ca", "-keyout", "ca-key.pem", "-out", "ca.pem");
-  writeFileSync(join(dir, "server.ext"), "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n");
+  const ssl = (...args: string[]) =>
+    execFileSync("openssl", args, { cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
+  ssl(
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-days",
+    "1",
+    "-subj",
+    "/CN=meca-test-ca",
+    "-keyout",
+    "ca-key.pem",
+    "-out",
+    "ca.pem",
+  );
+  writeFileSync(
+    join(dir, "server.ext"),
+    "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+  );
   writeFileSync(join(dir, "client.ext"), "extendedKeyUsage=clientAuth\n");
-  for (const [name, ext] of [["server", "server.ext"], ["client", "client.ext"]] as const) {
-    ssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", `/CN=${name}`, "-keyout", `${name}-key.pem`, "-out", `${name}.csr`);
-    ssl("x509", "-req", "-in", `${name}.csr`, "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial", "-days", "1", "-extfile", ext, "-out", `${name}-cert.pem`);
+  for (const [name, ext] of [
+    ["server", "server.ext"],
+    ["client", "client.ext"],
+  ] as const) {
+    ssl(
+      "req",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-subj",
+      `/CN=${name}`,
+      "-keyout",
+      `${name}-key.pem`,
+      "-out",
+      `${name}.csr`,
+    );
+    ssl(
+      "x509",
+      "-req",
+      "-in",
+      `${name}.csr`,
+      "-CA",
+      "ca.pem",
+      "-CAkey",
+      "ca-key.pem",
+      "-CAcreateserial",
+      "-days",
+      "1",
+      "-extfile",
+      ext,
+      "-out",
+      `${name}-cert.pem`,
+    );
   }
   // Docker's names for the client side: ca.pem, cert.pem, key.pem.
   writeFileSync(join(dir, "cert.pem"), readFileSync(join(dir, "client-cert.pem")));

@@ -27,11 +27,17 @@ describe("meca-executor doctor", () => {
     // A stand-in for the NVIDIA container toolkit's hook, so GPU containers count as possible.
     const bin = join(dir, "bin");
     mkdirSync(bin, { recursive: true });
-    writeFileSync(join(bin, "nvidia-container-runtime-hook"), "#!/bin/sh\nexit 0\n", { mode: 0o755 });
+    writeFileSync(join(bin, "nvidia-container-runtime-hook"), "#!/bin/sh\nexit 0\n", {
+      mode: 0o755,
+    });
     const r = await runCli(["doctor", "--config", file], { PATH: `${bin}:${process.env.PATH}` });
     expect(r.code, r.out).toBe(0);
-    expect(r.out).toContain(`NVIDIA container hook at "${join(bin, "nvidia-container-runtime-hook")}"`);
-    expect(r.out).toMatch(/Docker \d+\.\d+.* \(API 1\.\d+\) over unix:\/\/\/var\/run\/docker\.sock/);
+    expect(r.out).toContain(
+      `NVIDIA container hook at "${join(bin, "nvidia-container-runtime-hook")}"`,
+    );
+    expect(r.out).toMatch(
+      /Docker \d+\.\d+.* \(API 1\.\d+\) over unix:\/\/\/var\/run\/docker\.sock/,
+    );
     expect(r.out).toContain('microVM_runtime "runsc" is registered');
     expect(r.out).toMatch(/runtimes: .*runsc/);
     expect(r.out).toContain("SGX device");
@@ -41,7 +47,9 @@ describe("meca-executor doctor", () => {
   });
 
   it("exits non-zero and says what to install when something asked for is missing", async () => {
-    const file = config(`microVM_runtime: kata\nhas_gpu: true\nnvml_library: /nonexistent/libnvidia-ml.so.1\nsgx:\n  enable: true\n  sgx_device: ${join(dir, "nope")}\n`);
+    const file = config(
+      `microVM_runtime: kata\nhas_gpu: true\nnvml_library: /nonexistent/libnvidia-ml.so.1\nsgx:\n  enable: true\n  sgx_device: ${join(dir, "nope")}\n`,
+    );
     const r = await runCli(["doctor", "--config", file]);
     expect(r.code).toBe(1);
     expect(r.out).toContain('"kata" is not registered');
@@ -53,17 +61,35 @@ describe("meca-executor doctor", () => {
 
   it("says how the host is protected from tasks: the disk bound and who holds it, free space, logs, I/O weight, the host firewall", async () => {
     const r = await runCli(["doctor", "--config", config("instance: doctor-host\n")]);
-    expect(r.out).toMatch(/\[ok {2}\] disk +task_disk_mb 1024 MB per task, held by the (executor \(a check each 0\.5 s\)|engine): /);
-    expect(r.out).toMatch(/\[ok {2}\] free +the engine's data root \S+ has \d+ MB free; new starts stop below min_free_disk_mb \(2048 MB\)/);
+    expect(r.out).toMatch(
+      /\[ok {2}\] disk +task_disk_mb 1024 MB per task, held by the (executor \(a check each 0\.5 s\)|engine): /,
+    );
+    expect(r.out).toMatch(
+      /\[ok {2}\] free +the engine's data root \S+ has \d+ MB free; new starts stop below min_free_disk_mb \(2048 MB\)/,
+    );
     expect(r.out).toMatch(/\[ok {2}\] logs +task logs: json-file, rotated/);
     expect(r.out).toMatch(/\[(ok {2}|WARN)\] io +disk I\/O: /);
-    expect(r.out).toMatch(/\[ok {2}\] firewall a start closes the host to tasks: it inserts "-i mecat\+ \.\.\. -j REJECT" into INPUT/);
-    const weak = await runCli(["doctor", "--config", config("task_disk_mb: 0\nmin_free_disk_mb: 99999999\ntask_host_firewall: off\n")]);
+    expect(r.out).toMatch(
+      /\[ok {2}\] firewall a start closes the host to tasks: it inserts "-i mecat\+ \.\.\. -j REJECT" into INPUT/,
+    );
+    const weak = await runCli([
+      "doctor",
+      "--config",
+      config("task_disk_mb: 0\nmin_free_disk_mb: 99999999\ntask_host_firewall: off\n"),
+    ]);
     expect(weak.code).toBe(0); // warnings, not failures
-    expect(weak.out).toMatch(/\[WARN\] disk +task_disk_mb: 0: a task's writable layer is unbounded/);
-    expect(weak.out).toMatch(/\[WARN\] free +the engine's data root \S+ has \d+ MB free; new starts stop below min_free_disk_mb \(99999999 MB\)/);
-    expect(weak.out).toMatch(/\[WARN\] firewall task_host_firewall: off: tasks can connect to every address of the host/);
-    expect(weak.out).toContain("fix: set task_host_firewall: auto, or run once as root: iptables -I INPUT -i mecat+ -m conntrack ! --ctstate ESTABLISHED,RELATED -j REJECT && ip6tables -I INPUT");
+    expect(weak.out).toMatch(
+      /\[WARN\] disk +task_disk_mb: 0: a task's writable layer is unbounded/,
+    );
+    expect(weak.out).toMatch(
+      /\[WARN\] free +the engine's data root \S+ has \d+ MB free; new starts stop below min_free_disk_mb \(99999999 MB\)/,
+    );
+    expect(weak.out).toMatch(
+      /\[WARN\] firewall task_host_firewall: off: tasks can connect to every address of the host/,
+    );
+    expect(weak.out).toContain(
+      "fix: set task_host_firewall: auto, or run once as root: iptables -I INPUT -i mecat+ -m conntrack ! --ctstate ESTABLISHED,RELATED -j REJECT && ip6tables -I INPUT",
+    );
   });
 
   it("takes the original executor's -config FILE", async () => {
@@ -85,12 +111,22 @@ describe("meca-executor doctor", () => {
 
   it("shows the isolation in force, and warns when the API listens where task networks reach it", async () => {
     const safe = await runCli(["doctor", "--config", config("instance: doctor-iso\n")]);
-    expect(safe.out).toMatch(/\[ok {2}\] network +isolation: each task on a network of its own, without egress, from 10\.201\.0\.0\/16; \d+ task network\(s\) now/);
-    expect(safe.out).toMatch(/\[ok {2}\] api +the API is out of the tasks' reach \(loopback on the host\)/);
+    expect(safe.out).toMatch(
+      /\[ok {2}\] network +isolation: each task on a network of its own, without egress, from 10\.201\.0\.0\/16; \d+ task network\(s\) now/,
+    );
+    expect(safe.out).toMatch(
+      /\[ok {2}\] api +the API is out of the tasks' reach \(loopback on the host\)/,
+    );
     const open = await runCli(["doctor", "--config", config("host: 0.0.0.0\nnetwork: publish\n")]);
-    expect(open.out).toMatch(/\[ok {2}\] network +isolation: none \(tasks share Docker's default bridge: weaker\)/);
-    expect(open.out).toMatch(/\[WARN\] api +the API listens on "0\.0\.0\.0" on the host's side: tasks can connect to it through their network's gateway/);
-    expect(open.out).toContain("fix: listen on 127.0.0.1, or add the firewall rule in the README (Isolation)");
+    expect(open.out).toMatch(
+      /\[ok {2}\] network +isolation: none \(tasks share Docker's default bridge: weaker\)/,
+    );
+    expect(open.out).toMatch(
+      /\[WARN\] api +the API listens on "0\.0\.0\.0" on the host's side: tasks can connect to it through their network's gateway/,
+    );
+    expect(open.out).toContain(
+      "fix: listen on 127.0.0.1, or add the firewall rule in the README (Isolation)",
+    );
     expect(open.code).toBe(0); // a warning, not a failure
   });
 

@@ -16,7 +16,8 @@ afterEach(async () => {
 describe("faults survived on the real engine", () => {
   it("a task container killed behind the executor's back leaves the pool at once; the next request starts a fresh one", async () => {
     h = await startExecutor();
-    const first = (await h.execute({ id: ECHO_IMAGE, resource: small, input: taskBody.whoami })).body.msg;
+    const first = (await h.execute({ id: ECHO_IMAGE, resource: small, input: taskBody.whoami }))
+      .body.msg;
     const [task] = h.executor.tasks();
     docker(["kill", task!.container_id!]);
     await until(() => h!.executor.tasks().length === 0, "dead task left the pool");
@@ -32,13 +33,20 @@ describe("faults survived on the real engine", () => {
     const oom = await h.execute({ id: ECHO_IMAGE, resource: small, input: taskBody.oom });
     expect(oom.status).toBe(502);
     await until(() => h!.executor.tasks().length === 0, "OOM-killed task left the pool");
-    expect(h.logger.records.some((l) => l.msg === "Removing task" && /memory|stopped/.test(String(l.fields.reason)))).toBe(true);
-    expect((await h.execute({ id: ECHO_IMAGE, resource: small, input: "after" })).body.msg).toBe("after");
+    expect(
+      h.logger.records.some(
+        (l) => l.msg === "Removing task" && /memory|stopped/.test(String(l.fields.reason)),
+      ),
+    ).toBe(true);
+    expect((await h.execute({ id: ECHO_IMAGE, resource: small, input: "after" })).body.msg).toBe(
+      "after",
+    );
   });
 
   it("a request to a task whose container just died is served by a fresh container", async () => {
     h = await startExecutor();
-    const first = (await h.execute({ id: ECHO_IMAGE, resource: small, input: taskBody.whoami })).body.msg;
+    const first = (await h.execute({ id: ECHO_IMAGE, resource: small, input: taskBody.whoami }))
+      .body.msg;
     const [task] = h.executor.tasks();
     docker(["stop", "-t", "0", task!.container_id!]);
     const r = await h.execute({ id: ECHO_IMAGE, resource: small, input: taskBody.whoami });
@@ -50,14 +58,26 @@ describe("faults survived on the real engine", () => {
     const ex = await spawnExecutor();
     try {
       await ex.post("/", { id: ECHO_IMAGE, resource: small, input: "warm" });
-      const req = httpRequest(`${ex.base}/`, { method: "POST", headers: { "content-type": "application/json" } });
+      const req = httpRequest(`${ex.base}/`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+      });
       req.on("error", () => {});
       req.end(JSON.stringify({ id: ECHO_IMAGE, resource: small, input: taskBody.sleep(60_000) }));
-      await until(async () => (await ex.get("/tasks")).body.tasks[0]?.in_flight === 1, "request in flight");
+      await until(
+        async () => (await ex.get("/tasks")).body.tasks[0]?.in_flight === 1,
+        "request in flight",
+      );
       req.destroy();
       // The task would sleep a minute: the count must drop because the client went away, not because it answered.
-      await until(async () => (await ex.get("/tasks")).body.tasks[0]?.in_flight === 0, "in-flight count back to 0", 10_000);
-      expect((await ex.post("/", { id: ECHO_IMAGE, resource: small, input: "next" })).body.msg).toBe("next");
+      await until(
+        async () => (await ex.get("/tasks")).body.tasks[0]?.in_flight === 0,
+        "in-flight count back to 0",
+        10_000,
+      );
+      expect(
+        (await ex.post("/", { id: ECHO_IMAGE, resource: small, input: "next" })).body.msg,
+      ).toBe("next");
     } finally {
       ex.child.kill("SIGTERM");
       await ex.exited;
@@ -68,15 +88,24 @@ describe("faults survived on the real engine", () => {
 describe("the Docker engine going away", () => {
   it("answers 503 while dockerd is down, says so on /health, and recovers by itself", async () => {
     h = await startExecutor();
-    expect((await h.execute({ id: ECHO_IMAGE, resource: small, input: "before" })).status).toBe(200);
+    expect((await h.execute({ id: ECHO_IMAGE, resource: small, input: "before" })).status).toBe(
+      200,
+    );
 
     const pid = Number(readFileSync("/var/run/docker.pid", "utf8").trim());
     process.kill(pid, "SIGTERM");
     await until(async () => !(await pingDocker()), "dockerd stopped", 60_000);
     try {
-      await until(async () => (await h!.call("GET", "/health")).status === 503, "health says unreachable");
+      await until(
+        async () => (await h!.call("GET", "/health")).status === 503,
+        "health says unreachable",
+      );
       expect((await h.call("GET", "/health")).body.engine).toBe("unreachable");
-      const during = await h.execute({ id: ECHO_IMAGE, resource: { cpu: 0.2, mem: 32 }, input: "during" });
+      const during = await h.execute({
+        id: ECHO_IMAGE,
+        resource: { cpu: 0.2, mem: 32 },
+        input: "during",
+      });
       expect(during.status).toBe(503);
       expect(during.body.error).toBe("ENGINE_UNAVAILABLE");
       expect(during.headers.get("retry-after")).toBeTruthy();
@@ -84,7 +113,11 @@ describe("the Docker engine going away", () => {
     } finally {
       await ensureDocker();
     }
-    await until(async () => (await h!.call("GET", "/health")).status === 200, "health ok again", 30_000);
+    await until(
+      async () => (await h!.call("GET", "/health")).status === 200,
+      "health ok again",
+      30_000,
+    );
     // The old container died with the engine: the pool notices and starts a fresh one.
     const after = await h.execute({ id: ECHO_IMAGE, resource: small, input: "after" });
     expect(after).toMatchObject({ status: 200, body: { msg: "after" } });

@@ -36,7 +36,16 @@ afterAll(() => {
 
 /** Starts `image` detached with 8080 published on loopback; returns its id and base URL. */
 function run(image: string, args: string[] = []): { id: string; url: string } {
-  const id = docker(["run", "-d", "--label", "meca.test=1", "-p", "127.0.0.1::8080", ...args, image]).trim();
+  const id = docker([
+    "run",
+    "-d",
+    "--label",
+    "meca.test=1",
+    "-p",
+    "127.0.0.1::8080",
+    ...args,
+    image,
+  ]).trim();
   started.push(id);
   return {
     id,
@@ -55,7 +64,11 @@ function logLines(id: string): string[] {
 }
 
 /** Polls `probe` until it returns a value, or fails after `timeoutMs`. */
-async function eventually<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 20_000): Promise<T> {
+async function eventually<T>(
+  what: string,
+  probe: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 20_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -82,8 +95,16 @@ const waitForServing = (url: string) =>
     return res.ok ? await res.text() : undefined;
   });
 
-async function post(url: string, body: string, path = "/"): Promise<{ status: number; text: string }> {
-  const res = await fetch(`${url}${path}`, { method: "POST", body, signal: AbortSignal.timeout(20_000) });
+async function post(
+  url: string,
+  body: string,
+  path = "/",
+): Promise<{ status: number; text: string }> {
+  const res = await fetch(`${url}${path}`, {
+    method: "POST",
+    body,
+    signal: AbortSignal.timeout(20_000),
+  });
   return { status: res.status, text: await res.text() };
 }
 
@@ -95,7 +116,7 @@ describe("meca-test/echo:1", () => {
     await waitForMark(id);
     expect(await (await fetch(`${url}/`)).text()).toBe("ok");
     expect(await post(url, "hello")).toEqual({ status: 200, text: "hello" });
-    const unicode = "héllo\n{\"a\":[1,2]}\r\n\u{1f600}";
+    const unicode = 'héllo\n{"a":[1,2]}\r\n\u{1f600}';
     expect((await post(url, unicode)).text).toBe(unicode);
     expect(await post(url, "")).toEqual({ status: 200, text: "" });
     const hostname = docker(["inspect", "-f", "{{.Config.Hostname}}", id]).trim();
@@ -116,7 +137,10 @@ describe("meca-test/echo:1", () => {
     const other = post(url, taskBody.hold("b"));
     // Served meanwhile; and a release that names nobody held releases nothing.
     expect(await post(url, "meanwhile")).toEqual({ status: 200, text: "meanwhile" });
-    expect(await post(url, taskBody.release("nobody"))).toEqual({ status: 200, text: "released:0" });
+    expect(await post(url, taskBody.release("nobody"))).toEqual({
+      status: 200,
+      text: "released:0",
+    });
     expect(answered).toBe(false);
     expect(await releaseHeld(url, "a")).toBe(1);
     expect(await held).toEqual({ status: 200, text: "held:a" });
@@ -130,11 +154,15 @@ describe("meca-test/echo:1", () => {
     const sleepers = Array.from({ length: 100 }, () => post(url, taskBody.sleep(200)));
     const echoes = Array.from({ length: 100 }, (_, i) => post(url, `body-${i}`));
     expect((await Promise.all(sleepers)).every((r) => r.text === "slept:200")).toBe(true);
-    expect((await Promise.all(echoes)).map((r) => r.text)).toEqual(echoes.map((_, i) => `body-${i}`));
+    expect((await Promise.all(echoes)).map((r) => r.text)).toEqual(
+      echoes.map((_, i) => `body-${i}`),
+    );
 
     const agent = new Agent({ connections: 1, pipelining: 8 });
     try {
-      const bodies = Array.from({ length: 40 }, (_, i) => (i % 5 === 0 ? taskBody.sleep(20) : `pipelined-${i}`));
+      const bodies = Array.from({ length: 40 }, (_, i) =>
+        i % 5 === 0 ? taskBody.sleep(20) : `pipelined-${i}`,
+      );
       const answers = await Promise.all(
         bodies.map(async (body) => {
           const res = await request(`${url}/`, { method: "POST", body, dispatcher: agent });
@@ -206,9 +234,15 @@ describe("meca-test/cpu:1", () => {
     await waitForMark(id);
     const pid = docker(["inspect", "-f", "{{.State.Pid}}", id]).trim();
     // utime + stime of the task's process, in clock ticks (100 a second on Linux).
-    const cpuTicks = () => readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ").slice(11, 13).reduce((n, v) => n + Number(v), 0);
+    const cpuTicks = () =>
+      readFileSync(`/proc/${pid}/stat`, "utf8")
+        .split(") ")[1]!
+        .split(" ")
+        .slice(11, 13)
+        .reduce((n, v) => n + Number(v), 0);
     const before = cpuTicks();
-    for (let i = 0; i < 10; i++) expect(await post(url, `in-${i}`)).toEqual({ status: 200, text: `in-${i}` });
+    for (let i = 0; i < 10; i++)
+      expect(await post(url, `in-${i}`)).toEqual({ status: 200, text: `in-${i}` });
     // 10 requests × 50 ms = 50 ticks; the kernel's tick accounting may count one or two fewer than
     // the task's own nanosecond clock, where echo burns next to nothing.
     expect(cpuTicks() - before).toBeGreaterThanOrEqual(45);
@@ -227,18 +261,26 @@ describe("meca-test/sgx:1", () => {
     expect((await post(url, "input")).status).toBe(404);
   });
 
-  it.skipIf(process.getuid?.() !== 0)("sees the device node and the AESM folder it is given", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "meca-sgx-"));
-    tempDirs.push(dir);
-    const device = join(dir, "enclave");
-    const aesmd = join(dir, "aesmd");
-    mkdirSync(aesmd);
-    const mknod = spawnSync("mknod", [device, "c", "1", "3"], { encoding: "utf8" });
-    expect(mknod.status, mknod.stderr).toBe(0);
-    const { id } = run(SGX_IMAGE, ["--device", `${device}:/dev/sgx/enclave`, "-v", `${aesmd}:/var/run/aesmd`]);
-    await waitForMark(id);
-    expect(logLines(id)).toEqual(["sgx-device: yes", "aesmd: yes", READY_MARK]);
-  });
+  it.skipIf(process.getuid?.() !== 0)(
+    "sees the device node and the AESM folder it is given",
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), "meca-sgx-"));
+      tempDirs.push(dir);
+      const device = join(dir, "enclave");
+      const aesmd = join(dir, "aesmd");
+      mkdirSync(aesmd);
+      const mknod = spawnSync("mknod", [device, "c", "1", "3"], { encoding: "utf8" });
+      expect(mknod.status, mknod.stderr).toBe(0);
+      const { id } = run(SGX_IMAGE, [
+        "--device",
+        `${device}:/dev/sgx/enclave`,
+        "-v",
+        `${aesmd}:/var/run/aesmd`,
+      ]);
+      await waitForMark(id);
+      expect(logLines(id)).toEqual(["sgx-device: yes", "aesmd: yes", READY_MARK]);
+    },
+  );
 });
 
 describe("127.0.0.1:5055/meca-test/pulled:1", () => {
@@ -250,7 +292,15 @@ describe("127.0.0.1:5055/meca-test/pulled:1", () => {
     expect(manifest.status).toBe(200);
     try {
       docker(["pull", "-q", PULLED_IMAGE]);
-      expect(docker(["image", "inspect", "-f", '{{ index .Config.Labels "meca.fixture.mode" }}', PULLED_IMAGE]).trim()).toBe("echo");
+      expect(
+        docker([
+          "image",
+          "inspect",
+          "-f",
+          '{{ index .Config.Labels "meca.fixture.mode" }}',
+          PULLED_IMAGE,
+        ]).trim(),
+      ).toBe("echo");
     } finally {
       // Other tests rely on the image being absent locally.
       spawnSync("docker", ["image", "rm", PULLED_IMAGE]);

@@ -41,7 +41,9 @@ beforeAll(async () => {
   otherGateway = JSON.parse(docker(["network", "inspect", otherNet]))[0].IPAM.Config[0].Gateway;
   // docker0's own address (the default bridge's inspect does not always name its gateway).
   // (Node lists only interfaces that are up with a carrier; docker0 without containers has none.)
-  docker0 = /inet (\d+\.\d+\.\d+\.\d+)\//.exec(execFileSync("ip", ["-4", "addr", "show", "dev", "docker0"], { encoding: "utf8" }))![1]!;
+  docker0 = /inet (\d+\.\d+\.\d+\.\d+)\//.exec(
+    execFileSync("ip", ["-4", "addr", "show", "dev", "docker0"], { encoding: "utf8" }),
+  )![1]!;
   listener = createServer((s) => {
     accepted++;
     s.destroy();
@@ -79,9 +81,16 @@ async function ask(resource: { cpu: number; mem: number }, input: string, runtim
 function taskNet(image = ECHO_IMAGE) {
   const t = h!.executor.tasks().find((x) => x.image === image)!;
   const c = JSON.parse(docker(["inspect", t.container_id!]))[0];
-  const [settings] = Object.values(c.NetworkSettings.Networks) as { Gateway: string; NetworkID: string }[];
+  const [settings] = Object.values(c.NetworkSettings.Networks) as {
+    Gateway: string;
+    NetworkID: string;
+  }[];
   const net = JSON.parse(docker(["network", "inspect", settings!.NetworkID]))[0];
-  return { gateway: settings!.Gateway, bridge: net.Options["com.docker.network.bridge.name"] as string, container: t.container_id! };
+  return {
+    gateway: settings!.Gateway,
+    bridge: net.Options["com.docker.network.bridge.name"] as string,
+    container: t.container_id!,
+  };
 }
 
 /** The address families whose firewall works on this host (a kernel without IPv6 filtering has only one). */
@@ -105,7 +114,10 @@ function hostRules(): string {
     .join("\n");
 }
 
-const ourRules = (instance: string) => hostRules().split("\n").filter((l) => l.includes(`meca-executor ${instance}"`)).length;
+const ourRules = (instance: string) =>
+  hostRules()
+    .split("\n")
+    .filter((l) => l.includes(`meca-executor ${instance}"`)).length;
 
 const freeMB = () => {
   const s = statfsSync("/var/lib/docker");
@@ -124,7 +136,10 @@ for (const runtime of ["runc", "runsc"] as const) {
       let settled = false;
       const filling = ask(A, "fill:3000", rt).finally(() => (settled = true));
       // Meanwhile (its request at the task, writing), the other task serves.
-      await until(() => settled || h!.executor.tasks().find((t) => t.cpu === A.cpu)?.in_flight === 1, "the filler's request at the task");
+      await until(
+        () => settled || h!.executor.tasks().find((t) => t.cpu === A.cpu)?.in_flight === 1,
+        "the filler's request at the task",
+      );
       expect((await ask(B, "meanwhile", rt)).body.msg).toBe("meanwhile");
       const r = await filling;
       expect(r.status).toBe(507);
@@ -155,7 +170,10 @@ for (const runtime of ["runc", "runsc"] as const) {
       h = await startExecutor({ task_disk_mb: 100, task_disk_check_interval: 0.25, ...vm });
       expect((await ask(A, "fill:20", rt)).body.msg).toBe("filled:20");
       await until(() => (h!.executor.tasks()[0]?.disk_mb ?? 0) >= 20, "the check to see 20 MB");
-      const tasks = (await h!.call("GET", "/tasks")).body as { disk: { held_by: string; task_disk_mb: number }; tasks: { disk_mb: number }[] };
+      const tasks = (await h!.call("GET", "/tasks")).body as {
+        disk: { held_by: string; task_disk_mb: number };
+        tasks: { disk_mb: number }[];
+      };
       expect(tasks.disk).toMatchObject({ task_disk_mb: 100, held_by: "executor" });
       expect(tasks.tasks[0]!.disk_mb).toBeGreaterThanOrEqual(20);
       expect((await ask(A, "limits", rt)).body.msg).toBe("core=0/0 shm=41");
@@ -201,10 +219,14 @@ for (const runtime of ["runc", "runsc"] as const) {
       h = await startExecutor({ task_host_firewall: "off", ...vm });
       expect(h.firewall.status().state).toBe("open");
       const seen = accepted;
-      expect((await ask(A, `connect:${otherGateway}:${listenerPort}`, rt)).body.msg).toBe("connected");
+      expect((await ask(A, `connect:${otherGateway}:${listenerPort}`, rt)).body.msg).toBe(
+        "connected",
+      );
       await until(() => accepted === seen + 1, "the connection from the task");
       const before = queries;
-      expect((await ask(A, `dns:${otherGateway}:${resolverPort}:probe.meca.test`, rt)).body.msg).toBe("answered:0");
+      expect(
+        (await ask(A, `dns:${otherGateway}:${resolverPort}:probe.meca.test`, rt)).body.msg,
+      ).toBe("answered:0");
       expect(queries).toBe(before + 1);
     });
   });
@@ -216,7 +238,9 @@ describe("the host firewall rule", () => {
     expect((await ask(A, "up")).body.msg).toBe("up");
     const { gateway } = taskNet();
     for (const address of [gateway, docker0, otherGateway]) {
-      expect((await ask(A, `connect:${address}:${listenerPort}`)).body.msg, address).not.toBe("connected");
+      expect((await ask(A, `connect:${address}:${listenerPort}`)).body.msg, address).not.toBe(
+        "connected",
+      );
     }
   });
 
@@ -236,7 +260,8 @@ describe("the host firewall rule", () => {
     const before = hostRules();
     // What a killed run of this instance left: two copies of its rule.
     for (const f of FAMILIES) {
-      for (let i = 0; i < 2; i++) execFileSync(f, ["-w", "5", "-I", "INPUT", "1", ...ruleArgs(instance)]);
+      for (let i = 0; i < 2; i++)
+        execFileSync(f, ["-w", "5", "-I", "INPUT", "1", ...ruleArgs(instance)]);
     }
     expect(ourRules(instance)).toBe(2 * FAMILIES.length);
     h = await startExecutor({ instance });
@@ -251,7 +276,12 @@ describe("the host firewall rule", () => {
     await ask(A, "up");
     const { bridge } = taskNet();
     expect(bridge).toMatch(/^mecat[0-9a-z]{10}$/);
-    const linkLocal = /inet6 (fe80::[0-9a-f:]+)\//.exec(execFileSync("ip", ["-6", "addr", "show", "dev", bridge], { encoding: "utf8" }))?.[1];
-    if (linkLocal) expect((await ask(A, `connect:[${linkLocal}%eth0]:${listenerPort}`)).body.msg).not.toBe("connected");
+    const linkLocal = /inet6 (fe80::[0-9a-f:]+)\//.exec(
+      execFileSync("ip", ["-6", "addr", "show", "dev", bridge], { encoding: "utf8" }),
+    )?.[1];
+    if (linkLocal)
+      expect((await ask(A, `connect:[${linkLocal}%eth0]:${listenerPort}`)).body.msg).not.toBe(
+        "connected",
+      );
   });
 });

@@ -33,7 +33,10 @@ function rss(pid: number): number {
   return Number(kb) * 1024;
 }
 
-async function execute(id: string, input: string): Promise<{ status: number; body: { success: boolean; msg: string; error?: string } }> {
+async function execute(
+  id: string,
+  input: string,
+): Promise<{ status: number; body: { success: boolean; msg: string; error?: string } }> {
   return ex.post("/", { id, resource: small, input });
 }
 
@@ -51,7 +54,9 @@ async function during<T>(hostile: () => Promise<T>) {
   const prober = (async () => {
     while (running) {
       try {
-        const res = await fetch(`${ex.base}/health`, { signal: AbortSignal.timeout(HEALTH_DEADLINE_MS) });
+        const res = await fetch(`${ex.base}/health`, {
+          signal: AbortSignal.timeout(HEALTH_DEADLINE_MS),
+        });
         if (res.status !== 200) healthFailures.push(`status ${res.status}`);
         await res.arrayBuffer();
         probes++;
@@ -71,11 +76,15 @@ async function during<T>(hostile: () => Promise<T>) {
 }
 
 function containers(): string[] {
-  return docker(["ps", "-aq", "--filter", `label=${LABELS.instance}=${instance}`]).split("\n").filter(Boolean);
+  return docker(["ps", "-aq", "--filter", `label=${LABELS.instance}=${instance}`])
+    .split("\n")
+    .filter(Boolean);
 }
 
 function networks(): string[] {
-  return docker(["network", "ls", "-q", "--filter", `label=${LABELS.instance}=${instance}`]).split("\n").filter(Boolean);
+  return docker(["network", "ls", "-q", "--filter", `label=${LABELS.instance}=${instance}`])
+    .split("\n")
+    .filter(Boolean);
 }
 
 /** Task networks the executor keeps ready ahead of demand (its default). */
@@ -86,7 +95,12 @@ const SPARE_NETWORKS = 2;
  * empty spares kept ready for the next tasks; unpause for the next case.
  */
 async function expectNoLeaks(): Promise<void> {
-  await until(async () => (await ex.get("/tasks")).body.tasks.every((t: { in_flight: number }) => t.in_flight === 0), "no request in flight", 30_000);
+  await until(
+    async () =>
+      (await ex.get("/tasks")).body.tasks.every((t: { in_flight: number }) => t.in_flight === 0),
+    "no request in flight",
+    30_000,
+  );
   expect((await ex.post("/pause")).status).toBe(200);
   const stats = (await ex.get("/stats")).body;
   expect(stats).toMatchObject({ task_used_cpu: 0, task_used_mem: 0 });
@@ -94,7 +108,8 @@ async function expectNoLeaks(): Promise<void> {
   await until(() => containers().length === 0, "no container left", 30_000);
   const left = networks();
   expect(left.length).toBeLessThanOrEqual(SPARE_NETWORKS);
-  for (const n of left) expect(JSON.parse(docker(["network", "inspect", n]))[0].Containers ?? {}).toEqual({});
+  for (const n of left)
+    expect(JSON.parse(docker(["network", "inspect", n]))[0].Containers ?? {}).toEqual({});
   expect((await ex.post("/unpause")).status).toBe(200);
 }
 
@@ -131,8 +146,16 @@ afterAll(async () => {
 type Expected = { status: number; error?: string; msg?: RegExp };
 
 const cases: [string, string, Expected][] = [
-  ["streams gigabytes with a Content-Length", HOSTILE.stream, { status: 502, error: "TASK_ANSWER_TOO_LARGE" }],
-  ["streams gigabytes chunked, announcing no length", HOSTILE.streamChunked, { status: 502, error: "TASK_ANSWER_TOO_LARGE" }],
+  [
+    "streams gigabytes with a Content-Length",
+    HOSTILE.stream,
+    { status: 502, error: "TASK_ANSWER_TOO_LARGE" },
+  ],
+  [
+    "streams gigabytes chunked, announcing no length",
+    HOSTILE.streamChunked,
+    { status: 502, error: "TASK_ANSWER_TOO_LARGE" },
+  ],
   ["never finishes its answer", HOSTILE.neverFinish, { status: 504, error: "TASK_TIMEOUT" }],
   ["never sends answer headers", HOSTILE.noHeaders, { status: 504, error: "TASK_TIMEOUT" }],
   ["answers invalid HTTP", HOSTILE.invalidHttp, { status: 502, error: "TASK_FAILED" }],
@@ -142,32 +165,46 @@ const cases: [string, string, Expected][] = [
 ];
 
 describe("hostile tasks", () => {
-  it.each(cases)("a task that %s: bounded RSS, /health answers, other tasks served, a clear answer, no leaks", async (_what, image, want) => {
-    await ex.post("/unpause"); // whatever an earlier case left
-    onTestFailed(() => console.log(`the executor's last output:\n${ex.output().slice(-8000)}`));
-    const seen = await during(() => execute(image, "x"));
-    expect(seen.answer.status).toBe(want.status);
-    if (want.error) expect(seen.answer.body.error).toBe(want.error);
-    if (want.msg) expect(seen.answer.body.msg).toMatch(want.msg);
-    expect(seen.other).toMatchObject({ status: 200, body: { msg: "other task" } });
-    expect(seen.healthFailures).toEqual([]);
-    expect(seen.probes).toBeGreaterThan(0);
-    expect(seen.peak - baselineRss).toBeLessThan(RSS_HEADROOM);
-    await expectNoLeaks();
-  });
+  it.each(cases)(
+    "a task that %s: bounded RSS, /health answers, other tasks served, a clear answer, no leaks",
+    async (_what, image, want) => {
+      await ex.post("/unpause"); // whatever an earlier case left
+      onTestFailed(() => console.log(`the executor's last output:\n${ex.output().slice(-8000)}`));
+      const seen = await during(() => execute(image, "x"));
+      expect(seen.answer.status).toBe(want.status);
+      if (want.error) expect(seen.answer.body.error).toBe(want.error);
+      if (want.msg) expect(seen.answer.body.msg).toMatch(want.msg);
+      expect(seen.other).toMatchObject({ status: 200, body: { msg: "other task" } });
+      expect(seen.healthFailures).toEqual([]);
+      expect(seen.probes).toBeGreaterThan(0);
+      expect(seen.peak - baselineRss).toBeLessThan(RSS_HEADROOM);
+      await expectNoLeaks();
+    },
+  );
 
   it("a task that floods its log: its log on disk is rotated within task_log_max_size × task_log_max_file", async () => {
     const seen = await during(() => execute(HOSTILE.logFlood, "x"));
     expect(seen.answer).toMatchObject({ status: 200, body: { msg: "ok" } });
     expect(seen.healthFailures).toEqual([]);
-    const info = JSON.parse(docker(["inspect", ...containers()])).find((c: { Config: { Image: string } }) => c.Config.Image === HOSTILE.logFlood);
-    expect(info.HostConfig.LogConfig).toEqual({ Type: "json-file", Config: { "max-size": "1024k", "max-file": String(LOG_MAX_FILE) } });
+    const info = JSON.parse(docker(["inspect", ...containers()])).find(
+      (c: { Config: { Image: string } }) => c.Config.Image === HOSTILE.logFlood,
+    );
+    expect(info.HostConfig.LogConfig).toEqual({
+      Type: "json-file",
+      Config: { "max-size": "1024k", "max-file": String(LOG_MAX_FILE) },
+    });
     const logPath: string = info.LogPath;
     // The flood has filled the first file once a rotated one exists.
     await until(() => existsSync(`${logPath}.1`), "the task's log rotated", 60_000);
     // The flood goes on: a file may rotate away between the listing and its stat (it then counts 0).
-    const files = [logPath, ...Array.from({ length: LOG_MAX_FILE }, (_, i) => `${logPath}.${i + 1}`)];
-    const total = files.reduce((sum, f) => sum + (statSync(f, { throwIfNoEntry: false })?.size ?? 0), 0);
+    const files = [
+      logPath,
+      ...Array.from({ length: LOG_MAX_FILE }, (_, i) => `${logPath}.${i + 1}`),
+    ];
+    const total = files.reduce(
+      (sum, f) => sum + (statSync(f, { throwIfNoEntry: false })?.size ?? 0),
+      0,
+    );
     // Each file may pass max-size by the one entry that crossed it (a 64 KiB line, JSON-wrapped).
     expect(total).toBeLessThan(LOG_MAX_FILE * (LOG_MAX_SIZE + 256 * 1024));
     expect(seen.peak - baselineRss).toBeLessThan(RSS_HEADROOM);

@@ -40,7 +40,15 @@ afterAll(() => {
   // An executor removed by force (a failed case) leaves its tasks and their networks behind.
   const left = taskContainers(DEFAULT_INSTANCE);
   if (left.length > 0) docker(["rm", "-f", ...left]);
-  const nets = docker(["network", "ls", "-q", "--filter", `label=${LABELS.instance}=${DEFAULT_INSTANCE}`]).split("\n").filter(Boolean);
+  const nets = docker([
+    "network",
+    "ls",
+    "-q",
+    "--filter",
+    `label=${LABELS.instance}=${DEFAULT_INSTANCE}`,
+  ])
+    .split("\n")
+    .filter(Boolean);
   if (nets.length > 0) docker(["network", "rm", ...nets]);
   for (const n of networks) docker(["network", "rm", n]);
   if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
@@ -50,7 +58,19 @@ afterAll(() => {
 function run(name: string, args: string[], command: string[] = []): string {
   const container = `meca-image-test-${name}-${process.pid}`;
   containers.push(container);
-  docker(["run", "-d", "--name", container, "--label", label, "-v", "/var/run/docker.sock:/var/run/docker.sock", ...args, IMAGE, ...command]);
+  docker([
+    "run",
+    "-d",
+    "--name",
+    container,
+    "--label",
+    label,
+    "-v",
+    "/var/run/docker.sock:/var/run/docker.sock",
+    ...args,
+    IMAGE,
+    ...command,
+  ]);
   return container;
 }
 
@@ -63,10 +83,27 @@ function publishedPort(container: string): string {
  * One request from a client container on `network`, as a MECA client there sends it (a new
  * connection, JSON body); the answer's status and parsed body.
  */
-function fromNetwork(network: string, address: string, path: string, body?: unknown): { status: number; body: any } {
+function fromNetwork(
+  network: string,
+  address: string,
+  path: string,
+  body?: unknown,
+): { status: number; body: any } {
   const out = execFileSync(
     "docker",
-    ["run", "--rm", "--label", label, "--network", network, CLIENT_IMAGE, address, "2591", path, ...(body === undefined ? [] : [JSON.stringify(body)])],
+    [
+      "run",
+      "--rm",
+      "--label",
+      label,
+      "--network",
+      network,
+      CLIENT_IMAGE,
+      address,
+      "2591",
+      path,
+      ...(body === undefined ? [] : [JSON.stringify(body)]),
+    ],
     { encoding: "utf8" },
   );
   const [status, ...rest] = out.split("\n");
@@ -97,7 +134,19 @@ function createNetwork(name: string): { subnet: string; address: string } {
   throw new Error("No free 10.213.x.0/24 subnet for the test network");
 }
 
-const STATS_FIELDS = ["total_cpu", "total_mem", "used_cpu", "used_mem", "task_cpu", "task_mem", "task_used_cpu", "task_used_mem", "gpu_model", "task_gpu", "task_used_gpu"];
+const STATS_FIELDS = [
+  "total_cpu",
+  "total_mem",
+  "used_cpu",
+  "used_mem",
+  "task_cpu",
+  "task_mem",
+  "task_used_cpu",
+  "task_used_mem",
+  "gpu_model",
+  "task_gpu",
+  "task_used_gpu",
+];
 
 describe(IMAGE, () => {
   it("has the executable as entrypoint, port 2591, a HEALTHCHECK by the executable itself, and no config file baked in", () => {
@@ -119,14 +168,27 @@ describe(IMAGE, () => {
     const logs = containerLogs(c);
     expect(logs).toContain('"config":"(built-in defaults)"');
     // Loopback and its own address on the network it was started on; never 0.0.0.0.
-    const ip = JSON.parse(docker(["inspect", c]))[0].NetworkSettings.Networks.bridge.IPAddress as string;
+    const ip = JSON.parse(docker(["inspect", c]))[0].NetworkSettings.Networks.bridge
+      .IPAddress as string;
     expect(logs).toContain(`"hosts":["127.0.0.1","${ip}"],"port":2591`);
-    const tasks = (await (await fetch(`${base}/tasks`)).json()) as { network: { mode: string; network: string; reason: string } };
+    const tasks = (await (await fetch(`${base}/tasks`)).json()) as {
+      network: { mode: string; network: string; reason: string };
+    };
     expect(tasks.network).toMatchObject({ mode: "isolated" });
-    expect(tasks.network.reason).toContain(`the executor runs in container "${c}": each task on a network of its own, which the executor joins`);
-    const r = await post(`${base}/`, { id: ECHO_IMAGE, resource: { cpu: 0.1, mem: 45 }, input: "over the bridge" });
+    expect(tasks.network.reason).toContain(
+      `the executor runs in container "${c}": each task on a network of its own, which the executor joins`,
+    );
+    const r = await post(`${base}/`, {
+      id: ECHO_IMAGE,
+      resource: { cpu: 0.1, mem: 45 },
+      input: "over the bridge",
+    });
     expect(r).toEqual({ status: 200, body: { success: true, msg: "over the bridge" } });
-    expect(execFileSync("docker", ["exec", c, "/usr/local/bin/meca-executor", "health"], { encoding: "utf8" })).toBe("");
+    expect(
+      execFileSync("docker", ["exec", c, "/usr/local/bin/meca-executor", "health"], {
+        encoding: "utf8",
+      }),
+    ).toBe("");
     docker(["stop", c]);
     expect(waitExit(c)).toBe(0);
     expect(taskContainers(DEFAULT_INSTANCE)).toEqual([]);
@@ -141,7 +203,11 @@ describe(IMAGE, () => {
     const base = `http://127.0.0.1:${port}`;
     await waitHealthy(base, { why: () => containerLogs(c) });
     expect(containerLogs(c)).toContain(`"hosts":["127.0.0.1"],"port":${port}`);
-    const r = await post(`${base}/`, { id: ECHO_IMAGE, resource: { cpu: 0.1, mem: 46 }, input: "from the image" });
+    const r = await post(`${base}/`, {
+      id: ECHO_IMAGE,
+      resource: { cpu: 0.1, mem: 46 },
+      input: "from the image",
+    });
     expect(r).toEqual({ status: 200, body: { success: true, msg: "from the image" } });
     expect(taskContainers(instance)).toHaveLength(1);
     docker(["stop", c]);
@@ -157,13 +223,26 @@ describe(IMAGE, () => {
     writeFileSync(configFile, "type: docker\ntimeout: 1\ncpu: 2\nmem: 2048\n"); // the seed's sample config: these four keys only
     const port = await freePort();
     // The seed's line, plus a name and a label to clean up, and the port the test publishes.
-    const c = run("seed", ["-v", `${configFile}:/app/meca_executor.yaml`, `--net=${network}`, `--ip=${address}`, "-p", `127.0.0.1:${port}:2591`]);
+    const c = run("seed", [
+      "-v",
+      `${configFile}:/app/meca_executor.yaml`,
+      `--net=${network}`,
+      `--ip=${address}`,
+      "-p",
+      `127.0.0.1:${port}:2591`,
+    ]);
     const base = `http://127.0.0.1:${port}`;
     await waitHealthy(base, { why: () => containerLogs(c) });
-    expect(containerLogs(c)).toContain(`"reason":"network: auto, and the executor runs in container \\"${c}\\": each task on a network of its own`);
+    expect(containerLogs(c)).toContain(
+      `"reason":"network: auto, and the executor runs in container \\"${c}\\": each task on a network of its own`,
+    );
 
     // The host actor: its task's config.json as `resource`, on a new connection from the network.
-    const actor = fromNetwork(network, address, "/", { id: ECHO_IMAGE, resource: { resource: { cpu: 0.5, mem: 64 } }, input: '{"name":"sbip"}' });
+    const actor = fromNetwork(network, address, "/", {
+      id: ECHO_IMAGE,
+      resource: { resource: { cpu: 0.5, mem: 64 } },
+      input: '{"name":"sbip"}',
+    });
     expect(actor).toEqual({ status: 200, body: { success: true, msg: '{"name":"sbip"}' } });
     const task = taskOf(ECHO_IMAGE, 0.5);
     expect(task.HostConfig.Memory).toBe(64 * 2 ** 20);
@@ -171,24 +250,47 @@ describe(IMAGE, () => {
     const [taskNet] = Object.keys(task.NetworkSettings.Networks);
     expect(taskNet).not.toBe(network);
     expect(task.HostConfig.PortBindings ?? {}).toEqual({});
-    const executorOnTaskNet = JSON.parse(docker(["inspect", c]))[0].NetworkSettings.Networks[taskNet!].IPAddress as string;
+    const executorOnTaskNet = JSON.parse(docker(["inspect", c]))[0].NetworkSettings.Networks[
+      taskNet!
+    ].IPAddress as string;
     expect(executorOnTaskNet).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
     // From inside the task: the executor's API is on neither its address there nor on the MECA network.
-    const probe = async (target: string) => (await post(`${base}/`, { id: ECHO_IMAGE, resource: { resource: { cpu: 0.5, mem: 64 } }, input: `connect:${target}` })).body.msg;
+    const probe = async (target: string) =>
+      (
+        await post(`${base}/`, {
+          id: ECHO_IMAGE,
+          resource: { resource: { cpu: 0.5, mem: 64 } },
+          input: `connect:${target}`,
+        })
+      ).body.msg;
     expect(await probe(`${executorOnTaskNet}:2591`)).toBe("refused");
     expect(await probe(`${address}:2591`)).not.toBe("connected");
 
     // The same from 127.0.0.1, in the desktop app's task-test shape.
-    const desktop = await post(`${base}/`, { id: ECHO_IMAGE, resource: { task_cpu: 0.3, task_mem: 96 }, useGpu: false, gpuCount: 0, useSgx: false, input: "local" });
+    const desktop = await post(`${base}/`, {
+      id: ECHO_IMAGE,
+      resource: { task_cpu: 0.3, task_mem: 96 },
+      useGpu: false,
+      gpuCount: 0,
+      useSgx: false,
+      input: "local",
+    });
     expect(desktop).toEqual({ status: 200, body: { success: true, msg: "local" } });
     expect(taskOf(ECHO_IMAGE, 0.3).HostConfig.Memory).toBe(96 * 2 ** 20);
 
     // The seed's README: pause, update-config with its exact body, unpause, from the network.
     expect(fromNetwork(network, address, "/pause", {}).status).toBe(200);
-    const update = fromNetwork(network, address, "/update-config", { timeout: 2, cpu: 2, mem: 4096, microVM_runtime: "kata" });
+    const update = fromNetwork(network, address, "/update-config", {
+      timeout: 2,
+      cpu: 2,
+      mem: 4096,
+      microVM_runtime: "kata",
+    });
     expect(update).toMatchObject({ status: 200, body: { success: true } });
     expect(fromNetwork(network, address, "/unpause", {}).status).toBe(200);
-    expect(fromNetwork(network, address, "/", { id: ECHO_IMAGE, input: "after the update" }).body).toEqual({ success: true, msg: "after the update" });
+    expect(
+      fromNetwork(network, address, "/", { id: ECHO_IMAGE, input: "after the update" }).body,
+    ).toEqual({ success: true, msg: "after the update" });
 
     const stats = fromNetwork(network, address, "/stats").body;
     for (const field of STATS_FIELDS) expect(stats).toHaveProperty(field);
@@ -196,7 +298,15 @@ describe(IMAGE, () => {
     docker(["stop", c]); // Docker's default grace: 10 s
     expect(waitExit(c)).toBe(0);
     expect(taskContainers(DEFAULT_INSTANCE)).toEqual([]);
-    expect(docker(["network", "ls", "-q", "--filter", `label=${LABELS.instance}=${DEFAULT_INSTANCE}`]).trim()).toBe(""); // spares too
+    expect(
+      docker([
+        "network",
+        "ls",
+        "-q",
+        "--filter",
+        `label=${LABELS.instance}=${DEFAULT_INSTANCE}`,
+      ]).trim(),
+    ).toBe(""); // spares too
   });
 
   it("the desktop app's container options on its network `mecanywhere`, its GPU config and its requests", async () => {
@@ -220,7 +330,11 @@ describe(IMAGE, () => {
       Labels: TEST_LABEL,
       ExposedPorts: { "2591/tcp": {} },
       HostConfig: {
-        Binds: ["/var/run/docker.sock:/var/run/docker.sock", `${configFile}:/app/mecanywhere_executor.yaml`, `${nvml}:/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1:ro`],
+        Binds: [
+          "/var/run/docker.sock:/var/run/docker.sock",
+          `${configFile}:/app/mecanywhere_executor.yaml`,
+          `${nvml}:/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1:ro`,
+        ],
         PortBindings: { "2591/tcp": [{ HostIp: "127.0.0.1", HostPort: port }] },
         NetworkMode: network,
       },
@@ -229,28 +343,54 @@ describe(IMAGE, () => {
     const base = `http://127.0.0.1:${port}`;
     await waitHealthy(base, { why: () => containerLogs(name) });
     expect(containerLogs(name)).toContain('"config":"/app/mecanywhere_executor.yaml"');
-    const address = JSON.parse(docker(["inspect", name]))[0].NetworkSettings.Networks[network].IPAddress as string;
+    const address = JSON.parse(docker(["inspect", name]))[0].NetworkSettings.Networks[network]
+      .IPAddress as string;
 
     // has_gpu read from the desktop's path, NVML found where the toolkit puts it.
     const stats = (await (await fetch(`${base}/stats`)).json()) as Record<string, unknown>;
     for (const field of STATS_FIELDS) expect(stats).toHaveProperty(field);
-    expect(stats).toMatchObject({ gpu_model: "NVIDIA Fake A100", task_gpu: 2, task_cpu: 2, task_mem: 2048 });
+    expect(stats).toMatchObject({
+      gpu_model: "NVIDIA Fake A100",
+      task_gpu: 2,
+      task_cpu: 2,
+      task_mem: 2048,
+    });
 
     // "Enable resource sharing": update-config without pausing.
-    const share = await fetch(`${base}/update-config`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ cpu: 1.5, mem: 1536 }) });
+    const share = await fetch(`${base}/update-config`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ cpu: 1.5, mem: 1536 }),
+    });
     expect(share.status).toBe(200);
-    expect((await (await fetch(`${base}/stats`)).json()) as Record<string, unknown>).toMatchObject({ task_cpu: 1.5, task_mem: 1536 });
+    expect((await (await fetch(`${base}/stats`)).json()) as Record<string, unknown>).toMatchObject({
+      task_cpu: 1.5,
+      task_mem: 1536,
+    });
 
     // The app's task test, from 127.0.0.1, and the host actor's shape from the network.
-    const test = await post(`${base}/`, { id: ECHO_IMAGE, resource: { task_cpu: 0.2, task_mem: 80 }, useGpu: false, gpuCount: 0, useSgx: false, input: "task test" });
+    const test = await post(`${base}/`, {
+      id: ECHO_IMAGE,
+      resource: { task_cpu: 0.2, task_mem: 80 },
+      useGpu: false,
+      gpuCount: 0,
+      useSgx: false,
+      input: "task test",
+    });
     expect(test).toEqual({ status: 200, body: { success: true, msg: "task test" } });
     expect(taskOf(ECHO_IMAGE, 0.2).HostConfig.Memory).toBe(80 * 2 ** 20);
-    const actor = fromNetwork(network, address, "/", { id: ECHO_IMAGE, resource: { resource: { cpu: 0.4, mem: 72 } }, input: "actor" });
+    const actor = fromNetwork(network, address, "/", {
+      id: ECHO_IMAGE,
+      resource: { resource: { cpu: 0.4, mem: 72 } },
+      input: "actor",
+    });
     expect(actor).toEqual({ status: 200, body: { success: true, msg: "actor" } });
     expect(Object.keys(taskOf(ECHO_IMAGE, 0.4).NetworkSettings.Networks)).not.toContain(network);
 
     // The host is closed to tasks here too: their networks give the host no address at all.
-    const tasks = (await (await fetch(`${base}/tasks`)).json()) as { host_firewall: { state: string; detail: string } };
+    const tasks = (await (await fetch(`${base}/tasks`)).json()) as {
+      host_firewall: { state: string; detail: string };
+    };
     expect(tasks.host_firewall).toMatchObject({ state: "closed" });
     expect(tasks.host_firewall.detail).toContain("inhibit_ipv4");
     const listener = createServer((c) => c.destroy());
@@ -258,11 +398,20 @@ describe(IMAGE, () => {
     try {
       const listenerPort = (listener.address() as { port: number }).port;
       // (Node lists only interfaces that are up with a carrier; docker0 without containers has none.)
-      const docker0 = /inet (\d+\.\d+\.\d+\.\d+)\//.exec(execFileSync("ip", ["-4", "addr", "show", "dev", "docker0"], { encoding: "utf8" }))![1]!;
-      const taskNetwork = Object.values(taskOf(ECHO_IMAGE, 0.2).NetworkSettings.Networks as Record<string, { Gateway: string }>)[0]!;
-      const mecaGateway = JSON.parse(docker(["network", "inspect", network]))[0].IPAM.Config[0].Gateway as string;
+      const docker0 = /inet (\d+\.\d+\.\d+\.\d+)\//.exec(
+        execFileSync("ip", ["-4", "addr", "show", "dev", "docker0"], { encoding: "utf8" }),
+      )![1]!;
+      const taskNetwork = Object.values(
+        taskOf(ECHO_IMAGE, 0.2).NetworkSettings.Networks as Record<string, { Gateway: string }>,
+      )[0]!;
+      const mecaGateway = JSON.parse(docker(["network", "inspect", network]))[0].IPAM.Config[0]
+        .Gateway as string;
       for (const target of [taskNetwork.Gateway, docker0, mecaGateway]) {
-        const probe = await post(`${base}/`, { id: ECHO_IMAGE, resource: { task_cpu: 0.2, task_mem: 80 }, input: `connect:${target}:${listenerPort}` });
+        const probe = await post(`${base}/`, {
+          id: ECHO_IMAGE,
+          resource: { task_cpu: 0.2, task_mem: 80 },
+          input: `connect:${target}:${listenerPort}`,
+        });
         expect(probe.status).toBe(200);
         expect(probe.body.msg, target).not.toBe("connected");
       }
@@ -283,11 +432,20 @@ describe(IMAGE, () => {
     }
     const configFile = join(dir, "keep.yaml");
     writeFileSync(configFile, "timeout: 1\nkeep_tasks_on_stop: true\n");
-    const args = ["--network", network, "-p", "127.0.0.1::2591", "-v", `${configFile}:/app/mecanywhere_executor.yaml`];
+    const args = [
+      "--network",
+      network,
+      "-p",
+      "127.0.0.1::2591",
+      "-v",
+      `${configFile}:/app/mecanywhere_executor.yaml`,
+    ];
     const first = run("keep-1", args);
     let base = `http://127.0.0.1:${publishedPort(first)}`;
     await waitHealthy(base, { why: () => containerLogs(first) });
-    expect(await post(`${base}/`, { id: ECHO_IMAGE, resource: { cpu: 0.3, mem: 64 }, input: "before" })).toEqual({ status: 200, body: { success: true, msg: "before" } });
+    expect(
+      await post(`${base}/`, { id: ECHO_IMAGE, resource: { cpu: 0.3, mem: 64 }, input: "before" }),
+    ).toEqual({ status: 200, body: { success: true, msg: "before" } });
     const task = taskOf(ECHO_IMAGE, 0.3).Id as string;
     docker(["stop", first]);
     expect(waitExit(first)).toBe(0);
@@ -298,16 +456,26 @@ describe(IMAGE, () => {
     const second = run("keep-2", args);
     base = `http://127.0.0.1:${publishedPort(second)}`;
     await waitHealthy(base, { why: () => containerLogs(second) });
-    expect(await post(`${base}/`, { id: ECHO_IMAGE, resource: { cpu: 0.3, mem: 64 }, input: "after" })).toEqual({ status: 200, body: { success: true, msg: "after" } });
+    expect(
+      await post(`${base}/`, { id: ECHO_IMAGE, resource: { cpu: 0.3, mem: 64 }, input: "after" }),
+    ).toEqual({ status: 200, body: { success: true, msg: "after" } });
     expect(taskOf(ECHO_IMAGE, 0.3).Id).toBe(task);
-    expect(containerEvents({ since, labels: { [LABELS.instance]: DEFAULT_INSTANCE }, actions: ["create", "start"] })).toEqual([]);
+    expect(
+      containerEvents({
+        since,
+        labels: { [LABELS.instance]: DEFAULT_INSTANCE },
+        actions: ["create", "start"],
+      }),
+    ).toEqual([]);
     expect(containerLogs(second)).toContain("Adopted tasks left by an earlier run");
 
     // Back to the default: the next stop removes the task.
     writeFileSync(configFile, "timeout: 1\n");
     docker(["rm", "-f", second]);
     const third = run("keep-3", args);
-    await waitHealthy(`http://127.0.0.1:${publishedPort(third)}`, { why: () => containerLogs(third) });
+    await waitHealthy(`http://127.0.0.1:${publishedPort(third)}`, {
+      why: () => containerLogs(third),
+    });
     docker(["stop", third]);
     expect(waitExit(third)).toBe(0);
     expect(taskContainers(DEFAULT_INSTANCE)).toEqual([]);

@@ -19,9 +19,19 @@ const inspect = (id: string) => JSON.parse(docker(["inspect", id]))[0];
 describe("microVM runtime (runsc stands in for Kata)", () => {
   it('runs runtime "microVM" under microVM_runtime and "container" under the default', async () => {
     h = await startExecutor({ microVM_runtime: "runsc" });
-    const vm = await h.execute({ id: ECHO_IMAGE, resource: small, runtime: "microVM", input: "in a sandbox" });
+    const vm = await h.execute({
+      id: ECHO_IMAGE,
+      resource: small,
+      runtime: "microVM",
+      input: "in a sandbox",
+    });
     expect(vm).toMatchObject({ status: 200, body: { msg: "in a sandbox" } });
-    const plain = await h.execute({ id: ECHO_IMAGE, resource: small, runtime: "container", input: "plain" });
+    const plain = await h.execute({
+      id: ECHO_IMAGE,
+      resource: small,
+      runtime: "container",
+      input: "plain",
+    });
     expect(plain.body.msg).toBe("plain");
     const tasks = h.executor.tasks();
     expect(tasks).toHaveLength(2);
@@ -40,12 +50,17 @@ describe("microVM runtime (runsc stands in for Kata)", () => {
     await h.call("POST", "/pause");
     await h.call("POST", "/update-config", { microVM_runtime: "" });
     await h.call("POST", "/unpause");
-    expect((await h.execute({ id: ECHO_IMAGE, resource: small, runtime: "microVM" })).body.msg).toContain("no microVM_runtime is configured");
+    expect(
+      (await h.execute({ id: ECHO_IMAGE, resource: small, runtime: "microVM" })).body.msg,
+    ).toContain("no microVM_runtime is configured");
 
     await h.call("POST", "/pause");
     await h.call("POST", "/update-config", { microVM_runtime: "runsc" });
     await h.call("POST", "/unpause");
-    expect((await h.execute({ id: ECHO_IMAGE, resource: small, runtime: "microVM", input: "now" })).body.msg).toBe("now");
+    expect(
+      (await h.execute({ id: ECHO_IMAGE, resource: small, runtime: "microVM", input: "now" })).body
+        .msg,
+    ).toBe("now");
   });
 });
 
@@ -59,22 +74,45 @@ describe("SGX", () => {
   });
 
   it("maps the device and the AESM folder, and routes SGXRAREQUEST to /ra and other input to /run", async () => {
-    h = await startExecutor({ sgx: { enable: true, sgx_device: join(dir, "enclave"), aesmd_path: join(dir, "aesmd") } });
-    const ra = await h.execute({ id: SGX_IMAGE, resource: small, use_sgx: true, input: "SGXRAREQUEST" });
+    h = await startExecutor({
+      sgx: { enable: true, sgx_device: join(dir, "enclave"), aesmd_path: join(dir, "aesmd") },
+    });
+    const ra = await h.execute({
+      id: SGX_IMAGE,
+      resource: small,
+      use_sgx: true,
+      input: "SGXRAREQUEST",
+    });
     expect(ra.status).toBe(200);
     expect(ra.body.msg).toMatch(/^ra-report:[0-9a-f]{32}$/);
-    expect((await h.execute({ id: SGX_IMAGE, resource: small, use_sgx: true, input: "secret work" })).body.msg).toBe("sgx:secret work");
+    expect(
+      (await h.execute({ id: SGX_IMAGE, resource: small, use_sgx: true, input: "secret work" }))
+        .body.msg,
+    ).toBe("sgx:secret work");
     const [task] = h.executor.tasks();
     const c = inspect(task!.container_id!);
-    expect(c.HostConfig.Devices).toEqual([{ PathOnHost: join(dir, "enclave"), PathInContainer: "/dev/sgx/enclave", CgroupPermissions: "rwm" }]);
-    expect(c.HostConfig.Mounts).toEqual([{ Type: "bind", Source: join(dir, "aesmd"), Target: "/var/run/aesmd" }]);
+    expect(c.HostConfig.Devices).toEqual([
+      {
+        PathOnHost: join(dir, "enclave"),
+        PathInContainer: "/dev/sgx/enclave",
+        CgroupPermissions: "rwm",
+      },
+    ]);
+    expect(c.HostConfig.Mounts).toEqual([
+      { Type: "bind", Source: join(dir, "aesmd"), Target: "/var/run/aesmd" },
+    ]);
     const logs = docker(["logs", task!.container_id!]);
     expect(logs).toContain("sgx-device: yes");
     expect(logs).toContain("aesmd: yes");
     // The same image without SGX is another task.
     const plain = await h.execute({ id: SGX_IMAGE, resource: small, input: "x" });
     expect(plain.status).toBe(502); // the SGX fixture answers 404 on POST /
-    expect(h.executor.tasks().map((t) => t.sgx).sort()).toEqual([false, true]);
+    expect(
+      h.executor
+        .tasks()
+        .map((t) => t.sgx)
+        .sort(),
+    ).toEqual([false, true]);
   });
 
   it("refuses use_sgx where SGX is disabled, or where the engine finds the device or the AESM folder missing", async () => {
@@ -83,16 +121,24 @@ describe("SGX", () => {
     expect(off).toMatchObject({ status: 400, body: { error: "SGX_UNAVAILABLE" } });
     await h.close();
     // Judged where the tasks run, by the engine: the device at start, the folder at create.
-    h = await startExecutor({ sgx: { enable: true, sgx_device: join(dir, "missing"), aesmd_path: join(dir, "aesmd") } });
+    h = await startExecutor({
+      sgx: { enable: true, sgx_device: join(dir, "missing"), aesmd_path: join(dir, "aesmd") },
+    });
     const missing = await h.execute({ id: SGX_IMAGE, resource: small, use_sgx: true });
     expect(missing).toMatchObject({ status: 400, body: { error: "SGX_UNAVAILABLE" } });
-    expect(missing.body.msg).toContain(`the SGX device "${join(dir, "missing")}" is not available where tasks run`);
+    expect(missing.body.msg).toContain(
+      `the SGX device "${join(dir, "missing")}" is not available where tasks run`,
+    );
     expect(missing.body.msg).toContain("error gathering device information");
     await h.close();
-    h = await startExecutor({ sgx: { enable: true, sgx_device: join(dir, "enclave"), aesmd_path: join(dir, "no-aesmd") } });
+    h = await startExecutor({
+      sgx: { enable: true, sgx_device: join(dir, "enclave"), aesmd_path: join(dir, "no-aesmd") },
+    });
     const noAesm = await h.execute({ id: SGX_IMAGE, resource: small, use_sgx: true });
     expect(noAesm).toMatchObject({ status: 400, body: { error: "SGX_UNAVAILABLE" } });
-    expect(noAesm.body.msg).toContain(`the AESM socket folder "${join(dir, "no-aesmd")}" does not exist where tasks run`);
+    expect(noAesm.body.msg).toContain(
+      `the AESM socket folder "${join(dir, "no-aesmd")}" does not exist where tasks run`,
+    );
     await until(async () => (await h!.containers()).length === 0, "failed containers removed");
     expect(h.executor.ledger.used()).toEqual({ cpuTenths: 0, memMB: 0, gpus: [] });
   });
@@ -113,21 +159,35 @@ describe("GPUs through NVML (stand-in libnvidia-ml.so.1)", () => {
   });
 
   it("counts the GPUs, reserves only idle ones, refuses too many at once, and returns them when a start fails", async () => {
-    h = await startExecutor({ has_gpu: true, nvml_library: lib, gpu_sample_interval: 0.1, queue_timeout: 1 });
+    h = await startExecutor({
+      has_gpu: true,
+      nvml_library: lib,
+      gpu_sample_interval: 0.1,
+      queue_timeout: 1,
+    });
     const stats = (await h.call("GET", "/stats")).body;
     expect(stats).toMatchObject({ task_gpu: 2, task_used_gpu: 0, gpu_model: "NVIDIA Fake A100" });
 
-    const tooMany = await h.execute({ id: ECHO_IMAGE, resource: { ...small, use_gpu: true, gpu_count: 3 } });
+    const tooMany = await h.execute({
+      id: ECHO_IMAGE,
+      resource: { ...small, use_gpu: true, gpu_count: 3 },
+    });
     expect(tooMany).toMatchObject({ status: 400, body: { error: "EXCEEDS_CAPACITY" } });
 
     // GPU 1 is busy with someone else's work: two GPUs are not free, so the request waits, then 503.
-    const short = await h.execute({ id: ECHO_IMAGE, resource: { ...small, use_gpu: true, gpu_count: 2 } });
+    const short = await h.execute({
+      id: ECHO_IMAGE,
+      resource: { ...small, use_gpu: true, gpu_count: 2 },
+    });
     expect(short).toMatchObject({ status: 503, body: { error: "NO_CAPACITY" } });
     expect(short.headers.get("retry-after")).toBeTruthy();
 
     // One GPU is free: the executor asks Docker for device 0 by its UUID. This engine has no
     // NVIDIA runtime, so the start fails with a 400 naming the device, and the GPU comes back.
-    const one = await h.execute({ id: ECHO_IMAGE, resource: { ...small, use_gpu: true, gpu_count: 1 } });
+    const one = await h.execute({
+      id: ECHO_IMAGE,
+      resource: { ...small, use_gpu: true, gpu_count: 1 },
+    });
     expect(one).toMatchObject({ status: 400, body: { error: "GPU_UNAVAILABLE" } });
     expect(one.body.msg).toContain('"GPU-fa4e0000-0000-4000-8000-000000000000"');
     expect(h.executor.ledger.used()).toEqual({ cpuTenths: 0, memMB: 0, gpus: [] });
@@ -136,7 +196,10 @@ describe("GPUs through NVML (stand-in libnvidia-ml.so.1)", () => {
     // When GPU 1 goes idle, two GPUs pass admission.
     writeState(["0 100 40960 NVIDIA Fake A100", "2 100 40960 NVIDIA Fake A100"]);
     await until(() => h!.executor.ledger.freeGpus().length === 2, "GPU 1 sampled idle");
-    const two = await h.execute({ id: ECHO_IMAGE, resource: { ...small, use_gpu: true, gpu_count: 2 } });
+    const two = await h.execute({
+      id: ECHO_IMAGE,
+      resource: { ...small, use_gpu: true, gpu_count: 2 },
+    });
     expect(two.body.error).not.toBe("NO_CAPACITY");
   });
 

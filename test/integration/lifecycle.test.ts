@@ -41,7 +41,9 @@ describe("task lifecycle on the real engine", () => {
     expect(live.status).toBe(200);
     expect(live.body.changed).toEqual({ mem: { from: 512, to: 256 } });
     expect((await h.call("GET", "/stats")).body.task_mem).toBe(256);
-    expect((await h.execute({ id: ECHO_IMAGE, resource: small, input: "still warm" })).body.msg).toBe("still warm");
+    expect(
+      (await h.execute({ id: ECHO_IMAGE, resource: small, input: "still warm" })).body.msg,
+    ).toBe("still warm");
     expect(await h.containers()).toHaveLength(1);
 
     expect((await h.call("POST", "/pause")).status).toBe(200);
@@ -56,19 +58,28 @@ describe("task lifecycle on the real engine", () => {
     const bad = await h.call("POST", "/update-config", { cpu: 0.25 });
     expect(bad.status).toBe(400);
     expect(bad.body.msg).toContain('"cpu"');
-    const upd = await h.call("POST", "/update-config", { cpu: 2, mem: 1024, timeout: 0.5, microVM_runtime: "runsc" });
+    const upd = await h.call("POST", "/update-config", {
+      cpu: 2,
+      mem: 1024,
+      timeout: 0.5,
+      microVM_runtime: "runsc",
+    });
     expect(upd.status).toBe(200);
     const stats = (await h.call("GET", "/stats")).body;
     expect(stats.task_cpu).toBe(Math.min(2, stats.total_cpu));
     expect(stats.task_mem).toBe(1024);
 
     expect((await h.call("POST", "/unpause")).status).toBe(200);
-    expect((await h.execute({ id: ECHO_IMAGE, resource: small, input: "again" })).body.msg).toBe("again");
+    expect((await h.execute({ id: ECHO_IMAGE, resource: small, input: "again" })).body.msg).toBe(
+      "again",
+    );
   });
 
   it("with task_concurrency 1, concurrent requests for one key run in their own replicas", async () => {
     h = await startExecutor({ task_concurrency: 1 });
-    const both = await Promise.all([1, 2].map(() => h!.execute({ id: ECHO_IMAGE, resource: small, input: taskBody.sleep(300) })));
+    const both = await Promise.all(
+      [1, 2].map(() => h!.execute({ id: ECHO_IMAGE, resource: small, input: taskBody.sleep(300) })),
+    );
     expect(both.map((r) => r.body.msg)).toEqual(["slept:300", "slept:300"]);
     expect(await h.containers()).toHaveLength(2);
     expect(new Set(h.executor.tasks().map((t) => t.key_hash)).size).toBe(1);
@@ -80,12 +91,16 @@ describe("task lifecycle on the real engine", () => {
     const [task] = h.executor.tasks();
     const url = taskUrl(task!.container_id!);
     let heldDone = false;
-    const held = h.execute({ id: ECHO_IMAGE, resource: small, input: taskBody.hold("pause") }).finally(() => (heldDone = true));
+    const held = h
+      .execute({ id: ECHO_IMAGE, resource: small, input: taskBody.hold("pause") })
+      .finally(() => (heldDone = true));
     await until(() => h!.executor.tasks().some((t) => t.in_flight === 1), "request in flight");
     const paused = h.call("POST", "/pause");
     await until(async () => (await h!.call("GET", "/stats")).body.paused === true, "pausing");
     // Paused while the held request is in flight: new work is refused, the task stays for it.
-    expect((await h.execute({ id: ECHO_IMAGE, resource: small, input: "x" })).body.error).toBe("PAUSED");
+    expect((await h.execute({ id: ECHO_IMAGE, resource: small, input: "x" })).body.error).toBe(
+      "PAUSED",
+    );
     expect(heldDone).toBe(false);
     expect((await h.containers()).map((c) => c.id)).toEqual([task!.container_id]);
     await releaseHeld(url, "pause");
@@ -100,23 +115,54 @@ describe("task lifecycle on the real engine", () => {
     writeFileSync(join(dir, "c.yaml"), `instance: ${instance}\n`);
     const first = await spawnExecutor(["--config", join(dir, "c.yaml")]);
     try {
-      expect((await first.post("/", { id: ECHO_IMAGE, resource: small, input: "x" })).status).toBe(200);
+      expect((await first.post("/", { id: ECHO_IMAGE, resource: small, input: "x" })).status).toBe(
+        200,
+      );
     } finally {
       // A crash: no shutdown, no cleanup.
       first.child.kill("SIGKILL");
       await first.exited;
       rmSync(dir, { recursive: true, force: true });
     }
-    const left = docker(["ps", "-aq", "--no-trunc", "--filter", `label=${LABELS.instance}=${instance}`]).split("\n").filter(Boolean);
+    const left = docker([
+      "ps",
+      "-aq",
+      "--no-trunc",
+      "--filter",
+      `label=${LABELS.instance}=${instance}`,
+    ])
+      .split("\n")
+      .filter(Boolean);
     expect(left).toHaveLength(1);
     // Its image is no longer allowed: not adopted (see adoption.test.ts for what is), removed.
     h = await startExecutor({ instance, allowed_images: ["meca-test/ready-late:*"] });
     expect(h.executor.tasks()).toEqual([]);
-    await until(async () => !(await h!.containers()).some((c) => c.id === left[0]), "leftover removed");
-    expect(docker(["ps", "-a", "--format", "{{.ID}} {{.Names}} {{.Status}}", "--filter", `label=${LABELS.instance}=${instance}`]).trim()).toBe("");
+    await until(
+      async () => !(await h!.containers()).some((c) => c.id === left[0]),
+      "leftover removed",
+    );
+    expect(
+      docker([
+        "ps",
+        "-a",
+        "--format",
+        "{{.ID}} {{.Names}} {{.Status}}",
+        "--filter",
+        `label=${LABELS.instance}=${instance}`,
+      ]).trim(),
+    ).toBe("");
     expect(await h.close()).toEqual([]);
     h = undefined;
-    expect(docker(["network", "ls", "--format", "{{.Name}}", "--filter", `label=${LABELS.instance}=${instance}`]).trim()).toBe("");
+    expect(
+      docker([
+        "network",
+        "ls",
+        "--format",
+        "{{.Name}}",
+        "--filter",
+        `label=${LABELS.instance}=${instance}`,
+      ]).trim(),
+    ).toBe("");
   });
 
   it("answers /health and /stats with the original fields", async () => {
@@ -124,11 +170,37 @@ describe("task lifecycle on the real engine", () => {
     expect((await h.call("GET", "/health")).body).toEqual({ status: "ok" });
     await h.execute({ id: ECHO_IMAGE, resource: { cpu: 0.5, mem: 64 }, input: "x" });
     const s = (await h.call("GET", "/stats")).body;
-    for (const k of ["total_cpu", "total_mem", "used_cpu", "used_mem", "task_cpu", "task_mem", "task_used_cpu", "task_used_mem", "gpu_model", "task_gpu", "task_used_gpu"]) {
+    for (const k of [
+      "total_cpu",
+      "total_mem",
+      "used_cpu",
+      "used_mem",
+      "task_cpu",
+      "task_mem",
+      "task_used_cpu",
+      "task_used_mem",
+      "gpu_model",
+      "task_gpu",
+      "task_used_gpu",
+    ]) {
       expect(s).toHaveProperty(k);
     }
-    expect(s).toMatchObject({ task_cpu: 1, task_mem: 256, task_used_cpu: 50, task_used_mem: 25, task_gpu: 0, task_used_gpu: 0 });
+    expect(s).toMatchObject({
+      task_cpu: 1,
+      task_mem: 256,
+      task_used_cpu: 50,
+      task_used_mem: 25,
+      task_gpu: 0,
+      task_used_gpu: 0,
+    });
     const tasks = (await h.call("GET", "/tasks")).body.tasks;
-    expect(tasks[0]).toMatchObject({ image: ECHO_IMAGE, cpu: 0.5, mem: 64, state: "ready", in_flight: 0, served: 1 });
+    expect(tasks[0]).toMatchObject({
+      image: ECHO_IMAGE,
+      cpu: 0.5,
+      mem: 64,
+      state: "ready",
+      in_flight: 0,
+      served: 1,
+    });
   });
 });

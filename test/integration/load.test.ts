@@ -19,7 +19,10 @@ describe("load", () => {
     const instance = `load-${process.pid}`;
     const dir = scratchDir("meca-load-");
     // Room for exactly three 0.1-core tasks; idle tasks go after 3 s.
-    writeFileSync(join(dir, "c.yaml"), `instance: ${instance}\nfailure_status: http\ncpu: 0.3\nmem: 96\nqueue_timeout: 2\ntimeout: 0.05\n`);
+    writeFileSync(
+      join(dir, "c.yaml"),
+      `instance: ${instance}\nfailure_status: http\ncpu: 0.3\nmem: 96\nqueue_timeout: 2\ntimeout: 0.05\n`,
+    );
     const ex = await spawnExecutor(["--config", join(dir, "c.yaml"), "--log-level", "warn"]);
     try {
       const rssBefore = rssMB(ex.child.pid!);
@@ -35,10 +38,13 @@ describe("load", () => {
       let loading = true;
       const watching = (async () => {
         while (loading) {
-          const { tasks } = (await ex.get("/tasks")).body as { tasks: { reservation: { cpu: number } | null }[] };
+          const { tasks } = (await ex.get("/tasks")).body as {
+            tasks: { reservation: { cpu: number } | null }[];
+          };
           const reserved = tasks.filter((t) => t.reservation !== null);
           const cpu = reserved.reduce((sum, t) => sum + t.reservation!.cpu, 0);
-          if (reserved.length > 3 || cpu > 0.3 + 1e-9) overCapacity.push(`${reserved.length} tasks, ${cpu} cores`);
+          if (reserved.length > 3 || cpu > 0.3 + 1e-9)
+            overCapacity.push(`${reserved.length} tasks, ${cpu} cores`);
           await new Promise((r) => setTimeout(r, 50));
         }
       })();
@@ -49,7 +55,11 @@ describe("load", () => {
             const input = `client ${c} request ${i}`;
             const res = await fetch(`${ex.base}/`, {
               method: "POST",
-              body: JSON.stringify({ id: ECHO_IMAGE, resource: { cpu: 0.1, mem: 24 + key }, input }),
+              body: JSON.stringify({
+                id: ECHO_IMAGE,
+                resource: { cpu: 0.1, mem: 24 + key },
+                input,
+              }),
             });
             const body = (await res.json()) as { success: boolean; msg: string; error?: string };
             if (res.status === 200 && body.msg === input) ok++;
@@ -61,19 +71,32 @@ describe("load", () => {
       loading = false;
       await watching;
       const rssAfter = rssMB(ex.child.pid!);
-      console.log(`load: ${ok} ok, ${refused} refused (503), ${bad.length} bad; executor RSS ${rssBefore} MB before, ${rssAfter} MB after`);
+      console.log(
+        `load: ${ok} ok, ${refused} refused (503), ${bad.length} bad; executor RSS ${rssBefore} MB before, ${rssAfter} MB after`,
+      );
       expect(bad).toEqual([]);
       expect(ok + refused).toBe(clients * perClient);
       expect(ok).toBeGreaterThan(0);
       expect(overCapacity).toEqual([]);
 
-      const running = () => docker(["ps", "-aq", "--filter", `label=meca.executor.instance=${instance}`]).split("\n").filter(Boolean).length;
+      const running = () =>
+        docker(["ps", "-aq", "--filter", `label=meca.executor.instance=${instance}`])
+          .split("\n")
+          .filter(Boolean).length;
       // Settled: every container left is one of the warm tasks (removals done), and there are at most 3.
-      await until(async () => running() === (await ex.get("/tasks")).body.tasks.length, "removals to finish", 30_000);
+      await until(
+        async () => running() === (await ex.get("/tasks")).body.tasks.length,
+        "removals to finish",
+        30_000,
+      );
       expect(running()).toBeLessThanOrEqual(3);
       // After the idle timeout every task is gone and the ledger is back to zero.
       await until(async () => running() === 0, "idle tasks removed", 30_000);
-      await until(async () => (await ex.get("/stats")).body.task_used_cpu === 0, "ledger at zero", 10_000);
+      await until(
+        async () => (await ex.get("/stats")).body.task_used_cpu === 0,
+        "ledger at zero",
+        10_000,
+      );
       const stats = (await ex.get("/stats")).body;
       expect(stats).toMatchObject({ task_used_cpu: 0, task_used_mem: 0, tasks: 0, queued: 0 });
     } finally {

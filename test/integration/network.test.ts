@@ -40,8 +40,25 @@ describe("config `network`", () => {
     const configFile = join(dir, "meca.yaml");
     writeFileSync(configFile, configYaml({ instance, host: "0.0.0.0", network }));
     docker([
-      ...["run", "-d", "--name", executor, "--label", label, "--network", network, "-p", "127.0.0.1::2591"],
-      ...["-v", "/var/run/docker.sock:/var/run/docker.sock", "-v", `${configFile}:/app/meca_executor.yaml:ro`, IMAGE],
+      ...[
+        "run",
+        "-d",
+        "--name",
+        executor,
+        "--label",
+        label,
+        "--network",
+        network,
+        "-p",
+        "127.0.0.1::2591",
+      ],
+      ...[
+        "-v",
+        "/var/run/docker.sock:/var/run/docker.sock",
+        "-v",
+        `${configFile}:/app/meca_executor.yaml:ro`,
+        IMAGE,
+      ],
     ]);
     const port = docker(["port", executor, "2591/tcp"]).trim().split("\n")[0]!.split(":").at(-1);
     const base = `http://127.0.0.1:${port}`;
@@ -56,7 +73,9 @@ describe("config `network`", () => {
     expect(Object.keys(inspect.NetworkSettings.Networks)).toEqual([network]);
     expect(inspect.Config.Labels[LABELS.instance]).toBe(instance);
     // Reused warm, by name, on the second request.
-    expect((await post(`${base}/`, { id: ECHO_IMAGE, resource, input: "again" })).body.msg).toBe("again");
+    expect((await post(`${base}/`, { id: ECHO_IMAGE, resource, input: "again" })).body.msg).toBe(
+      "again",
+    );
     expect(taskContainers(instance)).toEqual([task]);
 
     docker(["stop", executor]);

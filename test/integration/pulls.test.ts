@@ -18,7 +18,13 @@ const USER = "meca";
 const PASSWORD = "pull-s3cret-7c1e";
 
 /** A TCP server on 127.0.0.1 that accepts connections and never answers; it counts them and sees them close. */
-async function silentServer(): Promise<{ server: Server; port: number; accepted: () => number; open: () => number; destroyAll: () => void }> {
+async function silentServer(): Promise<{
+  server: Server;
+  port: number;
+  accepted: () => number;
+  open: () => number;
+  destroyAll: () => void;
+}> {
   const sockets = new Set<Socket>();
   let accepted = 0;
   const server = createServer((s) => {
@@ -33,7 +39,13 @@ async function silentServer(): Promise<{ server: Server; port: number; accepted:
   const destroyAll = () => {
     for (const s of sockets) s.destroy();
   };
-  return { server, port: (server.address() as { port: number }).port, accepted: () => accepted, open: () => sockets.size, destroyAll };
+  return {
+    server,
+    port: (server.address() as { port: number }).port,
+    accepted: () => accepted,
+    open: () => sockets.size,
+    destroyAll,
+  };
 }
 
 async function freePort(): Promise<number> {
@@ -56,20 +68,47 @@ describe("pulls from a registry that needs a password", () => {
     const port = await freePort();
     registry = `127.0.0.1:${port}`;
     mkdirSync(join(dir, "data"));
-    writeFileSync(join(dir, "htpasswd"), execFileSync("htpasswd", ["-Bbn", USER, PASSWORD], { encoding: "utf8" }));
+    writeFileSync(
+      join(dir, "htpasswd"),
+      execFileSync("htpasswd", ["-Bbn", USER, PASSWORD], { encoding: "utf8" }),
+    );
     const config = join(dir, "config.yml");
     writeFileSync(
       config,
-      ["version: 0.1", "log:", "  level: warn", "storage:", "  filesystem:", `    rootdirectory: ${join(dir, "data")}`, "http:", `  addr: ${registry}`, "auth:", "  htpasswd:", "    realm: meca-test", `    path: ${join(dir, "htpasswd")}`, ""].join("\n"),
+      [
+        "version: 0.1",
+        "log:",
+        "  level: warn",
+        "storage:",
+        "  filesystem:",
+        `    rootdirectory: ${join(dir, "data")}`,
+        "http:",
+        `  addr: ${registry}`,
+        "auth:",
+        "  htpasswd:",
+        "    realm: meca-test",
+        `    path: ${join(dir, "htpasswd")}`,
+        "",
+      ].join("\n"),
     );
     const child = spawn("docker-registry", ["serve", config], { stdio: "ignore" });
     stop = () => child.kill();
-    await until(async () => (await fetch(`http://${registry}/v2/`).then((r) => r.status).catch(() => 0)) === 401, "the private registry answers 401");
+    await until(
+      async () =>
+        (await fetch(`http://${registry}/v2/`)
+          .then((r) => r.status)
+          .catch(() => 0)) === 401,
+      "the private registry answers 401",
+    );
     // The Docker client's own config, as `docker login` writes it; and one without it.
     withLogin = join(dir, "client");
     withoutLogin = join(dir, "nobody");
     mkdirSync(withoutLogin);
-    execFileSync("docker", ["--config", withLogin, "login", registry, "-u", USER, "--password-stdin"], { input: PASSWORD, stdio: ["pipe", "ignore", "pipe"] });
+    execFileSync(
+      "docker",
+      ["--config", withLogin, "login", registry, "-u", USER, "--password-stdin"],
+      { input: PASSWORD, stdio: ["pipe", "ignore", "pipe"] },
+    );
     image = `${registry}/meca-test/private:1`;
     docker(["tag", ECHO_IMAGE, image]);
     execFileSync("docker", ["--config", withLogin, "push", image], { stdio: "ignore" });
@@ -84,9 +123,14 @@ describe("pulls from a registry that needs a password", () => {
     const h = await startExecutor({}, { ...process.env, DOCKER_CONFIG: withLogin });
     try {
       const r = await h.execute({ id: image, resource: small, input: "pulled with a password" });
-      expect(r).toMatchObject({ status: 200, body: { success: true, msg: "pulled with a password" } });
+      expect(r).toMatchObject({
+        status: 200,
+        body: { success: true, msg: "pulled with a password" },
+      });
       const tasks = (await h.call("GET", "/tasks")).text;
-      const everything = [JSON.stringify(h.logger.records), tasks, JSON.stringify(r.body)].join("\n");
+      const everything = [JSON.stringify(h.logger.records), tasks, JSON.stringify(r.body)].join(
+        "\n",
+      );
       expect(everything).not.toContain(PASSWORD);
       expect(everything).not.toContain(Buffer.from(`${USER}:${PASSWORD}`).toString("base64"));
     } finally {
@@ -115,7 +159,9 @@ describe("pulls from a registry that needs a password", () => {
     try {
       const r = await h.execute({ id: image, resource: small, input: "x" });
       expect(r.body.error).toBe("IMAGE_PULL_FAILED");
-      const warning = h.logger.records.find((l) => l.level === "warn" && l.msg.includes("Docker client's config"));
+      const warning = h.logger.records.find(
+        (l) => l.level === "warn" && l.msg.includes("Docker client's config"),
+      );
       expect(warning?.fields.file).toBe(join(broken, "config.json"));
     } finally {
       expect(await h.close()).toEqual([]);
@@ -136,12 +182,18 @@ describe("pulls that must not hang or be made", () => {
   it("pull_policy never: an absent image is IMAGE_NOT_PRESENT at once, and its registry is never contacted", async () => {
     const h = await startExecutor({ pull_policy: "never" });
     try {
-      const r = await h.execute({ id: `127.0.0.1:${silent.port}/meca-test/built-on-the-host:1`, resource: small, input: "x" });
+      const r = await h.execute({
+        id: `127.0.0.1:${silent.port}/meca-test/built-on-the-host:1`,
+        resource: small,
+        input: "x",
+      });
       expect(r.status).toBe(400);
       expect(r.body.error).toBe("IMAGE_NOT_PRESENT");
       expect(r.body.msg).toMatch(/must be built or pulled on this host/);
       expect(silent.accepted()).toBe(0);
-      expect((await h.execute({ id: ECHO_IMAGE, resource: small, input: "local" })).body.msg).toBe("local");
+      expect((await h.execute({ id: ECHO_IMAGE, resource: small, input: "local" })).body.msg).toBe(
+        "local",
+      );
     } finally {
       expect(await h.close()).toEqual([]);
     }
@@ -152,11 +204,18 @@ describe("pulls that must not hang or be made", () => {
     try {
       await h.execute({ id: ECHO_IMAGE, resource: small, input: "warm" });
       const ref = `127.0.0.1:${silent.port}/meca-test/never:1`;
-      const waiting = [h.execute({ id: ref, resource: small, input: "a" }), h.execute({ id: ref, resource: { cpu: 0.2, mem: 32 }, input: "b" })];
+      const waiting = [
+        h.execute({ id: ref, resource: small, input: "a" }),
+        h.execute({ id: ref, resource: { cpu: 0.2, mem: 32 }, input: "b" }),
+      ];
       await until(() => silent.accepted() > 0, "the engine connected to the registry");
-      const tasks = (await h.call("GET", "/tasks")).body as { pulls: { image: string; waiting: number }[] };
+      const tasks = (await h.call("GET", "/tasks")).body as {
+        pulls: { image: string; waiting: number }[];
+      };
       expect(tasks.pulls).toMatchObject([{ image: ref, waiting: 2 }]);
-      expect((await h.execute({ id: ECHO_IMAGE, resource: small, input: "served meanwhile" })).body.msg).toBe("served meanwhile");
+      expect(
+        (await h.execute({ id: ECHO_IMAGE, resource: small, input: "served meanwhile" })).body.msg,
+      ).toBe("served meanwhile");
       expect(h.executor.ledger.used().cpuTenths).toBe(1);
       for (const r of await Promise.all(waiting)) {
         expect(r.status).toBe(502);
@@ -165,7 +224,11 @@ describe("pulls that must not hang or be made", () => {
       }
       expect((await h.call("GET", "/tasks")).body.pulls).toEqual([]);
       // Cancelled: the engine hangs up on the registry (its own TLS handshake bound, 10 s, at most).
-      await until(() => silent.open() === 0, "the engine closed its connections to the registry", 30_000);
+      await until(
+        () => silent.open() === 0,
+        "the engine closed its connections to the registry",
+        30_000,
+      );
     } finally {
       expect(await h.close()).toEqual([]);
     }

@@ -19,7 +19,11 @@ import { createDockerBackend } from "../../src/platform/docker/create-backend.ts
 import { docker } from "../support/docker-env.ts";
 import { CRASH_IMAGE, ECHO_IMAGE } from "../support/fixtures.ts";
 import { startExecutor } from "../support/harness.ts";
-import { makeCertificates, startSecondEngine, type SecondEngine } from "../support/second-engine.ts";
+import {
+  makeCertificates,
+  startSecondEngine,
+  type SecondEngine,
+} from "../support/second-engine.ts";
 
 // Resources no other test file uses, so that container names never meet on the main engine.
 const resource = { cpu: 0.1, mem: 41 };
@@ -42,7 +46,11 @@ function mainEngineNames(): string[] {
 }
 
 describe("DOCKER_HOST=tcp:// with TLS", () => {
-  const env = () => ({ DOCKER_HOST: engine.tcpHost, DOCKER_TLS_VERIFY: "1", DOCKER_CERT_PATH: engine.certPath });
+  const env = () => ({
+    DOCKER_HOST: engine.tcpHost,
+    DOCKER_TLS_VERIFY: "1",
+    DOCKER_CERT_PATH: engine.certPath,
+  });
 
   it("executes tasks on the remote engine through dockerode, and nothing on the main one", async () => {
     const h = await startExecutor({ ready_timeout: 10 }, env());
@@ -107,7 +115,10 @@ describe("DOCKER_HOST=ssh://", () => {
   });
 
   it("executes a task on the remote engine through dockerode over SSH", async () => {
-    const h = await startExecutor({ ready_timeout: 10 }, { DOCKER_HOST: `ssh://meca@127.0.0.1:${sshPort}` });
+    const h = await startExecutor(
+      { ready_timeout: 10 },
+      { DOCKER_HOST: `ssh://meca@127.0.0.1:${sshPort}` },
+    );
     try {
       expect((await h.backend.info()).transport).toBe(`ssh://meca@127.0.0.1:${sshPort}`);
       const r = await h.execute({ id: ECHO_IMAGE, resource, input: "over SSH" });

@@ -17,7 +17,10 @@ describe(UNIT, () => {
     try {
       // verify checks that ExecStart's program exists: stand an executable in for the installed one.
       const unit = join(dir, "meca-executor.service");
-      writeFileSync(unit, readFileSync(UNIT, "utf8").replaceAll("/usr/local/bin/meca-executor", "/bin/true"));
+      writeFileSync(
+        unit,
+        readFileSync(UNIT, "utf8").replaceAll("/usr/local/bin/meca-executor", "/bin/true"),
+      );
       const r = spawnSync("systemd-analyze", ["verify", unit], { encoding: "utf8" });
       expect(r.error, "systemd-analyze is missing: apt-get install -y systemd").toBeUndefined();
       expect(`${r.stdout}${r.stderr}`).toBe("");

@@ -29,15 +29,36 @@ const networkCount = () => docker(["network", "ls", "-q"]).split("\n").filter(Bo
 function tasksOf(harness: Harness) {
   return harness.executor.tasks().map((t) => {
     const c = inspect(t.container_id!);
-    const [[network, settings]] = Object.entries(c.NetworkSettings.Networks) as [string, { IPAddress: string; Gateway: string; NetworkID: string }][];
-    return { key: t.key, cpu: t.cpu, name: c.Name.slice(1), network, ip: settings.IPAddress, gateway: settings.Gateway, networkId: settings.NetworkID, runtime: c.HostConfig.Runtime };
+    const [[network, settings]] = Object.entries(c.NetworkSettings.Networks) as [
+      string,
+      { IPAddress: string; Gateway: string; NetworkID: string },
+    ][];
+    return {
+      key: t.key,
+      cpu: t.cpu,
+      name: c.Name.slice(1),
+      network,
+      ip: settings.IPAddress,
+      gateway: settings.Gateway,
+      networkId: settings.NetworkID,
+      runtime: c.HostConfig.Runtime,
+    };
   });
 }
 
 /** What a task sees when it tries a TCP connect to ip:port (the request runs inside it). */
-async function probe(harness: Harness, resource: { cpu: number; mem: number; runtime?: string }, target: string): Promise<string> {
+async function probe(
+  harness: Harness,
+  resource: { cpu: number; mem: number; runtime?: string },
+  target: string,
+): Promise<string> {
   const { runtime, ...res } = resource;
-  const r = await harness.execute({ id: ECHO_IMAGE, resource: res, runtime, input: `connect:${target}` });
+  const r = await harness.execute({
+    id: ECHO_IMAGE,
+    resource: res,
+    runtime,
+    input: `connect:${target}`,
+  });
   expect(r.status).toBe(200);
   return r.body.msg;
 }
@@ -55,7 +76,11 @@ describe("each task on a network of its own (bare host)", () => {
     expect(a!.network).not.toBe(b!.network);
     for (const t of [a!, b!]) {
       const net = JSON.parse(docker(["network", "inspect", t.networkId]))[0];
-      expect(net).toMatchObject({ Internal: true, Driver: "bridge", Labels: { [LABELS.managed]: "1", [LABELS.instance]: h.instance, [NETWORK_LABEL]: "task" } });
+      expect(net).toMatchObject({
+        Internal: true,
+        Driver: "bridge",
+        Labels: { [LABELS.managed]: "1", [LABELS.instance]: h.instance, [NETWORK_LABEL]: "task" },
+      });
       expect(Object.keys(net.Containers)).toEqual([inspect(t.name).Id]);
     }
     expect(await probe(h, A, `${b!.ip}:8080`)).not.toBe("connected");
@@ -85,13 +110,25 @@ describe("each task on a network of its own (bare host)", () => {
     // Read, never tried: no packet is sent anywhere to check it. Docker 20.10 still gives a
     // container on an Internal network a default route to the network's own gateway (the host's
     // bridge), where the engine's isolation rule drops whatever is not for the subnet.
-    const hexGateway = a!.gateway.split(".").reverse().map((o) => Number(o).toString(16).padStart(2, "0").toUpperCase()).join("");
-    const gateways = routes.split("\n").slice(1).filter(Boolean).map((l) => l.trim().split(/\s+/)[2]);
+    const hexGateway = a!.gateway
+      .split(".")
+      .reverse()
+      .map((o) => Number(o).toString(16).padStart(2, "0").toUpperCase())
+      .join("");
+    const gateways = routes
+      .split("\n")
+      .slice(1)
+      .filter(Boolean)
+      .map((l) => l.trim().split(/\s+/)[2]);
     expect(gateways.every((g) => g === "00000000" || g === hexGateway)).toBe(true);
     const bridge = net.Options["com.docker.network.bridge.name"];
     expect(bridge).toMatch(/^mecat[0-9a-z]{10}$/);
-    const rules = execFileSync("iptables", ["-S", "DOCKER-ISOLATION-STAGE-1"], { encoding: "utf8" });
-    expect(rules).toContain(`-A DOCKER-ISOLATION-STAGE-1 ! -d ${net.IPAM.Config[0].Subnet} -i ${bridge} -j DROP`);
+    const rules = execFileSync("iptables", ["-S", "DOCKER-ISOLATION-STAGE-1"], {
+      encoding: "utf8",
+    });
+    expect(rules).toContain(
+      `-A DOCKER-ISOLATION-STAGE-1 ! -d ${net.IPAM.Config[0].Subnet} -i ${bridge} -j DROP`,
+    );
   });
 
   it("with task_egress, the task's own network has a route out, and still none to other tasks", async () => {
@@ -108,7 +145,9 @@ describe("each task on a network of its own (bare host)", () => {
     const vmA = { ...A, runtime: "microVM" };
     const vmB = { ...B, runtime: "microVM" };
     expect(await probe(h, vmA, "127.0.0.1:9")).toBe("refused"); // starts A, and the probe works there
-    expect((await h.execute({ id: ECHO_IMAGE, resource: B, runtime: "microVM", input: "b" })).body.msg).toBe("b");
+    expect(
+      (await h.execute({ id: ECHO_IMAGE, resource: B, runtime: "microVM", input: "b" })).body.msg,
+    ).toBe("b");
     const [a, b] = tasksOf(h).sort((x, y) => x.cpu - y.cpu);
     expect([a!.runtime, b!.runtime]).toEqual(["runsc", "runsc"]);
     expect(await probe(h, vmA, `${b!.ip}:8080`)).not.toBe("connected");
@@ -132,7 +171,11 @@ describe("each task on a network of its own (bare host)", () => {
     // Room for three tasks of 0.1 core: each new key evicts the least recently used idle one.
     h = await start({ cpu: 0.3 });
     for (let i = 0; i < 200; i++) {
-      const r = await h.execute({ id: ECHO_IMAGE, resource: { cpu: 0.1, mem: 40 + i }, input: `n${i}` });
+      const r = await h.execute({
+        id: ECHO_IMAGE,
+        resource: { cpu: 0.1, mem: 40 + i },
+        input: `n${i}`,
+      });
       expect(r.body.msg).toBe(`n${i}`);
     }
     expect(h.executor.tasks().length).toBeLessThanOrEqual(3);

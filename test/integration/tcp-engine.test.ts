@@ -28,7 +28,11 @@ describe("DOCKER_HOST=tcp:// (plain)", () => {
     const h = await startExecutor({}, { ...process.env, DOCKER_HOST: `tcp://127.0.0.1:${port}` });
     try {
       expect(h.executor.engineStatus().info?.transport).toBe(`tcp://127.0.0.1:${port}`);
-      const r = await h.execute({ id: ECHO_IMAGE, resource: { cpu: 0.1, mem: 33 }, input: "over tcp" });
+      const r = await h.execute({
+        id: ECHO_IMAGE,
+        resource: { cpu: 0.1, mem: 33 },
+        input: "over tcp",
+      });
       expect(r).toMatchObject({ status: 200, body: { success: true, msg: "over tcp" } });
       expect(connections).toBeGreaterThan(0);
     } finally {

@@ -26,46 +26,80 @@ afterEach(async () => {
 
 describe("GET /ui", () => {
   it("shows the capacity, the tasks and the requests, live, in headless Chromium, with nothing failing and nothing but GETs to its own origin", async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`The page test needs Debian's Chromium at ${CHROMIUM} (as root: apt-get install -y chromium)`);
+    if (!existsSync(CHROMIUM))
+      throw new Error(
+        `The page test needs Debian's Chromium at ${CHROMIUM} (as root: apt-get install -y chromium)`,
+      );
     h = await startExecutor({ cpu: 1, mem: 512, pull_stall_timeout: 5 });
     const res = await fetch(`${h.base}/ui`);
     const csp = res.headers.get("content-security-policy") ?? "";
     expect(res.headers.get("content-type")).toBe("text/html; charset=utf-8");
-    expect(csp).toMatch(/default-src 'none'; script-src 'sha256-[A-Za-z0-9+/=]+'; style-src 'sha256-[A-Za-z0-9+/=]+'; connect-src 'self'/);
+    expect(csp).toMatch(
+      /default-src 'none'; script-src 'sha256-[A-Za-z0-9+/=]+'; style-src 'sha256-[A-Za-z0-9+/=]+'; connect-src 'self'/,
+    );
     expect(csp).not.toContain("unsafe");
 
-    browser = await puppeteer.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox", "--disable-gpu"] });
+    browser = await puppeteer.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ["--no-sandbox", "--disable-gpu"],
+    });
     const page = await browser.newPage();
     const problems: string[] = [];
     const requests: string[] = [];
     page.on("pageerror", (e) => problems.push(`page error: ${(e as Error).message}`));
-    page.on("console", (m) => (m.type() === "error" || m.type() === "warn") && problems.push(`console ${m.type()}: ${m.text()}`));
+    page.on(
+      "console",
+      (m) =>
+        (m.type() === "error" || m.type() === "warn") &&
+        problems.push(`console ${m.type()}: ${m.text()}`),
+    );
     page.on("requestfailed", (r) => problems.push(`failed: ${r.url()} ${r.failure()?.errorText}`));
     page.on("response", (r) => r.status() >= 400 && problems.push(`${r.status()}: ${r.url()}`));
     page.on("request", (r) => requests.push(`${r.method()} ${r.url()}`));
     await page.setViewport({ width: 1100, height: 800 });
     await page.goto(`${h.base}/ui`, { waitUntil: "load" });
     const text = (id: string) => page.$eval(`#${id}`, (e) => e.textContent ?? "");
-    await page.waitForFunction(() => document.getElementById("state")?.textContent === "serving", { timeout: 10_000 });
+    await page.waitForFunction(() => document.getElementById("state")?.textContent === "serving", {
+      timeout: 10_000,
+    });
     expect(await text("capacity")).toContain("0 of 1 cores reserved, 1 free");
     expect(await text("capacity")).toContain("0 of 512 MB reserved, 512 free");
     expect(await text("tasks")).toContain("no task is running");
     expect(await text("queue")).toBe("0 request(s) waiting in line");
 
     // A task started after the page loaded appears without a reload, with the request that started it.
-    expect((await h.execute({ id: ECHO_IMAGE, resource: { cpu: 0.3, mem: 64 }, input: "seen by the page" })).body.success).toBe(true);
+    expect(
+      (
+        await h.execute({
+          id: ECHO_IMAGE,
+          resource: { cpu: 0.3, mem: 64 },
+          input: "seen by the page",
+        })
+      ).body.success,
+    ).toBe(true);
     // The page polls: a poll taken while the task was starting shows it "starting", the next one "ready".
     const want = [ECHO_IMAGE, "ready", "0.3", "64 MB", "1", "0"];
-    const cells = () => page.$$eval("#tasks tr", (rows) => rows.map((r) => [...r.children].map((c) => c.textContent ?? "")));
+    const cells = () =>
+      page.$$eval("#tasks tr", (rows) =>
+        rows.map((r) => [...r.children].map((c) => c.textContent ?? "")),
+      );
     await page
-      .waitForFunction((w: string[]) => {
-        const row = document.querySelectorAll("#tasks tr")[1];
-        const have = row ? [...row.children].map((c) => c.textContent) : [];
-        return w.every((v) => have.includes(v));
-      }, { timeout: 10_000 }, want)
+      .waitForFunction(
+        (w: string[]) => {
+          const row = document.querySelectorAll("#tasks tr")[1];
+          const have = row ? [...row.children].map((c) => c.textContent) : [];
+          return w.every((v) => have.includes(v));
+        },
+        { timeout: 10_000 },
+        want,
+      )
       .catch(() => undefined); // the assertion below names what the row shows instead
     expect((await cells())[1]).toEqual(expect.arrayContaining(want));
-    await page.waitForFunction(() => document.getElementById("requests")?.textContent?.includes("cold"), { timeout: 10_000 });
+    await page.waitForFunction(
+      () => document.getElementById("requests")?.textContent?.includes("cold"),
+      { timeout: 10_000 },
+    );
     expect(await text("capacity")).toContain("0.3 of 1 cores reserved");
     expect(await page.$$eval("#chart rect", (r) => r.length)).toBe(1);
 
@@ -81,10 +115,16 @@ describe("GET /ui", () => {
     await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
     const image = `127.0.0.1:${(silent.address() as { port: number }).port}/meca-test/slow:1`;
     const pulling = h.execute({ id: image, resource: { cpu: 0.1, mem: 32 }, input: "x" });
-    await page.waitForFunction(() => document.getElementById("pulls")?.textContent?.includes("1 request(s)"), { timeout: 10_000 });
+    await page.waitForFunction(
+      () => document.getElementById("pulls")?.textContent?.includes("1 request(s)"),
+      { timeout: 10_000 },
+    );
     expect(await text("pulls")).toContain(image);
     expect((await pulling).body.error).toBe("IMAGE_PULL_FAILED");
-    await page.waitForFunction(() => document.getElementById("pulls")?.textContent?.includes("no image is being pulled"), { timeout: 10_000 });
+    await page.waitForFunction(
+      () => document.getElementById("pulls")?.textContent?.includes("no image is being pulled"),
+      { timeout: 10_000 },
+    );
     for (const s of sockets) s.destroy();
     silent.close();
 
@@ -93,6 +133,8 @@ describe("GET /ui", () => {
     expect(problems).toEqual([]);
     const foreign = requests.filter((r) => !r.startsWith(`GET ${h!.base}/`));
     expect(foreign).toEqual([]);
-    expect(new Set(requests.map((r) => new URL(r.split(" ")[1]!).pathname))).toEqual(new Set(["/ui", "/stats", "/tasks", "/requests"]));
+    expect(new Set(requests.map((r) => new URL(r.split(" ")[1]!).pathname))).toEqual(
+      new Set(["/ui", "/stats", "/tasks", "/requests"]),
+    );
   });
 });

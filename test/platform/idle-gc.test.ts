@@ -35,7 +35,7 @@ describe("startIdleGc", () => {
   it("does nothing where there is no gc", () => {
     vi.useFakeTimers();
     const stop = startIdleGc({ served: () => 0, gc: undefined });
-    expect(vi.getTimerCount()).toBe(("gc" in globalThis) ? 1 : 0);
+    expect(vi.getTimerCount()).toBe("gc" in globalThis ? 1 : 0);
     stop();
   });
 });

@@ -19,7 +19,10 @@ let dir: string;
 const probes: NvmlGpuProbe[] = [];
 
 beforeAll(() => {
-  if (!isMainThread) throw new Error("These tests need vitest's \"forks\" pool: in a worker thread process.env never reaches getenv()");
+  if (!isMainThread)
+    throw new Error(
+      'These tests need vitest\'s "forks" pool: in a worker thread process.env never reaches getenv()',
+    );
   const script = new URL("../fixtures/nvml/build.sh", import.meta.url).pathname;
   library = execFileSync("sh", [script], { encoding: "utf8" }).trim();
   dir = mkdtempSync(join(tmpdir(), "fake-nvml-"));
@@ -93,10 +96,21 @@ describe("loadNvml()", () => {
     writeState(["0 10 81920 NVIDIA Fake H100 80GB HBM3"]);
     const probe = await open();
     expect(await probe.sample()).toMatchObject([
-      { index: 0, model: "NVIDIA Fake H100 80GB HBM3", utilizationPercent: 0, memoryUsedMB: 10, memoryTotalMB: 81920 },
+      {
+        index: 0,
+        model: "NVIDIA Fake H100 80GB HBM3",
+        utilizationPercent: 0,
+        memoryUsedMB: 10,
+        memoryTotalMB: 81920,
+      },
     ]);
 
-    writeState(["# busy now, and a second card appeared", "95 70000 81920 NVIDIA Fake H100 80GB HBM3", "", "3 0 16384 Tesla T4"]);
+    writeState([
+      "# busy now, and a second card appeared",
+      "95 70000 81920 NVIDIA Fake H100 80GB HBM3",
+      "",
+      "3 0 16384 Tesla T4",
+    ]);
     expect(await probe.sample()).toMatchObject([
       { index: 0, utilizationPercent: 95, memoryUsedMB: 70000 },
       { index: 1, model: "Tesla T4", utilizationPercent: 3, memoryUsedMB: 0, memoryTotalMB: 16384 },
@@ -142,13 +156,18 @@ describe("NvmlGpuProbe", () => {
     });
 
     writeState(["0 100 40960 NVIDIA Fake A100", "fail nvmlDeviceGetMemoryInfo 15"]);
-    await expect(probe.sample()).rejects.toThrow('NVML call "nvmlDeviceGetMemoryInfo" failed: GPU is lost');
+    await expect(probe.sample()).rejects.toThrow(
+      'NVML call "nvmlDeviceGetMemoryInfo" failed: GPU is lost',
+    );
   });
 
   it("sample() counts a device without utilisation support as 0 % and warns once", async () => {
     const logger = recordingLogger();
     const probe = await open(logger);
-    writeState(["50 100 40960 NVIDIA Fake A100 MIG 1g.5gb", "fail nvmlDeviceGetUtilizationRates 3"]);
+    writeState([
+      "50 100 40960 NVIDIA Fake A100 MIG 1g.5gb",
+      "fail nvmlDeviceGetUtilizationRates 3",
+    ]);
     expect(await probe.sample()).toMatchObject([{ utilizationPercent: 0, memoryUsedMB: 100 }]);
     await probe.sample();
     expect(logger.warnings.filter((w) => w.includes("utilisation"))).toHaveLength(1);
@@ -161,7 +180,9 @@ describe("NvmlGpuProbe", () => {
     first.close();
     // NVML counts inits: a second nvmlShutdown would leave `second` uninitialised.
     expect(await second.sample()).toHaveLength(2);
-    await expect(first.sample()).rejects.toThrow('Cannot call NVML "nvmlDeviceGetCount_v2": the probe is closed');
+    await expect(first.sample()).rejects.toThrow(
+      'Cannot call NVML "nvmlDeviceGetCount_v2": the probe is closed',
+    );
   });
 });
 
@@ -171,15 +192,28 @@ describe("NvmlGpuProbe", () => {
  */
 function denoOverKoffi(): DenoFfi {
   const koffi = createRequire(import.meta.url)("koffi") as typeof Koffi;
-  const ctype = { i32: "int", u32: "unsigned int", buffer: "void *", pointer: "uintptr_t" } as const;
+  const ctype = {
+    i32: "int",
+    u32: "unsigned int",
+    buffer: "void *",
+    pointer: "uintptr_t",
+  } as const;
   return {
     dlopen(path, symbols) {
       const lib = koffi.load(path);
       const fns: Record<string, (...args: unknown[]) => unknown> = {};
       for (const [name, def] of Object.entries(symbols)) {
-        const fn = lib.func(name, def.result === "pointer" ? "void *" : ctype[def.result], def.parameters.map((p) => ctype[p]));
+        const fn = lib.func(
+          name,
+          def.result === "pointer" ? "void *" : ctype[def.result],
+          def.parameters.map((p) => ctype[p]),
+        );
         fns[name] = (...args) =>
-          fn(...args.map((a, i) => (def.parameters[i] === "pointer" ? (a as { address: bigint }).address : a)));
+          fn(
+            ...args.map((a, i) =>
+              def.parameters[i] === "pointer" ? (a as { address: bigint }).address : a,
+            ),
+          );
       }
       return { symbols: fns, close: () => lib.unload() };
     },
@@ -200,11 +234,24 @@ describe("loadNvml() under Deno", () => {
     }
     expect(probe.driverVersion()).toBe("550.54.15");
     expect(await probe.sample()).toEqual([
-      expect.objectContaining({ index: 0, model: "NVIDIA Fake A100", utilizationPercent: 0, memoryUsedMB: 100, memoryTotalMB: 40960 }),
-      expect.objectContaining({ index: 1, uuid: "GPU-fa4e0000-0000-4000-8000-000000000001", utilizationPercent: 87, memoryUsedMB: 30000 }),
+      expect.objectContaining({
+        index: 0,
+        model: "NVIDIA Fake A100",
+        utilizationPercent: 0,
+        memoryUsedMB: 100,
+        memoryTotalMB: 40960,
+      }),
+      expect.objectContaining({
+        index: 1,
+        uuid: "GPU-fa4e0000-0000-4000-8000-000000000001",
+        utilizationPercent: 87,
+        memoryUsedMB: 30000,
+      }),
     ]);
     writeState(["fail nvmlDeviceGetCount_v2 9"]);
-    await expect(probe.sample()).rejects.toThrow('NVML call "nvmlDeviceGetCount_v2" failed: Driver Not Loaded');
+    await expect(probe.sample()).rejects.toThrow(
+      'NVML call "nvmlDeviceGetCount_v2" failed: Driver Not Loaded',
+    );
   });
 });
 

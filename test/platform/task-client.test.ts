@@ -1,6 +1,11 @@
 import { createServer, type Server, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { TaskAnswerTooLargeError, TaskConnectError, TaskFailedError, TaskTimeoutError } from "../../src/engine/errors.ts";
+import {
+  TaskAnswerTooLargeError,
+  TaskConnectError,
+  TaskFailedError,
+  TaskTimeoutError,
+} from "../../src/engine/errors.ts";
 import { FetchTaskClient } from "../../src/platform/fetch-task-client.ts";
 import { UndiciTaskClient } from "../../src/platform/task-client.ts";
 
@@ -32,10 +37,14 @@ async function rawServer(onRequest: (socket: Socket, request: string, n: number)
 
 function answer(socket: Socket, status: number, body: string): void {
   // Requests are read as latin1 (bytes); answer the same bytes back.
-  socket.write(`HTTP/1.1 ${status} X\r\ncontent-length: ${Buffer.byteLength(body, "latin1")}\r\n\r\n${body}`, "latin1");
+  socket.write(
+    `HTTP/1.1 ${status} X\r\ncontent-length: ${Buffer.byteLength(body, "latin1")}\r\n\r\n${body}`,
+    "latin1",
+  );
 }
 
-const echo = (socket: Socket, request: string) => answer(socket, 200, request.slice(request.indexOf("\r\n\r\n") + 4));
+const echo = (socket: Socket, request: string) =>
+  answer(socket, 200, request.slice(request.indexOf("\r\n\r\n") + 4));
 
 const servers: Server[] = [];
 const allSockets = new Set<Socket>();
@@ -54,9 +63,13 @@ const streaming = new Set<Socket>();
 function endless(socket: Socket, opts: { chunked: boolean }): void {
   streaming.add(socket);
   socket.on("close", () => streaming.delete(socket));
-  socket.write(`HTTP/1.1 200 OK\r\n${opts.chunked ? "transfer-encoding: chunked" : "content-length: 8589934592"}\r\n\r\n`);
+  socket.write(
+    `HTTP/1.1 200 OK\r\n${opts.chunked ? "transfer-encoding: chunked" : "content-length: 8589934592"}\r\n\r\n`,
+  );
   const piece = Buffer.alloc(16 * 1024, "x");
-  const frame = opts.chunked ? Buffer.concat([Buffer.from("4000\r\n"), piece, Buffer.from("\r\n")]) : piece;
+  const frame = opts.chunked
+    ? Buffer.concat([Buffer.from("4000\r\n"), piece, Buffer.from("\r\n")])
+    : piece;
   let sent = 0;
   const pump = () => {
     while (!socket.destroyed && sent < 64 << 20) {
@@ -94,8 +107,13 @@ describe("UndiciTaskClient", () => {
     // One connection per pool: the second request waits for the first's connection, no sleep needed.
     const client = undici({ connections: 1 });
     const body = '{"x": "é ✓"}';
-    expect(await client.send({ method: "POST", endpoint: srv.url, path: "/", body })).toEqual({ status: 200, body });
-    expect(await client.send({ method: "POST", endpoint: srv.url, path: "/", body: "second" })).toEqual({ status: 200, body: "second" });
+    expect(await client.send({ method: "POST", endpoint: srv.url, path: "/", body })).toEqual({
+      status: 200,
+      body,
+    });
+    expect(
+      await client.send({ method: "POST", endpoint: srv.url, path: "/", body: "second" }),
+    ).toEqual({ status: 200, body: "second" });
     expect(perConnection).toEqual([1, 2]); // the second request came on the first one's connection
     expect(srv.connections()).toBe(1);
     expect(seen[0]).toMatch(/^POST \/ HTTP\/1\.1\r\n/);
@@ -104,7 +122,9 @@ describe("UndiciTaskClient", () => {
 
   it("returns an error status with its body; the engine decides what it means", async () => {
     const srv = await rawServer((s) => answer(s, 500, "boom"));
-    expect(await undici().send({ method: "POST", endpoint: srv.url, path: "/", body: "" })).toEqual({ status: 500, body: "boom" });
+    expect(await undici().send({ method: "POST", endpoint: srv.url, path: "/", body: "" })).toEqual(
+      { status: 500, body: "boom" },
+    );
   });
 
   it("sends a GET without a body", async () => {
@@ -113,16 +133,19 @@ describe("UndiciTaskClient", () => {
       seen = req;
       answer(s, 200, "ra-report");
     });
-    expect(await undici().send({ method: "GET", endpoint: srv.url, path: "/ra" })).toEqual({ status: 200, body: "ra-report" });
+    expect(await undici().send({ method: "GET", endpoint: srv.url, path: "/ra" })).toEqual({
+      status: 200,
+      body: "ra-report",
+    });
     expect(seen).toMatch(/^GET \/ra HTTP\/1\.1/);
     expect(seen).not.toMatch(/content-type/i);
   });
 
   it("rejects with TaskConnectError when the connection is refused", async () => {
     const port = await closedPort();
-    await expect(undici().send({ method: "POST", endpoint: `http://127.0.0.1:${port}`, path: "/", body: "x" })).rejects.toBeInstanceOf(
-      TaskConnectError,
-    );
+    await expect(
+      undici().send({ method: "POST", endpoint: `http://127.0.0.1:${port}`, path: "/", body: "x" }),
+    ).rejects.toBeInstanceOf(TaskConnectError);
   });
 
   it("rejects with TaskConnectError when a fresh connection closes before any answer (Docker's port proxy)", async () => {
@@ -131,10 +154,14 @@ describe("UndiciTaskClient", () => {
     const proxyLike = await new Promise<{ url: string }>((resolve) => {
       const server = createServer((socket) => socket.destroy());
       servers.push(server);
-      server.listen(0, "127.0.0.1", () => resolve({ url: `http://127.0.0.1:${(server.address() as { port: number }).port}` }));
+      server.listen(0, "127.0.0.1", () =>
+        resolve({ url: `http://127.0.0.1:${(server.address() as { port: number }).port}` }),
+      );
     });
     for (let i = 0; i < 5; i++) {
-      await expect(client.send({ method: "POST", endpoint: proxyLike.url, path: "/", body: "x" })).rejects.toBeInstanceOf(TaskConnectError);
+      await expect(
+        client.send({ method: "POST", endpoint: proxyLike.url, path: "/", body: "x" }),
+      ).rejects.toBeInstanceOf(TaskConnectError);
     }
   });
 
@@ -155,7 +182,9 @@ describe("UndiciTaskClient", () => {
     // One connection per pool: the second request goes on the first one's connection, no sleep needed.
     const client = undici({ connections: 1 });
     await client.send({ method: "POST", endpoint: srv.url, path: "/", body: "first" });
-    const err = await client.send({ method: "POST", endpoint: srv.url, path: "/", body: "exit:3" }).catch((e) => e);
+    const err = await client
+      .send({ method: "POST", endpoint: srv.url, path: "/", body: "exit:3" })
+      .catch((e) => e);
     expect(err).toBeInstanceOf(TaskFailedError);
     expect(err).not.toBeInstanceOf(TaskConnectError);
   });
@@ -165,12 +194,16 @@ describe("UndiciTaskClient", () => {
       s.write("HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial");
       setTimeout(() => s.destroy(), 20);
     });
-    await expect(undici().send({ method: "POST", endpoint: srv.url, path: "/", body: "x" })).rejects.toBeInstanceOf(TaskFailedError);
+    await expect(
+      undici().send({ method: "POST", endpoint: srv.url, path: "/", body: "x" }),
+    ).rejects.toBeInstanceOf(TaskFailedError);
   });
 
   it("cuts a chunked answer past maxAnswerBytes while it streams: TASK_ANSWER_TOO_LARGE, connection closed", async () => {
     const srv = await rawServer((s) => endless(s, { chunked: true }));
-    const err = await undici({ maxAnswerBytes: 100_000 }).send({ method: "POST", endpoint: srv.url, path: "/", body: "x" }).catch((e) => e);
+    const err = await undici({ maxAnswerBytes: 100_000 })
+      .send({ method: "POST", endpoint: srv.url, path: "/", body: "x" })
+      .catch((e) => e);
     expect(err).toBeInstanceOf(TaskAnswerTooLargeError);
     expect(err.code).toBe("TASK_ANSWER_TOO_LARGE");
     await until(() => streaming.size === 0);
@@ -178,22 +211,39 @@ describe("UndiciTaskClient", () => {
 
   it("refuses an answer whose Content-Length is past maxAnswerBytes before reading it", async () => {
     const srv = await rawServer((s) => endless(s, { chunked: false }));
-    const err = await undici({ maxAnswerBytes: 1000 }).send({ method: "POST", endpoint: srv.url, path: "/", body: "x" }).catch((e) => e);
+    const err = await undici({ maxAnswerBytes: 1000 })
+      .send({ method: "POST", endpoint: srv.url, path: "/", body: "x" })
+      .catch((e) => e);
     expect(err).toBeInstanceOf(TaskAnswerTooLargeError);
     await until(() => streaming.size === 0);
   });
 
   it("reads an answer of exactly maxAnswerBytes", async () => {
     const srv = await rawServer((s) => answer(s, 200, "y".repeat(1000)));
-    expect((await undici({ maxAnswerBytes: 1000 }).send({ method: "POST", endpoint: srv.url, path: "/", body: "x" })).body).toHaveLength(1000);
+    expect(
+      (
+        await undici({ maxAnswerBytes: 1000 }).send({
+          method: "POST",
+          endpoint: srv.url,
+          path: "/",
+          body: "x",
+        })
+      ).body,
+    ).toHaveLength(1000);
   });
 
   it("times out a task that sends no headers, and one that stops in the middle of its body", async () => {
     const silent = await rawServer(() => {});
     const client = undici({ answerTimeout: 100 });
-    await expect(client.send({ method: "POST", endpoint: silent.url, path: "/", body: "x" })).rejects.toBeInstanceOf(TaskTimeoutError);
-    const stalled = await rawServer((s) => s.write("HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial"));
-    await expect(client.send({ method: "POST", endpoint: stalled.url, path: "/", body: "x" })).rejects.toBeInstanceOf(TaskTimeoutError);
+    await expect(
+      client.send({ method: "POST", endpoint: silent.url, path: "/", body: "x" }),
+    ).rejects.toBeInstanceOf(TaskTimeoutError);
+    const stalled = await rawServer((s) =>
+      s.write("HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial"),
+    );
+    await expect(
+      client.send({ method: "POST", endpoint: stalled.url, path: "/", body: "x" }),
+    ).rejects.toBeInstanceOf(TaskTimeoutError);
   });
 
   it("rejects with the signal's reason when aborted", async () => {
@@ -201,7 +251,9 @@ describe("UndiciTaskClient", () => {
     const ac = new AbortController();
     const reason = new Error("request timeout");
     setTimeout(() => ac.abort(reason), 50);
-    await expect(undici().send({ method: "POST", endpoint: srv.url, path: "/", body: "x", signal: ac.signal })).rejects.toBe(reason);
+    await expect(
+      undici().send({ method: "POST", endpoint: srv.url, path: "/", body: "x", signal: ac.signal }),
+    ).rejects.toBe(reason);
   });
 
   it("rejects at once when aborted while waiting for a connection, and the request never reaches the task", async () => {
@@ -217,13 +269,22 @@ describe("UndiciTaskClient", () => {
     const first = client.send({ method: "POST", endpoint: srv.url, path: "/", body: "a" });
     await until(() => bodies.length === 1);
     const ac = new AbortController();
-    const queued = client.send({ method: "POST", endpoint: srv.url, path: "/", body: "b", signal: ac.signal });
+    const queued = client.send({
+      method: "POST",
+      endpoint: srv.url,
+      path: "/",
+      body: "b",
+      signal: ac.signal,
+    });
     const reason = new Error("client went away");
     ac.abort(reason);
     await expect(queued).rejects.toBe(reason);
     release();
     expect(await first).toEqual({ status: 200, body: "a" });
-    expect(await client.send({ method: "POST", endpoint: srv.url, path: "/", body: "c" })).toEqual({ status: 200, body: "c" });
+    expect(await client.send({ method: "POST", endpoint: srv.url, path: "/", body: "c" })).toEqual({
+      status: 200,
+      body: "c",
+    });
     expect(bodies).toEqual(["a", "c"]);
   });
 
@@ -236,7 +297,9 @@ describe("UndiciTaskClient", () => {
     client.forget(a.url);
     await until(() => a.connections() === 0);
     expect(b.connections()).toBe(1);
-    expect(await client.send({ method: "POST", endpoint: a.url, path: "/", body: "again" })).toEqual({ status: 200, body: "again" });
+    expect(
+      await client.send({ method: "POST", endpoint: a.url, path: "/", body: "again" }),
+    ).toEqual({ status: 200, body: "again" });
   });
 });
 
@@ -244,7 +307,9 @@ describe("FetchTaskClient", () => {
   it("cuts an answer past maxAnswerBytes, chunked or announced", async () => {
     for (const chunked of [true, false]) {
       const srv = await rawServer((s) => endless(s, { chunked }));
-      const err = await new FetchTaskClient({ maxAnswerBytes: 100_000 }).send({ method: "POST", endpoint: srv.url, path: "/", body: "x" }).catch((e) => e);
+      const err = await new FetchTaskClient({ maxAnswerBytes: 100_000 })
+        .send({ method: "POST", endpoint: srv.url, path: "/", body: "x" })
+        .catch((e) => e);
       expect(err).toBeInstanceOf(TaskAnswerTooLargeError);
       await until(() => streaming.size === 0);
     }
@@ -252,14 +317,26 @@ describe("FetchTaskClient", () => {
 
   it("posts the body and returns status and body", async () => {
     const srv = await rawServer(echo);
-    expect(await new FetchTaskClient().send({ method: "POST", endpoint: srv.url, path: "/", body: "hi" })).toEqual({ status: 200, body: "hi" });
+    expect(
+      await new FetchTaskClient().send({
+        method: "POST",
+        endpoint: srv.url,
+        path: "/",
+        body: "hi",
+      }),
+    ).toEqual({ status: 200, body: "hi" });
   });
 
   it("rejects with TaskConnectError when the connection is refused", async () => {
     const port = await closedPort();
-    await expect(new FetchTaskClient().send({ method: "POST", endpoint: `http://127.0.0.1:${port}`, path: "/", body: "x" })).rejects.toBeInstanceOf(
-      TaskConnectError,
-    );
+    await expect(
+      new FetchTaskClient().send({
+        method: "POST",
+        endpoint: `http://127.0.0.1:${port}`,
+        path: "/",
+        body: "x",
+      }),
+    ).rejects.toBeInstanceOf(TaskConnectError);
   });
 
   it("rejects with TaskFailedError when the answer breaks off, and with the reason when aborted", async () => {
@@ -267,12 +344,22 @@ describe("FetchTaskClient", () => {
       s.write("HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial");
       setTimeout(() => s.destroy(), 20);
     });
-    await expect(new FetchTaskClient().send({ method: "POST", endpoint: srv.url, path: "/", body: "x" })).rejects.toBeInstanceOf(TaskFailedError);
+    await expect(
+      new FetchTaskClient().send({ method: "POST", endpoint: srv.url, path: "/", body: "x" }),
+    ).rejects.toBeInstanceOf(TaskFailedError);
     const silent = await rawServer(() => {});
     const reason = new Error("stop");
     const ac = new AbortController();
     setTimeout(() => ac.abort(reason), 50);
-    await expect(new FetchTaskClient().send({ method: "POST", endpoint: silent.url, path: "/", body: "x", signal: ac.signal })).rejects.toBe(reason);
+    await expect(
+      new FetchTaskClient().send({
+        method: "POST",
+        endpoint: silent.url,
+        path: "/",
+        body: "x",
+        signal: ac.signal,
+      }),
+    ).rejects.toBe(reason);
   });
 });
 

@@ -6,7 +6,16 @@
  * the tests (detached, in its own session), so the next run finds it warm.
  */
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
-import { accessSync, closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import {
+  accessSync,
+  closeSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  writeFileSync,
+} from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { delimiter, dirname, join } from "node:path";
@@ -24,7 +33,9 @@ const START_DEADLINE_MS = 60_000;
 type DockerEndpoint = { socketPath: string } | { host: string; port: number };
 
 /** Where the engine is expected: DOCKER_HOST (unix:// or tcp://), else the default socket. */
-export function dockerEndpoint(env: Record<string, string | undefined> = process.env): DockerEndpoint {
+export function dockerEndpoint(
+  env: Record<string, string | undefined> = process.env,
+): DockerEndpoint {
   const host = env.DOCKER_HOST;
   if (!host) return { socketPath: DEFAULT_SOCKET };
   if (host.startsWith("unix://")) return { socketPath: host.slice("unix://".length) };
@@ -50,18 +61,27 @@ export async function ensureDocker(): Promise<void> {
   const endpoint = dockerEndpoint();
   if (await pingDocker(endpoint)) return;
   if (!("socketPath" in endpoint)) {
-    throw new Error(`Cannot reach the Docker engine at "${process.env.DOCKER_HOST}": it does not answer`);
+    throw new Error(
+      `Cannot reach the Docker engine at "${process.env.DOCKER_HOST}": it does not answer`,
+    );
   }
   // MECA_TEST_DOCKERD names another dockerd (or a missing one, to see what a newcomer sees).
   const dockerd = findExecutable(process.env.MECA_TEST_DOCKERD ?? "dockerd");
   if (!dockerd) {
-    throw new Error(`Cannot start the Docker engine: dockerd is not installed (as root: ${INSTALL_HINT})`);
+    throw new Error(
+      `Cannot start the Docker engine: dockerd is not installed (as root: ${INSTALL_HINT})`,
+    );
   }
   const runsc = findExecutable("runsc");
   if (runsc) registerRunsc(runsc);
-  const args = endpoint.socketPath === DEFAULT_SOCKET ? [] : ["--host", `unix://${endpoint.socketPath}`];
+  const args =
+    endpoint.socketPath === DEFAULT_SOCKET ? [] : ["--host", `unix://${endpoint.socketPath}`];
   const child = startDetached(dockerd, args, DOCKERD_LOG);
-  await waitUntil(() => pingDocker(endpoint), { what: "the Docker engine", child, log: DOCKERD_LOG });
+  await waitUntil(() => pingDocker(endpoint), {
+    what: "the Docker engine",
+    child,
+    log: DOCKERD_LOG,
+  });
 }
 
 /** Adds runsc (gVisor) to the engine's runtimes in daemon.json, keeping every other key. */
@@ -72,7 +92,9 @@ export function registerRunsc(runscPath: string, file = DAEMON_JSON): void {
     try {
       config = text.trim() ? JSON.parse(text) : {};
     } catch (err) {
-      throw new Error(`Cannot register runsc in "${file}": the file is not valid JSON`, { cause: err });
+      throw new Error(`Cannot register runsc in "${file}": the file is not valid JSON`, {
+        cause: err,
+      });
     }
   }
   const runtimes = (config.runtimes ?? {}) as Record<string, unknown>;
@@ -84,14 +106,19 @@ export function registerRunsc(runscPath: string, file = DAEMON_JSON): void {
 
 /** True when the engine lists `name` among its runtimes (e.g. "runsc"). */
 export function hasRuntime(name: string): boolean {
-  const runtimes = JSON.parse(docker(["info", "--format", "{{json .Runtimes}}"])) as Record<string, unknown>;
+  const runtimes = JSON.parse(docker(["info", "--format", "{{json .Runtimes}}"])) as Record<
+    string,
+    unknown
+  >;
   return Object.hasOwn(runtimes ?? {}, name);
 }
 
 /** Builds the fixture images (quick when they are up to date). */
 export function buildFixtures(): void {
   if (!findExecutable(process.env.CC ?? "gcc")) {
-    throw new Error("Cannot build the fixture images: gcc is not installed (as root: apt-get install -y gcc libc6-dev)");
+    throw new Error(
+      "Cannot build the fixture images: gcc is not installed (as root: apt-get install -y gcc libc6-dev)",
+    );
   }
   const script = fileURLToPath(new URL("../fixtures/build-images.sh", import.meta.url));
   execFileSync("bash", [script], { stdio: ["ignore", "inherit", "inherit"] });
@@ -106,14 +133,20 @@ export async function ensureRegistry(): Promise<void> {
   if (!(await pingRegistry())) {
     const bin = findExecutable("docker-registry");
     if (!bin) {
-      throw new Error(`Cannot start the image registry: docker-registry is not installed (as root: ${INSTALL_HINT})`);
+      throw new Error(
+        `Cannot start the image registry: docker-registry is not installed (as root: ${INSTALL_HINT})`,
+      );
     }
     const dir = join(tmpdir(), "meca-test-registry");
     mkdirSync(join(dir, "data"), { recursive: true });
     const config = join(dir, "config.yml");
     writeFileSync(config, registryConfig(join(dir, "data")));
     const child = startDetached(bin, ["serve", config], REGISTRY_LOG);
-    await waitUntil(pingRegistry, { what: `the registry on ${REGISTRY}`, child, log: REGISTRY_LOG });
+    await waitUntil(pingRegistry, {
+      what: `the registry on ${REGISTRY}`,
+      child,
+      log: REGISTRY_LOG,
+    });
   }
   docker(["tag", ECHO_IMAGE, PULLED_IMAGE]);
   docker(["push", PULLED_IMAGE]);
@@ -123,7 +156,9 @@ export async function ensureRegistry(): Promise<void> {
 /** Force-removes every container labelled `meca.test=1`. */
 export function removeTestContainers(): void {
   const [key, value] = Object.entries(TEST_LABEL)[0];
-  const ids = docker(["ps", "-aq", "--filter", `label=${key}=${value}`]).split("\n").filter(Boolean);
+  const ids = docker(["ps", "-aq", "--filter", `label=${key}=${value}`])
+    .split("\n")
+    .filter(Boolean);
   for (const id of ids) {
     try {
       docker(["rm", "-f", id]);
@@ -145,7 +180,10 @@ export function containerLogs(id: string): string {
  */
 export function taskUrl(containerId: string): string {
   const c = JSON.parse(docker(["inspect", containerId]))[0] as {
-    NetworkSettings: { Ports?: Record<string, { HostPort: string }[] | null> | null; Networks: Record<string, { IPAddress: string }> };
+    NetworkSettings: {
+      Ports?: Record<string, { HostPort: string }[] | null> | null;
+      Networks: Record<string, { IPAddress: string }>;
+    };
   };
   const port = c.NetworkSettings.Ports?.["8080/tcp"]?.[0]?.HostPort;
   if (port) return `http://127.0.0.1:${port}`;
@@ -158,7 +196,9 @@ export function docker(args: string[]): string {
     return execFileSync("docker", args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
   } catch (err) {
     const stderr = String((err as { stderr?: unknown }).stderr ?? "").trim();
-    throw new Error(`Cannot run "docker ${args.join(" ")}": ${stderr || (err as Error).message}`, { cause: err });
+    throw new Error(`Cannot run "docker ${args.join(" ")}": ${stderr || (err as Error).message}`, {
+      cause: err,
+    });
   }
 }
 
@@ -171,7 +211,9 @@ async function pingRegistry(): Promise<boolean> {
   }
   await res.body?.cancel();
   if (!res.headers.has("docker-distribution-api-version")) {
-    throw new Error(`Cannot use ${REGISTRY} as the test registry: something else answers there (status ${res.status})`);
+    throw new Error(
+      `Cannot use ${REGISTRY} as the test registry: something else answers there (status ${res.status})`,
+    );
   }
   return res.ok;
 }
@@ -196,8 +238,17 @@ function registryConfig(dataDir: string): string {
 
 function findExecutable(name: string): string | undefined {
   if (name.includes("/")) return isExecutable(name) ? name : undefined;
-  const dirs = [...(process.env.PATH ?? "").split(delimiter), "/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/bin"];
-  return dirs.filter(Boolean).map((d) => join(d, name)).find(isExecutable);
+  const dirs = [
+    ...(process.env.PATH ?? "").split(delimiter),
+    "/usr/local/sbin",
+    "/usr/sbin",
+    "/sbin",
+    "/usr/bin",
+  ];
+  return dirs
+    .filter(Boolean)
+    .map((d) => join(d, name))
+    .find(isExecutable);
 }
 
 function isExecutable(path: string): boolean {
@@ -233,8 +284,12 @@ async function waitUntil(
     // Another process may have started it first (ours then exits on the lock): ask once more.
     if (exited && (await ready())) return;
     if (exited || Date.now() > deadline) {
-      const why = exited ? `it exited (${opts.child.exitCode ?? opts.child.signalCode})` : "it did not answer in time";
-      throw new Error(`Cannot start ${opts.what}: ${why}; last lines of ${opts.log}:\n${tail(opts.log, 15)}`);
+      const why = exited
+        ? `it exited (${opts.child.exitCode ?? opts.child.signalCode})`
+        : "it did not answer in time";
+      throw new Error(
+        `Cannot start ${opts.what}: ${why}; last lines of ${opts.log}:\n${tail(opts.log, 15)}`,
+      );
     }
     await new Promise((r) => setTimeout(r, 250));
   }

@@ -19,16 +19,43 @@ export function engineNow(): string {
 }
 
 /** Container events between `since` and `until` (default: now) for containers with every label given. */
-export function containerEvents(o: { since: string; until?: string; labels: Record<string, string>; actions?: string[] }): RecordedEvent[] {
+export function containerEvents(o: {
+  since: string;
+  until?: string;
+  labels: Record<string, string>;
+  actions?: string[];
+}): RecordedEvent[] {
   const filters = [
     ...["--filter", "type=container"],
     ...Object.entries(o.labels).flatMap(([k, v]) => ["--filter", `label=${k}=${v}`]),
     ...(o.actions ?? []).flatMap((a) => ["--filter", `event=${a}`]),
   ];
-  const out = docker(["events", "--since", o.since, "--until", o.until ?? engineNow(), ...filters, "--format", "{{json .}}"]);
+  const out = docker([
+    "events",
+    "--since",
+    o.since,
+    "--until",
+    o.until ?? engineNow(),
+    ...filters,
+    "--format",
+    "{{json .}}",
+  ]);
   return out
     .split("\n")
     .filter(Boolean)
-    .map((line) => JSON.parse(line) as { id?: string; Actor?: { ID?: string }; Action?: string; status?: string; timeNano?: number | string })
-    .map((e) => ({ id: e.Actor?.ID ?? e.id ?? "", action: (e.Action ?? e.status ?? "").split(":")[0]!, timeNano: BigInt(e.timeNano ?? 0) }));
+    .map(
+      (line) =>
+        JSON.parse(line) as {
+          id?: string;
+          Actor?: { ID?: string };
+          Action?: string;
+          status?: string;
+          timeNano?: number | string;
+        },
+    )
+    .map((e) => ({
+      id: e.Actor?.ID ?? e.id ?? "",
+      action: (e.Action ?? e.status ?? "").split(":")[0]!,
+      timeNano: BigInt(e.timeNano ?? 0),
+    }));
 }

@@ -21,25 +21,29 @@ export interface EngineFront {
 /** Its socket goes in `dir` (a test's scratch folder; the soak's own), which close() removes. */
 export async function startEngineFront(dir: string): Promise<EngineFront> {
   const engine = dockerEndpoint();
-  if (!("socketPath" in engine)) throw new Error("The engine front needs an engine on a unix socket");
+  if (!("socketPath" in engine))
+    throw new Error("The engine front needs an engine on a unix socket");
   const socketPath = join(dir, "docker.sock");
   const open = new Set<{ res: ServerResponse; end(): void }>();
   const server = createServer((req, res) => {
-    const upstream = request({ socketPath: engine.socketPath, path: req.url, method: req.method, headers: req.headers }, (up) => {
-      res.writeHead(up.statusCode ?? 502, up.headers);
-      res.flushHeaders();
-      const entry = {
-        res,
-        end: () => {
-          up.unpipe(res);
-          up.destroy();
-          res.end();
-        },
-      };
-      open.add(entry);
-      res.on("close", () => open.delete(entry));
-      up.pipe(res);
-    });
+    const upstream = request(
+      { socketPath: engine.socketPath, path: req.url, method: req.method, headers: req.headers },
+      (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        res.flushHeaders();
+        const entry = {
+          res,
+          end: () => {
+            up.unpipe(res);
+            up.destroy();
+            res.end();
+          },
+        };
+        open.add(entry);
+        res.on("close", () => open.delete(entry));
+        up.pipe(res);
+      },
+    );
     upstream.on("error", () => res.destroy());
     res.on("close", () => upstream.destroy());
     req.pipe(upstream);

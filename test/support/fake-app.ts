@@ -17,10 +17,16 @@ export async function fakeApp(o: Parameters<typeof fakeExecutor>[0] & AppExtras 
     maxBodyBytes: o.maxBodyBytes ?? 1024 * 1024,
     onStop: () => stops++,
   });
-  const request = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
+  const request = async (
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ) => {
     // Bodies go as JSON, as MECA's clients send them (admin routes refuse other content types).
     const typed = Object.keys(headers).some((k) => k.toLowerCase() === "content-type");
-    const type: Record<string, string> = body === undefined || typed ? {} : { "content-type": "application/json" };
+    const type: Record<string, string> =
+      body === undefined || typed ? {} : { "content-type": "application/json" };
     const res = await app.request(path, {
       method,
       body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),

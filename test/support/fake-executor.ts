@@ -45,7 +45,14 @@ export const BASE_SETTINGS: EngineSettings = {
 
 /** A GpuProbe with `n` idle devices whose readings a test may change. */
 export function fakeGpus(n: number) {
-  const devices = Array.from({ length: n }, (_, index) => ({ index, uuid: `GPU-${index}`, model: "Fake GPU", utilizationPercent: 0, memoryUsedMB: 0, memoryTotalMB: 40_960 }));
+  const devices = Array.from({ length: n }, (_, index) => ({
+    index,
+    uuid: `GPU-${index}`,
+    model: "Fake GPU",
+    utilizationPercent: 0,
+    memoryUsedMB: 0,
+    memoryTotalMB: 40_960,
+  }));
   return { devices, sample: async () => devices.map((d) => ({ ...d })), close() {} };
 }
 
@@ -92,7 +99,11 @@ export async function flush(times = 5): Promise<void> {
  * Settles `p` while moving the fake clock `stepMs` at a time: for requests that end only
  * when an engine timer (request, ready, queue timeout) fires. Bounded: at most 100 steps.
  */
-export async function settleWithClock<T>(p: T | Promise<T>, clock: FakeClock, stepMs: number): Promise<T> {
+export async function settleWithClock<T>(
+  p: T | Promise<T>,
+  clock: FakeClock,
+  stepMs: number,
+): Promise<T> {
   p = Promise.resolve(p);
   let done = false;
   p.then(

@@ -50,7 +50,14 @@ export const HOSTILE = {
 } as const;
 
 /** Every image built locally by the fixtures script. */
-export const FIXTURE_IMAGES = [ECHO_IMAGE, READY_LATE_IMAGE, CRASH_IMAGE, NEVER_READY_IMAGE, SGX_IMAGE, ...Object.values(HOSTILE)] as const;
+export const FIXTURE_IMAGES = [
+  ECHO_IMAGE,
+  READY_LATE_IMAGE,
+  CRASH_IMAGE,
+  NEVER_READY_IMAGE,
+  SGX_IMAGE,
+  ...Object.values(HOSTILE),
+] as const;
 
 /** Debian's docker-registry, started by the global set-up, on loopback only. */
 export const REGISTRY = "127.0.0.1:5055";
@@ -102,7 +109,8 @@ export async function releaseHeld(url: string, name: string): Promise<number> {
     const res = await fetch(`${url}/`, { method: "POST", body: taskBody.release(name) });
     const count = Number(/^released:(\d+)$/.exec(await res.text())?.[1] ?? 0);
     if (count > 0) return count;
-    if (Date.now() > deadline) throw new Error(`No request held as "${name}" at ${url} within 20 s`);
+    if (Date.now() > deadline)
+      throw new Error(`No request held as "${name}" at ${url} within 20 s`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }

@@ -19,10 +19,17 @@ export type Harness = Awaited<ReturnType<typeof startExecutor>>;
 let counter = 0;
 
 /** Starts an executor with `overrides` on top of the defaults and a unique instance label. */
-export async function startExecutor(overrides: Partial<Config> = {}, env: Record<string, string | undefined> = process.env) {
+export async function startExecutor(
+  overrides: Partial<Config> = {},
+  env: Record<string, string | undefined> = process.env,
+) {
   // failure_status "http" unless a test asks otherwise: most tests check whose fault a failure is by
   // its status; the default ("ok") has tests of its own, as MECA's clients read answers.
-  const config = fileSchema.parse({ instance: `test-${process.pid}-${++counter}`, failure_status: "http", ...overrides });
+  const config = fileSchema.parse({
+    instance: `test-${process.pid}-${++counter}`,
+    failure_status: "http",
+    ...overrides,
+  });
   const instance = config.instance;
   const logger = memoryLogger();
   const { executor, backend, client, firewall } = await createExecutor(config, env, logger);
@@ -44,12 +51,30 @@ export async function startExecutor(overrides: Partial<Config> = {}, env: Record
 
   /** POST / with a JSON body over the listening server; returns status, parsed body and headers. */
   const execute = async (body: unknown, init: RequestInit = {}) => {
-    const res = await fetch(`${base}/`, { method: "POST", body: typeof body === "string" ? body : JSON.stringify(body), ...init });
-    return { status: res.status, body: (await res.json()) as { success: boolean; msg: string; error?: string }, headers: res.headers };
+    const res = await fetch(`${base}/`, {
+      method: "POST",
+      body: typeof body === "string" ? body : JSON.stringify(body),
+      ...init,
+    });
+    return {
+      status: res.status,
+      body: (await res.json()) as { success: boolean; msg: string; error?: string },
+      headers: res.headers,
+    };
   };
-  const call = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
-    const type: Record<string, string> = body === undefined ? {} : { "content-type": "application/json" };
-    const res = await fetch(base + path, { method, body: body === undefined ? undefined : JSON.stringify(body), headers: { ...type, ...headers } });
+  const call = async (
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ) => {
+    const type: Record<string, string> =
+      body === undefined ? {} : { "content-type": "application/json" };
+    const res = await fetch(base + path, {
+      method,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      headers: { ...type, ...headers },
+    });
     const text = await res.text();
     return { status: res.status, body: parse(text), text, headers: res.headers };
   };
@@ -76,7 +101,11 @@ export async function startExecutor(overrides: Partial<Config> = {}, env: Record
       await firewall.remove();
       await listening.close();
       const left: unknown[] = await containers();
-      left.push(...(await backend.listNetworks({ [LABELS.managed]: "1", [LABELS.instance]: instance })).map((n) => ({ network: n.name })));
+      left.push(
+        ...(await backend.listNetworks({ [LABELS.managed]: "1", [LABELS.instance]: instance })).map(
+          (n) => ({ network: n.name }),
+        ),
+      );
       await client.close();
       await backend.close();
       return left;
@@ -87,7 +116,8 @@ export async function startExecutor(overrides: Partial<Config> = {}, env: Record
 /** The runtime's own listener, on a free port of 127.0.0.1. */
 async function listen(app: ReturnType<typeof createApp>): Promise<Listening> {
   const at = { port: 0, hostname: "127.0.0.1" };
-  if ("Deno" in globalThis) return (await import("../../src/http/deno-listen.ts")).listenDeno(app, at);
+  if ("Deno" in globalThis)
+    return (await import("../../src/http/deno-listen.ts")).listenDeno(app, at);
   return (await import("../../src/http/node-listen.ts")).listenNode(app, at);
 }
 

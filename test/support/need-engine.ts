@@ -10,6 +10,8 @@ try {
   await ensureDocker();
 } catch (e) {
   const why = (e as Error).message.split("\n")[0]!.replace(/ \(as root: .*\)$/, "");
-  console.error(`The unit tests ran; the integration tests need a Docker engine and none can be had here (${why}). Run \`${INSTALL_HINT}\` (it installs and starts what the tests need, then runs them all), or point DOCKER_HOST at an engine and run npm test again.`);
+  console.error(
+    `The unit tests ran; the integration tests need a Docker engine and none can be had here (${why}). Run \`${INSTALL_HINT}\` (it installs and starts what the tests need, then runs them all), or point DOCKER_HOST at an engine and run npm test again.`,
+  );
   process.exit(1);
 }

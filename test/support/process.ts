@@ -9,7 +9,11 @@ export interface ExecutorProcess {
   base: string;
   output(): string;
   exited: Promise<number | null>;
-  post(path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: any; headers: Headers }>;
+  post(
+    path: string,
+    body?: unknown,
+    headers?: Record<string, string>,
+  ): Promise<{ status: number; body: any; headers: Headers }>;
   get(path: string): Promise<{ status: number; body: any }>;
 }
 
@@ -22,9 +26,15 @@ const NODE = process.execPath;
 const FROM_SOURCE = ["--expose-gc", "--import", "tsx", "src/main.ts"];
 
 /** Runs the CLI to completion and returns its exit code and output. */
-export function runCli(args: string[], env: Record<string, string | undefined> = {}): Promise<{ code: number | null; out: string }> {
+export function runCli(
+  args: string[],
+  env: Record<string, string | undefined> = {},
+): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
-    const child = spawn(NODE, [...FROM_SOURCE, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(NODE, [...FROM_SOURCE, ...args], {
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let out = "";
     child.stdout.on("data", (d) => (out += d));
     child.stderr.on("data", (d) => (out += d));
@@ -45,12 +55,28 @@ export function freePort(): Promise<number> {
 }
 
 /** Starts `meca-executor serve` on a free port and waits until it listens. */
-export async function spawnExecutor(args: string[] = [], env: Record<string, string | undefined> = {}): Promise<ExecutorProcess> {
+export async function spawnExecutor(
+  args: string[] = [],
+  env: Record<string, string | undefined> = {},
+): Promise<ExecutorProcess> {
   const port = await freePort();
-  const child = spawn(NODE, [...FROM_SOURCE, "--port", String(port), "--host", "127.0.0.1", "--log-format", "json", ...args], {
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const child = spawn(
+    NODE,
+    [
+      ...FROM_SOURCE,
+      "--port",
+      String(port),
+      "--host",
+      "127.0.0.1",
+      "--log-format",
+      "json",
+      ...args,
+    ],
+    {
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   let out = "";
   child.stdout!.on("data", (d) => (out += d));
   child.stderr!.on("data", (d) => (out += d));
@@ -63,8 +89,13 @@ export async function spawnExecutor(args: string[] = [], env: Record<string, str
     output: () => out,
     exited,
     async post(path, body, headers = {}) {
-      const type: Record<string, string> = body === undefined ? {} : { "content-type": "application/json" };
-      const res = await fetch(base + path, { method: "POST", body: body === undefined ? undefined : JSON.stringify(body), headers: { ...type, ...headers } });
+      const type: Record<string, string> =
+        body === undefined ? {} : { "content-type": "application/json" };
+      const res = await fetch(base + path, {
+        method: "POST",
+        body: body === undefined ? undefined : JSON.stringify(body),
+        headers: { ...type, ...headers },
+      });
       return { status: res.status, body: await res.json(), headers: res.headers };
     },
     async get(path) {

@@ -6,7 +6,16 @@
  * `makeCertificates` makes with openssl. `stop()` ends it and removes all.
  */
 import { execFileSync, spawn } from "node:child_process";
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { pingDocker } from "./docker-env.ts";
@@ -23,7 +32,10 @@ export interface SecondEngine {
 }
 
 /** Starts dockerd in `dir` and loads `images` from the main engine into it. */
-export async function startSecondEngine(dir: string, opts: { images: string[] }): Promise<SecondEngine> {
+export async function startSecondEngine(
+  dir: string,
+  opts: { images: string[] },
+): Promise<SecondEngine> {
   const certs = makeCertificates(join(dir, "certs"));
   const socketPath = join(dir, "docker.sock");
   const pidfile = join(dir, "docker.pid");
@@ -43,8 +55,24 @@ export async function startSecondEngine(dir: string, opts: { images: string[] })
     [
       ...["--data-root", join(dir, "data"), "--exec-root", join(dir, "exec"), "--pidfile", pidfile],
       ...["-H", `unix://${socketPath}`, "-H", `tcp://127.0.0.1:${port}`],
-      ...["--tlsverify", "--tlscacert", certs.ca, "--tlscert", certs.serverCert, "--tlskey", certs.serverKey],
-      ...["--bridge", bridge, "--iptables=false", "--ip-masq=false", "--ip-forward=false", "--cgroup-parent", cgroupParent],
+      ...[
+        "--tlsverify",
+        "--tlscacert",
+        certs.ca,
+        "--tlscert",
+        certs.serverCert,
+        "--tlskey",
+        certs.serverKey,
+      ],
+      ...[
+        "--bridge",
+        bridge,
+        "--iptables=false",
+        "--ip-masq=false",
+        "--ip-forward=false",
+        "--cgroup-parent",
+        cgroupParent,
+      ],
     ],
     { detached: true, stdio: ["ignore", fd, fd] },
   );
@@ -53,9 +81,15 @@ export async function startSecondEngine(dir: string, opts: { images: string[] })
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   const docker = (args: string[], input?: Buffer) => {
     try {
-      return execFileSync("docker", ["-H", `unix://${socketPath}`, ...args], { encoding: "utf8", input, stdio: ["pipe", "pipe", "pipe"] });
+      return execFileSync("docker", ["-H", `unix://${socketPath}`, ...args], {
+        encoding: "utf8",
+        input,
+        stdio: ["pipe", "pipe", "pipe"],
+      });
     } catch (err) {
-      throw new Error(`Cannot run "docker ${args.join(" ")}" on the second engine: ${String((err as { stderr?: unknown }).stderr ?? err)}`);
+      throw new Error(
+        `Cannot run "docker ${args.join(" ")}" on the second engine: ${String((err as { stderr?: unknown }).stderr ?? err)}`,
+      );
     }
   };
   const stop = async () => {
@@ -76,15 +110,27 @@ export async function startSecondEngine(dir: string, opts: { images: string[] })
   try {
     const deadline = Date.now() + 60_000;
     while (!(await pingDocker({ socketPath }))) {
-      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`Cannot start the second dockerd:\n${readFileSync(log, "utf8").slice(-2000)}`);
+      if (child.exitCode !== null || Date.now() > deadline)
+        throw new Error(
+          `Cannot start the second dockerd:\n${readFileSync(log, "utf8").slice(-2000)}`,
+        );
       await new Promise((r) => setTimeout(r, 200));
     }
-    docker(["load", "-q"], execFileSync("docker", ["save", ...opts.images], { maxBuffer: 512 * 2 ** 20 }));
+    docker(
+      ["load", "-q"],
+      execFileSync("docker", ["save", ...opts.images], { maxBuffer: 512 * 2 ** 20 }),
+    );
   } catch (err) {
     await stop();
     throw err;
   }
-  return { tcpHost: `tcp://127.0.0.1:${port}`, socketPath, certPath: certs.clientDir, docker, stop };
+  return {
+    tcpHost: `tcp://127.0.0.1:${port}`,
+    socketPath,
+    certPath: certs.clientDir,
+    docker,
+    stop,
+  };
 }
 
 export interface Certificates {
@@ -100,20 +146,73 @@ export function makeCertificates(dir: string, name = "meca-test"): Certificates 
   const clientDir = join(dir, "client");
   mkdirSync(clientDir, { recursive: true });
   const at = (f: string) => join(dir, f);
-  const openssl = (args: string[]) => execFileSync("openssl", args, { stdio: ["ignore", "ignore", "pipe"] });
-  openssl(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", at("ca-key.pem"), "-out", at("ca.pem"), "-days", "2", "-subj", `/CN=${name}-ca`]);
+  const openssl = (args: string[]) =>
+    execFileSync("openssl", args, { stdio: ["ignore", "ignore", "pipe"] });
+  openssl([
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    at("ca-key.pem"),
+    "-out",
+    at("ca.pem"),
+    "-days",
+    "2",
+    "-subj",
+    `/CN=${name}-ca`,
+  ]);
   const sign = (prefix: string, subject: string, ext: string, certOut: string, keyOut: string) => {
     writeFileSync(at(`${prefix}.ext`), ext);
-    openssl(["req", "-newkey", "rsa:2048", "-nodes", "-keyout", keyOut, "-out", at(`${prefix}.csr`), "-subj", subject]);
     openssl([
-      ...["x509", "-req", "-in", at(`${prefix}.csr`), "-CA", at("ca.pem"), "-CAkey", at("ca-key.pem"), "-CAcreateserial"],
+      "req",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-keyout",
+      keyOut,
+      "-out",
+      at(`${prefix}.csr`),
+      "-subj",
+      subject,
+    ]);
+    openssl([
+      ...[
+        "x509",
+        "-req",
+        "-in",
+        at(`${prefix}.csr`),
+        "-CA",
+        at("ca.pem"),
+        "-CAkey",
+        at("ca-key.pem"),
+        "-CAcreateserial",
+      ],
       ...["-days", "2", "-extfile", at(`${prefix}.ext`), "-out", certOut],
     ]);
   };
-  sign("server", "/CN=127.0.0.1", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n", at("server-cert.pem"), at("server-key.pem"));
-  sign("client", `/CN=${name}-client`, "extendedKeyUsage=clientAuth\n", join(clientDir, "cert.pem"), join(clientDir, "key.pem"));
+  sign(
+    "server",
+    "/CN=127.0.0.1",
+    "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    at("server-cert.pem"),
+    at("server-key.pem"),
+  );
+  sign(
+    "client",
+    `/CN=${name}-client`,
+    "extendedKeyUsage=clientAuth\n",
+    join(clientDir, "cert.pem"),
+    join(clientDir, "key.pem"),
+  );
   writeFileSync(join(clientDir, "ca.pem"), readFileSync(at("ca.pem")));
-  return { ca: at("ca.pem"), serverCert: at("server-cert.pem"), serverKey: at("server-key.pem"), clientDir };
+  return {
+    ca: at("ca.pem"),
+    serverCert: at("server-cert.pem"),
+    serverKey: at("server-key.pem"),
+    clientDir,
+  };
 }
 
 /** A TCP port that was free on 127.0.0.1 a moment ago. */
@@ -132,7 +231,10 @@ function ip(args: string[], mayFail = false): void {
   try {
     execFileSync("ip", args, { stdio: ["ignore", "ignore", "pipe"] });
   } catch (err) {
-    if (!mayFail) throw new Error(`Cannot run "ip ${args.join(" ")}": ${String((err as { stderr?: unknown }).stderr ?? err)}`);
+    if (!mayFail)
+      throw new Error(
+        `Cannot run "ip ${args.join(" ")}": ${String((err as { stderr?: unknown }).stderr ?? err)}`,
+      );
   }
 }
 

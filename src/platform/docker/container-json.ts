@@ -1,6 +1,19 @@
 /** Between the engine's shapes and Docker's JSON, for both transports. */
-import type { ContainerSpec, ContainerState, ContainerSummary, EngineInfo, NetworkSpec, NetworkSummary } from "../../engine/ports.ts";
-import type { ContainerJson, ContainerListJson, InfoJson, NetworkJson, VersionJson } from "./docker-api.ts";
+import type {
+  ContainerSpec,
+  ContainerState,
+  ContainerSummary,
+  EngineInfo,
+  NetworkSpec,
+  NetworkSummary,
+} from "../../engine/ports.ts";
+import type {
+  ContainerJson,
+  ContainerListJson,
+  InfoJson,
+  NetworkJson,
+  VersionJson,
+} from "./docker-api.ts";
 
 export const TASK_PORT = "8080/tcp";
 
@@ -22,13 +35,23 @@ const ROTATING_DRIVERS = new Set(["json-file", "local"]);
  * HostConfig.LogConfig that bounds a task's log under the daemon's own driver;
  * undefined for any other driver, which is left as the daemon sets it.
  */
-export function toLogConfig(daemonDriver: string | undefined, opts: TaskLogOptions | undefined): Record<string, unknown> | undefined {
-  if (opts === undefined || daemonDriver === undefined || !ROTATING_DRIVERS.has(daemonDriver)) return undefined;
-  return { Type: daemonDriver, Config: { "max-size": opts.maxSize, "max-file": String(opts.maxFile) } };
+export function toLogConfig(
+  daemonDriver: string | undefined,
+  opts: TaskLogOptions | undefined,
+): Record<string, unknown> | undefined {
+  if (opts === undefined || daemonDriver === undefined || !ROTATING_DRIVERS.has(daemonDriver))
+    return undefined;
+  return {
+    Type: daemonDriver,
+    Config: { "max-size": opts.maxSize, "max-file": String(opts.maxFile) },
+  };
 }
 
 /** The body of POST /containers/create for a task container. */
-export function toCreateBody(spec: ContainerSpec, logConfig?: Record<string, unknown>): Record<string, unknown> {
+export function toCreateBody(
+  spec: ContainerSpec,
+  logConfig?: Record<string, unknown>,
+): Record<string, unknown> {
   const hostConfig: Record<string, unknown> = {
     NanoCpus: spec.nanoCpus,
     Memory: spec.memoryBytes,
@@ -40,20 +63,31 @@ export function toCreateBody(spec: ContainerSpec, logConfig?: Record<string, unk
   if (spec.capDrop !== undefined && spec.capDrop.length > 0) hostConfig.CapDrop = spec.capDrop;
   // No core file: it would land in the task's writable layer (or wherever core_pattern says).
   hostConfig.Ulimits = [
-    ...(spec.nofile === undefined ? [] : [{ Name: "nofile", Soft: spec.nofile, Hard: spec.nofile }]),
+    ...(spec.nofile === undefined
+      ? []
+      : [{ Name: "nofile", Soft: spec.nofile, Hard: spec.nofile }]),
     { Name: "core", Soft: 0, Hard: 0 },
   ];
   // A fifth of the default weight (500) under contention; the engine drops it where the I/O scheduler has no weights.
   hostConfig.BlkioWeight = TASK_BLKIO_WEIGHT;
   if (spec.shmBytes !== undefined) hostConfig.ShmSize = spec.shmBytes;
-  if (spec.diskBytes !== undefined) hostConfig.StorageOpt = { size: `${Math.ceil(spec.diskBytes / (1024 * 1024))}M` };
+  if (spec.diskBytes !== undefined)
+    hostConfig.StorageOpt = { size: `${Math.ceil(spec.diskBytes / (1024 * 1024))}M` };
   if (spec.runtime !== undefined && spec.runtime !== "") hostConfig.Runtime = spec.runtime;
   if (logConfig !== undefined) hostConfig.LogConfig = logConfig;
   if (spec.gpus !== undefined && spec.gpus.length > 0) {
-    hostConfig.DeviceRequests = [{ Driver: "nvidia", DeviceIDs: spec.gpus, Capabilities: [["gpu"]] }];
+    hostConfig.DeviceRequests = [
+      { Driver: "nvidia", DeviceIDs: spec.gpus, Capabilities: [["gpu"]] },
+    ];
   }
   if (spec.sgx !== undefined) {
-    hostConfig.Devices = [{ PathOnHost: spec.sgx.device, PathInContainer: "/dev/sgx/enclave", CgroupPermissions: "rwm" }];
+    hostConfig.Devices = [
+      {
+        PathOnHost: spec.sgx.device,
+        PathInContainer: "/dev/sgx/enclave",
+        CgroupPermissions: "rwm",
+      },
+    ];
     // A Mounts bind fails when the folder is missing; a Binds entry would make dockerd create it empty.
     hostConfig.Mounts = [{ Type: "bind", Source: spec.sgx.aesmdPath, Target: "/var/run/aesmd" }];
   }
@@ -112,7 +146,9 @@ export function toContainerState(json: ContainerJson): ContainerState {
     nanoCpus: numberOr(json.HostConfig?.NanoCpus, 0),
     memoryBytes: numberOr(json.HostConfig?.Memory, 0),
     runtime: typeof json.HostConfig?.Runtime === "string" ? json.HostConfig.Runtime : "",
-    gpuIds: ((json.HostConfig?.DeviceRequests ?? []) as { DeviceIDs?: string[] | null }[]).flatMap((r) => r.DeviceIDs ?? []),
+    gpuIds: ((json.HostConfig?.DeviceRequests ?? []) as { DeviceIDs?: string[] | null }[]).flatMap(
+      (r) => r.DeviceIDs ?? [],
+    ),
     networks: Object.keys(json.NetworkSettings?.Networks ?? {}),
     startedAt: Date.parse(json.State.StartedAt ?? "") || 0,
   };
@@ -135,7 +171,11 @@ export function toContainerSummary(json: ContainerListJson): ContainerSummary {
  * The published 127.0.0.1 port; or, on a network, the container's name (its address on Docker's
  * default bridge, which has no DNS); undefined when there is neither.
  */
-export function toEndpoint(json: ContainerJson, network?: string, byAddress = false): string | undefined {
+export function toEndpoint(
+  json: ContainerJson,
+  network?: string,
+  byAddress = false,
+): string | undefined {
   if (network !== undefined && network !== "" && (byAddress || network === "bridge")) {
     const ip = json.NetworkSettings?.Networks?.[network]?.IPAddress;
     return ip ? `http://${ip}:8080` : undefined;

@@ -15,7 +15,10 @@ export interface CreateDockerBackendOptions extends DockerBackendOptions {
   streamConnections?: number;
 }
 
-export async function createDockerBackend(env: DockerEnv, opts: CreateDockerBackendOptions = {}): Promise<DockerBackend> {
+export async function createDockerBackend(
+  env: DockerEnv,
+  opts: CreateDockerBackendOptions = {},
+): Promise<DockerBackend> {
   const host = parseDockerHost(env);
   if (host.kind === "dockerode") {
     // Loaded only when needed: dockerode brings ssh2 along.
@@ -24,7 +27,10 @@ export async function createDockerBackend(env: DockerEnv, opts: CreateDockerBack
   }
   if ("Deno" in globalThis) {
     const { denoEngineApi } = await import("./deno-transport.ts");
-    return new DockerBackend(denoEngineApi(host, { apiVersion: env.DOCKER_API_VERSION || undefined }), opts);
+    return new DockerBackend(
+      denoEngineApi(host, { apiVersion: env.DOCKER_API_VERSION || undefined }),
+      opts,
+    );
   }
   const { nodeEngineApi } = await import("./node-transport.ts");
   const api = nodeEngineApi(host, {
@@ -34,4 +40,3 @@ export async function createDockerBackend(env: DockerEnv, opts: CreateDockerBack
   });
   return new DockerBackend(api, opts);
 }
-

@@ -21,8 +21,12 @@ type FetchHost = Exclude<DockerHost, { kind: "dockerode" }>;
 /** An EngineApi over Deno's fetch for a unix socket or a plain tcp host. */
 export function denoEngineApi(host: FetchHost, opts: { apiVersion?: string } = {}): EngineApi {
   const deno = (globalThis as unknown as { Deno: DenoNet }).Deno;
-  const client = host.kind === "unix" ? deno.createHttpClient({ proxy: { transport: "unix", path: host.socketPath } }) : undefined;
-  const fetchFn: EngineFetch = (url, init) => fetch(url, client === undefined ? init : ({ ...init, client } as RequestInit));
+  const client =
+    host.kind === "unix"
+      ? deno.createHttpClient({ proxy: { transport: "unix", path: host.socketPath } })
+      : undefined;
+  const fetchFn: EngineFetch = (url, init) =>
+    fetch(url, client === undefined ? init : ({ ...init, client } as RequestInit));
   return new EngineApi({
     fetch: fetchFn,
     baseUrl: host.kind === "unix" ? "http://localhost" : host.baseUrl,

@@ -35,7 +35,13 @@ export interface InfoJson {
 export interface ContainerJson {
   Id: string;
   Name: string;
-  State: { Status: string; Running: boolean; ExitCode: number; OOMKilled: boolean; StartedAt?: string };
+  State: {
+    Status: string;
+    Running: boolean;
+    ExitCode: number;
+    OOMKilled: boolean;
+    StartedAt?: string;
+  };
   Config?: { Labels?: Record<string, string> | null };
   HostConfig?: Record<string, unknown>;
   /** The storage driver's paths: for overlay2, `Data.UpperDir` is the writable layer on the engine's host. */
@@ -73,7 +79,11 @@ export interface DockerApi {
   imageExists(ref: string): Promise<boolean>;
   /** Starts a pull and returns its JSON-lines progress stream. */
   /** `auth`: sent as X-Registry-Auth (the engine passes it to the registry; never logged). */
-  pull(image: { fromImage: string; tag: string }, signal?: AbortSignal, auth?: RegistryCredentials): Promise<ByteSource>;
+  pull(
+    image: { fromImage: string; tag: string },
+    signal?: AbortSignal,
+    auth?: RegistryCredentials,
+  ): Promise<ByteSource>;
   createContainer(name: string, body: Record<string, unknown>): Promise<string>;
   startContainer(id: string): Promise<void>;
   /** With `size`, the engine also measures the writable layer (SizeRw): slower. */
@@ -85,7 +95,10 @@ export interface DockerApi {
    */
   attach?(id: string, signal: AbortSignal): Promise<ByteSource>;
   /** The multiplexed log stream (stdout and stderr, from the start, or the last `tail` lines). */
-  logs(id: string, opts: { follow: boolean; tail?: number; signal?: AbortSignal }): Promise<ByteSource>;
+  logs(
+    id: string,
+    opts: { follow: boolean; tail?: number; signal?: AbortSignal },
+  ): Promise<ByteSource>;
   removeContainer(id: string): Promise<void>;
   listContainers(filters: Filters): Promise<ContainerListJson[]>;
   createNetwork(body: Record<string, unknown>): Promise<string>;

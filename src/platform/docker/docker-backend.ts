@@ -75,7 +75,10 @@ export class DockerBackend implements ContainerBackend {
 
   async info(signal?: AbortSignal): Promise<EngineInfo> {
     try {
-      const [version, info] = await Promise.all([this.#api.version(signal), this.#api.info(signal)]);
+      const [version, info] = await Promise.all([
+        this.#api.version(signal),
+        this.#api.info(signal),
+      ]);
       return toEngineInfo(version, info, this.#api.transport);
     } catch (err) {
       if (signal?.aborted) throw signal.reason;
@@ -91,11 +94,17 @@ export class DockerBackend implements ContainerBackend {
     }
   }
 
-  async pullImage(ref: string, opts?: { onProgress?: (p: PullProgress) => void; signal?: AbortSignal }): Promise<void> {
+  async pullImage(
+    ref: string,
+    opts?: { onProgress?: (p: PullProgress) => void; signal?: AbortSignal },
+  ): Promise<void> {
     try {
       const auth = await this.#registryAuth?.(ref);
       const stream = await this.#api.pull(splitImageRef(ref), opts?.signal, auth);
-      await readPullStream(stream, { onProgress: opts?.onProgress, throttleMs: this.#pullThrottleMs });
+      await readPullStream(stream, {
+        onProgress: opts?.onProgress,
+        throttleMs: this.#pullThrottleMs,
+      });
     } catch (err) {
       if (opts?.signal?.aborted) throw opts.signal.reason;
       throw pullError(ref, err);
@@ -106,9 +115,13 @@ export class DockerBackend implements ContainerBackend {
     const logConfig = await this.#taskLogConfig();
     const quota = this.#quota && spec.diskBytes !== undefined;
     try {
-      return await this.#api.createContainer(spec.name, toCreateBody(quota ? spec : { ...spec, diskBytes: undefined }, logConfig));
+      return await this.#api.createContainer(
+        spec.name,
+        toCreateBody(quota ? spec : { ...spec, diskBytes: undefined }, logConfig),
+      );
     } catch (err) {
-      if (!(quota && isApiStatus(err, 400, 500) && isStorageOptRefusal(err.reason))) throw createFailure(err, spec);
+      if (!(quota && isApiStatus(err, 400, 500) && isStorageOptRefusal(err.reason)))
+        throw createFailure(err, spec);
       // The driver looked able to bound layers but its filesystem cannot: the executor holds the bound from now on.
       this.#quota = false;
       this.storageRefusal = err.reason;
@@ -150,7 +163,8 @@ export class DockerBackend implements ContainerBackend {
   async start(id: string): Promise<void> {
     const stop = new AbortController();
     try {
-      if (this.#api.attach) this.#attached.set(id, { source: await this.#api.attach(id, stop.signal), stop });
+      if (this.#api.attach)
+        this.#attached.set(id, { source: await this.#api.attach(id, stop.signal), stop });
       await this.#api.startContainer(id);
     } catch (err) {
       this.#detach(id);
@@ -161,7 +175,10 @@ export class DockerBackend implements ContainerBackend {
   async endpoint(id: string, opts?: { network?: string; byAddress?: boolean }): Promise<string> {
     const json = await this.#inspectJson(id);
     const url = json === undefined ? undefined : toEndpoint(json, opts?.network, opts?.byAddress);
-    if (url === undefined) throw new TaskStartError(`Cannot reach the task's container: port 8080 is not published`, { where: id });
+    if (url === undefined)
+      throw new TaskStartError(`Cannot reach the task's container: port 8080 is not published`, {
+        where: id,
+      });
     return url;
   }
 
@@ -181,14 +198,19 @@ export class DockerBackend implements ContainerBackend {
     } catch (err) {
       if (signal.aborted) throw signal.reason;
       // 404 or 409 ("dead or marked for removal"): the container is gone; say so below.
-      if (!isApiStatus(err, 404, 409)) throw engineFailure(err, `Cannot follow the logs of the task's container`, id);
+      if (!isApiStatus(err, 404, 409))
+        throw engineFailure(err, `Cannot follow the logs of the task's container`, id);
     }
     signal.throwIfAborted();
     const state = await this.#settledState(id, signal);
     if (state === undefined) {
       throw new ContainerExitedError(-1, tail, `Task container was removed before it was ready`);
     }
-    if (state.running) throw new TaskStartError(`Log stream of the task's container ended while it was still running`, { where: id });
+    if (state.running)
+      throw new TaskStartError(
+        `Log stream of the task's container ended while it was still running`,
+        { where: id },
+      );
     throw new ContainerExitedError(state.exitCode, tail);
   }
 
@@ -209,7 +231,10 @@ export class DockerBackend implements ContainerBackend {
   async logsTail(id: string, lines: number): Promise<string[]> {
     const out: string[] = [];
     try {
-      for await (const { line } of demuxLines(await this.#api.logs(id, { follow: false, tail: lines }))) out.push(line);
+      for await (const { line } of demuxLines(
+        await this.#api.logs(id, { follow: false, tail: lines }),
+      ))
+        out.push(line);
     } catch (err) {
       if (isApiStatus(err, 404)) return out;
       throw engineFailure(err, `Cannot read the logs of the task's container`, id);
@@ -230,7 +255,9 @@ export class DockerBackend implements ContainerBackend {
 
   async list(labels: Record<string, string>): Promise<ContainerSummary[]> {
     try {
-      return (await this.#api.listContainers({ label: labelFilters(labels) })).map(toContainerSummary);
+      return (await this.#api.listContainers({ label: labelFilters(labels) })).map(
+        toContainerSummary,
+      );
     } catch (err) {
       throw engineFailure(err, "Cannot list containers");
     }
@@ -244,7 +271,10 @@ export class DockerBackend implements ContainerBackend {
   }): Promise<void> {
     if (opts.signal.aborted) return;
     try {
-      await readEvents(await this.#api.events(eventFilters(opts.labels), opts.signal), opts.onEvent);
+      await readEvents(
+        await this.#api.events(eventFilters(opts.labels), opts.signal),
+        opts.onEvent,
+      );
     } catch (err) {
       if (opts.signal.aborted) return;
       throw engineFailure(err, "Cannot watch container events");
@@ -256,7 +286,10 @@ export class DockerBackend implements ContainerBackend {
       return await this.#api.createNetwork(toNetworkBody(spec));
     } catch (err) {
       if (isApiStatus(err, 403) && /overlaps/i.test(err.reason)) {
-        throw new TaskStartError(`Cannot create network "${spec.name}": subnet ${spec.subnet} is taken (${err.reason})`, { cause: err, code: "SUBNET_TAKEN" });
+        throw new TaskStartError(
+          `Cannot create network "${spec.name}": subnet ${spec.subnet} is taken (${err.reason})`,
+          { cause: err, code: "SUBNET_TAKEN" },
+        );
       }
       throw engineFailure(err, `Cannot create network "${spec.name}"`);
     }
@@ -273,7 +306,8 @@ export class DockerBackend implements ContainerBackend {
 
   async listNetworks(labels: Record<string, string>): Promise<NetworkSummary[]> {
     try {
-      const filters: Filters = Object.keys(labels).length > 0 ? { label: labelFilters(labels) } : {};
+      const filters: Filters =
+        Object.keys(labels).length > 0 ? { label: labelFilters(labels) } : {};
       return (await this.#api.listNetworks(filters)).map(toNetworkSummary);
     } catch (err) {
       throw engineFailure(err, "Cannot list networks");
@@ -285,7 +319,11 @@ export class DockerBackend implements ContainerBackend {
       await this.#api.connectNetwork(network, container);
     } catch (err) {
       if (isApiStatus(err, 403) && /already exists|already attached/i.test(err.reason)) return;
-      throw engineFailure(err, `Cannot connect the executor's container to the task's network`, container);
+      throw engineFailure(
+        err,
+        `Cannot connect the executor's container to the task's network`,
+        container,
+      );
     }
   }
 
@@ -293,8 +331,16 @@ export class DockerBackend implements ContainerBackend {
     try {
       await this.#api.disconnectNetwork(network, container);
     } catch (err) {
-      if (isApiStatus(err, 404) || (isApiStatus(err, 403, 500) && /not connected/i.test(err.reason))) return;
-      throw engineFailure(err, `Cannot disconnect the executor's container from the task's network`, container);
+      if (
+        isApiStatus(err, 404) ||
+        (isApiStatus(err, 403, 500) && /not connected/i.test(err.reason))
+      )
+        return;
+      throw engineFailure(
+        err,
+        `Cannot disconnect the executor's container from the task's network`,
+        container,
+      );
     }
   }
 

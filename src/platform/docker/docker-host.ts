@@ -42,24 +42,49 @@ export function parseDockerHost(env: DockerEnv): DockerHost {
     return { kind: "unix", socketPath: raw, transport: `unix://${raw}` };
   }
   if (scheme !== "tcp" && scheme !== "http" && scheme !== "https" && scheme !== "ssh") {
-    throw new EngineUnavailableError(`Cannot use DOCKER_HOST "${raw}": unsupported scheme, expected unix://, tcp:// or ssh://`);
+    throw new EngineUnavailableError(
+      `Cannot use DOCKER_HOST "${raw}": unsupported scheme, expected unix://, tcp:// or ssh://`,
+    );
   }
   const url = parseUrl(raw);
   const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
-  if (host === "") throw new EngineUnavailableError(`Cannot use DOCKER_HOST "${raw}": no host name`);
+  if (host === "")
+    throw new EngineUnavailableError(`Cannot use DOCKER_HOST "${raw}": no host name`);
   if (scheme === "ssh") {
     const port = url.port === "" ? 22 : Number(url.port);
     const username = url.username === "" ? undefined : decodeURIComponent(url.username);
     const transport = `ssh://${username === undefined ? "" : `${username}@`}${url.host}`;
-    return { kind: "dockerode", reason: "ssh", protocol: "ssh", host, port, username, verify: false, transport };
+    return {
+      kind: "dockerode",
+      reason: "ssh",
+      protocol: "ssh",
+      host,
+      port,
+      username,
+      verify: false,
+      transport,
+    };
   }
-  const tls = scheme === "https" || isSet(env.DOCKER_TLS_VERIFY) || isSet(env.DOCKER_TLS) || isSet(env.DOCKER_CERT_PATH);
+  const tls =
+    scheme === "https" ||
+    isSet(env.DOCKER_TLS_VERIFY) ||
+    isSet(env.DOCKER_TLS) ||
+    isSet(env.DOCKER_CERT_PATH);
   const port = url.port === "" ? (tls ? 2376 : 2375) : Number(url.port);
   const hostPort = `${url.hostname}:${port}`;
   if (tls) {
     const certPath = isSet(env.DOCKER_CERT_PATH) ? env.DOCKER_CERT_PATH : undefined;
     const verify = isSet(env.DOCKER_TLS_VERIFY);
-    return { kind: "dockerode", reason: "tls", protocol: "https", host, port, certPath, verify, transport: `tcp://${hostPort} (TLS)` };
+    return {
+      kind: "dockerode",
+      reason: "tls",
+      protocol: "https",
+      host,
+      port,
+      certPath,
+      verify,
+      transport: `tcp://${hostPort} (TLS)`,
+    };
   }
   return { kind: "tcp", host, port, baseUrl: `http://${hostPort}`, transport: `tcp://${hostPort}` };
 }
@@ -69,7 +94,9 @@ function parseUrl(raw: string): URL {
     // URL does not know tcp:// or ssh:// defaults; parse them as http to get host and port.
     return new URL(raw.replace(/^[a-z][a-z0-9+.-]*:\/\//i, "http://"));
   } catch (cause) {
-    throw new EngineUnavailableError(`Cannot use DOCKER_HOST "${raw}": not a valid address`, { cause });
+    throw new EngineUnavailableError(`Cannot use DOCKER_HOST "${raw}": not a valid address`, {
+      cause,
+    });
   }
 }
 

@@ -9,7 +9,15 @@ import { join } from "node:path";
 import Docker from "dockerode";
 import { EngineUnavailableError } from "../../engine/errors.ts";
 import { DockerBackend, type DockerBackendOptions } from "./docker-backend.ts";
-import type { ContainerJson, ContainerListJson, DockerApi, Filters, InfoJson, NetworkJson, VersionJson } from "./docker-api.ts";
+import type {
+  ContainerJson,
+  ContainerListJson,
+  DockerApi,
+  Filters,
+  InfoJson,
+  NetworkJson,
+  VersionJson,
+} from "./docker-api.ts";
 import { DockerApiError } from "./docker-api.ts";
 import type { DockerEnv, DockerHost } from "./docker-host.ts";
 import { chooseApiVersion, describe } from "./engine-api.ts";
@@ -29,11 +37,17 @@ export class DockerodeApi implements DockerApi {
   }
 
   version(signal?: AbortSignal): Promise<VersionJson> {
-    return this.#call(signal, () => this.#withSignal().version({ abortSignal: signal }) as Promise<VersionJson>);
+    return this.#call(
+      signal,
+      () => this.#withSignal().version({ abortSignal: signal }) as Promise<VersionJson>,
+    );
   }
 
   info(signal?: AbortSignal): Promise<InfoJson> {
-    return this.#call(signal, () => this.#withSignal().info({ abortSignal: signal }) as Promise<InfoJson>);
+    return this.#call(
+      signal,
+      () => this.#withSignal().info({ abortSignal: signal }) as Promise<InfoJson>,
+    );
   }
 
   async imageExists(ref: string): Promise<boolean> {
@@ -46,12 +60,26 @@ export class DockerodeApi implements DockerApi {
     }
   }
 
-  pull(image: { fromImage: string; tag: string }, signal?: AbortSignal, auth?: RegistryCredentials): Promise<ByteSource> {
-    return this.#call(signal, async () => bytes(await this.#docker.createImage({ ...image, abortSignal: signal, ...(auth ? { authconfig: auth } : {}) })));
+  pull(
+    image: { fromImage: string; tag: string },
+    signal?: AbortSignal,
+    auth?: RegistryCredentials,
+  ): Promise<ByteSource> {
+    return this.#call(signal, async () =>
+      bytes(
+        await this.#docker.createImage({
+          ...image,
+          abortSignal: signal,
+          ...(auth ? { authconfig: auth } : {}),
+        }),
+      ),
+    );
   }
 
   async createContainer(name: string, body: Record<string, unknown>): Promise<string> {
-    const container = await this.#call(undefined, () => this.#docker.createContainer({ ...body, name }));
+    const container = await this.#call(undefined, () =>
+      this.#docker.createContainer({ ...body, name }),
+    );
     return container.id;
   }
 
@@ -60,28 +88,53 @@ export class DockerodeApi implements DockerApi {
   }
 
   inspectContainer(id: string, opts?: { size?: boolean }): Promise<ContainerJson> {
-    return this.#call(undefined, () => this.#docker.getContainer(id).inspect(opts?.size ? ({ size: true } as Record<string, unknown>) : {}) as Promise<unknown> as Promise<ContainerJson>);
+    return this.#call(
+      undefined,
+      () =>
+        this.#docker
+          .getContainer(id)
+          .inspect(
+            opts?.size ? ({ size: true } as Record<string, unknown>) : {},
+          ) as Promise<unknown> as Promise<ContainerJson>,
+    );
   }
 
-  async logs(id: string, opts: { follow: boolean; tail?: number; signal?: AbortSignal }): Promise<ByteSource> {
+  async logs(
+    id: string,
+    opts: { follow: boolean; tail?: number; signal?: AbortSignal },
+  ): Promise<ByteSource> {
     const c = this.#docker.getContainer(id);
-    const base = { stdout: true, stderr: true, since: 0, tail: opts.tail, abortSignal: opts.signal };
-    if (opts.follow) return this.#call(opts.signal, async () => bytes(await c.logs({ ...base, follow: true })));
+    const base = {
+      stdout: true,
+      stderr: true,
+      since: 0,
+      tail: opts.tail,
+      abortSignal: opts.signal,
+    };
+    if (opts.follow)
+      return this.#call(opts.signal, async () => bytes(await c.logs({ ...base, follow: true })));
     // Without follow dockerode answers with the whole body at once.
     const buf = await this.#call(opts.signal, () => c.logs({ ...base, follow: false }));
     return single(new Uint8Array(buf));
   }
 
   async removeContainer(id: string): Promise<void> {
-    await this.#call(undefined, () => this.#docker.getContainer(id).remove({ force: true, v: true }));
+    await this.#call(undefined, () =>
+      this.#docker.getContainer(id).remove({ force: true, v: true }),
+    );
   }
 
   listContainers(filters: Filters): Promise<ContainerListJson[]> {
-    return this.#call(undefined, () => this.#docker.listContainers({ all: true, filters }) as Promise<ContainerListJson[]>);
+    return this.#call(
+      undefined,
+      () => this.#docker.listContainers({ all: true, filters }) as Promise<ContainerListJson[]>,
+    );
   }
 
   async createNetwork(body: Record<string, unknown>): Promise<string> {
-    const network = await this.#call(undefined, () => this.#docker.createNetwork(body as unknown as Docker.NetworkCreateOptions));
+    const network = await this.#call(undefined, () =>
+      this.#docker.createNetwork(body as unknown as Docker.NetworkCreateOptions),
+    );
     return network.id;
   }
 
@@ -90,19 +143,28 @@ export class DockerodeApi implements DockerApi {
   }
 
   listNetworks(filters: Filters): Promise<NetworkJson[]> {
-    return this.#call(undefined, () => this.#docker.listNetworks({ filters }) as Promise<NetworkJson[]>);
+    return this.#call(
+      undefined,
+      () => this.#docker.listNetworks({ filters }) as Promise<NetworkJson[]>,
+    );
   }
 
   async connectNetwork(id: string, container: string): Promise<void> {
-    await this.#call(undefined, () => this.#docker.getNetwork(id).connect({ Container: container }));
+    await this.#call(undefined, () =>
+      this.#docker.getNetwork(id).connect({ Container: container }),
+    );
   }
 
   async disconnectNetwork(id: string, container: string): Promise<void> {
-    await this.#call(undefined, () => this.#docker.getNetwork(id).disconnect({ Container: container, Force: true }));
+    await this.#call(undefined, () =>
+      this.#docker.getNetwork(id).disconnect({ Container: container, Force: true }),
+    );
   }
 
   events(filters: Filters, signal: AbortSignal): Promise<ByteSource> {
-    return this.#call(signal, async () => bytes(await this.#docker.getEvents({ filters, abortSignal: signal })));
+    return this.#call(signal, async () =>
+      bytes(await this.#docker.getEvents({ filters, abortSignal: signal })),
+    );
   }
 
   async close(): Promise<void> {}
@@ -138,17 +200,27 @@ export class DockerodeApi implements DockerApi {
   #mapError(err: unknown): Error {
     if (err instanceof DockerApiError || err instanceof EngineUnavailableError) return err;
     const e = err as { statusCode?: unknown; json?: unknown; message?: string };
-    if (typeof e.statusCode === "number") return new DockerApiError(e.statusCode, reasonOf(e), { cause: err });
-    return new EngineUnavailableError(`Cannot reach the Docker engine at "${this.transport}": ${describe(err)}`, {
-      cause: err,
-    });
+    if (typeof e.statusCode === "number")
+      return new DockerApiError(e.statusCode, reasonOf(e), { cause: err });
+    return new EngineUnavailableError(
+      `Cannot reach the Docker engine at "${this.transport}": ${describe(err)}`,
+      {
+        cause: err,
+      },
+    );
   }
 }
 
 /** Docker's own message from a dockerode error ("No such container: abc"). */
 function reasonOf(e: { json?: unknown; message?: string }): string {
   const json = e.json as { message?: unknown } | string | Uint8Array | null | undefined;
-  if (json !== null && typeof json === "object" && "message" in json && typeof json.message === "string") return json.message;
+  if (
+    json !== null &&
+    typeof json === "object" &&
+    "message" in json &&
+    typeof json.message === "string"
+  )
+    return json.message;
   if (typeof json === "string" && json.trim() !== "") return json.trim();
   if (json instanceof Uint8Array && json.length > 0) return new TextDecoder().decode(json).trim();
   return e.message ?? "unknown error";
@@ -169,7 +241,10 @@ async function* single(chunk: Uint8Array): AsyncGenerator<Uint8Array> {
 }
 
 /** Dockerode client options for an ssh:// or TLS host, reading certificates from DOCKER_CERT_PATH. */
-export function dockerodeOptions(host: DockerodeHost, env: DockerEnv): Docker.DockerOptions & { agent?: HttpsAgent } {
+export function dockerodeOptions(
+  host: DockerodeHost,
+  env: DockerEnv,
+): Docker.DockerOptions & { agent?: HttpsAgent } {
   if (host.protocol === "ssh") {
     return {
       protocol: "ssh",
@@ -180,8 +255,14 @@ export function dockerodeOptions(host: DockerodeHost, env: DockerEnv): Docker.Do
     };
   }
   const tls = host.certPath === undefined ? {} : readCerts(host.certPath);
-  const opts: Docker.DockerOptions & { agent?: HttpsAgent } = { protocol: "https", host: host.host, port: host.port, ...tls };
-  if (!host.verify) opts.agent = new HttpsAgent({ ...tls, keepAlive: true, rejectUnauthorized: false });
+  const opts: Docker.DockerOptions & { agent?: HttpsAgent } = {
+    protocol: "https",
+    host: host.host,
+    port: host.port,
+    ...tls,
+  };
+  if (!host.verify)
+    opts.agent = new HttpsAgent({ ...tls, keepAlive: true, rejectUnauthorized: false });
   return opts;
 }
 
@@ -193,12 +274,18 @@ function readCerts(dir: string): { ca: Buffer; cert: Buffer; key: Buffer } {
       key: readFileSync(join(dir, "key.pem")),
     };
   } catch (cause) {
-    throw new EngineUnavailableError(`Cannot read the Docker TLS certificates in "${dir}"`, { cause });
+    throw new EngineUnavailableError(`Cannot read the Docker TLS certificates in "${dir}"`, {
+      cause,
+    });
   }
 }
 
 /** A DockerBackend that reaches the engine through dockerode (ssh:// or TLS). */
-export function createDockerodeBackend(host: DockerodeHost, env: DockerEnv, opts?: DockerBackendOptions): DockerBackend {
+export function createDockerodeBackend(
+  host: DockerodeHost,
+  env: DockerEnv,
+  opts?: DockerBackendOptions,
+): DockerBackend {
   const docker = new Docker(dockerodeOptions(host, env));
   return new DockerBackend(new DockerodeApi(docker, host.transport), opts);
 }

@@ -6,7 +6,15 @@
  * same shape. Nothing here knows which.
  */
 import { EngineUnavailableError } from "../../engine/errors.ts";
-import type { ContainerJson, ContainerListJson, DockerApi, Filters, InfoJson, NetworkJson, VersionJson } from "./docker-api.ts";
+import type {
+  ContainerJson,
+  ContainerListJson,
+  DockerApi,
+  Filters,
+  InfoJson,
+  NetworkJson,
+  VersionJson,
+} from "./docker-api.ts";
 import { DockerApiError } from "./docker-api.ts";
 import { iterateBytes, type ByteSource } from "./log-demux.ts";
 import { registryAuthHeader, type RegistryCredentials } from "./registry-auth.ts";
@@ -87,9 +95,19 @@ export class EngineApi implements DockerApi {
     }
   }
 
-  async pull(image: { fromImage: string; tag: string }, signal?: AbortSignal, auth?: RegistryCredentials): Promise<ByteSource> {
-    const headers = auth === undefined ? undefined : { "x-registry-auth": registryAuthHeader(auth) };
-    const res = await this.call("POST", "/images/create", { query: image, signal, stream: true, headers });
+  async pull(
+    image: { fromImage: string; tag: string },
+    signal?: AbortSignal,
+    auth?: RegistryCredentials,
+  ): Promise<ByteSource> {
+    const headers =
+      auth === undefined ? undefined : { "x-registry-auth": registryAuthHeader(auth) };
+    const res = await this.call("POST", "/images/create", {
+      query: image,
+      signal,
+      stream: true,
+      headers,
+    });
     return body(res);
   }
 
@@ -104,11 +122,22 @@ export class EngineApi implements DockerApi {
 
   async inspectContainer(id: string, opts?: { size?: boolean }): Promise<ContainerJson> {
     const query: Query = { size: opts?.size ? 1 : undefined };
-    return (await this.call("GET", `/containers/${encodeURIComponent(id)}/json`, { query })).json() as Promise<ContainerJson>;
+    return (
+      await this.call("GET", `/containers/${encodeURIComponent(id)}/json`, { query })
+    ).json() as Promise<ContainerJson>;
   }
 
-  async logs(id: string, opts: { follow: boolean; tail?: number; signal?: AbortSignal }): Promise<ByteSource> {
-    const query: Query = { stdout: 1, stderr: 1, follow: opts.follow ? 1 : undefined, since: 0, tail: opts.tail };
+  async logs(
+    id: string,
+    opts: { follow: boolean; tail?: number; signal?: AbortSignal },
+  ): Promise<ByteSource> {
+    const query: Query = {
+      stdout: 1,
+      stderr: 1,
+      follow: opts.follow ? 1 : undefined,
+      since: 0,
+      tail: opts.tail,
+    };
     const res = await this.call("GET", `/containers/${encodeURIComponent(id)}/logs`, {
       query,
       signal: opts.signal,
@@ -119,21 +148,33 @@ export class EngineApi implements DockerApi {
 
   async attach(id: string, signal: AbortSignal): Promise<ByteSource> {
     const query: Query = { stream: 1, stdout: 1, stderr: 1 };
-    const res = await this.call("POST", `/containers/${encodeURIComponent(id)}/attach`, { query, signal, stream: true });
+    const res = await this.call("POST", `/containers/${encodeURIComponent(id)}/attach`, {
+      query,
+      signal,
+      stream: true,
+    });
     return body(res);
   }
 
   async removeContainer(id: string): Promise<void> {
-    await drain(await this.call("DELETE", `/containers/${encodeURIComponent(id)}`, { query: { force: 1, v: 1 } }));
+    await drain(
+      await this.call("DELETE", `/containers/${encodeURIComponent(id)}`, {
+        query: { force: 1, v: 1 },
+      }),
+    );
   }
 
   async listContainers(filters: Filters): Promise<ContainerListJson[]> {
     const query = { all: 1, filters: JSON.stringify(filters) };
-    return (await this.call("GET", "/containers/json", { query })).json() as Promise<ContainerListJson[]>;
+    return (await this.call("GET", "/containers/json", { query })).json() as Promise<
+      ContainerListJson[]
+    >;
   }
 
   async createNetwork(spec: Record<string, unknown>): Promise<string> {
-    return ((await (await this.call("POST", "/networks/create", { body: spec })).json()) as { Id: string }).Id;
+    return (
+      (await (await this.call("POST", "/networks/create", { body: spec })).json()) as { Id: string }
+    ).Id;
   }
 
   async removeNetwork(id: string): Promise<void> {
@@ -141,19 +182,33 @@ export class EngineApi implements DockerApi {
   }
 
   async listNetworks(filters: Filters): Promise<NetworkJson[]> {
-    return (await this.call("GET", "/networks", { query: { filters: JSON.stringify(filters) } })).json() as Promise<NetworkJson[]>;
+    return (
+      await this.call("GET", "/networks", { query: { filters: JSON.stringify(filters) } })
+    ).json() as Promise<NetworkJson[]>;
   }
 
   async connectNetwork(id: string, container: string): Promise<void> {
-    await drain(await this.call("POST", `/networks/${encodeURIComponent(id)}/connect`, { body: { Container: container } }));
+    await drain(
+      await this.call("POST", `/networks/${encodeURIComponent(id)}/connect`, {
+        body: { Container: container },
+      }),
+    );
   }
 
   async disconnectNetwork(id: string, container: string): Promise<void> {
-    await drain(await this.call("POST", `/networks/${encodeURIComponent(id)}/disconnect`, { body: { Container: container, Force: true } }));
+    await drain(
+      await this.call("POST", `/networks/${encodeURIComponent(id)}/disconnect`, {
+        body: { Container: container, Force: true },
+      }),
+    );
   }
 
   async events(filters: Filters, signal: AbortSignal): Promise<ByteSource> {
-    const res = await this.call("GET", "/events", { query: { filters: JSON.stringify(filters) }, signal, stream: true });
+    const res = await this.call("GET", "/events", {
+      query: { filters: JSON.stringify(filters) },
+      signal,
+      stream: true,
+    });
     return body(res);
   }
 
@@ -189,7 +244,8 @@ export class EngineApi implements DockerApi {
 
   async #send(method: string, path: string, opts: CallOptions): Promise<EngineResponse> {
     const url = new URL(this.#opts.baseUrl + path);
-    for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
+    for (const [k, v] of Object.entries(opts.query ?? {}))
+      if (v !== undefined) url.searchParams.set(k, String(v));
     const init: EngineRequest = { method, signal: opts.signal };
     if (opts.headers !== undefined) init.headers = { ...opts.headers };
     if (opts.body !== undefined) {
@@ -202,9 +258,12 @@ export class EngineApi implements DockerApi {
       return await fetchFn(url.href, init);
     } catch (err) {
       if (opts.signal?.aborted) throw opts.signal.reason;
-      throw new EngineUnavailableError(`Cannot reach the Docker engine at "${this.transport}": ${describe(err)}`, {
-        cause: err,
-      });
+      throw new EngineUnavailableError(
+        `Cannot reach the Docker engine at "${this.transport}": ${describe(err)}`,
+        {
+          cause: err,
+        },
+      );
     }
   }
 }
@@ -261,6 +320,7 @@ async function errorReason(res: EngineResponse): Promise<string> {
 /** The low-level reason of a failed fetch: "connect ECONNREFUSED /var/run/docker.sock". */
 export function describe(err: unknown): string {
   let e: unknown = err;
-  for (let depth = 0; depth < 4 && e instanceof Error && e.cause instanceof Error; depth++) e = e.cause;
+  for (let depth = 0; depth < 4 && e instanceof Error && e.cause instanceof Error; depth++)
+    e = e.cause;
   return e instanceof Error ? e.message : String(e);
 }

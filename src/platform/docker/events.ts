@@ -47,7 +47,10 @@ export function toContainerEvent(value: unknown): ContainerEvent | undefined {
 }
 
 /** Reads the stream to its end, calling `onEvent` for every container event. */
-export async function readEvents(source: ByteSource, onEvent: (event: ContainerEvent) => void): Promise<void> {
+export async function readEvents(
+  source: ByteSource,
+  onEvent: (event: ContainerEvent) => void,
+): Promise<void> {
   for await (const value of jsonLines(source)) {
     const event = toContainerEvent(value);
     if (event !== undefined) onEvent(event);

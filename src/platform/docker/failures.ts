@@ -15,20 +15,32 @@ export function createFailure(err: unknown, spec: ContainerSpec): ExecutorError 
   if (err instanceof ExecutorError) return err;
   const reason = reasonOf(err);
   if (isApiStatus(err, 409)) {
-    return new TaskStartError(`Cannot create container "${spec.name}": the name is already in use (${reason})`, {
-      cause: err,
-      code: "CONTAINER_NAME_CONFLICT",
-    });
+    return new TaskStartError(
+      `Cannot create container "${spec.name}": the name is already in use (${reason})`,
+      {
+        cause: err,
+        code: "CONTAINER_NAME_CONFLICT",
+      },
+    );
   }
   if (isApiStatus(err, 404)) return new ImageNotFoundError(spec.image, reason, { cause: err });
-  return missingDevice(reason, err) ?? new TaskStartError(`Cannot create container "${spec.name}": ${reason}`, { cause: err });
+  return (
+    missingDevice(reason, err) ??
+    new TaskStartError(`Cannot create container "${spec.name}": ${reason}`, { cause: err })
+  );
 }
 
 /** `gpus`: the device IDs the container asked for, named when the engine cannot pass them. */
 export function startFailure(err: unknown, id: string, gpus: string[] = []): ExecutorError {
   if (err instanceof ExecutorError) return err;
   const reason = reasonOf(err);
-  return missingDevice(reason, err, gpus) ?? new TaskStartError(`Cannot start the task's container: ${withoutId(reason, id)}`, { cause: err, where: id });
+  return (
+    missingDevice(reason, err, gpus) ??
+    new TaskStartError(`Cannot start the task's container: ${withoutId(reason, id)}`, {
+      cause: err,
+      where: id,
+    })
+  );
 }
 
 /**
@@ -37,30 +49,43 @@ export function startFailure(err: unknown, id: string, gpus: string[] = []): Exe
  * Mount, which fails when absent), or GPUs (no NVIDIA runtime or hook). The client asked for
  * something this host cannot give: 400, with the engine's reason.
  */
-function missingDevice(reason: string, cause: unknown, gpus: string[] = []): ExecutorError | undefined {
+function missingDevice(
+  reason: string,
+  cause: unknown,
+  gpus: string[] = [],
+): ExecutorError | undefined {
   const device = /adding custom device "([^"]+)"/.exec(reason)?.[1];
   if (device !== undefined) {
-    return new BadRequestError(`Field "use_sgx" cannot be served: the SGX device "${device}" is not available where tasks run (${reason})`, {
-      field: "use_sgx",
-      code: "SGX_UNAVAILABLE",
-      cause,
-    });
+    return new BadRequestError(
+      `Field "use_sgx" cannot be served: the SGX device "${device}" is not available where tasks run (${reason})`,
+      {
+        field: "use_sgx",
+        code: "SGX_UNAVAILABLE",
+        cause,
+      },
+    );
   }
   const folder = /bind source path does not exist: (\S+)/.exec(reason)?.[1];
   if (folder !== undefined) {
-    return new BadRequestError(`Field "use_sgx" cannot be served: the AESM socket folder "${folder}" does not exist where tasks run (${reason})`, {
-      field: "use_sgx",
-      code: "SGX_UNAVAILABLE",
-      cause,
-    });
+    return new BadRequestError(
+      `Field "use_sgx" cannot be served: the AESM socket folder "${folder}" does not exist where tasks run (${reason})`,
+      {
+        field: "use_sgx",
+        code: "SGX_UNAVAILABLE",
+        cause,
+      },
+    );
   }
   if (/device driver "nvidia"/.test(reason)) {
     const which = gpus.length > 0 ? ` ${gpus.map((g) => `"${g}"`).join(", ")}` : "s";
-    return new BadRequestError(`Field "resource.use_gpu" cannot be served: the engine cannot pass GPU${which} to containers (${reason})`, {
-      field: "resource.use_gpu",
-      code: "GPU_UNAVAILABLE",
-      cause,
-    });
+    return new BadRequestError(
+      `Field "resource.use_gpu" cannot be served: the engine cannot pass GPU${which} to containers (${reason})`,
+      {
+        field: "resource.use_gpu",
+        code: "GPU_UNAVAILABLE",
+        cause,
+      },
+    );
   }
   return undefined;
 }
@@ -77,7 +102,11 @@ export function engineFailure(err: unknown, action: string, id?: string): Execut
     const reason = withoutId(err.reason, id);
     const message = `${action}: ${reason}`;
     if (err.status >= 500) return new EngineUnavailableError(message, { cause: err, where });
-    if (err.status >= 400) return new BadRequestError(`${action}: the Docker engine refused it (${err.status}): ${reason}`, { code: "ENGINE_REJECTED", cause: err, where });
+    if (err.status >= 400)
+      return new BadRequestError(
+        `${action}: the Docker engine refused it (${err.status}): ${reason}`,
+        { code: "ENGINE_REJECTED", cause: err, where },
+      );
     return new InternalError(message, { cause: err, where });
   }
   const reason = err instanceof Error ? err.message : String(err);

@@ -98,7 +98,9 @@ export class StreamLines {
   }
 
   flush(): LogLine[] {
-    return [...this.#splitters].flatMap(([stream, s]) => s.flush().map((line) => ({ stream, line })));
+    return [...this.#splitters].flatMap(([stream, s]) =>
+      s.flush().map((line) => ({ stream, line })),
+    );
   }
 }
 

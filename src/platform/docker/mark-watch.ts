@@ -29,7 +29,9 @@ export async function watchForMark(w: MarkWatch): Promise<boolean> {
   };
   w.signal.addEventListener("abort", stop, { once: true });
   const logs = (async () => scan(await w.logs(done.signal), w.mark, w.onLine))();
-  const output = w.attached ? scan(w.attached.source, w.mark).catch(() => false) : Promise.resolve(false);
+  const output = w.attached
+    ? scan(w.attached.source, w.mark).catch(() => false)
+    : Promise.resolve(false);
   try {
     return await new Promise<boolean>((resolve, reject) => {
       void output.then((seen) => seen && resolve(true));
@@ -52,7 +54,11 @@ export function logHasMark(source: ByteSource, mark: string): Promise<boolean> {
 }
 
 /** True once `source` shows the mark within a line of stdout; false when it ends without it. */
-async function scan(source: ByteSource, mark: string, onLine?: (line: string) => void): Promise<boolean> {
+async function scan(
+  source: ByteSource,
+  mark: string,
+  onLine?: (line: string) => void,
+): Promise<boolean> {
   const finder = new MarkFinder(mark);
   const lines = new StreamLines();
   for await (const frame of demuxFrames(source)) {

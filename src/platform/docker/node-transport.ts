@@ -48,10 +48,14 @@ class CallAgent extends Agent {
 
 /** An EngineApi over node:http for a unix socket or a plain tcp host. */
 export function nodeEngineApi(host: FetchHost, opts: NodeEngineApiOptions = {}): EngineApi {
-  const calls = new CallAgent({ maxSockets: opts.connections ?? 16, idleMs: opts.keepAliveMs ?? 10_000 });
+  const calls = new CallAgent({
+    maxSockets: opts.connections ?? 16,
+    idleMs: opts.keepAliveMs ?? 10_000,
+  });
   // One connection per stream: a stream ends by its caller's abort, which destroys the socket.
   const streams = new Agent({ keepAlive: false, maxSockets: opts.streamConnections ?? 256 });
-  const target = host.kind === "unix" ? { socketPath: host.socketPath } : { host: host.host, port: host.port };
+  const target =
+    host.kind === "unix" ? { socketPath: host.socketPath } : { host: host.host, port: host.port };
   return new EngineApi({
     fetch: httpFetch({ ...target, agent: calls, timeoutMs: opts.callTimeoutMs ?? 300_000 }),
     streamFetch: httpFetch({ ...target, agent: streams }),
@@ -85,7 +89,13 @@ function httpFetch(target: Target): EngineFetch {
       const headers: Record<string, string> = { ...init.headers };
       if (init.body !== undefined) headers["content-length"] = String(Buffer.byteLength(init.body));
       let res: IncomingMessage | undefined;
-      const req = request({ ...where, path: pathname + search, method: init.method, headers, timeout: timeoutMs });
+      const req = request({
+        ...where,
+        path: pathname + search,
+        method: init.method,
+        headers,
+        timeout: timeoutMs,
+      });
       // Before the answer the request fails; after it the body does, so that a reader sees the error.
       const fail = (err: unknown) => (res ?? req).destroy(err as Error);
       const onAbort = () => fail(signal?.reason);

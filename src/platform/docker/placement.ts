@@ -43,13 +43,25 @@ export interface PlacementSource {
 
 export async function resolvePlacement(src: PlacementSource): Promise<Placement> {
   const self = src.containerRef === undefined ? undefined : await findSelf(src);
-  const ownNetwork = self !== undefined && self.networkMode !== "host" && !self.networkMode.startsWith("container:");
+  const ownNetwork =
+    self !== undefined && self.networkMode !== "host" && !self.networkMode.startsWith("container:");
   const where = self === undefined ? "" : ` (the executor runs in container "${self.name}")`;
   if (src.setting === "publish") {
-    return { mode: "publish", reason: `network: publish in the config${where}: tasks publish 8080 on 127.0.0.1 and share Docker's default bridge`, self, ownNetwork };
+    return {
+      mode: "publish",
+      reason: `network: publish in the config${where}: tasks publish 8080 on 127.0.0.1 and share Docker's default bridge`,
+      self,
+      ownNetwork,
+    };
   }
   if (src.setting !== "auto") {
-    return { mode: "network", network: src.setting, reason: `network: "${src.setting}" in the config${where}: tasks share it and are called by name`, self, ownNetwork };
+    return {
+      mode: "network",
+      network: src.setting,
+      reason: `network: "${src.setting}" in the config${where}: tasks share it and are called by name`,
+      self,
+      ownNetwork,
+    };
   }
   if (src.containerRef !== undefined && self === undefined) {
     return {
@@ -70,7 +82,10 @@ export async function resolvePlacement(src: PlacementSource): Promise<Placement>
 async function findSelf(src: PlacementSource): Promise<SelfContainer | undefined> {
   const json = await src.inspect(src.containerRef!);
   if (json === undefined) return undefined;
-  const networks = Object.entries(json.NetworkSettings?.Networks ?? {}).map(([name, n]) => ({ name, ip: n.IPAddress ?? "" }));
+  const networks = Object.entries(json.NetworkSettings?.Networks ?? {}).map(([name, n]) => ({
+    name,
+    ip: n.IPAddress ?? "",
+  }));
   const mode = json.HostConfig?.NetworkMode;
   return {
     id: json.Id,
@@ -87,8 +102,13 @@ async function findSelf(src: PlacementSource): Promise<SelfContainer | undefined
  * carry `/docker/<id>`. Undefined on a bare host. The inputs are the texts of
  * /proc/self/mountinfo and /proc/self/cgroup.
  */
-export function ownContainerRef(files: { mountinfo?: string; cgroup?: string }): string | undefined {
-  const mount = /\/containers\/([0-9a-f]{64})\/(?:hostname|hosts|resolv\.conf)\s/.exec(files.mountinfo ?? "");
+export function ownContainerRef(files: {
+  mountinfo?: string;
+  cgroup?: string;
+}): string | undefined {
+  const mount = /\/containers\/([0-9a-f]{64})\/(?:hostname|hosts|resolv\.conf)\s/.exec(
+    files.mountinfo ?? "",
+  );
   if (mount) return mount[1];
   const cgroup = /\/docker[/-]([0-9a-f]{64})(?:\.scope)?\s*$/m.exec(files.cgroup ?? "");
   return cgroup?.[1];
@@ -106,14 +126,20 @@ export async function detectPlacement(o: {
   readText?: (path: string) => string | undefined;
 }): Promise<Placement> {
   const read = o.readText ?? readTextOrUndefined;
-  const containerRef = ownContainerRef({ mountinfo: read("/proc/self/mountinfo"), cgroup: read("/proc/self/cgroup") });
+  const containerRef = ownContainerRef({
+    mountinfo: read("/proc/self/mountinfo"),
+    cgroup: read("/proc/self/cgroup"),
+  });
   const deadline = Date.now() + (o.waitMs ?? 10_000);
   for (;;) {
     try {
       return await resolvePlacement({ setting: o.setting, containerRef, inspect: o.inspect });
     } catch (e) {
       if (Date.now() >= deadline) {
-        throw new Error(`Cannot find the executor's own container "${containerRef?.slice(0, 12)}" through the Docker engine: ${(e as Error).message}. Mount the engine's socket, or set network to "publish" or a network's name`, { cause: e });
+        throw new Error(
+          `Cannot find the executor's own container "${containerRef?.slice(0, 12)}" through the Docker engine: ${(e as Error).message}. Mount the engine's socket, or set network to "publish" or a network's name`,
+          { cause: e },
+        );
       }
       await new Promise((r) => setTimeout(r, 500));
     }

@@ -30,12 +30,14 @@ const NOT_FOUND =
   /not found|manifest unknown|repository does not exist|no such image|connection refused|no such host|invalid reference format|name unknown|does not exist/i;
 
 /** Messages that mean the registry refused the credentials, or wanted some and got none. */
-const AUTH_REFUSED = /no basic auth credentials|unauthorized|authentication required|incorrect username or password|denied: requested access/i;
+const AUTH_REFUSED =
+  /no basic auth credentials|unauthorized|authentication required|incorrect username or password|denied: requested access/i;
 
 /** Maps a pull failure (HTTP status or an `error` line of the stream) to the engine's errors. */
 export function pullError(ref: string, err: unknown): ExecutorError {
   if (err instanceof ExecutorError) return err;
-  const reason = err instanceof DockerApiError ? err.reason : err instanceof Error ? err.message : String(err);
+  const reason =
+    err instanceof DockerApiError ? err.reason : err instanceof Error ? err.message : String(err);
   const status = err instanceof DockerApiError ? err.status : undefined;
   if (AUTH_REFUSED.test(reason) && !/repository does not exist/i.test(reason)) {
     return new ImagePullFailedError(
@@ -69,7 +71,15 @@ export class PullStreamError extends Error {
 
 /** Statuses of one layer, by what they say of it. */
 const LAYER_DONE = new Set(["Pull complete", "Already exists"]);
-const LAYER_STATUS = new Set(["Pulling fs layer", "Waiting", "Downloading", "Verifying Checksum", "Download complete", "Extracting", ...LAYER_DONE]);
+const LAYER_STATUS = new Set([
+  "Pulling fs layer",
+  "Waiting",
+  "Downloading",
+  "Verifying Checksum",
+  "Download complete",
+  "Extracting",
+  ...LAYER_DONE,
+]);
 
 /**
  * Reads the progress stream to its end. Throws PullStreamError for an `error` line. Every message
@@ -120,10 +130,12 @@ export async function readPullStream(
 
 /** "3f4ca61aafcd: Downloading 1.2 MB / 5.0 MB" or "Digest: sha256:…". */
 export function formatProgress(msg: PullMessage): string {
-  const head = msg.id !== undefined && msg.id !== "" ? `${msg.id}: ${msg.status}` : (msg.status ?? "");
+  const head =
+    msg.id !== undefined && msg.id !== "" ? `${msg.id}: ${msg.status}` : (msg.status ?? "");
   const current = msg.progressDetail?.current;
   const total = msg.progressDetail?.total;
-  if (current !== undefined && total !== undefined && total > 0) return `${head} ${formatMB(current)} / ${formatMB(total)}`;
+  if (current !== undefined && total !== undefined && total > 0)
+    return `${head} ${formatMB(current)} / ${formatMB(total)}`;
   return head;
 }
 

@@ -23,17 +23,27 @@ export interface RegistryCredentials {
 }
 
 interface ClientConfig {
-  auths?: Record<string, { auth?: string; username?: string; password?: string; identitytoken?: string }>;
+  auths?: Record<
+    string,
+    { auth?: string; username?: string; password?: string; identitytoken?: string }
+  >;
   credHelpers?: Record<string, string>;
   credsStore?: string;
 }
 
 /** Docker Hub's names in a client config; the first is the key `docker login` writes. */
-const HUB_KEYS = ["https://index.docker.io/v1/", "index.docker.io", "docker.io", "registry-1.docker.io"];
+const HUB_KEYS = [
+  "https://index.docker.io/v1/",
+  "index.docker.io",
+  "docker.io",
+  "registry-1.docker.io",
+];
 
 /** The Docker client config file `docker pull` would read, for this environment. */
 export function clientConfigPath(env: Record<string, string | undefined>): string {
-  return env.DOCKER_CONFIG ? join(env.DOCKER_CONFIG, "config.json") : join(env.HOME || home(), ".docker", "config.json");
+  return env.DOCKER_CONFIG
+    ? join(env.DOCKER_CONFIG, "config.json")
+    : join(env.HOME || home(), ".docker", "config.json");
 }
 
 /** The user's home folder; "/root" in an image whose user has no entry in /etc/passwd. */
@@ -64,7 +74,9 @@ export interface RegistryAuthOptions {
 }
 
 /** A function that gives the credentials for an image's registry, or undefined when the config has none. */
-export function registryAuth(o: RegistryAuthOptions): (ref: string) => Promise<RegistryCredentials | undefined> {
+export function registryAuth(
+  o: RegistryAuthOptions,
+): (ref: string) => Promise<RegistryCredentials | undefined> {
   const log = o.logger.child({ component: "registry-auth" });
   const runHelper = o.runHelper ?? defaultHelper;
   const warned = new Set<string>();
@@ -81,23 +93,37 @@ export function registryAuth(o: RegistryAuthOptions): (ref: string) => Promise<R
       if (typeof config !== "object" || config === null) throw new Error("not a JSON object");
     } catch (e) {
       const code = (e as { code?: string }).code;
-      if (code !== "ENOENT") warnOnce("Cannot read the Docker client's config: pulls go without credentials", { file, error: (e as Error).message });
+      if (code !== "ENOENT")
+        warnOnce("Cannot read the Docker client's config: pulls go without credentials", {
+          file,
+          error: (e as Error).message,
+        });
       return undefined;
     }
     const registry = registryOf(ref);
     const hub = registry === "docker.io";
-    const matches = (key: string) => (hub ? HUB_KEYS.includes(key) || HUB_KEYS.includes(hostOf(key)) : hostOf(key) === registry);
+    const matches = (key: string) =>
+      hub ? HUB_KEYS.includes(key) || HUB_KEYS.includes(hostOf(key)) : hostOf(key) === registry;
     const server = hub ? HUB_KEYS[0]! : registry;
-    const helper = Object.entries(config.credHelpers ?? {}).find(([k]) => matches(k))?.[1] ?? config.credsStore;
+    const helper =
+      Object.entries(config.credHelpers ?? {}).find(([k]) => matches(k))?.[1] ?? config.credsStore;
     if (helper) {
       try {
-        const out = JSON.parse(await runHelper(helper, server)) as { Username?: string; Secret?: string };
+        const out = JSON.parse(await runHelper(helper, server)) as {
+          Username?: string;
+          Secret?: string;
+        };
         if (out.Secret) {
-          return out.Username === "<token>" ? { identitytoken: out.Secret, serveraddress: server } : { username: out.Username, password: out.Secret, serveraddress: server };
+          return out.Username === "<token>"
+            ? { identitytoken: out.Secret, serveraddress: server }
+            : { username: out.Username, password: out.Secret, serveraddress: server };
         }
       } catch (e) {
         // No credentials for this registry in the helper, or no helper program here: as docker does, go on without.
-        warnOnce(`Cannot get credentials from docker-credential-${helper}`, { registry, error: (e as Error).message.split("\n")[0] });
+        warnOnce(`Cannot get credentials from docker-credential-${helper}`, {
+          registry,
+          error: (e as Error).message.split("\n")[0],
+        });
       }
     }
     const entry = Object.entries(config.auths ?? {}).find(([k]) => matches(k))?.[1];
@@ -106,19 +132,30 @@ export function registryAuth(o: RegistryAuthOptions): (ref: string) => Promise<R
     if (entry.auth) {
       const decoded = Buffer.from(entry.auth, "base64").toString("utf8");
       const colon = decoded.indexOf(":");
-      if (colon > 0) return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1), serveraddress: server };
+      if (colon > 0)
+        return {
+          username: decoded.slice(0, colon),
+          password: decoded.slice(colon + 1),
+          serveraddress: server,
+        };
     }
-    if (entry.username && entry.password) return { username: entry.username, password: entry.password, serveraddress: server };
+    if (entry.username && entry.password)
+      return { username: entry.username, password: entry.password, serveraddress: server };
     return undefined;
   };
 }
 
 function defaultHelper(helper: string, server: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = execFile(`docker-credential-${helper}`, ["get"], { timeout: 10_000 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(stderr.trim() || err.message));
-      else resolve(stdout);
-    });
+    const child = execFile(
+      `docker-credential-${helper}`,
+      ["get"],
+      { timeout: 10_000 },
+      (err, stdout, stderr) => {
+        if (err) reject(new Error(stderr.trim() || err.message));
+        else resolve(stdout);
+      },
+    );
     child.stdin?.end(server);
   });
 }

@@ -28,12 +28,25 @@ export function storageOf(info: InfoJson): StorageInfo {
   const backingFs = info.DriverStatus?.find(([k]) => k === "Backing Filesystem")?.[1] ?? "";
   const dataRoot = info.DockerRootDir ?? "/var/lib/docker";
   const base = { driver, backingFs, dataRoot };
-  if (SIZED_DRIVERS.has(driver)) return { ...base, quota: true, reason: `the ${driver} storage driver bounds each container's layer` };
+  if (SIZED_DRIVERS.has(driver))
+    return {
+      ...base,
+      quota: true,
+      reason: `the ${driver} storage driver bounds each container's layer`,
+    };
   if (XFS_QUOTA_DRIVERS.has(driver) && backingFs === "xfs") {
-    return { ...base, quota: true, reason: `${driver} on xfs bounds each container's layer (needs the pquota mount option; the first start confirms it)` };
+    return {
+      ...base,
+      quota: true,
+      reason: `${driver} on xfs bounds each container's layer (needs the pquota mount option; the first start confirms it)`,
+    };
   }
   const on = backingFs ? `${driver} on ${backingFs}` : driver || "this storage driver";
-  return { ...base, quota: false, reason: `${on} cannot bound a container's layer (StorageOpt size needs xfs with pquota, btrfs, zfs or devicemapper)` };
+  return {
+    ...base,
+    quota: false,
+    reason: `${on} cannot bound a container's layer (StorageOpt size needs xfs with pquota, btrfs, zfs or devicemapper)`,
+  };
 }
 
 /** The engine refused a create for its StorageOpt (no project quota on the filesystem, quota off on btrfs, ...). */

@@ -29,7 +29,11 @@ export function parseRoutes(text: string): HostRoute[] {
 }
 
 /** Why the pool cannot be used here, or undefined when it can. */
-export function poolConflict(pool: string, networks: readonly NetworkSummary[], routes: readonly HostRoute[]): string | undefined {
+export function poolConflict(
+  pool: string,
+  networks: readonly NetworkSummary[],
+  routes: readonly HostRoute[],
+): string | undefined {
   const block = parseCidr(pool);
   if ("error" in block) return `task_subnet_pool ${block.error}`;
   const ours = networks.filter((n) => n.labels[LABELS.managed] === "1");
@@ -37,7 +41,8 @@ export function poolConflict(pool: string, networks: readonly NetworkSummary[], 
     if (ours.includes(n)) continue;
     for (const subnet of n.subnets) {
       const c = parseCidr(subnet);
-      if (!("error" in c) && overlaps(c, block)) return `task_subnet_pool ${pool} overlaps Docker network "${n.name}" (${subnet}): choose another task_subnet_pool`;
+      if (!("error" in c) && overlaps(c, block))
+        return `task_subnet_pool ${pool} overlaps Docker network "${n.name}" (${subnet}): choose another task_subnet_pool`;
     }
   }
   const ourSubnets = ours.flatMap((n) => n.subnets);
@@ -47,8 +52,14 @@ export function poolConflict(pool: string, networks: readonly NetworkSummary[], 
     // A Docker bridge to one /28 of the pool: a task network of an executor on another engine of
     // this host, or of one this engine did not list (it did not answer yet). The engine refuses
     // a taken subnet at each create anyway.
-    if ((r.iface.startsWith("br-") || r.iface.startsWith(TASK_BRIDGE_PREFIX)) && r.destination.bits === TASK_SUBNET_BITS && overlaps(block, r.destination)) continue;
-    if (overlaps(r.destination, block)) return `task_subnet_pool ${pool} overlaps this host's route to ${dest} (dev ${r.iface}): choose another task_subnet_pool`;
+    if (
+      (r.iface.startsWith("br-") || r.iface.startsWith(TASK_BRIDGE_PREFIX)) &&
+      r.destination.bits === TASK_SUBNET_BITS &&
+      overlaps(block, r.destination)
+    )
+      continue;
+    if (overlaps(r.destination, block))
+      return `task_subnet_pool ${pool} overlaps this host's route to ${dest} (dev ${r.iface}): choose another task_subnet_pool`;
   }
   return undefined;
 }
@@ -64,7 +75,13 @@ export function hostRoutes(): HostRoute[] {
 
 function leHex(hex: string): number {
   const n = Number.parseInt(hex, 16) >>> 0;
-  return (((n & 0xff) << 24) | (((n >>> 8) & 0xff) << 16) | (((n >>> 16) & 0xff) << 8) | ((n >>> 24) & 0xff)) >>> 0;
+  return (
+    (((n & 0xff) << 24) |
+      (((n >>> 8) & 0xff) << 16) |
+      (((n >>> 16) & 0xff) << 8) |
+      ((n >>> 24) & 0xff)) >>>
+    0
+  );
 }
 
 function popcount(n: number): number {

@@ -27,7 +27,10 @@ export class DockerDisk implements DiskProbe {
     return this.#backend.enforcesDiskQuota;
   }
 
-  async layerBytes(containerId: string, opts?: { stopAbove?: number }): Promise<LayerReading | undefined> {
+  async layerBytes(
+    containerId: string,
+    opts?: { stopAbove?: number },
+  ): Promise<LayerReading | undefined> {
     try {
       let upper = this.#uppers.get(containerId);
       if (upper === undefined) {
@@ -104,7 +107,8 @@ async function allocatedBytes(dir: string, stopAbove: number): Promise<LayerRead
         if (entry.isDirectory()) pending.push(path);
         const st = lstatSync(path, { throwIfNoEntry: false });
         if (st !== undefined) total += Math.max(BLOCK, st.blocks * 512);
-        if (total > stopAbove) return { bytes: total, workMs: workMs + performance.now() - sliceStart };
+        if (total > stopAbove)
+          return { bytes: total, workMs: workMs + performance.now() - sliceStart };
         if (++entries % 64 === 0 && performance.now() - sliceStart > SLICE_MS) {
           workMs += performance.now() - sliceStart;
           await new Promise((r) => setImmediate(r));

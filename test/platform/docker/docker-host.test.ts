@@ -17,7 +17,9 @@ describe("parseDockerHost()", () => {
       kind: "unix",
       socketPath: "/run/user/1000/docker.sock",
     });
-    expect(parseDockerHost({ DOCKER_HOST: "unix://" })).toMatchObject({ socketPath: "/var/run/docker.sock" });
+    expect(parseDockerHost({ DOCKER_HOST: "unix://" })).toMatchObject({
+      socketPath: "/var/run/docker.sock",
+    });
   });
 
   it("speaks plain http to tcp:// hosts, port 2375 by default", () => {
@@ -29,11 +31,20 @@ describe("parseDockerHost()", () => {
       transport: "tcp://10.0.0.5:2375",
     });
     expect(parseDockerHost({ DOCKER_HOST: "tcp://docker.local" })).toMatchObject({ port: 2375 });
-    expect(parseDockerHost({ DOCKER_HOST: "tcp://[::1]:2375" })).toMatchObject({ host: "::1", baseUrl: "http://[::1]:2375" });
+    expect(parseDockerHost({ DOCKER_HOST: "tcp://[::1]:2375" })).toMatchObject({
+      host: "::1",
+      baseUrl: "http://[::1]:2375",
+    });
   });
 
   it("needs dockerode for TLS: DOCKER_TLS_VERIFY, DOCKER_CERT_PATH or https://", () => {
-    expect(parseDockerHost({ DOCKER_HOST: "tcp://h:2376", DOCKER_TLS_VERIFY: "1", DOCKER_CERT_PATH: "/certs" })).toEqual({
+    expect(
+      parseDockerHost({
+        DOCKER_HOST: "tcp://h:2376",
+        DOCKER_TLS_VERIFY: "1",
+        DOCKER_CERT_PATH: "/certs",
+      }),
+    ).toEqual({
       kind: "dockerode",
       reason: "tls",
       protocol: "https",
@@ -43,8 +54,15 @@ describe("parseDockerHost()", () => {
       verify: true,
       transport: "tcp://h:2376 (TLS)",
     });
-    expect(parseDockerHost({ DOCKER_HOST: "tcp://h", DOCKER_CERT_PATH: "/c" })).toMatchObject({ reason: "tls", port: 2376, verify: false });
-    expect(parseDockerHost({ DOCKER_HOST: "https://h:3000" })).toMatchObject({ kind: "dockerode", port: 3000 });
+    expect(parseDockerHost({ DOCKER_HOST: "tcp://h", DOCKER_CERT_PATH: "/c" })).toMatchObject({
+      reason: "tls",
+      port: 2376,
+      verify: false,
+    });
+    expect(parseDockerHost({ DOCKER_HOST: "https://h:3000" })).toMatchObject({
+      kind: "dockerode",
+      port: 3000,
+    });
   });
 
   it("needs dockerode for ssh://, with user and port", () => {
@@ -57,12 +75,19 @@ describe("parseDockerHost()", () => {
       username: "me",
       transport: "ssh://me@build-box:2222",
     });
-    expect(parseDockerHost({ DOCKER_HOST: "ssh://box" })).toMatchObject({ port: 22, username: undefined });
+    expect(parseDockerHost({ DOCKER_HOST: "ssh://box" })).toMatchObject({
+      port: 22,
+      username: undefined,
+    });
   });
 
   it("refuses schemes it cannot use, naming the value", () => {
-    expect(() => parseDockerHost({ DOCKER_HOST: "npipe:////./pipe/docker_engine" })).toThrow(EngineUnavailableError);
-    expect(() => parseDockerHost({ DOCKER_HOST: "fd://" })).toThrow(/Cannot use DOCKER_HOST "fd:\/\/"/);
+    expect(() => parseDockerHost({ DOCKER_HOST: "npipe:////./pipe/docker_engine" })).toThrow(
+      EngineUnavailableError,
+    );
+    expect(() => parseDockerHost({ DOCKER_HOST: "fd://" })).toThrow(
+      /Cannot use DOCKER_HOST "fd:\/\/"/,
+    );
     expect(() => parseDockerHost({ DOCKER_HOST: "tcp://" })).toThrow(EngineUnavailableError);
   });
 });

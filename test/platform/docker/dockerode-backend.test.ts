@@ -44,6 +44,8 @@ describe("dockerodeOptions()", () => {
   it("says the engine is unavailable when the certificates cannot be read", () => {
     const env = { DOCKER_HOST: "tcp://h:2376", DOCKER_CERT_PATH: "/nonexistent/certs" };
     expect(() => dockerodeOptions(dockerodeHost(env), env)).toThrow(EngineUnavailableError);
-    expect(() => dockerodeOptions(dockerodeHost(env), env)).toThrow('Cannot read the Docker TLS certificates in "/nonexistent/certs"');
+    expect(() => dockerodeOptions(dockerodeHost(env), env)).toThrow(
+      'Cannot read the Docker TLS certificates in "/nonexistent/certs"',
+    );
   });
 });

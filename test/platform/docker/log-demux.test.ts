@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { demuxLines, LineSplitter, LogDemuxer, type LogLine, MarkFinder } from "../../../src/platform/docker/log-demux.ts";
+import {
+  demuxLines,
+  LineSplitter,
+  LogDemuxer,
+  type LogLine,
+  MarkFinder,
+} from "../../../src/platform/docker/log-demux.ts";
 
 const enc = new TextEncoder();
 
@@ -82,7 +88,9 @@ describe("demuxLines()", () => {
 
   it("gives the same lines whatever byte the stream is split at", async () => {
     for (let cut = 1; cut < stream.length; cut++) {
-      const lines = await collect(demuxLines(chunks(stream.subarray(0, cut), stream.subarray(cut))));
+      const lines = await collect(
+        demuxLines(chunks(stream.subarray(0, cut), stream.subarray(cut))),
+      );
       expect(lines, `split at byte ${cut}`).toEqual(expected);
     }
   });

@@ -14,7 +14,10 @@ function frame(text: string, stream = 1): Uint8Array {
 }
 
 /** A stream of `frames` that stays open (unless `end`) until `signal` aborts. */
-function stream(frames: Uint8Array[], o: { end?: boolean; signal?: AbortSignal } = {}): ReadableStream<Uint8Array> {
+function stream(
+  frames: Uint8Array[],
+  o: { end?: boolean; signal?: AbortSignal } = {},
+): ReadableStream<Uint8Array> {
   return new ReadableStream({
     start(c) {
       for (const f of frames) c.enqueue(f);
@@ -24,7 +27,11 @@ function stream(frames: Uint8Array[], o: { end?: boolean; signal?: AbortSignal }
   });
 }
 
-function watch(logFrames: Uint8Array[], attachedFrames?: Uint8Array[], o: { logEnds?: boolean } = {}) {
+function watch(
+  logFrames: Uint8Array[],
+  attachedFrames?: Uint8Array[],
+  o: { logEnds?: boolean } = {},
+) {
   const lines: string[] = [];
   const stop = new AbortController();
   const signal = new AbortController().signal;
@@ -32,7 +39,9 @@ function watch(logFrames: Uint8Array[], attachedFrames?: Uint8Array[], o: { logE
     mark: MARK,
     signal,
     logs: async (s) => stream(logFrames, { end: o.logEnds, signal: s }),
-    attached: attachedFrames ? { source: stream(attachedFrames, { signal: stop.signal }), stop } : undefined,
+    attached: attachedFrames
+      ? { source: stream(attachedFrames, { signal: stop.signal }), stop }
+      : undefined,
     onLine: (l) => lines.push(l),
   });
   return { result, lines, stop };
@@ -57,7 +66,9 @@ describe("watchForMark()", () => {
   });
 
   it("watches the log alone on a transport without attach, and ignores the mark on stderr", async () => {
-    expect(await watch([frame(`${MARK}\n`, 2), frame("\n")], undefined, { logEnds: true }).result).toBe(false);
+    expect(
+      await watch([frame(`${MARK}\n`, 2), frame("\n")], undefined, { logEnds: true }).result,
+    ).toBe(false);
     expect(await watch([frame(`INFO ${MARK}`)]).result).toBe(true);
   });
 });

@@ -13,7 +13,10 @@ import { EngineUnavailableError } from "../../../src/engine/errors.ts";
 import { DockerApiError } from "../../../src/platform/docker/docker-api.ts";
 import { parseDockerHost } from "../../../src/platform/docker/docker-host.ts";
 import type { EngineApi } from "../../../src/platform/docker/engine-api.ts";
-import { nodeEngineApi, type NodeEngineApiOptions } from "../../../src/platform/docker/node-transport.ts";
+import {
+  nodeEngineApi,
+  type NodeEngineApiOptions,
+} from "../../../src/platform/docker/node-transport.ts";
 
 type Handler = (req: IncomingMessage, res: ServerResponse, body: string) => void;
 
@@ -36,8 +39,14 @@ class FakeEngine {
       let body = "";
       for await (const chunk of req) body += String(chunk);
       const url = new URL(req.url ?? "/", "http://localhost");
-      this.seen.push({ method: req.method ?? "", path: url.pathname + url.search, headers: req.headers, body });
-      if (url.pathname === "/version") return json(res, 200, { Version: "20.10.24", ApiVersion: "1.41", MinAPIVersion: "1.12" });
+      this.seen.push({
+        method: req.method ?? "",
+        path: url.pathname + url.search,
+        headers: req.headers,
+        body,
+      });
+      if (url.pathname === "/version")
+        return json(res, 200, { Version: "20.10.24", ApiVersion: "1.41", MinAPIVersion: "1.12" });
       const handler = this.routes[`${req.method} ${url.pathname}`];
       if (handler) return handler(req, res, body);
       json(res, 404, { message: `page not found: ${url.pathname}` });
@@ -108,11 +117,15 @@ describe("nodeEngineApi() over a unix socket", () => {
   });
 
   it("negotiates the version, reads JSON answers and sends JSON bodies", async () => {
-    engine.routes["GET /v1.41/containers/json"] = (_req, res) => json(res, 200, [{ Id: "abc", Names: ["/t"], Labels: {}, State: "running" }]);
-    engine.routes["POST /v1.41/containers/create"] = (_req, res) => json(res, 201, { Id: "new-id", Warnings: [] });
+    engine.routes["GET /v1.41/containers/json"] = (_req, res) =>
+      json(res, 200, [{ Id: "abc", Names: ["/t"], Labels: {}, State: "running" }]);
+    engine.routes["POST /v1.41/containers/create"] = (_req, res) =>
+      json(res, 201, { Id: "new-id", Warnings: [] });
     engine.routes["POST /v1.41/containers/new-id/start"] = (_req, res) => res.writeHead(204).end();
     api = unixApi(socketPath);
-    expect(await api.listContainers({ label: ["x=1"] })).toEqual([expect.objectContaining({ Id: "abc" })]);
+    expect(await api.listContainers({ label: ["x=1"] })).toEqual([
+      expect.objectContaining({ Id: "abc" }),
+    ]);
     expect(await api.createContainer("meca-1", { Image: "ünï" })).toBe("new-id");
     await api.startContainer("new-id");
     expect(engine.seen.map((s) => `${s.method} ${s.path}`)).toEqual([
@@ -128,7 +141,8 @@ describe("nodeEngineApi() over a unix socket", () => {
   });
 
   it("reads a short answer's text", async () => {
-    engine.routes["GET /v1.41/containers/abc/logs"] = (_req, res) => res.writeHead(200).end("\u0001\u0000\u0000\u0000\u0000\u0000\u0000\u0003hi\n");
+    engine.routes["GET /v1.41/containers/abc/logs"] = (_req, res) =>
+      res.writeHead(200).end("\u0001\u0000\u0000\u0000\u0000\u0000\u0000\u0003hi\n");
     api = unixApi(socketPath);
     const res = await api.call("GET", "/containers/abc/logs");
     expect(res.status).toBe(200);
@@ -137,7 +151,8 @@ describe("nodeEngineApi() over a unix socket", () => {
   });
 
   it("turns an error status into DockerApiError with the engine's message", async () => {
-    engine.routes["GET /v1.41/containers/nope/json"] = (_req, res) => json(res, 404, { message: "No such container: nope" });
+    engine.routes["GET /v1.41/containers/nope/json"] = (_req, res) =>
+      json(res, 404, { message: "No such container: nope" });
     api = unixApi(socketPath);
     const err = await api.inspectContainer("nope").catch((e: unknown) => e);
     expect(err).toBeInstanceOf(DockerApiError);
@@ -206,7 +221,9 @@ describe("nodeEngineApi() over a unix socket", () => {
     api = unixApi(socketPath, { apiVersion: "1.41", callTimeoutMs: 100 });
     const err = await api.info().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(EngineUnavailableError);
-    expect((err as Error).message).toBe(`Cannot reach the Docker engine at "unix://${socketPath}": timed out: no answer or body progress in 0.1 s`);
+    expect((err as Error).message).toBe(
+      `Cannot reach the Docker engine at "unix://${socketPath}": timed out: no answer or body progress in 0.1 s`,
+    );
   });
 
   it("fails a short call whose body stops coming within the timeout", async () => {
@@ -223,7 +240,9 @@ describe("nodeEngineApi() over a unix socket", () => {
     api = unixApi(absent);
     const err = await api.version().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(EngineUnavailableError);
-    expect((err as Error).message).toBe(`Cannot reach the Docker engine at "unix://${absent}": connect ENOENT ${absent}`);
+    expect((err as Error).message).toBe(
+      `Cannot reach the Docker engine at "unix://${absent}": connect ENOENT ${absent}`,
+    );
   });
 
   it("reuses a kept-alive connection, and close() ends it", async () => {
@@ -286,6 +305,8 @@ describe("nodeEngineApi() over tcp on 127.0.0.1", () => {
     api = nodeEngineApi(host);
     const err = await api.version().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(EngineUnavailableError);
-    expect((err as Error).message).toBe(`Cannot reach the Docker engine at "tcp://127.0.0.1:${port}": connect ECONNREFUSED 127.0.0.1:${port}`);
+    expect((err as Error).message).toBe(
+      `Cannot reach the Docker engine at "tcp://127.0.0.1:${port}": connect ECONNREFUSED 127.0.0.1:${port}`,
+    );
   });
 });

@@ -11,25 +11,42 @@ function container(networkMode: string, networks: Record<string, string>): Conta
     Name: "/meca-executor",
     State: { Status: "running", Running: true, ExitCode: 0, OOMKilled: false },
     HostConfig: { NetworkMode: networkMode },
-    NetworkSettings: { Networks: Object.fromEntries(Object.entries(networks).map(([name, ip]) => [name, { IPAddress: ip }])) },
+    NetworkSettings: {
+      Networks: Object.fromEntries(
+        Object.entries(networks).map(([name, ip]) => [name, { IPAddress: ip }]),
+      ),
+    },
   };
 }
 
 const place = (setting: string, json?: ContainerJson, ref: string | undefined = ID) =>
-  resolvePlacement({ setting, containerRef: ref, inspect: async (r) => (r === ID ? json : undefined) });
+  resolvePlacement({
+    setting,
+    containerRef: ref,
+    inspect: async (r) => (r === ID ? json : undefined),
+  });
 
 describe("resolvePlacement()", () => {
   it("auto on a bare host isolates each task, called by address, without asking the engine", async () => {
-    const p = await resolvePlacement({ setting: "auto", inspect: () => Promise.reject(new Error("not called")) });
+    const p = await resolvePlacement({
+      setting: "auto",
+      inspect: () => Promise.reject(new Error("not called")),
+    });
     expect(p).toMatchObject({ mode: "isolated", ownNetwork: false });
     expect(p.self).toBeUndefined();
-    expect(p.reason).toContain("on a host: each task on a network of its own, called at its address");
+    expect(p.reason).toContain(
+      "on a host: each task on a network of its own, called at its address",
+    );
   });
 
   it("auto in a container with a network of its own isolates each task, and the executor joins their networks", async () => {
     for (const mode of ["meca", "bridge", "default"]) {
       const p = await place("auto", container(mode, { meca: "172.30.0.5", bridge: "172.17.0.3" }));
-      expect(p).toMatchObject({ mode: "isolated", ownNetwork: true, self: { name: "meca-executor", id: ID } });
+      expect(p).toMatchObject({
+        mode: "isolated",
+        ownNetwork: true,
+        self: { name: "meca-executor", id: ID },
+      });
       expect(p.reason).toContain("which the executor joins to call it by name");
     }
   });
@@ -50,8 +67,16 @@ describe("resolvePlacement()", () => {
   it("network: publish and network: <name> force a shared mode wherever it runs", async () => {
     const inNet = container("meca", { meca: "172.30.0.5" });
     expect(await place("publish", inNet)).toMatchObject({ mode: "publish", ownNetwork: true });
-    expect(await place("other", inNet)).toMatchObject({ mode: "network", network: "other", ownNetwork: true });
-    expect(await place("other", undefined, undefined)).toMatchObject({ mode: "network", network: "other", ownNetwork: false });
+    expect(await place("other", inNet)).toMatchObject({
+      mode: "network",
+      network: "other",
+      ownNetwork: true,
+    });
+    expect(await place("other", undefined, undefined)).toMatchObject({
+      mode: "network",
+      network: "other",
+      ownNetwork: false,
+    });
   });
 });
 
@@ -64,7 +89,12 @@ describe("ownContainerRef()", () => {
   });
 
   it("finds none on a bare host", () => {
-    expect(ownContainerRef({ mountinfo: "22 27 0:21 / /proc rw,relatime - proc proc rw\n", cgroup: "0::/user.slice/session-1.scope\n" })).toBeUndefined();
+    expect(
+      ownContainerRef({
+        mountinfo: "22 27 0:21 / /proc rw,relatime - proc proc rw\n",
+        cgroup: "0::/user.slice/session-1.scope\n",
+      }),
+    ).toBeUndefined();
     expect(ownContainerRef({})).toBeUndefined();
   });
 });

@@ -2,7 +2,12 @@ import { describe, expect, it } from "vitest";
 import { ImageNotFoundError, ImagePullFailedError } from "../../../src/engine/errors.ts";
 import type { PullProgress } from "../../../src/engine/ports.ts";
 import { DockerApiError } from "../../../src/platform/docker/docker-api.ts";
-import { PullStreamError, pullError, readPullStream, splitImageRef } from "../../../src/platform/docker/pull.ts";
+import {
+  PullStreamError,
+  pullError,
+  readPullStream,
+  splitImageRef,
+} from "../../../src/platform/docker/pull.ts";
 
 const enc = new TextEncoder();
 
@@ -18,8 +23,14 @@ describe("splitImageRef()", () => {
   it("separates the tag, defaulting to latest rather than every tag", () => {
     expect(splitImageRef("alpine")).toEqual({ fromImage: "alpine", tag: "latest" });
     expect(splitImageRef("meca-test/echo:1")).toEqual({ fromImage: "meca-test/echo", tag: "1" });
-    expect(splitImageRef("127.0.0.1:5055/a/b")).toEqual({ fromImage: "127.0.0.1:5055/a/b", tag: "latest" });
-    expect(splitImageRef("127.0.0.1:5055/a/b:2")).toEqual({ fromImage: "127.0.0.1:5055/a/b", tag: "2" });
+    expect(splitImageRef("127.0.0.1:5055/a/b")).toEqual({
+      fromImage: "127.0.0.1:5055/a/b",
+      tag: "latest",
+    });
+    expect(splitImageRef("127.0.0.1:5055/a/b:2")).toEqual({
+      fromImage: "127.0.0.1:5055/a/b",
+      tag: "2",
+    });
   });
 
   it("pulls a digest as the tag, dropping a tag beside it", () => {
@@ -62,7 +73,12 @@ describe("readPullStream()", () => {
     );
     // Every message counts as progress; layers and bytes add up as they come.
     expect(got).toHaveLength(8);
-    expect(got[4]).toMatchObject({ layers: 1, layersDone: 0, bytesDone: 3_000_000, bytesTotal: 5_000_000 });
+    expect(got[4]).toMatchObject({
+      layers: 1,
+      layersDone: 0,
+      bytesDone: 3_000_000,
+      bytesTotal: 5_000_000,
+    });
     expect(got.at(-1)).toMatchObject({ layers: 1, layersDone: 1 });
     expect(seen).toEqual([
       "1: Pulling from meca-test/pulled",
@@ -78,9 +94,14 @@ describe("readPullStream()", () => {
   it("throws the message of an error line", async () => {
     const stream = lines(
       { status: "Pulling from x" },
-      { errorDetail: { message: "manifest for x:1 not found: manifest unknown" }, error: "manifest for x:1 not found" },
+      {
+        errorDetail: { message: "manifest for x:1 not found: manifest unknown" },
+        error: "manifest for x:1 not found",
+      },
     );
-    await expect(readPullStream(stream)).rejects.toThrow(new PullStreamError("manifest for x:1 not found: manifest unknown"));
+    await expect(readPullStream(stream)).rejects.toThrow(
+      new PullStreamError("manifest for x:1 not found: manifest unknown"),
+    );
   });
 });
 
@@ -88,8 +109,14 @@ describe("pullError()", () => {
   it("says image not found for missing images and unreachable registries", () => {
     const cases = [
       new PullStreamError("manifest for x:1 not found: manifest unknown: manifest unknown"),
-      new DockerApiError(404, "pull access denied for x, repository does not exist or may require 'docker login'"),
-      new DockerApiError(500, 'Get "http://127.0.0.1:5999/v2/": dial tcp 127.0.0.1:5999: connect: connection refused'),
+      new DockerApiError(
+        404,
+        "pull access denied for x, repository does not exist or may require 'docker login'",
+      ),
+      new DockerApiError(
+        500,
+        'Get "http://127.0.0.1:5999/v2/": dial tcp 127.0.0.1:5999: connect: connection refused',
+      ),
       new DockerApiError(400, "invalid reference format"),
     ];
     for (const err of cases) {
@@ -101,10 +128,13 @@ describe("pullError()", () => {
 
   it("says the registry refused authentication, as IMAGE_PULL_FAILED", () => {
     for (const reason of [
-      "Head \"http://127.0.0.1:5056/v2/meca-test/private/manifests/1\": no basic auth credentials",
+      'Head "http://127.0.0.1:5056/v2/meca-test/private/manifests/1": no basic auth credentials',
       "unauthorized: authentication required",
     ]) {
-      const mapped = pullError("127.0.0.1:5056/meca-test/private:1", new DockerApiError(500, reason));
+      const mapped = pullError(
+        "127.0.0.1:5056/meca-test/private:1",
+        new DockerApiError(500, reason),
+      );
       expect(mapped).toBeInstanceOf(ImagePullFailedError);
       expect(mapped.code).toBe("IMAGE_PULL_FAILED");
       expect(mapped.message).toContain("the registry refused authentication");
@@ -112,9 +142,14 @@ describe("pullError()", () => {
   });
 
   it("says the pull failed for anything else", () => {
-    const mapped = pullError("x:1", new DockerApiError(500, "write /var/lib/docker/tmp: no space left on device"));
+    const mapped = pullError(
+      "x:1",
+      new DockerApiError(500, "write /var/lib/docker/tmp: no space left on device"),
+    );
     expect(mapped).toBeInstanceOf(ImagePullFailedError);
     expect(mapped).toMatchObject({ code: "IMAGE_PULL_FAILED" });
-    expect(mapped.message).toBe('Cannot pull image "x:1": write /var/lib/docker/tmp: no space left on device');
+    expect(mapped.message).toBe(
+      'Cannot pull image "x:1": write /var/lib/docker/tmp: no space left on device',
+    );
   });
 });

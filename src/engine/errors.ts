@@ -14,11 +14,7 @@ export interface ErrorOptions {
 
 export type ErrorKind =
   | "bad_request" // 400: the caller sent something wrong
-  | "unauthorized" // 401
   | "forbidden" // 403
-  | "conflict" // 409
-  | "too_large" // 413
-  | "unsupported_media" // 415: the body's content type is not the one the route reads
   | "client_closed" // 499: the client hung up before its request was read or answered
   | "unavailable" // 503: try again later (Retry-After)
   | "task_failed" // 502: the task crashed, never got ready or answered >= 400
@@ -97,38 +93,9 @@ export class ImagePullFailedError extends ExecutorError {
   }
 }
 
-export class UnauthorizedError extends ExecutorError {
-  constructor(message = "Missing or wrong admin token") {
-    super("unauthorized", "UNAUTHORIZED", message);
-  }
-}
-
 export class ForbiddenError extends ExecutorError {
   constructor(message: string, code = "FORBIDDEN") {
     super("forbidden", code, message);
-  }
-}
-
-export class ConflictError extends ExecutorError {
-  constructor(message: string, code = "CONFLICT") {
-    super("conflict", code, message);
-  }
-}
-
-export class PayloadTooLargeError extends ExecutorError {
-  constructor(limitBytes: number) {
-    super(
-      "too_large",
-      "PAYLOAD_TOO_LARGE",
-      `Request body is larger than the limit of ${limitBytes} bytes`,
-    );
-  }
-}
-
-/** A POST whose body needs `Content-Type: application/json` came with another type. */
-export class UnsupportedMediaTypeError extends ExecutorError {
-  constructor(message: string) {
-    super("unsupported_media", "UNSUPPORTED_MEDIA_TYPE", message);
   }
 }
 

@@ -6,7 +6,7 @@ import type { Context, Hono, MiddlewareHandler } from "hono";
 import { bearerAuth } from "hono/bearer-auth";
 import { HTTPException } from "hono/http-exception";
 import { prewarmEntries, updateSchema } from "../config.ts";
-import { UnauthorizedError, UnsupportedMediaTypeError } from "../engine/errors.ts";
+import { UnauthorizedError, UnsupportedMediaTypeError } from "./errors.ts";
 import { DEFAULT_MAX_ADMIN_BODY_BYTES, type AppEnv, type AppOptions } from "./app-env.ts";
 import { BodyLimits, readBody } from "./body.ts";
 import { fieldError, parseJsonBody } from "./schemas.ts";

@@ -3,7 +3,8 @@
  * read and on every chunk while it is read, and one budget for the input that all requests
  * together hold in memory. No reading here: body.ts (Web) and node-body.ts (Node) both count with it.
  */
-import { OverloadedError, PayloadTooLargeError } from "../engine/errors.ts";
+import { OverloadedError } from "../engine/errors.ts";
+import { PayloadTooLargeError } from "./errors.ts";
 
 /** Bytes of request input held in memory by all requests together; what a request took is given back when it ends. */
 export class InputBudget {

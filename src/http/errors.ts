@@ -13,11 +13,7 @@ import type { Logger } from "../engine/ports.ts";
 
 const STATUS: Record<ErrorKind, number> = {
   bad_request: 400,
-  unauthorized: 401,
   forbidden: 403,
-  conflict: 409,
-  too_large: 413,
-  unsupported_media: 415,
   client_closed: 499,
   unavailable: 503,
   task_failed: 502,
@@ -25,6 +21,38 @@ const STATUS: Record<ErrorKind, number> = {
   insufficient_storage: 507,
   internal: 500,
 };
+
+/**
+ * A request the HTTP layer itself refuses, before the engine sees it (a wrong admin token, a body
+ * over the limit, a content type the route does not read): its status is its own, whatever
+ * failure_status says.
+ */
+export class HttpRequestError extends ExecutorError {
+  readonly status: 401 | 413 | 415;
+  constructor(status: 401 | 413 | 415, code: string, message: string) {
+    super("bad_request", code, message);
+    this.status = status;
+  }
+}
+
+export class UnauthorizedError extends HttpRequestError {
+  constructor(message = "Missing or wrong admin token") {
+    super(401, "UNAUTHORIZED", message);
+  }
+}
+
+export class PayloadTooLargeError extends HttpRequestError {
+  constructor(limitBytes: number) {
+    super(413, "PAYLOAD_TOO_LARGE", `Request body is larger than the limit of ${limitBytes} bytes`);
+  }
+}
+
+/** A POST whose body needs `Content-Type: application/json` came with another type. */
+export class UnsupportedMediaTypeError extends HttpRequestError {
+  constructor(message: string) {
+    super(415, "UNSUPPORTED_MEDIA_TYPE", message);
+  }
+}
 
 /**
  * How POST / answers a request it understood but could not serve. `ok` (the default): 200 with the
@@ -132,13 +160,14 @@ export function failureAnswer(
 export function errorAnswer(err: unknown, log: Logger, failureStatus?: FailureStatus): Answer {
   const code = errorCode(err);
   if (err instanceof ExecutorError) {
-    const status = STATUS[err.kind];
+    const own = err instanceof HttpRequestError;
+    const status = own ? err.status : STATUS[err.kind];
     if (status >= 500 && status !== 503)
       log.warn(loggable(err), { code, status, ...internals(err) });
     const headers: Record<string, string> =
       err.retryAfter !== undefined ? { "retry-after": String(err.retryAfter) } : {};
     return envelopeAnswer(
-      failureStatus === undefined ? status : executeStatus(err, status, failureStatus),
+      failureStatus === undefined || own ? status : executeStatus(err, status, failureStatus),
       clientMessage(err),
       code,
       headers,

@@ -13,6 +13,7 @@ export default {
     "src/engine/admission.ts",
     "src/engine/task-spec.ts",
     "src/engine/image-ref.ts",
+    "src/engine/waits.ts",
   ],
   coverageAnalysis: "perTest",
   reporters: ["clear-text", "progress", "html", "json"],

@@ -13,8 +13,7 @@ import { detectPlacement, type Placement } from "./platform/docker/placement.ts"
 import { hostRoutes, poolConflict } from "./platform/docker/subnet-pool.ts";
 import { DockerDisk, visibleDataRoot } from "./platform/docker/task-disk.ts";
 import { firewallCheck, firewallPlace, type RunCommand } from "./platform/host-firewall.ts";
-import { LABELS } from "./engine/settings.ts";
-import { NETWORK_LABEL } from "./engine/task-networks.ts";
+import { ownership } from "./engine/settings.ts";
 import { SystemHostProbe } from "./platform/host.ts";
 import { loadNvml } from "./platform/nvml.ts";
 import { checkSgx } from "./platform/sgx.ts";
@@ -171,11 +170,7 @@ async function networkChecks(c: Config, backend: DockerBackend): Promise<Check[]
   }
   const checks: Check[] = [];
   if (p.mode === "isolated") {
-    const nets = await backend.listNetworks({
-      [LABELS.managed]: "1",
-      [LABELS.instance]: c.instance,
-      [NETWORK_LABEL]: "task",
-    });
+    const nets = await backend.listNetworks(ownership(c.instance, { taskNetwork: true }));
     const conflict = poolConflict(c.task_subnet_pool, await backend.listNetworks({}), hostRoutes());
     checks.push({
       name: "network",

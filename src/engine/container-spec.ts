@@ -1,7 +1,7 @@
 /** The container a replica runs in, as the backend is asked to create it; and a small abort helper. */
 import type { Reservation } from "./ledger.ts";
 import type { ContainerSpec } from "./ports.ts";
-import { LABELS, type EngineSettings } from "./settings.ts";
+import { LABELS, ownership, type EngineSettings } from "./settings.ts";
 import { keyHash, type TaskIntent, type TaskSpec } from "./task-spec.ts";
 import type { TaskNet } from "./task-networks.ts";
 import type { Task } from "./task.ts";
@@ -21,11 +21,9 @@ export function containerSpecFor(
     name: task.id,
     image: spec.image,
     labels: {
-      [LABELS.managed]: "1",
-      [LABELS.instance]: s.instance,
+      ...ownership(s.instance, { run: o.run }),
       [LABELS.key]: keyHash(task.key),
       [LABELS.image]: spec.image,
-      [LABELS.run]: o.run,
       [LABELS.spec]: specLabel(spec),
     },
     nanoCpus: spec.cpuTenths * 100_000_000,

@@ -5,8 +5,9 @@
  */
 import { BadRequestError } from "./errors.ts";
 import type { Clock, ContainerBackend, EngineInfo, Logger } from "./ports.ts";
-import { LABELS, type EngineSettings } from "./settings.ts";
+import { ownership, type EngineSettings } from "./settings.ts";
 import type { TaskPool } from "./task-pool.ts";
+import { pause } from "./waits.ts";
 
 export interface EngineStatus {
   reachable: boolean;
@@ -101,7 +102,7 @@ export class EngineWatch {
         backoff = 250;
         const s = this.#d.settings();
         const events = this.#d.backend.watchEvents({
-          labels: { [LABELS.managed]: "1", [LABELS.instance]: s.instance },
+          labels: ownership(s.instance),
           onEvent: (ev) => {
             if (this.#d.pool.onEvent(ev)) this.#d.freed?.();
           },
@@ -125,23 +126,9 @@ export class EngineWatch {
         this.#status = { reachable: false, error: (e as Error).message };
         this.#markChecked();
         this.#markHandled();
-        await sleep(this.#d.clock, backoff, signal);
+        await pause(this.#d.clock, backoff, signal);
         backoff = Math.min(backoff * 2, 5_000);
       }
     }
   }
-}
-
-function sleep(clock: Clock, ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const cancel = clock.setTimer(ms, resolve);
-    signal.addEventListener(
-      "abort",
-      () => {
-        cancel();
-        resolve();
-      },
-      { once: true },
-    );
-  });
 }

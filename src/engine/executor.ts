@@ -27,6 +27,7 @@ import { IdleCleaner } from "./idle-cleaner.ts";
 import { EngineMetrics, type MetricsSnapshot } from "./metrics.ts";
 import { Prewarm, resolvePrewarm } from "./prewarm.ts";
 import { TaskPool } from "./task-pool.ts";
+import { outlasts, wakeOrTimeout } from "./waits.ts";
 import type { PullInfo } from "./image-pulls.ts";
 import {
   keyHash,
@@ -82,17 +83,6 @@ const UNKNOWN_SWEEP_MS = 15_000;
 
 /** How long start-up waits for adoption before it serves anyway. */
 const ADOPTION_WAIT_MS = 20_000;
-
-/** Resolves with true when `p` has not settled within `ms`, false when it has. */
-function waitAtMost(p: Promise<void>, ms: number, clock: Clock): Promise<boolean> {
-  return new Promise((resolve) => {
-    const cancel = clock.setTimer(ms, () => resolve(true));
-    void p.then(() => {
-      cancel();
-      resolve(false);
-    });
-  });
-}
 
 export class Executor {
   #d: ExecutorDeps;
@@ -214,13 +204,12 @@ export class Executor {
     ex.#watch.start();
     // An earlier run's tasks are adopted (or removed) before the executor serves or prewarms; an
     // engine that answers too slowly for that does not keep the executor from serving.
-    const late = await waitAtMost(ex.#watch.leftoversHandled, ADOPTION_WAIT_MS, deps.clock);
+    const late = await outlasts(ex.#watch.leftoversHandled, ADOPTION_WAIT_MS, deps.clock);
     if (late)
       ex.#log.warn(
         "The engine is slow to answer: serving before an earlier run's tasks are adopted",
         { waitedS: ADOPTION_WAIT_MS / 1000 },
       );
-    for (const t of ex.#pool.all()) if (ex.#prewarm.pinned(t)) t.prewarmed = true;
     ex.#cleaner.start();
     ex.#diskGuard?.start();
     ex.#prewarm.start();
@@ -297,7 +286,7 @@ export class Executor {
     }
     for (let attempt = 0; ;) {
       const warm = this.#admission.take(key, spec);
-      if (warm?.prewarmed) this.metrics.prewarmHits.inc();
+      if (warm && this.#prewarm.pinned(warm)) this.metrics.prewarmHits.inc();
       const task = warm ?? (await this.#admission.wait(key, spec, opts.signal));
       seen.task = task;
       if (this.#paused) {
@@ -547,8 +536,7 @@ export class Executor {
     await Promise.resolve(); // never inside admission's run()
     const outcome = await this.#pool.launch(task);
     if (outcome.kind === "failed") this.#admission.startFailed(task.key, outcome.error);
-    if (task.prewarmed)
-      this.#prewarm.started(task, outcome.kind === "failed" ? outcome.error : undefined);
+    this.#prewarm.started(task, outcome.kind === "failed" ? outcome.error : undefined);
     this.#admission.run();
     this.#prewarm.run();
   }
@@ -556,18 +544,20 @@ export class Executor {
   /** Resolves once no request is in flight, or after the drain timeout. */
   async #drain(): Promise<void> {
     if (this.#inFlight === 0) return;
-    await new Promise<void>((resolve) => {
-      const cancel = this.#d.clock.setTimer(this.#s.drainTimeoutMs, () => {
-        this.#log.warn("Drain timeout reached with requests still in flight", {
-          inFlight: this.#inFlight,
-        });
-        resolve();
-      });
-      this.#drainWaiters.push(() => {
-        cancel();
-        resolve();
-      });
-    });
+    await wakeOrTimeout(
+      this.#d.clock,
+      this.#s.drainTimeoutMs,
+      (wake) => {
+        this.#drainWaiters.push(wake);
+        return () => (this.#drainWaiters = this.#drainWaiters.filter((w) => w !== wake));
+      },
+      {
+        onTimeout: () =>
+          this.#log.warn("Drain timeout reached with requests still in flight", {
+            inFlight: this.#inFlight,
+          }),
+      },
+    );
   }
 
   async #requireSgx(): Promise<void> {

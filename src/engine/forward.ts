@@ -13,6 +13,7 @@ import type { Counter } from "./metrics.ts";
 import type { Clock, ContainerBackend, TaskClient } from "./ports.ts";
 import type { EngineSettings } from "./settings.ts";
 import type { TaskPool } from "./task-pool.ts";
+import { deadline, delay } from "./waits.ts";
 import type { Task } from "./task.ts";
 
 export interface ForwardContext {
@@ -37,18 +38,13 @@ export async function forwardToTask(
   const s = ctx.settings();
   const sgxRa = task.spec.sgx && input === "SGXRAREQUEST";
   const path = task.spec.sgx ? (sgxRa ? "/ra" : "/run") : "/";
-  // One controller and one timer per request, on the engine's clock: AbortSignal.timeout +
-  // AbortSignal.any cost WeakRefs and finalization-registry work on every request.
-  const ac = new AbortController();
-  let timedOut = false;
-  const cancelTimer = ctx.clock.setTimer(s.requestTimeoutMs, () => {
-    timedOut = true;
-    ac.abort(new DOMException("The operation timed out.", "TimeoutError"));
-  });
-  const onAbort = () => ac.abort(signal!.reason);
-  if (signal?.aborted) onAbort();
-  else signal?.addEventListener("abort", onAbort, { once: true });
-  const sig = ac.signal;
+  const dl = deadline(
+    ctx.clock,
+    s.requestTimeoutMs,
+    () => new DOMException("The operation timed out.", "TimeoutError"),
+    signal,
+  );
+  const sig = dl.signal;
   const image = task.spec.image;
   let backoff = 10;
   try {
@@ -100,32 +96,17 @@ export async function forwardToTask(
     // Removed for writing past its disk bound: that is why its requests failed, whatever the socket said.
     const removedFor = task.abort.signal.reason;
     if (removedFor instanceof TaskDiskExceededError) throw removedFor;
-    if (timedOut && !signal?.aborted) {
+    if (dl.timedOut() && !signal?.aborted) {
       throw new TaskTimeoutError(
         `Task "${image}" did not answer within the request timeout of ${s.requestTimeoutMs / 1000} s`,
       );
     }
     throw e;
   } finally {
-    cancelTimer();
-    signal?.removeEventListener("abort", onAbort);
+    dl.cancel();
   }
 }
 
 function truncate(s: string): string {
   return s.length > 2000 ? `${s.slice(0, 2000)}...` : s;
-}
-
-function delay(clock: Clock, ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      cancel();
-      reject(signal.reason);
-    };
-    const cancel = clock.setTimer(ms, () => {
-      signal.removeEventListener("abort", onAbort);
-      resolve();
-    });
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
 }

@@ -70,6 +70,8 @@ export class Prewarm {
   #cancelRetry?: () => void;
   #cancelTick?: () => void;
   #stopped = true;
+  /** Replicas prewarm started whose start has not ended yet: whose outcome moves its backoff. */
+  #launched = new Set<Task>();
 
   constructor(deps: PrewarmDeps) {
     this.#d = deps;
@@ -117,7 +119,7 @@ export class Prewarm {
         const r = this.#d.ledger.tryReserve(amountOf(e.spec));
         if (!r) return; // no free room: nothing else fits better now, and demand may evict these
         const task = this.#d.pool.add(e.key, e.spec, r);
-        task.prewarmed = true;
+        this.#launched.add(task);
         this.#d.metrics?.prewarmStarts.inc();
         this.#log.info("Prewarming", { task: task.id, image: e.spec.image });
         this.#d.launch(task);
@@ -126,8 +128,9 @@ export class Prewarm {
     }
   }
 
-  /** A prewarm start ended: a success resets the entry's backoff, a failure doubles it. */
+  /** A start ended: when prewarm launched it, a success resets the entry's backoff, a failure doubles it. */
   started(task: Task, error?: Error): void {
+    if (!this.#launched.delete(task)) return;
     const e = this.#entries.find((x) => x.key === task.key);
     if (!e) return;
     if (!error) {

@@ -3,6 +3,7 @@ import { ContainerExitedError, TaskStartError } from "./errors.ts";
 import type { Clock, ContainerBackend } from "./ports.ts";
 import { READY_MARK } from "./settings.ts";
 import type { Task } from "./task.ts";
+import { deadline } from "./waits.ts";
 
 /** Waits for the ready mark, bounded by the ready timeout on the engine's clock. */
 export async function waitReady(
@@ -11,18 +12,16 @@ export async function waitReady(
   id: string,
   timeoutMs: number,
 ): Promise<void> {
-  const timeout = new AbortController();
-  const cancel = d.clock.setTimer(timeoutMs, () =>
-    timeout.abort(new TaskStartError("Ready timeout", { code: "TASK_NOT_READY" })),
+  const dl = deadline(
+    d.clock,
+    timeoutMs,
+    () => new TaskStartError("Ready timeout", { code: "TASK_NOT_READY" }),
+    task.abort.signal,
   );
-  const both = new AbortController();
-  const onAbort = () => both.abort(task.abort.signal.reason);
-  task.abort.signal.addEventListener("abort", onAbort, { once: true });
-  timeout.signal.addEventListener("abort", () => both.abort(timeout.signal.reason), { once: true });
   try {
-    await d.backend.waitForMark(id, { mark: READY_MARK, signal: both.signal });
+    await d.backend.waitForMark(id, { mark: READY_MARK, signal: dl.signal });
   } catch (e) {
-    if (timeout.signal.aborted && !task.abort.signal.aborted) {
+    if (dl.timedOut() && !task.abort.signal.aborted) {
       const lines = await d.backend.logsTail(id, 10).catch(() => []);
       throw new TaskStartError(
         `Task "${task.spec.image}" did not print "${READY_MARK}" within the ready timeout of ${timeoutMs / 1000} s${lines.length ? `; last log lines:\n${lines.join("\n")}` : ""}`,
@@ -38,7 +37,6 @@ export async function waitReady(
     }
     throw e;
   } finally {
-    cancel();
-    task.abort.signal.removeEventListener("abort", onAbort);
+    dl.cancel();
   }
 }

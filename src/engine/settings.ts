@@ -90,7 +90,24 @@ export const LABELS = {
   run: "meca.executor.run",
   /** The task's spec as JSON: what adoption reads back its key from (docs/architecture.md, "Adoption"). */
   spec: "meca.executor.spec",
+  /** On networks: "task" for a task network of the executor's own. */
+  network: "meca.executor.network",
 } as const;
+
+/**
+ * The labels that mark what an executor instance owns, the one place they are built: every
+ * container and task network of the instance; with `run`, those of one run of it; with
+ * `taskNetwork`, its task networks.
+ */
+export function ownership(
+  instance: string,
+  o: { run?: string; taskNetwork?: boolean } = {},
+): Record<string, string> {
+  const labels: Record<string, string> = { [LABELS.managed]: "1", [LABELS.instance]: instance };
+  if (o.run !== undefined) labels[LABELS.run] = o.run;
+  if (o.taskNetwork) labels[LABELS.network] = "task";
+  return labels;
+}
 
 /** Task capacity: the configured amount clipped to the host (its cores; 80 % of its memory). */
 export function clipCapacity(

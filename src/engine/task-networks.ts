@@ -10,8 +10,9 @@
  */
 import { NoCapacityError, TaskStartError } from "./errors.ts";
 import type { Clock, ContainerBackend, Logger, NetworkSummary } from "./ports.ts";
-import { LABELS, TASK_SUBNET_BITS, type EngineSettings } from "./settings.ts";
+import { LABELS, ownership, TASK_SUBNET_BITS, type EngineSettings } from "./settings.ts";
 import { block, blockCount, formatCidr, overlaps, parseCidr, type Cidr } from "./subnets.ts";
+import { wakeOrTimeout } from "./waits.ts";
 
 export interface TaskNet {
   id: string;
@@ -53,9 +54,6 @@ export function bridgeName(subnet: string, instance: string, run: string): strin
     .join("");
   return `${TASK_BRIDGE_PREFIX}${hex}${(hash(`${instance}/${run}`) % 1296).toString(36).padStart(2, "0")}`;
 }
-
-/** The label that marks a network as a task network (containers carry the other labels too). */
-export const NETWORK_LABEL = "meca.executor.network";
 
 export class TaskNetworks {
   #d: TaskNetworksDeps;
@@ -188,11 +186,7 @@ export class TaskNetworks {
   /** The task networks of this instance, any run. */
   list(): Promise<NetworkSummary[]> {
     const s = this.#d.settings();
-    return this.#d.backend.listNetworks({
-      [LABELS.managed]: "1",
-      [LABELS.instance]: s.instance,
-      [NETWORK_LABEL]: "task",
-    });
+    return this.#d.backend.listNetworks(ownership(s.instance, { taskNetwork: true }));
   }
 
   /**
@@ -242,12 +236,7 @@ export class TaskNetworks {
     await Promise.all(this.#spares.splice(0).map((n) => this.release(n)));
     const s = this.#d.settings();
     const left = await this.#d.backend
-      .listNetworks({
-        [LABELS.managed]: "1",
-        [LABELS.instance]: s.instance,
-        [NETWORK_LABEL]: "task",
-        [LABELS.run]: this.#d.run,
-      })
+      .listNetworks(ownership(s.instance, { run: this.#d.run, taskNetwork: true }))
       .catch(() => []);
     for (const n of left) if (!keep.has(n.id)) this.#orphans.set(n.id, n.name);
     await this.removeOrphans();
@@ -272,12 +261,7 @@ export class TaskNetworks {
           // Joined from the executor's own container, an egress-off network needs no host address:
           // without one, no address of the host is reachable from it (docs/architecture.md).
           hostless: this.#d.self !== undefined && !s.taskEgress,
-          labels: {
-            [LABELS.managed]: "1",
-            [LABELS.instance]: s.instance,
-            [LABELS.run]: this.#d.run,
-            [NETWORK_LABEL]: "task",
-          },
+          labels: ownership(s.instance, { run: this.#d.run, taskNetwork: true }),
         });
         const net = { id, name, subnet, index };
         if (this.#d.self !== undefined) {
@@ -300,22 +284,15 @@ export class TaskNetworks {
 
   /** Resolves when a block is released or after `ms`; rejects when `signal` aborts. */
   #freed(ms: number, signal: AbortSignal): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const done = () => {
-        cancel();
-        this.#waiters.delete(done);
-        signal.removeEventListener("abort", onAbort);
-        resolve();
-      };
-      const onAbort = () => {
-        cancel();
-        this.#waiters.delete(done);
-        reject(signal.reason);
-      };
-      const cancel = this.#d.clock.setTimer(ms, done);
-      this.#waiters.add(done);
-      signal.addEventListener("abort", onAbort, { once: true });
-    });
+    return wakeOrTimeout(
+      this.#d.clock,
+      ms,
+      (wake) => {
+        this.#waiters.add(wake);
+        return () => this.#waiters.delete(wake);
+      },
+      { signal },
+    );
   }
 }
 

@@ -24,7 +24,7 @@ import type {
   NetworkSummary,
   TaskClient,
 } from "./ports.ts";
-import { LABELS, READY_MARK, type EngineSettings } from "./settings.ts";
+import { LABELS, ownership, READY_MARK, type EngineSettings } from "./settings.ts";
 import { Task } from "./task.ts";
 import {
   containerName,
@@ -397,11 +397,7 @@ export class TaskPool {
    */
   async #removeUnknown(): Promise<void> {
     const s = this.#d.settings();
-    const mine = await this.#d.backend.list({
-      [LABELS.managed]: "1",
-      [LABELS.instance]: s.instance,
-      [LABELS.run]: this.#run,
-    });
+    const mine = await this.#d.backend.list(ownership(s.instance, { run: this.#run }));
     for (const c of mine) {
       if (this.#byContainer.has(c.id) || this.#creating.has(c.name)) continue;
       this.#log.warn(
@@ -426,10 +422,7 @@ export class TaskPool {
 
   async #removeLeftovers(onAdopted?: () => void): Promise<number> {
     const s = this.#d.settings();
-    const found = await this.#d.backend.list({
-      [LABELS.managed]: "1",
-      [LABELS.instance]: s.instance,
-    });
+    const found = await this.#d.backend.list(ownership(s.instance));
     // Not ours: a container this run is creating is not in the pool's maps until create() returns.
     const leftovers = found.filter(
       (c) => c.labels[LABELS.run] !== this.#run && !this.#byContainer.has(c.id),

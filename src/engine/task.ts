@@ -101,8 +101,6 @@ export class Task {
   readonly spec: TaskSpec;
   /** Aborts the start (pull, create, ready wait) when the task is removed while starting. */
   readonly abort = new AbortController();
-  /** Started by prewarm rather than for a request (GET /tasks, the prewarm hit counter). */
-  prewarmed = false;
   #state: TaskState;
   #inFlight = 0;
   #served = 0;

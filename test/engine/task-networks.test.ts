@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { LABELS } from "../../src/engine/settings.ts";
-import { bridgeName, NETWORK_LABEL, TaskNetworks } from "../../src/engine/task-networks.ts";
+import { bridgeName, TaskNetworks } from "../../src/engine/task-networks.ts";
 import { FakeBackend } from "../fakes/fake-backend.ts";
 import { FakeClock } from "../fakes/fake-clock.ts";
 import { memoryLogger } from "../fakes/fake-logger.ts";
@@ -16,7 +16,7 @@ import { until } from "../support/until.ts";
 
 const isolated = { isolate: true, taskSubnetPool: "10.201.0.0/24" };
 const taskNets = (backend: Awaited<ReturnType<typeof fakeExecutor>>["backend"]) =>
-  backend.networks().filter((n) => n.labels[NETWORK_LABEL] === "task");
+  backend.networks().filter((n) => n.labels[LABELS.network] === "task");
 
 describe("task networks", () => {
   it("puts each task on an internal network of its own from the pool, reached at its address, labelled like its container", async () => {
@@ -32,7 +32,7 @@ describe("task networks", () => {
       expect(net.labels).toMatchObject({
         [LABELS.managed]: "1",
         [LABELS.instance]: "unit",
-        [NETWORK_LABEL]: "task",
+        [LABELS.network]: "task",
         [LABELS.run]: spec.labels[LABELS.run],
       });
     }
@@ -136,7 +136,7 @@ describe("task networks", () => {
       [LABELS.managed]: "1",
       [LABELS.instance]: "unit",
       [LABELS.run]: "old0",
-      [NETWORK_LABEL]: "task",
+      [LABELS.network]: "task",
     };
     await backend.createNetwork({
       name: "left-1",
@@ -213,7 +213,7 @@ describe("task networks", () => {
         [LABELS.managed]: "1",
         [LABELS.instance]: "unit",
         [LABELS.run]: run,
-        [NETWORK_LABEL]: "task",
+        [LABELS.network]: "task",
       },
     });
     await executor.shutdown();
@@ -226,7 +226,7 @@ describe("task networks", () => {
       [LABELS.managed]: "1",
       [LABELS.instance]: instance,
       [LABELS.run]: run,
-      [NETWORK_LABEL]: "task",
+      [LABELS.network]: "task",
     });
     await backend.createNetwork({
       name: "old",

@@ -7,7 +7,6 @@
 import { execFileSync } from "node:child_process";
 import { afterEach, describe, expect, it } from "vitest";
 import { LABELS } from "../../src/engine/settings.ts";
-import { NETWORK_LABEL } from "../../src/engine/task-networks.ts";
 import { docker } from "../support/docker-env.ts";
 import { ECHO_IMAGE } from "../support/fixtures.ts";
 import { startExecutor, until, type Harness } from "../support/harness.ts";
@@ -79,7 +78,7 @@ describe("each task on a network of its own (bare host)", () => {
       expect(net).toMatchObject({
         Internal: true,
         Driver: "bridge",
-        Labels: { [LABELS.managed]: "1", [LABELS.instance]: h.instance, [NETWORK_LABEL]: "task" },
+        Labels: { [LABELS.managed]: "1", [LABELS.instance]: h.instance, [LABELS.network]: "task" },
       });
       expect(Object.keys(net.Containers)).toEqual([inspect(t.name).Id]);
     }

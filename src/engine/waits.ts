@@ -1,0 +1,114 @@
+/**
+ * Every wait of the engine, on its Clock (see docs/architecture.md, "Time"): so that tests drive
+ * time, and so that each timer is cancelled when what it waited for is done. One controller and one
+ * timer per wait: `AbortSignal.timeout` + `AbortSignal.any` cost WeakRefs and finalization-registry
+ * work on every request.
+ */
+import type { Clock } from "./ports.ts";
+
+/** Resolves after `ms`; rejects with the signal's reason when `signal` aborts first. */
+export function delay(clock: Clock, ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const onAbort = () => {
+      cancel();
+      reject(signal.reason);
+    };
+    const cancel = clock.setTimer(ms, () => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    });
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts (for a loop that checks its signal next). */
+export function pause(clock: Clock, ms: number, signal: AbortSignal): Promise<void> {
+  return delay(clock, ms, signal).catch(() => {});
+}
+
+/**
+ * Resolves when `wake` is called or after `ms`, whichever comes first; rejects with the signal's
+ * reason when `signal` aborts. `subscribe` hands `wake` to whoever will call it and returns how to
+ * take it back; it is taken back however the wait ends. `onTimeout` runs when the time ran out.
+ */
+export function wakeOrTimeout(
+  clock: Clock,
+  ms: number,
+  subscribe: (wake: () => void) => () => void,
+  opts: { signal?: AbortSignal; onTimeout?: () => void } = {},
+): Promise<void> {
+  const { signal, onTimeout } = opts;
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const end = () => {
+      cancel();
+      unsubscribe();
+      signal?.removeEventListener("abort", onAbort);
+    };
+    const onAbort = () => {
+      end();
+      reject(signal!.reason);
+    };
+    const cancel = clock.setTimer(ms, () => {
+      end();
+      onTimeout?.();
+      resolve();
+    });
+    const unsubscribe = subscribe(() => {
+      end();
+      resolve();
+    });
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/** Resolves with true when `p` has not settled within `ms` (the caller stops waiting), false when it has. */
+export function outlasts(p: Promise<unknown>, ms: number, clock: Clock): Promise<boolean> {
+  return new Promise((resolve) => {
+    const cancel = clock.setTimer(ms, () => resolve(true));
+    const settled = () => {
+      cancel();
+      resolve(false);
+    };
+    void p.then(settled, settled);
+  });
+}
+
+/** A signal with a deadline: see `deadline`. */
+export interface Deadline {
+  signal: AbortSignal;
+  /** Whether it aborted because the time ran out (not because the parent aborted). */
+  timedOut(): boolean;
+  /** Stops the timer and lets go of the parent; call it however the work ends. */
+  cancel(): void;
+}
+
+/**
+ * A signal that aborts with `reason()` after `ms`, or with the parent's reason when `parent`
+ * aborts first.
+ */
+export function deadline(
+  clock: Clock,
+  ms: number,
+  reason: () => unknown,
+  parent?: AbortSignal,
+): Deadline {
+  const ac = new AbortController();
+  let timedOut = false;
+  const cancelTimer = clock.setTimer(ms, () => {
+    timedOut = true;
+    ac.abort(reason());
+  });
+  const onAbort = () => ac.abort(parent!.reason);
+  if (parent?.aborted) onAbort();
+  else parent?.addEventListener("abort", onAbort, { once: true });
+  return {
+    signal: ac.signal,
+    timedOut: () => timedOut,
+    cancel: () => {
+      cancelTimer();
+      parent?.removeEventListener("abort", onAbort);
+    },
+  };
+}

@@ -1,7 +1,12 @@
 import { z } from "zod";
 import { parse as parseYaml } from "yaml";
 import { parseCidr } from "./engine/subnets.ts";
-import { TASK_SUBNET_BITS, type PrewarmEntry } from "./engine/settings.ts";
+import {
+  TASK_SUBNET_BITS,
+  type EngineSettings,
+  type PrewarmEntry,
+  type SettingsUpdate,
+} from "./engine/settings.ts";
 import { isWholeTenths, toIntent } from "./engine/task-spec.ts";
 
 /**
@@ -109,19 +114,76 @@ export function prewarmEntries(list: readonly PrewarmConfig[]): PrewarmEntry[] {
   return list.map((e) => ({ intent: toIntent(e).intent, count: e.count }));
 }
 
-export const fileSchema = z
-  .object({
-    type: engineType.default("docker"),
-    timeout: z
+/**
+ * Where main.ts placed the tasks, which some settings depend on: each task on a network of its own
+ * (`isolated`), all on one named network, or published on 127.0.0.1; and whether the executor runs
+ * in a container of its own.
+ */
+export interface Wiring {
+  mode: "isolated" | "network" | "publish";
+  network?: string;
+  inContainer: boolean;
+}
+
+/**
+ * One key of the config file: its rule (with its default), the engine settings it sets, and
+ * whether POST /update-config may change it (then `field` is the engine setting it sets, and
+ * `shown` how the answer shows that setting's value).
+ */
+interface Setting<S extends z.ZodTypeAny> {
+  schema: S;
+  engine?: (v: z.output<S>, w: Wiring) => Partial<EngineSettings>;
+  update?: { field: keyof EngineSettings; shown?: (v: never) => unknown };
+}
+
+/** A key the engine does not see (the listener's, the log's, the platform's). */
+function key<S extends z.ZodTypeAny>(schema: S): Setting<S> {
+  return { schema };
+}
+
+/** A key that sets one engine setting, as it is or through `to`. */
+function field<S extends z.ZodTypeAny, F extends keyof EngineSettings>(
+  schema: S,
+  name: F,
+  o: {
+    to?: (v: z.output<S>, w: Wiring) => EngineSettings[F];
+    updatable?: boolean;
+    shown?: (v: EngineSettings[F]) => unknown;
+  } = {},
+): Setting<S> {
+  return {
+    schema,
+    engine: (v, w) => ({ [name]: o.to ? o.to(v, w) : v }) as Partial<EngineSettings>,
+    update: o.updatable ? { field: name, shown: o.shown as (v: never) => unknown } : undefined,
+  };
+}
+
+const ms = (seconds: number) => seconds * 1000;
+
+/** Drain default: 30 s on a host; 5 s in a container, so that shutdown fits `docker stop`'s 10 s grace. */
+export const DRAIN_SECONDS = { host: 30, container: 5 };
+
+/**
+ * Every key of the config file, once (docs/configuration.md). The file's schema, the engine's
+ * settings, the body of POST /update-config and its answer are derived from this table.
+ */
+export const SETTINGS = {
+  type: key(engineType.default("docker")),
+  timeout: field(
+    z
       .number({ invalid_type_error: "timeout must be a number of minutes" })
       .positive("timeout must be greater than 0")
       .max(MAX_SECONDS / 60, `timeout must be at most ${MAX_SECONDS / 60} minutes (a week)`)
       .default(1),
-    cpu: oneDecimal("cpu").default(4),
-    mem: positiveInt("mem").default(4096),
-    has_gpu: gpuFlag.default(false),
-    microVM_runtime: z.string().default(""),
-    sgx: z
+    "idleTimeoutMinutes",
+    { updatable: true },
+  ),
+  cpu: field(oneDecimal("cpu").default(4), "cpu", { updatable: true }),
+  mem: field(positiveInt("mem").default(4096), "memMB", { updatable: true }),
+  has_gpu: field(gpuFlag.default(false), "hasGpu", { updatable: true }),
+  microVM_runtime: field(z.string().default(""), "microVMRuntime", { updatable: true }),
+  sgx: field(
+    z
       .object({
         enable: z.boolean().default(false),
         sgx_device: z.string().min(1).default("/dev/sgx/enclave"),
@@ -129,130 +191,239 @@ export const fileSchema = z
       })
       .strict()
       .default({}),
-    nvml_library: z.string().min(1).default("libnvidia-ml.so.1"),
-    gpu_idle_percent: z.number().min(0).max(100).default(10),
-    gpu_sample_interval: seconds("gpu_sample_interval").default(2),
-    /** "auto" (find out where the executor runs), "publish", or a Docker network's name. */
+    "sgx",
+    { to: (v) => ({ enable: v.enable, device: v.sgx_device, aesmdPath: v.aesmd_path }) },
+  ),
+  nvml_library: key(z.string().min(1).default("libnvidia-ml.so.1")),
+  gpu_idle_percent: field(z.number().min(0).max(100).default(10), "gpuIdlePercent"),
+  gpu_sample_interval: field(seconds("gpu_sample_interval").default(2), "gpuSampleIntervalMs", {
+    to: ms,
+  }),
+  /** "auto" (find out where the executor runs), "publish", or a Docker network's name. */
+  network: {
     // "" was the earlier spelling of "publish".
-    network: z
+    schema: z
       .string()
       .transform((v) => (v === "" ? "publish" : v))
       .default("auto"),
-    /** Each task's own network takes a /28 of this block (see docs/isolation.md). */
-    task_subnet_pool: subnetPool.default("10.201.0.0/16"),
-    /** Give each task's network a route out (still none to other tasks). */
-    task_egress: z.boolean().default(false),
-    /** Linux capabilities taken from every task container, on top of Docker's defaults. */
-    task_cap_drop: z
+    // What it resolved to (main.ts): a network of each task's own, a shared one, or none.
+    engine: (_v: string, w: Wiring) => ({
+      network: w.mode === "network" ? w.network! : "",
+      isolate: w.mode === "isolated",
+    }),
+  },
+  /** Each task's own network takes a /28 of this block (see docs/isolation.md). */
+  task_subnet_pool: field(subnetPool.default("10.201.0.0/16"), "taskSubnetPool"),
+  /** Give each task's network a route out (still none to other tasks). */
+  task_egress: field(z.boolean().default(false), "taskEgress"),
+  /** Linux capabilities taken from every task container, on top of Docker's defaults. */
+  task_cap_drop: field(
+    z
       .array(
         z.string().regex(/^[A-Z_]+$/, "task_cap_drop entries are capability names such as NET_RAW"),
       )
       .default(["NET_RAW"]),
-    /** Open-files limit (soft and hard) of every task container. */
-    task_nofile: positiveInt("task_nofile").default(4096),
-    /** Most MB a task may write to its own filesystem; 0: unbounded (weaker). See docs/isolation.md, "Threat model". */
-    task_disk_mb: wholeMB("task_disk_mb").default(1024),
-    /**
-     * Where the executor holds task_disk_mb itself: how often it measures each task's layer. A task
-     * writing at disk speed gets about interval x its write rate past the bound (docs/isolation.md, "Threat model").
-     */
-    task_disk_check_interval: seconds("task_disk_check_interval").default(0.5),
-    /** No new task starts while the engine's data root has less free space; 0: no guard. */
-    min_free_disk_mb: wholeMB("min_free_disk_mb").default(2048),
-    /** Drop new connections from task networks to the host's own addresses: auto (where possible), on (or refuse to start), off. */
-    task_host_firewall: z
+    "capDrop",
+  ),
+  /** Open-files limit (soft and hard) of every task container. */
+  task_nofile: field(positiveInt("task_nofile").default(4096), "nofile"),
+  /** Most MB a task may write to its own filesystem; 0: unbounded (weaker). See docs/isolation.md, "Threat model". */
+  task_disk_mb: field(wholeMB("task_disk_mb").default(1024), "taskDiskMB"),
+  /**
+   * Where the executor holds task_disk_mb itself: how often it measures each task's layer. A task
+   * writing at disk speed gets about interval x its write rate past the bound (docs/isolation.md, "Threat model").
+   */
+  task_disk_check_interval: field(
+    seconds("task_disk_check_interval").default(0.5),
+    "diskCheckIntervalMs",
+    { to: ms },
+  ),
+  /** No new task starts while the engine's data root has less free space; 0: no guard. */
+  min_free_disk_mb: field(wholeMB("min_free_disk_mb").default(2048), "minFreeDiskMB"),
+  /** Drop new connections from task networks to the host's own addresses: auto (where possible), on (or refuse to start), off. */
+  task_host_firewall: key(
+    z
       .enum(["auto", "on", "off"], {
         errorMap: () => ({ message: 'task_host_firewall must be "auto", "on" or "off"' }),
       })
       .default("auto"),
-    admin_token: z.string().default(""),
-    instance: z
+  ),
+  admin_token: key(z.string().default("")),
+  instance: field(
+    z
       .string()
       .regex(/^[a-zA-Z0-9_.-]+$/, "instance must be letters, digits, '_', '.' or '-'")
       .default("default"),
-    ready_timeout: seconds("ready_timeout").default(60),
-    request_timeout: seconds("request_timeout").default(300),
-    queue_timeout: seconds("queue_timeout").default(30),
-    /** Unset: 30 s on a host, 5 s in a container (inside `docker stop`'s 10 s grace). */
-    drain_timeout: seconds("drain_timeout").optional(),
-    max_body_bytes: positiveInt("max_body_bytes").default(10 * 1024 * 1024),
-    pids_limit: positiveInt("pids_limit").default(1024),
-    task_concurrency: z
+    "instance",
+  ),
+  ready_timeout: field(seconds("ready_timeout").default(60), "readyTimeoutMs", { to: ms }),
+  request_timeout: field(seconds("request_timeout").default(300), "requestTimeoutMs", { to: ms }),
+  queue_timeout: field(seconds("queue_timeout").default(30), "queueTimeoutMs", { to: ms }),
+  /** Unset: 30 s on a host, 5 s in a container (inside `docker stop`'s 10 s grace). */
+  drain_timeout: field(seconds("drain_timeout").optional(), "drainTimeoutMs", {
+    to: (v, w) => ms(v ?? (w.inContainer ? DRAIN_SECONDS.container : DRAIN_SECONDS.host)),
+  }),
+  max_body_bytes: key(positiveInt("max_body_bytes").default(10 * 1024 * 1024)),
+  pids_limit: field(positiveInt("pids_limit").default(1024), "pidsLimit"),
+  task_concurrency: field(
+    z
       .number()
       .int("task_concurrency must be a whole number")
       .min(0, "task_concurrency must be 0 or more")
       .default(0),
-    max_replicas: z
+    "taskConcurrency",
+  ),
+  max_replicas: field(
+    z
       .number()
       .int("max_replicas must be a whole number")
       .min(0, "max_replicas must be 0 or more")
       .default(0),
-    no_new_privileges: z.boolean().default(true),
-    allowed_images: z.array(z.string().min(1)).default([]),
-    /** Unset: 127.0.0.1, or every address in a container with a network of its own (main.ts). */
-    host: z.string().min(1).optional(),
-    port: z.number().int().min(0).max(65535).default(2591),
-    log_format: z.enum(["json", "text", "auto"]).default("auto"),
-    log_level: z.enum(["debug", "info", "warn", "error"]).default("info"),
-    /** How POST / answers a request it understood but could not serve; see docs/api.md, "Statuses". */
-    failure_status: z
+    "maxReplicas",
+  ),
+  no_new_privileges: field(z.boolean().default(true), "noNewPrivileges"),
+  allowed_images: field(z.array(z.string().min(1)).default([]), "allowedImages"),
+  /** Unset: 127.0.0.1, or every address in a container with a network of its own (main.ts). */
+  host: key(z.string().min(1).optional()),
+  port: key(z.number().int().min(0).max(65535).default(2591)),
+  log_format: key(z.enum(["json", "text", "auto"]).default("auto")),
+  log_level: key(z.enum(["debug", "info", "warn", "error"]).default("info")),
+  /** How POST / answers a request it understood but could not serve; see docs/api.md, "Statuses". */
+  failure_status: key(
+    z
       .enum(["ok", "http"], {
         errorMap: () => ({ message: 'failure_status must be "ok" or "http"' }),
       })
       .default("ok"),
-    // Bounds on what clients and tasks may send; see docs/configuration.md, "Limits".
-    max_answer_bytes: positiveInt("max_answer_bytes").default(16 * 1024 * 1024),
-    max_admin_body_bytes: positiveInt("max_admin_body_bytes").default(64 * 1024),
-    max_buffered_input_bytes: positiveInt("max_buffered_input_bytes").default(256 * 1024 * 1024),
-    max_connections: positiveInt("max_connections").default(512),
-    headers_timeout: seconds("headers_timeout").default(30),
-    /** Time a client has to send a whole request, headers and body; past it, 408 and the connection closes (Node). */
-    request_read_timeout: seconds("request_read_timeout").default(60),
-    idle_timeout: seconds("idle_timeout").default(5),
-    task_log_max_size: z
+  ),
+  // Bounds on what clients and tasks may send; see docs/configuration.md, "Limits".
+  max_answer_bytes: key(positiveInt("max_answer_bytes").default(16 * 1024 * 1024)),
+  max_admin_body_bytes: key(positiveInt("max_admin_body_bytes").default(64 * 1024)),
+  max_buffered_input_bytes: key(positiveInt("max_buffered_input_bytes").default(256 * 1024 * 1024)),
+  max_connections: key(positiveInt("max_connections").default(512)),
+  headers_timeout: key(seconds("headers_timeout").default(30)),
+  /** Time a client has to send a whole request, headers and body; past it, 408 and the connection closes (Node). */
+  request_read_timeout: key(seconds("request_read_timeout").default(60)),
+  idle_timeout: key(seconds("idle_timeout").default(5)),
+  task_log_max_size: key(
+    z
       .string()
       .regex(/^[1-9][0-9]*[kmg]?$/, 'task_log_max_size must be a size such as "10m" (k, m or g)')
       .default("10m"),
-    task_log_max_file: positiveInt("task_log_max_file").default(3),
-    allowed_origins: z.array(z.string().min(1)).default([]),
-    /** When to pull a task's image; see docs/configuration.md, "Images". */
-    pull_policy: z
+  ),
+  task_log_max_file: key(positiveInt("task_log_max_file").default(3)),
+  allowed_origins: key(z.array(z.string().min(1)).default([])),
+  /** When to pull a task's image; see docs/configuration.md, "Images". */
+  pull_policy: field(
+    z
       .enum(["missing", "never", "always"], {
         errorMap: () => ({ message: 'pull_policy must be "missing", "never" or "always"' }),
       })
       .default("missing"),
-    /** A pull's bounds: seconds in all, and seconds without any progress. */
-    pull_timeout: seconds("pull_timeout").default(3600),
-    pull_stall_timeout: seconds("pull_stall_timeout").default(120),
-    /** A stop leaves ready tasks for the next start of the same instance to adopt; see docs/configuration.md, "Restarts". */
-    keep_tasks_on_stop: z
-      .boolean({ invalid_type_error: "keep_tasks_on_stop must be true or false" })
-      .default(false),
-    /** Tasks kept warm from start-up; see docs/configuration.md, "Prewarm". */
-    prewarm: z
-      .array(prewarmEntry, { invalid_type_error: "prewarm must be a list of tasks" })
-      .default([]),
-  })
-  .strict();
+    "pullPolicy",
+  ),
+  /** A pull's bounds: seconds in all, and seconds without any progress. */
+  pull_timeout: field(seconds("pull_timeout").default(3600), "pullTimeoutMs", { to: ms }),
+  pull_stall_timeout: field(seconds("pull_stall_timeout").default(120), "pullStallTimeoutMs", {
+    to: ms,
+  }),
+  /** A stop leaves ready tasks for the next start of the same instance to adopt; see docs/configuration.md, "Restarts". */
+  keep_tasks_on_stop: field(
+    z.boolean({ invalid_type_error: "keep_tasks_on_stop must be true or false" }).default(false),
+    "keepTasksOnStop",
+  ),
+  /** Tasks kept warm from start-up; see docs/configuration.md, "Prewarm". */
+  prewarm: field(
+    z.array(prewarmEntry, { invalid_type_error: "prewarm must be a list of tasks" }).default([]),
+    "prewarm",
+    // The answer of update-config says the list by its length: its entries are what was sent.
+    { to: prewarmEntries, updatable: true, shown: (v) => v.length },
+  ),
+};
+
+type Table = typeof SETTINGS;
+
+/** A row of the table, whatever its schema (`engine` is called with that schema's output). */
+interface AnySetting {
+  schema: z.ZodTypeAny;
+  engine?: (v: never, w: Wiring) => Partial<EngineSettings>;
+  update?: { field: keyof EngineSettings; shown?: (v: never) => unknown };
+}
+const ROWS = Object.entries(SETTINGS) as [keyof Table, AnySetting][];
+const engineOf = (r: AnySetting) =>
+  r.engine as ((v: unknown, w: Wiring) => Partial<EngineSettings>) | undefined;
+
+function schemas<T extends Record<string, { schema: z.ZodTypeAny }>>(
+  t: T,
+): { [K in keyof T]: T[K]["schema"] } {
+  return Object.fromEntries(Object.entries(t).map(([k, r]) => [k, r.schema])) as {
+    [K in keyof T]: T[K]["schema"];
+  };
+}
+
+export const fileSchema = z.object(schemas(SETTINGS)).strict();
 
 export type Config = z.infer<typeof fileSchema>;
 
 /** Body of POST /update-config: the original keys, any subset; `type` as the seed's README sends it. */
+/** The keys POST /update-config may change. */
+const UPDATABLE = ROWS.flatMap(([k, r]) =>
+  r.update ? [{ key: k, row: r, update: r.update }] : [],
+);
+
+/** Body of POST /update-config: any subset of the keys the table marks updatable; `type` as the seed's README sends it. */
 export const updateSchema = z
   .object({
     type: engineType.optional(),
-    timeout: fileSchema.shape.timeout.removeDefault().optional(),
-    cpu: oneDecimal("cpu").optional(),
-    mem: positiveInt("mem").optional(),
-    has_gpu: gpuFlag.optional(),
-    microVM_runtime: z.string().optional(),
-    prewarm: z
-      .array(prewarmEntry, { invalid_type_error: "prewarm must be a list of tasks" })
-      .optional(),
+    ...Object.fromEntries(
+      UPDATABLE.map(({ key: k, row: r }) => [
+        k,
+        (r.schema instanceof z.ZodDefault ? r.schema.removeDefault() : r.schema).optional(),
+      ]),
+    ),
   })
   .strict();
 
-export type ConfigUpdate = z.infer<typeof updateSchema>;
+export type ConfigUpdate = { [K in keyof Table]?: z.output<Table[K]["schema"]> } & {
+  type?: "docker";
+};
+
+/** The config file's keys as the engine's settings, given where main.ts placed the tasks. */
+export function engineSettings(c: Config, w: Wiring): EngineSettings {
+  const out: Partial<EngineSettings> = {};
+  for (const [k, r] of ROWS) Object.assign(out, engineOf(r)?.(c[k], w));
+  return out as EngineSettings;
+}
+
+/** An update-config body as the engine's settings update (updatable keys need no wiring). */
+export function settingsUpdate(u: ConfigUpdate): SettingsUpdate {
+  const out: Partial<EngineSettings> = {};
+  for (const { key: k, row: r } of UPDATABLE) {
+    const v = u[k];
+    if (v !== undefined)
+      Object.assign(out, engineOf(r)!(v, { mode: "publish", inContainer: false }));
+  }
+  return out;
+}
+
+/**
+ * The answer of update-config in the file's terms: every updatable key's value now, and what
+ * changed (`changed` is keyed by engine setting, as Executor.updateConfig gives it).
+ */
+export function updateAnswer(
+  s: EngineSettings,
+  changed: Partial<Record<keyof EngineSettings, { from: unknown; to: unknown }>>,
+): { config: Record<string, unknown>; changed: Record<string, { from: unknown; to: unknown }> } {
+  const config: Record<string, unknown> = {};
+  const diff: Record<string, { from: unknown; to: unknown }> = {};
+  for (const { key: k, update: u } of UPDATABLE) {
+    const shown = (v: unknown) => (u.shown ? u.shown(v as never) : v);
+    config[k] = shown(s[u.field]);
+    const c = changed[u.field];
+    if (c) diff[k] = { from: shown(c.from), to: shown(c.to) };
+  }
+  return { config, changed: diff };
+}
 
 /** What `Authorization: Bearer <token>` can carry (RFC 6750 b64token), as the admin guard matches it. */
 export const BEARER_TOKEN = /^[A-Za-z0-9._~+/-]+=*$/;

@@ -6,11 +6,10 @@
 import { existsSync, readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import pkg from "../package.json" with { type: "json" };
-import { ConfigError, loadConfig, prewarmEntries, type Config } from "./config.ts";
+import { ConfigError, engineSettings, loadConfig, type Config } from "./config.ts";
 import { BadRequestError } from "./engine/errors.ts";
 import { Executor } from "./engine/executor.ts";
 import type { Logger, TaskClient } from "./engine/ports.ts";
-import type { EngineSettings } from "./engine/settings.ts";
 import { createApp } from "./http/app.ts";
 import type { Listening } from "./http/node-listen.ts";
 import { createLogger } from "./logger.ts";
@@ -277,7 +276,11 @@ export async function createExecutor(config: Config, env: Env, logger: Logger) {
     host: new SystemHostProbe(),
     clock: systemClock,
     logger,
-    settings: engineSettings(config, placement),
+    settings: engineSettings(config, {
+      mode: placement.mode,
+      network: placement.network,
+      inContainer: placement.self !== undefined,
+    }),
     // Joins each task's network to call it by name; with host networking it calls addresses instead.
     selfContainer:
       placement.mode === "isolated" && placement.ownNetwork ? placement.self?.id : undefined,
@@ -390,51 +393,6 @@ async function listenAll(
   return {
     port: listeners[0]!.port,
     close: async () => void (await Promise.all(listeners.map((l) => l.close()))),
-  };
-}
-
-/** Drain default: 30 s on a host; 5 s in a container, so that shutdown fits `docker stop`'s 10 s grace. */
-const DRAIN_SECONDS = { host: 30, container: 5 };
-
-/** The config file's keys as the engine's settings, with the task network that `placement` resolved. */
-export function engineSettings(
-  c: Config,
-  placement: Pick<Placement, "mode" | "network" | "self">,
-): EngineSettings {
-  return {
-    idleTimeoutMinutes: c.timeout,
-    cpu: c.cpu,
-    memMB: c.mem,
-    hasGpu: c.has_gpu,
-    microVMRuntime: c.microVM_runtime,
-    sgx: { enable: c.sgx.enable, device: c.sgx.sgx_device, aesmdPath: c.sgx.aesmd_path },
-    network: placement.mode === "network" ? placement.network! : "",
-    isolate: placement.mode === "isolated",
-    taskSubnetPool: c.task_subnet_pool,
-    taskEgress: c.task_egress,
-    capDrop: c.task_cap_drop,
-    nofile: c.task_nofile,
-    taskDiskMB: c.task_disk_mb,
-    diskCheckIntervalMs: c.task_disk_check_interval * 1000,
-    minFreeDiskMB: c.min_free_disk_mb,
-    instance: c.instance,
-    readyTimeoutMs: c.ready_timeout * 1000,
-    requestTimeoutMs: c.request_timeout * 1000,
-    queueTimeoutMs: c.queue_timeout * 1000,
-    drainTimeoutMs:
-      (c.drain_timeout ?? (placement.self ? DRAIN_SECONDS.container : DRAIN_SECONDS.host)) * 1000,
-    pidsLimit: c.pids_limit,
-    noNewPrivileges: c.no_new_privileges,
-    allowedImages: c.allowed_images,
-    gpuIdlePercent: c.gpu_idle_percent,
-    gpuSampleIntervalMs: c.gpu_sample_interval * 1000,
-    taskConcurrency: c.task_concurrency,
-    maxReplicas: c.max_replicas,
-    prewarm: prewarmEntries(c.prewarm),
-    keepTasksOnStop: c.keep_tasks_on_stop,
-    pullPolicy: c.pull_policy,
-    pullTimeoutMs: c.pull_timeout * 1000,
-    pullStallTimeoutMs: c.pull_stall_timeout * 1000,
   };
 }
 

@@ -2,8 +2,11 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import {
   ConfigError,
+  engineSettings,
   loadConfig,
   prewarmEntries,
+  settingsUpdate,
+  updateAnswer,
   updateSchema,
   type ConfigSource,
 } from "../src/config.ts";
@@ -281,5 +284,95 @@ describe("updateSchema (POST /update-config)", () => {
       message: 'only "docker" is supported',
     });
     expect(updateSchema.safeParse({ cpus: 2 }).error?.issues[0]?.code).toBe("unrecognized_keys");
+  });
+});
+
+describe("the settings table (one row per key)", () => {
+  it("gives the engine every setting, each from its key and converted", () => {
+    const yaml = [
+      "timeout: 2",
+      "cpu: 1.5",
+      "mem: 512",
+      "has_gpu: 1",
+      "microVM_runtime: kata",
+      "sgx: {enable: true, sgx_device: /dev/sgx_enclave, aesmd_path: /run/aesmd}",
+      "task_disk_check_interval: 0.25",
+      "ready_timeout: 7",
+      "request_timeout: 8",
+      "queue_timeout: 9",
+      "gpu_sample_interval: 3",
+      "pull_timeout: 11",
+      "pull_stall_timeout: 12",
+      "prewarm: [{id: 'a/b:1', count: 2}]",
+    ].join("\n");
+    const { config } = loadConfig(files({ "/c.yaml": yaml }, {}, "/c.yaml"));
+    const s = engineSettings(config, { mode: "isolated", inContainer: true });
+    expect(s).toEqual({
+      idleTimeoutMinutes: 2,
+      cpu: 1.5,
+      memMB: 512,
+      hasGpu: true,
+      microVMRuntime: "kata",
+      sgx: { enable: true, device: "/dev/sgx_enclave", aesmdPath: "/run/aesmd" },
+      network: "",
+      isolate: true,
+      taskSubnetPool: "10.201.0.0/16",
+      taskEgress: false,
+      capDrop: ["NET_RAW"],
+      nofile: 4096,
+      taskDiskMB: 1024,
+      diskCheckIntervalMs: 250,
+      minFreeDiskMB: 2048,
+      instance: "default",
+      readyTimeoutMs: 7000,
+      requestTimeoutMs: 8000,
+      queueTimeoutMs: 9000,
+      drainTimeoutMs: 5000,
+      pidsLimit: 1024,
+      noNewPrivileges: true,
+      allowedImages: [],
+      gpuIdlePercent: 10,
+      gpuSampleIntervalMs: 3000,
+      taskConcurrency: 0,
+      maxReplicas: 0,
+      prewarm: prewarmEntries([{ id: "a/b:1", count: 2 }]),
+      keepTasksOnStop: false,
+      pullPolicy: "missing",
+      pullTimeoutMs: 11000,
+      pullStallTimeoutMs: 12000,
+    });
+    const host = engineSettings(config, {
+      mode: "network",
+      network: "mecanywhere",
+      inContainer: false,
+    });
+    expect([host.network, host.isolate, host.drainTimeoutMs]).toEqual([
+      "mecanywhere",
+      false,
+      30000,
+    ]);
+    expect(engineSettings(config, { mode: "publish", inContainer: false }).network).toBe("");
+  });
+
+  it("lets update-config change exactly the keys marked updatable, and answers in the file's terms", () => {
+    expect(Object.keys(updateSchema.shape).sort()).toEqual(
+      ["type", "timeout", "cpu", "mem", "has_gpu", "microVM_runtime", "prewarm"].sort(),
+    );
+    const u = updateSchema.parse({ timeout: 3, has_gpu: 0, prewarm: [{ id: "a/b:1" }] });
+    expect(settingsUpdate(u)).toEqual({
+      idleTimeoutMinutes: 3,
+      hasGpu: false,
+      prewarm: prewarmEntries([{ id: "a/b:1", count: 1 }]),
+    });
+    const { config } = loadConfig(files({}));
+    const s = engineSettings(config, { mode: "publish", inContainer: false });
+    const answer = updateAnswer(s, {
+      idleTimeoutMinutes: { from: 1, to: 3 },
+      prewarm: { from: [], to: prewarmEntries([{ id: "a/b:1", count: 1 }]) },
+    });
+    expect(answer).toEqual({
+      config: { timeout: 1, cpu: 4, mem: 4096, has_gpu: false, microVM_runtime: "", prewarm: 0 },
+      changed: { timeout: { from: 1, to: 3 }, prewarm: { from: 0, to: 1 } },
+    });
   });
 });

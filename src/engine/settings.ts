@@ -62,13 +62,11 @@ export interface EngineSettings {
   pullStallTimeoutMs: number;
 }
 
-/** The part of the settings POST /update-config may change. */
-export type SettingsUpdate = Partial<
-  Pick<
-    EngineSettings,
-    "idleTimeoutMinutes" | "cpu" | "memMB" | "hasGpu" | "microVMRuntime" | "prewarm"
-  >
->;
+/**
+ * A change of settings while the executor runs (POST /update-config). Which settings may change is
+ * the config table's call (src/config.ts); the engine applies what it is given.
+ */
+export type SettingsUpdate = Partial<EngineSettings>;
 
 /** One task to keep warm: the execute request's intent and how many replicas. */
 export interface PrewarmEntry {

@@ -5,7 +5,7 @@
 import type { Context, Hono, MiddlewareHandler } from "hono";
 import { bearerAuth } from "hono/bearer-auth";
 import { HTTPException } from "hono/http-exception";
-import { prewarmEntries, updateSchema } from "../config.ts";
+import { settingsUpdate, updateAnswer, updateSchema, type ConfigUpdate } from "../config.ts";
 import { UnauthorizedError, UnsupportedMediaTypeError } from "./errors.ts";
 import { DEFAULT_MAX_ADMIN_BODY_BYTES, type AppEnv, type AppOptions } from "./app-env.ts";
 import { BodyLimits, readBody } from "./body.ts";
@@ -42,42 +42,12 @@ export function mountAdmin(app: Hono<AppEnv>, o: AppOptions): void {
     if (text !== "") requireJson(c);
     const r = updateSchema.safeParse(parseJsonBody(text));
     if (!r.success) throw fieldError(r.error);
-    const u = r.data;
-    const { settings: s, changed } = await o.executor.updateConfig({
-      idleTimeoutMinutes: u.timeout,
-      cpu: u.cpu,
-      memMB: u.mem,
-      hasGpu: u.has_gpu,
-      microVMRuntime: u.microVM_runtime,
-      prewarm: u.prewarm === undefined ? undefined : prewarmEntries(u.prewarm),
-    });
-    const config = {
-      timeout: s.idleTimeoutMinutes,
-      cpu: s.cpu,
-      mem: s.memMB,
-      has_gpu: s.hasGpu,
-      microVM_runtime: s.microVMRuntime,
-      prewarm: s.prewarm.length,
-    };
-    const names = {
-      idleTimeoutMinutes: "timeout",
-      cpu: "cpu",
-      memMB: "mem",
-      hasGpu: "has_gpu",
-      microVMRuntime: "microVM_runtime",
-      prewarm: "prewarm",
-    } as const;
-    // The prewarm list is said by its length: its entries are what the request sent.
-    const shown = (k: string, v: { from: unknown; to: unknown }) =>
-      k === "prewarm" ? { from: (v.from as unknown[]).length, to: (v.to as unknown[]).length } : v;
-    const diff = Object.fromEntries(
-      Object.entries(changed).map(([k, v]) => [names[k as keyof typeof names], shown(k, v)]),
+    const { settings, changed } = await o.executor.updateConfig(
+      settingsUpdate(r.data as ConfigUpdate),
     );
+    const answer = updateAnswer(settings, changed);
     return c.json(
-      ok(Object.keys(diff).length > 0 ? "config updated" : "config unchanged", {
-        config,
-        changed: diff,
-      }),
+      ok(Object.keys(answer.changed).length > 0 ? "config updated" : "config unchanged", answer),
     );
   });
 

@@ -200,13 +200,18 @@ export class TaskPool {
     const signal = task.abort.signal;
     const started = this.#d.clock.now();
     const reservation = task.reservation!;
+    // Where a cold start's time goes, for the log: each step's end, ms after `started`.
+    const steps: Record<string, number> = {};
+    const step = (name: string) => (steps[name] = this.#d.clock.now() - started);
     try {
       await this.#checkFreeDisk(s.minFreeDiskMB);
       // The image is there already when a request caused this start (Executor), or pulled now (prewarm).
       await this.images.ensure(task.spec.image, signal);
+      step("image");
       signal.throwIfAborted();
       const net = this.#networks ? await this.#networks.acquire(signal) : undefined;
       if (net) this.#nets.set(task.id, net);
+      step("network");
       signal.throwIfAborted();
       this.#creating.add(task.id);
       let id: string;
@@ -217,6 +222,7 @@ export class TaskPool {
       } finally {
         this.#creating.delete(task.id);
       }
+      step("create");
       this.#byContainer.set(id, task);
       if (!task.apply({ type: "created", containerId: id }).ok) {
         // Removed while create() ran: the container is ours to remove.
@@ -224,12 +230,14 @@ export class TaskPool {
         return removedOutcome(task);
       }
       await this.#d.backend.start(id);
+      step("start");
       await waitReady(
         { backend: this.#d.backend, clock: this.#d.clock },
         task,
         id,
         s.readyTimeoutMs,
       );
+      step("mark");
       // On its own network: by name where the executor joined it (in a container), else by address.
       const endpoint = await this.#d.backend.endpoint(
         id,
@@ -245,6 +253,7 @@ export class TaskPool {
         image: task.spec.image,
         container: id.slice(0, 12),
         ms: now - started,
+        steps,
       });
       return { kind: "ready" };
     } catch (cause) {

@@ -3,13 +3,7 @@
  * removing one (returning its reservation at once), reacting to container
  * events, and finding containers an earlier executor left behind.
  */
-import {
-  DiskLowError,
-  ExecutorError,
-  InternalError,
-  TaskDiskExceededError,
-  TaskStartError,
-} from "./errors.ts";
+import { ExecutorError, InternalError, TaskDiskExceededError, TaskStartError } from "./errors.ts";
 import type { Ledger, Reservation } from "./ledger.ts";
 import type { EngineMetrics } from "./metrics.ts";
 import type { TaskView } from "./policy.ts";
@@ -18,25 +12,18 @@ import type {
   ConnectProbe,
   ContainerBackend,
   ContainerEvent,
-  ContainerSummary,
   DiskProbe,
   Logger,
-  NetworkSummary,
   TaskClient,
 } from "./ports.ts";
-import { LABELS, ownership, READY_MARK, type EngineSettings } from "./settings.ts";
+import { LABELS, ownership, type EngineSettings } from "./settings.ts";
 import { Task } from "./task.ts";
-import {
-  containerName,
-  keyHash,
-  resolveSpec,
-  taskKey,
-  type SpecLimits,
-  type TaskSpec,
-} from "./task-spec.ts";
-import { containerSpecFor, parseSpecLabel } from "./container-spec.ts";
+import { containerName, type SpecLimits, type TaskSpec } from "./task-spec.ts";
+import { containerSpecFor } from "./container-spec.ts";
 import { ImagePulls } from "./image-pulls.ts";
 import { waitReady } from "./ready-wait.ts";
+import { adopt } from "./adoption.ts";
+import { checkFreeDisk } from "./disk-guard.ts";
 import { TaskNetworks, type TaskNet } from "./task-networks.ts";
 
 export interface TaskPoolDeps {
@@ -63,20 +50,6 @@ export interface TaskPoolDeps {
   probe?: ConnectProbe;
   gpuIndexes?: (uuids: readonly string[]) => number[] | undefined;
 }
-
-/** A leftover read back: its key, its limits checked, its network; ready to be given a reservation. */
-interface Leftover {
-  id: string;
-  name: string;
-  key: string;
-  spec: TaskSpec;
-  gpus?: number[];
-  net?: NetworkSummary;
-  startedAt: number;
-}
-
-const MB = 1024 * 1024;
-const PROBE_TIMEOUT_MS = 2_000;
 
 /** How a launch ended: ready, failed (with the error waiters get), or removed while starting. */
 export type LaunchOutcome =
@@ -188,9 +161,16 @@ export class TaskPool {
       serial: ++this.#serial,
     });
     const task = new Task({ id, key, spec, reservation, now: this.#d.clock.now() });
-    this.#byId.set(id, task);
-    this.#byKey.set(key, [...this.replicas(key), task]);
+    this.#register(task);
     return task;
+  }
+
+  /** The registry's one way in (a new replica, or an adopted one with its container and network); #forget is the way out. */
+  #register(task: Task, containerId?: string, net?: TaskNet): void {
+    this.#byId.set(task.id, task);
+    this.#byKey.set(task.key, [...this.replicas(task.key), task]);
+    if (containerId !== undefined) this.#byContainer.set(containerId, task);
+    if (net) this.#nets.set(task.id, net);
   }
 
   /** Starts the container of a new replica; on any failure the task fails and everything is returned. */
@@ -204,7 +184,7 @@ export class TaskPool {
     const steps: Record<string, number> = {};
     const step = (name: string) => (steps[name] = this.#d.clock.now() - started);
     try {
-      await this.#checkFreeDisk(s.minFreeDiskMB);
+      await checkFreeDisk(this.#d.disk, s.minFreeDiskMB, this.#d.metrics);
       // The image is there already when a request caused this start (Executor), or pulled now (prewarm).
       await this.images.ensure(task.spec.image, signal);
       step("image");
@@ -266,15 +246,6 @@ export class TaskPool {
       await this.#track(this.#dispose(task.id, task.containerId));
       return { kind: "failed", error };
     }
-  }
-
-  /** Refuses a start while the engine's data root is short of free space (an unreadable one is no refusal). */
-  async #checkFreeDisk(minMB: number): Promise<void> {
-    if (minMB <= 0 || !this.#d.disk) return;
-    const free = await this.#d.disk.freeMB();
-    if (free === undefined || free >= minMB) return;
-    this.#d.metrics?.diskLow.inc();
-    throw new DiskLowError(free, minMB);
   }
 
   /** Marks a starting task failed and returns what it held. */
@@ -436,7 +407,22 @@ export class TaskPool {
     const leftovers = found.filter(
       (c) => c.labels[LABELS.run] !== this.#run && !this.#byContainer.has(c.id),
     );
-    const adopted = await this.#adopt(leftovers);
+    const adopted = await adopt(
+      {
+        backend: this.#d.backend,
+        clock: this.#d.clock,
+        logger: this.#d.logger,
+        ledger: this.#d.ledger,
+        settings: this.#d.settings,
+        networks: this.#networks,
+        selfContainer: this.#d.selfContainer,
+        specLimits: this.#d.specLimits,
+        probe: this.#d.probe,
+        gpuIndexes: this.#d.gpuIndexes,
+        register: (task, containerId, net) => this.#register(task, containerId, net),
+      },
+      leftovers,
+    );
     onAdopted?.();
     const stale = leftovers.filter((c) => !adopted.has(c.id));
     await Promise.all(stale.map((c) => this.#d.backend.remove(c.id)));
@@ -447,147 +433,6 @@ export class TaskPool {
     await this.#networks?.sweep(keep);
     this.#networks?.fill();
     return stale.length;
-  }
-
-  /**
-   * Takes an earlier run's ready tasks back, with their reservations (docs/architecture.md,
-   * "Adoption"): running, their spec label giving back their key, their limits that spec's, allowed
-   * by the config now, on their own network, their mark in their output, and accepting a
-   * connection. Most recently started first while the capacity has room. The ids adopted.
-   */
-  async #adopt(leftovers: ContainerSummary[]): Promise<Set<string>> {
-    const adopted = new Set<string>();
-    const limits = this.#d.specLimits?.();
-    const probe = this.#d.probe;
-    const running = leftovers.filter((c) => c.state === "running");
-    if (!limits || !probe || running.length === 0) return adopted;
-    const refused = (c: { id: string; name: string }, why: string) =>
-      this.#log.info("Not adopting a container left by an earlier run; removing it", {
-        container: c.name || c.id.slice(0, 12),
-        reason: why,
-      });
-    for (const c of leftovers)
-      if (c.state !== "running") refused(c, `it is not running (${c.state})`);
-    const nets = this.#networks ? await this.#networks.list() : [];
-    const read = await Promise.all(
-      running.map((c) =>
-        this.#readLeftover(c.id, limits, nets).catch((e: unknown) => {
-          refused(c, (e as Error).message);
-          return undefined;
-        }),
-      ),
-    );
-    const candidates = read
-      .filter((c): c is Leftover => c !== undefined)
-      .sort((a, b) => b.startedAt - a.startedAt);
-    const booked: { c: Leftover; r: Reservation; net?: TaskNet }[] = [];
-    for (const c of candidates) {
-      const net = c.net ? this.#networks!.adopt(c.net) : undefined;
-      if (c.net && !net) {
-        refused(c, `its network "${c.net.name}" is not a free block of task_subnet_pool`);
-        continue;
-      }
-      const r = this.#d.ledger.tryReserve(
-        { cpuTenths: c.spec.cpuTenths, memMB: c.spec.memMB, gpuCount: c.spec.gpuCount },
-        c.gpus,
-      );
-      if (!r) {
-        if (net) this.#networks!.unhold(net);
-        refused(
-          c,
-          "the capacity has no room for it (tasks started more recently were adopted first)",
-        );
-        continue;
-      }
-      booked.push({ c, r, net });
-    }
-    const s = this.#d.settings();
-    await Promise.all(
-      booked.map(async ({ c, r, net }) => {
-        try {
-          if (net && this.#networks!.joins)
-            await this.#d.backend.connectNetwork(net.id, this.#d.selfContainer!);
-          const endpoint = await this.#d.backend.endpoint(
-            c.id,
-            net
-              ? { network: net.name, byAddress: !this.#networks!.joins }
-              : { network: s.network || undefined },
-          );
-          if (!(await probe(endpoint, AbortSignal.timeout(PROBE_TIMEOUT_MS))))
-            throw new Error(`nothing accepts a connection at ${endpoint}`);
-          const now = this.#d.clock.now();
-          const task = new Task({ id: c.name, key: c.key, spec: c.spec, reservation: r, now });
-          task.apply({ type: "created", containerId: c.id });
-          task.apply({ type: "ready", endpoint, at: now });
-          this.#byId.set(task.id, task);
-          this.#byKey.set(task.key, [...this.replicas(task.key), task]);
-          this.#byContainer.set(c.id, task);
-          if (net) this.#nets.set(task.id, net);
-          adopted.add(c.id);
-        } catch (e) {
-          this.#d.ledger.release(r);
-          if (net) {
-            if (this.#networks!.joins)
-              await this.#d.backend
-                .disconnectNetwork(net.id, this.#d.selfContainer!)
-                .catch(() => {});
-            this.#networks!.unhold(net);
-          }
-          refused(c, (e as Error).message);
-        }
-      }),
-    );
-    if (adopted.size > 0)
-      this.#log.info("Adopted tasks left by an earlier run", {
-        count: adopted.size,
-        tasks: [...this.#byContainer.values()]
-          .filter((t) => adopted.has(t.containerId!))
-          .map((t) => t.id),
-      });
-    return adopted;
-  }
-
-  /** A leftover's spec from its labels, checked against its container and the config now; rejects with why not. */
-  async #readLeftover(id: string, limits: SpecLimits, nets: NetworkSummary[]): Promise<Leftover> {
-    const st = await this.#d.backend.inspect(id);
-    if (!st?.running) throw new Error("it is not running");
-    const labels = st.labels ?? {};
-    const intent = parseSpecLabel(labels[LABELS.spec]);
-    if (!intent) throw new Error(`it has no readable ${LABELS.spec} label`);
-    // The config now decides: an image no longer allowed, a runtime no longer configured, a size
-    // past the capacity are refused here as a request for them would be.
-    const spec = resolveSpec(intent, limits);
-    const key = taskKey(spec);
-    if (keyHash(key) !== labels[LABELS.key])
-      throw new Error(
-        "its labels do not give back its task key (the microVM runtime or the image's name changed)",
-      );
-    if (st.nanoCpus !== spec.cpuTenths * 100_000_000 || st.memoryBytes !== spec.memMB * MB)
-      throw new Error("its CPU or memory limit is not its spec's");
-    const runtime = st.runtime ?? "";
-    if (
-      spec.runtime !== undefined
-        ? runtime !== spec.runtime
-        : runtime !== "" && runtime === limits.microVMRuntime
-    )
-      throw new Error(`its runtime "${runtime}" is not its spec's`);
-    let gpus: number[] | undefined;
-    if (spec.gpuCount > 0 || (st.gpuIds ?? []).length > 0) {
-      gpus = this.#d.gpuIndexes?.(st.gpuIds ?? []);
-      if (!gpus || gpus.length !== spec.gpuCount)
-        throw new Error("its GPUs are not GPUs this executor may use now");
-    }
-    const s = this.#d.settings();
-    const attached = st.networks ?? [];
-    let net: NetworkSummary | undefined;
-    if (this.#networks) {
-      net = nets.find((n) => attached.length === 1 && n.name === attached[0]);
-      if (!net) throw new Error("it is not on a task network of its own");
-    } else if (s.network && !attached.includes(s.network))
-      throw new Error(`it is not on the network "${s.network}"`);
-    if (!(await this.#d.backend.hasMark(id, READY_MARK)))
-      throw new Error(`the earlier run never saw it ready (no ${READY_MARK} in its output)`);
-    return { id, name: st.name ?? id, key, spec, gpus, net, startedAt: st.startedAt ?? 0 };
   }
 
   /** Drops the task from the maps and returns its reservation. */

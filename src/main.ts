@@ -10,7 +10,7 @@ import { ConfigError, engineSettings, loadConfig, type Config } from "./config.t
 import { BadRequestError } from "./engine/errors.ts";
 import { Executor } from "./engine/executor.ts";
 import type { Logger, TaskClient } from "./engine/ports.ts";
-import { createApp } from "./http/app.ts";
+import { createHttp, type Serve } from "./http/pipeline.ts";
 import type { Listening } from "./http/node-listen.ts";
 import { createLogger } from "./logger.ts";
 import { systemClock } from "./platform/clock.ts";
@@ -155,7 +155,7 @@ async function serve(
   logFirewall(log, firewall.status());
   await logDisk(log, { config, storage, disk, heldBy: executor.diskStatus().held_by });
   const hosts = listenAddresses(config.host, placement);
-  const app = createApp({
+  const http = createHttp({
     executor,
     logger,
     adminToken: config.admin_token || undefined,
@@ -177,7 +177,7 @@ async function serve(
       { hosts },
     );
   }
-  const listening: Listening = await listenAll(app, { hosts, port: config.port, config });
+  const listening: Listening = await listenAll(http.serve, { hosts, port: config.port, config });
   log.info("Listening", { hosts, port: listening.port });
   if (config.prewarm.length > 0) void warmOwnPath(client, ownOrigin(hosts[0]!, listening.port));
   // Every answered request counts, not only those a task served: a burst of refused 9 MiB bodies
@@ -367,7 +367,7 @@ export function listenAddresses(
 
 /** One listener per address, all on one port (the first listener's, when `port` is 0). */
 async function listenAll(
-  app: ReturnType<typeof createApp>,
+  serve: Serve,
   at: { hosts: string[]; port: number; config: Config },
 ): Promise<Listening> {
   const c = at.config;
@@ -379,9 +379,11 @@ async function listenAll(
   };
   const one = (hostname: string, port: number): Promise<Listening> =>
     "Deno" in globalThis
-      ? import("./http/deno-listen.ts").then((m) => m.listenDeno(app, { port, hostname }))
+      ? Promise.all([import("./http/deno-listen.ts"), import("./http/app.ts")]).then(([m, a]) =>
+          m.listenDeno(a.honoApp(serve), { port, hostname }),
+        )
       : import("./http/node-listen.ts").then((m) =>
-          m.listenNode(app, { port, hostname, ...bounds }),
+          m.listenNode(serve, { port, hostname, ...bounds }),
         );
   const listeners: Listening[] = [];
   try {

@@ -11,14 +11,7 @@ import { join, relative, resolve, dirname } from "node:path";
 import ts from "typescript";
 import { describe, expect, it } from "vitest";
 
-const PLATFORM_LIBRARIES = [
-  "hono",
-  "@hono/node-server",
-  "undici",
-  "dockerode",
-  "koffi",
-  "systeminformation",
-];
+const PLATFORM_LIBRARIES = ["hono", "undici", "dockerode", "koffi", "systeminformation"];
 
 interface Violation {
   file: string;

@@ -4,7 +4,7 @@
  * task that is over `taskDiskMB`. Its in-flight requests get TaskDiskExceededError (507), its
  * reservation goes back at once. See docs/architecture.md, "The host's own resources".
  */
-import { DiskLowError, TaskDiskExceededError } from "./errors.ts";
+import { TaskDiskExceededError } from "./errors.ts";
 import type { EngineMetrics } from "./metrics.ts";
 import type { Clock, DiskProbe, Logger } from "./ports.ts";
 import type { EngineSettings } from "./settings.ts";
@@ -155,17 +155,4 @@ export class DiskGuard {
       if (!this.#stopped) this.#tick();
     });
   }
-}
-
-/** Refuses a start while the engine's data root is short of free space (an unreadable one is no refusal). */
-export async function checkFreeDisk(
-  disk: DiskProbe | undefined,
-  minMB: number,
-  metrics: EngineMetrics | undefined,
-): Promise<void> {
-  if (minMB <= 0 || !disk) return;
-  const free = await disk.freeMB();
-  if (free === undefined || free >= minMB) return;
-  metrics?.diskLow.inc();
-  throw new DiskLowError(free, minMB);
 }

@@ -23,7 +23,7 @@ import { containerSpecFor } from "./container-spec.ts";
 import { ImagePulls } from "./image-pulls.ts";
 import { waitReady } from "./ready-wait.ts";
 import { adopt } from "./adoption.ts";
-import { checkFreeDisk } from "./disk-guard.ts";
+import { checkFreeDisk } from "./free-disk.ts";
 import { TaskNetworks, type TaskNet } from "./task-networks.ts";
 
 export interface TaskPoolDeps {

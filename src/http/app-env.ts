@@ -1,10 +1,9 @@
 /**
- * What the routes share with the app that mounts them: its options, its context variables and its
- * limits. A module of its own, so that no route imports app.ts back (docs/architecture.md, "Files").
+ * What the routes share with the path that serves them (pipeline.ts): its options and limits. A
+ * module of its own, so that no route imports the path back.
  */
 import type { Executor } from "../engine/executor.ts";
 import type { Logger } from "../engine/ports.ts";
-import type { BodyLimits, InputBudget } from "./body-limits.ts";
 import type { FailureStatus } from "./errors.ts";
 
 export interface AppOptions {
@@ -33,16 +32,5 @@ export interface AppOptions {
   /** Whether the host's addresses are closed to tasks, shown by GET /tasks. */
   hostFirewall?: () => unknown;
 }
-
-/** `errorCode`: the envelope's code, set where an error answer is made, for the request metrics. */
-export type AppEnv = {
-  Variables: {
-    requestId: string;
-    errorCode: string;
-    clientSignal?: AbortSignal;
-    inputBudget?: InputBudget;
-    bodyLimits?: BodyLimits;
-  };
-};
 
 export const DEFAULT_MAX_ADMIN_BODY_BYTES = 64 * 1024;

@@ -1,59 +1,95 @@
 /**
- * Reading request bodies within bounds: a limit per route, checked on the
- * declared length before a byte is read and on every chunk while it is read
- * (a chunked body declares none), and one budget for the input that all
- * requests together hold in memory.
+ * The one body reader: whatever the runtime, a request's body arrives as chunks (Node's `data`
+ * events, a Web stream's reads) that go through here, counted against the route's limit and the
+ * shared input budget (body-limits.ts) and decoded once at the end.
  */
-import type { Context } from "hono";
 import { ClientClosedError } from "../engine/errors.ts";
-import { BodyLimits, type InputBudget } from "./body-limits.ts";
-import { readNodeBody } from "./node-body.ts";
+import type { BodyLimits } from "./body-limits.ts";
 
 export { BodyLimits, InputBudget } from "./body-limits.ts";
 
-/** The context variables readBody uses (the app's AppEnv has them). */
-export type BodyEnv = { Variables: { inputBudget?: InputBudget; bodyLimits?: BodyLimits } };
+/** Where a body's source hands its chunks. */
+export interface BodySink {
+  /** A chunk arrived; false once the body is refused (a source may stop reading, or read on and drop). */
+  chunk(bytes: Uint8Array): boolean;
+  /** The body is whole. */
+  end(): void;
+  /** The client went away before the body's end. */
+  closed(): void;
+}
+
+/** A body's chunks: the source calls the sink as they come. */
+export type BodySource = (sink: BodySink) => void;
+
+const decoder = new TextDecoder();
 
 /**
- * The body of `c`'s request as text, within `max` bytes and the app's input
- * budget, and the signal that aborts when the client goes away. What the
- * body holds of the budget is given back when the request ends (see app.ts).
+ * The body as text, within `limits` (their error when past one: 413, or 503 past the budget); a
+ * client that hangs up before its end: ClientClosedError. `declared` is the Content-Length header,
+ * checked before a byte is read.
  */
-export async function readBody<E extends BodyEnv>(
-  c: Context<E>,
-  max: number,
-): Promise<{ text: string; signal: AbortSignal }> {
-  const limits = new BodyLimits(max, c.get("inputBudget"));
-  c.set("bodyLimits", limits);
-  const fromNode = await readNodeBody(c.env, limits);
-  if (fromNode) return fromNode;
-  const req = c.req.raw;
-  limits.checkDeclared(req.headers.get("content-length"));
-  if (req.body === null) return { text: "", signal: req.signal };
-  const reader = req.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      size += value.length;
-      const err = limits.count(value.length);
-      if (err) {
-        await reader.cancel().catch(() => {});
-        throw err;
+export function readBody(
+  limits: BodyLimits,
+  declared: string | null | undefined,
+  source: BodySource,
+): Promise<string> {
+  return new Promise((resolve, reject) => {
+    limits.checkDeclared(declared);
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    let done = false;
+    const fail = (err: unknown) => {
+      if (done) return;
+      done = true;
+      chunks.length = 0;
+      reject(err);
+    };
+    source({
+      chunk(bytes) {
+        if (done) return false;
+        size += bytes.length;
+        const err = limits.count(bytes.length);
+        if (err) {
+          fail(err);
+          return false;
+        }
+        chunks.push(bytes);
+        return true;
+      },
+      end() {
+        if (done) return;
+        done = true;
+        if (chunks.length === 1) return resolve(decoder.decode(chunks[0]));
+        const all = new Uint8Array(size);
+        let at = 0;
+        for (const ch of chunks) {
+          all.set(ch, at);
+          at += ch.length;
+        }
+        resolve(decoder.decode(all));
+      },
+      closed() {
+        fail(new ClientClosedError());
+      },
+    });
+  });
+}
+
+/** A Web request's body stream as a source: read until its end, cancelled once the body is refused. */
+export function webBodySource(body: ReadableStream<Uint8Array> | null): BodySource {
+  return (sink) => {
+    if (body === null) return sink.end();
+    const reader = body.getReader();
+    void (async () => {
+      try {
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) return sink.end();
+          if (!sink.chunk(value)) return void (await reader.cancel().catch(() => {}));
+        }
+      } catch {
+        sink.closed();
       }
-      chunks.push(value);
-    }
-  } catch (err) {
-    if (req.signal.aborted) throw new ClientClosedError();
-    throw err;
-  }
-  const all = new Uint8Array(size);
-  let at = 0;
-  for (const ch of chunks) {
-    all.set(ch, at);
-    at += ch.length;
-  }
-  return { text: new TextDecoder().decode(all), signal: req.signal };
+    })();
+  };
 }

@@ -1,5 +1,5 @@
 /** Serves the app with Deno.serve. */
-import type { FetchApp, Listening } from "./node-listen.ts";
+import type { Listening } from "./node-listen.ts";
 
 declare const Deno: {
   serve(
@@ -13,7 +13,7 @@ declare const Deno: {
 };
 
 export function listenDeno(
-  app: FetchApp,
+  app: { fetch(request: Request): Response | Promise<Response> },
   opts: { port: number; hostname: string },
 ): Promise<Listening> {
   return new Promise((resolve) => {

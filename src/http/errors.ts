@@ -2,7 +2,6 @@
  * The one place that turns errors into responses: the `{success, msg, error}`
  * envelope with a status that says whose fault it is. Never a stack trace.
  */
-import { HTTPException } from "hono/http-exception";
 import {
   ClientClosedError,
   ExecutorError,
@@ -122,12 +121,6 @@ export function toResponse(a: Answer): Response {
 /** The stable code the envelope carries for `err`. */
 export function errorCode(err: unknown): string {
   if (err instanceof ExecutorError) return err.code;
-  if (err instanceof HTTPException)
-    return err.status === 401
-      ? "UNAUTHORIZED"
-      : err.status === 400
-        ? "BAD_REQUEST"
-        : `HTTP_${err.status}`;
   return "INTERNAL";
 }
 
@@ -166,20 +159,13 @@ export function errorAnswer(err: unknown, log: Logger, failureStatus?: FailureSt
       log.warn(loggable(err), { code, status, ...internals(err) });
     const headers: Record<string, string> =
       err.retryAfter !== undefined ? { "retry-after": String(err.retryAfter) } : {};
+    if (status === 401) headers["www-authenticate"] = "Bearer";
     return envelopeAnswer(
       failureStatus === undefined || own ? status : executeStatus(err, status, failureStatus),
       clientMessage(err),
       code,
       headers,
     );
-  }
-  if (err instanceof HTTPException) {
-    if (err.status === 401)
-      return envelopeAnswer(401, "Missing or wrong admin token", code, {
-        "www-authenticate": "Bearer",
-      });
-    if (err.status === 400) return envelopeAnswer(400, err.message || "Bad request", code);
-    return envelopeAnswer(err.status, err.message || "Request failed", code);
   }
   log.error("Unexpected error", {
     error: err instanceof Error ? (err.stack ?? err.message) : String(err),

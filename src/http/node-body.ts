@@ -1,12 +1,9 @@
 /**
- * The request body and client signal straight from @hono/node-server's
- * bindings (`c.env.incoming`, `c.env.outgoing`), typed structurally so no
- * `node:` import enters the HTTP layer. On the hot path a Web Request
- * (Headers, ReadableStream, AbortController, URL) costs more than the forward
- * itself. Other runtimes and `app.request()` have no bindings: undefined.
+ * Node's side of a request (types only: no `node:` import at run time): its body as a source for
+ * the one reader (body.ts), and the signal that aborts when its client goes away.
  */
 import { ClientClosedError } from "../engine/errors.ts";
-import type { BodyLimits } from "./body-limits.ts";
+import type { BodySource } from "./body.ts";
 
 /** Node's IncomingMessage, as far as reading a body goes. */
 export interface NodeIncoming {
@@ -22,28 +19,6 @@ export interface NodeOutgoing {
   once(event: "close", listener: () => void): unknown;
 }
 
-interface NodeBindings {
-  incoming?: NodeIncoming;
-  outgoing?: NodeOutgoing;
-}
-
-const decoder = new TextDecoder();
-
-/**
- * The body (within `limits`, else their error) and a signal that aborts when the client goes away.
- * A client that hangs up before the body's end: ClientClosedError.
- */
-export async function readNodeBody(
-  env: unknown,
-  limits: BodyLimits,
-): Promise<{ text: string; signal: AbortSignal } | undefined> {
-  const b = env as NodeBindings | undefined;
-  if (!b?.incoming || !b.outgoing) return undefined;
-  const signal = clientSignal(b.outgoing);
-  const text = await readIncoming(b.incoming, limits);
-  return { text, signal };
-}
-
 /** A signal that aborts with ClientClosedError when the connection closes before the answer was sent. */
 export function clientSignal(out: NodeOutgoing): AbortSignal {
   const ac = new AbortController();
@@ -53,40 +28,17 @@ export function clientSignal(out: NodeOutgoing): AbortSignal {
   return ac.signal;
 }
 
-/** The body as text, within `limits` (else their error); a client that hangs up before its end: ClientClosedError. */
-export function readIncoming(inc: NodeIncoming, limits: BodyLimits): Promise<string> {
-  limits.checkDeclared(inc.headers["content-length"]);
-  return new Promise((resolve, reject) => {
-    const chunks: Uint8Array[] = [];
-    let size = 0;
-    let failed = false;
-    // Past a limit the rest is read and dropped, so that the answer can still reach the client.
-    const fail = (err: unknown) => {
-      failed = true;
-      chunks.length = 0;
-      reject(err);
-    };
-    inc.on("data", (chunk: Uint8Array) => {
-      if (failed) return;
-      size += chunk.length;
-      const err = limits.count(chunk.length);
-      if (err) fail(err);
-      else chunks.push(chunk);
-    });
-    inc.on("end", () => {
-      if (failed) return;
-      if (chunks.length === 1) return resolve(decoder.decode(chunks[0]));
-      const all = new Uint8Array(size);
-      let at = 0;
-      for (const ch of chunks) {
-        all.set(ch, at);
-        at += ch.length;
-      }
-      resolve(decoder.decode(all));
-    });
-    inc.on("error", () => fail(new ClientClosedError()));
+/**
+ * The request's body as a source. Past a limit the rest is read and dropped, so that the answer
+ * can still reach the client (the listener closes the connection after a 413).
+ */
+export function nodeBodySource(inc: NodeIncoming): BodySource {
+  return (sink) => {
+    inc.on("data", (chunk: Uint8Array) => sink.chunk(chunk));
+    inc.on("end", () => sink.end());
+    inc.on("error", () => sink.closed());
     inc.on("close", () => {
-      if (inc.complete === false) fail(new ClientClosedError());
+      if (inc.complete === false) sink.closed();
     });
-  });
+  };
 }

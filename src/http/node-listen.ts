@@ -1,13 +1,14 @@
 /**
- * Serves the app with Node's http server, with bounds on connections and on slow clients.
- * POST / and the read-only GETs are the app's own Node route (node-routes.ts); every other
- * request goes to Hono through `@hono/node-server`, which is loaded on the first such request:
- * it brings Node's Web Request and Response, and node:http2, which an executor that only runs
- * tasks and answers polls never needs (docs/architecture.md).
+ * Serves the one HTTP path (pipeline.ts) with Node's http server, with bounds on connections and
+ * on slow clients. Node's request goes to the path as it is and the answer is written from its
+ * plain parts: no Web Request or Response, no Hono adapter, no node:http2 (docs/architecture.md).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
-import { nodeRouteOf } from "./app.ts";
+import { readBody } from "./body.ts";
+import type { Answer } from "./errors.ts";
+import { clientSignal, nodeBodySource } from "./node-body.ts";
+import type { PlainRequest, Serve } from "./pipeline.ts";
 
 export interface Listening {
   port: number;
@@ -49,19 +50,20 @@ const OVERLOADED = [
   OVERLOADED_BODY,
 ].join("\r\n");
 
-/** What the listeners need of an app: Hono's `fetch` (the app createApp made, or any other). */
-export interface FetchApp {
-  fetch(request: Request): Response | Promise<Response>;
-}
-
-export function listenNode(app: FetchApp, opts: ListenOptions): Promise<Listening> {
+export function listenNode(serve: Serve, opts: ListenOptions): Promise<Listening> {
   return new Promise((resolve, reject) => {
-    const route = nodeRouteOf(app);
-    const hono = honoListener(app);
-    const handle: Listener = route ? (req, res) => void (route(req, res) || hono(req, res)) : hono;
+    const handle: Listener = (req, res) =>
+      void serve(nodeRequest(req, res)).then(
+        (answer) => write(res, answer),
+        (err: unknown) => {
+          // The path answers every request error itself: only a defect gets here.
+          console.error("Unexpected error in the HTTP path", err);
+          res.destroy();
+        },
+      );
     let cap: ConnectionCap | undefined;
     // One hook on each request's end: the cap's count of requests in flight, and the close after a 413.
-    const serve: Listener = (req, res) => {
+    const hooked: Listener = (req, res) => {
       cap?.began(req.socket);
       res.once("finish", () => {
         cap?.ended(req.socket);
@@ -69,7 +71,7 @@ export function listenNode(app: FetchApp, opts: ListenOptions): Promise<Listenin
       });
       handle(req, res);
     };
-    const server = createServer({ connectionsCheckingInterval: DEADLINE_CHECK_MS }, serve);
+    const server = createServer({ connectionsCheckingInterval: DEADLINE_CHECK_MS }, hooked);
     server.listen(opts.port, opts.hostname, () => {
       resolve({
         port: (server.address() as { port: number }).port,
@@ -96,29 +98,29 @@ export function listenNode(app: FetchApp, opts: ListenOptions): Promise<Listenin
 
 type Listener = (req: IncomingMessage, res: ServerResponse) => void;
 
-/** Hands requests to the app through `@hono/node-server`, imported when the first one comes. */
-function honoListener(app: FetchApp): Listener {
-  let listener: Listener | undefined;
-  let loading: Promise<Listener> | undefined;
-  return (req, res) => {
-    if (listener !== undefined) return void listener(req, res);
-    loading ??= import("@hono/node-server").then(
-      (m) => (listener = m.getRequestListener((r) => app.fetch(r))),
-    );
-    loading.then(
-      (l) => l(req, res),
-      (err: unknown) => {
-        res.writeHead(500, { "content-type": "application/json" });
-        res.end(
-          JSON.stringify({
-            success: false,
-            msg: `Cannot load the HTTP adapter: ${(err as Error).message}`,
-            error: "INTERNAL",
-          }),
-        );
-      },
-    );
+/** Node's request as the path reads it. */
+function nodeRequest(req: IncomingMessage, res: ServerResponse): PlainRequest {
+  let signal: AbortSignal | undefined;
+  return {
+    method: req.method ?? "GET",
+    url: req.url ?? "/",
+    header: (name) => {
+      const v = req.headers[name];
+      return Array.isArray(v) ? v[0] : v;
+    },
+    localAddress: req.socket.localAddress,
+    body: (limits) => readBody(limits, req.headers["content-length"], nodeBodySource(req)),
+    signal: () => (signal ??= clientSignal(res)),
+    aborted: () => signal?.aborted === true,
   };
+}
+
+/** Writes `a` in one go: headers and body (none for HEAD: Node leaves it out). */
+function write(res: ServerResponse, a: Answer): void {
+  if (res.destroyed) return;
+  a.headers["content-length"] = String(Buffer.byteLength(a.body));
+  res.writeHead(a.status, a.headers);
+  res.end(a.body);
 }
 
 /** How long a connection refused with 413 lingers, half-closed, for its client to read the answer (ms). */

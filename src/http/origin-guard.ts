@@ -10,9 +10,7 @@
  *     one (Deno, `app.request()`), `listenHost` does.
  * Clients other than browsers (the host actor, curl) send no Origin.
  */
-import type { MiddlewareHandler } from "hono";
 import { ForbiddenError } from "../engine/errors.ts";
-import type { AppEnv } from "./app-env.ts";
 
 export interface OriginGuardOptions {
   /** Origins allowed besides loopback ones and `null`, exactly as browsers send them (`http://host:port`). */
@@ -21,11 +19,8 @@ export interface OriginGuardOptions {
   listenHost?: string;
 }
 
-/** The headers the guard reads, as Node's IncomingMessage has them. */
-export type NodeHeaders = Record<string, string | string[] | undefined>;
-
 /**
- * The guard's check, shared by the middleware and the Node listener's `POST /`: throws a
+ * The guard's check, run by the one HTTP path (pipeline.ts) on every request: throws a
  * ForbiddenError for a refused Origin or Host. `local` is the connection's local address
  * when known; `host` is asked for only when the Host is checked.
  */
@@ -70,35 +65,6 @@ export function originCheck(o: OriginGuardOptions): OriginCheck {
   };
 }
 
-/** The check on a Node request's own headers and connection. */
-export function checkNodeRequest(
-  check: OriginCheck,
-  incoming: { headers: NodeHeaders; socket?: { localAddress?: string } | null },
-): void {
-  const headers = incoming.headers;
-  check(first(headers.origin), () => first(headers.host), incoming.socket?.localAddress);
-}
-
-export function originGuard(
-  o: OriginGuardOptions,
-  check: OriginCheck = originCheck(o),
-): MiddlewareHandler<AppEnv> {
-  return async (c, next) => {
-    const incoming = (
-      c.env as
-        { incoming?: { headers: NodeHeaders; socket?: { localAddress?: string } } } | undefined
-    )?.incoming;
-    if (incoming) checkNodeRequest(check, incoming);
-    else
-      check(
-        c.req.header("origin"),
-        () => c.req.header("host") ?? new URL(c.req.url).host,
-        undefined,
-      );
-    await next();
-  };
-}
-
 /** `null`, a loopback origin (any scheme, any port), or one listed. */
 export function originAllowed(origin: string, allowed: ReadonlySet<string>): boolean {
   const o = origin.trim().toLowerCase();
@@ -128,8 +94,4 @@ function stripPort(host: string): string {
   if (host.startsWith("[")) return host.slice(0, host.indexOf("]") + 1);
   const colons = host.split(":").length - 1;
   return colons === 1 ? host.slice(0, host.indexOf(":")) : host;
-}
-
-function first(v: string | string[] | undefined): string | undefined {
-  return Array.isArray(v) ? v[0] : v;
 }

@@ -4,8 +4,6 @@
  * writes a debug access line. The hot path does two map lookups and a few
  * increments: no Date, no string building.
  */
-import type { Context, MiddlewareHandler } from "hono";
-import { matchedRoutes } from "hono/route";
 import { Counter, Histogram } from "../engine/metrics.ts";
 import type { Logger } from "../engine/ports.ts";
 
@@ -48,25 +46,7 @@ export class RequestMetrics {
     return out;
   }
 
-  /** The middleware that counts; `log` gets one debug line per request when `accessLog` is set. */
-  middleware(opts: { log: Logger; accessLog: boolean }): MiddlewareHandler {
-    return async (c, next) => {
-      const t0 = performance.now();
-      await next();
-      const status = c.res.status;
-      const r = {
-        status,
-        errorCode: c.get("errorCode") as string | undefined,
-        t0,
-        requestId: c.get("requestId") as string,
-        method: c.req.method,
-        path: c.req.path,
-      };
-      this.record(this.#stats(c), r, opts);
-    };
-  }
-
-  /** The numbers of a route the app serves, for requests that do not go through the middleware. */
+  /** The numbers of a route the path serves (only mounted routes get a series: random paths share `other`). */
   route(method: string, path: string): RouteStats {
     let byPath = this.#routes.get(method);
     if (!byPath) this.#routes.set(method, (byPath = new Map()));
@@ -104,17 +84,5 @@ export class RequestMetrics {
         ms: Math.round(seconds * 1e4) / 10,
       });
     }
-  }
-
-  #stats(c: Context): RouteStats {
-    const method = c.req.method;
-    const path = c.req.path;
-    const known = this.#routes.get(method)?.get(path);
-    if (known) return known;
-    // First request on this route, or none matched: only real routes get their own series,
-    // so random paths cannot grow the set.
-    const last = matchedRoutes(c).at(-1);
-    if (!last || last.method === "ALL" || last.path !== path) return this.other;
-    return this.route(method, path);
   }
 }

@@ -1,8 +1,8 @@
 /** GET /health, /stats, /tasks, /requests and /ui: what they answer, for the Hono app and the Node route alike. */
-import type { Hono } from "hono";
 import type { Executor } from "../engine/executor.ts";
-import type { AppEnv, AppOptions } from "./app-env.ts";
+import type { AppOptions } from "./app-env.ts";
 import type { Answer } from "./errors.ts";
+import type { RouteResult } from "./route.ts";
 
 /** GET /health: 200 while the engine answers, else 503 with why; `code` for the request metrics. */
 export function healthAnswer(executor: Pick<Executor, "engineStatus">): {
@@ -33,9 +33,8 @@ export function healthAnswer(executor: Pick<Executor, "engineStatus">): {
   };
 }
 
-/** A read-only GET route as plain parts: served by the Hono app, and on Node by the Node route too. */
-export type Read = () =>
-  { answer: Answer; code?: string } | Promise<{ answer: Answer; code?: string }>;
+/** A read-only GET route. */
+export type Read = () => RouteResult | Promise<RouteResult>;
 
 const json = (value: unknown): { answer: Answer } => ({
   answer: {
@@ -78,15 +77,4 @@ export function statusReads(
     // The host's page: loaded on its first request only, so an executor nobody looks at never loads it.
     "/ui": async () => ({ answer: await (await import("./ui-page.ts")).uiAnswer() }),
   };
-}
-
-/** Mounts `reads` on the Hono app, each answering its plain parts. */
-export function mountReads(app: Hono<AppEnv>, reads: Record<string, Read>): void {
-  for (const [path, read] of Object.entries(reads)) {
-    app.get(path, async (c) => {
-      const { answer, code } = await read();
-      if (code !== undefined) c.set("errorCode", code);
-      return c.body(answer.body, answer.status as 200, answer.headers);
-    });
-  }
 }

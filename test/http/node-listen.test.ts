@@ -1,7 +1,8 @@
-import { Hono } from "hono";
 import { connect, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { createApp } from "../../src/http/app.ts";
+import { BodyLimits } from "../../src/http/body-limits.ts";
+import type { Answer } from "../../src/http/errors.ts";
+import { createHttp, type PlainRequest } from "../../src/http/pipeline.ts";
 import { listenNode, type Listening } from "../../src/http/node-listen.ts";
 import { fakeExecutor } from "../support/fake-executor.ts";
 import { until } from "../support/until.ts";
@@ -12,6 +13,12 @@ afterEach(async () => {
   for (const s of sockets.splice(0)) s.destroy();
   await listening?.close();
   listening = undefined;
+});
+
+const text = (body: string): Answer => ({
+  status: 200,
+  body,
+  headers: { "content-type": "text/plain" },
 });
 
 async function open(port: number): Promise<Socket> {
@@ -36,11 +43,11 @@ async function get(s: Socket): Promise<string> {
 describe.skipIf("Deno" in globalThis)("listenNode", () => {
   it("at maxConnections a new connection displaces the one idle longest, and a client that sent nothing never locks others out", async () => {
     let handled = 0;
-    const app = new Hono().get("/", (c) => {
+    const serve = async () => {
       handled++;
-      return c.text("ok");
-    });
-    listening = await listenNode(app, { port: 0, hostname: "127.0.0.1", maxConnections: 2 });
+      return text("ok");
+    };
+    listening = await listenNode(serve, { port: 0, hostname: "127.0.0.1", maxConnections: 2 });
     const first = await open(listening.port);
     const firstClosed = new Promise((r) => first.once("close", r));
     await open(listening.port);
@@ -62,12 +69,12 @@ describe.skipIf("Deno" in globalThis)("listenNode", () => {
     let handled = 0;
     let release!: () => void;
     const held = new Promise<void>((r) => (release = r));
-    const app = new Hono().get("/", async (c) => {
+    const serve = async (req: PlainRequest) => {
       handled++;
-      if (c.req.query("hold") !== undefined) await held;
-      return c.text("ok");
-    });
-    listening = await listenNode(app, { port: 0, hostname: "127.0.0.1", maxConnections: 2 });
+      if (req.url.includes("hold")) await held;
+      return text("ok");
+    };
+    listening = await listenNode(serve, { port: 0, hostname: "127.0.0.1", maxConnections: 2 });
     const busy = [await open(listening.port), await open(listening.port)];
     for (const s of busy) s.write("GET /?hold HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
     for (let i = 0; i < 200 && handled < 2; i++) await new Promise((r) => setTimeout(r, 5));
@@ -87,10 +94,7 @@ describe.skipIf("Deno" in globalThis)("listenNode", () => {
   });
 
   it("answers headers past Node's limit with 431 and closes the connection", async () => {
-    listening = await listenNode(
-      new Hono().get("/", (c) => c.text("ok")),
-      { port: 0, hostname: "127.0.0.1" },
-    );
+    listening = await listenNode(async () => text("ok"), { port: 0, hostname: "127.0.0.1" });
     const s = await open(listening.port);
     let got = "";
     s.on("data", (d) => (got += d));
@@ -101,8 +105,8 @@ describe.skipIf("Deno" in globalThis)("listenNode", () => {
   });
 
   it("closes a connection whose request is not whole within requestReadTimeoutMs, with 408", async () => {
-    const app = new Hono().post("/", async (c) => c.text(await c.req.text()));
-    listening = await listenNode(app, {
+    const serve = async (req: PlainRequest) => text(await req.body(new BodyLimits(1 << 20)));
+    listening = await listenNode(serve, {
       port: 0,
       hostname: "127.0.0.1",
       requestReadTimeoutMs: 1000,
@@ -121,16 +125,14 @@ describe.skipIf("Deno" in globalThis)("listenNode", () => {
 describe("a client that hangs up mid-body", () => {
   it("is a 499 CLIENT_CLOSED logged at info, not an internal error", async () => {
     const parts = await fakeExecutor();
-    const app = createApp({
+    const http = createHttp({
       executor: parts.executor,
       logger: parts.logger,
       maxBodyBytes: 1 << 20,
       onStop: () => {},
     });
     let handed = false;
-    const watched = {
-      fetch: (req: Request, env: unknown) => ((handed = true), app.fetch(req, env)),
-    } as unknown as typeof app;
+    const watched = (req: PlainRequest) => ((handed = true), http.serve(req));
     listening = await listenNode(watched, { port: 0, hostname: "127.0.0.1" });
     const s = await open(listening.port);
     s.write(
@@ -146,7 +148,7 @@ describe("a client that hangs up mid-body", () => {
     const closed = records.find((r) => /Client closed/.test(r.msg));
     expect(closed?.level).toBe("info");
     expect(records.filter((r) => r.level === "error" || r.level === "warn")).toEqual([]);
-    const metrics = await app.request("/metrics");
+    const metrics = await fetch(`http://127.0.0.1:${listening.port}/metrics`);
     expect(await metrics.text()).toMatch(/CLIENT_CLOSED/);
   });
 });
@@ -155,14 +157,14 @@ describe("the Host check on real connections", () => {
   it("follows the listener a connection reached: a loopback one refuses a rebound name even when another listener is beyond loopback", async () => {
     const parts = await fakeExecutor();
     // As in a container: listeners on loopback and on the container's address, one app.
-    const app = createApp({
+    const http = createHttp({
       executor: parts.executor,
       logger: parts.logger,
       maxBodyBytes: 1 << 20,
       onStop: () => {},
       listenHost: "0.0.0.0",
     });
-    listening = await listenNode(app, { port: 0, hostname: "127.0.0.1" });
+    listening = await listenNode(http.serve, { port: 0, hostname: "127.0.0.1" });
     const ask = async (host: string) => {
       const s = await open(listening!.port);
       let got = "";

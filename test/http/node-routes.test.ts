@@ -1,11 +1,10 @@
 /**
- * POST / on Node's http server is served by the app's own Node route (node-routes.ts), not by
- * the Hono route. Both must answer alike: each case here goes through both, the Hono route with
- * `app.request()` and the Node route over a real connection, and the answers are compared.
+ * One HTTP path (pipeline.ts), two ways in: Node's http server hands it Node's request as it is
+ * (no Web Request, no Hono), the Hono app a Web Request (`app.request()`, Deno). Both must answer
+ * alike: each case here goes both ways, and the answers are compared.
  */
 import { connect, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { nodeRouteOf } from "../../src/http/app.ts";
 import { listenNode, type Listening } from "../../src/http/node-listen.ts";
 import { fakeApp } from "../support/fake-app.ts";
 
@@ -19,7 +18,7 @@ afterEach(async () => {
 
 type App = Awaited<ReturnType<typeof fakeApp>>;
 
-/** Serves `f.app` on a free loopback port, counting the requests that reach the Hono app. */
+/** Serves `f.serve` on a free loopback port, counting the requests that reach the Hono app (the test's own). */
 async function serve(f: App) {
   const fetched: string[] = [];
   const appFetch = f.app.fetch;
@@ -27,7 +26,7 @@ async function serve(f: App) {
     fetched.push(`${req.method} ${new URL(req.url).pathname}`),
     appFetch(req, ...(rest as []))
   );
-  listening = await listenNode(f.app, { port: 0, hostname: "127.0.0.1" });
+  listening = await listenNode(f.serve, { port: 0, hostname: "127.0.0.1" });
   return { base: `http://127.0.0.1:${listening.port}`, fetched };
 }
 
@@ -85,9 +84,8 @@ const post = (body: string, headers: Record<string, string> = {}): RequestInit =
 });
 
 describe.skipIf("Deno" in globalThis)("POST / and GET /health on Node's http server", () => {
-  it("is served by the app's Node route, and every other request by the Hono app", async () => {
+  it("serves every request on Node without the Hono app: POST /, the reads, with a query, HEAD, a path it does not know", async () => {
     const f = await fakeApp();
-    expect(nodeRouteOf(f.app)).toBeTypeOf("function");
     const { base, fetched } = await serve(f);
     const ok = await seen(
       await fetch(`${base}/`, post(JSON.stringify({ id: "echo:1", input: "hi" }))),
@@ -104,11 +102,17 @@ describe.skipIf("Deno" in globalThis)("POST / and GET /health on Node's http ser
       type: "application/json",
     });
     expect(fetched).toEqual([]);
-    await fetch(`${base}/health?a=1`);
-    await fetch(`${base}/?a=1`, post(JSON.stringify({ id: "echo:1", input: "q" })));
-    await fetch(`${base}/`);
-    await fetch(`${base}/health`, { method: "HEAD" });
-    expect(fetched).toEqual(["GET /health", "POST /", "GET /", "HEAD /health"]);
+    expect((await fetch(`${base}/health?a=1`)).status).toBe(200);
+    const q = await fetch(`${base}/?a=1`, post(JSON.stringify({ id: "echo:1", input: "q" })));
+    expect(await q.json()).toEqual({ success: true, msg: "q" });
+    const notFound = await seen(await fetch(`${base}/`, { headers: { "x-request-id": "n-1" } }));
+    expect(notFound).toEqual(
+      await seen(await f.app.request("/", { headers: { "x-request-id": "n-1" } })),
+    );
+    expect(notFound).toMatchObject({ status: 404, body: { error: "NOT_FOUND" } });
+    const head = await fetch(`${base}/health`, { method: "HEAD" });
+    expect([head.status, await head.text()]).toEqual([200, ""]);
+    expect(fetched).toEqual(["GET /"]); // the test's own app.request() only
   });
 
   it.each([
@@ -184,7 +188,7 @@ describe.skipIf("Deno" in globalThis)("POST / and GET /health on Node's http ser
     ).toHaveLength(4);
   });
 
-  it("serves /stats, /tasks and /metrics on the Node route too, as the Hono app does, and leaves the admin routes to Hono", async () => {
+  it("serves /stats, /tasks, /metrics and the admin routes on Node as the Hono app does", async () => {
     const f = await fakeApp();
     const { base, fetched } = await serve(f);
     await fetch(`${base}/`, post(JSON.stringify({ id: "echo:1", input: "x" })));
@@ -207,7 +211,16 @@ describe.skipIf("Deno" in globalThis)("POST / and GET /health on Node's http ser
     );
     expect(fetched).toEqual(["GET /stats", "GET /tasks", "GET /metrics"]); // the test's own app.request() calls only
     expect((await fetch(`${base}/pause`, { method: "POST" })).status).toBe(200);
-    expect(fetched.at(-1)).toBe("POST /pause");
+    expect(
+      await seen(
+        await fetch(`${base}/unpause`, { method: "POST", headers: { "x-request-id": "u-1" } }),
+      ),
+    ).toEqual(
+      await seen(
+        await f.app.request("/unpause", { method: "POST", headers: { "x-request-id": "u-1" } }),
+      ),
+    );
+    expect(fetched.length).toBe(4); // the test's own app.request() calls only
   });
 
   it("makes a request id when the client's is absent or malformed", async () => {

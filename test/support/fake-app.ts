@@ -1,5 +1,6 @@
 /** The Hono app over an Executor with fake ports: HTTP tests with no socket and no Docker. */
-import { createApp, type AppOptions } from "../../src/http/app.ts";
+import { honoApp, type AppOptions } from "../../src/http/app.ts";
+import { createHttp } from "../../src/http/pipeline.ts";
 import { fakeExecutor } from "./fake-executor.ts";
 
 type AppExtras = Partial<Omit<AppOptions, "executor" | "logger" | "onStop">>;
@@ -7,7 +8,7 @@ type AppExtras = Partial<Omit<AppOptions, "executor" | "logger" | "onStop">>;
 export async function fakeApp(o: Parameters<typeof fakeExecutor>[0] & AppExtras = {}) {
   const parts = await fakeExecutor(o);
   let stops = 0;
-  const app = createApp({
+  const { serve } = createHttp({
     // Tests that check whose fault a failure is read the statuses that say it; the default ("ok")
     // has tests of its own, as MECA's clients read answers.
     failureStatus: "http",
@@ -17,6 +18,7 @@ export async function fakeApp(o: Parameters<typeof fakeExecutor>[0] & AppExtras 
     maxBodyBytes: o.maxBodyBytes ?? 1024 * 1024,
     onStop: () => stops++,
   });
+  const app = honoApp(serve);
   const request = async (
     method: string,
     path: string,
@@ -41,5 +43,5 @@ export async function fakeApp(o: Parameters<typeof fakeExecutor>[0] & AppExtras 
     }
     return { status: res.status, body: json, headers: res.headers };
   };
-  return { ...parts, app, request, stops: () => stops };
+  return { ...parts, app, serve, request, stops: () => stops };
 }

@@ -6,7 +6,8 @@
  */
 import { fileSchema, type Config } from "../../src/config.ts";
 import { LABELS } from "../../src/engine/settings.ts";
-import { createApp } from "../../src/http/app.ts";
+import { honoApp } from "../../src/http/app.ts";
+import { createHttp, type Serve } from "../../src/http/pipeline.ts";
 import type { Listening } from "../../src/http/node-listen.ts";
 import { createExecutor } from "../../src/main.ts";
 import { memoryLogger } from "../fakes/fake-logger.ts";
@@ -34,7 +35,7 @@ export async function startExecutor(
   const logger = memoryLogger();
   const { executor, backend, client, firewall } = await createExecutor(config, env, logger);
   let stopped = false;
-  const app = createApp({
+  const { serve } = createHttp({
     executor,
     logger,
     adminToken: config.admin_token || undefined,
@@ -45,7 +46,7 @@ export async function startExecutor(
       stopped = true;
     },
   });
-  const listening = await listen(app);
+  const listening = await listen(serve);
   const base = `http://127.0.0.1:${listening.port}`;
   await until(() => executor.engineStatus().reachable, "engine reachable");
 
@@ -82,7 +83,7 @@ export async function startExecutor(
   const containers = () => backend.list({ [LABELS.managed]: "1", [LABELS.instance]: instance });
 
   return {
-    app,
+    serve,
     base,
     executor,
     backend,
@@ -114,11 +115,11 @@ export async function startExecutor(
 }
 
 /** The runtime's own listener, on a free port of 127.0.0.1. */
-async function listen(app: ReturnType<typeof createApp>): Promise<Listening> {
+async function listen(serve: Serve): Promise<Listening> {
   const at = { port: 0, hostname: "127.0.0.1" };
   if ("Deno" in globalThis)
-    return (await import("../../src/http/deno-listen.ts")).listenDeno(app, at);
-  return (await import("../../src/http/node-listen.ts")).listenNode(app, at);
+    return (await import("../../src/http/deno-listen.ts")).listenDeno(honoApp(serve), at);
+  return (await import("../../src/http/node-listen.ts")).listenNode(serve, at);
 }
 
 function parse(text: string): any {

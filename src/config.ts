@@ -214,6 +214,16 @@ export const SETTINGS = {
   },
   /** Each task's own network takes a /28 of this block (see docs/isolation.md). */
   task_subnet_pool: field(subnetPool.default("10.201.0.0/16"), "taskSubnetPool"),
+  /** Task networks kept created ahead of demand, so that a cold start creates none on its path. */
+  task_network_spares: field(
+    z
+      .number({ invalid_type_error: "task_network_spares must be a whole number" })
+      .int("task_network_spares must be a whole number")
+      .min(0, "task_network_spares must be 0 or more")
+      .max(64, "task_network_spares must be at most 64")
+      .default(2),
+    "taskNetworkSpares",
+  ),
   /** Give each task's network a route out (still none to other tasks). */
   task_egress: field(z.boolean().default(false), "taskEgress"),
   /** Linux capabilities taken from every task container, on top of Docker's defaults. */

@@ -317,6 +317,7 @@ describe("the settings table (one row per key)", () => {
       network: "",
       isolate: true,
       taskSubnetPool: "10.201.0.0/16",
+      taskNetworkSpares: 2,
       taskEgress: false,
       capDrop: ["NET_RAW"],
       nofile: 4096,

@@ -20,6 +20,8 @@ export interface EngineSettings {
   isolate: boolean;
   /** IPv4 block each task's own network takes a /28 of. */
   taskSubnetPool: string;
+  /** Task networks kept ready ahead of demand (task-networks.ts); 0: each start creates its own. */
+  taskNetworkSpares: number;
   /** Task networks get a route out (never one to other tasks). */
   taskEgress: boolean;
   /** Capabilities dropped from every task container. */

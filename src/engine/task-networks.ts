@@ -31,8 +31,6 @@ export interface TaskNetworksDeps {
   run: string;
   /** The executor's own container, which joins every task network; undefined on a host. */
   self?: string;
-  /** Networks kept ready ahead of demand (default 2). */
-  spares?: number;
 }
 
 /**
@@ -140,7 +138,7 @@ export class TaskNetworks {
   /** Tops the spares up in the background; one fill at a time. */
   fill(): void {
     if (this.#closed || this.#filling) return;
-    const target = this.#d.spares ?? 2;
+    const target = this.#d.settings().taskNetworkSpares;
     this.#filling = (async () => {
       while (!this.#closed && this.#spares.length < target) {
         const net = await this.#create().catch((e: unknown) => {

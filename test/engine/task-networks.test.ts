@@ -60,6 +60,24 @@ describe("task networks", () => {
     expect(taskNets(backend)).toEqual([]);
   });
 
+  it("keeps task_network_spares networks ready: none at 0 (each start creates its own), three at 3, and a start takes one", async () => {
+    for (const spares of [0, 3]) {
+      const { executor, backend } = await fakeExecutor({
+        settings: { ...isolated, taskNetworkSpares: spares },
+      });
+      await flush(20);
+      expect(taskNets(backend)).toHaveLength(spares);
+      const ready = new Set(taskNets(backend).map((n) => n.name));
+      await executor.execute({ image: "echo:1" }, "x");
+      // With spares the start took one of them (the refill comes after); without, it made its own.
+      expect(ready.has(backend.created[0]!.network!)).toBe(spares > 0);
+      await flush(20);
+      expect(taskNets(backend)).toHaveLength(spares + 1);
+      await executor.shutdown();
+      expect(taskNets(backend)).toEqual([]);
+    }
+  });
+
   it("with egress on, the task networks have a route out", async () => {
     const { executor, backend } = await fakeExecutor({
       settings: { ...isolated, taskEgress: true },

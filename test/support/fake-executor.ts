@@ -18,6 +18,7 @@ export const BASE_SETTINGS: EngineSettings = {
   network: "",
   isolate: false,
   taskSubnetPool: "10.201.0.0/16",
+  taskNetworkSpares: 2,
   taskEgress: false,
   capDrop: ["NET_RAW"],
   nofile: 4096,

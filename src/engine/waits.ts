@@ -75,40 +75,53 @@ export function outlasts(p: Promise<unknown>, ms: number, clock: Clock): Promise
   });
 }
 
-/** A signal with a deadline: see `deadline`. */
-export interface Deadline {
-  signal: AbortSignal;
-  /** Whether it aborted because the time ran out (not because the parent aborted). */
-  timedOut(): boolean;
-  /** Stops the timer and lets go of the parent; call it however the work ends. */
-  cancel(): void;
-}
-
 /**
  * A signal that aborts with `reason()` after `ms`, or with the parent's reason when `parent`
- * aborts first.
+ * aborts first. `cancel()` stops the timer and lets go of the parent; call it however the work
+ * ends. A class, so that the hot path (one per request) allocates no closures for its methods.
  */
+export class Deadline {
+  readonly #ac = new AbortController();
+  readonly #parent: AbortSignal | undefined;
+  readonly #cancelTimer: () => void;
+  #timedOut = false;
+
+  constructor(clock: Clock, ms: number, reason: () => unknown, parent?: AbortSignal) {
+    this.#parent = parent;
+    this.#cancelTimer = clock.setTimer(ms, () => {
+      this.#timedOut = true;
+      this.#ac.abort(reason());
+    });
+    if (parent?.aborted) this.#ac.abort(parent.reason);
+    else parent?.addEventListener("abort", this, { once: true });
+  }
+
+  get signal(): AbortSignal {
+    return this.#ac.signal;
+  }
+
+  /** Whether it aborted because the time ran out (not because the parent aborted). */
+  timedOut(): boolean {
+    return this.#timedOut;
+  }
+
+  cancel(): void {
+    this.#cancelTimer();
+    this.#parent?.removeEventListener("abort", this);
+  }
+
+  /** The parent aborted (an EventListener object: no closure to keep for removeEventListener). */
+  handleEvent(): void {
+    this.#ac.abort(this.#parent!.reason);
+  }
+}
+
+/** A Deadline: see the class. */
 export function deadline(
   clock: Clock,
   ms: number,
   reason: () => unknown,
   parent?: AbortSignal,
 ): Deadline {
-  const ac = new AbortController();
-  let timedOut = false;
-  const cancelTimer = clock.setTimer(ms, () => {
-    timedOut = true;
-    ac.abort(reason());
-  });
-  const onAbort = () => ac.abort(parent!.reason);
-  if (parent?.aborted) onAbort();
-  else parent?.addEventListener("abort", onAbort, { once: true });
-  return {
-    signal: ac.signal,
-    timedOut: () => timedOut,
-    cancel: () => {
-      cancelTimer();
-      parent?.removeEventListener("abort", onAbort);
-    },
-  };
+  return new Deadline(clock, ms, reason, parent);
 }

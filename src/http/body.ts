@@ -35,44 +35,58 @@ export function readBody(
 ): Promise<string> {
   return new Promise((resolve, reject) => {
     limits.checkDeclared(declared);
-    const chunks: Uint8Array[] = [];
-    let size = 0;
-    let done = false;
-    const fail = (err: unknown) => {
-      if (done) return;
-      done = true;
-      chunks.length = 0;
-      reject(err);
-    };
-    source({
-      chunk(bytes) {
-        if (done) return false;
-        size += bytes.length;
-        const err = limits.count(bytes.length);
-        if (err) {
-          fail(err);
-          return false;
-        }
-        chunks.push(bytes);
-        return true;
-      },
-      end() {
-        if (done) return;
-        done = true;
-        if (chunks.length === 1) return resolve(decoder.decode(chunks[0]));
-        const all = new Uint8Array(size);
-        let at = 0;
-        for (const ch of chunks) {
-          all.set(ch, at);
-          at += ch.length;
-        }
-        resolve(decoder.decode(all));
-      },
-      closed() {
-        fail(new ClientClosedError());
-      },
-    });
+    source(new Collector(limits, resolve, reject));
   });
+}
+
+/** The sink that collects one body (a class: no closures per request on the hot path). */
+class Collector implements BodySink {
+  readonly #chunks: Uint8Array[] = [];
+  #size = 0;
+  #done = false;
+
+  constructor(
+    readonly limits: BodyLimits,
+    readonly resolve: (text: string) => void,
+    readonly reject: (err: unknown) => void,
+  ) {}
+
+  chunk(bytes: Uint8Array): boolean {
+    if (this.#done) return false;
+    this.#size += bytes.length;
+    const err = this.limits.count(bytes.length);
+    if (err) {
+      this.#fail(err);
+      return false;
+    }
+    this.#chunks.push(bytes);
+    return true;
+  }
+
+  end(): void {
+    if (this.#done) return;
+    this.#done = true;
+    const chunks = this.#chunks;
+    if (chunks.length === 1) return this.resolve(decoder.decode(chunks[0]));
+    const all = new Uint8Array(this.#size);
+    let at = 0;
+    for (const ch of chunks) {
+      all.set(ch, at);
+      at += ch.length;
+    }
+    this.resolve(decoder.decode(all));
+  }
+
+  closed(): void {
+    this.#fail(new ClientClosedError());
+  }
+
+  #fail(err: unknown): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#chunks.length = 0;
+    this.reject(err);
+  }
 }
 
 /** A Web request's body stream as a source: read until its end, cancelled once the body is refused. */

@@ -5,7 +5,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
-import { readBody } from "./body.ts";
+import { readBody, type BodyLimits } from "./body.ts";
 import type { Answer } from "./errors.ts";
 import { clientSignal, nodeBodySource } from "./node-body.ts";
 import type { PlainRequest, Serve } from "./pipeline.ts";
@@ -52,15 +52,7 @@ const OVERLOADED = [
 
 export function listenNode(serve: Serve, opts: ListenOptions): Promise<Listening> {
   return new Promise((resolve, reject) => {
-    const handle: Listener = (req, res) =>
-      void serve(nodeRequest(req, res)).then(
-        (answer) => write(res, answer),
-        (err: unknown) => {
-          // The path answers every request error itself: only a defect gets here.
-          console.error("Unexpected error in the HTTP path", err);
-          res.destroy();
-        },
-      );
+    const handle: Listener = (req, res) => void respond(serve, req, res);
     let cap: ConnectionCap | undefined;
     // One hook on each request's end: the cap's count of requests in flight, and the close after a 413.
     const hooked: Listener = (req, res) => {
@@ -98,21 +90,51 @@ export function listenNode(serve: Serve, opts: ListenOptions): Promise<Listening
 
 type Listener = (req: IncomingMessage, res: ServerResponse) => void;
 
-/** Node's request as the path reads it. */
-function nodeRequest(req: IncomingMessage, res: ServerResponse): PlainRequest {
-  let signal: AbortSignal | undefined;
-  return {
-    method: req.method ?? "GET",
-    url: req.url ?? "/",
-    header: (name) => {
-      const v = req.headers[name];
-      return Array.isArray(v) ? v[0] : v;
-    },
-    localAddress: req.socket.localAddress,
-    body: (limits) => readBody(limits, req.headers["content-length"], nodeBodySource(req)),
-    signal: () => (signal ??= clientSignal(res)),
-    aborted: () => signal?.aborted === true,
-  };
+async function respond(serve: Serve, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  try {
+    write(res, await serve(new NodeRequest(req, res)));
+  } catch (err) {
+    // The path answers every request error itself: only a defect gets here.
+    console.error("Unexpected error in the HTTP path", err);
+    res.destroy();
+  }
+}
+
+/** Node's request as the path reads it (a class: its methods cost no closures per request). */
+class NodeRequest implements PlainRequest {
+  readonly method: string;
+  readonly url: string;
+  readonly #req: IncomingMessage;
+  readonly #res: ServerResponse;
+  #signal: AbortSignal | undefined;
+
+  constructor(req: IncomingMessage, res: ServerResponse) {
+    this.method = req.method ?? "GET";
+    this.url = req.url ?? "/";
+    this.#req = req;
+    this.#res = res;
+  }
+
+  get localAddress(): string | undefined {
+    return this.#req.socket.localAddress;
+  }
+
+  header(name: string): string | undefined {
+    const v = this.#req.headers[name];
+    return Array.isArray(v) ? v[0] : v;
+  }
+
+  body(limits: BodyLimits): Promise<string> {
+    return readBody(limits, this.#req.headers["content-length"], nodeBodySource(this.#req));
+  }
+
+  signal(): AbortSignal {
+    return (this.#signal ??= clientSignal(this.#res));
+  }
+
+  aborted(): boolean {
+    return this.#signal?.aborted === true;
+  }
 }
 
 /** Writes `a` in one go: headers and body (none for HEAD: Node leaves it out). */

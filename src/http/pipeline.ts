@@ -46,9 +46,13 @@ export function createHttp(o: AppOptions): Http {
   const budget =
     o.maxBufferedInputBytes !== undefined ? new InputBudget(o.maxBufferedInputBytes) : undefined;
 
-  const routes = new Map<string, Mounted>();
-  const mount = (method: string, path: string, run: Route, execute?: boolean) =>
-    routes.set(`${method} ${path}`, { run, method, path, execute });
+  // method → path → route
+  const routes = new Map<string, Map<string, Mounted>>();
+  const mount = (method: string, path: string, run: Route, execute?: boolean) => {
+    let byPath = routes.get(method);
+    if (!byPath) routes.set(method, (byPath = new Map()));
+    byPath.set(path, { run, method, path, execute });
+  };
 
   mount(
     "POST",
@@ -84,7 +88,8 @@ export function createHttp(o: AppOptions): Http {
     const requestId = requestIdOf(req.header("x-request-id"));
     // HEAD is GET without the body (the listeners leave the body out).
     const method = req.method === "HEAD" ? "GET" : req.method;
-    const route = routes.get(`${method} ${req.url}`) ?? routes.get(`${method} ${pathOf(req.url)}`);
+    const byPath = routes.get(method);
+    const route = byPath && (byPath.get(req.url) ?? byPath.get(pathOf(req.url)));
     let result: RouteResult;
     try {
       check(req.header("origin"), () => req.header("host"), req.localAddress);

@@ -68,8 +68,8 @@ export class Admission {
     // Stryker disable next-line ConditionalExpression: a shortcut; without replicas decide() never answers "reuse"
     if (replicas.length === 0) return undefined;
     for (const w of this.#queue) if (w.key === key) return undefined;
-    // Stryker disable next-line BooleanLiteral: only "reuse" is acted on here, and decide() answers it before it looks at capacityBlocked
     const d = decide(
+      // Stryker disable next-line BooleanLiteral: only "reuse" is acted on here, and decide() answers it before it looks at capacityBlocked
       { ...this.#view(this.#d.pool.views(replicas)), capacityBlocked: true },
       { key, want: amountOf(spec) },
     );
@@ -81,13 +81,13 @@ export class Admission {
   wait(key: string, spec: TaskSpec, signal?: AbortSignal): Promise<Task> {
     if (signal?.aborted) return Promise.reject(signal.reason);
     const p = new Promise<Task>((resolve, reject) => {
-      // Stryker disable next-line StringLiteral: run() below sets `waiting` before anything reads it
       const w: Waiter = {
         key,
         spec,
         want: amountOf(spec),
         resolve,
         reject,
+        // Stryker disable next-line StringLiteral: run() below sets `waiting` before anything reads it
         waiting: "capacity",
         counted: false,
         cancelTimer: () => {},

@@ -101,8 +101,8 @@ export class Ledger {
     )
       return undefined;
     const gpus = exact !== undefined ? [...exact] : free.slice(0, want.gpuCount);
-    // Stryker disable next-line UpdateOperator: ids only need to be unique, which counting down keeps them too
     const r: Reservation = {
+      // Stryker disable next-line UpdateOperator: ids only need to be unique, which counting down keeps them too
       id: this.#nextId++,
       cpuTenths: want.cpuTenths,
       memMB: want.memMB,

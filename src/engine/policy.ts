@@ -123,9 +123,9 @@ export function pickEvictions(
 ): string[] | undefined {
   const m = { ...missing };
   const chosen: string[] = [];
-  // Stryker disable next-line EqualityOperator: ids are unique, so two replicas never compare equal
   const idle = tasks
     .filter(isIdle)
+    // Stryker disable next-line EqualityOperator: ids are unique, so two replicas never compare equal
     .sort((a, b) => a.lastUsed - b.lastUsed || (a.id < b.id ? -1 : 1));
   for (const t of idle) {
     // Stryker disable next-line ConditionalExpression: once covered nothing is missing, so no later task helps and none is chosen

@@ -155,6 +155,7 @@ const NORMALIZED_MAX = 1024;
  * may keep about a request's `id` (the record of recent requests), whatever the client sent.
  */
 export function recordableImage(raw: string): string {
+  // Stryker disable next-line ConditionalExpression: a reference in the memo parses as valid again; the memo only saves the work
   if (normalized.has(raw)) return raw;
   return "error" in parseImageRef(raw) ? "" : raw;
 }
@@ -199,8 +200,8 @@ export function containerName(
   spec: TaskSpec,
   o: { instance: string; run: string; serial: number },
 ): string {
-  // Stryker disable next-line Regex: an image reference has no line break, so ".*" runs to the end with or without "$"
   const slug = spec.image
+    // Stryker disable next-line Regex: an image reference has no line break, so ".*" runs to the end with or without "$"
     .replace(/@.*$/, "")
     .replace(/[^a-zA-Z0-9_.-]+/g, "_")
     .slice(-40)

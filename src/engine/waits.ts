@@ -18,6 +18,7 @@ export function delay(clock: Clock, ms: number, signal: AbortSignal): Promise<vo
       signal.removeEventListener("abort", onAbort);
       resolve();
     });
+    // Stryker disable next-line ObjectLiteral,BooleanLiteral: an abort happens once, so a listener kept after it never runs again
     signal.addEventListener("abort", onAbort, { once: true });
   });
 }
@@ -59,6 +60,7 @@ export function wakeOrTimeout(
       end();
       resolve();
     });
+    // Stryker disable next-line ObjectLiteral,BooleanLiteral: an abort happens once, so a listener kept after it never runs again
     signal?.addEventListener("abort", onAbort, { once: true });
   });
 }
@@ -93,6 +95,7 @@ export class Deadline {
       this.#ac.abort(reason());
     });
     if (parent?.aborted) this.#ac.abort(parent.reason);
+    // Stryker disable next-line ObjectLiteral,BooleanLiteral: an abort happens once, so a listener kept after it never runs again
     else parent?.addEventListener("abort", this, { once: true });
   }
 

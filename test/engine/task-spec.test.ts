@@ -4,6 +4,8 @@ import {
   containerName,
   isWholeTenths,
   keyHash,
+  MIN_MEM_MB,
+  recordableImage,
   resolveSpec,
   taskKey,
   type SpecLimits,
@@ -168,6 +170,13 @@ describe("resolveSpec() fields", () => {
     expect(caught(() => resolveSpec({ image: "echo", cpu: 1, mem: -5 }, limits)).message).toMatch(
       /"resource.mem"/,
     );
+    const tiny = caught(() =>
+      resolveSpec({ image: "echo", cpu: 1, mem: MIN_MEM_MB - 1 }, limits),
+    ) as BadRequestError;
+    expect([tiny.field, tiny.message]).toEqual([
+      "resource.mem",
+      `Field "resource.mem" must be at least ${MIN_MEM_MB} MB, the least the container engine accepts`,
+    ]);
   });
 
   it("asks for GPUs only with use_gpu, at least one", () => {
@@ -275,5 +284,16 @@ describe("keys and names", () => {
     expect(name(long)).toBe(`meca-i-${"b".repeat(36)}_1-${hash(long)}-rn3`);
     const long2 = `reg.example/${"c".repeat(45)}:1`;
     expect(name(long2)).toBe(`meca-i-${"c".repeat(38)}_1-${hash(long2)}-rn3`);
+  });
+});
+
+describe("recordableImage()", () => {
+  it("keeps a valid image reference and nothing else of a client's id", () => {
+    expect(recordableImage("meca-test/echo:1")).toBe("meca-test/echo:1");
+    expect(recordableImage("Not An Image!")).toBe("");
+    expect(recordableImage(`a/${"b".repeat(600)}:1`)).toBe("");
+    // Once resolved (the memo of normalized references), the same answer.
+    resolveSpec({ image: "meca-test/echo:2" }, limits);
+    expect(recordableImage("meca-test/echo:2")).toBe("meca-test/echo:2");
   });
 });

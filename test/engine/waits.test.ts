@@ -1,3 +1,4 @@
+import { getEventListeners } from "node:events";
 import { describe, expect, it } from "vitest";
 import { deadline, delay, outlasts, pause, wakeOrTimeout } from "../../src/engine/waits.ts";
 import { FakeClock } from "../fakes/fake-clock.ts";
@@ -23,6 +24,24 @@ describe("waits on the Clock", () => {
     expect(await state(p)).toBe("resolved");
     expect(clock.pending).toBe(0);
   });
+
+  // Node's getEventListeners reads an EventTarget's listeners; Deno's node:events may not.
+  it.skipIf("Deno" in globalThis)(
+    "leaves no listener on a long-lived signal once a wait is over",
+    async () => {
+      const clock = new FakeClock();
+      const ac = new AbortController();
+      const slept = delay(clock, 10, ac.signal);
+      const woken = wakeOrTimeout(clock, 10, () => () => {}, { signal: ac.signal });
+      const dl = deadline(clock, 10, () => new Error("late"), ac.signal);
+      expect(getEventListeners(ac.signal, "abort")).toHaveLength(3);
+      clock.advance(10);
+      await slept;
+      await woken;
+      dl.cancel();
+      expect(getEventListeners(ac.signal, "abort")).toHaveLength(0);
+    },
+  );
 
   it("delay rejects with the signal's reason on abort, before or during the wait, and cancels its timer", async () => {
     const clock = new FakeClock();

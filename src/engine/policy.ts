@@ -123,10 +123,7 @@ export function pickEvictions(
 ): string[] | undefined {
   const m = { ...missing };
   const chosen: string[] = [];
-  const idle = tasks
-    .filter(isIdle)
-    // Stryker disable next-line EqualityOperator: ids are unique, so two replicas never compare equal
-    .sort((a, b) => a.lastUsed - b.lastUsed || (a.id < b.id ? -1 : 1));
+  const idle = tasks.filter(isIdle).sort(byLastUse);
   for (const t of idle) {
     // Stryker disable next-line ConditionalExpression: once covered nothing is missing, so no later task helps and none is chosen
     if (covered(m)) break;
@@ -153,4 +150,10 @@ export function pickExpired(tasks: readonly TaskView[], cutoff: number): string[
 
 function covered(m: Amount): boolean {
   return m.cpuTenths <= 0 && m.memMB <= 0 && m.gpuCount <= 0;
+}
+
+/** Least recently used first; ties by id, so the order never depends on the input's. */
+function byLastUse(a: TaskView, b: TaskView): number {
+  // Stryker disable next-line EqualityOperator: ids are unique, so two replicas never compare equal
+  return a.lastUsed - b.lastUsed || (a.id < b.id ? -1 : 1);
 }

@@ -200,9 +200,9 @@ export function containerName(
   spec: TaskSpec,
   o: { instance: string; run: string; serial: number },
 ): string {
-  const slug = spec.image
-    // Stryker disable next-line Regex: an image reference has no line break, so ".*" runs to the end with or without "$"
-    .replace(/@.*$/, "")
+  // Stryker disable next-line Regex: an image reference has no line break, so ".*" runs to the end with or without "$"
+  const unpinned = spec.image.replace(/@.*$/, "");
+  const slug = unpinned
     .replace(/[^a-zA-Z0-9_.-]+/g, "_")
     .slice(-40)
     .replace(/^[^a-zA-Z0-9]+/, "");

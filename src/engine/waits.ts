@@ -95,8 +95,10 @@ export class Deadline {
       this.#ac.abort(reason());
     });
     if (parent?.aborted) this.#ac.abort(parent.reason);
-    // Stryker disable next-line ObjectLiteral,BooleanLiteral: an abort happens once, so a listener kept after it never runs again
-    else parent?.addEventListener("abort", this, { once: true });
+    else {
+      // Stryker disable next-line ObjectLiteral,BooleanLiteral: an abort happens once, so a listener kept after it never runs again
+      parent?.addEventListener("abort", this, { once: true });
+    }
   }
 
   get signal(): AbortSignal {

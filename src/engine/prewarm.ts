@@ -96,9 +96,13 @@ export class Prewarm {
   pinned(task: Task): boolean {
     const e = this.#entries.find((x) => x.key === task.key);
     if (!e) return false;
-    const live = this.#d.pool.replicas(task.key).filter(isLive);
-    const at = live.indexOf(task);
-    return at >= 0 && at < e.count;
+    // Counted in place, no array: the executor asks this on every warm request.
+    let live = 0;
+    for (const r of this.#d.pool.replicas(task.key)) {
+      if (r === task) return isLive(r) && live < e.count;
+      if (isLive(r)) live++;
+    }
+    return false;
   }
 
   /** Starts what the entries lack, from free capacity, while nobody waits in line. */

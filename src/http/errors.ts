@@ -28,15 +28,23 @@ const STATUS: Record<ErrorKind, number> = {
  */
 export class HttpRequestError extends ExecutorError {
   readonly status: 401 | 413 | 415;
-  constructor(status: 401 | 413 | 415, code: string, message: string) {
+  /** Headers its answer carries besides the envelope's. */
+  readonly headers: Readonly<Record<string, string>>;
+  constructor(
+    status: 401 | 413 | 415,
+    code: string,
+    message: string,
+    headers: Record<string, string> = {},
+  ) {
     super("bad_request", code, message);
     this.status = status;
+    this.headers = headers;
   }
 }
 
 export class UnauthorizedError extends HttpRequestError {
   constructor(message = "Missing or wrong admin token") {
-    super(401, "UNAUTHORIZED", message);
+    super(401, "UNAUTHORIZED", message, { "www-authenticate": "Bearer" });
   }
 }
 
@@ -157,9 +165,8 @@ export function errorAnswer(err: unknown, log: Logger, failureStatus?: FailureSt
     const status = own ? err.status : STATUS[err.kind];
     if (status >= 500 && status !== 503)
       log.warn(loggable(err), { code, status, ...internals(err) });
-    const headers: Record<string, string> =
-      err.retryAfter !== undefined ? { "retry-after": String(err.retryAfter) } : {};
-    if (status === 401) headers["www-authenticate"] = "Bearer";
+    const headers: Record<string, string> = own ? { ...err.headers } : {};
+    if (err.retryAfter !== undefined) headers["retry-after"] = String(err.retryAfter);
     return envelopeAnswer(
       failureStatus === undefined || own ? status : executeStatus(err, status, failureStatus),
       clientMessage(err),

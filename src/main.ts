@@ -177,7 +177,12 @@ async function serve(
       { hosts },
     );
   }
-  const listening: Listening = await listenAll(http.serve, { hosts, port: config.port, config });
+  const listening: Listening = await listenAll(http.serve, {
+    hosts,
+    port: config.port,
+    config,
+    logger: logger.child({ component: "http" }),
+  });
   log.info("Listening", { hosts, port: listening.port });
   if (config.prewarm.length > 0) void warmOwnPath(client, ownOrigin(hosts[0]!, listening.port));
   // Every answered request counts, not only those a task served: a burst of refused 9 MiB bodies
@@ -368,7 +373,7 @@ export function listenAddresses(
 /** One listener per address, all on one port (the first listener's, when `port` is 0). */
 async function listenAll(
   serve: Serve,
-  at: { hosts: string[]; port: number; config: Config },
+  at: { hosts: string[]; port: number; config: Config; logger: Logger },
 ): Promise<Listening> {
   const c = at.config;
   const bounds = {
@@ -376,6 +381,7 @@ async function listenAll(
     headersTimeoutMs: c.headers_timeout * 1000,
     idleTimeoutMs: c.idle_timeout * 1000,
     requestReadTimeoutMs: c.request_read_timeout * 1000,
+    logger: at.logger,
   };
   const one = (hostname: string, port: number): Promise<Listening> =>
     "Deno" in globalThis

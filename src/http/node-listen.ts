@@ -8,6 +8,7 @@ import type { Socket } from "node:net";
 import { readBody, type BodyLimits } from "./body.ts";
 import type { Answer } from "./errors.ts";
 import { clientSignal, nodeBodySource } from "./node-body.ts";
+import type { Logger } from "../engine/ports.ts";
 import type { PlainRequest, Serve } from "./pipeline.ts";
 
 export interface Listening {
@@ -26,6 +27,8 @@ export interface ListenOptions {
   idleTimeoutMs?: number;
   /** Time a client has to send a whole request, headers and body (ms); past it, 408 and the connection closes. */
   requestReadTimeoutMs?: number;
+  /** Where a defect of the HTTP path is logged (default: the console). */
+  logger?: Logger;
 }
 
 /**
@@ -52,7 +55,13 @@ const OVERLOADED = [
 
 export function listenNode(serve: Serve, opts: ListenOptions): Promise<Listening> {
   return new Promise((resolve, reject) => {
-    const handle: Listener = (req, res) => void respond(serve, req, res);
+    const defect = (err: unknown) =>
+      opts.logger
+        ? opts.logger.error("Unexpected error", {
+            error: err instanceof Error ? (err.stack ?? err.message) : String(err),
+          })
+        : console.error("Unexpected error in the HTTP path", err);
+    const handle: Listener = (req, res) => void respond(serve, req, res, defect);
     let cap: ConnectionCap | undefined;
     // One hook on each request's end: the cap's count of requests in flight, and the close after a 413.
     const hooked: Listener = (req, res) => {
@@ -90,12 +99,17 @@ export function listenNode(serve: Serve, opts: ListenOptions): Promise<Listening
 
 type Listener = (req: IncomingMessage, res: ServerResponse) => void;
 
-async function respond(serve: Serve, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function respond(
+  serve: Serve,
+  req: IncomingMessage,
+  res: ServerResponse,
+  defect: (err: unknown) => void,
+): Promise<void> {
   try {
     write(res, await serve(new NodeRequest(req, res)));
   } catch (err) {
-    // The path answers every request error itself: only a defect gets here.
-    console.error("Unexpected error in the HTTP path", err);
+    // The path answers every request error itself: only a defect gets here, and no answer can follow.
+    defect(err);
     res.destroy();
   }
 }

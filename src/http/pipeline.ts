@@ -18,7 +18,14 @@ import { originCheck } from "./origin-guard.ts";
 import { requestIdOf } from "./request-id.ts";
 import { RequestMetrics, type RouteStats } from "./request-metrics.ts";
 import { statusReads } from "./status-routes.ts";
-import type { PlainRequest, Route, RouteResult, Serve } from "./route.ts";
+import {
+  pathOf,
+  readable,
+  type PlainRequest,
+  type Route,
+  type RouteResult,
+  type Serve,
+} from "./route.ts";
 
 export type { PlainRequest, Route, RouteResult, Serve } from "./route.ts";
 
@@ -116,29 +123,13 @@ export function createHttp(o: AppOptions): Http {
         t0,
         requestId,
         method: req.method,
-        path: readable(pathOf(req.url)),
+        target: req.url,
       },
       access,
     );
     return answer;
   };
   return { serve, requests };
-}
-
-/** The path of a request target, without its query. */
-function pathOf(url: string): string {
-  const q = url.indexOf("?");
-  return q === -1 ? url : url.slice(0, q);
-}
-
-/** A path as a person reads it (percent-escapes decoded where they can be), for the log and the 404 message. */
-function readable(path: string): string {
-  if (!path.includes("%")) return path;
-  try {
-    return decodeURI(path);
-  } catch {
-    return path;
-  }
 }
 
 /** RFC 6750's b64token, after "Bearer " (any case). */

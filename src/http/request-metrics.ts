@@ -6,6 +6,7 @@
  */
 import { Counter, Histogram } from "../engine/metrics.ts";
 import type { Logger } from "../engine/ports.ts";
+import { pathOf, readable } from "./route.ts";
 
 /** Seconds; up to the default request timeout (300 s). */
 export const REQUEST_BUCKETS = [
@@ -64,7 +65,8 @@ export class RequestMetrics {
       t0: number;
       requestId: string;
       method: string;
-      path: string;
+      /** The request target as sent; its path is read only for the access line. */
+      target: string;
     },
     opts: { log: Logger; accessLog: boolean },
   ): void {
@@ -74,7 +76,8 @@ export class RequestMetrics {
     stats.duration.observe(seconds);
     if (opts.accessLog) {
       // The path is the client's (up to Node's 16 KiB of headers): the line keeps its first 200 characters.
-      const path = r.path.length > 200 ? `${r.path.slice(0, 200)}...` : r.path;
+      const full = readable(pathOf(r.target));
+      const path = full.length > 200 ? `${full.slice(0, 200)}...` : full;
       opts.log.debug("Request", {
         requestId: r.requestId,
         method: r.method,

@@ -30,3 +30,19 @@ export interface RouteResult {
 
 /** A route: what it does with a request whose id, origin and Host passed. */
 export type Route = (req: PlainRequest, requestId: string) => Promise<RouteResult> | RouteResult;
+
+/** The path of a request target, without its query. */
+export function pathOf(url: string): string {
+  const q = url.indexOf("?");
+  return q === -1 ? url : url.slice(0, q);
+}
+
+/** A path as a person reads it (percent-escapes decoded where they can be), for the log and the 404 message. */
+export function readable(path: string): string {
+  if (!path.includes("%")) return path;
+  try {
+    return decodeURI(path);
+  } catch {
+    return path;
+  }
+}

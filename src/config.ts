@@ -1,12 +1,9 @@
 import { z } from "zod";
 import { parse as parseYaml } from "yaml";
-import { parseCidr } from "./engine/subnets.ts";
-import {
-  TASK_SUBNET_BITS,
-  type EngineSettings,
-  type PrewarmEntry,
-  type SettingsUpdate,
-} from "./engine/settings.ts";
+import type { EngineSettings, PrewarmEntry, SettingsUpdate } from "./engine/settings.ts";
+import type { DockerTaskSettings } from "./platform/docker/task-settings.ts";
+import { TASK_SUBNET_BITS } from "./platform/docker/labels.ts";
+import { parseCidr } from "./platform/docker/subnets.ts";
 import { isWholeTenths, toIntent } from "./engine/task-spec.ts";
 
 /**
@@ -125,6 +122,9 @@ export interface Wiring {
   inContainer: boolean;
 }
 
+/** What the config file sets: the engine's settings and the Docker task runtime's. */
+export type Settings = EngineSettings & DockerTaskSettings;
+
 /**
  * One key of the config file: its rule (with its default), the engine settings it sets, and
  * whether POST /update-config may change it (then `field` is the engine setting it sets, and
@@ -132,8 +132,8 @@ export interface Wiring {
  */
 interface Setting<S extends z.ZodTypeAny> {
   schema: S;
-  engine?: (v: z.output<S>, w: Wiring) => Partial<EngineSettings>;
-  update?: { field: keyof EngineSettings; shown?: (v: never) => unknown };
+  engine?: (v: z.output<S>, w: Wiring) => Partial<Settings>;
+  update?: { field: keyof Settings; shown?: (v: never) => unknown };
 }
 
 /** A key the engine does not see (the listener's, the log's, the platform's). */
@@ -142,18 +142,18 @@ function key<S extends z.ZodTypeAny>(schema: S): Setting<S> {
 }
 
 /** A key that sets one engine setting, as it is or through `to`. */
-function field<S extends z.ZodTypeAny, F extends keyof EngineSettings>(
+function field<S extends z.ZodTypeAny, F extends keyof Settings>(
   schema: S,
   name: F,
   o: {
-    to?: (v: z.output<S>, w: Wiring) => EngineSettings[F];
+    to?: (v: z.output<S>, w: Wiring) => Settings[F];
     updatable?: boolean;
-    shown?: (v: EngineSettings[F]) => unknown;
+    shown?: (v: Settings[F]) => unknown;
   } = {},
 ): Setting<S> {
   return {
     schema,
-    engine: (v, w) => ({ [name]: o.to ? o.to(v, w) : v }) as Partial<EngineSettings>,
+    engine: (v, w) => ({ [name]: o.to ? o.to(v, w) : v }) as Partial<Settings>,
     update: o.updatable ? { field: name, shown: o.shown as (v: never) => unknown } : undefined,
   };
 }
@@ -356,12 +356,12 @@ type Table = typeof SETTINGS;
 /** A row of the table, whatever its schema (`engine` is called with that schema's output). */
 interface AnySetting {
   schema: z.ZodTypeAny;
-  engine?: (v: never, w: Wiring) => Partial<EngineSettings>;
-  update?: { field: keyof EngineSettings; shown?: (v: never) => unknown };
+  engine?: (v: never, w: Wiring) => Partial<Settings>;
+  update?: { field: keyof Settings; shown?: (v: never) => unknown };
 }
 const ROWS = Object.entries(SETTINGS) as [keyof Table, AnySetting][];
 const engineOf = (r: AnySetting) =>
-  r.engine as ((v: unknown, w: Wiring) => Partial<EngineSettings>) | undefined;
+  r.engine as ((v: unknown, w: Wiring) => Partial<Settings>) | undefined;
 
 function schemas<T extends Record<string, { schema: z.ZodTypeAny }>>(
   t: T,
@@ -398,11 +398,11 @@ export type ConfigUpdate = { [K in keyof Table]?: z.output<Table[K]["schema"]> }
   type?: "docker";
 };
 
-/** The config file's keys as the engine's settings, given where main.ts placed the tasks. */
-export function engineSettings(c: Config, w: Wiring): EngineSettings {
-  const out: Partial<EngineSettings> = {};
+/** The config file's keys as the engine's and the runtime's settings, given where main.ts placed the tasks. */
+export function engineSettings(c: Config, w: Wiring): Settings {
+  const out: Partial<Settings> = {};
   for (const [k, r] of ROWS) Object.assign(out, engineOf(r)?.(c[k], w));
-  return out as EngineSettings;
+  return out as Settings;
 }
 
 /** An update-config body as the engine's settings update (updatable keys need no wiring). */
@@ -428,8 +428,10 @@ export function updateAnswer(
   const diff: Record<string, { from: unknown; to: unknown }> = {};
   for (const { key: k, update: u } of UPDATABLE) {
     const shown = (v: unknown) => (u.shown ? u.shown(v as never) : v);
-    config[k] = shown(s[u.field]);
-    const c = changed[u.field];
+    // An updatable key sets an engine setting (the runtime's are fixed at start).
+    const f = u.field as keyof EngineSettings;
+    config[k] = shown(s[f]);
+    const c = changed[f];
     if (c) diff[k] = { from: shown(c.from), to: shown(c.to) };
   }
   return { config, changed: diff };

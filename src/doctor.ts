@@ -13,7 +13,7 @@ import { detectPlacement, type Placement } from "./platform/docker/placement.ts"
 import { hostRoutes, poolConflict } from "./platform/docker/subnet-pool.ts";
 import { DockerDisk, visibleDataRoot } from "./platform/docker/task-disk.ts";
 import { firewallCheck, firewallPlace, type RunCommand } from "./platform/host-firewall.ts";
-import { ownership } from "./engine/settings.ts";
+import { ownership } from "./platform/docker/labels.ts";
 import { SystemHostProbe } from "./platform/host.ts";
 import { loadNvml } from "./platform/nvml.ts";
 import { checkSgx } from "./platform/sgx.ts";

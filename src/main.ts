@@ -19,6 +19,7 @@ import { registryAuth } from "./platform/docker/registry-auth.ts";
 import { detectPlacement, type Placement } from "./platform/docker/placement.ts";
 import type { StorageInfo } from "./platform/docker/storage.ts";
 import { DockerDisk, visibleDataRoot } from "./platform/docker/task-disk.ts";
+import { DockerTasks } from "./platform/docker/docker-tasks.ts";
 import { firewallPlace, HostFirewall, type FirewallStatus } from "./platform/host-firewall.ts";
 import { hostRoutes, poolConflict } from "./platform/docker/subnet-pool.ts";
 import { SystemHostProbe } from "./platform/host.ts";
@@ -275,20 +276,27 @@ export async function createExecutor(config: Config, env: Env, logger: Logger) {
   const disk = new DockerDisk(backend, {
     dataRoot: "error" in storage ? undefined : visibleDataRoot(storage.dataRoot),
   });
-  const executor = await Executor.create({
+  const settings = engineSettings(config, {
+    mode: placement.mode,
+    network: placement.network,
+    inContainer: placement.self !== undefined,
+  });
+  const runtime = new DockerTasks({
     backend,
+    clock: systemClock,
+    logger,
+    settings,
+    // Joins each task's network to call it by name; with host networking it calls addresses instead.
+    selfContainer:
+      placement.mode === "isolated" && placement.ownNetwork ? placement.self?.id : undefined,
+  });
+  const executor = await Executor.create({
+    runtime,
     client,
     host: new SystemHostProbe(),
     clock: systemClock,
     logger,
-    settings: engineSettings(config, {
-      mode: placement.mode,
-      network: placement.network,
-      inContainer: placement.self !== undefined,
-    }),
-    // Joins each task's network to call it by name; with host networking it calls addresses instead.
-    selfContainer:
-      placement.mode === "isolated" && placement.ownNetwork ? placement.self?.id : undefined,
+    settings,
     loadGpu: () => loadNvml({ library: config.nvml_library, logger }),
     disk,
     probe: probeConnect,

@@ -7,7 +7,7 @@
  * Each timing ends with a verified answer.
  */
 import { Pool } from "undici";
-import type { ContainerSpec } from "../../src/engine/ports.ts";
+import type { ContainerSpec } from "../../src/platform/docker/backend.ts";
 import { toCreateBody } from "../../src/platform/docker/container-json.ts";
 import { echo, execute, nextSeq } from "./load.ts";
 import { BENCH_LABEL, type RawEngine } from "./raw-engine.ts";

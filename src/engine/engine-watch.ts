@@ -4,8 +4,7 @@
  * (re)connection it reconciles the pool; on the first, it adopts or removes an earlier run's leftovers.
  */
 import { BadRequestError } from "./errors.ts";
-import type { Clock, ContainerBackend, EngineInfo, Logger } from "./ports.ts";
-import { ownership, type EngineSettings } from "./settings.ts";
+import type { Clock, EngineInfo, Logger, TaskRuntime } from "./ports.ts";
 import type { TaskPool } from "./task-pool.ts";
 import { pause } from "./waits.ts";
 
@@ -16,11 +15,10 @@ export interface EngineStatus {
 }
 
 export interface EngineWatchDeps {
-  backend: ContainerBackend;
+  runtime: TaskRuntime;
   pool: TaskPool;
   clock: Clock;
   logger: Logger;
-  settings: () => EngineSettings;
   /** Runs the line again after replicas whose containers died left. */
   freed?: () => void;
 }
@@ -73,7 +71,7 @@ export class EngineWatch {
   async requireRuntime(name: string): Promise<void> {
     let runtimes = this.#status.info?.runtimes;
     if (!runtimes?.includes(name)) {
-      const info = await this.#d.backend.info();
+      const info = await this.#d.runtime.info();
       this.#status = { reachable: true, info };
       runtimes = info.runtimes;
     }
@@ -90,9 +88,9 @@ export class EngineWatch {
     let backoff = 250;
     while (!signal.aborted) {
       try {
-        const info = await this.#d.backend.info(signal);
+        const info = await this.#d.runtime.info(signal);
         if (!this.#status.reachable)
-          this.#log.info("Docker engine reachable", {
+          this.#log.info(`${this.#d.runtime.help.name} reachable`, {
             version: info.version,
             api: info.apiVersion,
             transport: info.transport,
@@ -100,9 +98,7 @@ export class EngineWatch {
         this.#status = { reachable: true, info };
         this.#markChecked();
         backoff = 250;
-        const s = this.#d.settings();
-        const events = this.#d.backend.watchEvents({
-          labels: ownership(s.instance),
+        const events = this.#d.runtime.watch({
           onEvent: (ev) => {
             if (this.#d.pool.onEvent(ev)) this.#d.freed?.();
           },
@@ -118,8 +114,9 @@ export class EngineWatch {
       } catch (e) {
         if (signal.aborted) return;
         if (this.#status.reachable || this.#status.error === "not checked yet") {
+          const { name, unreachable } = this.#d.runtime.help;
           this.#log.warn(
-            "Docker engine unreachable; execute requests get 503 until it answers. Install one with `apt-get install docker.io` and start dockerd, or point DOCKER_HOST at one",
+            `${name} unreachable; execute requests get 503 until it answers. ${unreachable}`,
             { error: (e as Error).message },
           );
         }

@@ -229,3 +229,18 @@ export class InternalError extends ExecutorError {
 function formatLines(lines: string[]): string {
   return lines.length === 0 ? "" : `; last log lines:\n${lines.join("\n")}`;
 }
+
+/**
+ * A start the engine called off (TaskRuntime.start's signal aborted): why (the signal's reason)
+ * and the task's last output lines, for a ready timeout's answer. Not an answer of its own: the
+ * engine answers with `reason`, or with a ready timeout's error.
+ */
+export class StartAbortedError extends Error {
+  constructor(
+    readonly reason: unknown,
+    readonly lastLines: string[],
+  ) {
+    super(`Start called off: ${(reason as Error)?.message ?? String(reason)}`);
+    this.name = "StartAbortedError";
+  }
+}

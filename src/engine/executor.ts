@@ -12,12 +12,12 @@ import { Ledger } from "./ledger.ts";
 import type {
   Clock,
   ConnectProbe,
-  ContainerBackend,
   DiskProbe,
   GpuProbe,
   HostProbe,
   Logger,
   TaskClient,
+  TaskRuntime,
 } from "./ports.ts";
 import { DiskGuard } from "./disk-guard.ts";
 import { clipCapacity, type EngineSettings, type SettingsUpdate } from "./settings.ts";
@@ -47,7 +47,8 @@ import {
 } from "./snapshot.ts";
 
 export interface ExecutorDeps {
-  backend: ContainerBackend;
+  /** Where tasks run (docs/architecture.md, "The task runtime"). */
+  runtime: TaskRuntime;
   client: TaskClient;
   host: HostProbe;
   clock: Clock;
@@ -57,8 +58,6 @@ export interface ExecutorDeps {
   loadGpu?: () => Promise<GpuProbe>;
   /** Says why SGX cannot be used on this host (device or AESM socket missing), or undefined. */
   checkSgx?: (sgx: EngineSettings["sgx"]) => Promise<string | undefined>;
-  /** The executor's own container, when it runs in one: it joins each task's network. */
-  selfContainer?: string;
   /** The engine's disk: each task's layer (when the executor holds the disk bound) and the free space. */
   disk?: DiskProbe;
   /** Whether a leftover task still accepts a connection: without it, no adoption (every leftover is removed). */
@@ -114,7 +113,7 @@ export class Executor {
     this.#ledger = new Ledger({ cpuTenths: 0, memMB: 0, gpus: [] });
     const settings = () => this.#s;
     this.#pool = new TaskPool({
-      backend: deps.backend,
+      runtime: deps.runtime,
       client: deps.client,
       clock: deps.clock,
       logger: deps.logger,
@@ -122,7 +121,6 @@ export class Executor {
       settings,
       metrics: this.metrics,
       gpuIds: (indexes) => this.#gpu.uuids(indexes),
-      selfContainer: deps.selfContainer,
       disk: deps.disk,
       specLimits: () => this.#specLimits(),
       probe: deps.probe,
@@ -158,11 +156,10 @@ export class Executor {
       freed,
     });
     this.#watch = new EngineWatch({
-      backend: deps.backend,
+      runtime: deps.runtime,
       pool: this.#pool,
       clock: deps.clock,
       logger: deps.logger,
-      settings,
       freed,
     });
     this.#cleaner = new IdleCleaner({
@@ -186,7 +183,7 @@ export class Executor {
       });
     this.#forwardCtx = {
       client: deps.client,
-      backend: deps.backend,
+      runtime: deps.runtime,
       clock: deps.clock,
       pool: this.#pool,
       settings,
@@ -451,14 +448,8 @@ export class Executor {
   }
 
   tasks(): TaskInfo[] {
-    const networkOf = (t: Task) => {
-      const own = this.#pool.network(t);
-      if (own) return { name: own.name, subnet: own.subnet, isolated: true };
-      if (this.#s.isolate) return { name: "", isolated: true }; // its network comes with its start
-      return { name: this.#s.network || "published", isolated: false };
-    };
     return snapshotTasks(this.#pool.all(), {
-      networkOf,
+      networkOf: (t) => this.#pool.placement(t),
       diskMB: (t) => this.#diskGuard?.usedMB(t.id),
       prewarmed: (t) => this.#prewarm.pinned(t),
     });

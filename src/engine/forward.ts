@@ -10,7 +10,7 @@ import {
   TaskTimeoutError,
 } from "./errors.ts";
 import type { Counter } from "./metrics.ts";
-import type { Clock, ContainerBackend, TaskClient } from "./ports.ts";
+import type { Clock, TaskRuntime, TaskClient } from "./ports.ts";
 import type { EngineSettings } from "./settings.ts";
 import type { TaskPool } from "./task-pool.ts";
 import { deadline, delay } from "./waits.ts";
@@ -18,7 +18,7 @@ import type { Task } from "./task.ts";
 
 export interface ForwardContext {
   client: TaskClient;
-  backend: ContainerBackend;
+  runtime: TaskRuntime;
   clock: Clock;
   pool: TaskPool;
   settings: () => EngineSettings;
@@ -77,7 +77,7 @@ export async function forwardToTask(
         if (!(e instanceof TaskConnectError) || sig.aborted) throw e;
         // After the mark a task may still be opening its port: retry within the ready timeout.
         const st = task.containerId
-          ? await ctx.backend.inspect(task.containerId).catch(() => undefined)
+          ? await ctx.runtime.inspect(task.containerId).catch(() => undefined)
           : undefined;
         const ready = task.state.kind === "ready" ? task.state : undefined;
         if (st?.running && ready && ctx.clock.now() < ready.since + s.readyTimeoutMs) {

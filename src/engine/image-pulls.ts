@@ -1,13 +1,12 @@
 /**
  * Making sure a task's image is on the engine before anything is reserved for it: one pull per
  * image whoever waits on it, bounded in all (`pull_timeout`) and without progress
- * (`pull_stall_timeout`) on the engine's Clock, cancelled (the backend's signal) when a bound ends
+ * (`pull_stall_timeout`) on the engine's Clock, cancelled (the runtime's signal) when a bound ends
  * it, and visible while it runs (GET /tasks, /ui). `pull_policy` says when to pull: `missing` (an
  * absent image), `always` (every cold start a request causes), `never` (MECA builds task images
  * on the host: an absent image is answered at once, no registry is contacted).
  * See docs/architecture.md, "Images".
  */
-import { raceAbort } from "./container-spec.ts";
 import {
   ExecutorError,
   ImageNotPresentError,
@@ -15,11 +14,12 @@ import {
   TaskStartError,
 } from "./errors.ts";
 import type { EngineMetrics } from "./metrics.ts";
-import type { Clock, ContainerBackend, Logger, PullProgress } from "./ports.ts";
+import type { Clock, Logger, PullProgress, TaskRuntime } from "./ports.ts";
 import type { PullPolicy } from "./settings.ts";
+import { raceAbort } from "./waits.ts";
 
 export interface ImagePullsDeps {
-  backend: ContainerBackend;
+  images: Pick<TaskRuntime, "hasImage" | "pullImage">;
   clock: Clock;
   logger: Logger;
   settings: () => { pullPolicy: PullPolicy; pullTimeoutMs: number; pullStallTimeoutMs: number };
@@ -104,7 +104,7 @@ export class ImagePulls {
   /** Whether the engine has `image`; a failure that is not one of the family is a failed start, as in TaskPool.launch. */
   async #present(image: string): Promise<boolean> {
     try {
-      const present = await this.#d.backend.hasImage(image);
+      const present = await this.#d.images.hasImage(image);
       if (present) this.#remember(image);
       else this.#known.delete(image);
       return present;
@@ -167,7 +167,7 @@ export class ImagePulls {
     };
     const done = (async () => {
       try {
-        await this.#d.backend.pullImage(image, { onProgress, signal: ac.signal });
+        await this.#d.images.pullImage(image, { onProgress, signal: ac.signal });
         this.#remember(image);
         this.#log.info("Pulled image", { image, ms: clock.now() - info.started });
       } catch (e) {

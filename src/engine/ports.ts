@@ -1,3 +1,5 @@
+import type { TaskSpec } from "./task-spec.ts";
+
 /**
  * The engine's only door out. Everything the executor needs from the world is
  * declared here; `src/platform/` implements it, `test/fakes/` fakes it.
@@ -63,39 +65,6 @@ export interface EngineInfo {
   transport: string;
 }
 
-/** What the engine asks the container backend to create. */
-export interface ContainerSpec {
-  name: string;
-  image: string;
-  labels: Record<string, string>;
-  /** CPU limit in units of 1e-9 cores. */
-  nanoCpus: number;
-  /** Memory limit in bytes; swap is limited to the same value. */
-  memoryBytes: number;
-  pidsLimit: number;
-  /** Docker runtime name; undefined means the engine's default. */
-  runtime?: string;
-  /** GPUs to pass through (DeviceRequests, driver nvidia, capability gpu), by NVML index. */
-  gpus?: string[];
-  /** SGX: host device mapped to /dev/sgx/enclave, AESM socket folder bound to /var/run/aesmd. */
-  sgx?: { device: string; aesmdPath: string };
-  /** Join this Docker network and be reached by name; otherwise 8080 is published on 127.0.0.1. */
-  network?: string;
-  securityOpt: string[];
-  /** Capabilities taken away on top of Docker's defaults, e.g. ["NET_RAW"]. */
-  capDrop?: string[];
-  /** Open-files limit, soft and hard. */
-  nofile?: number;
-  /**
-   * Bound on the writable layer; the backend asks the engine to enforce it (StorageOpt size) where
-   * the storage driver can, and says so in DiskProbe.enforcedByEngine(). Unset: unbounded.
-   */
-  diskBytes?: number;
-  /** Size of /dev/shm (a tmpfs, charged to the container's memory). */
-  shmBytes?: number;
-  privileged: false;
-}
-
 /** One reading of a task's writable layer. */
 export interface LayerReading {
   bytes: number;
@@ -122,67 +91,151 @@ export interface DiskProbe {
   freeMB(): Promise<number | undefined>;
 }
 
-/** A bridge network of one task's own (see docs/architecture.md, "Isolation"). */
-export interface NetworkSpec {
+/** One replica the engine asks its runtime to run (see docs/architecture.md, "The task runtime"). */
+export interface TaskLaunch {
+  /** The replica's id: unique among the runtime's tasks, and its name there. */
   name: string;
-  /** IPv4 CIDR, e.g. "10.201.0.16/28"; the engine takes its first address as the gateway. */
-  subnet: string;
-  /** The bridge's interface name on the host (`com.docker.network.bridge.name`), at most 15 characters. */
-  bridge?: string;
-  /** No route out of the network: Docker's `Internal` flag. */
-  internal: boolean;
+  spec: TaskSpec;
+  /** Devices of the GPUs reserved for it (UUIDs where NVML gave them, else NVML indexes); none: []. */
+  gpus: readonly string[];
   /**
-   * The host takes no address on the bridge (`com.docker.network.bridge.inhibit_ipv4`): nothing of
-   * the host is on the network. Only where the executor joins it from a container of its own.
+   * Kept with the task and given back by leftovers(), so that a later run can tell its key and
+   * spec (adoption.ts reads them).
    */
-  hostless?: boolean;
-  labels: Record<string, string>;
+  keyHash: string;
+  specLabel: string;
 }
 
-export interface NetworkSummary {
-  id: string;
+/**
+ * Where a task is reached: by name, a network of its own (`isolated`), a shared one, or
+ * "published"; `details` are the runtime's own words about it (Docker: its network's address
+ * block), shown as they are.
+ */
+export interface Placement {
   name: string;
-  labels: Record<string, string>;
-  /** IPv4 CIDRs of its IPAM config. */
-  subnets: string[];
+  isolated: boolean;
+  details?: Record<string, string>;
 }
 
-export interface ContainerState {
+/** A task running and ready: it printed the ready mark, and its port 8080 is reachable at `endpoint`. */
+export interface StartedTask {
+  /** The runtime's id for it (a container id); what remove(), inspect() and events name it by. */
   id: string;
+  /** Base URL of its port 8080, as TaskClient takes it, e.g. `http://127.0.0.1:49153`. */
+  endpoint: string;
+  placement: Placement;
+  /** Where the start's time went, for the log: each step's end, in ms after start() was called. */
+  steps: Record<string, number>;
+}
+
+/** A task's state as the runtime sees it now. */
+export interface TaskState {
   running: boolean;
-  /** Docker's status word: created, running, exited, dead, ... */
+  /** The runtime's status word (Docker: created, running, exited, dead). */
   status: string;
   exitCode: number;
+  /** Killed for passing its memory limit. */
   oomKilled: boolean;
-  /**
-   * What adoption reads back (see docs/architecture.md, "Adoption"); a backend fills them where it
-   * can. The container's name, labels, CPU limit (1e-9 cores), memory limit (bytes), Docker runtime
-   * ("" for the engine's default), GPU device ids (DeviceRequests), the networks it is attached to,
-   * and when it started (ms since the epoch).
-   */
-  name?: string;
-  labels?: Record<string, string>;
-  nanoCpus?: number;
-  memoryBytes?: number;
-  runtime?: string;
-  gpuIds?: string[];
-  networks?: string[];
-  startedAt?: number;
 }
 
-export interface ContainerSummary {
+/** Something that happened to a task: it died (exit code), was killed for memory, or was removed. */
+export interface TaskEvent {
+  id: string;
+  action: "die" | "oom" | "destroy";
+  exitCode?: number;
+}
+
+/**
+ * A task an earlier run of this instance left, as facts for adoption to judge (adoption.ts): the
+ * runtime judges nothing but whether it could reach it again (`unreachable`).
+ */
+export interface LeftoverTask {
   id: string;
   name: string;
-  labels: Record<string, string>;
-  state: string;
+  running: boolean;
+  status: string;
+  /** What its launch kept (TaskLaunch.keyHash, specLabel); undefined when absent. */
+  keyHash?: string;
+  specLabel?: string;
+  /** Its limits as the runtime holds them: CPU in 1e-9 cores, memory in bytes. */
+  nanoCpus?: number;
+  memoryBytes?: number;
+  /** The runtime it runs under ("" for the engine's default). */
+  runtime?: string;
+  /** Devices of its GPUs, as TaskLaunch.gpus gave them. */
+  gpus?: string[];
+  /** Why it could not be reached as one of this run's tasks (e.g. not on a network of its own); undefined: it can. */
+  unreachable?: string;
+  /** Whether its output holds the ready mark: the earlier run saw it ready. */
+  ready: boolean;
+  /** When it started, ms since the epoch; 0 when unknown. */
+  startedAt: number;
 }
 
-export interface ContainerEvent {
-  id: string;
-  /** Docker's action: die, oom, kill, stop, destroy, start, ... */
-  action: string;
-  labels: Record<string, string>;
-  exitCode?: number;
+/**
+ * The engine's one door to where tasks run (docs/architecture.md, "The task runtime"). The engine
+ * decides (keys, admission, the ledger, adoption's rules, every timeout: through the signals it
+ * passes); the runtime carries out. Docker's is src/platform/docker/docker-tasks.ts; an in-memory
+ * one is in test/fakes. Failures are the errors of errors.ts.
+ */
+export interface TaskRuntime {
+  /** What to tell an operator: the engine's name, and how to get one when it does not answer. */
+  readonly help: { name: string; unreachable: string };
+  /**
+   * The engine behind it. Rejects with EngineUnavailableError (its message says how to get one)
+   * when it does not answer, or with the signal's reason.
+   */
+  info(signal?: AbortSignal): Promise<EngineInfo>;
+  /** Where a task will be reached before it starts: a network of its own ("" until then), a shared one, or published. */
+  readonly placement: Placement;
+  /** Whether the image is in the engine's store. */
+  hasImage(ref: string): Promise<boolean>;
+  /**
+   * Pulls `ref`; `onProgress` gets every progress message (so a pull that sends none has stalled).
+   * Aborting `signal` cancels it. Rejects with ImageNotFoundError or ImagePullFailedError.
+   */
+  pullImage(
+    ref: string,
+    opts?: { onProgress?: (p: PullProgress) => void; signal?: AbortSignal },
+  ): Promise<void>;
+  /**
+   * Runs the launch until it is ready (its ready mark, its endpoint) and resolves with it.
+   * `onCreated` gets the task's id as soon as it exists. Rejects with ContainerExitedError when
+   * the task exits first (exit code, last lines), with NoCapacityError when it has no room of its
+   * own (no free network), with TaskStartError for the engine's refusals, and with
+   * StartAbortedError (the signal's reason, the task's last lines) when `signal` aborts. On every
+   * failure what it made is removed before it rejects.
+   */
+  start(
+    launch: TaskLaunch,
+    opts: { signal: AbortSignal; onCreated?: (id: string) => void },
+  ): Promise<StartedTask>;
+  /** Removes a task and what it alone used (its network); one already gone is not an error. */
+  remove(id: string): Promise<void>;
+  /** A task's state now; undefined when it is gone. */
+  inspect(id: string): Promise<TaskState | undefined>;
+  /**
+   * Streams the events of this instance's tasks until the stream ends (resolves) or fails
+   * (rejects); the caller reconnects.
+   */
+  watch(opts: { onEvent: (event: TaskEvent) => void; signal: AbortSignal }): Promise<void>;
+  /** Tasks of this instance that earlier runs left, running or not. */
+  leftovers(): Promise<LeftoverTask[]>;
+  /**
+   * Takes a leftover back as one of this run's tasks: reachable again (its network held and
+   * joined) at the endpoint it resolves with. Rejects with the reason it cannot; then it is not
+   * this run's, and remove() removes it.
+   */
+  adopt(id: string): Promise<StartedTask>;
+  /**
+   * Tidies what no task of this run holds: this run's containers it never handed back (a create
+   * whose answer was lost) and removals that failed; with `earlierRuns` (once adoption is done),
+   * also what earlier runs left that no adopted task holds, and tops up what it keeps ready.
+   * Never touches a task started or adopted and not removed.
+   */
+  sweep(opts?: { earlierRuns?: boolean }): Promise<void>;
+  /** Stops keeping anything ready and removes it; what tasks not removed hold stays (for adoption). */
+  close(): Promise<void>;
 }
 
 /** Where a pull stands, after one progress message of the engine. */
@@ -197,78 +250,9 @@ export interface PullProgress {
   bytesTotal: number;
 }
 
-/**
- * A Docker-like container engine. Implementations wrap their low-level
- * failures in the errors of `errors.ts` (EngineUnavailableError when the
- * engine does not answer, ImageNotFoundError when a pull finds nothing).
- */
-export interface ContainerBackend {
-  info(signal?: AbortSignal): Promise<EngineInfo>;
-  hasImage(ref: string): Promise<boolean>;
-  /**
-   * Pulls `ref` with the credentials the engine's client has for its registry. `onProgress` gets
-   * every progress message of the engine (so a pull that sends none has stalled), with a readable
-   * `line` at most once a second for byte progress. Aborting `signal` cancels the engine's pull.
-   * Failures: ImageNotFoundError (no such image), ImagePullFailedError (refused, or failed).
-   */
-  pullImage(
-    ref: string,
-    opts?: { onProgress?: (p: PullProgress) => void; signal?: AbortSignal },
-  ): Promise<void>;
-  /** Creates the container and returns its id. */
-  create(spec: ContainerSpec): Promise<string>;
-  start(id: string): Promise<void>;
-  /**
-   * Base URL of the task's port 8080 once started: `http://127.0.0.1:<published port>`,
-   * or, when it joined `network`, `http://<container name>:8080` (`http://<its address>:8080`
-   * with `byAddress`, and always on Docker's default bridge, which has no DNS).
-   */
-  endpoint(id: string, opts?: { network?: string; byAddress?: boolean }): Promise<string>;
-  /**
-   * Follows the container's demultiplexed stdout until `mark` appears within a line (after a
-   * prefix, or in a last line with no newline), as soon as its bytes arrive.
-   * Rejects with ContainerExitedError (exit code, last log lines) when the
-   * container stops first, with the signal's reason when `signal` aborts.
-   */
-  waitForMark(id: string, opts: { mark: string; signal: AbortSignal }): Promise<void>;
-  /** undefined when no such container exists. */
-  inspect(id: string): Promise<ContainerState | undefined>;
-  /** Whether `mark` is in the container's output so far (no waiting for more); false when it is gone. */
-  hasMark(id: string, mark: string): Promise<boolean>;
-  /** The last `lines` lines of stdout and stderr. */
-  logsTail(id: string, lines: number): Promise<string[]>;
-  /** Force-removes the container; a container already gone is not an error. */
-  remove(id: string): Promise<void>;
-  /** Containers (running or not) carrying every one of `labels`. */
-  list(labels: Record<string, string>): Promise<ContainerSummary[]>;
-  /**
-   * Streams container events for containers carrying `labels` until the
-   * stream ends (resolves) or fails (rejects); the caller reconnects.
-   */
-  watchEvents(opts: {
-    labels: Record<string, string>;
-    onEvent: (event: ContainerEvent) => void;
-    signal: AbortSignal;
-  }): Promise<void>;
-  /**
-   * Creates a bridge network and returns its id. Rejects with TaskStartError code
-   * "SUBNET_TAKEN" when the subnet overlaps another network of the engine.
-   */
-  createNetwork(spec: NetworkSpec): Promise<string>;
-  /** Removes a network; one already gone is not an error. */
-  removeNetwork(id: string): Promise<void>;
-  /** Networks carrying every one of `labels`. */
-  listNetworks(labels: Record<string, string>): Promise<NetworkSummary[]>;
-  /** Attaches a container to a network; already attached is not an error. */
-  connectNetwork(network: string, container: string): Promise<void>;
-  /** Detaches a container; not attached, or either gone, is not an error. */
-  disconnectNetwork(network: string, container: string): Promise<void>;
-  close(): Promise<void>;
-}
-
 export interface TaskRequest {
   method: "GET" | "POST";
-  /** The task's base URL, as ContainerBackend.endpoint() gave it: `http://127.0.0.1:<port>` or `http://<name>:8080`. */
+  /** The task's base URL, as TaskRuntime.start() gave it: `http://127.0.0.1:<port>` or `http://<name>:8080`. */
   endpoint: string;
   /** "/", "/ra" or "/run". */
   path: string;

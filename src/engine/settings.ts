@@ -2,7 +2,10 @@ import type { TaskIntent } from "./task-spec.ts";
 /** When a task's image is pulled: an absent one, at every cold start, or never (image-pulls.ts). */
 export type PullPolicy = "missing" | "always" | "never";
 
-/** What the engine is told by whoever wires it (main.ts maps the config file onto this). */
+/**
+ * What the engine is told by whoever wires it (src/config.ts maps the config file onto this). How
+ * tasks are placed and confined is the task runtime's (DockerTaskSettings), not the engine's.
+ */
 export interface EngineSettings {
   /** Idle minutes before a task is removed; fractions allowed. */
   idleTimeoutMinutes: number;
@@ -14,20 +17,6 @@ export interface EngineSettings {
   /** Docker runtime used for `runtime: "microVM"`; "" when none. */
   microVMRuntime: string;
   sgx: { enable: boolean; device: string; aesmdPath: string };
-  /** Docker network tasks join (reached by name); "" to publish on 127.0.0.1. */
-  network: string;
-  /** Each task on a network of its own (network: auto); otherwise `network` is shared or "" publishes. */
-  isolate: boolean;
-  /** IPv4 block each task's own network takes a /28 of. */
-  taskSubnetPool: string;
-  /** Task networks kept ready ahead of demand (task-networks.ts); 0: each start creates its own. */
-  taskNetworkSpares: number;
-  /** Task networks get a route out (never one to other tasks). */
-  taskEgress: boolean;
-  /** Capabilities dropped from every task container. */
-  capDrop: readonly string[];
-  /** Open-files limit of every task container. */
-  nofile: number;
   /**
    * Most MB a task may write to its own filesystem (its writable layer); 0: unbounded. Held by the
    * engine where its storage driver can (DiskProbe.enforcedByEngine), else by the executor, which
@@ -43,8 +32,6 @@ export interface EngineSettings {
   requestTimeoutMs: number;
   queueTimeoutMs: number;
   drainTimeoutMs: number;
-  pidsLimit: number;
-  noNewPrivileges: boolean;
   allowedImages: readonly string[];
   /** Tasks kept warm (see prewarm.ts); empty: none. */
   prewarm: readonly PrewarmEntry[];
@@ -77,37 +64,6 @@ export interface PrewarmEntry {
 }
 
 export const READY_MARK = "meca-init-done";
-
-/** Each task's own network is a /28 of the pool: its gateway, the task, the executor, spare room. */
-export const TASK_SUBNET_BITS = 28;
-
-export const LABELS = {
-  managed: "meca.executor",
-  instance: "meca.executor.instance",
-  key: "meca.executor.key",
-  image: "meca.executor.image",
-  /** Which run of the executor created it: leftovers are those of other runs. */
-  run: "meca.executor.run",
-  /** The task's spec as JSON: what adoption reads back its key from (docs/architecture.md, "Adoption"). */
-  spec: "meca.executor.spec",
-  /** On networks: "task" for a task network of the executor's own. */
-  network: "meca.executor.network",
-} as const;
-
-/**
- * The labels that mark what an executor instance owns, the one place they are built: every
- * container and task network of the instance; with `run`, those of one run of it; with
- * `taskNetwork`, its task networks.
- */
-export function ownership(
-  instance: string,
-  o: { run?: string; taskNetwork?: boolean } = {},
-): Record<string, string> {
-  const labels: Record<string, string> = { [LABELS.managed]: "1", [LABELS.instance]: instance };
-  if (o.run !== undefined) labels[LABELS.run] = o.run;
-  if (o.taskNetwork) labels[LABELS.network] = "task";
-  return labels;
-}
 
 /** Task capacity: the configured amount clipped to the host (its cores; 80 % of its memory). */
 export function clipCapacity(

@@ -2,7 +2,7 @@
 import type { Ledger } from "./ledger.ts";
 import type { EngineStatus } from "./engine-watch.ts";
 import type { KeyGauges, MetricsSnapshot } from "./metrics.ts";
-import type { GpuDevice } from "./ports.ts";
+import type { GpuDevice, Placement } from "./ports.ts";
 import type { Task } from "./task.ts";
 import { keyHash } from "./task-spec.ts";
 
@@ -74,8 +74,8 @@ export interface TaskInfo {
   served: number;
   last_used: string;
   container_id: string | null;
-  /** Where the task is reached: its own network's name and subnet, a shared network, or "published". */
-  network: { name: string; subnet?: string; isolated: boolean };
+  /** Where the task is reached, as the runtime says it (TaskRuntime.placement, StartedTask.placement). */
+  network: { name: string; isolated: boolean } & Record<string, string | boolean>;
   /** MB its writable layer held at the executor's last disk check; null where the executor does not measure it. */
   disk_mb: number | null;
   /** Held warm by a `prewarm` entry (exempt from the idle timeout, evicted like any idle one under a shortage). */
@@ -85,7 +85,7 @@ export interface TaskInfo {
 export function snapshotTasks(
   tasks: readonly Task[],
   o: {
-    networkOf: (t: Task) => TaskInfo["network"];
+    networkOf: (t: Task) => Placement;
     diskMB?: (t: Task) => number | undefined;
     prewarmed?: (t: Task) => boolean;
   },
@@ -112,7 +112,7 @@ export function snapshotTasks(
     served: t.served,
     last_used: new Date(t.lastUsed).toISOString(),
     container_id: t.containerId ?? null,
-    network: o.networkOf(t),
+    network: shownPlacement(o.networkOf(t)),
     disk_mb: o.diskMB?.(t) ?? null,
     prewarmed: o.prewarmed?.(t) ?? false,
   }));
@@ -182,4 +182,9 @@ function percent(part: number, whole: number): number {
 
 function round1(x: number): number {
   return Math.round(x * 10) / 10;
+}
+
+/** A placement as GET /tasks shows it: its name, the runtime's details, whether it is the task's own. */
+function shownPlacement(p: Placement): TaskInfo["network"] {
+  return { name: p.name, ...p.details, isolated: p.isolated };
 }

@@ -3,31 +3,37 @@
  * removing one (returning its reservation at once), reacting to container
  * events, and finding containers an earlier executor left behind.
  */
-import { ExecutorError, InternalError, TaskDiskExceededError, TaskStartError } from "./errors.ts";
+import {
+  ContainerExitedError,
+  ExecutorError,
+  InternalError,
+  StartAbortedError,
+  TaskDiskExceededError,
+  TaskStartError,
+} from "./errors.ts";
 import type { Ledger, Reservation } from "./ledger.ts";
 import type { EngineMetrics } from "./metrics.ts";
 import type { TaskView } from "./policy.ts";
 import type {
   Clock,
   ConnectProbe,
-  ContainerBackend,
-  ContainerEvent,
   DiskProbe,
   Logger,
+  Placement,
   TaskClient,
+  TaskEvent,
+  TaskRuntime,
 } from "./ports.ts";
-import { LABELS, ownership, type EngineSettings } from "./settings.ts";
+import { READY_MARK, type EngineSettings } from "./settings.ts";
 import { Task } from "./task.ts";
-import { containerName, type SpecLimits, type TaskSpec } from "./task-spec.ts";
-import { containerSpecFor } from "./container-spec.ts";
+import { containerName, keyHash, specLabel, type SpecLimits, type TaskSpec } from "./task-spec.ts";
 import { ImagePulls } from "./image-pulls.ts";
-import { waitReady } from "./ready-wait.ts";
 import { adopt } from "./adoption.ts";
 import { checkFreeDisk } from "./free-disk.ts";
-import { TaskNetworks, type TaskNet } from "./task-networks.ts";
+import { deadline } from "./waits.ts";
 
 export interface TaskPoolDeps {
-  backend: ContainerBackend;
+  runtime: TaskRuntime;
   client: TaskClient;
   clock: Clock;
   logger: Logger;
@@ -37,8 +43,6 @@ export interface TaskPoolDeps {
   metrics?: EngineMetrics;
   /** The GPUs' UUIDs for NVML indexes: Docker is asked by UUID, which a renumbering cannot change. */
   gpuIds?: (indexes: readonly number[]) => string[];
-  /** The executor's own container, which joins each task's network; undefined on a host. */
-  selfContainer?: string;
   /** The engine's disk: no start while its free space is under min_free_disk_mb. */
   disk?: DiskProbe;
   /**
@@ -72,16 +76,15 @@ export class TaskPool {
   /** The start-up sweep of an earlier run's leftovers while it runs: a shutdown waits for it. */
   #sweeping: Promise<number> | undefined;
   #serial = 0;
-  /** Names of containers whose create() has not answered yet. */
-  #creating = new Set<string>();
+  /** Launches under way: a removal of a starting task waits for its launch to undo what it made. */
+  #starts = new Map<Task, Promise<LaunchOutcome>>();
   /** Tells this run's container names from an earlier run's. */
   #run = Math.floor(Math.random() * 36 ** 4)
     .toString(36)
     .padStart(4, "0");
 
-  /** One network per task (settings.isolate); undefined when tasks share one or publish. */
-  #networks?: TaskNetworks;
-  #nets = new Map<string, TaskNet>();
+  /** Where each started or adopted task is reached (its own network, a shared one, published). */
+  #placements = new Map<string, Placement>();
 
   /** Images on the engine before a start: one pull per image, bounded, visible (image-pulls.ts). */
   readonly images: ImagePulls;
@@ -90,32 +93,17 @@ export class TaskPool {
     this.#d = deps;
     this.#log = deps.logger.child({ component: "pool" });
     this.images = new ImagePulls({
-      backend: deps.backend,
+      images: deps.runtime,
       clock: deps.clock,
       logger: deps.logger,
       settings: deps.settings,
       metrics: deps.metrics,
     });
-    if (deps.settings().isolate) {
-      this.#networks = new TaskNetworks({
-        backend: deps.backend,
-        clock: deps.clock,
-        logger: deps.logger,
-        settings: deps.settings,
-        run: this.#run,
-        self: deps.selfContainer,
-      });
-    }
   }
 
-  /** The task's own network, when tasks get one. */
-  network(task: Task): TaskNet | undefined {
-    return this.#nets.get(task.id);
-  }
-
-  /** Spare task networks kept ready now. */
-  get spareNetworks(): number {
-    return this.#networks?.spareCount ?? 0;
+  /** Where the task is reached: as its start gave it, or, before that, where it will be. */
+  placement(task: Task): Placement {
+    return this.#placements.get(task.id) ?? this.#d.runtime.placement;
   }
 
   /** Tasks taken out of the pool whose containers are still being removed. */
@@ -165,86 +153,108 @@ export class TaskPool {
     return task;
   }
 
-  /** The registry's one way in (a new replica, or an adopted one with its container and network); #forget is the way out. */
-  #register(task: Task, containerId?: string, net?: TaskNet): void {
+  /** The registry's one way in (a new replica, or an adopted one with its container and placement); #forget is the way out. */
+  #register(task: Task, containerId?: string, placement?: Placement): void {
     this.#byId.set(task.id, task);
     this.#byKey.set(task.key, [...this.replicas(task.key), task]);
     if (containerId !== undefined) this.#byContainer.set(containerId, task);
-    if (net) this.#nets.set(task.id, net);
+    if (placement) this.#placements.set(task.id, placement);
   }
 
   /** Starts the container of a new replica; on any failure the task fails and everything is returned. */
-  async launch(task: Task): Promise<LaunchOutcome> {
+  launch(task: Task): Promise<LaunchOutcome> {
+    const p = this.#launch(task);
+    this.#starts.set(task, p);
+    void p.finally(() => this.#starts.delete(task));
+    return p;
+  }
+
+  async #launch(task: Task): Promise<LaunchOutcome> {
     const s = this.#d.settings();
     const log = this.#log.child({ task: task.id });
     const signal = task.abort.signal;
     const started = this.#d.clock.now();
     const reservation = task.reservation!;
-    // Where a cold start's time goes, for the log: each step's end, ms after `started`.
-    const steps: Record<string, number> = {};
-    const step = (name: string) => (steps[name] = this.#d.clock.now() - started);
     try {
       await checkFreeDisk(this.#d.disk, s.minFreeDiskMB, this.#d.metrics);
       // The image is there already when a request caused this start (Executor), or pulled now (prewarm).
       await this.images.ensure(task.spec.image, signal);
-      step("image");
+      // Where a cold start's time goes, for the log: each step's end, ms after `started`.
+      const image = this.#d.clock.now() - started;
       signal.throwIfAborted();
-      const net = this.#networks ? await this.#networks.acquire(signal) : undefined;
-      if (net) this.#nets.set(task.id, net);
-      step("network");
-      signal.throwIfAborted();
-      this.#creating.add(task.id);
-      let id: string;
-      try {
-        id = await this.#d.backend.create(
-          containerSpecFor(task, reservation, s, { run: this.#run, gpuIds: this.#d.gpuIds, net }),
-        );
-      } finally {
-        this.#creating.delete(task.id);
-      }
-      step("create");
-      this.#byContainer.set(id, task);
-      if (!task.apply({ type: "created", containerId: id }).ok) {
-        // Removed while create() ran: the container is ours to remove.
-        await this.#track(this.#dispose(task.id, id));
+      const run = await this.#start(task, reservation.gpus, s.readyTimeoutMs);
+      const now = this.#d.clock.now();
+      if (!task.apply({ type: "ready", endpoint: run.endpoint, at: now }).ok) {
+        // Removed as its start ended: the task is ours to remove.
+        this.#byContainer.delete(run.id);
+        await this.#d.runtime.remove(run.id);
         return removedOutcome(task);
       }
-      await this.#d.backend.start(id);
-      step("start");
-      await waitReady(
-        { backend: this.#d.backend, clock: this.#d.clock },
-        task,
-        id,
-        s.readyTimeoutMs,
-      );
-      step("mark");
-      // On its own network: by name where the executor joined it (in a container), else by address.
-      const endpoint = await this.#d.backend.endpoint(
-        id,
-        net
-          ? { network: net.name, byAddress: !this.#networks!.joins }
-          : { network: s.network || undefined },
-      );
-      signal.throwIfAborted();
-      const now = this.#d.clock.now();
-      if (!task.apply({ type: "ready", endpoint, at: now }).ok) return removedOutcome(task);
+      this.#placements.set(task.id, run.placement);
       this.#d.metrics?.coldStarts.observe((now - started) / 1000);
+      const steps: Record<string, number> = { image };
+      for (const [k, v] of Object.entries(run.steps)) steps[k] = image + v;
       log.info("Task ready", {
         image: task.spec.image,
-        container: id.slice(0, 12),
+        container: run.id.slice(0, 12),
         ms: now - started,
         steps,
       });
       return { kind: "ready" };
     } catch (cause) {
-      if (task.state.kind !== "starting") {
-        // Removed while starting: remove() disposes of what it saw; a network taken since is ours.
-        if (!task.containerId) await this.#track(this.#dispose(task.id, undefined));
-        return removedOutcome(task);
+      // The runtime removed what it made before its start ended.
+      if (task.containerId !== undefined) this.#byContainer.delete(task.containerId);
+      if (task.state.kind !== "starting") return removedOutcome(task); // removed while starting
+      return { kind: "failed", error: this.#fail(task, cause) };
+    }
+  }
+
+  /**
+   * The runtime's start of the task, within the ready timeout on the engine's clock (see
+   * docs/architecture.md, "The task runtime"): its failures in the words a client reads.
+   */
+  async #start(task: Task, gpus: readonly number[], timeoutMs: number) {
+    const dl = deadline(
+      this.#d.clock,
+      timeoutMs,
+      () => new TaskStartError("Ready timeout", { code: "TASK_NOT_READY" }),
+      task.abort.signal,
+    );
+    try {
+      return await this.#d.runtime.start(
+        {
+          name: task.id,
+          spec: task.spec,
+          gpus: gpus.length > 0 ? (this.#d.gpuIds?.(gpus) ?? gpus.map(String)) : [],
+          keyHash: keyHash(task.key),
+          specLabel: specLabel(task.spec),
+        },
+        {
+          signal: dl.signal,
+          onCreated: (id) => {
+            this.#byContainer.set(id, task);
+            task.apply({ type: "created", containerId: id });
+          },
+        },
+      );
+    } catch (e) {
+      if (e instanceof StartAbortedError) {
+        if (!dl.timedOut() || task.abort.signal.aborted) throw e.reason;
+        throw new TaskStartError(
+          `Task "${task.spec.image}" did not print "${READY_MARK}" within the ready timeout of ${timeoutMs / 1000} s${e.lastLines.length ? `; last log lines:\n${e.lastLines.join("\n")}` : ""}`,
+          { code: "TASK_NOT_READY" },
+        );
       }
-      const error = this.#fail(task, cause);
-      await this.#track(this.#dispose(task.id, task.containerId));
-      return { kind: "failed", error };
+      if (e instanceof ContainerExitedError) {
+        throw new ContainerExitedError(
+          e.exitCode,
+          e.lastLines,
+          `Task "${task.spec.image}" exited with code ${e.exitCode} before it was ready${e.lastLines.length ? `; last log lines:\n${e.lastLines.join("\n")}` : ""}`,
+        );
+      }
+      throw e;
+    } finally {
+      dl.cancel();
     }
   }
 
@@ -288,11 +298,13 @@ export class TaskPool {
     task.abort.abort(error ?? new InternalError(`Task removed: ${reason}`));
     this.#forget(task, reservation);
     this.#log.info("Removing task", { task: task.id, reason });
-    const id = task.containerId;
-    // The client's connections to it go once the container is gone, not before: a request still
-    // on them ends as the container ends (a connection error, which may be retried), not cut here.
+    // A starting task's launch undoes its start (the runtime removes what it made); a ready one's
+    // container goes here. The client's connections to it go once the container is gone, not
+    // before: a request still on them ends as the container ends (a connection error, which may
+    // be retried), not cut here.
+    const starting = this.#starts.get(task);
     const done = this.#track(
-      this.#dispose(task.id, id).finally(() => {
+      (starting ? starting.then(() => {}) : this.#dispose(task)).finally(() => {
         if (endpoint) this.#d.client.forget(endpoint);
         task.apply({ type: "removed" });
       }),
@@ -314,18 +326,13 @@ export class TaskPool {
   }
 
   /**
-   * Removes the spare task networks and stops keeping any: the executor is stopping. The networks
-   * of the tasks still in the pool (kept for the next start: keep_tasks_on_stop) stay.
+   * Stops keeping anything ready (spare networks): the executor is stopping. What the tasks still
+   * in the pool hold (kept for the next start: keep_tasks_on_stop) stays.
    */
   async close(): Promise<void> {
     // A stop during the start-up sweep waits for it: what it has not removed yet would stay behind.
     await Promise.allSettled([this.#sweeping, ...this.#removals]);
-    // A create whose answer was lost left a container nobody removes otherwise.
-    await this.#removeUnknown().catch((e: unknown) =>
-      this.#log.warn("Cannot list this run's containers at stop", { error: (e as Error).message }),
-    );
-    const kept = new Set(this.all().flatMap((t) => this.#nets.get(t.id)?.id ?? []));
-    await this.#networks?.close(kept);
+    await this.#d.runtime.close();
   }
 
   /** Removes every task that is not ready (starting), leaving the ready ones for the next start to adopt. */
@@ -337,8 +344,7 @@ export class TaskPool {
   }
 
   /** A container event from the engine: a ready replica whose container died leaves the pool. True when one left. */
-  onEvent(ev: ContainerEvent): boolean {
-    if (ev.action !== "die" && ev.action !== "oom" && ev.action !== "destroy") return false;
+  onEvent(ev: TaskEvent): boolean {
     const task = this.#byContainer.get(ev.id);
     if (!task || task.state.kind !== "ready") return false;
     const reason =
@@ -350,13 +356,12 @@ export class TaskPool {
 
   /** Checks every ready replica's container, e.g. after the event stream reconnects. How many left. */
   async reconcile(): Promise<number> {
-    await this.#networks?.removeOrphans();
-    await this.#removeUnknown();
+    await this.#d.runtime.sweep();
     let removed = 0;
     for (const task of this.all()) {
       const id = task.containerId;
       if (task.state.kind !== "ready" || !id) continue;
-      const st = await this.#d.backend.inspect(id);
+      const st = await this.#d.runtime.inspect(id);
       if (
         !st?.running &&
         this.remove(task, "container is no longer running").outcome === "removing"
@@ -366,31 +371,14 @@ export class TaskPool {
     return removed;
   }
 
-  /** The same sweep of unknown containers, on its own (the executor runs it every few seconds); never rejects. */
+  /** The runtime's sweep of what no task holds, on its own (the executor runs it every few seconds); never rejects. */
   async sweepUnknown(): Promise<void> {
-    await this.#removeUnknown().catch(() => {}); // the engine away: the next sweep or reconnection tries again
+    await this.#d.runtime.sweep().catch(() => {}); // the engine away: the next sweep or reconnection tries again
   }
 
   /**
-   * Removes this run's containers the pool does not know: those whose create() reached the engine
-   * but whose answer did not (a cut connection). Never one whose create() is still under way.
-   */
-  async #removeUnknown(): Promise<void> {
-    const s = this.#d.settings();
-    const mine = await this.#d.backend.list(ownership(s.instance, { run: this.#run }));
-    for (const c of mine) {
-      if (this.#byContainer.has(c.id) || this.#creating.has(c.name)) continue;
-      this.#log.warn(
-        "Removing a container the executor does not know (its create answer was lost)",
-        { container: c.name },
-      );
-      await this.#removeContainer(c.id);
-    }
-  }
-
-  /**
-   * Adopts what it can of an earlier run's containers (`adopted` is called then) and removes the
-   * rest, and their networks. Resolves with how many were removed.
+   * Adopts what it can of an earlier run's tasks (`adopted` is called then) and removes the rest,
+   * and what they held. Resolves with how many were removed.
    */
   removeLeftovers(adopted?: () => void): Promise<number> {
     const sweep = this.#removeLeftovers(adopted).finally(() => {
@@ -401,37 +389,26 @@ export class TaskPool {
   }
 
   async #removeLeftovers(onAdopted?: () => void): Promise<number> {
-    const s = this.#d.settings();
-    const found = await this.#d.backend.list(ownership(s.instance));
-    // Not ours: a container this run is creating is not in the pool's maps until create() returns.
-    const leftovers = found.filter(
-      (c) => c.labels[LABELS.run] !== this.#run && !this.#byContainer.has(c.id),
-    );
+    const leftovers = await this.#d.runtime.leftovers();
     const adopted = await adopt(
       {
-        backend: this.#d.backend,
+        runtime: this.#d.runtime,
         clock: this.#d.clock,
         logger: this.#d.logger,
         ledger: this.#d.ledger,
-        settings: this.#d.settings,
-        networks: this.#networks,
-        selfContainer: this.#d.selfContainer,
         specLimits: this.#d.specLimits,
         probe: this.#d.probe,
         gpuIndexes: this.#d.gpuIndexes,
-        register: (task, containerId, net) => this.#register(task, containerId, net),
+        register: (task, containerId, placement) => this.#register(task, containerId, placement),
       },
       leftovers,
     );
     onAdopted?.();
     const stale = leftovers.filter((c) => !adopted.has(c.id));
-    await Promise.all(stale.map((c) => this.#d.backend.remove(c.id)));
+    await Promise.all(stale.map((c) => this.#d.runtime.remove(c.id)));
     if (stale.length > 0)
       this.#log.info("Removed containers left by an earlier run", { count: stale.length });
-    // Their networks next (a network goes only once no container is on it), then spares of our own.
-    const keep = new Set([...this.#nets.values()].map((n) => n.id));
-    await this.#networks?.sweep(keep);
-    this.#networks?.fill();
+    await this.#d.runtime.sweep({ earlierRuns: true });
     return stale.length;
   }
 
@@ -444,24 +421,13 @@ export class TaskPool {
     if (reservation) this.#d.ledger.release(reservation);
   }
 
-  /** Removes the task's container, if it has one, then its network, if it has one. */
-  async #dispose(taskId: string, containerId: string | undefined): Promise<void> {
-    if (containerId) await this.#removeContainer(containerId);
-    const net = this.#nets.get(taskId);
-    if (net) {
-      this.#nets.delete(taskId);
-      await this.#networks!.release(net);
-    }
-  }
-
-  async #removeContainer(id: string): Promise<void> {
+  /** Removes a ready task's container (and what the runtime made for it alone). */
+  async #dispose(task: Task): Promise<void> {
+    const id = task.containerId;
+    this.#placements.delete(task.id);
+    if (id === undefined) return;
     try {
-      await this.#d.backend.remove(id);
-    } catch (e) {
-      this.#log.warn("Cannot remove container", {
-        container: id.slice(0, 12),
-        error: (e as Error).message,
-      });
+      await this.#d.runtime.remove(id);
     } finally {
       this.#byContainer.delete(id);
     }

@@ -212,3 +212,51 @@ export function containerName(
 function truncate(s: string): string {
   return s.length > 80 ? `${s.slice(0, 77)}...` : s;
 }
+
+/** The spec as the label adoption reads back (parseSpecLabel). */
+export function specLabel(spec: TaskSpec): string {
+  const { image, runtimeKind, runtime, cpuTenths, memMB, gpuCount, sgx } = spec;
+  return JSON.stringify({
+    image,
+    runtimeKind,
+    runtime: runtime ?? "",
+    cpuTenths,
+    memMB,
+    gpuCount,
+    sgx,
+  });
+}
+
+/** A spec label back as the intent a request would give for it; undefined when it is not one. */
+export function parseSpecLabel(text: string | undefined): TaskIntent | undefined {
+  if (text === undefined) return undefined;
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  const o = v as Record<string, unknown>;
+  const whole = (x: unknown) => typeof x === "number" && Number.isInteger(x) && x >= 0;
+  if (
+    typeof o !== "object" ||
+    o === null ||
+    typeof o.image !== "string" ||
+    !whole(o.cpuTenths) ||
+    !whole(o.memMB) ||
+    !whole(o.gpuCount)
+  )
+    return undefined;
+  if ((o.runtimeKind !== "container" && o.runtimeKind !== "microVM") || typeof o.sgx !== "boolean")
+    return undefined;
+  const gpuCount = o.gpuCount as number;
+  return {
+    image: o.image,
+    cpu: (o.cpuTenths as number) / 10,
+    mem: o.memMB as number,
+    useGpu: gpuCount > 0,
+    gpuCount,
+    runtime: o.runtimeKind === "microVM" ? "microVM" : "",
+    useSgx: o.sgx,
+  };
+}

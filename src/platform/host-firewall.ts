@@ -13,7 +13,7 @@
  */
 import { execFile } from "node:child_process";
 import { ConfigError } from "../config.ts";
-import { TASK_BRIDGE_PREFIX } from "../engine/task-networks.ts";
+import { TASK_BRIDGE_PREFIX } from "./docker/task-networks.ts";
 import type { Logger } from "../engine/ports.ts";
 import { parseDockerHost } from "./docker/docker-host.ts";
 import type { Placement } from "./docker/placement.ts";

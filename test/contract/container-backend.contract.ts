@@ -16,13 +16,12 @@ import {
   TaskFailedError,
   TaskStartError,
 } from "../../src/engine/errors.ts";
+import type { PullProgress, TaskClient } from "../../src/engine/ports.ts";
 import type {
   ContainerBackend,
   ContainerEvent,
   ContainerSpec,
-  PullProgress,
-  TaskClient,
-} from "../../src/engine/ports.ts";
+} from "../../src/platform/docker/backend.ts";
 import {
   CRASH_EXIT_CODE,
   CRASH_LOG_LINES,

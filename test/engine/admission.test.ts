@@ -12,6 +12,7 @@ import { FakeBackend } from "../fakes/fake-backend.ts";
 import { FakeClock } from "../fakes/fake-clock.ts";
 import { memoryLogger } from "../fakes/fake-logger.ts";
 import { FakeTaskClient } from "../fakes/fake-task-client.ts";
+import { DockerTasks } from "../../src/platform/docker/docker-tasks.ts";
 import { BASE_SETTINGS, flush } from "../support/fake-executor.ts";
 
 const spec = (image: string, cpuTenths = 10): TaskSpec => ({
@@ -34,11 +35,12 @@ function line(
   const clock = new FakeClock();
   const ledger = x.ledger ?? new Ledger({ cpuTenths, memMB: 4096, gpus: [] });
   const metrics = new EngineMetrics();
+  const logger = memoryLogger();
   const pool = new TaskPool({
-    backend,
+    runtime: new DockerTasks({ backend, clock, logger, settings: BASE_SETTINGS }),
     client: new FakeTaskClient(backend),
     clock,
-    logger: memoryLogger(),
+    logger,
     ledger,
     settings: () => settings,
   });

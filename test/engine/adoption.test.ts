@@ -4,7 +4,9 @@
  * reservations, and removes the rest; keep_tasks_on_stop leaves ready tasks for it.
  */
 import { describe, expect, it } from "vitest";
-import { LABELS, type EngineSettings } from "../../src/engine/settings.ts";
+import type { Settings } from "../../src/config.ts";
+import { DockerTasks } from "../../src/platform/docker/docker-tasks.ts";
+import { LABELS } from "../../src/platform/docker/labels.ts";
 import { FakeBackend } from "../fakes/fake-backend.ts";
 import { Executor } from "../../src/engine/executor.ts";
 import { FakeClock } from "../fakes/fake-clock.ts";
@@ -16,11 +18,11 @@ import { BASE_SETTINGS, fakeExecutor, fakeGpus, flush } from "../support/fake-ex
 type Run = Awaited<ReturnType<typeof fakeExecutor>>;
 
 const images = { "echo:1": {}, "other:1": {}, "slow:1": { ready: "never" as const } };
-const isolated: Partial<EngineSettings> = { isolate: true, taskSubnetPool: "10.201.0.0/24" };
+const isolated: Partial<Settings> = { isolate: true, taskSubnetPool: "10.201.0.0/24" };
 
 /** An executor that warms `keys` (cpu tenths) and then stops keeping its tasks, as a restart's first half. */
 async function earlier(
-  settings: Partial<EngineSettings>,
+  settings: Partial<Settings>,
   keys: number[],
   image = "echo:1",
 ): Promise<Run> {
@@ -215,7 +217,7 @@ describe("adoption at start-up", () => {
     const logger = memoryLogger();
     let created: Executor | undefined;
     const creating = Executor.create({
-      backend,
+      runtime: new DockerTasks({ backend, clock, logger, settings: BASE_SETTINGS }),
       client: new FakeTaskClient(backend),
       host: new FakeHost(8, 16_384),
       clock,

@@ -7,6 +7,7 @@ import { FakeClock } from "../fakes/fake-clock.ts";
 import { memoryLogger } from "../fakes/fake-logger.ts";
 import { FakeTaskClient } from "../fakes/fake-task-client.ts";
 import { BASE_SETTINGS } from "../support/fake-executor.ts";
+import { DockerTasks } from "../../src/platform/docker/docker-tasks.ts";
 
 const spec: TaskSpec = {
   image: "echo:1",
@@ -20,11 +21,13 @@ const spec: TaskSpec = {
 function pool() {
   const backend = new FakeBackend({ images: { "echo:1": {} } });
   const ledger = new Ledger({ cpuTenths: 40, memMB: 4096, gpus: [] });
+  const clock = new FakeClock();
+  const logger = memoryLogger();
   const p = new TaskPool({
-    backend,
+    runtime: new DockerTasks({ backend, clock, logger, settings: BASE_SETTINGS }),
     client: new FakeTaskClient(backend),
-    clock: new FakeClock(),
-    logger: memoryLogger(),
+    clock,
+    logger,
     ledger,
     settings: () => BASE_SETTINGS,
   });

@@ -11,18 +11,17 @@ import {
   InternalError,
   TaskStartError,
 } from "../../src/engine/errors.ts";
+import type { EngineInfo, PullProgress } from "../../src/engine/ports.ts";
 import type {
   ContainerBackend,
   ContainerEvent,
   ContainerSpec,
   ContainerState,
   ContainerSummary,
-  EngineInfo,
   NetworkSpec,
   NetworkSummary,
-  PullProgress,
-} from "../../src/engine/ports.ts";
-import { overlaps, parseCidr, type Cidr } from "../../src/engine/subnets.ts";
+} from "../../src/platform/docker/backend.ts";
+import { overlaps, parseCidr, type Cidr } from "../../src/platform/docker/subnets.ts";
 import { DEFAULT_MARK, FakeContainer, normaliseRef, type FakeImage } from "./fake-container.ts";
 
 export { deferred, FakeContainer, type FakeImage } from "./fake-container.ts";

@@ -1,10 +1,6 @@
 /** The state of one FakeBackend container and the behaviour of its image. */
-import type {
-  ContainerSpec,
-  ContainerState,
-  TaskRequest,
-  TaskResponse,
-} from "../../src/engine/ports.ts";
+import type { TaskRequest, TaskResponse } from "../../src/engine/ports.ts";
+import type { ContainerSpec, ContainerState } from "../../src/platform/docker/backend.ts";
 
 /** How a fake image behaves once started. */
 export interface FakeImage {

@@ -8,7 +8,7 @@ import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, onTestFailed } from "vitest";
-import { LABELS } from "../../src/engine/settings.ts";
+import { LABELS } from "../../src/platform/docker/labels.ts";
 import { ruleArgs } from "../../src/platform/host-firewall.ts";
 import { containerEvents, engineNow } from "../support/docker-events.ts";
 import { docker } from "../support/docker-env.ts";

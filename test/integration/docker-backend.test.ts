@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BadRequestError, EngineUnavailableError } from "../../src/engine/errors.ts";
-import type { ContainerSpec } from "../../src/engine/ports.ts";
+import type { ContainerSpec } from "../../src/platform/docker/backend.ts";
 import { createDockerBackend } from "../../src/platform/docker/create-backend.ts";
 import { DockerBackend } from "../../src/platform/docker/docker-backend.ts";
 import { DockerodeApi } from "../../src/platform/docker/dockerode-backend.ts";

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LABELS } from "../../src/engine/settings.ts";
+import { LABELS } from "../../src/platform/docker/labels.ts";
 import {
   CRASH_IMAGE,
   ECHO_IMAGE,

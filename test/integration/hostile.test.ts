@@ -9,7 +9,7 @@
 import { readFileSync, statSync, writeFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest";
-import { LABELS } from "../../src/engine/settings.ts";
+import { LABELS } from "../../src/platform/docker/labels.ts";
 import { docker } from "../support/docker-env.ts";
 import { ECHO_IMAGE, HOSTILE } from "../support/fixtures.ts";
 import { until } from "../support/harness.ts";

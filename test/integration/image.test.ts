@@ -14,7 +14,7 @@ import Dockerode from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import pkg from "../../package.json" with { type: "json" };
 import { buildImage, IMAGE } from "../../build/build-image.ts";
-import { LABELS } from "../../src/engine/settings.ts";
+import { LABELS } from "../../src/platform/docker/labels.ts";
 import { containerLogs, docker } from "../support/docker-env.ts";
 import { containerEvents, engineNow } from "../support/docker-events.ts";
 import { ECHO_IMAGE, TEST_LABEL } from "../support/fixtures.ts";

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { LABELS } from "../../src/engine/settings.ts";
+import { LABELS } from "../../src/platform/docker/labels.ts";
 import { ECHO_IMAGE, releaseHeld, taskBody } from "../support/fixtures.ts";
 import { docker, taskUrl } from "../support/docker-env.ts";
 import { containerEvents, engineNow } from "../support/docker-events.ts";

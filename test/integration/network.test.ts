@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildImage, IMAGE } from "../../build/build-image.ts";
-import { LABELS } from "../../src/engine/settings.ts";
+import { LABELS } from "../../src/platform/docker/labels.ts";
 import { docker, containerLogs } from "../support/docker-env.ts";
 import { ECHO_IMAGE, TEST_LABEL } from "../support/fixtures.ts";
 import { configYaml, post, taskContainers, waitExit, waitHealthy } from "../support/packaging.ts";

@@ -4,7 +4,7 @@
  * shortage evicts it and prewarm brings it back.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { LABELS } from "../../src/engine/settings.ts";
+import { LABELS } from "../../src/platform/docker/labels.ts";
 import { containerEvents, engineNow } from "../support/docker-events.ts";
 import { ECHO_IMAGE } from "../support/fixtures.ts";
 import { startExecutor, until, type Harness } from "../support/harness.ts";

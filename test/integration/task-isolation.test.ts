@@ -6,7 +6,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { afterEach, describe, expect, it } from "vitest";
-import { LABELS } from "../../src/engine/settings.ts";
+import { LABELS } from "../../src/platform/docker/labels.ts";
 import { docker } from "../support/docker-env.ts";
 import { ECHO_IMAGE } from "../support/fixtures.ts";
 import { startExecutor, until, type Harness } from "../support/harness.ts";

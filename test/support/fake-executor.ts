@@ -1,14 +1,15 @@
 /** An Executor over the in-memory fakes of every port, for fast unit tests. */
 import { Executor } from "../../src/engine/executor.ts";
 import type { ConnectProbe, DiskProbe } from "../../src/engine/ports.ts";
-import type { EngineSettings } from "../../src/engine/settings.ts";
+import type { Settings } from "../../src/config.ts";
+import { DockerTasks } from "../../src/platform/docker/docker-tasks.ts";
 import { FakeBackend, type FakeImage } from "../fakes/fake-backend.ts";
 import { FakeClock } from "../fakes/fake-clock.ts";
 import { FakeHost } from "../fakes/fake-host.ts";
 import { memoryLogger } from "../fakes/fake-logger.ts";
 import { fakeProbe, FakeTaskClient } from "../fakes/fake-task-client.ts";
 
-export const BASE_SETTINGS: EngineSettings = {
+export const BASE_SETTINGS: Settings = {
   idleTimeoutMinutes: 1,
   cpu: 4,
   memMB: 4096,
@@ -59,7 +60,7 @@ export function fakeGpus(n: number) {
 
 export async function fakeExecutor(
   o: {
-    settings?: Partial<EngineSettings>;
+    settings?: Partial<Settings>;
     images?: Record<string, FakeImage>;
     host?: FakeHost;
     gpus?: ReturnType<typeof fakeGpus>;
@@ -75,20 +76,27 @@ export async function fakeExecutor(
   const client = new FakeTaskClient(backend);
   const clock = new FakeClock();
   const logger = memoryLogger();
-  const executor = await Executor.create({
+  const settings = { ...BASE_SETTINGS, ...o.settings };
+  const runtime = new DockerTasks({
     backend,
+    clock,
+    logger,
+    settings,
+    selfContainer: o.selfContainer,
+  });
+  const executor = await Executor.create({
+    runtime,
     client,
     host: o.host ?? new FakeHost(8, 16_384),
     clock,
     logger,
-    settings: { ...BASE_SETTINGS, ...o.settings },
+    settings,
     loadGpu: o.gpus ? async () => o.gpus! : undefined,
-    selfContainer: o.selfContainer,
     disk: o.disk,
     probe: o.probe ?? fakeProbe(backend),
   });
   await flush();
-  return { executor, backend, client, clock, logger };
+  return { executor, backend, runtime, client, clock, logger };
 }
 
 /** Lets pending promise callbacks run (the fakes answer in microtasks and short timers). */

@@ -5,7 +5,7 @@
  * over a real connection, logs kept in memory.
  */
 import { fileSchema, type Config } from "../../src/config.ts";
-import { LABELS } from "../../src/engine/settings.ts";
+import { LABELS } from "../../src/platform/docker/labels.ts";
 import { honoApp } from "../../src/http/app.ts";
 import { createHttp, type Serve } from "../../src/http/pipeline.ts";
 import type { Listening } from "../../src/http/node-listen.ts";

@@ -2,7 +2,7 @@
  * Helpers for the tests of the packaged executor (the single executable and
  * the container image), which talk to it over real HTTP on 127.0.0.1.
  */
-import { LABELS } from "../../src/engine/settings.ts";
+import { LABELS } from "../../src/platform/docker/labels.ts";
 import { docker } from "./docker-env.ts";
 
 /** Polls `GET /health` until it answers `{"status":"ok"}`; fails with `why()` (a log tail) after `timeoutMs`. */

@@ -1,12 +1,12 @@
 /** Between the engine's shapes and Docker's JSON, for both transports. */
+import type { EngineInfo } from "../../engine/ports.ts";
 import type {
   ContainerSpec,
   ContainerState,
   ContainerSummary,
-  EngineInfo,
   NetworkSpec,
   NetworkSummary,
-} from "../../engine/ports.ts";
+} from "./backend.ts";
 import type {
   ContainerJson,
   ContainerListJson,

@@ -4,17 +4,16 @@
  * mapping lives here once.
  */
 import { ContainerExitedError, TaskStartError } from "../../engine/errors.ts";
+import type { EngineInfo, PullProgress } from "../../engine/ports.ts";
 import type {
   ContainerBackend,
   ContainerEvent,
   ContainerSpec,
   ContainerState,
   ContainerSummary,
-  EngineInfo,
   NetworkSpec,
   NetworkSummary,
-  PullProgress,
-} from "../../engine/ports.ts";
+} from "./backend.ts";
 import type { RegistryCredentials } from "./registry-auth.ts";
 import { isApiStatus, type DockerApi, type Filters } from "./docker-api.ts";
 import {

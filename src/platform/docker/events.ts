@@ -1,5 +1,5 @@
 /** Docker's container event stream → the engine's ContainerEvent. */
-import type { ContainerEvent } from "../../engine/ports.ts";
+import type { ContainerEvent } from "./backend.ts";
 import type { Filters } from "./docker-api.ts";
 import { jsonLines } from "./json-lines.ts";
 import type { ByteSource } from "./log-demux.ts";

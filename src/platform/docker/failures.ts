@@ -7,7 +7,7 @@ import {
   InternalError,
   TaskStartError,
 } from "../../engine/errors.ts";
-import type { ContainerSpec } from "../../engine/ports.ts";
+import type { ContainerSpec } from "./backend.ts";
 import { DockerApiError, isApiStatus } from "./docker-api.ts";
 
 /** 409: the name is taken (CONTAINER_NAME_CONFLICT); 404: no such image; else the task cannot start. */

@@ -4,10 +4,10 @@
  * reached or would shadow real addresses. See docs/architecture.md, "Isolation".
  */
 import { readFileSync } from "node:fs";
-import { LABELS, TASK_SUBNET_BITS } from "../../engine/settings.ts";
-import type { NetworkSummary } from "../../engine/ports.ts";
-import { formatCidr, overlaps, parseCidr, type Cidr } from "../../engine/subnets.ts";
-import { TASK_BRIDGE_PREFIX } from "../../engine/task-networks.ts";
+import { LABELS, TASK_SUBNET_BITS } from "./labels.ts";
+import type { NetworkSummary } from "./backend.ts";
+import { formatCidr, overlaps, parseCidr, type Cidr } from "./subnets.ts";
+import { TASK_BRIDGE_PREFIX } from "./task-networks.ts";
 
 export interface HostRoute {
   iface: string;

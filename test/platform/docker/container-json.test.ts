@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { ContainerSpec } from "../../../src/engine/ports.ts";
+import type { ContainerSpec } from "../../../src/platform/docker/backend.ts";
 import {
   toCreateBody,
   toLogConfig,

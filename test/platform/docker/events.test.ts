@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { ContainerEvent } from "../../../src/engine/ports.ts";
+import type { ContainerEvent } from "../../../src/platform/docker/backend.ts";
 import { eventFilters, readEvents, toContainerEvent } from "../../../src/platform/docker/events.ts";
 
 const enc = new TextEncoder();

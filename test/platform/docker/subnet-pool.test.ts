@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { LABELS } from "../../../src/engine/settings.ts";
+import { LABELS } from "../../../src/platform/docker/labels.ts";
 import { parseRoutes, poolConflict } from "../../../src/platform/docker/subnet-pool.ts";
 
 const ROUTES = `Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT

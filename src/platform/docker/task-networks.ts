@@ -8,11 +8,13 @@
  * Subnets are checked at each create by the engine itself: one that overlaps any network (another
  * executor's on the same engine included) is refused there, and the next block is tried.
  */
-import { NoCapacityError, TaskStartError } from "./errors.ts";
-import type { Clock, ContainerBackend, Logger, NetworkSummary } from "./ports.ts";
-import { LABELS, ownership, TASK_SUBNET_BITS, type EngineSettings } from "./settings.ts";
+import { NoCapacityError, TaskStartError } from "../../engine/errors.ts";
+import type { Clock, Logger } from "../../engine/ports.ts";
+import { wakeOrTimeout } from "../../engine/waits.ts";
+import type { ContainerBackend, NetworkSummary } from "./backend.ts";
+import type { DockerTaskSettings } from "./task-settings.ts";
+import { LABELS, ownership, TASK_SUBNET_BITS } from "./labels.ts";
 import { block, blockCount, formatCidr, overlaps, parseCidr, type Cidr } from "./subnets.ts";
-import { wakeOrTimeout } from "./waits.ts";
 
 export interface TaskNet {
   id: string;
@@ -26,7 +28,7 @@ export interface TaskNetworksDeps {
   backend: ContainerBackend;
   clock: Clock;
   logger: Logger;
-  settings: () => EngineSettings;
+  settings: () => DockerTaskSettings;
   /** Tells this run's networks from an earlier run's, like the pool's container names. */
   run: string;
   /** The executor's own container, which joins every task network; undefined on a host. */

@@ -6,7 +6,7 @@ import {
   overlaps,
   parseCidr,
   type Cidr,
-} from "../../src/engine/subnets.ts";
+} from "../../../src/platform/docker/subnets.ts";
 
 const cidr = (s: string) => parseCidr(s) as Cidr;
 

@@ -3,16 +3,22 @@
  * ahead of demand, removed with its task, swept at start-up, waited for when the pool is spent.
  */
 import { describe, expect, it } from "vitest";
-import { LABELS } from "../../src/engine/settings.ts";
-import { bridgeName, TaskNetworks } from "../../src/engine/task-networks.ts";
-import { FakeBackend } from "../fakes/fake-backend.ts";
-import { FakeClock } from "../fakes/fake-clock.ts";
-import { memoryLogger } from "../fakes/fake-logger.ts";
-import { Executor } from "../../src/engine/executor.ts";
-import { FakeHost } from "../fakes/fake-host.ts";
-import { FakeTaskClient } from "../fakes/fake-task-client.ts";
-import { BASE_SETTINGS, fakeExecutor, flush, settleWithClock } from "../support/fake-executor.ts";
-import { until } from "../support/until.ts";
+import { LABELS } from "../../../src/platform/docker/labels.ts";
+import { bridgeName, TaskNetworks } from "../../../src/platform/docker/task-networks.ts";
+import { DockerTasks } from "../../../src/platform/docker/docker-tasks.ts";
+import { FakeBackend } from "../../fakes/fake-backend.ts";
+import { FakeClock } from "../../fakes/fake-clock.ts";
+import { memoryLogger } from "../../fakes/fake-logger.ts";
+import { Executor } from "../../../src/engine/executor.ts";
+import { FakeHost } from "../../fakes/fake-host.ts";
+import { FakeTaskClient } from "../../fakes/fake-task-client.ts";
+import {
+  BASE_SETTINGS,
+  fakeExecutor,
+  flush,
+  settleWithClock,
+} from "../../support/fake-executor.ts";
+import { until } from "../../support/until.ts";
 
 const isolated = { isolate: true, taskSubnetPool: "10.201.0.0/24" };
 const taskNets = (backend: Awaited<ReturnType<typeof fakeExecutor>>["backend"]) =>
@@ -171,13 +177,16 @@ describe("task networks", () => {
     let release!: () => void;
     const held = new Promise<void>((r) => (release = r));
     const unhold = backend.before("removeNetwork", () => held, { once: true });
+    const clock = new FakeClock();
+    const logger = memoryLogger();
+    const settings = { ...BASE_SETTINGS, ...isolated };
     const executor = await Executor.create({
-      backend,
+      runtime: new DockerTasks({ backend, clock, logger, settings }),
       client: new FakeTaskClient(backend),
       host: new FakeHost(8, 16_384),
-      clock: new FakeClock(),
-      logger: memoryLogger(),
-      settings: { ...BASE_SETTINGS, ...isolated },
+      clock,
+      logger,
+      settings,
     });
     await until(
       () => backend.calls.some((c) => c.method === "removeNetwork"),

@@ -1,0 +1,313 @@
+/**
+ * The Docker task runtime: the engine's TaskRuntime carried out on a Docker engine, step by step
+ * (see docs/architecture.md, "The task runtime"). A start is: a network of the task's own (a
+ * spare, or a new one), the container (labels, limits, runtime, devices), its start, the ready
+ * mark in its log, its endpoint. Every Docker detail lives here and below: labels, networks,
+ * subnets, bridge names, the mark's log stream, how a task is reached. The engine decides, and
+ * bounds every wait through the signal it passes.
+ */
+import { ExecutorError, StartAbortedError, TaskStartError } from "../../engine/errors.ts";
+import type {
+  Clock,
+  EngineInfo,
+  LeftoverTask,
+  Logger,
+  Placement,
+  PullProgress,
+  StartedTask,
+  TaskEvent,
+  TaskLaunch,
+  TaskRuntime,
+  TaskState,
+} from "../../engine/ports.ts";
+import { READY_MARK } from "../../engine/settings.ts";
+import type { ContainerBackend, NetworkSummary } from "./backend.ts";
+import { containerSpecFor } from "./container-spec.ts";
+import { LABELS, ownership } from "./labels.ts";
+import { TaskNetworks, type TaskNet } from "./task-networks.ts";
+import type { DockerTaskSettings } from "./task-settings.ts";
+
+export type { DockerTaskSettings };
+
+export interface DockerTasksDeps {
+  backend: ContainerBackend;
+  clock: Clock;
+  logger: Logger;
+  settings: DockerTaskSettings;
+  /** The executor's own container, which joins each task's network; undefined on a host. */
+  selfContainer?: string;
+}
+
+/** Lines of a task's output an aborted start gives back. */
+const LAST_LINES = 10;
+
+export class DockerTasks implements TaskRuntime {
+  readonly help = {
+    name: "Docker engine",
+    unreachable:
+      "Install one with `apt-get install docker.io` and start dockerd, or point DOCKER_HOST at one",
+  };
+  #d: DockerTasksDeps;
+  #s: DockerTaskSettings;
+  #log: Logger;
+  /** Tells this run's containers and networks from an earlier run's. */
+  readonly run = Math.floor(Math.random() * 36 ** 4)
+    .toString(36)
+    .padStart(4, "0");
+  /** One network per task (settings.isolate); undefined when tasks share one or publish. */
+  #networks?: TaskNetworks;
+  /** This run's tasks, started or adopted and not removed, by container id: their own networks. */
+  #tasks = new Map<string, TaskNet | undefined>();
+  /** Names of containers whose create() has not answered yet. */
+  #creating = new Set<string>();
+  /** The networks of the leftovers the last leftovers() found, by container id: what adopt() takes back. */
+  #leftoverNets = new Map<string, NetworkSummary>();
+
+  constructor(deps: DockerTasksDeps) {
+    this.#d = deps;
+    this.#s = deps.settings;
+    this.#log = deps.logger.child({ component: "docker" });
+    if (this.#s.isolate) {
+      this.#networks = new TaskNetworks({
+        backend: deps.backend,
+        clock: deps.clock,
+        logger: deps.logger,
+        settings: () => this.#s,
+        run: this.run,
+        self: deps.selfContainer,
+      });
+    }
+  }
+
+  get placement(): Placement {
+    if (this.#networks) return { name: "", isolated: true }; // its network comes with its start
+    return { name: this.#s.network || "published", isolated: false };
+  }
+
+  /** Spare task networks kept ready now. */
+  get spareNetworks(): number {
+    return this.#networks?.spareCount ?? 0;
+  }
+
+  info(signal?: AbortSignal): Promise<EngineInfo> {
+    return this.#d.backend.info(signal);
+  }
+
+  hasImage(ref: string): Promise<boolean> {
+    return this.#d.backend.hasImage(ref);
+  }
+
+  pullImage(
+    ref: string,
+    opts?: { onProgress?: (p: PullProgress) => void; signal?: AbortSignal },
+  ): Promise<void> {
+    return this.#d.backend.pullImage(ref, opts);
+  }
+
+  async start(
+    launch: TaskLaunch,
+    opts: { signal: AbortSignal; onCreated?: (id: string) => void },
+  ): Promise<StartedTask> {
+    const { signal } = opts;
+    const began = this.#d.clock.now();
+    const steps: Record<string, number> = {};
+    const step = (name: string) => (steps[name] = this.#d.clock.now() - began);
+    let net: TaskNet | undefined;
+    let id: string | undefined;
+    try {
+      signal.throwIfAborted();
+      net = this.#networks ? await this.#networks.acquire(signal) : undefined;
+      step("network");
+      signal.throwIfAborted();
+      this.#creating.add(launch.name);
+      try {
+        id = await this.#d.backend.create(
+          containerSpecFor(launch, this.#s, { run: this.run, net }),
+        );
+      } finally {
+        this.#creating.delete(launch.name);
+      }
+      this.#tasks.set(id, net);
+      step("create");
+      opts.onCreated?.(id);
+      signal.throwIfAborted();
+      await this.#d.backend.start(id);
+      step("start");
+      await this.#d.backend.waitForMark(id, { mark: READY_MARK, signal });
+      step("mark");
+      const placement = this.#placementOf(net);
+      const endpoint = await this.#endpoint(id, net);
+      signal.throwIfAborted();
+      return { id, endpoint, placement, steps };
+    } catch (e) {
+      const lines =
+        signal.aborted && id !== undefined
+          ? await this.#d.backend.logsTail(id, LAST_LINES).catch(() => [])
+          : [];
+      if (id !== undefined) await this.remove(id);
+      else if (net) await this.#networks!.release(net);
+      if (signal.aborted) throw new StartAbortedError(signal.reason, lines);
+      if (e instanceof ExecutorError) throw e;
+      throw new TaskStartError(
+        `Cannot start task "${launch.spec.image}": ${(e as Error).message}`,
+        {
+          cause: e,
+        },
+      );
+    }
+  }
+
+  async remove(id: string): Promise<void> {
+    const net = this.#tasks.get(id);
+    try {
+      await this.#d.backend.remove(id);
+    } catch (e) {
+      this.#log.warn("Cannot remove container", {
+        container: id.slice(0, 12),
+        error: (e as Error).message,
+      });
+    } finally {
+      this.#tasks.delete(id);
+    }
+    if (net) await this.#networks!.release(net);
+  }
+
+  async inspect(id: string): Promise<TaskState | undefined> {
+    const st = await this.#d.backend.inspect(id);
+    return (
+      st && {
+        running: st.running,
+        status: st.status,
+        exitCode: st.exitCode,
+        oomKilled: st.oomKilled,
+      }
+    );
+  }
+
+  watch(opts: { onEvent: (event: TaskEvent) => void; signal: AbortSignal }): Promise<void> {
+    return this.#d.backend.watchEvents({
+      labels: ownership(this.#s.instance),
+      onEvent: (ev) => {
+        if (ev.action === "die" || ev.action === "oom" || ev.action === "destroy")
+          opts.onEvent({ id: ev.id, action: ev.action, exitCode: ev.exitCode });
+      },
+      signal: opts.signal,
+    });
+  }
+
+  async leftovers(): Promise<LeftoverTask[]> {
+    const found = await this.#d.backend.list(ownership(this.#s.instance));
+    // Not an earlier run's: this run's own, and those it is creating (not in #tasks until create() answers).
+    const theirs = found.filter((c) => c.labels[LABELS.run] !== this.run && !this.#tasks.has(c.id));
+    const nets = this.#networks ? await this.#networks.list() : ([] as NetworkSummary[]);
+    this.#leftoverNets.clear();
+    return Promise.all(
+      theirs.map(async (c): Promise<LeftoverTask> => {
+        const base = { id: c.id, name: c.name, status: c.state, ready: false, startedAt: 0 };
+        if (c.state !== "running") return { ...base, running: false };
+        const st = await this.#d.backend.inspect(c.id).catch(() => undefined);
+        if (!st?.running) return { ...base, running: false, status: st?.status ?? "gone" };
+        const labels = st.labels ?? c.labels;
+        const attached = st.networks ?? [];
+        let unreachable: string | undefined;
+        if (this.#networks) {
+          const net = nets.find((n) => attached.length === 1 && n.name === attached[0]);
+          if (net) this.#leftoverNets.set(c.id, net);
+          else unreachable = "it is not on a task network of its own";
+        } else if (this.#s.network && !attached.includes(this.#s.network))
+          unreachable = `it is not on the network "${this.#s.network}"`;
+        return {
+          ...base,
+          name: st.name ?? c.name,
+          running: true,
+          status: st.status,
+          keyHash: labels[LABELS.key],
+          specLabel: labels[LABELS.spec],
+          nanoCpus: st.nanoCpus,
+          memoryBytes: st.memoryBytes,
+          runtime: st.runtime ?? "",
+          gpus: st.gpuIds ?? [],
+          unreachable,
+          ready: await this.#d.backend.hasMark(c.id, READY_MARK).catch(() => false),
+          startedAt: st.startedAt ?? 0,
+        };
+      }),
+    );
+  }
+
+  async adopt(id: string): Promise<StartedTask> {
+    let net: TaskNet | undefined;
+    if (this.#networks) {
+      const found = this.#leftoverNets.get(id);
+      if (!found) throw new Error("it is not on a task network of its own");
+      net = this.#networks.adopt(found);
+      if (!net)
+        throw new Error(`its network "${found.name}" is not a free block of task_subnet_pool`);
+    }
+    try {
+      if (net && this.#networks!.joins)
+        await this.#d.backend.connectNetwork(net.id, this.#d.selfContainer!);
+      const endpoint = await this.#endpoint(id, net);
+      this.#tasks.set(id, net);
+      return { id, endpoint, placement: this.#placementOf(net), steps: {} };
+    } catch (e) {
+      if (net) {
+        if (this.#networks!.joins)
+          await this.#d.backend.disconnectNetwork(net.id, this.#d.selfContainer!).catch(() => {});
+        this.#networks!.unhold(net);
+      }
+      throw e;
+    }
+  }
+
+  async sweep(opts: { earlierRuns?: boolean } = {}): Promise<void> {
+    await this.#networks?.removeOrphans();
+    const mine = await this.#d.backend.list(ownership(this.#s.instance, { run: this.run }));
+    for (const c of mine) {
+      if (this.#tasks.has(c.id) || this.#creating.has(c.name)) continue;
+      this.#log.warn(
+        "Removing a container the executor does not know (its create answer was lost)",
+        { container: c.name },
+      );
+      await this.remove(c.id);
+    }
+    if (opts.earlierRuns && this.#networks) {
+      // Earlier runs' networks (a network goes only once no container is on it), then spares of our own.
+      const keep = new Set([...this.#tasks.values()].flatMap((n) => n?.id ?? []));
+      await this.#networks.sweep(keep);
+      this.#networks.fill();
+    }
+    if (opts.earlierRuns) this.#leftoverNets.clear();
+  }
+
+  async close(): Promise<void> {
+    // A create whose answer was lost left a container nobody removes otherwise.
+    const mine = await this.#d.backend
+      .list(ownership(this.#s.instance, { run: this.run }))
+      .catch((e: unknown) => {
+        this.#log.warn("Cannot list this run's containers at stop", {
+          error: (e as Error).message,
+        });
+        return [];
+      });
+    for (const c of mine)
+      if (!this.#tasks.has(c.id) && !this.#creating.has(c.name)) await this.remove(c.id);
+    const kept = new Set([...this.#tasks.values()].flatMap((n) => n?.id ?? []));
+    await this.#networks?.close(kept);
+  }
+
+  #placementOf(net: TaskNet | undefined): Placement {
+    if (net) return { name: net.name, isolated: true, details: { subnet: net.subnet } };
+    return this.placement;
+  }
+
+  /** On its own network: by name where the executor joined it (in a container), else by address. */
+  #endpoint(id: string, net: TaskNet | undefined): Promise<string> {
+    return this.#d.backend.endpoint(
+      id,
+      net
+        ? { network: net.name, byAddress: !this.#networks!.joins }
+        : { network: this.#s.network || undefined },
+    );
+  }
+}

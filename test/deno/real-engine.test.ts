@@ -10,6 +10,8 @@ import { describe, expect, it } from "vitest";
 import { createDockerBackend } from "../../src/platform/docker/create-backend.ts";
 import { FetchTaskClient } from "../../src/platform/fetch-task-client.ts";
 import { containerBackendContract } from "../contract/container-backend.contract.ts";
+import { taskRuntimeContract } from "../contract/task-runtime.contract.ts";
+import { dockerRuntimeSubject } from "../support/docker-runtime.ts";
 import { docker } from "../support/docker-env.ts";
 import { startEngineFront } from "../support/engine-front.ts";
 import { scratchDir } from "../support/scratch.ts";
@@ -56,6 +58,15 @@ if (enabled) {
       cleanup: async () => void (await Promise.all([backend.close(), client.close()])),
     };
   });
+  taskRuntimeContract("DockerTasks over Deno's fetch", async () =>
+    dockerRuntimeSubject({
+      backend: await createDockerBackend(process.env),
+      client: new FetchTaskClient(),
+      unreachable: await createDockerBackend({
+        DOCKER_HOST: "unix:///tmp/meca-no-such-docker.sock",
+      }),
+    }),
+  );
 }
 
 describe.skipIf(!enabled)(

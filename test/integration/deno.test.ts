@@ -37,6 +37,7 @@ describe("under Deno on the real engine", () => {
     expect(out).toMatch(/Tests\s+\d+ passed \(\d+\)/);
     expect(out).not.toMatch(/skipped/);
     expect(out).toContain("ContainerBackend contract: DockerBackend over Deno's fetch");
+    expect(out).toContain("TaskRuntime contract: DockerTasks over Deno's fetch");
     expect(out).toContain("served by Deno.serve");
   }, 300_000);
 });

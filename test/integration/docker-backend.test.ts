@@ -14,6 +14,8 @@ import { DockerBackend } from "../../src/platform/docker/docker-backend.ts";
 import { DockerodeApi } from "../../src/platform/docker/dockerode-backend.ts";
 import { UndiciTaskClient } from "../../src/platform/task-client.ts";
 import { containerBackendContract } from "../contract/container-backend.contract.ts";
+import { taskRuntimeContract } from "../contract/task-runtime.contract.ts";
+import { dockerRuntimeSubject } from "../support/docker-runtime.ts";
 import { docker, dockerEndpoint } from "../support/docker-env.ts";
 import { startEngineFront } from "../support/engine-front.ts";
 import { scratchDir } from "../support/scratch.ts";
@@ -89,6 +91,20 @@ containerBackendContract("DockerBackend over dockerode", async () => {
     cleanup: async () => void (await Promise.all([backend.close(), client.close()])),
   };
 });
+
+for (const isolate of [false, true])
+  taskRuntimeContract(
+    `DockerTasks over node:http, ${isolate ? "each task on a network of its own" : "published"}`,
+    async () =>
+      dockerRuntimeSubject({
+        backend: await createDockerBackend(process.env),
+        client: new UndiciTaskClient(),
+        unreachable: await createDockerBackend({
+          DOCKER_HOST: "unix:///tmp/meca-no-such-docker.sock",
+        }),
+        isolate,
+      }),
+  );
 
 describe("DockerBackend on the real engine", () => {
   let backend: DockerBackend;

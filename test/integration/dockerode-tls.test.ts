@@ -15,6 +15,8 @@ import { EngineUnavailableError } from "../../src/engine/errors.ts";
 import { createDockerBackend } from "../../src/platform/docker/create-backend.ts";
 import { UndiciTaskClient } from "../../src/platform/task-client.ts";
 import { containerBackendContract } from "../contract/container-backend.contract.ts";
+import { taskRuntimeContract } from "../contract/task-runtime.contract.ts";
+import { dockerRuntimeSubject } from "../support/docker-runtime.ts";
 import { docker, dockerEndpoint } from "../support/docker-env.ts";
 import {
   CRASH_IMAGE,
@@ -101,6 +103,19 @@ containerBackendContract("DockerBackend over dockerode with TLS", async () => {
     },
     cleanup: async () => void (await Promise.all([backend.close(), client.close()])),
   };
+});
+
+taskRuntimeContract("DockerTasks over dockerode with TLS", async () => {
+  // A TLS front on a port nobody listens on any more.
+  const closed = createServer();
+  await new Promise<void>((r) => closed.listen(0, "127.0.0.1", r));
+  const free = (closed.address() as { port: number }).port;
+  await new Promise((r) => closed.close(r));
+  return dockerRuntimeSubject({
+    backend: await createDockerBackend(tlsEnv()),
+    client: new UndiciTaskClient(),
+    unreachable: await createDockerBackend({ ...tlsEnv(), DOCKER_HOST: `tcp://127.0.0.1:${free}` }),
+  });
 });
 
 describe("createDockerBackend() with TLS", () => {

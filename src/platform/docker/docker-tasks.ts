@@ -84,11 +84,6 @@ export class DockerTasks implements TaskRuntime {
     return { name: this.#s.network || "published", isolated: false };
   }
 
-  /** Spare task networks kept ready now. */
-  get spareNetworks(): number {
-    return this.#networks?.spareCount ?? 0;
-  }
-
   info(signal?: AbortSignal): Promise<EngineInfo> {
     return this.#d.backend.info(signal);
   }

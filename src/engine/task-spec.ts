@@ -236,16 +236,11 @@ export function parseSpecLabel(text: string | undefined): TaskIntent | undefined
   } catch {
     return undefined;
   }
+  // A primitive has none of the fields below, so only null needs refusing before they are read.
+  if (v === null) return undefined;
   const o = v as Record<string, unknown>;
   const whole = (x: unknown) => typeof x === "number" && Number.isInteger(x) && x >= 0;
-  if (
-    typeof o !== "object" ||
-    o === null ||
-    typeof o.image !== "string" ||
-    !whole(o.cpuTenths) ||
-    !whole(o.memMB) ||
-    !whole(o.gpuCount)
-  )
+  if (typeof o.image !== "string" || !whole(o.cpuTenths) || !whole(o.memMB) || !whole(o.gpuCount))
     return undefined;
   if ((o.runtimeKind !== "container" && o.runtimeKind !== "microVM") || typeof o.sgx !== "boolean")
     return undefined;

@@ -137,6 +137,7 @@ export function raceAbort<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
   if (signal.aborted) return Promise.reject(signal.reason);
   return new Promise<T>((resolve, reject) => {
     const onAbort = () => reject(signal.reason);
+    // Stryker disable next-line ObjectLiteral,BooleanLiteral: a signal aborts once, and settling removes the listener
     signal.addEventListener("abort", onAbort, { once: true });
     p.then(
       (v) => {

@@ -5,8 +5,10 @@ import {
   isWholeTenths,
   keyHash,
   MIN_MEM_MB,
+  parseSpecLabel,
   recordableImage,
   resolveSpec,
+  specLabel,
   taskKey,
   type SpecLimits,
 } from "../../src/engine/task-spec.ts";
@@ -295,5 +297,68 @@ describe("recordableImage()", () => {
     // Once resolved (the memo of normalized references), the same answer.
     resolveSpec({ image: "meca-test/echo:2" }, limits);
     expect(recordableImage("meca-test/echo:2")).toBe("meca-test/echo:2");
+  });
+});
+
+describe("specLabel() and parseSpecLabel(): the spec a launch keeps for adoption", () => {
+  const spec = {
+    image: "echo:1",
+    runtimeKind: "container" as const,
+    cpuTenths: 15,
+    memMB: 256,
+    gpuCount: 0,
+    sgx: false,
+  };
+
+  it("writes the spec as JSON, the default runtime as an empty string", () => {
+    expect(JSON.parse(specLabel(spec))).toEqual({ ...spec, runtime: "" });
+    expect(
+      JSON.parse(specLabel({ ...spec, runtimeKind: "microVM", runtime: "kata" })),
+    ).toMatchObject({ runtimeKind: "microVM", runtime: "kata" });
+  });
+
+  it("reads it back as the intent a request for the same task gives", () => {
+    expect(parseSpecLabel(specLabel(spec))).toEqual({
+      image: "echo:1",
+      cpu: 1.5,
+      mem: 256,
+      useGpu: false,
+      gpuCount: 0,
+      runtime: "",
+      useSgx: false,
+    });
+    expect(
+      parseSpecLabel(
+        specLabel({ ...spec, runtimeKind: "microVM", runtime: "kata", gpuCount: 2, sgx: true }),
+      ),
+    ).toMatchObject({ runtime: "microVM", useGpu: true, gpuCount: 2, useSgx: true });
+    expect(parseSpecLabel(specLabel({ ...spec, cpuTenths: 0, memMB: 0 }))).toMatchObject({
+      cpu: 0,
+      mem: 0,
+    });
+  });
+
+  it("is undefined for anything that is not one, and never throws", () => {
+    const label = (o: Record<string, unknown>) => JSON.stringify({ ...spec, runtime: "", ...o });
+    for (const text of [
+      undefined,
+      "",
+      "{",
+      "null",
+      "5",
+      '"echo:1"',
+      label({ image: 5 }),
+      label({ cpuTenths: 1.5 }),
+      label({ cpuTenths: -1 }),
+      label({ cpuTenths: "15" }),
+      label({ memMB: -256 }),
+      label({ memMB: 2.5 }),
+      label({ gpuCount: -1 }),
+      label({ gpuCount: "1" }),
+      label({ runtimeKind: "" }),
+      label({ runtimeKind: "vm" }),
+      label({ sgx: "false" }),
+    ])
+      expect(parseSpecLabel(text), String(text)).toBeUndefined();
   });
 });

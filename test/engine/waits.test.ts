@@ -1,6 +1,13 @@
 import { getEventListeners } from "node:events";
 import { describe, expect, it } from "vitest";
-import { deadline, delay, outlasts, pause, wakeOrTimeout } from "../../src/engine/waits.ts";
+import {
+  deadline,
+  delay,
+  outlasts,
+  pause,
+  raceAbort,
+  wakeOrTimeout,
+} from "../../src/engine/waits.ts";
 import { FakeClock } from "../fakes/fake-clock.ts";
 
 /** The promise's state after the microtasks queued so far have run. */
@@ -140,5 +147,28 @@ describe("waits on the Clock", () => {
     other.abort(new Error("after"));
     clock.advance(200);
     expect(done.signal.aborted).toBe(false);
+  });
+});
+
+describe("raceAbort()", () => {
+  it("is the promise without a signal, and its value or error with one", async () => {
+    const p = Promise.resolve(1);
+    expect(raceAbort(p)).toBe(p);
+    const ac = new AbortController();
+    expect(await raceAbort(Promise.resolve(2), ac.signal)).toBe(2);
+    await expect(raceAbort(Promise.reject(new Error("no")), ac.signal)).rejects.toThrow("no");
+    // Settled either way, it leaves no listener on the signal.
+    expect(getEventListeners(ac.signal, "abort")).toHaveLength(0);
+  });
+
+  it("rejects with the signal's reason at once when it is aborted already, and as soon as it aborts", async () => {
+    const never = new Promise<number>(() => {});
+    const why = new Error("gone");
+    await expect(raceAbort(never, AbortSignal.abort(why))).rejects.toBe(why);
+    const ac = new AbortController();
+    const racing = raceAbort(never, ac.signal);
+    expect(await state(racing)).toBe("pending");
+    ac.abort(why);
+    await expect(racing).rejects.toBe(why);
   });
 });

@@ -250,6 +250,8 @@ export const SETTINGS = {
   ),
   /** No new task starts while the engine's data root has less free space; 0: no guard. */
   min_free_disk_mb: field(wholeMB("min_free_disk_mb").default(2048), "minFreeDiskMB"),
+  /** No task starts, and idle tasks go, while the host's available memory is below this; 0: no guard. */
+  min_free_host_mem_mb: field(wholeMB("min_free_host_mem_mb").default(512), "minFreeHostMemMB"),
   /** Drop new connections from task networks to the host's own addresses: auto (where possible), on (or refuse to start), off. */
   task_host_firewall: key(
     z

@@ -206,7 +206,7 @@ async function networkChecks(c: Config, backend: DockerBackend): Promise<Check[]
 
 /**
  * What a task can take from the host beyond its limits: its disk (the bound and who holds it, the
- * data root's free space), the host's addresses (the firewall rule), its logs (a driver without
+ * data root's free space), the host's memory (min_free_host_mem_mb), the host's addresses (the firewall rule), its logs (a driver without
  * rotation) and the I/O weight (dropped without a weighted I/O scheduler). See docs/isolation.md, "Threat model".
  */
 async function hostChecks(
@@ -255,6 +255,23 @@ async function hostChecks(
     fix:
       free !== undefined && free < c.min_free_disk_mb
         ? `free space under ${dataRoot} (docker system prune), or lower min_free_disk_mb`
+        : undefined,
+  });
+  const available = await new SystemHostProbe().availableMemoryMB().catch(() => undefined);
+  const minMem = c.min_free_host_mem_mb;
+  checks.push({
+    name: "memory",
+    ok: minMem === 0 || (available !== undefined && available >= minMem),
+    required: false,
+    detail:
+      minMem === 0
+        ? "min_free_host_mem_mb: 0: tasks may start while the host is short of memory"
+        : available === undefined
+          ? "cannot read the host's available memory: min_free_host_mem_mb is not enforced"
+          : `the host has ${available} MB of memory available; new starts stop, and idle tasks go, below min_free_host_mem_mb (${minMem} MB)`,
+    fix:
+      available !== undefined && available < minMem
+        ? "free memory on the host, or lower min_free_host_mem_mb"
         : undefined,
   });
   const driver = await backend.logDriver().catch(() => undefined);

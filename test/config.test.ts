@@ -212,6 +212,17 @@ describe("loadConfig()", () => {
     );
   });
 
+  it("keeps 512 MB of the host's memory free by default; stops on a min_free_host_mem_mb that is not a non-negative integer, naming the key", () => {
+    const load = (text: string) => loadConfig(files({ "/c.yaml": text }, {}, "/c.yaml")).config;
+    expect(load("").min_free_host_mem_mb).toBe(512);
+    expect(load("min_free_host_mem_mb: 0").min_free_host_mem_mb).toBe(0);
+    expect(load("min_free_host_mem_mb: 4096").min_free_host_mem_mb).toBe(4096);
+    for (const value of ["-1", "1.5", "lots"])
+      expect(() => load(`min_free_host_mem_mb: ${value}`)).toThrow(
+        /"\/c.yaml": min_free_host_mem_mb: min_free_host_mem_mb must be/,
+      );
+  });
+
   it("keeps no task through a stop unless keep_tasks_on_stop is true, and names a value that is not a boolean", () => {
     const load = (text: string) => loadConfig(files({ "/c.yaml": text }, {}, "/c.yaml")).config;
     expect(load("").keep_tasks_on_stop).toBe(false);
@@ -324,6 +335,7 @@ describe("the settings table (one row per key)", () => {
       taskDiskMB: 1024,
       diskCheckIntervalMs: 250,
       minFreeDiskMB: 2048,
+      minFreeHostMemMB: 512,
       instance: "default",
       readyTimeoutMs: 7000,
       requestTimeoutMs: 8000,

@@ -137,6 +137,18 @@ export class DiskLowError extends ExecutorError {
   }
 }
 
+/** The host's available memory is below `min_free_host_mem_mb`: no new task starts. */
+export class HostMemoryLowError extends ExecutorError {
+  constructor(availableMB: number, minMB: number) {
+    super(
+      "unavailable",
+      "HOST_MEMORY_LOW",
+      `Cannot start a task: the host has ${availableMB} MB of memory available, less than min_free_host_mem_mb (${minMB} MB)`,
+      { retryAfter: 30 },
+    );
+  }
+}
+
 /** A task's writable layer grew past `task_disk_mb`; the task was removed. */
 export class TaskDiskExceededError extends ExecutorError {
   constructor(image: string, usedMB: number, boundMB: number) {

@@ -22,6 +22,7 @@ import type {
 import { DiskGuard } from "./disk-guard.ts";
 import { clipCapacity, type EngineSettings, type SettingsUpdate } from "./settings.ts";
 import { GpuMonitor } from "./gpu-monitor.ts";
+import { HostMemoryGuard } from "./host-memory.ts";
 import { EngineWatch } from "./engine-watch.ts";
 import { IdleCleaner } from "./idle-cleaner.ts";
 import { EngineMetrics, type MetricsSnapshot } from "./metrics.ts";
@@ -95,6 +96,7 @@ export class Executor {
   #watch: EngineWatch;
   #cleaner: IdleCleaner;
   #diskGuard?: DiskGuard;
+  #memoryGuard: HostMemoryGuard;
   #prewarm: Prewarm;
   #paused = false;
   #pausing?: Promise<void>;
@@ -122,6 +124,7 @@ export class Executor {
       metrics: this.metrics,
       gpuIds: (indexes) => this.#gpu.uuids(indexes),
       disk: deps.disk,
+      host: deps.host,
       specLimits: () => this.#specLimits(),
       probe: deps.probe,
       gpuIndexes: (uuids) => this.#gpu.indexesOf(uuids),
@@ -160,6 +163,14 @@ export class Executor {
       pool: this.#pool,
       clock: deps.clock,
       logger: deps.logger,
+      freed,
+    });
+    this.#memoryGuard = new HostMemoryGuard({
+      host: deps.host,
+      pool: this.#pool,
+      clock: deps.clock,
+      logger: deps.logger,
+      settings,
       freed,
     });
     this.#cleaner = new IdleCleaner({
@@ -209,6 +220,7 @@ export class Executor {
       );
     ex.#cleaner.start();
     ex.#diskGuard?.start();
+    await ex.#memoryGuard.start();
     ex.#prewarm.start();
     ex.#sweepUnknown();
     return ex;
@@ -426,6 +438,7 @@ export class Executor {
     this.#watch.stop();
     this.#cleaner.stop();
     this.#diskGuard?.stop();
+    this.#memoryGuard.stop();
     this.#prewarm.stop();
     this.#cancelSweep?.();
     this.#cancelSweep = undefined;

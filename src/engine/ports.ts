@@ -32,6 +32,11 @@ export interface HostProbe {
   memoryMB(): Promise<number>;
   /** Current whole-host use, in percent. */
   usage(): Promise<{ cpuPercent: number; memPercent: number }>;
+  /**
+   * Memory the host can give programs now without swapping (Linux: MemAvailable), in MB; undefined
+   * when it cannot be read.
+   */
+  availableMemoryMB(): Promise<number | undefined>;
 }
 
 export interface GpuDevice {

@@ -26,6 +26,11 @@ export interface EngineSettings {
   diskCheckIntervalMs: number;
   /** No task starts while the engine's data root has less free space than this; 0: no guard. */
   minFreeDiskMB: number;
+  /**
+   * No task starts, and idle tasks go (least recently used first), while the host's available
+   * memory is below this (host-memory.ts); 0: no guard.
+   */
+  minFreeHostMemMB: number;
   /** Label value that tells this executor's containers from another's on the same engine. */
   instance: string;
   readyTimeoutMs: number;

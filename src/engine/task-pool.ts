@@ -18,6 +18,7 @@ import type {
   Clock,
   ConnectProbe,
   DiskProbe,
+  HostProbe,
   Logger,
   Placement,
   TaskClient,
@@ -30,6 +31,7 @@ import { containerName, keyHash, specLabel, type SpecLimits, type TaskSpec } fro
 import { ImagePulls } from "./image-pulls.ts";
 import { adopt } from "./adoption.ts";
 import { checkFreeDisk } from "./free-disk.ts";
+import { checkHostMemory } from "./host-memory.ts";
 import { deadline } from "./waits.ts";
 
 export interface TaskPoolDeps {
@@ -45,6 +47,8 @@ export interface TaskPoolDeps {
   gpuIds?: (indexes: readonly number[]) => string[];
   /** The engine's disk: no start while its free space is under min_free_disk_mb. */
   disk?: DiskProbe;
+  /** The host: no start while its available memory is under min_free_host_mem_mb. */
+  host?: HostProbe;
   /**
    * Adoption of an earlier run's tasks at start-up: what the config lets a task ask for now, the
    * check that a leftover still listens, and the NVML indexes of GPU UUIDs. Without the first two,
@@ -177,6 +181,7 @@ export class TaskPool {
     const reservation = task.reservation!;
     try {
       await checkFreeDisk(this.#d.disk, s.minFreeDiskMB, this.#d.metrics);
+      await checkHostMemory(this.#d.host, s.minFreeHostMemMB);
       // The image is there already when a request caused this start (Executor), or pulled now (prewarm).
       await this.images.ensure(task.spec.image, signal);
       // Where a cold start's time goes, for the log: each step's end, ms after `started`.

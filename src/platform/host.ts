@@ -45,6 +45,12 @@ export class SystemHostProbe implements HostProbe {
     return this.#memoryMB;
   }
 
+  /** MemAvailable, in MB: what the host can give without swapping; undefined when unreadable. */
+  async availableMemoryMB(): Promise<number | undefined> {
+    const mem = await si.mem().catch(() => undefined);
+    return mem && mem.total > 0 ? Math.floor(mem.available / MIB) : undefined;
+  }
+
   /** CPU load since the previous reading, and memory in active use (not cache), both 0..100. */
   usage(): Promise<{ cpuPercent: number; memPercent: number }> {
     const now = this.#now();

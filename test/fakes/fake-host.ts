@@ -11,6 +11,11 @@ export class FakeHost implements HostProbe {
   async memoryMB() {
     return this.memMB;
   }
+  /** What availableMemoryMB() answers; a test lowers it to make the host short of memory. */
+  availableMB: number | undefined = 8_192;
+  async availableMemoryMB() {
+    return this.availableMB;
+  }
   async usage() {
     return { cpuPercent: 12.5, memPercent: 40 };
   }

@@ -75,7 +75,9 @@ describe("meca-executor doctor", () => {
     const weak = await runCli([
       "doctor",
       "--config",
-      config("task_disk_mb: 0\nmin_free_disk_mb: 99999999\ntask_host_firewall: off\n"),
+      config(
+        "task_disk_mb: 0\nmin_free_disk_mb: 99999999\nmin_free_host_mem_mb: 99999999\ntask_host_firewall: off\n",
+      ),
     ]);
     expect(weak.code).toBe(0); // warnings, not failures
     expect(weak.out).toMatch(
@@ -83,6 +85,9 @@ describe("meca-executor doctor", () => {
     );
     expect(weak.out).toMatch(
       /\[WARN\] free +the engine's data root \S+ has \d+ MB free; new starts stop below min_free_disk_mb \(99999999 MB\)/,
+    );
+    expect(weak.out).toMatch(
+      /\[WARN\] memory +the host has \d+ MB of memory available; new starts stop, and idle tasks go, below min_free_host_mem_mb \(99999999 MB\)/,
     );
     expect(weak.out).toMatch(
       /\[WARN\] firewall task_host_firewall: off: tasks can connect to every address of the host/,

@@ -278,3 +278,21 @@ describe("bad input never leaks", () => {
     expect(await h.containers()).toEqual([]);
   });
 });
+
+describe("min_free_host_mem_mb on the real host", () => {
+  it("a bound above the host's available memory refuses every start with HOST_MEMORY_LOW and both figures, and creates nothing", async () => {
+    const h = await startExecutor({ min_free_host_mem_mb: 99_999_999 });
+    try {
+      const r = await h.execute({ id: ECHO_IMAGE, resource: small });
+      expect(r.status).toBe(503);
+      expect(r.body).toMatchObject({ success: false, error: "HOST_MEMORY_LOW" });
+      expect(r.body.msg).toMatch(
+        /^Cannot start a task: the host has \d+ MB of memory available, less than min_free_host_mem_mb \(99999999 MB\)$/,
+      );
+      expect(await h.containers()).toEqual([]);
+      expect(h.executor.ledger.used().cpuTenths).toBe(0);
+    } finally {
+      expect(await h.close()).toEqual([]);
+    }
+  });
+});

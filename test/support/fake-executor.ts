@@ -26,6 +26,7 @@ export const BASE_SETTINGS: Settings = {
   taskDiskMB: 0,
   diskCheckIntervalMs: 1_000,
   minFreeDiskMB: 0,
+  minFreeHostMemMB: 0,
   instance: "unit",
   readyTimeoutMs: 5_000,
   requestTimeoutMs: 5_000,

@@ -23,7 +23,8 @@ import { probeEnv } from "./lib/memory.ts";
 import { emptyHttpServerMemory, emptyNodeMemory, pinnedNode } from "./lib/node-build.ts";
 import { BENCH_LABEL, RawEngine } from "./lib/raw-engine.ts";
 import { buildRows, type Results } from "./lib/results.ts";
-import { markdown, type Machine } from "./lib/report.ts";
+import { markdown, type Machine, type Row } from "./lib/report.ts";
+import { ownerPhase, type OwnerResult } from "./lib/owner.ts";
 import { median } from "./lib/stats.ts";
 import { prewarmPhase, prewarmRows, type PrewarmResult } from "./lib/prewarm.ts";
 import { restartPhase, restartRows, type RestartResult } from "./lib/restart.ts";
@@ -55,6 +56,8 @@ const { values: args } = parseArgs({
     "only-prewarm": { type: "boolean", default: false },
     /** Runs only the restart rows (adoption after kill -9). */
     "only-restart": { type: "boolean", default: false },
+    /** Runs only the owner's CPU rows (task_cpu_priority idle against normal). */
+    "only-owner": { type: "boolean", default: false },
   },
 });
 /** The checkout whose executor runs. */
@@ -119,6 +122,7 @@ async function main(): Promise<number> {
   if (args["only-protections"]) return onlyProtections(file);
   if (args["only-prewarm"]) return onlyPrewarm(file);
   if (args["only-restart"]) return onlyRestart(file);
+  if (args["only-owner"]) return onlyOwner(file);
   log(`starting the executor (${target})`);
   exec = await start();
   const startup = [exec.startMs];
@@ -241,6 +245,54 @@ async function onlyReplicas(file: string | undefined): Promise<number> {
       `${errors} answers failed verification (first: ${r.default.firstError ?? r.replicas.firstError}): the figures do not count`,
     );
   return errors > 0 ? 1 : 0;
+}
+
+/** --only-owner: the owner's CPU beside spinning tasks, idle against normal, printed and written to owner.json. */
+async function onlyOwner(file: string | undefined): Promise<number> {
+  const r = await ownerPhase({ target, root: ROOT, file, work, quick, log });
+  const md = markdown({
+    title: `meca-executor owner's CPU (${target}, ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC)`,
+    machine: await machine(),
+    notes: [ownerNote(r)],
+    rows: ownerRows(r),
+  });
+  console.log(`\n${md}`);
+  mkdirSync(args.out!, { recursive: true });
+  writeFileSync(join(args.out!, "owner.json"), `${JSON.stringify(r, null, 2)}\n`);
+  return r.errors > 0 ? 1 : 0;
+}
+
+function ownerNote(r: OwnerResult): string {
+  return `Owner's CPU: a CPU-bound program of the host's owner (${r.cores} processes, one per core, a fixed amount of work each) timed alone, then while tasks spin on every core they may use (${CPU_IMAGE}, 50 ms of CPU per request, 8 clients, task_concurrency 1: one replica per core), through an executor with task_cpu_priority idle and one with normal; median of ${r.reps} each, interleaved. The tasks completed ${r.idleRequests} (idle) and ${r.normalRequests} (normal) requests while the owner's program ran; ${r.errors} errors.`;
+}
+
+function ownerRows(r: OwnerResult): Row[] {
+  const fmt = (v: number) => v.toFixed(0);
+  return [
+    {
+      metric: "owner's program alone (ms)",
+      executor: fmt(r.aloneMs),
+      other: "",
+      ratio: "",
+      target: "—",
+    },
+    {
+      metric: "owner's program beside tasks spinning, task_cpu_priority idle (ms); its speed kept",
+      executor: fmt(r.idleMs),
+      other: fmt(r.aloneMs),
+      ratio: `${(r.idleSpeed * 100).toFixed(1)} %`,
+      target: "≥ 95 %",
+      met: r.idleSpeed >= 0.95,
+    },
+    {
+      metric:
+        "owner's program beside tasks spinning, task_cpu_priority normal (ms); its speed kept",
+      executor: fmt(r.normalMs),
+      other: fmt(r.aloneMs),
+      ratio: `${(r.normalSpeed * 100).toFixed(1)} %`,
+      target: "—",
+    },
+  ];
 }
 
 /** --only-protections: the protections comparison alone, printed and written to protections.json. */

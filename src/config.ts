@@ -260,6 +260,14 @@ export const SETTINGS = {
       })
       .default("auto"),
   ),
+  /** Tasks under a parent cgroup of the lowest CPU weight (idle) or at the default weight (normal); see docs/isolation.md. */
+  task_cpu_priority: key(
+    z
+      .enum(["idle", "normal"], {
+        errorMap: () => ({ message: 'task_cpu_priority must be "idle" or "normal"' }),
+      })
+      .default("idle"),
+  ),
   admin_token: key(z.string().default("")),
   instance: field(
     z

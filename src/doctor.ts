@@ -6,7 +6,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Config } from "./config.ts";
 import { clipCapacity } from "./engine/settings.ts";
-import type { EngineInfo, GpuDevice } from "./engine/ports.ts";
+import type { EngineInfo, GpuDevice, Logger } from "./engine/ports.ts";
 import { createDockerBackend } from "./platform/docker/create-backend.ts";
 import type { DockerBackend } from "./platform/docker/docker-backend.ts";
 import { detectPlacement, type Placement } from "./platform/docker/placement.ts";
@@ -17,6 +17,7 @@ import { ownership } from "./platform/docker/labels.ts";
 import { SystemHostProbe } from "./platform/host.ts";
 import { loadNvml } from "./platform/nvml.ts";
 import { checkSgx } from "./platform/sgx.ts";
+import { setupTaskParent } from "./platform/docker/cpu-priority.ts";
 
 interface Check {
   name: string;
@@ -309,6 +310,25 @@ async function hostChecks(
   } catch {
     // networkChecks says why
   }
+  const cgroups = await backend.cgroups().catch(() => ({ driver: "cgroupfs", version: "1" }));
+  const cpu = (
+    await setupTaskParent({
+      priority: c.task_cpu_priority,
+      instance: c.instance,
+      driver: cgroups.driver,
+      version: cgroups.version,
+      inContainer: placement?.self !== undefined,
+      logger: quiet,
+      dryRun: true,
+    })
+  ).status;
+  checks.push({
+    name: "cpu",
+    ok: cpu.state === "set",
+    required: false,
+    detail: `task_cpu_priority: ${cpu.task_cpu_priority}: ${cpu.detail}`,
+    fix: cpu.command ?? (cpu.state === "normal" ? "set task_cpu_priority: idle" : undefined),
+  });
   if (placement)
     checks.push(
       await firewallCheck({
@@ -404,3 +424,6 @@ export async function runDoctor(o: {
   console.log(o.json ? JSON.stringify(report, null, 2) : formatReport(report));
   return report.ok ? 0 : 1;
 }
+
+/** A logger that drops everything (doctor's dry run says what it finds in its report instead). */
+const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet };

@@ -20,6 +20,7 @@ import { detectPlacement, type Placement } from "./platform/docker/placement.ts"
 import type { StorageInfo } from "./platform/docker/storage.ts";
 import { DockerDisk, visibleDataRoot } from "./platform/docker/task-disk.ts";
 import { DockerTasks } from "./platform/docker/docker-tasks.ts";
+import { setupTaskParent, type CpuPriorityStatus } from "./platform/docker/cpu-priority.ts";
 import { firewallPlace, HostFirewall, type FirewallStatus } from "./platform/host-firewall.ts";
 import { hostRoutes, poolConflict } from "./platform/docker/subnet-pool.ts";
 import { SystemHostProbe } from "./platform/host.ts";
@@ -143,17 +144,15 @@ async function serve(
     version: pkg.version,
     config: configFile ?? "(built-in defaults)",
   });
-  const { executor, backend, client, placement, storage, disk, firewall } = await createExecutor(
-    config,
-    env,
-    logger,
-  );
+  const { executor, backend, client, placement, storage, disk, firewall, cpu } =
+    await createExecutor(config, env, logger);
   log.info("Task network", {
     mode: placement.mode,
     network: placement.network,
     reason: placement.reason,
   });
   logFirewall(log, firewall.status());
+  logCpuPriority(log, cpu.status);
   await logDisk(log, { config, storage, disk, heldBy: executor.diskStatus().held_by });
   const hosts = listenAddresses(config.host, placement);
   const http = createHttp({
@@ -171,6 +170,7 @@ async function serve(
     onStop: () => void stop("POST /stop"),
     placement: { mode: placement.mode, network: placement.network, reason: placement.reason },
     hostFirewall: () => firewall.status(),
+    cpuPriority: () => cpu.status,
   });
   if (!config.admin_token && !hosts.every(isLoopback)) {
     log.warn(
@@ -202,7 +202,10 @@ async function serve(
       stopIdleGc();
       const kept = await executor.shutdown();
       // Tasks kept for the next start stay behind the host firewall rule; that start takes it over.
-      if (kept === 0) await firewall.remove();
+      if (kept === 0) {
+        await firewall.remove();
+        await cpu.remove();
+      }
       await listening.close();
       await client.close();
       await backend.close();
@@ -276,11 +279,23 @@ export async function createExecutor(config: Config, env: Env, logger: Logger) {
   const disk = new DockerDisk(backend, {
     dataRoot: "error" in storage ? undefined : visibleDataRoot(storage.dataRoot),
   });
-  const settings = engineSettings(config, {
-    mode: placement.mode,
-    network: placement.network,
+  const cgroups = await backend.cgroups().catch(() => ({ driver: "cgroupfs", version: "1" }));
+  const cpu = await setupTaskParent({
+    priority: config.task_cpu_priority,
+    instance: config.instance,
+    driver: cgroups.driver,
+    version: cgroups.version,
     inContainer: placement.self !== undefined,
+    logger,
   });
+  const settings = {
+    ...engineSettings(config, {
+      mode: placement.mode,
+      network: placement.network,
+      inContainer: placement.self !== undefined,
+    }),
+    cgroupParent: cpu.status.parent,
+  };
   const runtime = new DockerTasks({
     backend,
     clock: systemClock,
@@ -302,12 +317,24 @@ export async function createExecutor(config: Config, env: Env, logger: Logger) {
     probe: probeConnect,
   }).catch(async (e: unknown) => {
     await firewall.remove();
+    await cpu.remove();
     // A prewarm entry that can never be served is the config's fault, named as such.
     if (e instanceof BadRequestError && e.field?.startsWith("prewarm"))
       throw new ConfigError(`Invalid config: ${e.message}`);
     throw e;
   });
-  return { executor, backend, client, placement, storage, disk, firewall };
+  return { executor, backend, client, placement, storage, disk, firewall, cpu };
+}
+
+/** One start-up line on the tasks' CPU priority, with the operator's command where the executor could not set it. */
+function logCpuPriority(log: Logger, s: CpuPriorityStatus): void {
+  const fields = { ...s };
+  if (s.state === "set" || s.state === "normal") log.info("Task CPU priority", fields);
+  else
+    log.warn(
+      "Task CPU priority: the tasks' parent cgroup does not have the lowest weight; run the command once as root on the host",
+      fields,
+    );
 }
 
 /** One start-up line on whether the host's addresses are closed to tasks, with the operator's command where they are not. */

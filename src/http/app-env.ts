@@ -31,6 +31,8 @@ export interface AppOptions {
   placement?: { mode: string; network?: string; reason: string };
   /** Whether the host's addresses are closed to tasks, shown by GET /tasks. */
   hostFirewall?: () => unknown;
+  /** The tasks' CPU priority (task_cpu_priority): its parent cgroup and whether its weight is set. */
+  cpuPriority?: () => unknown;
 }
 
 export const DEFAULT_MAX_ADMIN_BODY_BYTES = 64 * 1024;

@@ -46,7 +46,7 @@ const json = (value: unknown): { answer: Answer } => ({
 
 /** GET /health, /stats, /tasks, /requests (the last requests answered) and /ui (the host's page). */
 export function statusReads(
-  o: Pick<AppOptions, "executor" | "placement" | "hostFirewall">,
+  o: Pick<AppOptions, "executor" | "placement" | "hostFirewall" | "cpuPriority">,
 ): Record<string, Read> {
   return {
     "/health": () => healthAnswer(o.executor),
@@ -55,6 +55,7 @@ export function statusReads(
       json({
         network: o.placement,
         host_firewall: o.hostFirewall?.(),
+        cpu_priority: o.cpuPriority?.(),
         disk: o.executor.diskStatus(),
         reserved: o.executor.reserved(),
         idle_timeout_s: o.executor.settings.idleTimeoutMinutes * 60,

@@ -68,6 +68,9 @@ describe("meca-executor doctor", () => {
       /\[ok {2}\] free +the engine's data root \S+ has \d+ MB free; new starts stop below min_free_disk_mb \(2048 MB\)/,
     );
     expect(r.out).toMatch(/\[ok {2}\] logs +task logs: json-file, rotated/);
+    expect(r.out).toMatch(
+      /\[ok {2}\] cpu +task_cpu_priority: idle: a start gives the cgroup \S+\/meca-tasks-\S+ cpu\.(shares 2|weight 1) \(cgroupfs\): tasks get only the CPU the host's own programs leave idle/,
+    );
     expect(r.out).toMatch(/\[(ok {2}|WARN)\] io +disk I\/O: /);
     expect(r.out).toMatch(
       /\[ok {2}\] firewall a start closes the host to tasks: it inserts "-i mecat\+ \.\.\. -j REJECT" into INPUT/,

@@ -34,6 +34,7 @@ export function dockerRuntimeSubject(o: {
     taskDiskMB: 0,
     sgx: { device: "/dev/sgx/enclave", aesmdPath: "/var/run/aesmd" },
     queueTimeoutMs: 10_000,
+    cgroupParent: "",
   };
   const make = (backend: ContainerBackend) =>
     new DockerTasks({ backend, clock: systemClock, logger: memoryLogger(), settings });

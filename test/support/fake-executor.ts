@@ -27,6 +27,7 @@ export const BASE_SETTINGS: Settings = {
   diskCheckIntervalMs: 1_000,
   minFreeDiskMB: 0,
   minFreeHostMemMB: 0,
+  cgroupParent: "",
   instance: "unit",
   readyTimeoutMs: 5_000,
   requestTimeoutMs: 5_000,

@@ -33,7 +33,7 @@ export async function startExecutor(
   });
   const instance = config.instance;
   const logger = memoryLogger();
-  const { executor, backend, client, firewall } = await createExecutor(config, env, logger);
+  const { executor, backend, client, firewall, cpu } = await createExecutor(config, env, logger);
   let stopped = false;
   const { serve } = createHttp({
     executor,
@@ -42,6 +42,7 @@ export async function startExecutor(
     maxBodyBytes: config.max_body_bytes,
     failureStatus: config.failure_status,
     hostFirewall: () => firewall.status(),
+    cpuPriority: () => cpu.status,
     onStop: () => {
       stopped = true;
     },
@@ -90,6 +91,7 @@ export async function startExecutor(
     logger,
     instance,
     firewall,
+    cpu,
     execute,
     call,
     containers,
@@ -100,6 +102,7 @@ export async function startExecutor(
     async close() {
       await executor.shutdown();
       await firewall.remove();
+      await cpu.remove();
       await listening.close();
       const left: unknown[] = await containers();
       left.push(

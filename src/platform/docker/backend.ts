@@ -36,6 +36,8 @@ export interface ContainerSpec {
   diskBytes?: number;
   /** Size of /dev/shm (a tmpfs, charged to the container's memory). */
   shmBytes?: number;
+  /** HostConfig.CgroupParent: the tasks' parent cgroup (cpu-priority.ts); unset: the engine's default. */
+  cgroupParent?: string;
   privileged: false;
 }
 

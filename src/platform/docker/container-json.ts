@@ -71,6 +71,7 @@ export function toCreateBody(
   // A fifth of the default weight (500) under contention; the engine drops it where the I/O scheduler has no weights.
   hostConfig.BlkioWeight = TASK_BLKIO_WEIGHT;
   if (spec.shmBytes !== undefined) hostConfig.ShmSize = spec.shmBytes;
+  if (spec.cgroupParent) hostConfig.CgroupParent = spec.cgroupParent;
   if (spec.diskBytes !== undefined)
     hostConfig.StorageOpt = { size: `${Math.ceil(spec.diskBytes / (1024 * 1024))}M` };
   if (spec.runtime !== undefined && spec.runtime !== "") hostConfig.Runtime = spec.runtime;

@@ -37,6 +37,7 @@ export function containerSpecFor(
     diskBytes: s.taskDiskMB > 0 ? s.taskDiskMB * MB : undefined,
     // Docker's own default size, never more than the memory it is charged to.
     shmBytes: Math.min(SHM_MB, spec.memMB) * MB,
+    cgroupParent: s.cgroupParent || undefined,
     privileged: false,
   };
 }

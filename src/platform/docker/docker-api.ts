@@ -20,6 +20,10 @@ export interface VersionJson {
 }
 
 export interface InfoJson {
+  /** "cgroupfs" or "systemd". */
+  CgroupDriver?: string;
+  /** "1" or "2". */
+  CgroupVersion?: string;
   Runtimes?: Record<string, unknown>;
   DefaultRuntime?: string;
   /** The daemon's default log driver: json-file, local, journald, syslog, none, ... */

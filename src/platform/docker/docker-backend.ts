@@ -133,6 +133,12 @@ export class DockerBackend implements ContainerBackend {
     return (await this.#api.info()).LoggingDriver;
   }
 
+  /** The engine's cgroup driver and version, as /info reports them ("cgroupfs" and "1" when it does not say). */
+  async cgroups(): Promise<{ driver: string; version: string }> {
+    const info = await this.#api.info();
+    return { driver: info.CgroupDriver ?? "cgroupfs", version: info.CgroupVersion ?? "1" };
+  }
+
   /** Reads the storage driver and decides whether creates ask the engine to bound each layer. */
   async probeStorage(): Promise<StorageInfo> {
     let info;

@@ -22,6 +22,8 @@ export interface DockerTaskSettings {
   taskDiskMB: number;
   /** SGX: the host's device and AESM socket folder, mapped into a task that asks for SGX. */
   sgx: { device: string; aesmdPath: string };
+  /** HostConfig.CgroupParent of every task container (task_cpu_priority, cpu-priority.ts); "" for the engine's default. */
+  cgroupParent: string;
   /** How long a start waits for a free block of the subnet pool when every one is taken. */
   queueTimeoutMs: number;
 }

@@ -260,6 +260,11 @@ export const SETTINGS = {
       })
       .default("auto"),
   ),
+  /** What each request used, from the task's cgroup: the Meca-Usage header, GET /requests, GET /usage; see docs/usage.md. */
+  usage: field(
+    z.boolean({ invalid_type_error: "usage must be true or false" }).default(true),
+    "usage",
+  ),
   /** Tasks under a parent cgroup of the lowest CPU weight (idle) or at the default weight (normal); see docs/isolation.md. */
   task_cpu_priority: key(
     z

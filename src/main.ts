@@ -295,6 +295,8 @@ export async function createExecutor(config: Config, env: Env, logger: Logger) {
       inContainer: placement.self !== undefined,
     }),
     cgroupParent: cpu.status.parent,
+    cgroupDriver: cgroups.driver,
+    cgroupVersion: cgroups.version,
   };
   const runtime = new DockerTasks({
     backend,

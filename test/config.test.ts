@@ -336,6 +336,7 @@ describe("the settings table (one row per key)", () => {
       diskCheckIntervalMs: 250,
       minFreeDiskMB: 2048,
       minFreeHostMemMB: 512,
+      usage: true,
       instance: "default",
       readyTimeoutMs: 7000,
       requestTimeoutMs: 8000,

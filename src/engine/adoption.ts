@@ -98,6 +98,7 @@ export async function adopt(d: AdoptionDeps, leftovers: LeftoverTask[]): Promise
         const task = new Task({ id: c.name, key: c.key, spec: c.spec, reservation: r, now });
         task.apply({ type: "created", containerId: c.id });
         task.apply({ type: "ready", endpoint: back.endpoint, at: now });
+        task.meter = back.meter;
         d.register(task, c.id, back.placement);
         adopted.add(c.id);
         names.push(task.id);

@@ -1,3 +1,5 @@
+import type { RequestUsage } from "./request-usage.ts";
+
 /**
  * The closed family of executor errors. Each has a stable `code` and a
  * `kind` that says whose fault it is; `src/http/errors.ts` maps kinds to
@@ -32,6 +34,8 @@ export class ExecutorError extends Error {
    * message, which goes to the client: tasks' addresses and ids are the host's business.
    */
   readonly where?: string;
+  /** What the request used where it reached its task before it failed (a task that answered >= 400). */
+  usage?: RequestUsage;
 
   constructor(
     kind: ErrorKind,

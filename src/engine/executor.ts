@@ -6,7 +6,8 @@
 import { Admission } from "./admission.ts";
 import { BadRequestError, ExecutorError, PausedError } from "./errors.ts";
 import { RecentRequests, type RecentRequest } from "./recent.ts";
-import { forwardToTask, TaskGoneError, type ForwardContext } from "./forward.ts";
+import { forwardToTask, TaskGoneError, type ForwardContext, type TaskUse } from "./forward.ts";
+import { UsageBook, type RequestUsage } from "./usage.ts";
 import { pickEvictions } from "./policy.ts";
 import { Ledger } from "./ledger.ts";
 import type {
@@ -75,6 +76,10 @@ export interface ConfigChange {
 interface Seen {
   at: number;
   task?: Task;
+  /** When it got its slot. */
+  takenAt?: number;
+  /** What it used at the task, once the task answered (usage on). */
+  use?: TaskUse;
   /** The replica became ready after the request arrived: it started for it, or while it waited. */
   cold: boolean;
 }
@@ -106,6 +111,7 @@ export class Executor {
   readonly metrics = new EngineMetrics();
   #forwardCtx: ForwardContext;
   #recent = new RecentRequests();
+  #usage = new UsageBook();
   #cancelSweep?: () => void;
 
   private constructor(deps: ExecutorDeps) {
@@ -241,15 +247,26 @@ export class Executor {
   async execute(
     intent: TaskIntent,
     input: string,
-    opts: { signal?: AbortSignal; requestId?: string } = {},
+    opts: {
+      signal?: AbortSignal;
+      requestId?: string;
+      /** Given what the request used, where it reached a task (usage on); before this resolves. */
+      onUsage?: (u: RequestUsage) => void;
+    } = {},
   ): Promise<string> {
     const arrived = this.#d.clock.now();
     const seen: Seen = { at: arrived, cold: false };
     let outcome = "ok";
+    let usage: RequestUsage | undefined;
     try {
-      return await this.#execute(intent, input, opts, seen);
+      const body = await this.#execute(intent, input, opts, seen);
+      usage = this.#used(seen);
+      if (usage) opts.onUsage?.(usage);
+      return body;
     } catch (e) {
       outcome = e instanceof ExecutorError ? e.code : "INTERNAL";
+      usage = this.#used(seen);
+      if (usage && e instanceof ExecutorError) e.usage = usage;
       throw e;
     } finally {
       const t = seen.task;
@@ -262,8 +279,35 @@ export class Executor {
         outcome,
         ms: this.#d.clock.now() - arrived,
         cold: seen.cold,
+        usage,
       });
     }
+  }
+
+  /** The request's whole usage once its task answered: the task's part, the wait and the start it caused. */
+  #used(seen: Seen): RequestUsage | undefined {
+    const t = seen.task;
+    if (!seen.use || !t) return undefined;
+    const startMs = seen.cold ? t.startMs : 0;
+    const waited = (seen.takenAt ?? seen.at) - seen.at;
+    const u: RequestUsage = { ...seen.use, startMs, queueMs: Math.max(0, waited - startMs) };
+    this.#usage.add(
+      {
+        key: t.key,
+        image: t.spec.image,
+        runtime: t.spec.runtimeKind,
+        cpuTenths: t.spec.cpuTenths,
+        memMB: t.spec.memMB,
+        gpus: t.spec.gpuCount,
+      },
+      u,
+    );
+    return u;
+  }
+
+  /** Usage per task key since start (GET /usage). */
+  usageByKey() {
+    return this.#usage.rows();
   }
 
   /** The image pulls under way (GET /tasks, /ui). */
@@ -308,9 +352,16 @@ export class Executor {
         continue;
       }
       seen.cold = warm === undefined && state.since >= seen.at;
+      seen.takenAt = this.#d.clock.now();
       this.#inFlight++;
       try {
-        return await forwardToTask(task, input, opts.signal, this.#forwardCtx);
+        return await forwardToTask(
+          task,
+          input,
+          opts.signal,
+          this.#forwardCtx,
+          this.#s.usage ? (u) => (seen.use = u) : undefined,
+        );
       } catch (e) {
         if (e instanceof TaskGoneError && attempt++ === 0) {
           this.metrics.retries.inc();

@@ -15,6 +15,7 @@ import type { EngineSettings } from "./settings.ts";
 import type { TaskPool } from "./task-pool.ts";
 import { deadline, delay } from "./waits.ts";
 import type { Task } from "./task.ts";
+import { meterAfter, meterBefore, utf8Length, type RequestUsage } from "./usage.ts";
 
 export interface ForwardContext {
   client: TaskClient;
@@ -29,11 +30,16 @@ export interface ForwardContext {
 /** The task's container is gone and nothing reached it, so one retry on a fresh one is safe. */
 export class TaskGoneError extends TaskFailedError {}
 
+/** What a request that reached its task used, as forwardToTask measured it (usage.ts). */
+export type TaskUse = Omit<RequestUsage, "queueMs" | "startMs">;
+
 export async function forwardToTask(
   task: Task,
   input: string,
   signal: AbortSignal | undefined,
   ctx: ForwardContext,
+  /** Given what the request used once the task answered; unset: nothing is measured. */
+  used?: (u: TaskUse) => void,
 ): Promise<string> {
   const s = ctx.settings();
   const sgxRa = task.spec.sgx && input === "SGXRAREQUEST";
@@ -56,6 +62,7 @@ export async function forwardToTask(
         throw new TaskGoneError(
           `Task "${image}" is gone: it was removed before the request reached it`,
         );
+      const m = used ? meterBefore(task, ctx.clock.now()) : undefined;
       try {
         const res = await ctx.client.send({
           method: sgxRa ? "GET" : "POST",
@@ -66,6 +73,15 @@ export async function forwardToTask(
         });
         task.answered();
         ctx.served.inc();
+        if (m)
+          used!(
+            meterAfter(m, task, {
+              now: ctx.clock.now(),
+              gpus: task.reservation?.gpus.length ?? 0,
+              inBytes: sgxRa ? 0 : utf8Length(input),
+              outBytes: utf8Length(res.body),
+            }),
+          );
         if (res.status >= 400) {
           throw new TaskFailedError(`Task "${image}" answered ${res.status}`, {
             status: res.status,

@@ -122,6 +122,29 @@ export interface Placement {
   details?: Record<string, string>;
 }
 
+/** A task's counters as the kernel keeps them (its cgroup), read now. */
+export interface UsageReading {
+  /** CPU time its container has used since it started, ms. */
+  cpuMs: number;
+  /** Its container's peak memory, MB: since the last resetPeak(), or since it started; undefined when unreadable. */
+  memPeakMB?: number;
+}
+
+/**
+ * A task's resource meter (docs/usage.md): synchronous and cheap (a few positioned reads of open
+ * files), so the engine reads it before and after each request. Never throws.
+ */
+export interface TaskMeter {
+  /** What it reads, e.g. "cgroup v1". */
+  readonly source: string;
+  /** Whether resetPeak() can work here (cgroup v1); otherwise the peak is the task's since it started. */
+  readonly peakResettable: boolean;
+  /** The counters now; undefined when they cannot be read (the task is gone). */
+  read(): UsageReading | undefined;
+  /** Starts the peak memory again from the current use; false where it cannot. */
+  resetPeak(): boolean;
+}
+
 /** A task running and ready: it printed the ready mark, and its port 8080 is reachable at `endpoint`. */
 export interface StartedTask {
   /** The runtime's id for it (a container id); what remove(), inspect() and events name it by. */
@@ -131,6 +154,8 @@ export interface StartedTask {
   placement: Placement;
   /** Where the start's time went, for the log: each step's end, in ms after start() was called. */
   steps: Record<string, number>;
+  /** Its resource meter; undefined where the runtime cannot see its accounting (or usage is off). */
+  meter?: TaskMeter;
 }
 
 /** A task's state as the runtime sees it now. */

@@ -3,6 +3,8 @@
  * task, the outcome, how long, and whether a replica had to start for it. A fixed ring: adding is
  * one write, and nothing grows.
  */
+import type { RequestUsage } from "./request-usage.ts";
+
 export interface RecentRequest {
   /** Milliseconds since the epoch when it arrived. */
   at: number;
@@ -14,6 +16,8 @@ export interface RecentRequest {
   ms: number;
   /** A replica started for it (cold), rather than one that was ready (warm). */
   cold: boolean;
+  /** What it used, where it reached a task and usage is on (usage.ts). */
+  usage?: RequestUsage;
 }
 
 export class RecentRequests {

@@ -31,6 +31,8 @@ export interface EngineSettings {
    * memory is below this (host-memory.ts); 0: no guard.
    */
   minFreeHostMemMB: number;
+  /** Measure what each request used (usage.ts): the Meca-Usage header, /requests, /usage. */
+  usage: boolean;
   /** Label value that tells this executor's containers from another's on the same engine. */
   instance: string;
   readyTimeoutMs: number;

@@ -196,6 +196,8 @@ export class TaskPool {
         return removedOutcome(task);
       }
       this.#placements.set(task.id, run.placement);
+      task.meter = run.meter;
+      task.startMs = now - started;
       this.#d.metrics?.coldStarts.observe((now - started) / 1000);
       const steps: Record<string, number> = { image };
       for (const [k, v] of Object.entries(run.steps)) steps[k] = image + v;

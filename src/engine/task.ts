@@ -8,6 +8,7 @@
  *       └──fail──▶ failed        └──remove──▶ removing
  */
 import type { Reservation } from "./ledger.ts";
+import type { TaskMeter } from "./ports.ts";
 import type { TaskSpec } from "./task-spec.ts";
 
 export type TaskState =
@@ -103,7 +104,12 @@ export class Task {
   readonly abort = new AbortController();
   #state: TaskState;
   #inFlight = 0;
+  #overlaps = 0;
   #served = 0;
+  /** Its resource meter, from its start (TaskRuntime); undefined where there is none. */
+  meter?: TaskMeter;
+  /** How long its start took (pull, create, ready), ms; 0 for an adopted task. */
+  startMs = 0;
   #lastUsed: number;
 
   constructor(o: {
@@ -137,6 +143,8 @@ export class Task {
   /** A request takes one of this replica's slots; only a ready replica has any. */
   take(): boolean {
     if (this.#state.kind !== "ready") return false;
+    // A request that joins others in flight: their usage is no longer theirs alone (usage.ts).
+    if (this.#inFlight > 0) this.#overlaps++;
     this.#inFlight++;
     return true;
   }
@@ -154,6 +162,11 @@ export class Task {
 
   get inFlight(): number {
     return this.#inFlight;
+  }
+
+  /** How many times a request took a slot while another was in flight: usage.ts tells overlapped requests by it. */
+  get overlaps(): number {
+    return this.#overlaps;
   }
 
   get served(): number {

@@ -2,6 +2,7 @@
  * The one place that turns errors into responses: the `{success, msg, error}`
  * envelope with a status that says whose fault it is. Never a stack trace.
  */
+import { usageHeader } from "../engine/usage.ts";
 import {
   ClientClosedError,
   ExecutorError,
@@ -167,6 +168,8 @@ export function errorAnswer(err: unknown, log: Logger, failureStatus?: FailureSt
       log.warn(loggable(err), { code, status, ...internals(err) });
     const headers: Record<string, string> = own ? { ...err.headers } : {};
     if (err.retryAfter !== undefined) headers["retry-after"] = String(err.retryAfter);
+    // A task that was reached and failed still cost the host: its usage travels as on success.
+    if (err.usage) headers["meca-usage"] = usageHeader(err.usage);
     return envelopeAnswer(
       failureStatus === undefined || own ? status : executeStatus(err, status, failureStatus),
       clientMessage(err),

@@ -2,6 +2,7 @@
 import type { Executor } from "../engine/executor.ts";
 import type { Answer } from "./errors.ts";
 import { parseExecute, parseJsonBody } from "./schemas.ts";
+import { usageHeader, type RequestUsage } from "../engine/usage.ts";
 
 /**
  * What POST / does with a body read in full: validate it, run it, and the answer. Errors are thrown
@@ -14,10 +15,17 @@ export async function execute(
   requestId: string,
 ): Promise<Answer> {
   const { intent, input } = parseExecute(parseJsonBody(text));
-  const msg = await executor.execute(intent, input, { signal, requestId });
-  return {
-    status: 200,
-    body: `{"success":true,"msg":${JSON.stringify(msg)}}`,
-    headers: { "content-type": "application/json", "x-request-id": requestId },
+  let usage: RequestUsage | undefined;
+  const msg = await executor.execute(intent, input, {
+    signal,
+    requestId,
+    onUsage: (u) => (usage = u),
+  });
+  const headers: Record<string, string> = {
+    "content-type": "application/json",
+    "x-request-id": requestId,
   };
+  // In a header, not the body: the MECA host actor hashes the body (docs/usage.md).
+  if (usage) headers["meca-usage"] = usageHeader(usage);
+  return { status: 200, body: `{"success":true,"msg":${JSON.stringify(msg)}}`, headers };
 }

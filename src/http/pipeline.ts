@@ -124,6 +124,7 @@ export function createHttp(o: AppOptions): Http {
         requestId,
         method: req.method,
         target: req.url,
+        usage: answer.headers["meca-usage"],
       },
       access,
     );

@@ -67,6 +67,8 @@ export class RequestMetrics {
       method: string;
       /** The request target as sent; its path is read only for the access line. */
       target: string;
+      /** The answer's Meca-Usage header, for the access line. */
+      usage?: string;
     },
     opts: { log: Logger; accessLog: boolean },
   ): void {
@@ -85,6 +87,7 @@ export class RequestMetrics {
         status: r.status,
         outcome,
         ms: Math.round(seconds * 1e4) / 10,
+        ...(r.usage === undefined ? {} : { usage: r.usage }),
       });
     }
   }

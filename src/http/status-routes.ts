@@ -1,4 +1,5 @@
 /** GET /health, /stats, /tasks, /requests and /ui: what they answer, for the Hono app and the Node route alike. */
+import { usageJson } from "../engine/usage.ts";
 import type { Executor } from "../engine/executor.ts";
 import type { AppOptions } from "./app-env.ts";
 import type { Answer } from "./errors.ts";
@@ -73,8 +74,10 @@ export function statusReads(
           outcome: r.outcome,
           ms: r.ms,
           cold: r.cold,
+          usage: r.usage ? usageJson(r.usage) : null,
         })),
       }),
+    "/usage": () => json({ keys: o.executor.usageByKey() }),
     // The host's page: loaded on its first request only, so an executor nobody looks at never loads it.
     "/ui": async () => ({ answer: await (await import("./ui-page.ts")).uiAnswer() }),
   };

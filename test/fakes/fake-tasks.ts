@@ -20,6 +20,7 @@ import type {
   TaskClient,
   TaskEvent,
   TaskLaunch,
+  TaskMeter,
   TaskRequest,
   TaskResponse,
   TaskRuntime,
@@ -28,6 +29,9 @@ import type {
 import { normaliseRef, type FakeImage } from "./fake-container.ts";
 
 interface FakeTask {
+  /** Its counters, as a cgroup keeps them: CPU ms since start, peak MB (since the last reset). */
+  cpuMs: number;
+  peakMB: number;
   id: string;
   name: string;
   run: number;
@@ -78,6 +82,31 @@ export class FakeTaskEngine {
     t.exitCode = exitCode;
     for (const fn of [...t.changed]) fn();
     for (const w of [...this.watchers]) w({ id, action: "die", exitCode });
+  }
+
+  /** A task uses `cpuMs` of CPU and touches `mb` (its peak rises to it), as a request's work would. */
+  use(id: string, cpuMs: number, mb: number): void {
+    const t = this.tasks.get(id);
+    if (!t) return;
+    t.cpuMs += cpuMs;
+    t.peakMB = Math.max(t.peakMB, mb);
+  }
+
+  /** A meter over a task's counters, as the Docker runtime's over its cgroup (v1: the peak resets). */
+  meter(id: string): TaskMeter {
+    return {
+      source: "fake",
+      peakResettable: true,
+      read: () => {
+        const t = this.tasks.get(id);
+        return t && { cpuMs: t.cpuMs, memPeakMB: t.peakMB };
+      },
+      resetPeak: () => {
+        const t = this.tasks.get(id);
+        if (t) t.peakMB = 1;
+        return t !== undefined;
+      },
+    };
   }
 
   /** Prints a line in a task's output; the ready mark makes it ready. */
@@ -165,6 +194,8 @@ export class FakeTasks implements TaskRuntime {
       ready: false,
       startedAt: 0,
       changed: new Set(),
+      cpuMs: 0,
+      peakMB: 1,
     };
     this.#e.tasks.set(t.id, t);
     this.#mine.add(t.id);
@@ -198,6 +229,7 @@ export class FakeTasks implements TaskRuntime {
         endpoint: `http://fake-task/${t.id}`,
         placement: this.placement,
         steps: {},
+        meter: this.#e.meter(t.id),
       };
     } catch (e) {
       await this.remove(t.id);
@@ -272,7 +304,13 @@ export class FakeTasks implements TaskRuntime {
     if (!t || t.status !== "running") throw new Error("it is not running");
     t.run = this.#run;
     this.#mine.add(id);
-    return { id, endpoint: `http://fake-task/${id}`, placement: this.placement, steps: {} };
+    return {
+      id,
+      endpoint: `http://fake-task/${id}`,
+      placement: this.placement,
+      steps: {},
+      meter: this.#e.meter(id),
+    };
   }
 
   async sweep(): Promise<void> {

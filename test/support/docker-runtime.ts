@@ -35,6 +35,9 @@ export function dockerRuntimeSubject(o: {
     sgx: { device: "/dev/sgx/enclave", aesmdPath: "/var/run/aesmd" },
     queueTimeoutMs: 10_000,
     cgroupParent: "",
+    cgroupDriver: "cgroupfs",
+    cgroupVersion: "1",
+    usage: false,
   };
   const make = (backend: ContainerBackend) =>
     new DockerTasks({ backend, clock: systemClock, logger: memoryLogger(), settings });

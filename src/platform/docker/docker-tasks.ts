@@ -25,6 +25,7 @@ import type { ContainerBackend, NetworkSummary } from "./backend.ts";
 import { containerSpecFor } from "./container-spec.ts";
 import { LABELS, ownership } from "./labels.ts";
 import { TaskNetworks, type TaskNet } from "./task-networks.ts";
+import { openMeter } from "./cgroup-meter.ts";
 import type { DockerTaskSettings } from "./task-settings.ts";
 
 export type { DockerTaskSettings };
@@ -58,6 +59,8 @@ export class DockerTasks implements TaskRuntime {
   #networks?: TaskNetworks;
   /** This run's tasks, started or adopted and not removed, by container id: their own networks. */
   #tasks = new Map<string, TaskNet | undefined>();
+  /** The meters of this run's tasks, by container id: closed at remove. */
+  #meters = new Map<string, { close(): void }>();
   /** Names of containers whose create() has not answered yet. */
   #creating = new Set<string>();
   /** The networks of the leftovers the last leftovers() found, by container id: what adopt() takes back. */
@@ -133,7 +136,7 @@ export class DockerTasks implements TaskRuntime {
       const placement = this.#placementOf(net);
       const endpoint = await this.#endpoint(id, net);
       signal.throwIfAborted();
-      return { id, endpoint, placement, steps };
+      return { id, endpoint, placement, steps, meter: this.#meter(id) };
     } catch (e) {
       const lines =
         signal.aborted && id !== undefined
@@ -154,6 +157,8 @@ export class DockerTasks implements TaskRuntime {
 
   async remove(id: string): Promise<void> {
     const net = this.#tasks.get(id);
+    this.#meters.get(id)?.close();
+    this.#meters.delete(id);
     try {
       await this.#d.backend.remove(id);
     } catch (e) {
@@ -244,7 +249,7 @@ export class DockerTasks implements TaskRuntime {
         await this.#d.backend.connectNetwork(net.id, this.#d.selfContainer!);
       const endpoint = await this.#endpoint(id, net);
       this.#tasks.set(id, net);
-      return { id, endpoint, placement: this.#placementOf(net), steps: {} };
+      return { id, endpoint, placement: this.#placementOf(net), steps: {}, meter: this.#meter(id) };
     } catch (e) {
       if (net) {
         if (this.#networks!.joins)
@@ -289,6 +294,18 @@ export class DockerTasks implements TaskRuntime {
       if (!this.#tasks.has(c.id) && !this.#creating.has(c.name)) await this.remove(c.id);
     const kept = new Set([...this.#tasks.values()].flatMap((n) => n?.id ?? []));
     await this.#networks?.close(kept);
+  }
+
+  /** The task's meter from its cgroup, where this process can see it (not from a container of its own). */
+  #meter(id: string) {
+    if (!this.#s.usage) return undefined;
+    const meter = openMeter(id, {
+      driver: this.#s.cgroupDriver,
+      version: this.#s.cgroupVersion,
+      parent: this.#s.cgroupParent,
+    });
+    if (meter) this.#meters.set(id, meter);
+    return meter;
   }
 
   #placementOf(net: TaskNet | undefined): Placement {

@@ -24,6 +24,11 @@ export interface DockerTaskSettings {
   sgx: { device: string; aesmdPath: string };
   /** HostConfig.CgroupParent of every task container (task_cpu_priority, cpu-priority.ts); "" for the engine's default. */
   cgroupParent: string;
+  /** The engine's cgroup driver ("cgroupfs", "systemd") and version ("1", "2"), for the tasks' meters. */
+  cgroupDriver: string;
+  cgroupVersion: string;
+  /** Meter each task from its cgroup (the `usage` key). */
+  usage: boolean;
   /** How long a start waits for a free block of the subnet pool when every one is taken. */
   queueTimeoutMs: number;
 }

@@ -1,0 +1,241 @@
+/**
+ * What a request cost the host (docs/usage.md): per request (the `Meca-Usage` header, GET /requests)
+ * and per task key (GET /usage), for a host that prices its tasks. CPU and peak memory come from the
+ * task's meter (TaskRuntime: its cgroup); the rest from the engine's own clock and the bytes sent.
+ */
+import type { TaskMeter, UsageReading } from "./ports.ts";
+import { keyHash } from "./task-spec.ts";
+import type { RequestUsage } from "./request-usage.ts";
+
+export type { RequestUsage };
+
+/** What a request's measurement holds between its send and its answer (forward.ts). */
+export interface Metering {
+  meter?: TaskMeter;
+  before?: UsageReading;
+  /** The request had its container to itself when it was sent; the task's overlap count then. */
+  alone: boolean;
+  overlaps: number;
+  /** Requests in the container when it was sent (this one included). */
+  inFlight: number;
+  peakReset: boolean;
+  sentAt: number;
+}
+
+/** UTF-8 length of a string without encoding it. */
+export function utf8Length(s: string): number {
+  let n = s.length;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) continue;
+    if (c < 0x800) n += 1;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+      n += 2; // a surrogate pair: 4 bytes for 2 UTF-16 units
+      i++;
+    } else n += 2;
+  }
+  return n;
+}
+
+/** RFC 8941 decimal: at most three fractional digits. */
+function dec(v: number): string {
+  const r = Math.round(v * 1000) / 1000;
+  return Number.isInteger(r) ? `${r}.0` : String(r);
+}
+
+/** The `Meca-Usage` header: a structured-field dictionary (RFC 8941); an unreadable figure is left out and named in `missing`. */
+export function usageHeader(u: RequestUsage): string {
+  const parts: string[] = [];
+  const missing: string[] = [];
+  if (u.cpuMs === null) missing.push('"cpu-ms"');
+  else parts.push(`cpu-ms=${dec(u.cpuMs)}`);
+  if (u.memPeakMB === null) missing.push('"mem-peak-mb"');
+  else parts.push(`mem-peak-mb=${dec(u.memPeakMB)}`);
+  parts.push(
+    `wall-ms=${dec(u.wallMs)}`,
+    `queue-ms=${dec(u.queueMs)}`,
+    `start-ms=${dec(u.startMs)}`,
+    `gpu-ms=${dec(u.gpuMs)}`,
+    `in-bytes=${u.inBytes}`,
+    `out-bytes=${u.outBytes}`,
+    `exact=${u.exact ? "?1" : "?0"}`,
+  );
+  if (u.memPeakMB !== null && u.memPeakSinceStart) parts.push("mem-peak-since-start");
+  if (missing.length > 0) parts.push(`missing=(${missing.join(" ")})`);
+  return parts.join(", ");
+}
+
+/** The same numbers as JSON (GET /requests). */
+export function usageJson(u: RequestUsage) {
+  return {
+    cpu_ms: u.cpuMs,
+    mem_peak_mb: u.memPeakMB,
+    mem_peak_since_start: u.memPeakSinceStart,
+    wall_ms: u.wallMs,
+    queue_ms: u.queueMs,
+    start_ms: u.startMs,
+    gpu_ms: u.gpuMs,
+    in_bytes: u.inBytes,
+    out_bytes: u.outBytes,
+    exact: u.exact,
+  };
+}
+
+/** Samples kept per key for its percentiles; totals and maxima count every request. */
+const SAMPLES = 1024;
+/** Keys kept at most; past it the least recently used row goes. */
+const ROWS = 256;
+
+class Figure {
+  #ring: number[] = [];
+  #next = 0;
+  total = 0;
+  max = 0;
+  count = 0;
+
+  add(v: number): void {
+    this.total += v;
+    this.max = Math.max(this.max, v);
+    this.count++;
+    if (this.#ring.length < SAMPLES) this.#ring.push(v);
+    else this.#ring[this.#next] = v;
+    this.#next = (this.#next + 1) % SAMPLES;
+  }
+
+  summary(withTotal: boolean) {
+    const sorted = [...this.#ring].sort((a, b) => a - b);
+    const at = (p: number) =>
+      sorted.length === 0
+        ? 0
+        : sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+    const round = (v: number) => Math.round(v * 1000) / 1000;
+    return {
+      mean: round(this.count === 0 ? 0 : this.total / this.count),
+      p50: round(at(50)),
+      p95: round(at(95)),
+      max: round(this.max),
+      ...(withTotal ? { total: round(this.total) } : {}),
+    };
+  }
+}
+
+interface Row {
+  key: string;
+  image: string;
+  runtime: string;
+  resource: { cpu: number; mem: number; gpus: number };
+  requests: number;
+  coldStarts: number;
+  cpu: Figure;
+  mem: Figure;
+  wall: Figure;
+  start: Figure;
+  gpuMs: number;
+}
+
+/** Usage per task key since start (GET /usage): what a host prices. In memory, bounded in rows. */
+export class UsageBook {
+  #rows = new Map<string, Row>();
+
+  add(
+    key: {
+      key: string;
+      image: string;
+      runtime: string;
+      cpuTenths: number;
+      memMB: number;
+      gpus: number;
+    },
+    u: RequestUsage,
+  ): void {
+    let row = this.#rows.get(key.key);
+    if (row) this.#rows.delete(key.key);
+    else {
+      row = {
+        key: key.key,
+        image: key.image,
+        runtime: key.runtime,
+        resource: { cpu: key.cpuTenths / 10, mem: key.memMB, gpus: key.gpus },
+        requests: 0,
+        coldStarts: 0,
+        cpu: new Figure(),
+        mem: new Figure(),
+        wall: new Figure(),
+        start: new Figure(),
+        gpuMs: 0,
+      };
+      if (this.#rows.size >= ROWS) this.#rows.delete(this.#rows.keys().next().value!);
+    }
+    this.#rows.set(key.key, row); // most recent last
+    row.requests++;
+    if (u.startMs > 0) {
+      row.coldStarts++;
+      row.start.add(u.startMs);
+    }
+    if (u.cpuMs !== null) row.cpu.add(u.cpuMs);
+    if (u.memPeakMB !== null) row.mem.add(u.memPeakMB);
+    row.wall.add(u.wallMs);
+    row.gpuMs += u.gpuMs;
+  }
+
+  /** One row per key, in the order they were last used (most recent last). */
+  rows() {
+    return [...this.#rows.values()].map((r) => ({
+      // Hashed when read, as GET /tasks shows it: the warm path hashes nothing.
+      key: keyHash(r.key),
+      image: r.image,
+      runtime: r.runtime,
+      resource: r.resource,
+      requests: r.requests,
+      cold_starts: r.coldStarts,
+      cpu_ms: r.cpu.summary(true),
+      mem_peak_mb: r.mem.summary(false),
+      wall_ms: r.wall.summary(true),
+      start_ms: r.start.summary(true),
+      gpu_ms_total: Math.round(r.gpuMs * 1000) / 1000,
+    }));
+  }
+}
+
+/** Before a request is sent: the meter's reading, and whether it has the container to itself (and then its own peak). */
+export function meterBefore(
+  task: { meter?: TaskMeter; inFlight: number; overlaps: number },
+  now: number,
+): Metering {
+  const meter = task.meter;
+  const alone = task.inFlight <= 1;
+  const peakReset = alone && meter !== undefined && meter.peakResettable && meter.resetPeak();
+  return {
+    meter,
+    before: meter?.read(),
+    alone,
+    overlaps: task.overlaps,
+    inFlight: Math.max(1, task.inFlight),
+    peakReset,
+    sentAt: now,
+  };
+}
+
+/** After the answer: the request's share of the container's use while it ran. */
+export function meterAfter(
+  m: Metering,
+  task: { inFlight: number; overlaps: number },
+  o: { now: number; gpus: number; inBytes: number; outBytes: number },
+): Omit<RequestUsage, "queueMs" | "startMs"> {
+  const after = m.meter?.read();
+  const exact = m.alone && task.overlaps === m.overlaps;
+  // Overlapped: the container's CPU in that time is shared among the requests in it.
+  const sharers = exact ? 1 : Math.max(m.inFlight, task.inFlight, 2);
+  const cpuMs = after && m.before ? Math.max(0, after.cpuMs - m.before.cpuMs) / sharers : null;
+  const wallMs = Math.max(0, o.now - m.sentAt);
+  return {
+    cpuMs,
+    memPeakMB: after?.memPeakMB ?? null,
+    memPeakSinceStart: !m.peakReset,
+    wallMs,
+    gpuMs: o.gpus * wallMs,
+    inBytes: o.inBytes,
+    outBytes: o.outBytes,
+    exact,
+  };
+}

@@ -1,0 +1,191 @@
+/**
+ * What each request used (docs/usage.md), on the in-memory runtime whose tasks keep counters as a
+ * cgroup does: the task's own CPU and peak per request, a second request only its own, overlapping
+ * requests marked not exact, a failed answer still measured, and the book per key.
+ */
+import { describe, expect, it } from "vitest";
+import { TaskFailedError } from "../../src/engine/errors.ts";
+import { Executor } from "../../src/engine/executor.ts";
+import type { RequestUsage } from "../../src/engine/usage.ts";
+import { UsageBook, usageHeader, usageJson, utf8Length } from "../../src/engine/usage.ts";
+import { deferred } from "../fakes/fake-container.ts";
+import { FakeClock } from "../fakes/fake-clock.ts";
+import { FakeHost } from "../fakes/fake-host.ts";
+import { memoryLogger } from "../fakes/fake-logger.ts";
+import { FakeTaskEngine, FakeTasks } from "../fakes/fake-tasks.ts";
+import { BASE_SETTINGS, flush } from "../support/fake-executor.ts";
+
+/** "cpu:mb[:status]": the task uses that much, then answers with that status. */
+function workImage(engine: () => FakeTaskEngine, gate?: () => Promise<void>) {
+  return {
+    respond: async (body: string, req: { endpoint: string }) => {
+      await gate?.();
+      const [cpu, mb, status] = body.split(":").map(Number);
+      engine().use(new URL(req.endpoint).pathname.slice(1), cpu!, mb!);
+      return { status: status || 200, body: `used:${body}` };
+    },
+  };
+}
+
+async function executorOn(engine: FakeTaskEngine, settings = {}) {
+  const clock = new FakeClock();
+  const executor = await Executor.create({
+    runtime: new FakeTasks(engine),
+    client: engine.client(),
+    host: new FakeHost(8, 16_384),
+    clock,
+    logger: memoryLogger(),
+    settings: { ...BASE_SETTINGS, ...settings },
+  });
+  const run = async (image: string, input: string) => {
+    let usage: RequestUsage | undefined;
+    const body = await executor.execute({ image }, input, { onUsage: (u) => (usage = u) });
+    return { body, usage };
+  };
+  return { executor, clock, run };
+}
+
+describe("usage per request", () => {
+  it("gives the task's CPU and peak memory for the request, then only the next request's own", async () => {
+    const engine: FakeTaskEngine = new FakeTaskEngine({ "work:1": workImage(() => engine) });
+    const { executor, run } = await executorOn(engine);
+    const first = await run("work:1", "40:61.2");
+    expect(first.usage).toEqual({
+      cpuMs: 40,
+      memPeakMB: 61.2,
+      memPeakSinceStart: false,
+      wallMs: 0,
+      queueMs: 0,
+      startMs: 0,
+      gpuMs: 0,
+      inBytes: 7,
+      outBytes: 12,
+      exact: true,
+    });
+    const second = await run("work:1", "25:30");
+    // Its own: 25 ms of CPU, and a peak of 30 MB, not the first request's 61.2 (the peak was reset).
+    expect(second.usage).toMatchObject({ cpuMs: 25, memPeakMB: 30, exact: true });
+    const rows = executor.usageByKey();
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({
+      image: "work:1",
+      requests: 2,
+      cold_starts: 0,
+      cpu_ms: { total: 65, max: 40, mean: 32.5, p50: 25, p95: 40 },
+      mem_peak_mb: { max: 61.2, p50: 30 },
+    });
+    expect(executor.recentRequests().map((r) => r.usage?.cpuMs)).toEqual([40, 25]);
+    await executor.shutdown();
+  });
+
+  it("marks overlapping requests in one container not exact and shares the container's CPU among them", async () => {
+    const gate = deferred();
+    let held = 2; // the warm-up passes; the two after it wait for the gate
+    const engine: FakeTaskEngine = new FakeTaskEngine({
+      "work:1": workImage(
+        () => engine,
+        () => (held++ < 2 ? gate.promise : Promise.resolve()),
+      ),
+    });
+    const { executor, run } = await executorOn(engine);
+    await run("work:1", "0:1"); // warm: the next two meet in the same container
+    held = 0;
+    const a = run("work:1", "30:10");
+    const b = run("work:1", "10:10");
+    await flush(10);
+    gate.resolve();
+    const [ua, ub] = [(await a).usage!, (await b).usage!];
+    expect([ua.exact, ub.exact]).toEqual([false, false]);
+    // The container used 40 ms while both were in it: each is given half.
+    expect([ua.cpuMs, ub.cpuMs]).toEqual([20, 20]);
+    expect(usageHeader(ua)).toContain("exact=?0");
+    await executor.shutdown();
+  });
+
+  it("measures a request whose task answered an error, and measures nothing with usage: false", async () => {
+    const engine: FakeTaskEngine = new FakeTaskEngine({ "work:1": workImage(() => engine) });
+    const on = await executorOn(engine);
+    const err = await on.run("work:1", "12:5:500").catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TaskFailedError);
+    expect((err as TaskFailedError).usage).toMatchObject({ cpuMs: 12, memPeakMB: 5, exact: true });
+    await on.executor.shutdown();
+    const off = await executorOn(engine, { usage: false });
+    const r = await off.run("work:1", "12:5");
+    expect(r.usage).toBeUndefined();
+    expect(off.executor.recentRequests().at(-1)!.usage).toBeUndefined();
+    expect(off.executor.usageByKey()).toEqual([]);
+    await off.executor.shutdown();
+  });
+});
+
+describe("the Meca-Usage header and the book per key", () => {
+  const u: RequestUsage = {
+    cpuMs: 412.5,
+    memPeakMB: 61.2,
+    memPeakSinceStart: false,
+    wallMs: 431,
+    queueMs: 0,
+    startMs: 0,
+    gpuMs: 0,
+    inBytes: 13,
+    outBytes: 24,
+    exact: true,
+  };
+
+  it("is an RFC 8941 dictionary with decimals of at most three digits; what could not be read is named, not guessed", () => {
+    expect(usageHeader(u)).toBe(
+      "cpu-ms=412.5, mem-peak-mb=61.2, wall-ms=431.0, queue-ms=0.0, start-ms=0.0, gpu-ms=0.0, in-bytes=13, out-bytes=24, exact=?1",
+    );
+    expect(usageHeader({ ...u, cpuMs: 1 / 3, memPeakSinceStart: true })).toBe(
+      "cpu-ms=0.333, mem-peak-mb=61.2, wall-ms=431.0, queue-ms=0.0, start-ms=0.0, gpu-ms=0.0, in-bytes=13, out-bytes=24, exact=?1, mem-peak-since-start",
+    );
+    expect(usageHeader({ ...u, cpuMs: null, memPeakMB: null, exact: false })).toBe(
+      'wall-ms=431.0, queue-ms=0.0, start-ms=0.0, gpu-ms=0.0, in-bytes=13, out-bytes=24, exact=?0, missing=("cpu-ms" "mem-peak-mb")',
+    );
+    expect(usageJson(u)).toEqual({
+      cpu_ms: 412.5,
+      mem_peak_mb: 61.2,
+      mem_peak_since_start: false,
+      wall_ms: 431,
+      queue_ms: 0,
+      start_ms: 0,
+      gpu_ms: 0,
+      in_bytes: 13,
+      out_bytes: 24,
+      exact: true,
+    });
+  });
+
+  it("counts UTF-8 bytes as sent", () => {
+    expect(utf8Length("abc")).toBe(3);
+    expect(utf8Length("héllo")).toBe(6);
+    expect(utf8Length("✓")).toBe(3);
+    expect(utf8Length("😀x")).toBe(5);
+  });
+
+  it("keeps a row per key, with start times of the cold starts only, and at most 256 keys (least recently used out)", () => {
+    const book = new UsageBook();
+    const key = (i: number) => ({
+      key: `k${i}`,
+      image: `img:${i}`,
+      runtime: "container",
+      cpuTenths: 10,
+      memMB: 64,
+      gpus: 0,
+    });
+    book.add(key(0), { ...u, startMs: 500 });
+    book.add(key(0), { ...u, cpuMs: 100 });
+    expect(book.rows()[0]).toMatchObject({
+      requests: 2,
+      cold_starts: 1,
+      start_ms: { total: 500, max: 500 },
+      cpu_ms: { total: 512.5, max: 412.5 },
+      resource: { cpu: 1, mem: 64, gpus: 0 },
+    });
+    for (let i = 1; i <= 256; i++) book.add(key(i), u);
+    const images = book.rows().map((r) => r.image);
+    expect(images).toHaveLength(256);
+    expect(images).not.toContain("img:0");
+    expect(images.at(-1)).toBe("img:256");
+  });
+});

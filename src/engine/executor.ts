@@ -310,6 +310,11 @@ export class Executor {
     return this.#usage.rows();
   }
 
+  /** Usage per image since start (GET /metrics). */
+  usageByImage() {
+    return this.#usage.byImage();
+  }
+
   /** The image pulls under way (GET /tasks, /ui). */
   pulls(): PullInfo[] {
     return this.#pool.images.list();

@@ -230,7 +230,9 @@ export interface TaskRuntime {
   ): Promise<void>;
   /**
    * Runs the launch until it is ready (its ready mark, its endpoint) and resolves with it.
-   * `onCreated` gets the task's id as soon as it exists. Rejects with ContainerExitedError when
+   * `onCreated` gets the task's id as soon as it exists; `onStarted` is called once its process
+   * runs, and the signal it returns bounds the wait for its readiness from then on (the engine's
+   * ready timeout: a slow engine's create and start do not count against the task). Rejects with ContainerExitedError when
    * the task exits first (exit code, last lines), with NoCapacityError when it has no room of its
    * own (no free network), with TaskStartError for the engine's refusals, and with
    * StartAbortedError (the signal's reason, the task's last lines) when `signal` aborts. On every
@@ -238,7 +240,11 @@ export interface TaskRuntime {
    */
   start(
     launch: TaskLaunch,
-    opts: { signal: AbortSignal; onCreated?: (id: string) => void },
+    opts: {
+      signal: AbortSignal;
+      onCreated?: (id: string) => void;
+      onStarted?: () => AbortSignal;
+    },
   ): Promise<StartedTask>;
   /** Removes a task and what it alone used (its network); one already gone is not an error. */
   remove(id: string): Promise<void>;

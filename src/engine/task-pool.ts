@@ -32,7 +32,7 @@ import { ImagePulls } from "./image-pulls.ts";
 import { adopt } from "./adoption.ts";
 import { checkFreeDisk } from "./free-disk.ts";
 import { checkHostMemory } from "./host-memory.ts";
-import { deadline } from "./waits.ts";
+import { deadline, type Deadline } from "./waits.ts";
 
 export interface TaskPoolDeps {
   runtime: TaskRuntime;
@@ -221,12 +221,8 @@ export class TaskPool {
    * docs/architecture.md, "The task runtime"): its failures in the words a client reads.
    */
   async #start(task: Task, gpus: readonly number[], timeoutMs: number) {
-    const dl = deadline(
-      this.#d.clock,
-      timeoutMs,
-      () => new TaskStartError("Ready timeout", { code: "TASK_NOT_READY" }),
-      task.abort.signal,
-    );
+    // The ready timeout runs from the task's start, as before the port (docs/configuration.md).
+    let dl: Deadline | undefined;
     try {
       return await this.#d.runtime.start(
         {
@@ -237,7 +233,14 @@ export class TaskPool {
           specLabel: specLabel(task.spec),
         },
         {
-          signal: dl.signal,
+          signal: task.abort.signal,
+          onStarted: () =>
+            (dl = deadline(
+              this.#d.clock,
+              timeoutMs,
+              () => new TaskStartError("Ready timeout", { code: "TASK_NOT_READY" }),
+              task.abort.signal,
+            )).signal,
           onCreated: (id) => {
             this.#byContainer.set(id, task);
             task.apply({ type: "created", containerId: id });
@@ -246,7 +249,7 @@ export class TaskPool {
       );
     } catch (e) {
       if (e instanceof StartAbortedError) {
-        if (!dl.timedOut() || task.abort.signal.aborted) throw e.reason;
+        if (!dl?.timedOut() || task.abort.signal.aborted) throw e.reason;
         throw new TaskStartError(
           `Task "${task.spec.image}" did not print "${READY_MARK}" within the ready timeout of ${timeoutMs / 1000} s${e.lastLines.length ? `; last log lines:\n${e.lastLines.join("\n")}` : ""}`,
           { code: "TASK_NOT_READY" },
@@ -261,7 +264,7 @@ export class TaskPool {
       }
       throw e;
     } finally {
-      dl.cancel();
+      dl?.cancel();
     }
   }
 

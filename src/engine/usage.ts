@@ -5,6 +5,7 @@
  */
 import type { TaskMeter, UsageReading } from "./ports.ts";
 import { keyHash } from "./task-spec.ts";
+import { Histogram } from "./metrics.ts";
 import type { RequestUsage } from "./request-usage.ts";
 
 export type { RequestUsage };
@@ -133,9 +134,37 @@ interface Row {
   gpuMs: number;
 }
 
+/** Peak memory of requests, MB (the histogram of GET /metrics). */
+export const MEM_PEAK_BUCKETS = [16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384] as const;
+/** Images with series of their own on GET /metrics; the rest count under "other" (counters never go down). */
+const IMAGES = 256;
+
+/** What the tasks of one image used since start: the counters of GET /metrics. */
+export interface ImageUse {
+  cpuSeconds: number;
+  gpuSeconds: number;
+  memPeakMB: Histogram;
+}
+
 /** Usage per task key since start (GET /usage): what a host prices. In memory, bounded in rows. */
 export class UsageBook {
   #rows = new Map<string, Row>();
+  #images = new Map<string, ImageUse>();
+
+  /** Per image, for GET /metrics: bounded by the images a host has run (past 256, "other"). */
+  byImage(): ReadonlyMap<string, ImageUse> {
+    return this.#images;
+  }
+
+  #image(image: string): ImageUse {
+    const name = this.#images.has(image) || this.#images.size < IMAGES ? image : "other";
+    let use = this.#images.get(name);
+    if (!use) {
+      use = { cpuSeconds: 0, gpuSeconds: 0, memPeakMB: new Histogram(MEM_PEAK_BUCKETS) };
+      this.#images.set(name, use);
+    }
+    return use;
+  }
 
   add(
     key: {
@@ -174,6 +203,10 @@ export class UsageBook {
     }
     if (u.cpuMs !== null) row.cpu.add(u.cpuMs);
     if (u.memPeakMB !== null) row.mem.add(u.memPeakMB);
+    const img = this.#image(key.image);
+    img.cpuSeconds += (u.cpuMs ?? 0) / 1000;
+    img.gpuSeconds += u.gpuMs / 1000;
+    if (u.memPeakMB !== null) img.memPeakMB.observe(u.memPeakMB);
     row.wall.add(u.wallMs);
     row.gpuMs += u.gpuMs;
   }

@@ -4,6 +4,7 @@
  * and /tasks, so the numbers agree.
  */
 import type { EngineMetrics, MetricsSnapshot } from "../engine/metrics.ts";
+import type { ImageUse } from "../engine/usage.ts";
 import type { AppOptions } from "./app-env.ts";
 import { PROMETHEUS_CONTENT_TYPE, PromText } from "./prometheus.ts";
 import type { RequestMetrics } from "./request-metrics.ts";
@@ -18,6 +19,7 @@ export function metricsRead(o: Pick<AppOptions, "executor">, requests: RequestMe
     renderRequests(p, requests);
     renderEngine(p, o.executor.metrics);
     renderGauges(p, o.executor.metricsSnapshot());
+    renderUsage(p, o.executor.usageByImage());
     return {
       answer: {
         status: 200,
@@ -26,6 +28,26 @@ export function metricsRead(o: Pick<AppOptions, "executor">, requests: RequestMe
       },
     };
   };
+}
+
+/** What tasks used, by image (docs/usage.md): CPU and GPU seconds, and the requests' peak memory. */
+function renderUsage(p: PromText, images: ReadonlyMap<string, ImageUse>): void {
+  if (images.size === 0) return;
+  p.family(
+    "meca_task_cpu_seconds_total",
+    "counter",
+    "CPU time tasks used serving requests, by image",
+  );
+  for (const [image, u] of images) p.sample("meca_task_cpu_seconds_total", u.cpuSeconds, { image });
+  p.family("meca_task_gpu_seconds_total", "counter", "GPUs held x time serving requests, by image");
+  for (const [image, u] of images) p.sample("meca_task_gpu_seconds_total", u.gpuSeconds, { image });
+  p.family(
+    "meca_task_memory_peak_megabytes",
+    "histogram",
+    "Peak memory of a task's container per request (MB), by image",
+  );
+  for (const [image, u] of images)
+    p.histogram("meca_task_memory_peak_megabytes", u.memPeakMB, { image });
 }
 
 function renderRequests(p: PromText, requests: RequestMetrics): void {

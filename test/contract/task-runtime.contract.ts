@@ -116,6 +116,31 @@ export function taskRuntimeContract(name: string, setup: () => Promise<RuntimeSu
       expect(await rt.inspect(created!)).toBeUndefined();
     });
 
+    it("the signal onStarted() gives bounds the wait for readiness once the task runs: its reason comes back, nothing is left", async () => {
+      const ready = new AbortController();
+      const order: string[] = [];
+      let created: string | undefined;
+      const starting = rt.start(launch(s.images.neverReady), {
+        signal: bound(),
+        onCreated: (id) => {
+          created = id;
+          order.push("created");
+        },
+        onStarted: () => {
+          order.push("started");
+          return ready.signal;
+        },
+      });
+      await until(() => order.includes("started"), "the task runs");
+      const why = new Error("not ready in time, say");
+      ready.abort(why);
+      const err = await starting.catch((e: unknown) => e);
+      expect(order).toEqual(["created", "started"]);
+      expect(err).toBeInstanceOf(StartAbortedError);
+      expect((err as StartAbortedError).reason).toBe(why);
+      expect(await rt.inspect(created!)).toBeUndefined();
+    });
+
     it("hasImage() tells a local image from a missing one; pulling a missing one rejects with ImageNotFoundError", async () => {
       expect(await rt.hasImage(s.images.echo)).toBe(true);
       expect(await rt.hasImage(s.images.missing)).toBe(false);

@@ -75,6 +75,10 @@ describe("usage per request", () => {
       mem_peak_mb: { max: 61.2, p50: 30 },
     });
     expect(executor.recentRequests().map((r) => r.usage?.cpuMs)).toEqual([40, 25]);
+    const image = executor.usageByImage().get("work:1")!;
+    expect(image.cpuSeconds).toBeCloseTo(0.065, 9);
+    expect(image.memPeakMB.count).toBe(2);
+    expect(image.memPeakMB.cumulative().slice(0, 4)).toEqual([0, 1, 2, 2]); // 30 <= 32, 61.2 <= 64
     await executor.shutdown();
   });
 

@@ -175,10 +175,14 @@ export class FakeTasks implements TaskRuntime {
 
   async start(
     launch: TaskLaunch,
-    opts: { signal: AbortSignal; onCreated?: (id: string) => void },
+    opts: {
+      signal: AbortSignal;
+      onCreated?: (id: string) => void;
+      onStarted?: () => AbortSignal;
+    },
   ): Promise<StartedTask> {
     this.#enter();
-    const { signal } = opts;
+    let signal = opts.signal;
     const image = this.#e.image(launch.spec.image);
     if (!image) throw new ImageNotFoundError(launch.spec.image, "no such image in the fake");
     signal.throwIfAborted();
@@ -204,6 +208,7 @@ export class FakeTasks implements TaskRuntime {
       signal.throwIfAborted();
       t.status = "running";
       t.startedAt = this.#e.nextStart();
+      signal = opts.onStarted?.() ?? signal;
       const how = image.ready ?? true;
       if (how === true) this.#e.print(t.id, "meca-init-done");
       else if (how !== "never") {
@@ -221,7 +226,8 @@ export class FakeTasks implements TaskRuntime {
           signal.removeEventListener("abort", check);
         };
         t.changed.add(check);
-        signal.addEventListener("abort", check);
+        const bound = signal;
+        bound.addEventListener("abort", check);
         check();
       });
       return {

@@ -64,6 +64,16 @@ describe(`usage per request on this host (cgroup v${version})`, () => {
       const row = keys.find((k) => k.image === ECHO_IMAGE)!;
       expect(row).toMatchObject({ requests: 2, cold_starts: 1, resource: { cpu: 1, mem: 256 } });
       expect(row.cpu_ms.total).toBeCloseTo((u1["cpu-ms"] as number) + (u2["cpu-ms"] as number), 2);
+      const metrics = (await h.call("GET", "/metrics")).text;
+      const cpuSeconds = Number(
+        new RegExp(`^meca_task_cpu_seconds_total\\{image="${ECHO_IMAGE}"\\} (\\S+)$`, "m").exec(
+          metrics,
+        )![1],
+      );
+      expect(cpuSeconds).toBeCloseTo(row.cpu_ms.total / 1000, 5);
+      expect(metrics).toMatch(
+        new RegExp(`^meca_task_memory_peak_megabytes_count\\{image="${ECHO_IMAGE}"\\} 2$`, "m"),
+      );
     } finally {
       expect(await h.close()).toEqual([]);
     }

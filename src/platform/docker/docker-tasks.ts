@@ -104,9 +104,14 @@ export class DockerTasks implements TaskRuntime {
 
   async start(
     launch: TaskLaunch,
-    opts: { signal: AbortSignal; onCreated?: (id: string) => void },
+    opts: {
+      signal: AbortSignal;
+      onCreated?: (id: string) => void;
+      onStarted?: () => AbortSignal;
+    },
   ): Promise<StartedTask> {
-    const { signal } = opts;
+    // `signal` ends the whole start; once the process runs, the engine's readiness bound too.
+    let signal = opts.signal;
     const began = this.#d.clock.now();
     const steps: Record<string, number> = {};
     const step = (name: string) => (steps[name] = this.#d.clock.now() - began);
@@ -131,6 +136,7 @@ export class DockerTasks implements TaskRuntime {
       signal.throwIfAborted();
       await this.#d.backend.start(id);
       step("start");
+      signal = opts.onStarted?.() ?? signal;
       await this.#d.backend.waitForMark(id, { mark: READY_MARK, signal });
       step("mark");
       const placement = this.#placementOf(net);

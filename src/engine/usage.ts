@@ -66,16 +66,17 @@ export function usageHeader(u: RequestUsage): string {
   return parts.join(", ");
 }
 
-/** The same numbers as JSON (GET /requests). */
+/** The same numbers as JSON (GET /requests), rounded as the header rounds them. */
 export function usageJson(u: RequestUsage) {
+  const r = (v: number) => Math.round(v * 1000) / 1000;
   return {
-    cpu_ms: u.cpuMs,
-    mem_peak_mb: u.memPeakMB,
+    cpu_ms: u.cpuMs === null ? null : r(u.cpuMs),
+    mem_peak_mb: u.memPeakMB === null ? null : r(u.memPeakMB),
     mem_peak_since_start: u.memPeakSinceStart,
-    wall_ms: u.wallMs,
-    queue_ms: u.queueMs,
-    start_ms: u.startMs,
-    gpu_ms: u.gpuMs,
+    wall_ms: r(u.wallMs),
+    queue_ms: r(u.queueMs),
+    start_ms: r(u.startMs),
+    gpu_ms: r(u.gpuMs),
     in_bytes: u.inBytes,
     out_bytes: u.outBytes,
     exact: u.exact,

@@ -158,6 +158,8 @@ describe("the Meca-Usage header and the book per key", () => {
       out_bytes: 24,
       exact: true,
     });
+    expect(usageJson({ ...u, cpuMs: 1 / 3, memPeakMB: null }).cpu_ms).toBe(0.333);
+    expect(usageJson({ ...u, memPeakMB: null }).mem_peak_mb).toBeNull();
   });
 
   it("counts UTF-8 bytes as sent", () => {

@@ -139,8 +139,8 @@ export interface TaskMeter {
   readonly source: string;
   /** Whether resetPeak() can work here (cgroup v1); otherwise the peak is the task's since it started. */
   readonly peakResettable: boolean;
-  /** The counters now; undefined when they cannot be read (the task is gone). */
-  read(): UsageReading | undefined;
+  /** The counters now (the peak only `withPeak`, default true); undefined when they cannot be read (the task is gone). */
+  read(withPeak?: boolean): UsageReading | undefined;
   /** Starts the peak memory again from the current use; false where it cannot. */
   resetPeak(): boolean;
 }

@@ -241,7 +241,7 @@ export function meterBefore(
   const peakReset = alone && meter !== undefined && meter.peakResettable && meter.resetPeak();
   return {
     meter,
-    before: meter?.read(),
+    before: meter?.read(false), // the peak is read after the answer only
     alone,
     overlaps: task.overlaps,
     inFlight: Math.max(1, task.inFlight),

@@ -1,7 +1,8 @@
 /**
  * GET /ui: the host's page, one self-contained document (no CDN, no address but the executor's own)
- * that reads GET /stats, /tasks and /requests once a second and draws them: the capacity, the
- * tasks, the image pulls under way, the line, the last requests and their latencies. Read-only: it sends nothing but those
+ * that reads GET /stats, /tasks, /requests and /usage once a second and draws them: the capacity, the
+ * tasks, the image pulls under way, the line, the last requests and their latencies, and what each
+ * task key used (a table sorted by any column, by a click on its head). Read-only: it sends nothing but those
  * GETs. Its script and style are allowed by hash in a strict Content-Security-Policy. Imported on
  * the first GET /ui only (status-routes.ts), so an executor nobody looks at never loads it.
  */
@@ -15,7 +16,7 @@ main{padding:1em 1.2em;display:grid;gap:1em}section{background:#fff;border-radiu
 h2{font-size:1em;margin:0 0 .6em}.bars{display:grid;grid-template-columns:7em 1fr 12em;gap:.4em 1em;align-items:center}
 .bar{height:.9em;background:#e3e6ea;border-radius:3px;overflow:hidden}.fill{height:100%;background:#2f7de1}
 table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.25em .6em;border-bottom:1px solid #eceef1;white-space:nowrap}
-th{font-weight:600;color:#56606b}td.num{text-align:right;font-variant-numeric:tabular-nums}.bad{color:#b3261e}.cold{color:#9a5b00}
+th{font-weight:600;color:#56606b}#usage th{cursor:pointer}td.num{text-align:right;font-variant-numeric:tabular-nums}.bad{color:#b3261e}.cold{color:#9a5b00}
 .empty{color:#8a939c}svg{width:100%;height:80px;background:#fafbfc}#error{display:none;background:#fde7e6;color:#b3261e;padding:.6em 1.2em}
 `;
 
@@ -35,6 +36,19 @@ function table(id, head, rows, empty) {
   if (rows.length === 0) { const r = el("tr"); const c = el("td", empty, "empty"); c.colSpan = head.length; r.append(c); t.append(r); return; }
   for (const row of rows) { const r = el("tr"); for (const [v, cls] of row) r.append(el("td", v, cls)); t.append(r); }
 }
+let usageSort = { col: 4, desc: true };
+function usageTable(keys) {
+  const fmt = (v) => Math.round(v * 10) / 10;
+  const rows = keys.map((k) => [k.image, k.runtime, k.resource.cpu, k.resource.mem, k.requests, k.cold_starts, fmt(k.cpu_ms.mean), fmt(k.cpu_ms.p95), fmt(k.cpu_ms.total), fmt(k.mem_peak_mb.max), fmt(k.wall_ms.p50), fmt(k.start_ms.mean)]);
+  const { col, desc } = usageSort;
+  rows.sort((a, b) => (typeof a[col] === "number" ? a[col] - b[col] : String(a[col]).localeCompare(String(b[col]))) * (desc ? -1 : 1));
+  const head = ["image", "runtime", "cpu", "mem MB", "requests", "cold starts", "CPU ms mean", "CPU ms p95", "CPU ms total", "peak MB max", "wall ms p50", "start ms mean"];
+  table("usage", head.map((h, i) => (i === col ? h + (desc ? " ▼" : " ▲") : h)), rows.map((r) => r.map((v, i) => [v, i >= 2 ? "num" : ""])), "no task has been used yet");
+  $("usage").querySelectorAll("th").forEach((th, i) => th.addEventListener("click", () => {
+    usageSort = { col: i, desc: usageSort.col === i ? !usageSort.desc : true };
+    usageTable(keys);
+  }));
+}
 function chart(reqs) {
   const svg = $("chart"); svg.replaceChildren();
   const ns = "http://www.w3.org/2000/svg"; const last = reqs.slice(-100); const n = Math.max(1, last.length);
@@ -50,7 +64,7 @@ function chart(reqs) {
   });
   $("chartnote").textContent = last.length + " requests, slowest " + max + " ms (log scale; red: failed, amber: cold)";
 }
-function render(stats, tasks, requests) {
+function render(stats, tasks, requests, usage) {
   $("state").textContent = stats.paused ? "paused" : stats.engine === "reachable" ? "serving" : "Docker engine unreachable";
   const r = tasks.reserved;
   const cap = $("capacity"); cap.replaceChildren(
@@ -69,12 +83,13 @@ function render(stats, tasks, requests) {
   table("requests", ["time", "task", "outcome", "latency", "start"], reqs.slice(-20).reverse().map((q) => [
     [new Date(q.at).toLocaleTimeString()], [q.image], [q.outcome, q.outcome === "ok" ? "" : "bad"], [q.ms + " ms", "num"], [q.cold ? "cold" : "warm", q.cold ? "cold" : ""]]), "no request yet");
   chart(reqs);
+  usageTable(usage.keys);
   $("updated").textContent = "updated " + new Date().toLocaleTimeString();
 }
 async function refresh() {
   try {
-    const [s, t, r] = await Promise.all(["/stats", "/tasks", "/requests"].map((u) => fetch(u, { cache: "no-store" }).then((x) => x.json())));
-    render(s, t, r);
+    const [s, t, r, u] = await Promise.all(["/stats", "/tasks", "/requests", "/usage"].map((u) => fetch(u, { cache: "no-store" }).then((x) => x.json())));
+    render(s, t, r, u);
     $("error").style.display = "none";
   } catch (e) {
     $("error").textContent = "Cannot read the executor: " + e.message;
@@ -95,6 +110,7 @@ const HTML = `<!doctype html>
 <section><h2>Tasks</h2><table id="tasks"></table></section>
 <section><h2>Image pulls</h2><table id="pulls"></table></section>
 <section><h2>Recent requests</h2><svg id="chart" viewBox="0 0 100 80" preserveAspectRatio="none"></svg><p id="chartnote" class="empty"></p><table id="requests"></table></section>
+<section><h2>Usage per task key</h2><table id="usage"></table></section>
 </main><script>${SCRIPT}</script></body></html>`;
 
 async function sha256(text: string): Promise<string> {

@@ -103,6 +103,37 @@ describe("GET /ui", () => {
     expect(await text("capacity")).toContain("0.3 of 1 cores reserved");
     expect(await page.$$eval("#chart rect", (r) => r.length)).toBe(1);
 
+    // What each key used: the cold request's row, then a second key used twice; a click on a
+    // column's head sorts by it, a second click the other way.
+    await page.waitForFunction(
+      () => document.getElementById("usage")?.textContent?.includes("meca-test/echo:1"),
+      { timeout: 10_000 },
+    );
+    for (let i = 0; i < 2; i++)
+      expect(
+        (await h.execute({ id: ECHO_IMAGE, resource: { cpu: 0.1, mem: 32 }, input: "x" })).status,
+      ).toBe(200);
+    const usageRows = () =>
+      page.$$eval("#usage tr", (rows) =>
+        rows.slice(1).map((r) => [...r.children].map((c) => c.textContent ?? "")),
+      );
+    await page.waitForFunction(() => document.querySelectorAll("#usage tr").length === 3, {
+      timeout: 10_000,
+    });
+    // Sorted by requests, most first: the second key (2 requests, 32 MB), then the first (1, 64 MB).
+    await page.waitForFunction(
+      () => document.querySelectorAll("#usage tr")[1]?.children[4]?.textContent === "2",
+      { timeout: 10_000 },
+    );
+    expect((await usageRows()).map((r) => [r[3], r[4], r[5]])).toEqual([
+      ["32", "2", "1"],
+      ["64", "1", "1"],
+    ]);
+    await page.click("#usage th:nth-child(4)"); // mem MB, largest first
+    expect((await usageRows()).map((r) => r[3])).toEqual(["64", "32"]);
+    await page.click("#usage th:nth-child(4)"); // again: smallest first
+    expect((await usageRows()).map((r) => r[3])).toEqual(["32", "64"]);
+
     // A pull under way: a registry on 127.0.0.1 that accepts and never answers. The page shows the
     // image and the request waiting on it until the stall bound ends it.
     expect(await text("pulls")).toContain("no image is being pulled");
@@ -134,7 +165,7 @@ describe("GET /ui", () => {
     const foreign = requests.filter((r) => !r.startsWith(`GET ${h!.base}/`));
     expect(foreign).toEqual([]);
     expect(new Set(requests.map((r) => new URL(r.split(" ")[1]!).pathname))).toEqual(
-      new Set(["/ui", "/stats", "/tasks", "/requests"]),
+      new Set(["/ui", "/stats", "/tasks", "/requests", "/usage"]),
     );
   });
 });

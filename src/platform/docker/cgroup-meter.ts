@@ -32,9 +32,23 @@ export function containerCgroup(id: string, l: CgroupLayout, controller?: string
 
 const buf = new Uint8Array(4096);
 
-function readText(fd: number): string {
+/** The file's first number (its decimal digits), read with one positioned read: no string made. */
+function readNumber(fd: number): number {
   const n = readSync(fd, buf, 0, buf.length, 0);
-  return new TextDecoder().decode(buf.subarray(0, n));
+  let v = 0;
+  let i = 0;
+  while (i < n && (buf[i]! < 48 || buf[i]! > 57)) i++;
+  if (i === n) return NaN;
+  for (; i < n && buf[i]! >= 48 && buf[i]! <= 57; i++) v = v * 10 + (buf[i]! - 48);
+  return v;
+}
+
+/** cpu.stat's usage_usec: its first line ("usage_usec <n>"). */
+function readUsageUsec(fd: number): number {
+  const n = readSync(fd, buf, 0, buf.length, 0);
+  const line = new TextDecoder().decode(buf.subarray(0, Math.min(n, 64)));
+  const m = /usage_usec (\d+)/.exec(line);
+  return m ? Number(m[1]) : NaN;
 }
 
 /**
@@ -52,11 +66,8 @@ export function openMeter(
       const peakFile = join(dir, "memory.peak");
       const mem = existsSync(peakFile) ? openSync(peakFile, "r") : undefined;
       return new Meter(
-        () => {
-          const m = /usage_usec (\d+)/.exec(readText(cpu));
-          return m ? Number(m[1]) / 1000 : NaN;
-        },
-        mem === undefined ? undefined : () => Number(readText(mem)) / 2 ** 20,
+        () => readUsageUsec(cpu) / 1000,
+        mem === undefined ? undefined : () => readNumber(mem) / 2 ** 20,
         undefined,
         [cpu, ...(mem === undefined ? [] : [mem])],
         "cgroup v2",
@@ -76,8 +87,8 @@ export function openMeter(
       mem = undefined;
     }
     return new Meter(
-      () => Number(readText(cpu)) / 1e6,
-      mem === undefined ? undefined : () => Number(readText(mem)) / 2 ** 20,
+      () => readNumber(cpu) / 1e6,
+      mem === undefined ? undefined : () => readNumber(mem) / 2 ** 20,
       mem === undefined ? undefined : () => void writeSync(mem, "0", 0),
       [cpu, ...(mem === undefined ? [] : [mem])],
       "cgroup v1",
@@ -111,13 +122,13 @@ class Meter implements TaskMeter {
     this.peakResettable = reset !== undefined;
   }
 
-  read(): UsageReading | undefined {
+  read(withPeak = true): UsageReading | undefined {
     if (this.#closed) return undefined;
     try {
       const cpuMs = this.#cpu();
       let memPeakMB: number | undefined;
       try {
-        memPeakMB = this.#mem?.();
+        memPeakMB = withPeak ? this.#mem?.() : undefined;
       } catch {
         memPeakMB = undefined;
       }

@@ -110,6 +110,8 @@ export class Task {
   meter?: TaskMeter;
   /** How long its start took (pull, create, ready), ms; 0 for an adopted task. */
   startMs = 0;
+  /** Its meter's CPU reading after its last request (usage.ts). */
+  lastCpuMs?: number;
   #lastUsed: number;
 
   constructor(o: {

@@ -233,7 +233,7 @@ export class UsageBook {
 
 /** Before a request is sent: the meter's reading, and whether it has the container to itself (and then its own peak). */
 export function meterBefore(
-  task: { meter?: TaskMeter; inFlight: number; overlaps: number },
+  task: { meter?: TaskMeter; inFlight: number; overlaps: number; lastCpuMs?: number },
   now: number,
 ): Metering {
   const meter = task.meter;
@@ -241,7 +241,9 @@ export function meterBefore(
   const peakReset = alone && meter !== undefined && meter.peakResettable && meter.resetPeak();
   return {
     meter,
-    before: meter?.read(false), // the peak is read after the answer only
+    // The reading after the container's last request is this one's start: one read per request
+    // saved, and CPU the task spends between requests is charged to the next one (docs/usage.md).
+    before: task.lastCpuMs !== undefined ? { cpuMs: task.lastCpuMs } : meter?.read(false),
     alone,
     overlaps: task.overlaps,
     inFlight: Math.max(1, task.inFlight),
@@ -253,10 +255,11 @@ export function meterBefore(
 /** After the answer: the request's share of the container's use while it ran. */
 export function meterAfter(
   m: Metering,
-  task: { inFlight: number; overlaps: number },
+  task: { inFlight: number; overlaps: number; lastCpuMs?: number },
   o: { now: number; gpus: number; inBytes: number; outBytes: number },
 ): Omit<RequestUsage, "queueMs" | "startMs"> {
   const after = m.meter?.read();
+  task.lastCpuMs = after?.cpuMs;
   const exact = m.alone && task.overlaps === m.overlaps;
   // Overlapped: the container's CPU in that time is shared among the requests in it.
   const sharers = exact ? 1 : Math.max(m.inFlight, task.inFlight, 2);

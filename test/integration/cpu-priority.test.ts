@@ -3,7 +3,7 @@
  * task runs in a cgroup under the instance's parent of the lowest CPU weight, which the executor made
  * and removes at stop; with normal, under the engine's default. Read from the kernel's own files.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { IDLE_SHARES, IDLE_WEIGHT } from "../../src/platform/docker/cpu-priority.ts";
 import { docker } from "../support/docker-env.ts";
@@ -55,6 +55,11 @@ describe.skipIf(cgroups.driver !== "cgroupfs")(
         expect(await h.close()).toEqual([]);
       }
       expect(existsSync(file!.replace(/\/cpu\.(shares|weight)$/, ""))).toBe(false);
+      // Nor any other hierarchy's copy, which the engine made as it put the task under it.
+      const left = readdirSync("/sys/fs/cgroup").filter((c) =>
+        existsSync(`/sys/fs/cgroup/${c}${parent}`),
+      );
+      expect(left).toEqual([]);
     });
 
     it("normal: tasks under the engine's default cgroup, no parent made", async () => {

@@ -7,6 +7,8 @@
  * When the engine cannot be had, the run fails with one message that says
  * how to install it, and the teardown has nothing to clean.
  */
+import { readdirSync, rmdirSync } from "node:fs";
+import { join } from "node:path";
 import { buildFixtures, ensureDocker, ensureRegistry, removeTestContainers } from "./docker-env.ts";
 
 let engineReady = false;
@@ -26,5 +28,37 @@ export async function setup(): Promise<void> {
 }
 
 export function teardown(): void {
-  if (engineReady) removeTestContainers();
+  if (!engineReady) return;
+  removeTestContainers();
+  removeTestTaskParents();
+}
+
+/**
+ * The tasks' parent cgroups of the tests' executors that ran in containers (the image and network
+ * tests): there the executor cannot remove them (docs/isolation.md), so the run does. Only the
+ * tests' instances, and only empty ones (rmdir): a real executor's parent is never touched.
+ */
+function removeTestTaskParents(): void {
+  const root = "/sys/fs/cgroup";
+  let hierarchies: string[] = [];
+  try {
+    hierarchies = readdirSync(root);
+  } catch {
+    return;
+  }
+  for (const h of [root, ...hierarchies.map((c) => join(root, c))]) {
+    let names: string[] = [];
+    try {
+      names = readdirSync(h).filter((n) => /^meca-tasks-(test|image|network)-/.test(n));
+    } catch {
+      continue;
+    }
+    for (const n of names) {
+      try {
+        rmdirSync(join(h, n));
+      } catch {
+        // in use, or not a folder: not the tests' to remove
+      }
+    }
+  }
 }

@@ -174,10 +174,15 @@ function failed(parent: string, command: string, why: string): TaskParent {
   };
 }
 
-/** The v1 hierarchies mounted under `root` (cpu, memory, pids, ...), not their joined aliases' targets twice. */
+/**
+ * The v1 hierarchies mounted under `root` (cpu, memory, pids, ...; in a hybrid layout also systemd's
+ * named one and the unified tree): the engine makes the parent in each.
+ */
 function controllers(root: string): string[] {
   try {
-    return readdirSync(root).filter((c) => c !== "unified" && c !== "systemd");
+    return readdirSync(root, { withFileTypes: true })
+      .filter((d) => d.isDirectory())
+      .map((d) => d.name);
   } catch {
     return [];
   }

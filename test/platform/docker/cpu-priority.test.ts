@@ -10,7 +10,7 @@ const base = { instance: "inst-1", inContainer: false, logger: memoryLogger() };
 describe("the tasks' parent cgroup (task_cpu_priority)", () => {
   it("cgroup v1, cgroupfs: a folder of the cpu hierarchy with cpu.shares 2, removed from every hierarchy at stop", async () => {
     const root = scratchDir("meca-cgroup-v1-");
-    for (const c of ["cpu", "memory", "pids"]) mkdirSync(join(root, c));
+    for (const c of ["cpu", "memory", "pids", "systemd", "unified"]) mkdirSync(join(root, c));
     const p = await setupTaskParent({
       ...base,
       priority: "idle",
@@ -25,11 +25,12 @@ describe("the tasks' parent cgroup (task_cpu_priority)", () => {
     });
     expect(readFileSync(join(root, "cpu/meca-tasks-inst-1/cpu.shares"), "utf8")).toBe("2");
     // The engine makes the parent's copies in the other hierarchies as it puts tasks under it.
-    mkdirSync(join(root, "memory/meca-tasks-inst-1"));
+    // In a hybrid layout that includes systemd's named hierarchy and the unified tree.
+    for (const c of ["memory", "systemd", "unified"]) mkdirSync(join(root, c, "meca-tasks-inst-1"));
     // On the cgroup filesystem a cgroup's files go with its folder (rmdir); here they are plain files.
     rmSync(join(root, "cpu/meca-tasks-inst-1/cpu.shares"));
     await p.remove();
-    for (const c of ["cpu", "memory"])
+    for (const c of ["cpu", "memory", "systemd", "unified"])
       expect(existsSync(join(root, c, "meca-tasks-inst-1"))).toBe(false);
   });
 

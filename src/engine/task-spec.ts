@@ -229,6 +229,7 @@ export function specLabel(spec: TaskSpec): string {
 
 /** A spec label back as the intent a request would give for it; undefined when it is not one. */
 export function parseSpecLabel(text: string | undefined): TaskIntent | undefined {
+  // Stryker disable next-line ConditionalExpression: JSON.parse(undefined) throws, and the catch below answers undefined too
   if (text === undefined) return undefined;
   let v: unknown;
   try {
@@ -239,6 +240,7 @@ export function parseSpecLabel(text: string | undefined): TaskIntent | undefined
   // A primitive has none of the fields below, so only null needs refusing before they are read.
   if (v === null) return undefined;
   const o = v as Record<string, unknown>;
+  // Stryker disable next-line ConditionalExpression: Number.isInteger is false for anything but a number
   const whole = (x: unknown) => typeof x === "number" && Number.isInteger(x) && x >= 0;
   if (typeof o.image !== "string" || !whole(o.cpuTenths) || !whole(o.memMB) || !whole(o.gpuCount))
     return undefined;

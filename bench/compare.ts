@@ -12,6 +12,7 @@
  *   tsx bench/compare.ts . bin=dist/meca-executor      # the bundle against the binary made from it
  *   tsx bench/compare.ts . here=.                      # the pinned node build against the node running this
  *   tsx bench/compare.ts . .@/path/to/node             # ... against another node build
+ *   tsx bench/compare.ts . .+usage=false .             # one config key changed (+KEY=VALUE, repeatable), with an A/A
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -55,7 +56,9 @@ async function main(): Promise<void> {
   for (let i = 1; i <= positionals.length; i++) {
     for (const id of await engine.listByLabel("meca.executor.instance", instance(i)))
       await engine.remove(id);
-    const spec = positionals[i - 1]!;
+    // +KEY=VALUE suffixes: config keys of this variant's executor (the rest as every variant's).
+    const [head, ...extra] = positionals[i - 1]!.split("+");
+    const spec = head!;
     const bin = spec.startsWith("bin=") ? resolve(spec.slice(4)) : undefined;
     const here = spec.startsWith("here=");
     const [body, otherNode] = spec.slice(here ? 5 : 0).split("@");
@@ -64,7 +67,8 @@ async function main(): Promise<void> {
     const work = join(root, ".bench");
     mkdirSync(work, { recursive: true });
     const config = join(work, `compare-${i}.yaml`);
-    writeFileSync(config, `instance: ${instance(i)}\ntimeout: 30\ncpu: 2\nmem: 4096\n`);
+    const keys = extra.map((kv) => `${kv.replace("=", ": ")}\n`).join("");
+    writeFileSync(config, `instance: ${instance(i)}\ntimeout: 30\ncpu: 2\nmem: 4096\n${keys}`);
     let exec: ExecutorProcess;
     if (bin) {
       exec = await ExecutorProcess.start({ target: "bin", root, config, file: bin });

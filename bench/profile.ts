@@ -8,6 +8,7 @@
  *
  *   tsx bench/profile.ts [--seconds 8] [--sequential 3000] [--interval 200] [--nodeflag=--max-semi-space-size=16]
  *                        [--root DIR]   (profile another checkout, e.g. a scratch copy with a change to try)
+ *                        [--set KEY=VALUE ...]   (a config key of the profiled executor, e.g. --set usage=false)
  */
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
@@ -29,6 +30,7 @@ const { values: args } = parseArgs({
     sequential: { type: "string", default: "3000" },
     interval: { type: "string", default: "200" },
     nodeflag: { type: "string", multiple: true, default: [] },
+    set: { type: "string", multiple: true, default: [] },
     out: { type: "string", default: join(HERE, "bench/results/profile.md") },
   },
 });
@@ -44,7 +46,11 @@ async function main(): Promise<void> {
   mkdirSync(profDir, { recursive: true });
   mkdirSync(work, { recursive: true });
   const config = join(work, "profile-config.yaml");
-  writeFileSync(config, `instance: bench-profile\ntimeout: 30\ncpu: ${cpus().length}\nmem: 4096\n`);
+  const keys = args.set!.map((kv) => `${kv.replace("=", ": ")}\n`).join("");
+  writeFileSync(
+    config,
+    `instance: bench-profile\ntimeout: 30\ncpu: ${cpus().length}\nmem: 4096\n${keys}`,
+  );
   const { file, execArgv } = await bundleExecutor(ROOT);
   const nodeFlags = [
     ...execArgv,

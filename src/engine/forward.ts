@@ -80,6 +80,7 @@ export async function forwardToTask(
               gpus: task.reservation?.gpus.length ?? 0,
               inBytes: sgxRa ? 0 : utf8Length(input),
               outBytes: utf8Length(res.body),
+              clock: ctx.clock,
             }),
           );
         if (res.status >= 400) {

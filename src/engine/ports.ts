@@ -22,6 +22,8 @@ export interface Clock {
   now(): number;
   /** Calls `fn` once after `ms`; the returned function cancels it. */
   setTimer(ms: number, fn: () => void): () => void;
+  /** Calls `fn` once, soon: after the I/O now pending (an answer being written) is done, before new I/O is read. */
+  soon(fn: () => void): void;
 }
 
 /** The host the executor runs on. */
@@ -139,6 +141,11 @@ export interface TaskMeter {
   readonly source: string;
   /** Whether resetPeak() can work here (cgroup v1); otherwise the peak is the task's since it started. */
   readonly peakResettable: boolean;
+  /**
+   * Its readings are samples the runtime took, up to about a second old (the Engine API's
+   * statistics): a request's figures are then coarse, and never marked exact.
+   */
+  readonly sampled?: boolean;
   /** The counters now (the peak only `withPeak`, default true); undefined when they cannot be read (the task is gone). */
   read(withPeak?: boolean): UsageReading | undefined;
   /** Starts the peak memory again from the current use; false where it cannot. */

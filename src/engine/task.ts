@@ -112,6 +112,8 @@ export class Task {
   startMs = 0;
   /** Its meter's CPU reading after its last request (usage.ts). */
   lastCpuMs?: number;
+  /** Its peak memory was reset after its last answer, and no request has started since (usage.ts). */
+  peakFresh = false;
   #lastUsed: number;
 
   constructor(o: {

@@ -3,7 +3,7 @@
  * and per task key (GET /usage), for a host that prices its tasks. CPU and peak memory come from the
  * task's meter (TaskRuntime: its cgroup); the rest from the engine's own clock and the bytes sent.
  */
-import type { TaskMeter, UsageReading } from "./ports.ts";
+import type { Clock, TaskMeter, UsageReading } from "./ports.ts";
 import { keyHash } from "./task-spec.ts";
 import { Histogram } from "./metrics.ts";
 import type { RequestUsage } from "./request-usage.ts";
@@ -231,14 +231,24 @@ export class UsageBook {
   }
 }
 
+/** What the meter reads and keeps per task (Task). */
+interface Metered {
+  meter?: TaskMeter;
+  inFlight: number;
+  overlaps: number;
+  lastCpuMs?: number;
+  peakFresh: boolean;
+}
+
 /** Before a request is sent: the meter's reading, and whether it has the container to itself (and then its own peak). */
-export function meterBefore(
-  task: { meter?: TaskMeter; inFlight: number; overlaps: number; lastCpuMs?: number },
-  now: number,
-): Metering {
+export function meterBefore(task: Metered, now: number): Metering {
   const meter = task.meter;
   const alone = task.inFlight <= 1;
-  const peakReset = alone && meter !== undefined && meter.peakResettable && meter.resetPeak();
+  // The peak was reset after the container's last answer (meterAfter) and nothing ran since: the
+  // request's own peak without a write on its path. Otherwise it is reset now.
+  const peakReset =
+    alone && meter !== undefined && meter.peakResettable && (task.peakFresh || meter.resetPeak());
+  task.peakFresh = false;
   return {
     meter,
     // The reading after the container's last request is this one's start: one read per request
@@ -255,14 +265,29 @@ export function meterBefore(
 /** After the answer: the request's share of the container's use while it ran. */
 export function meterAfter(
   m: Metering,
-  task: { inFlight: number; overlaps: number; lastCpuMs?: number },
-  o: { now: number; gpus: number; inBytes: number; outBytes: number },
+  task: Metered,
+  o: {
+    now: number;
+    gpus: number;
+    inBytes: number;
+    outBytes: number;
+    /** Runs the next request's peak reset once this answer is written (soon()). */
+    clock: Pick<Clock, "soon">;
+  },
 ): Omit<RequestUsage, "queueMs" | "startMs"> {
   const after = m.meter?.read();
   task.lastCpuMs = after?.cpuMs;
-  const exact = m.alone && task.overlaps === m.overlaps;
+  // The last request in the container: reset its peak for the next one off the answer's path,
+  // unless a request has started in it by then (that one then resets on its own path).
+  if (task.inFlight <= 1 && m.meter?.peakResettable)
+    o.clock.soon(() => {
+      if (task.inFlight === 0 && task.meter?.resetPeak()) task.peakFresh = true;
+    });
+  const alone = m.alone && task.overlaps === m.overlaps;
   // Overlapped: the container's CPU in that time is shared among the requests in it.
-  const sharers = exact ? 1 : Math.max(m.inFlight, task.inFlight, 2);
+  const sharers = alone ? 1 : Math.max(m.inFlight, task.inFlight, 2);
+  // A sampled meter's figures are the samples' difference, not the request's own: never exact.
+  const exact = alone && m.meter?.sampled !== true;
   const cpuMs = after && m.before ? Math.max(0, after.cpuMs - m.before.cpuMs) / sharers : null;
   const wallMs = Math.max(0, o.now - m.sentAt);
   return {

@@ -1,3 +1,4 @@
+import { setImmediate } from "node:timers";
 import type { Clock } from "../engine/ports.ts";
 
 /** Wall-clock time; timers do not keep the process alive on their own. */
@@ -8,4 +9,5 @@ export const systemClock: Clock = {
     t.unref?.();
     return () => clearTimeout(t as unknown as number);
   },
+  soon: (fn) => void setImmediate(fn),
 };

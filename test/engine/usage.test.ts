@@ -82,6 +82,26 @@ describe("usage per request", () => {
     await executor.shutdown();
   });
 
+  it("resets the peak for the next request once an answer is out, and on the request's path only when it came first", async () => {
+    const engine: FakeTaskEngine = new FakeTaskEngine({ "work:1": workImage(() => engine) });
+    const { executor, clock, run } = await executorOn(engine);
+    await run("work:1", "5:80"); // cold: its peak is reset on its path
+    expect(engine.peakResets).toBe(1);
+    clock.advance(0); // the answer is out: the reset for the next request runs now
+    expect(engine.peakResets).toBe(2);
+    const id = [...engine.tasks.keys()][0]!;
+    engine.use(id, 0, 12); // what the task touches between requests counts for the next one
+    const second = await run("work:1", "5:20");
+    expect(engine.peakResets).toBe(2); // none on its path
+    expect(second.usage).toMatchObject({ memPeakMB: 20, memPeakSinceStart: false, exact: true });
+    // The next request arrives before the deferred reset ran: it resets on its own path, once,
+    // and the deferred one, finding nothing fresh to keep, leaves the peak to it.
+    const third = await run("work:1", "5:15");
+    expect(third.usage).toMatchObject({ memPeakMB: 15, memPeakSinceStart: false });
+    expect(engine.peakResets).toBe(3);
+    await executor.shutdown();
+  });
+
   it("marks overlapping requests in one container not exact and shares the container's CPU among them", async () => {
     const gate = deferred();
     let held = 2; // the warm-up passes; the two after it wait for the gate

@@ -22,6 +22,11 @@ export class FakeClock implements Clock {
     };
   }
 
+  /** Due now: runs at the next advance(), advance(0) included. */
+  soon(fn: () => void): void {
+    this.setTimer(0, fn);
+  }
+
   /** Moves time forward, firing due timers in order. */
   advance(ms: number): void {
     const end = this.#now + ms;

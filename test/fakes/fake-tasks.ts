@@ -92,6 +92,9 @@ export class FakeTaskEngine {
     t.peakMB = Math.max(t.peakMB, mb);
   }
 
+  /** Peak resets made, all tasks together. */
+  peakResets = 0;
+
   /** A meter over a task's counters, as the Docker runtime's over its cgroup (v1: the peak resets). */
   meter(id: string): TaskMeter {
     return {
@@ -104,6 +107,7 @@ export class FakeTaskEngine {
       resetPeak: () => {
         const t = this.tasks.get(id);
         if (t) t.peakMB = 1;
+        if (t) this.peakResets++;
         return t !== undefined;
       },
     };

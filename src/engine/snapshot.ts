@@ -115,6 +115,8 @@ export function snapshotTasks(
     network: shownPlacement(o.networkOf(t)),
     disk_mb: o.diskMB?.(t) ?? null,
     prewarmed: o.prewarmed?.(t) ?? false,
+    // Where its usage figures come from ("cgroup v1", "cgroup v2", "engine stats"); null: none.
+    usage_source: t.meter?.source ?? null,
   }));
 }
 

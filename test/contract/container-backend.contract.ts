@@ -111,6 +111,23 @@ export function containerBackendContract(
       expect(await s.backend.inspect(id)).toMatchObject({ id, running: true, status: "running" });
     });
 
+    it("watchStats() gives a running container's CPU time as the engine samples it, and ends when aborted", async () => {
+      if (!s.backend.watchStats) return; // optional: the in-memory backend has none
+      const id = await startReady();
+      const stop = new AbortController();
+      const samples: { cpuNs: number }[] = [];
+      await s.backend.watchStats(id, {
+        signal: AbortSignal.any([stop.signal, AbortSignal.timeout(15_000)]),
+        onSample: (x) => {
+          samples.push(x);
+          if (samples.length === 2) stop.abort();
+        },
+      });
+      expect(samples).toHaveLength(2);
+      expect(samples[0]!.cpuNs).toBeGreaterThan(0); // it printed its mark, at least
+      expect(samples[1]!.cpuNs).toBeGreaterThanOrEqual(samples[0]!.cpuNs);
+    });
+
     it("list() finds containers by every label given, running or not", async () => {
       const id = await s.backend.create(spec(s.images.echo));
       const found = await s.backend.list(labels);

@@ -419,6 +419,33 @@ describe(IMAGE, () => {
       await new Promise((r) => listener.close(r));
     }
 
+    // In its container the tasks' cgroups are out of the executor's sight: their usage comes from
+    // the engine's statistics, sampled about once a second, so a request's figures are coarse and
+    // never exact. A request that spins 400 ms spans a sample now and then: one shows its CPU.
+    let usage = "";
+    for (let i = 0; i < 30 && !/cpu-ms=(?!0\.0,)\d/.test(usage); i++) {
+      const r = await fetch(`${base}/`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          id: ECHO_IMAGE,
+          resource: { cpu: 0.2, mem: 80 },
+          input: "use:400:8",
+        }),
+      });
+      expect(r.status).toBe(200);
+      await r.text();
+      usage = r.headers.get("meca-usage") ?? "";
+    }
+    expect(usage).toMatch(/cpu-ms=(?!0\.0,)\d/);
+    expect(usage).toContain("exact=?0");
+    const listed = (await (await fetch(`${base}/tasks`)).json()) as {
+      tasks: { image: string; cpu: number; usage_source: string | null }[];
+    };
+    expect(listed.tasks.find((t) => t.image === ECHO_IMAGE && t.cpu === 0.2)!.usage_source).toBe(
+      "engine stats",
+    );
+
     docker(["stop", name]); // Docker's default grace: 10 s
     expect(waitExit(name)).toBe(0);
     expect(taskContainers(DEFAULT_INSTANCE)).toEqual([]);

@@ -109,6 +109,14 @@ export interface ContainerEvent {
  * failures in the errors of `errors.ts` (EngineUnavailableError when the
  * engine does not answer, ImageNotFoundError when a pull finds nothing).
  */
+/** One sample of a container's counters, as the Engine API's stats give them. */
+export interface StatsSample {
+  /** CPU time of the container since it started, ns (cpu_stats.cpu_usage.total_usage). */
+  cpuNs: number;
+  /** Its peak memory since it started, bytes (memory_stats.max_usage: cgroup v1 only). */
+  maxMemoryBytes?: number;
+}
+
 export interface ContainerBackend {
   info(signal?: AbortSignal): Promise<EngineInfo>;
   hasImage(ref: string): Promise<boolean>;
@@ -157,6 +165,15 @@ export interface ContainerBackend {
     onEvent: (event: ContainerEvent) => void;
     signal: AbortSignal;
   }): Promise<void>;
+  /**
+   * Streams a container's counters as the engine samples them (about once a second) until the
+   * stream ends (resolves), fails (rejects) or `signal` aborts (resolves). Optional: a backend
+   * without it gives no meter where the tasks' cgroups cannot be read (docs/usage.md).
+   */
+  watchStats?(
+    id: string,
+    opts: { onSample: (s: StatsSample) => void; signal: AbortSignal },
+  ): Promise<void>;
   /**
    * Creates a bridge network and returns its id. Rejects with TaskStartError code
    * "SUBNET_TAKEN" when the subnet overlaps another network of the engine.

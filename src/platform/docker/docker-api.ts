@@ -112,6 +112,8 @@ export interface DockerApi {
   disconnectNetwork(id: string, container: string): Promise<void>;
   /** The JSON-lines event stream. */
   events(filters: Filters, signal: AbortSignal): Promise<ByteSource>;
+  /** A container's resource statistics as the engine samples them (about once a second), JSON lines, until `signal`. */
+  stats(id: string, signal: AbortSignal): Promise<ByteSource>;
   close(): Promise<void>;
 }
 

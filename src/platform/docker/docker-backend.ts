@@ -13,6 +13,7 @@ import type {
   ContainerSummary,
   NetworkSpec,
   NetworkSummary,
+  StatsSample,
 } from "./backend.ts";
 import type { RegistryCredentials } from "./registry-auth.ts";
 import { isApiStatus, type DockerApi, type Filters } from "./docker-api.ts";
@@ -29,6 +30,7 @@ import {
 } from "./container-json.ts";
 import { createFailure, engineFailure, startFailure } from "./failures.ts";
 import { eventFilters, labelFilters, readEvents } from "./events.ts";
+import { jsonLines } from "./json-lines.ts";
 import { demuxLines, type ByteSource } from "./log-demux.ts";
 import { logHasMark, watchForMark } from "./mark-watch.ts";
 import { pullError, readPullStream, splitImageRef } from "./pull.ts";
@@ -286,6 +288,22 @@ export class DockerBackend implements ContainerBackend {
     }
   }
 
+  async watchStats(
+    id: string,
+    opts: { onSample: (s: StatsSample) => void; signal: AbortSignal },
+  ): Promise<void> {
+    if (opts.signal.aborted) return;
+    try {
+      for await (const value of jsonLines(await this.#api.stats(id, opts.signal))) {
+        const s = toStatsSample(value);
+        if (s) opts.onSample(s);
+      }
+    } catch (err) {
+      if (opts.signal.aborted) return;
+      throw engineFailure(err, `Cannot read the statistics of container "${id}"`);
+    }
+  }
+
   async createNetwork(spec: NetworkSpec): Promise<string> {
     try {
       return await this.#api.createNetwork(toNetworkBody(spec));
@@ -401,4 +419,19 @@ export class DockerBackend implements ContainerBackend {
       signal.throwIfAborted();
     }
   }
+}
+
+/** The counters of one stats sample; undefined for one without CPU figures (a container not running). */
+export function toStatsSample(v: unknown): StatsSample | undefined {
+  const j = v as {
+    cpu_stats?: { cpu_usage?: { total_usage?: unknown } };
+    memory_stats?: { max_usage?: unknown };
+  } | null;
+  const cpu = j?.cpu_stats?.cpu_usage?.total_usage;
+  if (typeof cpu !== "number" || !Number.isFinite(cpu)) return undefined;
+  const max = j?.memory_stats?.max_usage;
+  return {
+    cpuNs: cpu,
+    maxMemoryBytes: typeof max === "number" && max > 0 ? max : undefined,
+  };
 }

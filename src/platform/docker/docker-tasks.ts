@@ -17,6 +17,7 @@ import type {
   StartedTask,
   TaskEvent,
   TaskLaunch,
+  TaskMeter,
   TaskRuntime,
   TaskState,
 } from "../../engine/ports.ts";
@@ -26,6 +27,7 @@ import { containerSpecFor } from "./container-spec.ts";
 import { LABELS, ownership } from "./labels.ts";
 import { TaskNetworks, type TaskNet } from "./task-networks.ts";
 import { openMeter } from "./cgroup-meter.ts";
+import { StatsMeter } from "./stats-meter.ts";
 import type { DockerTaskSettings } from "./task-settings.ts";
 
 export type { DockerTaskSettings };
@@ -37,6 +39,8 @@ export interface DockerTasksDeps {
   settings: DockerTaskSettings;
   /** The executor's own container, which joins each task's network; undefined on a host. */
   selfContainer?: string;
+  /** Where the cgroup file system is mounted (default /sys/fs/cgroup); tests point it elsewhere. */
+  cgroupRoot?: string;
 }
 
 /** Lines of a task's output an aborted start gives back. */
@@ -61,6 +65,8 @@ export class DockerTasks implements TaskRuntime {
   #tasks = new Map<string, TaskNet | undefined>();
   /** The meters of this run's tasks, by container id: closed at remove. */
   #meters = new Map<string, { close(): void }>();
+  /** The log has said once that meters fall back to the engine's statistics. */
+  #sampledSaid = false;
   /** Names of containers whose create() has not answered yet. */
   #creating = new Set<string>();
   /** The networks of the leftovers the last leftovers() found, by container id: what adopt() takes back. */
@@ -302,14 +308,28 @@ export class DockerTasks implements TaskRuntime {
     await this.#networks?.close(kept);
   }
 
-  /** The task's meter from its cgroup, where this process can see it (not from a container of its own). */
+  /**
+   * The task's meter: from its cgroup, where this process can see it; otherwise (the executor in a
+   * container of its own, a remote engine) from the engine's statistics, coarser (docs/usage.md).
+   */
   #meter(id: string) {
     if (!this.#s.usage) return undefined;
-    const meter = openMeter(id, {
+    const backend = this.#d.backend;
+    let meter: (TaskMeter & { close(): void }) | undefined = openMeter(id, {
       driver: this.#s.cgroupDriver,
       version: this.#s.cgroupVersion,
       parent: this.#s.cgroupParent,
+      root: this.#d.cgroupRoot,
     });
+    if (!meter && backend.watchStats) {
+      if (!this.#sampledSaid) {
+        this.#sampledSaid = true;
+        this.#log.info(
+          "The tasks' cgroups cannot be read from here: their usage comes from the engine's statistics, sampled about once a second (coarser, never exact; see docs/usage.md)",
+        );
+      }
+      meter = new StatsMeter(id, { watchStats: backend.watchStats.bind(backend) }, this.#d.clock);
+    }
     if (meter) this.#meters.set(id, meter);
     return meter;
   }

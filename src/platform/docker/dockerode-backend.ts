@@ -161,6 +161,17 @@ export class DockerodeApi implements DockerApi {
     );
   }
 
+  stats(id: string, signal: AbortSignal): Promise<ByteSource> {
+    return this.#call(signal, async () =>
+      // dockerode passes abortSignal on to its request; its types leave it out of stats' options.
+      bytes(
+        await this.#docker
+          .getContainer(id)
+          .stats({ stream: true, abortSignal: signal } as { stream: true }),
+      ),
+    );
+  }
+
   events(filters: Filters, signal: AbortSignal): Promise<ByteSource> {
     return this.#call(signal, async () =>
       bytes(await this.#docker.getEvents({ filters, abortSignal: signal })),

@@ -203,6 +203,15 @@ export class EngineApi implements DockerApi {
     );
   }
 
+  async stats(id: string, signal: AbortSignal): Promise<ByteSource> {
+    const res = await this.call("GET", `/containers/${encodeURIComponent(id)}/stats`, {
+      query: { stream: "true" },
+      signal,
+      stream: true,
+    });
+    return body(res);
+  }
+
   async events(filters: Filters, signal: AbortSignal): Promise<ByteSource> {
     const res = await this.call("GET", "/events", {
       query: { filters: JSON.stringify(filters) },

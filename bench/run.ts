@@ -25,6 +25,7 @@ import { BENCH_LABEL, RawEngine } from "./lib/raw-engine.ts";
 import { buildRows, type Results } from "./lib/results.ts";
 import { markdown, type Machine, type Row } from "./lib/report.ts";
 import { ownerPhase, type OwnerResult } from "./lib/owner.ts";
+import { usagePhase, usageRows, type UsageCostResult } from "./lib/usage-cost.ts";
 import { median } from "./lib/stats.ts";
 import { prewarmPhase, prewarmRows, type PrewarmResult } from "./lib/prewarm.ts";
 import { restartPhase, restartRows, type RestartResult } from "./lib/restart.ts";
@@ -58,6 +59,8 @@ const { values: args } = parseArgs({
     "only-restart": { type: "boolean", default: false },
     /** Runs only the owner's CPU rows (task_cpu_priority idle against normal). */
     "only-owner": { type: "boolean", default: false },
+    /** Runs only the usage rows (usage on against off, with an A/A pair). */
+    "only-usage": { type: "boolean", default: false },
   },
 });
 /** The checkout whose executor runs. */
@@ -123,6 +126,7 @@ async function main(): Promise<number> {
   if (args["only-prewarm"]) return onlyPrewarm(file);
   if (args["only-restart"]) return onlyRestart(file);
   if (args["only-owner"]) return onlyOwner(file);
+  if (args["only-usage"]) return onlyUsage(file);
   log(`starting the executor (${target})`);
   exec = await start();
   const startup = [exec.startMs];
@@ -165,6 +169,8 @@ async function main(): Promise<number> {
   const protections = await protectionsPhase({ target, root: ROOT, file, work, quick, log });
   const prewarm = await prewarmPhase({ target, root: ROOT, file, work, quick, log });
   const restart = await restartPhase({ target, root: ROOT, file, work, quick, log });
+  const usage = await usagePhase({ target, root: ROOT, file, work, quick, log });
+  const owner = await ownerPhase({ target, root: ROOT, file, work, quick, log });
   const leftover = await engine.listByLabel("meca.executor.instance", INSTANCE);
   exec = undefined;
   if (code !== 0) throw new Error(`The executor exited with ${code} on POST /stop`);
@@ -192,6 +198,8 @@ async function main(): Promise<number> {
     protections,
     prewarm,
     restart,
+    usage,
+    owner,
   };
   const rows = [
     ...buildRows(results),
@@ -199,6 +207,8 @@ async function main(): Promise<number> {
     ...protectionsRows(protections),
     ...prewarmRows(prewarm),
     ...restartRows(restart),
+    ...usageRows(usage),
+    ...ownerRows(owner),
   ];
   const md = markdown({
     title: `meca-executor benchmark (${target}, ${results.date.slice(0, 16).replace("T", " ")} UTC)`,
@@ -213,7 +223,9 @@ async function main(): Promise<number> {
     warm.throughput.direct.errors +
     (warm.throughput.floor?.errors ?? 0) +
     replicas.default.errors +
-    replicas.replicas.errors;
+    replicas.replicas.errors +
+    usage.errors +
+    owner.errors;
   writeFileSync(
     join(args.out!, "latest.json"),
     `${JSON.stringify({ ...results, rows, errors }, null, 2)}\n`,
@@ -245,6 +257,25 @@ async function onlyReplicas(file: string | undefined): Promise<number> {
       `${errors} answers failed verification (first: ${r.default.firstError ?? r.replicas.firstError}): the figures do not count`,
     );
   return errors > 0 ? 1 : 0;
+}
+
+/** --only-usage: what usage costs on the warm path and idle, printed and written to usage.json. */
+async function onlyUsage(file: string | undefined): Promise<number> {
+  const r = await usagePhase({ target, root: ROOT, file, work, quick, log });
+  const md = markdown({
+    title: `meca-executor cost of usage (${target}, ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC)`,
+    machine: await machine(),
+    notes: [usageNote(r)],
+    rows: usageRows(r),
+  });
+  console.log(`\n${md}`);
+  mkdirSync(args.out!, { recursive: true });
+  writeFileSync(join(args.out!, "usage.json"), `${JSON.stringify(r, null, 2)}\n`);
+  return r.errors > 0 ? 1 : 0;
+}
+
+function usageNote(r: UsageCostResult): string {
+  return `Cost of usage: three executors, usage on, off, and on again (an A/A pair: the run's noise), each with a warm echo task, ${r.rounds} rounds in rotating order of sequential requests and 32 clients, then idle with the task; the last answer's Meca-Usage: \`${r.on.header ?? "none"}\`.`;
 }
 
 /** --only-owner: the owner's CPU beside spinning tasks, idle against normal, printed and written to owner.json. */
@@ -383,6 +414,8 @@ function notes(r: Results): string[] {
     protectionsNote(r.protections),
     prewarmNote(r.prewarm),
     restartNote(r.restart),
+    usageNote(r.usage),
+    ownerNote(r.owner),
     `Client, executor, task and Docker's port proxy share the machine's ${r.machine.cores} cores; run took ${r.durationS.toFixed(0)} s.`,
   ];
 }

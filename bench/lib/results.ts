@@ -8,6 +8,8 @@ import type { RestartResult } from "./restart.ts";
 import type { ProtectionsResult } from "./protections.ts";
 import type { ReplicasResult } from "./replicas.ts";
 import type { WarmResult } from "./warm.ts";
+import type { UsageCostResult } from "./usage-cost.ts";
+import type { OwnerResult } from "./owner.ts";
 
 export interface Series {
   samples: number[];
@@ -37,6 +39,10 @@ export interface Results {
   /** An executor with one prewarm entry (bench/lib/prewarm.ts). */
   prewarm: PrewarmResult;
   restart: RestartResult;
+  /** usage on against off, with an A/A pair (bench/lib/usage-cost.ts). */
+  usage: UsageCostResult;
+  /** The owner's CPU beside spinning tasks, task_cpu_priority idle against normal (bench/lib/owner.ts). */
+  owner: OwnerResult;
 }
 
 export const TARGETS = {

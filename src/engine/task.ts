@@ -8,7 +8,7 @@
  *       └──fail──▶ failed        └──remove──▶ removing
  */
 import type { Reservation } from "./ledger.ts";
-import type { TaskMeter } from "./ports.ts";
+import type { TaskMeter, UsageReading } from "./ports.ts";
 import type { TaskSpec } from "./task-spec.ts";
 
 export type TaskState =
@@ -114,6 +114,8 @@ export class Task {
   lastCpuMs?: number;
   /** Its peak memory was reset after its last answer, and no request has started since (usage.ts). */
   peakFresh = false;
+  /** The reading overlapping requests answered in this I/O turn share (usage.ts). */
+  turnReading?: UsageReading;
   #lastUsed: number;
 
   constructor(o: {

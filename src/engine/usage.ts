@@ -46,24 +46,24 @@ function dec(v: number): string {
 
 /** The `Meca-Usage` header: a structured-field dictionary (RFC 8941); an unreadable figure is left out and named in `missing`. */
 export function usageHeader(u: RequestUsage): string {
-  const parts: string[] = [];
-  const missing: string[] = [];
-  if (u.cpuMs === null) missing.push('"cpu-ms"');
-  else parts.push(`cpu-ms=${dec(u.cpuMs)}`);
-  if (u.memPeakMB === null) missing.push('"mem-peak-mb"');
-  else parts.push(`mem-peak-mb=${dec(u.memPeakMB)}`);
-  parts.push(
-    `wall-ms=${dec(u.wallMs)}`,
-    `queue-ms=${dec(u.queueMs)}`,
-    `start-ms=${dec(u.startMs)}`,
-    `gpu-ms=${dec(u.gpuMs)}`,
-    `in-bytes=${u.inBytes}`,
-    `out-bytes=${u.outBytes}`,
-    `exact=${u.exact ? "?1" : "?0"}`,
-  );
-  if (u.memPeakMB !== null && u.memPeakSinceStart) parts.push("mem-peak-since-start");
-  if (missing.length > 0) parts.push(`missing=(${missing.join(" ")})`);
-  return parts.join(", ");
+  // One string built in order (on every answer: no arrays to join).
+  let h = u.cpuMs === null ? "" : `cpu-ms=${dec(u.cpuMs)}, `;
+  if (u.memPeakMB !== null) h += `mem-peak-mb=${dec(u.memPeakMB)}, `;
+  h +=
+    `wall-ms=${dec(u.wallMs)}, queue-ms=${dec(u.queueMs)}, start-ms=${dec(u.startMs)}, ` +
+    `gpu-ms=${dec(u.gpuMs)}, in-bytes=${u.inBytes}, out-bytes=${u.outBytes}, ` +
+    `exact=${u.exact ? "?1" : "?0"}`;
+  if (u.memPeakMB !== null && u.memPeakSinceStart) h += ", mem-peak-since-start";
+  if (u.cpuMs === null || u.memPeakMB === null) {
+    const missing =
+      u.cpuMs === null
+        ? u.memPeakMB === null
+          ? '"cpu-ms" "mem-peak-mb"'
+          : '"cpu-ms"'
+        : '"mem-peak-mb"';
+    h += `, missing=(${missing})`;
+  }
+  return h;
 }
 
 /** The same numbers as JSON (GET /requests), rounded as the header rounds them. */
@@ -167,6 +167,9 @@ export class UsageBook {
     return use;
   }
 
+  /** The key of the row used last: a run of one key's requests keeps its place without a move. */
+  #lastKey?: string;
+
   add(
     key: {
       key: string;
@@ -179,8 +182,12 @@ export class UsageBook {
     u: RequestUsage,
   ): void {
     let row = this.#rows.get(key.key);
-    if (row) this.#rows.delete(key.key);
-    else {
+    if (row) {
+      if (this.#lastKey !== key.key) {
+        this.#rows.delete(key.key);
+        this.#rows.set(key.key, row); // most recent last
+      }
+    } else {
       row = {
         key: key.key,
         image: key.image,
@@ -195,8 +202,9 @@ export class UsageBook {
         gpuMs: 0,
       };
       if (this.#rows.size >= ROWS) this.#rows.delete(this.#rows.keys().next().value!);
+      this.#rows.set(key.key, row);
     }
-    this.#rows.set(key.key, row); // most recent last
+    this.#lastKey = key.key;
     row.requests++;
     if (u.startMs > 0) {
       row.coldStarts++;
@@ -238,6 +246,7 @@ interface Metered {
   overlaps: number;
   lastCpuMs?: number;
   peakFresh: boolean;
+  turnReading?: UsageReading;
 }
 
 /** Before a request is sent: the meter's reading, and whether it has the container to itself (and then its own peak). */
@@ -275,7 +284,17 @@ export function meterAfter(
     clock: Pick<Clock, "soon">;
   },
 ): Omit<RequestUsage, "queueMs" | "startMs"> {
-  const after = m.meter?.read();
+  const alone = m.alone && task.overlaps === m.overlaps;
+  // Overlapping requests answered in one I/O turn share one reading: the container's CPU in that
+  // time is divided among them anyway, and its peak is theirs together.
+  let after = alone ? undefined : task.turnReading;
+  if (!after) {
+    after = m.meter?.read();
+    if (!alone && after) {
+      task.turnReading = after;
+      o.clock.soon(() => (task.turnReading = undefined));
+    }
+  }
   task.lastCpuMs = after?.cpuMs;
   // The last request in the container: reset its peak for the next one off the answer's path,
   // unless a request has started in it by then (that one then resets on its own path).
@@ -283,7 +302,6 @@ export function meterAfter(
     o.clock.soon(() => {
       if (task.inFlight === 0 && task.meter?.resetPeak()) task.peakFresh = true;
     });
-  const alone = m.alone && task.overlaps === m.overlaps;
   // Overlapped: the container's CPU in that time is shared among the requests in it.
   const sharers = alone ? 1 : Math.max(m.inFlight, task.inFlight, 2);
   // A sampled meter's figures are the samples' difference, not the request's own: never exact.

@@ -111,14 +111,18 @@ describe("usage per request", () => {
         () => (held++ < 2 ? gate.promise : Promise.resolve()),
       ),
     });
-    const { executor, run } = await executorOn(engine);
+    const { executor, clock, run } = await executorOn(engine);
     await run("work:1", "0:1"); // warm: the next two meet in the same container
+    clock.advance(0);
     held = 0;
     const a = run("work:1", "30:10");
     const b = run("work:1", "10:10");
     await flush(10);
+    const reads = engine.reads;
     gate.resolve();
     const [ua, ub] = [(await a).usage!, (await b).usage!];
+    // Answered in one turn: one reading serves both.
+    expect(engine.reads - reads).toBe(1);
     expect([ua.exact, ub.exact]).toEqual([false, false]);
     // The container used 40 ms while both were in it: each is given half.
     expect([ua.cpuMs, ub.cpuMs]).toEqual([20, 20]);

@@ -92,8 +92,9 @@ export class FakeTaskEngine {
     t.peakMB = Math.max(t.peakMB, mb);
   }
 
-  /** Peak resets made, all tasks together. */
+  /** Peak resets made, and meter readings taken, all tasks together. */
   peakResets = 0;
+  reads = 0;
 
   /** A meter over a task's counters, as the Docker runtime's over its cgroup (v1: the peak resets). */
   meter(id: string): TaskMeter {
@@ -101,6 +102,7 @@ export class FakeTaskEngine {
       source: "fake",
       peakResettable: true,
       read: () => {
+        this.reads++;
         const t = this.tasks.get(id);
         return t && { cpuMs: t.cpuMs, memPeakMB: t.peakMB };
       },

@@ -21,7 +21,13 @@ import type {
   TaskRuntime,
 } from "./ports.ts";
 import { DiskGuard } from "./disk-guard.ts";
-import { clipCapacity, type EngineSettings, type SettingsUpdate } from "./settings.ts";
+import {
+  clipCapacity,
+  diffSettings,
+  type EngineSettings,
+  type SettingsChange,
+  type SettingsUpdate,
+} from "./settings.ts";
 import { GpuMonitor } from "./gpu-monitor.ts";
 import { HostMemoryGuard } from "./host-memory.ts";
 import { EngineWatch } from "./engine-watch.ts";
@@ -29,7 +35,8 @@ import { IdleCleaner } from "./idle-cleaner.ts";
 import { EngineMetrics, type MetricsSnapshot } from "./metrics.ts";
 import { Prewarm, resolvePrewarm } from "./prewarm.ts";
 import { TaskPool } from "./task-pool.ts";
-import { outlasts, wakeOrTimeout } from "./waits.ts";
+import { outlasts } from "./waits.ts";
+import { InFlight } from "./in-flight.ts";
 import type { PullInfo } from "./image-pulls.ts";
 import {
   keyHash,
@@ -69,7 +76,7 @@ export interface ExecutorDeps {
 /** What POST /update-config did: the settings now, and each field that changed. */
 export interface ConfigChange {
   settings: EngineSettings;
-  changed: { [K in keyof SettingsUpdate]?: { from: EngineSettings[K]; to: EngineSettings[K] } };
+  changed: SettingsChange;
 }
 
 /** The replica a request was given, for the record of recent requests. */
@@ -83,8 +90,6 @@ interface Seen {
   /** The replica became ready after the request arrived: it started for it, or while it waited. */
   cold: boolean;
 }
-
-const UNKNOWN_SWEEP_MS = 15_000;
 
 /** How long start-up waits for adoption before it serves anyway. */
 const ADOPTION_WAIT_MS = 20_000;
@@ -105,14 +110,12 @@ export class Executor {
   #prewarm: Prewarm;
   #paused = false;
   #pausing?: Promise<void>;
-  #inFlight = 0;
-  #drainWaiters: (() => void)[] = [];
+  #inFlight = new InFlight();
   /** Counters for GET /metrics; see metricsSnapshot() for the gauges. */
   readonly metrics = new EngineMetrics();
   #forwardCtx: ForwardContext;
   #recent = new RecentRequests();
   #usage = new UsageBook();
-  #cancelSweep?: () => void;
 
   private constructor(deps: ExecutorDeps) {
     this.#d = deps;
@@ -228,7 +231,7 @@ export class Executor {
     ex.#diskGuard?.start();
     await ex.#memoryGuard.start();
     ex.#prewarm.start();
-    ex.#sweepUnknown();
+    ex.#pool.startSweeps();
     return ex;
   }
 
@@ -358,7 +361,7 @@ export class Executor {
       }
       seen.cold = warm === undefined && state.since >= seen.at;
       seen.takenAt = this.#d.clock.now();
-      this.#inFlight++;
+      this.#inFlight.enter();
       try {
         return await forwardToTask(
           task,
@@ -380,8 +383,7 @@ export class Executor {
         }
         throw e;
       } finally {
-        this.#inFlight--;
-        if (this.#inFlight === 0) for (const w of this.#drainWaiters.splice(0)) w();
+        this.#inFlight.leave();
         this.#leave(task);
       }
     }
@@ -415,20 +417,7 @@ export class Executor {
    * (the runtime's name is part of the task key).
    */
   async updateConfig(update: SettingsUpdate): Promise<ConfigChange> {
-    const changed: ConfigChange["changed"] = {};
-    for (const [k, v] of Object.entries(update) as [
-      keyof SettingsUpdate,
-      SettingsUpdate[keyof SettingsUpdate],
-    ][]) {
-      const same =
-        k === "prewarm" ? JSON.stringify(v) === JSON.stringify(this.#s.prewarm) : v === this.#s[k];
-      if (v !== undefined && !same)
-        (changed as Record<string, unknown>)[k] = { from: this.#s[k], to: v };
-    }
-    const next = {
-      ...this.#s,
-      ...Object.fromEntries(Object.entries(changed).map(([k, c]) => [k, c.to])),
-    };
+    const { changed, next } = diffSettings(this.#s, update);
     // A list that cannot be served is refused (400, naming the entry) before anything changes.
     const prewarm = resolvePrewarm(next.prewarm, this.#limitsFor(next));
     if (next.hasGpu && !this.#s.hasGpu) await this.#gpu.enable(this.#d.loadGpu);
@@ -462,18 +451,6 @@ export class Executor {
   }
 
   /**
-   * Every 15 s, containers of this run the pool does not know go (a create whose answer was cut;
-   * docs/architecture.md, "Adoption"); one sweep at a time.
-   */
-  #sweepUnknown(): void {
-    this.#cancelSweep = this.#d.clock.setTimer(UNKNOWN_SWEEP_MS, () => {
-      void this.#pool.sweepUnknown().then(() => {
-        if (this.#cancelSweep) this.#sweepUnknown();
-      });
-    });
-  }
-
-  /**
    * Pause, remove everything, stop the background loops. With keep_tasks_on_stop the in-flight
    * requests drain and only tasks that are not ready go: the ready ones, and their networks, stay
    * for the next start of the instance to adopt. How many tasks were kept.
@@ -496,8 +473,6 @@ export class Executor {
     this.#diskGuard?.stop();
     this.#memoryGuard.stop();
     this.#prewarm.stop();
-    this.#cancelSweep?.();
-    this.#cancelSweep = undefined;
     this.#gpu.disable();
     return kept;
   }
@@ -567,7 +542,7 @@ export class Executor {
       engine: this.#watch.status,
       host: this.#host,
       queueLength: this.#admission.queueLength,
-      inFlight: this.#inFlight,
+      inFlight: this.#inFlight.count,
       gpus: this.#gpu.devices,
       queuedByKey: this.#admission.queuedByKey(),
     });
@@ -602,22 +577,8 @@ export class Executor {
   }
 
   /** Resolves once no request is in flight, or after the drain timeout. */
-  async #drain(): Promise<void> {
-    if (this.#inFlight === 0) return;
-    await wakeOrTimeout(
-      this.#d.clock,
-      this.#s.drainTimeoutMs,
-      (wake) => {
-        this.#drainWaiters.push(wake);
-        return () => (this.#drainWaiters = this.#drainWaiters.filter((w) => w !== wake));
-      },
-      {
-        onTimeout: () =>
-          this.#log.warn("Drain timeout reached with requests still in flight", {
-            inFlight: this.#inFlight,
-          }),
-      },
-    );
+  #drain(): Promise<void> {
+    return this.#inFlight.drain(this.#d.clock, this.#s.drainTimeoutMs, this.#log);
   }
 
   async #requireSgx(): Promise<void> {

@@ -64,6 +64,33 @@ export interface EngineSettings {
  */
 export type SettingsUpdate = Partial<EngineSettings>;
 
+/** What an update changes: each field whose value differs, from and to. */
+export type SettingsChange = {
+  [K in keyof SettingsUpdate]?: { from: EngineSettings[K]; to: EngineSettings[K] };
+};
+
+/** The fields of `update` that differ from `current` (a list by its entries), and the settings after it. */
+export function diffSettings(
+  current: EngineSettings,
+  update: SettingsUpdate,
+): { changed: SettingsChange; next: EngineSettings } {
+  const changed: SettingsChange = {};
+  for (const [k, v] of Object.entries(update) as [
+    keyof SettingsUpdate,
+    SettingsUpdate[keyof SettingsUpdate],
+  ][]) {
+    const same =
+      k === "prewarm" ? JSON.stringify(v) === JSON.stringify(current.prewarm) : v === current[k];
+    if (v !== undefined && !same)
+      (changed as Record<string, unknown>)[k] = { from: current[k], to: v };
+  }
+  const next = {
+    ...current,
+    ...Object.fromEntries(Object.entries(changed).map(([k, c]) => [k, c.to])),
+  };
+  return { changed, next };
+}
+
 /** One task to keep warm: the execute request's intent and how many replicas. */
 export interface PrewarmEntry {
   intent: TaskIntent;

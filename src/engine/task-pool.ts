@@ -77,6 +77,8 @@ export class TaskPool {
   #byId = new Map<string, Task>();
   #byContainer = new Map<string, Task>();
   #removals = new Set<Promise<void>>();
+  /** Cancels the next periodic sweep (startSweeps); undefined once closed. */
+  #cancelSweep?: () => void;
   /** The start-up sweep of an earlier run's leftovers while it runs: a shutdown waits for it. */
   #sweeping: Promise<number> | undefined;
   #serial = 0;
@@ -340,6 +342,8 @@ export class TaskPool {
    * in the pool hold (kept for the next start: keep_tasks_on_stop) stays.
    */
   async close(): Promise<void> {
+    this.#cancelSweep?.();
+    this.#cancelSweep = undefined;
     // A stop during the start-up sweep waits for it: what it has not removed yet would stay behind.
     await Promise.allSettled([this.#sweeping, ...this.#removals]);
     await this.#d.runtime.close();
@@ -381,9 +385,21 @@ export class TaskPool {
     return removed;
   }
 
-  /** The runtime's sweep of what no task holds, on its own (the executor runs it every few seconds); never rejects. */
+  /** The runtime's sweep of what no task holds, on its own (startSweeps runs it every 15 s); never rejects. */
   async sweepUnknown(): Promise<void> {
     await this.#d.runtime.sweep().catch(() => {}); // the engine away: the next sweep or reconnection tries again
+  }
+
+  /**
+   * Every 15 s, containers of this run the pool does not know go (a create whose answer was cut;
+   * docs/architecture.md, "Adoption"); one sweep at a time, until close().
+   */
+  startSweeps(): void {
+    this.#cancelSweep = this.#d.clock.setTimer(UNKNOWN_SWEEP_MS, () => {
+      void this.sweepUnknown().then(() => {
+        if (this.#cancelSweep) this.startSweeps();
+      });
+    });
   }
 
   /**
@@ -445,6 +461,8 @@ export class TaskPool {
 }
 
 const NONE: readonly Task[] = [];
+/** How often this run's strays are swept (startSweeps). */
+const UNKNOWN_SWEEP_MS = 15_000;
 
 /**
  * A replica removed while it started. Removed for its disk use, its start failed for the requests

@@ -15,7 +15,7 @@ import type { EngineSettings } from "./settings.ts";
 import type { TaskPool } from "./task-pool.ts";
 import { deadline, delay } from "./waits.ts";
 import type { Task } from "./task.ts";
-import { meterAfter, meterBefore, utf8Length, type RequestUsage } from "./usage.ts";
+import { meterAfter, meterBefore, type RequestUsage } from "./usage.ts";
 
 export interface ForwardContext {
   client: TaskClient;
@@ -78,8 +78,8 @@ export async function forwardToTask(
             meterAfter(m, task, {
               now: ctx.clock.now(),
               gpus: task.reservation?.gpus.length ?? 0,
-              inBytes: sgxRa ? 0 : utf8Length(input),
-              outBytes: utf8Length(res.body),
+              inBytes: res.sent,
+              outBytes: res.received,
               clock: ctx.clock,
             }),
           );

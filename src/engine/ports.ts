@@ -306,6 +306,9 @@ export interface TaskRequest {
 export interface TaskResponse {
   status: number;
   body: string;
+  /** Bytes of the request's body as sent (UTF-8), and of the answer's body as received. */
+  sent: number;
+  received: number;
 }
 
 /**

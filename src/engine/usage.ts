@@ -23,21 +23,6 @@ export interface Metering {
   sentAt: number;
 }
 
-/** UTF-8 length of a string without encoding it. */
-export function utf8Length(s: string): number {
-  let n = s.length;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x80) continue;
-    if (c < 0x800) n += 1;
-    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
-      n += 2; // a surrogate pair: 4 bytes for 2 UTF-16 units
-      i++;
-    } else n += 2;
-  }
-  return n;
-}
-
 /** RFC 8941 decimal: at most three fractional digits. */
 function dec(v: number): string {
   const r = Math.round(v * 1000) / 1000;

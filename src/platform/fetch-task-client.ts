@@ -59,7 +59,9 @@ export class FetchTaskClient implements TaskClient {
       });
     }
     try {
-      return { status: res.status, body: await readLimited(res, req.endpoint, this.#max) };
+      const { text, size } = await readLimited(res, req.endpoint, this.#max);
+      const sent = req.body === undefined ? 0 : new TextEncoder().encode(req.body).length;
+      return { status: res.status, body: text, sent, received: size };
     } catch (err) {
       if (req.signal?.aborted) throw req.signal.reason;
       if (err instanceof TaskAnswerTooLargeError) throw err;
@@ -77,13 +79,17 @@ export class FetchTaskClient implements TaskClient {
   async close(): Promise<void> {}
 }
 
-/** The body as text, at most `max` bytes; past it the stream is cancelled, which closes its connection. */
-async function readLimited(res: Response, endpoint: string, max: number): Promise<string> {
+/** The body as text, and its bytes, at most `max`; past it the stream is cancelled, which closes its connection. */
+async function readLimited(
+  res: Response,
+  endpoint: string,
+  max: number,
+): Promise<{ text: string; size: number }> {
   if (Number(res.headers.get("content-length")) > max) {
     await res.body?.cancel().catch(() => {});
     throw new TaskAnswerTooLargeError(endpoint, max);
   }
-  if (res.body === null) return "";
+  if (res.body === null) return { text: "", size: 0 };
   const reader = res.body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
@@ -103,7 +109,7 @@ async function readLimited(res: Response, endpoint: string, max: number): Promis
     all.set(c, at);
     at += c.length;
   }
-  return new TextDecoder().decode(all);
+  return { text: new TextDecoder().decode(all), size };
 }
 
 function isConnectFailure(err: unknown): boolean {

@@ -76,6 +76,7 @@ export class UndiciTaskClient implements TaskClient {
     const pool = this.#pool(req.endpoint);
     return new Promise((resolve, reject) => {
       const answer = new Answer(req, this.#opts.maxAnswerBytes, resolve, reject);
+      answer.sent = req.body === undefined ? 0 : Buffer.byteLength(req.body);
       pool.dispatch(
         {
           path: req.path,
@@ -157,6 +158,8 @@ class Answer {
   #chunks: Buffer[] = [];
   #size = 0;
   #settled = false;
+  /** Bytes of the request's body. */
+  sent = 0;
 
   constructor(
     req: TaskRequest,
@@ -207,7 +210,7 @@ class Answer {
     const c = this.#chunks;
     const body =
       c.length === 1 ? c[0]!.toString("utf8") : Buffer.concat(c, this.#size).toString("utf8");
-    this.#resolve({ status: this.#status ?? 0, body });
+    this.#resolve({ status: this.#status ?? 0, body, sent: this.sent, received: this.#size });
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {

@@ -107,7 +107,7 @@ export function containerBackendContract(
         path: "/",
         body: "hello contract",
       });
-      expect(res).toEqual({ status: 200, body: "hello contract" });
+      expect(res).toEqual({ status: 200, body: "hello contract", sent: 14, received: 14 });
       expect(await s.backend.inspect(id)).toMatchObject({ id, running: true, status: "running" });
     });
 
@@ -218,7 +218,7 @@ export function containerBackendContract(
       expect(endpoint).toMatch(/^http:\/\/\d+\.\d+\.\d+\.\d+:8080$/);
       expect(
         await s.client.send({ method: "POST", endpoint, path: "/", body: "on the bridge" }),
-      ).toEqual({ status: 200, body: "on the bridge" });
+      ).toEqual({ status: 200, body: "on the bridge", sent: 13, received: 13 });
     });
 
     it("createNetwork() makes a labelled internal network; a task on it is reached at its address there; removeNetwork() needs it empty", async () => {
@@ -251,7 +251,7 @@ export function containerBackendContract(
           path: "/",
           body: "on its own network",
         }),
-      ).toEqual({ status: 200, body: "on its own network" });
+      ).toEqual({ status: 200, body: "on its own network", sent: 18, received: 18 });
       expect(await s.backend.endpoint(task, { network: name })).toMatch(
         /^http:\/\/meca-contract-[^:]+:8080$/,
       );
@@ -369,11 +369,13 @@ export function containerBackendContract(
       const endpoint = await s.backend.endpoint(id);
       expect(
         await sendWithRetry(s.client, { method: "POST", endpoint, path: "/", body: "first" }),
-      ).toEqual({ status: 200, body: "first" });
+      ).toEqual({ status: 200, body: "first", sent: 5, received: 5 });
       // The first connection after the mark may be one the task closes: the second answer is on a kept-alive one.
       expect(await s.client.send({ method: "POST", endpoint, path: "/", body: "second" })).toEqual({
         status: 200,
         body: "second",
+        sent: 6,
+        received: 6,
       });
       const err = await s.client
         .send({ method: "POST", endpoint, path: "/", body: taskBody.exit(5) })
@@ -392,7 +394,7 @@ export function containerBackendContract(
       const endpoint = await s.backend.endpoint(id);
       expect(
         await sendWithRetry(s.client, { method: "POST", endpoint, path: "/", body: "first" }),
-      ).toEqual({ status: 200, body: "first" });
+      ).toEqual({ status: 200, body: "first", sent: 5, received: 5 });
       await s.kill(id);
       await untilAsync(async () => (await s.backend.inspect(id))?.running === false);
       const err = await s.client

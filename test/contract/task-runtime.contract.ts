@@ -79,7 +79,12 @@ export function taskRuntimeContract(name: string, setup: () => Promise<RuntimeSu
         onCreated: (id) => (created = id),
       });
       expect(created).toBe(t.id);
-      expect(await answer(t.endpoint, "hello")).toEqual({ status: 200, body: "hello" });
+      expect(await answer(t.endpoint, "hello")).toEqual({
+        status: 200,
+        body: "hello",
+        sent: 5,
+        received: 5,
+      });
       expect(await rt.inspect(t.id)).toMatchObject({ running: true, oomKilled: false });
       await rt.remove(t.id);
       expect(await rt.inspect(t.id)).toBeUndefined();
@@ -192,11 +197,21 @@ export function taskRuntimeContract(name: string, setup: () => Promise<RuntimeSu
       expect((await next.leftovers()).map((c) => c.id)).not.toContain(mine.id);
       const back = await next.adopt(left.id);
       expect(back.id).toBe(left.id);
-      expect(await answer(back.endpoint, "again")).toEqual({ status: 200, body: "again" });
+      expect(await answer(back.endpoint, "again")).toEqual({
+        status: 200,
+        body: "again",
+        sent: 5,
+        received: 5,
+      });
       // Adopted, it is the next run's own: no longer a leftover of it, and its sweep keeps it.
       expect((await next.leftovers()).map((c) => c.id)).not.toContain(left.id);
       await next.sweep({ earlierRuns: true });
-      expect(await answer(back.endpoint, "kept")).toEqual({ status: 200, body: "kept" });
+      expect(await answer(back.endpoint, "kept")).toEqual({
+        status: 200,
+        body: "kept",
+        sent: 4,
+        received: 4,
+      });
       for (const id of [left.id, mine.id]) await next.remove(id);
       rt = next; // the cases after this one run on the current run
     });
@@ -205,7 +220,12 @@ export function taskRuntimeContract(name: string, setup: () => Promise<RuntimeSu
       const t = await rt.start(launch(s.images.echo, 11), { signal: bound() });
       await rt.sweep();
       await rt.sweep({ earlierRuns: true });
-      expect(await answer(t.endpoint, "still")).toEqual({ status: 200, body: "still" });
+      expect(await answer(t.endpoint, "still")).toEqual({
+        status: 200,
+        body: "still",
+        sent: 5,
+        received: 5,
+      });
       await rt.remove(t.id);
     });
 

@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import { TaskFailedError } from "../../src/engine/errors.ts";
 import { Executor } from "../../src/engine/executor.ts";
 import type { RequestUsage } from "../../src/engine/usage.ts";
-import { UsageBook, usageHeader, usageJson, utf8Length } from "../../src/engine/usage.ts";
+import { UsageBook, usageHeader, usageJson } from "../../src/engine/usage.ts";
 import { deferred } from "../fakes/fake-container.ts";
 import { FakeClock } from "../fakes/fake-clock.ts";
 import { FakeHost } from "../fakes/fake-host.ts";
@@ -184,13 +184,6 @@ describe("the Meca-Usage header and the book per key", () => {
     });
     expect(usageJson({ ...u, cpuMs: 1 / 3, memPeakMB: null }).cpu_ms).toBe(0.333);
     expect(usageJson({ ...u, memPeakMB: null }).mem_peak_mb).toBeNull();
-  });
-
-  it("counts UTF-8 bytes as sent", () => {
-    expect(utf8Length("abc")).toBe(3);
-    expect(utf8Length("héllo")).toBe(6);
-    expect(utf8Length("✓")).toBe(3);
-    expect(utf8Length("😀x")).toBe(5);
   });
 
   it("keeps a row per key, with start times of the cold starts only, and at most 256 keys (least recently used out)", () => {

@@ -1,5 +1,8 @@
 /** The state of one FakeBackend container and the behaviour of its image. */
 import type { TaskRequest, TaskResponse } from "../../src/engine/ports.ts";
+
+/** What a fake image answers: a status and a body. */
+export type FakeAnswer = Pick<TaskResponse, "status" | "body">;
 import type { ContainerSpec, ContainerState } from "../../src/platform/docker/backend.ts";
 
 /** How a fake image behaves once started. */
@@ -10,11 +13,8 @@ export interface FakeImage {
    * `{ exitCode, lines }`: prints `lines` (stdout, unless given as `{ stream, line }`) and exits before the mark.
    */
   ready?: true | "never" | { exitCode: number; lines: (string | FakeLogLine)[] };
-  /** Answers a request; defaults to echoing the body with 200. */
-  respond?: (
-    body: string,
-    req: TaskRequest & { path: string },
-  ) => TaskResponse | Promise<TaskResponse>;
+  /** Answers a request; defaults to echoing the body with 200 (the fake clients count its bytes). */
+  respond?: (body: string, req: TaskRequest & { path: string }) => FakeAnswer | Promise<FakeAnswer>;
 }
 
 export interface FakeLogLine {

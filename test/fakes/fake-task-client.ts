@@ -34,7 +34,9 @@ export class FakeTaskClient implements TaskClient {
       });
     }
     const respond = container.image.respond ?? ((body: string) => ({ status: 200, body }));
-    const answer = Promise.resolve(respond(req.body ?? "", { ...req, path }));
+    const answer = Promise.resolve(respond(req.body ?? "", { ...req, path })).then((r) =>
+      withBytes(req, r),
+    );
     if (req.signal === undefined) return answer;
     const signal = req.signal;
     return new Promise<TaskResponse>((resolve, reject) => {
@@ -54,4 +56,15 @@ export class FakeTaskClient implements TaskClient {
 /** A ConnectProbe over the fake's containers: a running container at the endpoint accepts. */
 export function fakeProbe(backend: FakeBackend): ConnectProbe {
   return async (endpoint) => backend.resolve(new URL(endpoint)).container?.running === true;
+}
+
+const utf8 = new TextEncoder();
+
+/** An answer with its bytes counted as a real client counts them: the request's body sent, the answer's received. */
+export function withBytes(req: TaskRequest, r: { status: number; body: string }): TaskResponse {
+  return {
+    ...r,
+    sent: req.body === undefined ? 0 : utf8.encode(req.body).length,
+    received: utf8.encode(r.body).length,
+  };
 }

@@ -5,6 +5,7 @@
  * as runs of an executor share a Docker engine; its `client` serves their endpoints
  * (`http://fake-task/<id>`), echoing unless the image says otherwise.
  */
+import { withBytes } from "./fake-task-client.ts";
 import {
   ContainerExitedError,
   EngineUnavailableError,
@@ -134,7 +135,7 @@ export class FakeTaskEngine {
         if (!t || t.status !== "running")
           throw new TaskConnectError("Cannot connect to the task (ECONNREFUSED)");
         const respond = t.image.respond ?? ((body: string) => ({ status: 200, body }));
-        return respond(req.body ?? "", { ...req, path: req.path });
+        return withBytes(req, await respond(req.body ?? "", { ...req, path: req.path }));
       },
       forget() {},
       close: async () => {},

@@ -106,14 +106,17 @@ describe("UndiciTaskClient", () => {
     });
     // One connection per pool: the second request waits for the first's connection, no sleep needed.
     const client = undici({ connections: 1 });
-    const body = '{"x": "é ✓"}';
+    const body = '{"x": "é ✓😀"}';
+    // Bytes as they go over the wire, UTF-8: é 2, ✓ 3, 😀 4.
     expect(await client.send({ method: "POST", endpoint: srv.url, path: "/", body })).toEqual({
       status: 200,
       body,
+      sent: 19,
+      received: 19,
     });
     expect(
       await client.send({ method: "POST", endpoint: srv.url, path: "/", body: "second" }),
-    ).toEqual({ status: 200, body: "second" });
+    ).toEqual({ status: 200, body: "second", sent: 6, received: 6 });
     expect(perConnection).toEqual([1, 2]); // the second request came on the first one's connection
     expect(srv.connections()).toBe(1);
     expect(seen[0]).toMatch(/^POST \/ HTTP\/1\.1\r\n/);
@@ -123,7 +126,7 @@ describe("UndiciTaskClient", () => {
   it("returns an error status with its body; the engine decides what it means", async () => {
     const srv = await rawServer((s) => answer(s, 500, "boom"));
     expect(await undici().send({ method: "POST", endpoint: srv.url, path: "/", body: "" })).toEqual(
-      { status: 500, body: "boom" },
+      { status: 500, body: "boom", sent: 0, received: 4 },
     );
   });
 
@@ -136,6 +139,8 @@ describe("UndiciTaskClient", () => {
     expect(await undici().send({ method: "GET", endpoint: srv.url, path: "/ra" })).toEqual({
       status: 200,
       body: "ra-report",
+      sent: 0,
+      received: 9,
     });
     expect(seen).toMatch(/^GET \/ra HTTP\/1\.1/);
     expect(seen).not.toMatch(/content-type/i);
@@ -280,10 +285,12 @@ describe("UndiciTaskClient", () => {
     ac.abort(reason);
     await expect(queued).rejects.toBe(reason);
     release();
-    expect(await first).toEqual({ status: 200, body: "a" });
+    expect(await first).toEqual({ status: 200, body: "a", sent: 1, received: 1 });
     expect(await client.send({ method: "POST", endpoint: srv.url, path: "/", body: "c" })).toEqual({
       status: 200,
       body: "c",
+      sent: 1,
+      received: 1,
     });
     expect(bodies).toEqual(["a", "c"]);
   });
@@ -299,7 +306,7 @@ describe("UndiciTaskClient", () => {
     expect(b.connections()).toBe(1);
     expect(
       await client.send({ method: "POST", endpoint: a.url, path: "/", body: "again" }),
-    ).toEqual({ status: 200, body: "again" });
+    ).toEqual({ status: 200, body: "again", sent: 5, received: 5 });
   });
 });
 
@@ -322,9 +329,9 @@ describe("FetchTaskClient", () => {
         method: "POST",
         endpoint: srv.url,
         path: "/",
-        body: "hi",
+        body: "hé✓",
       }),
-    ).toEqual({ status: 200, body: "hi" });
+    ).toEqual({ status: 200, body: "hé✓", sent: 6, received: 6 });
   });
 
   it("rejects with TaskConnectError when the connection is refused", async () => {

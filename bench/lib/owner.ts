@@ -10,7 +10,7 @@ import { writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { join } from "node:path";
 import { ExecutorProcess, type Target } from "./executor-process.ts";
-import { inputFor, nextSeq, pool, VerifyError } from "./load.ts";
+import { execute, nextSeq, pool } from "./load.ts";
 import { median } from "./stats.ts";
 import { CPU_IMAGE } from "./replicas.ts";
 
@@ -97,17 +97,8 @@ export async function ownerPhase(o: {
         let stop = false;
         const send = async () => {
           while (!stop) {
-            const input = inputFor(nextSeq());
             try {
-              const res = await p.request({
-                method: "POST",
-                path: "/",
-                body: JSON.stringify({ id: CPU_IMAGE, resource: intent, input }),
-                headers: { "content-type": "application/json" },
-              });
-              const text = await res.body.text();
-              if (res.statusCode !== 200 || (JSON.parse(text) as { msg?: unknown }).msg !== input)
-                throw new VerifyError(`answered ${res.statusCode} ${text.slice(0, 200)}`);
+              await execute(p, { id: CPU_IMAGE, resource: intent }, nextSeq());
               served[mode]++;
             } catch {
               errors++;

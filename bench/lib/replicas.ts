@@ -10,15 +10,7 @@ import { loadavg } from "node:os";
 import { join } from "node:path";
 import type { Pool } from "undici";
 import { ExecutorProcess, type Target } from "./executor-process.ts";
-import {
-  inputFor,
-  nextSeq,
-  pool,
-  saturate,
-  type Saturation,
-  type Side,
-  VerifyError,
-} from "./load.ts";
+import { execute, nextSeq, pool, saturate, type Saturation, type Side } from "./load.ts";
 import { percentile } from "./stats.ts";
 
 export interface ReplicasSide {
@@ -82,20 +74,7 @@ export async function replicasPhase(o: {
       });
       sides.push({ tc, exec, pool: pool(exec.origin, CLIENTS), slices: [] });
     }
-    const send = (p: Pool) => async () => {
-      const input = inputFor(nextSeq());
-      const res = await p.request({
-        method: "POST",
-        path: "/",
-        body: JSON.stringify({ id: CPU_IMAGE, resource: intent, input }),
-        headers: { "content-type": "application/json" },
-      });
-      const text = await res.body.text();
-      if (res.statusCode !== 200 || (JSON.parse(text) as { msg?: unknown }).msg !== input)
-        throw new VerifyError(
-          `executor answered ${res.statusCode} ${text.slice(0, 200)} for ${input}`,
-        );
-    };
+    const send = (p: Pool) => () => execute(p, { id: CPU_IMAGE, resource: intent }, nextSeq());
     const sideOf = (s: (typeof sides)[number]): Side => ({
       name: `task_concurrency ${s.tc}`,
       send: send(s.pool),

@@ -14,6 +14,8 @@ export default {
     "src/engine/task-spec.ts",
     "src/engine/image-ref.ts",
     "src/engine/waits.ts",
+    "src/engine/usage.ts",
+    "src/engine/in-flight.ts",
   ],
   coverageAnalysis: "perTest",
   reporters: ["clear-text", "progress", "html", "json"],

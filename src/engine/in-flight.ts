@@ -13,6 +13,11 @@ export class InFlight {
     return this.#count;
   }
 
+  /** Drains waiting: one that timed out no longer is. */
+  get draining(): number {
+    return this.#waiters.length;
+  }
+
   enter(): void {
     this.#count++;
   }

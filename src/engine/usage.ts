@@ -84,17 +84,14 @@ class Figure {
     this.total += v;
     this.max = Math.max(this.max, v);
     this.count++;
-    if (this.#ring.length < SAMPLES) this.#ring.push(v);
-    else this.#ring[this.#next] = v;
+    this.#ring[this.#next] = v; // while it fills, #next is its length: the ring grows
     this.#next = (this.#next + 1) % SAMPLES;
   }
 
   summary(withTotal: boolean) {
     const sorted = [...this.#ring].sort((a, b) => a - b);
     const at = (p: number) =>
-      sorted.length === 0
-        ? 0
-        : sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+      sorted.length === 0 ? 0 : sorted[Math.ceil((p / 100) * sorted.length) - 1]!; // p in (0, 100]: an index in range
     const round = (v: number) => Math.round(v * 1000) / 1000;
     return {
       mean: round(this.count === 0 ? 0 : this.total / this.count),
@@ -168,6 +165,7 @@ export class UsageBook {
   ): void {
     let row = this.#rows.get(key.key);
     if (row) {
+      // Stryker disable next-line ConditionalExpression: moving the row used last to the end again changes no order; the check saves the move
       if (this.#lastKey !== key.key) {
         this.#rows.delete(key.key);
         this.#rows.set(key.key, row); // most recent last
@@ -247,6 +245,7 @@ export function meterBefore(task: Metered, now: number): Metering {
     meter,
     // The reading after the container's last request is this one's start: one read per request
     // saved, and CPU the task spends between requests is charged to the next one (docs/usage.md).
+    // Stryker disable next-line BooleanLiteral: the reading before is used for its CPU only
     before: task.lastCpuMs !== undefined ? { cpuMs: task.lastCpuMs } : meter?.read(false),
     alone,
     overlaps: task.overlaps,
@@ -283,8 +282,10 @@ export function meterAfter(
   task.lastCpuMs = after?.cpuMs;
   // The last request in the container: reset its peak for the next one off the answer's path,
   // unless a request has started in it by then (that one then resets on its own path).
+  // Stryker disable next-line ConditionalExpression,LogicalOperator: a reset scheduled with others in the container, or on a meter that cannot reset, does nothing (checked when it runs): the condition saves the scheduling
   if (task.inFlight <= 1 && m.meter?.peakResettable)
     o.clock.soon(() => {
+      // Stryker disable next-line OptionalChaining: scheduled only for a task with a meter, which it keeps
       if (task.inFlight === 0 && task.meter?.resetPeak()) task.peakFresh = true;
     });
   // Overlapped: the container's CPU in that time is shared among the requests in it.

@@ -31,8 +31,20 @@ describe("InFlight", () => {
     await f.drain(clock, 10_000, log);
     f.enter();
     const d = f.drain(clock, 10_000, log);
+    const other = f.drain(clock, 20_000, log);
+    expect(f.draining).toBe(2);
     clock.advance(10_000);
     await d;
-    expect(log.records).toMatchObject([{ level: "warn", fields: { inFlight: 1 } }]);
+    expect(log.records).toEqual([
+      {
+        level: "warn",
+        msg: "Drain timeout reached with requests still in flight",
+        fields: { inFlight: 1 },
+      },
+    ]);
+    expect(f.draining).toBe(1); // the one that timed out is gone, the other still waits
+    f.leave();
+    await other;
+    expect(f.draining).toBe(0);
   });
 });

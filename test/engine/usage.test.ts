@@ -7,7 +7,13 @@ import { describe, expect, it } from "vitest";
 import { TaskFailedError } from "../../src/engine/errors.ts";
 import { Executor } from "../../src/engine/executor.ts";
 import type { RequestUsage } from "../../src/engine/usage.ts";
-import { UsageBook, usageHeader, usageJson } from "../../src/engine/usage.ts";
+import {
+  meterAfter,
+  meterBefore,
+  UsageBook,
+  usageHeader,
+  usageJson,
+} from "../../src/engine/usage.ts";
 import { deferred } from "../fakes/fake-container.ts";
 import { FakeClock } from "../fakes/fake-clock.ts";
 import { FakeHost } from "../fakes/fake-host.ts";
@@ -210,5 +216,202 @@ describe("the Meca-Usage header and the book per key", () => {
     expect(images).toHaveLength(256);
     expect(images).not.toContain("img:0");
     expect(images.at(-1)).toBe("img:256");
+  });
+});
+
+describe("the header, the JSON and the book at their edges", () => {
+  const u: RequestUsage = {
+    cpuMs: 10,
+    memPeakMB: 20,
+    memPeakSinceStart: false,
+    wallMs: 30,
+    queueMs: 0,
+    startMs: 0,
+    gpuMs: 0,
+    inBytes: 1,
+    outBytes: 2,
+    exact: true,
+  };
+  const key = (k: string, image = `img:${k}`) => ({
+    key: k,
+    image,
+    runtime: "container",
+    cpuTenths: 10,
+    memMB: 64,
+    gpus: 0,
+  });
+  const tail = "wall-ms=30.0, queue-ms=0.0, start-ms=0.0, gpu-ms=0.0, in-bytes=1, out-bytes=2";
+
+  it("names each figure it could not read, alone or both; a peak it could not read is not said to be since start", () => {
+    expect(usageHeader({ ...u, cpuMs: null })).toBe(
+      `mem-peak-mb=20.0, ${tail}, exact=?1, missing=("cpu-ms")`,
+    );
+    expect(usageHeader({ ...u, memPeakMB: null, memPeakSinceStart: true })).toBe(
+      `cpu-ms=10.0, ${tail}, exact=?1, missing=("mem-peak-mb")`,
+    );
+    expect(usageJson({ ...u, cpuMs: null }).cpu_ms).toBeNull();
+  });
+
+  it("keeps percentiles over a key's last 1024 requests, totals and maxima over all; no cold start is zeros, not NaN", () => {
+    const book = new UsageBook();
+    for (let i = 0; i < 100; i++) book.add(key("a"), { ...u, cpuMs: 1000 });
+    for (let i = 0; i < 1024; i++) book.add(key("a"), { ...u, cpuMs: 1 });
+    const row = book.rows()[0]!;
+    expect(row.cpu_ms).toEqual({ mean: 89.879, p50: 1, p95: 1, max: 1000, total: 101_024 });
+    expect(row.start_ms).toEqual({ mean: 0, p50: 0, p95: 0, max: 0, total: 0 });
+    expect(row.mem_peak_mb).toEqual({ mean: 20, p50: 20, p95: 20, max: 20 }); // a peak adds up to nothing
+    expect(row.wall_ms).toMatchObject({ total: 30 * 1124 });
+    const small = new UsageBook();
+    for (let v = 1; v <= 100; v++) small.add(key("b"), { ...u, cpuMs: v });
+    expect(small.rows()[0]!.cpu_ms).toMatchObject({ p50: 50, p95: 95, max: 100, mean: 50.5 });
+  });
+
+  it("counts only what was read: a request whose CPU or peak is unknown adds nothing to them", () => {
+    const book = new UsageBook();
+    book.add(key("a"), { ...u, cpuMs: null, memPeakMB: null });
+    book.add(key("a"), { ...u, cpuMs: 10, memPeakMB: 20 });
+    expect(book.rows()[0]).toMatchObject({
+      requests: 2,
+      cpu_ms: { mean: 10, total: 10 },
+      mem_peak_mb: { mean: 20 },
+    });
+    expect(book.byImage().get("img:a")!.memPeakMB.count).toBe(1);
+  });
+
+  it("adds GPU time per key (ms, to three decimals) and per image (s)", () => {
+    const book = new UsageBook();
+    book.add(key("g"), { ...u, gpuMs: 1.2345 });
+    book.add(key("g"), { ...u, gpuMs: 1500 });
+    expect(book.rows()[0]!.gpu_ms_total).toBe(1501.235);
+    expect(book.byImage().get("img:g")!.gpuSeconds).toBeCloseTo(1.5012345, 9);
+  });
+
+  it("moves a key to the end when another was used in between, and keeps 256 images apart, the rest as other", () => {
+    const book = new UsageBook();
+    book.add(key("a"), u);
+    book.add(key("b"), u);
+    book.add(key("a"), u);
+    expect(book.rows().map((r) => r.image)).toEqual(["img:b", "img:a"]);
+    book.add(key("a"), u);
+    expect(book.rows().map((r) => r.image)).toEqual(["img:b", "img:a"]);
+    const many = new UsageBook();
+    for (let i = 0; i < 257; i++) many.add(key(`k${i}`), u);
+    expect(many.byImage().size).toBe(257); // 256 images and "other"
+    expect(many.byImage().has("img:k255")).toBe(true);
+    expect(many.byImage().has("img:k256")).toBe(false);
+    expect(many.byImage().get("other")!.cpuSeconds).toBeCloseTo(0.01, 9);
+  });
+});
+
+describe("the meter around one request", () => {
+  /** A meter over counters the test sets; `sampled` as the engine-statistics meter is. */
+  function counters(o: { sampled?: boolean; resettable?: boolean } = {}) {
+    const c = { cpuMs: 0, peakMB: 1, reads: 0, resets: 0, gone: false };
+    return {
+      c,
+      meter: {
+        source: "test",
+        peakResettable: o.resettable ?? true,
+        sampled: o.sampled,
+        read: () => {
+          c.reads++;
+          return c.gone ? undefined : { cpuMs: c.cpuMs, memPeakMB: c.peakMB };
+        },
+        resetPeak: () => {
+          c.resets++;
+          c.peakMB = 1;
+          return true;
+        },
+      },
+    };
+  }
+  const after = (clock = new FakeClock(), now = 0) => ({
+    now,
+    gpus: 0,
+    inBytes: 0,
+    outBytes: 0,
+    clock,
+  });
+
+  it("charges CPU used between requests to the next; a sampled meter is never exact; a meter gone gives null", async () => {
+    const { c, meter } = counters();
+    const task = { meter, inFlight: 1, overlaps: 0, peakFresh: false };
+    let m = meterBefore(task, 0);
+    c.cpuMs = 5;
+    expect(meterAfter(m, task, after(new FakeClock(), 7))).toMatchObject({
+      cpuMs: 5,
+      wallMs: 7,
+      exact: true,
+    });
+    c.cpuMs = 8; // between requests
+    m = meterBefore(task, 10);
+    c.cpuMs = 9;
+    expect(meterAfter(m, task, after()).cpuMs).toBe(4);
+    const s = counters({ sampled: true });
+    const st = { meter: s.meter, inFlight: 1, overlaps: 0, peakFresh: false };
+    const sm = meterBefore(st, 0);
+    s.c.cpuMs = 3;
+    expect(meterAfter(sm, st, after())).toMatchObject({ cpuMs: 3, exact: false });
+    const g = counters();
+    const gt = { meter: g.meter, inFlight: 1, overlaps: 0, peakFresh: false };
+    const gm = meterBefore(gt, 0);
+    g.c.gone = true;
+    expect(meterAfter(gm, gt, after())).toMatchObject({ cpuMs: null, memPeakMB: null });
+  });
+
+  it("divides the CPU of overlapping requests by as many as were in the container when each was sent", () => {
+    const { c, meter } = counters();
+    const task = { meter, inFlight: 0, overlaps: 0, peakFresh: false };
+    const sent = [1, 2, 3].map(() => {
+      task.inFlight++;
+      if (task.inFlight > 1) task.overlaps++;
+      return meterBefore(task, 0);
+    });
+    c.cpuMs = 30;
+    const clock = new FakeClock();
+    // The last one sent is answered last, alone in the container by then: still a third.
+    task.inFlight = 1;
+    expect(meterAfter(sent[2]!, task, after(clock))).toMatchObject({ cpuMs: 10, exact: false });
+  });
+
+  it("shares a reading among overlapping answers of one turn only, and reads afresh for one alone", () => {
+    const { c, meter } = counters();
+    const clock = new FakeClock();
+    const task = { meter, inFlight: 1, overlaps: 0, peakFresh: false };
+    const alone = meterBefore(task, 0);
+    meterAfter(alone, task, after(clock)); // alone: read, not kept for the turn
+    const reads = c.reads;
+    task.inFlight = 2;
+    task.overlaps = 1;
+    const a = meterBefore(task, 0);
+    const b = meterBefore(task, 0);
+    c.cpuMs = 20;
+    meterAfter(a, task, after(clock));
+    meterAfter(b, task, after(clock));
+    expect(c.reads - reads).toBe(1); // one reading for both, none left from the alone one
+    clock.advance(0); // the next turn
+    const d = meterBefore(task, 0);
+    c.cpuMs = 40;
+    expect(meterAfter(d, task, after(clock)).cpuMs).toBe(10); // read again: 20 ms over 2
+    expect(c.reads - reads).toBe(2);
+  });
+
+  it("resets the peak after an answer only once no request is in the container", () => {
+    const { c, meter } = counters();
+    const clock = new FakeClock();
+    const task = { meter, inFlight: 1, overlaps: 0, peakFresh: false };
+    meterAfter(meterBefore(task, 0), task, after(clock));
+    const resets = c.resets;
+    // Another request came in before the reset ran: the reset waits for it, and it is not fresh.
+    clock.advance(0);
+    expect([c.resets - resets, task.peakFresh]).toEqual([0, false]);
+    // The next request found no fresh reset: it resets on its own path; after its answer, with
+    // the container empty, the reset for the one after it runs and holds.
+    const next = meterBefore(task, 0);
+    expect(next.peakReset).toBe(true);
+    task.inFlight = 0;
+    meterAfter(next, task, after(clock));
+    clock.advance(0);
+    expect([c.resets - resets, task.peakFresh]).toEqual([2, true]);
   });
 });

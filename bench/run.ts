@@ -18,7 +18,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { bundleExecutor, executableFlags } from "./lib/bundle.ts";
 import { coldPhase } from "./lib/cold-phase.ts";
-import { ExecutorProcess, type Target } from "./lib/executor-process.ts";
+import { ExecutorProcess, type PhaseOptions, type Target } from "./lib/executor-process.ts";
 import { probeEnv } from "./lib/memory.ts";
 import { emptyHttpServerMemory, emptyNodeMemory, pinnedNode } from "./lib/node-build.ts";
 import { BENCH_LABEL, RawEngine } from "./lib/raw-engine.ts";
@@ -121,12 +121,9 @@ async function main(): Promise<number> {
       env: probeEnv(memDir),
     });
 
-  if (args["only-replicas"]) return onlyReplicas(file);
-  if (args["only-protections"]) return onlyProtections(file);
-  if (args["only-prewarm"]) return onlyPrewarm(file);
-  if (args["only-restart"]) return onlyRestart(file);
-  if (args["only-owner"]) return onlyOwner(file);
-  if (args["only-usage"]) return onlyUsage(file);
+  const phase: PhaseOptions = { target, root: ROOT, file, work, quick, log };
+  const alone = Object.keys(ONLY).find((name) => args[`only-${name}` as keyof typeof args]);
+  if (alone) return ONLY[alone]!(phase);
   log(`starting the executor (${target})`);
   exec = await start();
   const startup = [exec.startMs];
@@ -165,12 +162,12 @@ async function main(): Promise<number> {
     log,
   });
   const code = await exec.stop();
-  const replicas = await replicasPhase({ target, root: ROOT, file, work, quick, log });
-  const protections = await protectionsPhase({ target, root: ROOT, file, work, quick, log });
-  const prewarm = await prewarmPhase({ target, root: ROOT, file, work, quick, log });
-  const restart = await restartPhase({ target, root: ROOT, file, work, quick, log });
-  const usage = await usagePhase({ target, root: ROOT, file, work, quick, log });
-  const owner = await ownerPhase({ target, root: ROOT, file, work, quick, log });
+  const replicas = await replicasPhase(phase);
+  const protections = await protectionsPhase(phase);
+  const prewarm = await prewarmPhase(phase);
+  const restart = await restartPhase(phase);
+  const usage = await usagePhase(phase);
+  const owner = await ownerPhase(phase);
   const leftover = await engine.listByLabel("meca.executor.instance", INSTANCE);
   exec = undefined;
   if (code !== 0) throw new Error(`The executor exited with ${code} on POST /stop`);
@@ -239,58 +236,8 @@ async function main(): Promise<number> {
   return 0;
 }
 
-/** --only-replicas: the CPU-bound comparison alone, printed and written to replicas.json. */
-async function onlyReplicas(file: string | undefined): Promise<number> {
-  const r = await replicasPhase({ target, root: ROOT, file, work, quick, log });
-  const md = markdown({
-    title: `meca-executor replicas (${target}, ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC)`,
-    machine: await machine(),
-    notes: [replicasNote(r)],
-    rows: replicasRows(r),
-  });
-  console.log(`\n${md}`);
-  mkdirSync(args.out!, { recursive: true });
-  writeFileSync(join(args.out!, "replicas.json"), `${JSON.stringify(r, null, 2)}\n`);
-  const errors = r.default.errors + r.replicas.errors;
-  if (errors > 0)
-    log(
-      `${errors} answers failed verification (first: ${r.default.firstError ?? r.replicas.firstError}): the figures do not count`,
-    );
-  return errors > 0 ? 1 : 0;
-}
-
-/** --only-usage: what usage costs on the warm path and idle, printed and written to usage.json. */
-async function onlyUsage(file: string | undefined): Promise<number> {
-  const r = await usagePhase({ target, root: ROOT, file, work, quick, log });
-  const md = markdown({
-    title: `meca-executor cost of usage (${target}, ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC)`,
-    machine: await machine(),
-    notes: [usageNote(r)],
-    rows: usageRows(r),
-  });
-  console.log(`\n${md}`);
-  mkdirSync(args.out!, { recursive: true });
-  writeFileSync(join(args.out!, "usage.json"), `${JSON.stringify(r, null, 2)}\n`);
-  return r.errors > 0 ? 1 : 0;
-}
-
 function usageNote(r: UsageCostResult): string {
   return `Cost of usage: three executors, usage on, off, and on again (an A/A pair: the run's noise), each with a warm echo task, ${r.rounds} rounds in rotating order of sequential requests and 32 clients, then idle with the task; the last answer's Meca-Usage: \`${r.on.header ?? "none"}\`.`;
-}
-
-/** --only-owner: the owner's CPU beside spinning tasks, idle against normal, printed and written to owner.json. */
-async function onlyOwner(file: string | undefined): Promise<number> {
-  const r = await ownerPhase({ target, root: ROOT, file, work, quick, log });
-  const md = markdown({
-    title: `meca-executor owner's CPU (${target}, ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC)`,
-    machine: await machine(),
-    notes: [ownerNote(r)],
-    rows: ownerRows(r),
-  });
-  console.log(`\n${md}`);
-  mkdirSync(args.out!, { recursive: true });
-  writeFileSync(join(args.out!, "owner.json"), `${JSON.stringify(r, null, 2)}\n`);
-  return r.errors > 0 ? 1 : 0;
 }
 
 function ownerNote(r: OwnerResult): string {
@@ -326,49 +273,94 @@ function ownerRows(r: OwnerResult): Row[] {
   ];
 }
 
-/** --only-protections: the protections comparison alone, printed and written to protections.json. */
-async function onlyProtections(file: string | undefined): Promise<number> {
-  const r = await protectionsPhase({ target, root: ROOT, file, work, quick, log });
-  const md = markdown({
-    title: `meca-executor protections (${target}, ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC)`,
-    machine: await machine(),
-    notes: [protectionsNote(r)],
-    rows: protectionsRows(r),
-  });
-  console.log(`\n${md}`);
-  mkdirSync(args.out!, { recursive: true });
-  writeFileSync(join(args.out!, "protections.json"), `${JSON.stringify(r, null, 2)}\n`);
-  return 0;
+/** A phase `--only-<name>` runs alone: its rows printed, its result written to <name>.json. */
+interface OnlyPhase<R> {
+  name: string;
+  title: string;
+  run: (o: PhaseOptions) => Promise<R>;
+  note: (r: R) => string;
+  rows: (r: R) => Row[];
+  /** Why its figures do not count (answers that failed verification, say): exit 1. */
+  failed?: (r: R) => string | undefined;
 }
 
-/** --only-prewarm: the prewarm rows alone, printed and written to prewarm.json. */
-async function onlyPrewarm(file: string | undefined): Promise<number> {
-  const r = await prewarmPhase({ target, root: ROOT, file, work, quick, log });
-  const md = markdown({
-    title: `meca-executor prewarm (${target}, ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC)`,
-    machine: await machine(),
-    notes: [prewarmNote(r)],
-    rows: prewarmRows(r),
-  });
-  console.log(`\n${md}`);
-  mkdirSync(args.out!, { recursive: true });
-  writeFileSync(join(args.out!, "prewarm.json"), `${JSON.stringify(r, null, 2)}\n`);
-  return 0;
-}
+const unverified = (errors: number) =>
+  errors > 0 ? `${errors} answers failed verification` : undefined;
 
-/** --only-restart: the restart rows alone, printed and written to restart.json. */
-async function onlyRestart(file: string | undefined): Promise<number> {
-  const r = await restartPhase({ target, root: ROOT, file, work, quick, log });
+/** The phases `--only-<name>` runs, by name. */
+const ONLY: Record<string, (o: PhaseOptions) => Promise<number>> = {
+  replicas: (o) =>
+    onlyPhase(o, {
+      name: "replicas",
+      title: "replicas",
+      run: replicasPhase,
+      note: replicasNote,
+      rows: replicasRows,
+      failed: (r) =>
+        unverified(r.default.errors + r.replicas.errors)?.concat(
+          ` (first: ${r.default.firstError ?? r.replicas.firstError})`,
+        ),
+    }),
+  protections: (o) =>
+    onlyPhase(o, {
+      name: "protections",
+      title: "protections",
+      run: protectionsPhase,
+      note: protectionsNote,
+      rows: protectionsRows,
+    }),
+  prewarm: (o) =>
+    onlyPhase(o, {
+      name: "prewarm",
+      title: "prewarm",
+      run: prewarmPhase,
+      note: prewarmNote,
+      rows: prewarmRows,
+    }),
+  restart: (o) =>
+    onlyPhase(o, {
+      name: "restart",
+      title: "restart",
+      run: restartPhase,
+      note: restartNote,
+      rows: restartRows,
+      failed: (r) =>
+        r.coldStarts === 0 ? undefined : `${r.coldStarts} cold starts after the restart`,
+    }),
+  owner: (o) =>
+    onlyPhase(o, {
+      name: "owner",
+      title: "owner's CPU",
+      run: ownerPhase,
+      note: ownerNote,
+      rows: ownerRows,
+      failed: (r) => unverified(r.errors),
+    }),
+  usage: (o) =>
+    onlyPhase(o, {
+      name: "usage",
+      title: "cost of usage",
+      run: usagePhase,
+      note: usageNote,
+      rows: usageRows,
+      failed: (r) => unverified(r.errors),
+    }),
+};
+
+async function onlyPhase<R>(o: PhaseOptions, p: OnlyPhase<R>): Promise<number> {
+  const r = await p.run(o);
   const md = markdown({
-    title: `meca-executor restart (${target}, ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC)`,
+    title: `meca-executor ${p.title} (${target}, ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC)`,
     machine: await machine(),
-    notes: [restartNote(r)],
-    rows: restartRows(r),
+    notes: [p.note(r)],
+    rows: p.rows(r),
   });
   console.log(`\n${md}`);
   mkdirSync(args.out!, { recursive: true });
-  writeFileSync(join(args.out!, "restart.json"), `${JSON.stringify(r, null, 2)}\n`);
-  return r.coldStarts === 0 ? 0 : 1;
+  writeFileSync(join(args.out!, `${p.name}.json`), `${JSON.stringify(r, null, 2)}\n`);
+  const failed = p.failed?.(r);
+  if (failed) log(`${failed}: the figures do not count`);
+  return failed ? 1 : 0;
 }
 
 function restartNote(r: RestartResult): string {

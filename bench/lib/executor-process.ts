@@ -12,6 +12,19 @@ import { cpuMs, rssMB } from "./proc.ts";
 
 export type Target = "source" | "bundle" | "bin";
 
+/** What every phase of `npm run bench` that starts executors of its own is given. */
+export interface PhaseOptions {
+  target: Target;
+  /** The checkout whose executor runs. */
+  root: string;
+  /** The bundle or binary to run (target bundle or bin). */
+  file?: string;
+  /** Where the phase writes its configs. */
+  work: string;
+  quick: boolean;
+  log: (l: string) => void;
+}
+
 export interface ExecutorProcessOptions {
   target: Target;
   root: string;

@@ -9,7 +9,7 @@ import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { join } from "node:path";
-import { ExecutorProcess, type Target } from "./executor-process.ts";
+import { ExecutorProcess, type PhaseOptions } from "./executor-process.ts";
 import { execute, nextSeq, pool } from "./load.ts";
 import { median } from "./stats.ts";
 import { CPU_IMAGE } from "./replicas.ts";
@@ -56,14 +56,7 @@ async function ownerProgram(cores: number): Promise<number> {
   return performance.now() - t0;
 }
 
-export async function ownerPhase(o: {
-  target: Target;
-  root: string;
-  file?: string;
-  work: string;
-  quick: boolean;
-  log: (l: string) => void;
-}): Promise<OwnerResult> {
+export async function ownerPhase(o: PhaseOptions): Promise<OwnerResult> {
   const cores = cpus().length;
   const reps = o.quick ? 1 : 3;
   const intent = { cpu: 1, mem: 133 };

@@ -5,7 +5,7 @@
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ExecutorProcess, type Target } from "./executor-process.ts";
+import { ExecutorProcess, type PhaseOptions } from "./executor-process.ts";
 import { execute, nextSeq, pool } from "./load.ts";
 import { median } from "./stats.ts";
 
@@ -26,14 +26,7 @@ const IMAGE = "meca-test/echo:1";
 // Unusual mem: no other executor on the engine picks the same container names.
 const WARM = { cpu: 0.5, mem: 141 };
 
-export async function prewarmPhase(o: {
-  target: Target;
-  root: string;
-  file?: string;
-  work: string;
-  quick: boolean;
-  log: (l: string) => void;
-}): Promise<PrewarmResult> {
+export async function prewarmPhase(o: PhaseOptions): Promise<PrewarmResult> {
   const starts = o.quick ? 1 : 3;
   const config = join(o.work, "prewarm.yaml");
   writeFileSync(

@@ -6,7 +6,7 @@
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ExecutorProcess, type Target } from "./executor-process.ts";
+import { ExecutorProcess, type PhaseOptions } from "./executor-process.ts";
 import { execute, nextSeq, pool } from "./load.ts";
 import { median } from "./stats.ts";
 
@@ -36,14 +36,7 @@ const SIDES = {
   off: "task_disk_mb: 0\nmin_free_disk_mb: 0\ntask_host_firewall: off\n",
 } as const;
 
-export async function protectionsPhase(o: {
-  target: Target;
-  root: string;
-  file?: string;
-  work: string;
-  quick: boolean;
-  log: (l: string) => void;
-}): Promise<ProtectionsResult> {
+export async function protectionsPhase(o: PhaseOptions): Promise<ProtectionsResult> {
   const blocks = o.quick ? 4 : 10;
   const blockSize = o.quick ? 50 : 200;
   const coldReps = o.quick ? 2 : 5;

@@ -9,7 +9,7 @@ import { writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import type { Pool } from "undici";
-import { ExecutorProcess, type Target } from "./executor-process.ts";
+import { ExecutorProcess, type PhaseOptions } from "./executor-process.ts";
 import { execute, nextSeq, pool, saturate, type Saturation, type Side } from "./load.ts";
 import { percentile } from "./stats.ts";
 
@@ -45,14 +45,7 @@ const CAPACITY_CORES = 2;
 
 export const CPU_IMAGE = "meca-test/cpu:1";
 
-export async function replicasPhase(o: {
-  target: Target;
-  root: string;
-  file?: string;
-  work: string;
-  quick: boolean;
-  log: (l: string) => void;
-}): Promise<ReplicasResult> {
+export async function replicasPhase(o: PhaseOptions): Promise<ReplicasResult> {
   const sliceMs = o.quick ? 2000 : 4000;
   const rounds = o.quick ? 1 : 2;
   // Unusual mem: no other executor on the engine picks the same container names.

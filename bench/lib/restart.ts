@@ -7,7 +7,7 @@
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ExecutorProcess, type Target } from "./executor-process.ts";
+import { ExecutorProcess, type PhaseOptions } from "./executor-process.ts";
 import { execute, nextSeq, pool } from "./load.ts";
 import { median } from "./stats.ts";
 
@@ -36,14 +36,7 @@ const intent = (k: number) => ({ id: IMAGE, resource: { cpu: 0.2, mem: 161 + k }
 
 type TasksBody = { tasks: { container_id: string; state: string }[] };
 
-export async function restartPhase(o: {
-  target: Target;
-  root: string;
-  file?: string;
-  work: string;
-  quick: boolean;
-  log: (l: string) => void;
-}): Promise<RestartResult> {
+export async function restartPhase(o: PhaseOptions): Promise<RestartResult> {
   const rounds = o.quick ? 1 : 3;
   const config = join(o.work, "restart.yaml");
   writeFileSync(config, "instance: bench-restart\ntimeout: 30\ncpu: 2\nmem: 2048\n");

@@ -7,7 +7,7 @@
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ExecutorProcess, sleep, type Target } from "./executor-process.ts";
+import { ExecutorProcess, sleep, type PhaseOptions } from "./executor-process.ts";
 import { executorSide, saturate, sequential, type Side } from "./load.ts";
 import { median, percentile } from "./stats.ts";
 
@@ -38,14 +38,7 @@ export interface UsageCostResult {
 
 const IMAGE = "meca-test/echo:1";
 
-export async function usagePhase(o: {
-  target: Target;
-  root: string;
-  file?: string;
-  work: string;
-  quick: boolean;
-  log: (l: string) => void;
-}): Promise<UsageCostResult> {
+export async function usagePhase(o: PhaseOptions): Promise<UsageCostResult> {
   const rounds = o.quick ? 3 : 6;
   const seq = o.quick ? 200 : 400;
   const sliceMs = o.quick ? 800 : 1500;

@@ -43,14 +43,6 @@ function readNumber(fd: number): number {
   return v;
 }
 
-/** cpu.stat's usage_usec: its first line ("usage_usec <n>"). */
-function readUsageUsec(fd: number): number {
-  const n = readSync(fd, buf, 0, buf.length, 0);
-  const line = new TextDecoder().decode(buf.subarray(0, Math.min(n, 64)));
-  const m = /usage_usec (\d+)/.exec(line);
-  return m ? Number(m[1]) : NaN;
-}
-
 /**
  * A meter for a container, or undefined where its cgroup cannot be opened (the executor in a
  * container of its own, a remote engine): the usage then says what is missing.
@@ -66,7 +58,8 @@ export function openMeter(
       const peakFile = join(dir, "memory.peak");
       const mem = existsSync(peakFile) ? openSync(peakFile, "r") : undefined;
       return new Meter(
-        () => readUsageUsec(cpu) / 1000,
+        // cpu.stat's first line is `usage_usec <n>`: its first number.
+        () => readNumber(cpu) / 1000,
         mem === undefined ? undefined : () => readNumber(mem) / 2 ** 20,
         undefined,
         [cpu, ...(mem === undefined ? [] : [mem])],

@@ -76,7 +76,6 @@ export class UndiciTaskClient implements TaskClient {
     const pool = this.#pool(req.endpoint);
     return new Promise((resolve, reject) => {
       const answer = new Answer(req, this.#opts.maxAnswerBytes, resolve, reject);
-      answer.sent = req.body === undefined ? 0 : Buffer.byteLength(req.body);
       pool.dispatch(
         {
           path: req.path,
@@ -159,7 +158,7 @@ class Answer {
   #size = 0;
   #settled = false;
   /** Bytes of the request's body. */
-  sent = 0;
+  #sent: number;
 
   constructor(
     req: TaskRequest,
@@ -168,6 +167,7 @@ class Answer {
     reject: (e: unknown) => void,
   ) {
     this.#req = req;
+    this.#sent = req.body === undefined ? 0 : Buffer.byteLength(req.body);
     this.#max = max;
     this.#resolve = resolve;
     this.#reject = reject;
@@ -210,7 +210,7 @@ class Answer {
     const c = this.#chunks;
     const body =
       c.length === 1 ? c[0]!.toString("utf8") : Buffer.concat(c, this.#size).toString("utf8");
-    this.#resolve({ status: this.#status ?? 0, body, sent: this.sent, received: this.#size });
+    this.#resolve({ status: this.#status ?? 0, body, sent: this.#sent, received: this.#size });
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {

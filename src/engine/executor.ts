@@ -294,17 +294,7 @@ export class Executor {
     const startMs = seen.cold ? t.startMs : 0;
     const waited = (seen.takenAt ?? seen.at) - seen.at;
     const u: RequestUsage = { ...seen.use, startMs, queueMs: Math.max(0, waited - startMs) };
-    this.#usage.add(
-      {
-        key: t.key,
-        image: t.spec.image,
-        runtime: t.spec.runtimeKind,
-        cpuTenths: t.spec.cpuTenths,
-        memMB: t.spec.memMB,
-        gpus: t.spec.gpuCount,
-      },
-      u,
-    );
+    this.#usage.add(t.key, t.spec, u);
     return u;
   }
 

@@ -4,7 +4,7 @@
  * task's meter (TaskRuntime: its cgroup); the rest from the engine's own clock and the bytes sent.
  */
 import type { Clock, TaskMeter, UsageReading } from "./ports.ts";
-import { keyHash } from "./task-spec.ts";
+import { keyHash, type TaskSpec } from "./task-spec.ts";
 import { Histogram } from "./metrics.ts";
 import type { RequestUsage } from "./request-usage.ts";
 
@@ -67,6 +67,12 @@ export function usageJson(u: RequestUsage) {
     exact: u.exact,
   };
 }
+
+/** What the book keeps of a task key's spec. */
+export type BookedSpec = Pick<
+  TaskSpec,
+  "image" | "runtimeKind" | "cpuTenths" | "memMB" | "gpuCount"
+>;
 
 /** Samples kept per key for its percentiles; totals and maxima count every request. */
 const SAMPLES = 1024;
@@ -152,30 +158,21 @@ export class UsageBook {
   /** The key of the row used last: a run of one key's requests keeps its place without a move. */
   #lastKey?: string;
 
-  add(
-    key: {
-      key: string;
-      image: string;
-      runtime: string;
-      cpuTenths: number;
-      memMB: number;
-      gpus: number;
-    },
-    u: RequestUsage,
-  ): void {
-    let row = this.#rows.get(key.key);
+  /** Counts request `u` for task key `key`, whose spec `spec` is (read once, when the key's row is made). */
+  add(key: string, spec: BookedSpec, u: RequestUsage): void {
+    let row = this.#rows.get(key);
     if (row) {
       // Stryker disable next-line ConditionalExpression: moving the row used last to the end again changes no order; the check saves the move
-      if (this.#lastKey !== key.key) {
-        this.#rows.delete(key.key);
-        this.#rows.set(key.key, row); // most recent last
+      if (this.#lastKey !== key) {
+        this.#rows.delete(key);
+        this.#rows.set(key, row); // most recent last
       }
     } else {
       row = {
-        key: key.key,
-        image: key.image,
-        runtime: key.runtime,
-        resource: { cpu: key.cpuTenths / 10, mem: key.memMB, gpus: key.gpus },
+        key,
+        image: spec.image,
+        runtime: spec.runtimeKind,
+        resource: { cpu: spec.cpuTenths / 10, mem: spec.memMB, gpus: spec.gpuCount },
         requests: 0,
         coldStarts: 0,
         cpu: new Figure(),
@@ -185,9 +182,9 @@ export class UsageBook {
         gpuMs: 0,
       };
       if (this.#rows.size >= ROWS) this.#rows.delete(this.#rows.keys().next().value!);
-      this.#rows.set(key.key, row);
+      this.#rows.set(key, row);
     }
-    this.#lastKey = key.key;
+    this.#lastKey = key;
     row.requests++;
     if (u.startMs > 0) {
       row.coldStarts++;
@@ -195,7 +192,7 @@ export class UsageBook {
     }
     if (u.cpuMs !== null) row.cpu.add(u.cpuMs);
     if (u.memPeakMB !== null) row.mem.add(u.memPeakMB);
-    const img = this.#image(key.image);
+    const img = this.#image(spec.image);
     img.cpuSeconds += (u.cpuMs ?? 0) / 1000;
     img.gpuSeconds += u.gpuMs / 1000;
     if (u.memPeakMB !== null) img.memPeakMB.observe(u.memPeakMB);

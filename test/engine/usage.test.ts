@@ -12,6 +12,7 @@ import {
   meterBefore,
   UsageBook,
   usageHeader,
+  type BookedSpec,
   usageJson,
 } from "../../src/engine/usage.ts";
 import { deferred } from "../fakes/fake-container.ts";
@@ -152,6 +153,15 @@ describe("usage per request", () => {
   });
 });
 
+/** A task key's spec as the book keeps it: 1 core, 64 MB, no GPU. */
+const spec = (image: string): BookedSpec => ({
+  image,
+  runtimeKind: "container",
+  cpuTenths: 10,
+  memMB: 64,
+  gpuCount: 0,
+});
+
 describe("the Meca-Usage header and the book per key", () => {
   const u: RequestUsage = {
     cpuMs: 412.5,
@@ -194,16 +204,9 @@ describe("the Meca-Usage header and the book per key", () => {
 
   it("keeps a row per key, with start times of the cold starts only, and at most 256 keys (least recently used out)", () => {
     const book = new UsageBook();
-    const key = (i: number) => ({
-      key: `k${i}`,
-      image: `img:${i}`,
-      runtime: "container",
-      cpuTenths: 10,
-      memMB: 64,
-      gpus: 0,
-    });
-    book.add(key(0), { ...u, startMs: 500 });
-    book.add(key(0), { ...u, cpuMs: 100 });
+    const key = (i: number) => [`k${i}`, spec(`img:${i}`)] as const;
+    book.add(...key(0), { ...u, startMs: 500 });
+    book.add(...key(0), { ...u, cpuMs: 100 });
     expect(book.rows()[0]).toMatchObject({
       requests: 2,
       cold_starts: 1,
@@ -211,7 +214,7 @@ describe("the Meca-Usage header and the book per key", () => {
       cpu_ms: { total: 512.5, max: 412.5 },
       resource: { cpu: 1, mem: 64, gpus: 0 },
     });
-    for (let i = 1; i <= 256; i++) book.add(key(i), u);
+    for (let i = 1; i <= 256; i++) book.add(...key(i), u);
     const images = book.rows().map((r) => r.image);
     expect(images).toHaveLength(256);
     expect(images).not.toContain("img:0");
@@ -232,14 +235,7 @@ describe("the header, the JSON and the book at their edges", () => {
     outBytes: 2,
     exact: true,
   };
-  const key = (k: string, image = `img:${k}`) => ({
-    key: k,
-    image,
-    runtime: "container",
-    cpuTenths: 10,
-    memMB: 64,
-    gpus: 0,
-  });
+  const key = (k: string) => [k, spec(`img:${k}`)] as const;
   const tail = "wall-ms=30.0, queue-ms=0.0, start-ms=0.0, gpu-ms=0.0, in-bytes=1, out-bytes=2";
 
   it("names each figure it could not read, alone or both; a peak it could not read is not said to be since start", () => {
@@ -254,22 +250,22 @@ describe("the header, the JSON and the book at their edges", () => {
 
   it("keeps percentiles over a key's last 1024 requests, totals and maxima over all; no cold start is zeros, not NaN", () => {
     const book = new UsageBook();
-    for (let i = 0; i < 100; i++) book.add(key("a"), { ...u, cpuMs: 1000 });
-    for (let i = 0; i < 1024; i++) book.add(key("a"), { ...u, cpuMs: 1 });
+    for (let i = 0; i < 100; i++) book.add(...key("a"), { ...u, cpuMs: 1000 });
+    for (let i = 0; i < 1024; i++) book.add(...key("a"), { ...u, cpuMs: 1 });
     const row = book.rows()[0]!;
     expect(row.cpu_ms).toEqual({ mean: 89.879, p50: 1, p95: 1, max: 1000, total: 101_024 });
     expect(row.start_ms).toEqual({ mean: 0, p50: 0, p95: 0, max: 0, total: 0 });
     expect(row.mem_peak_mb).toEqual({ mean: 20, p50: 20, p95: 20, max: 20 }); // a peak adds up to nothing
     expect(row.wall_ms).toMatchObject({ total: 30 * 1124 });
     const small = new UsageBook();
-    for (let v = 1; v <= 100; v++) small.add(key("b"), { ...u, cpuMs: v });
+    for (let v = 1; v <= 100; v++) small.add(...key("b"), { ...u, cpuMs: v });
     expect(small.rows()[0]!.cpu_ms).toMatchObject({ p50: 50, p95: 95, max: 100, mean: 50.5 });
   });
 
   it("counts only what was read: a request whose CPU or peak is unknown adds nothing to them", () => {
     const book = new UsageBook();
-    book.add(key("a"), { ...u, cpuMs: null, memPeakMB: null });
-    book.add(key("a"), { ...u, cpuMs: 10, memPeakMB: 20 });
+    book.add(...key("a"), { ...u, cpuMs: null, memPeakMB: null });
+    book.add(...key("a"), { ...u, cpuMs: 10, memPeakMB: 20 });
     expect(book.rows()[0]).toMatchObject({
       requests: 2,
       cpu_ms: { mean: 10, total: 10 },
@@ -280,22 +276,22 @@ describe("the header, the JSON and the book at their edges", () => {
 
   it("adds GPU time per key (ms, to three decimals) and per image (s)", () => {
     const book = new UsageBook();
-    book.add(key("g"), { ...u, gpuMs: 1.2345 });
-    book.add(key("g"), { ...u, gpuMs: 1500 });
+    book.add(...key("g"), { ...u, gpuMs: 1.2345 });
+    book.add(...key("g"), { ...u, gpuMs: 1500 });
     expect(book.rows()[0]!.gpu_ms_total).toBe(1501.235);
     expect(book.byImage().get("img:g")!.gpuSeconds).toBeCloseTo(1.5012345, 9);
   });
 
   it("moves a key to the end when another was used in between, and keeps 256 images apart, the rest as other", () => {
     const book = new UsageBook();
-    book.add(key("a"), u);
-    book.add(key("b"), u);
-    book.add(key("a"), u);
+    book.add(...key("a"), u);
+    book.add(...key("b"), u);
+    book.add(...key("a"), u);
     expect(book.rows().map((r) => r.image)).toEqual(["img:b", "img:a"]);
-    book.add(key("a"), u);
+    book.add(...key("a"), u);
     expect(book.rows().map((r) => r.image)).toEqual(["img:b", "img:a"]);
     const many = new UsageBook();
-    for (let i = 0; i < 257; i++) many.add(key(`k${i}`), u);
+    for (let i = 0; i < 257; i++) many.add(...key(`k${i}`), u);
     expect(many.byImage().size).toBe(257); // 256 images and "other"
     expect(many.byImage().has("img:k255")).toBe(true);
     expect(many.byImage().has("img:k256")).toBe(false);

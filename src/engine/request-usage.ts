@@ -1,5 +1,7 @@
-/** The shape of one request's usage (usage.ts), on its own so that errors.ts and recent.ts can carry it. */
-/** One request's use of the host, in the units its names say. */
+/**
+ * One request's use of the host, in the units its names say (usage.ts); in a module of its own so
+ * that errors.ts and recent.ts can carry it.
+ */
 export interface RequestUsage {
   /** CPU time of the task's container during the request, ms; null where it could not be read. */
   cpuMs: number | null;
@@ -17,6 +19,9 @@ export interface RequestUsage {
   /** Bytes of input sent to the task, and of its answer. */
   inBytes: number;
   outBytes: number;
-  /** false when other requests overlapped it in the same container: CPU is then shared among them. */
+  /**
+   * false when other requests overlapped it in the same container (CPU is then shared among them),
+   * or when its figures are the runtime's samples rather than its own (TaskMeter.sampled).
+   */
   exact: boolean;
 }

@@ -70,6 +70,8 @@ export interface EngineInfo {
   defaultRuntime: string;
   /** How the executor reaches it, e.g. "unix:///var/run/docker.sock". */
   transport: string;
+  /** The engine host's machine as `uname -m` names it (x86_64, aarch64), where the engine says. */
+  machine?: string;
 }
 
 /** One reading of a task's writable layer. */

@@ -7,6 +7,7 @@
  * engine that does not answer, pulls, a task that dies between requests or
  * under one.
  */
+import { HOLDER_CHANGES, holderSpec, holderTar } from "../../src/platform/docker/netns-holder.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   ContainerExitedError,
@@ -266,6 +267,37 @@ export function containerBackendContract(
       await s.backend.removeNetwork(id);
       await s.backend.removeNetwork(id); // already gone: fine
       expect((await s.backend.listNetworks(labels)).map((n) => n.id)).not.toContain(id);
+    });
+
+    it("importImage() makes an image from a tar; a container of it holds a network's namespace, where a task created with sharesNetworkOf answers at the holder's address", async () => {
+      if (process.arch !== "x64") return; // the holder's program is x86-64
+      const ref = `meca-contract/netns-holder:${run}`;
+      await s.backend.importImage(ref, holderTar(), HOLDER_CHANGES);
+      expect(await s.backend.hasImage(ref)).toBe(true);
+      const third = (Number.parseInt(run.slice(0, 4), 36) + 128) % 256;
+      const subnet = `10.214.${third}.${16 * (serial % 16)}/28`;
+      const name = `meca-contract-net-${run}-${serial}`;
+      const net = await s.backend.createNetwork({ name, subnet, internal: true, labels });
+      const holder = await s.backend.create({
+        ...holderSpec({ name: `${name}-holder`, network: name, labels }),
+        image: ref,
+      });
+      await s.backend.start(holder);
+      expect(await s.backend.inspect(holder)).toMatchObject({ running: true, networks: [name] });
+      const endpoint = await s.backend.endpoint(holder, { network: name, byAddress: true });
+
+      const task = await startReady({ sharesNetworkOf: holder });
+      expect(await s.backend.inspect(task)).toMatchObject({
+        running: true,
+        networks: [],
+        sharesNetworkOf: holder,
+      });
+      expect(
+        await sendWithRetry(s.client, { method: "POST", endpoint, path: "/", body: "held" }),
+      ).toEqual({ status: 200, body: "held", sent: 4, received: 4 });
+      await s.backend.remove(task);
+      await s.backend.remove(holder);
+      await s.backend.removeNetwork(net);
     });
 
     it("a container with CPU, memory and pids limits runs, and inspect() reads back what adoption checks", async () => {

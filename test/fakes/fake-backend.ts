@@ -41,6 +41,8 @@ export class FakeBackend implements ContainerBackend {
   /** Every call, in order. */
   readonly calls: { method: Method; args: unknown[] }[] = [];
   runtimes = ["runc", "runsc"];
+  /** The engine host's machine its info() names; none by default (so spares go without holders). */
+  machine: string | undefined;
   #images = new Map<string, FakeImage>();
   #pullable = new Map<string, FakeImage>();
   #containers = new Map<string, FakeContainer>();
@@ -62,8 +64,13 @@ export class FakeBackend implements ContainerBackend {
   #starts = 0;
 
   constructor(
-    opts: { images?: Record<string, FakeImage>; pullable?: Record<string, FakeImage> } = {},
+    opts: {
+      images?: Record<string, FakeImage>;
+      pullable?: Record<string, FakeImage>;
+      machine?: string;
+    } = {},
   ) {
+    this.machine = opts.machine;
     for (const [ref, image] of Object.entries(opts.images ?? {})) this.addImage(ref, image);
     for (const [ref, image] of Object.entries(opts.pullable ?? {})) this.addPullable(ref, image);
   }
@@ -134,6 +141,8 @@ export class FakeBackend implements ContainerBackend {
 
   /** A fake address: on a network of the fake's own, in its subnet; else on the default bridge. One per container. */
   #address(id: string): string {
+    const holder = this.#containers.get(id)?.spec.sharesNetworkOf;
+    if (holder !== undefined) return this.#address(holder);
     let a = this.#addresses.get(id);
     const net = this.#networkNamed(this.#containers.get(id)?.spec.network ?? "");
     if (a === undefined && net !== undefined) {
@@ -161,11 +170,15 @@ export class FakeBackend implements ContainerBackend {
       const [, id = "", ...rest] = url.pathname.split("/");
       return { container: this.#containers.get(id), path: `/${rest.join("/")}` };
     }
-    const container = this.containers().find(
+    const found = this.containers().find(
       (c) =>
         c.spec.network !== undefined &&
         (c.name === url.hostname || this.#address(c.id) === url.hostname),
     );
+    // In a shared namespace, whoever listens there answers: the container that joined it.
+    const container =
+      this.containers().find((c) => found !== undefined && c.spec.sharesNetworkOf === found.id) ??
+      found;
     return { container, path: url.pathname };
   }
 
@@ -177,6 +190,7 @@ export class FakeBackend implements ContainerBackend {
       runtimes: [...this.runtimes],
       defaultRuntime: "runc",
       transport: "fake://",
+      ...(this.machine === undefined ? {} : { machine: this.machine }),
     };
   }
 
@@ -211,8 +225,22 @@ export class FakeBackend implements ContainerBackend {
     });
   }
 
+  /** Every image made by importImage(), by ref: its tar and changes. */
+  readonly imported = new Map<string, { tar: Uint8Array; changes: string[] }>();
+
+  async importImage(ref: string, tar: Uint8Array, changes: string[]): Promise<void> {
+    await this.#enter("importImage", [ref, tar, changes]);
+    this.imported.set(normaliseRef(ref), { tar, changes: [...changes] });
+    // A process that holds on and prints nothing.
+    this.#images.set(normaliseRef(ref), { ready: "never" });
+  }
+
   async create(spec: ContainerSpec): Promise<string> {
     await this.#enter("create", [spec]);
+    if (spec.sharesNetworkOf !== undefined && !this.#containers.get(spec.sharesNetworkOf)?.running)
+      throw new TaskStartError(
+        `Cannot create container "${spec.name}": cannot join network of a non running container: ${spec.sharesNetworkOf}`,
+      );
     const image = this.#images.get(normaliseRef(spec.image));
     if (image === undefined)
       throw new ImageNotFoundError(spec.image, `No such image: ${spec.image}`);
@@ -327,6 +355,7 @@ export class FakeBackend implements ContainerBackend {
       runtime: spec.runtime ?? "",
       gpuIds: [...(spec.gpus ?? [])],
       networks: [...this.#networks.values()].filter((n) => n.members.has(id)).map((n) => n.name),
+      sharesNetworkOf: spec.sharesNetworkOf,
       startedAt: c.startedAt,
     };
   }

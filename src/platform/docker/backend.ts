@@ -24,6 +24,16 @@ export interface ContainerSpec {
   sgx?: { device: string; aesmdPath: string };
   /** Join this Docker network and be reached by name; otherwise 8080 is published on 127.0.0.1. */
   network?: string;
+  /**
+   * Run in the network namespace of this (running) container instead (`NetworkMode:
+   * container:<id>`): no network of its own to set up at start, reached at that container's
+   * address. Overrides `network`.
+   */
+  sharesNetworkOf?: string;
+  /** Its root file system read-only. */
+  readOnlyRoot?: boolean;
+  /** The user its process runs as, e.g. "65534:65534"; unset: the image's. */
+  user?: string;
   securityOpt: string[];
   /** Capabilities taken away on top of Docker's defaults, e.g. ["NET_RAW"]. */
   capDrop?: string[];
@@ -86,6 +96,8 @@ export interface ContainerState {
   runtime?: string;
   gpuIds?: string[];
   networks?: string[];
+  /** The container whose network namespace it runs in (`NetworkMode: container:<id>`). */
+  sharesNetworkOf?: string;
   startedAt?: number;
 }
 
@@ -130,6 +142,12 @@ export interface ContainerBackend {
     ref: string,
     opts?: { onProgress?: (p: PullProgress) => void; signal?: AbortSignal },
   ): Promise<void>;
+  /**
+   * Makes the image `ref` (repository:tag) of one layer from `tar`, the files of its root;
+   * `changes` are Dockerfile instructions (`ENTRYPOINT ["/hold"]`). Failures: EngineUnavailableError,
+   * TaskStartError with the engine's reason.
+   */
+  importImage(ref: string, tar: Uint8Array, changes: string[]): Promise<void>;
   /** Creates the container and returns its id. */
   create(spec: ContainerSpec): Promise<string>;
   start(id: string): Promise<void>;

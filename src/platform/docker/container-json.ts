@@ -92,20 +92,28 @@ export function toCreateBody(
     // A Mounts bind fails when the folder is missing; a Binds entry would make dockerd create it empty.
     hostConfig.Mounts = [{ Type: "bind", Source: spec.sgx.aesmdPath, Target: "/var/run/aesmd" }];
   }
-  if (spec.network !== undefined && spec.network !== "") {
-    hostConfig.NetworkMode = spec.network;
-  } else {
-    hostConfig.PortBindings = { [TASK_PORT]: [{ HostIp: "127.0.0.1", HostPort: "" }] };
-  }
-  return {
+  if (spec.readOnlyRoot) hostConfig.ReadonlyRootfs = true;
+  const body: Record<string, unknown> = {
     Image: spec.image,
     Labels: spec.labels,
     // Without a TTY the log stream is multiplexed: stdout and stderr stay apart.
     Tty: false,
     OpenStdin: false,
-    ExposedPorts: { [TASK_PORT]: {} },
     HostConfig: hostConfig,
   };
+  if (spec.user !== undefined) body.User = spec.user;
+  if (spec.sharesNetworkOf !== undefined) {
+    // The engine refuses ports (and a hostname) in another container's namespace: it has that one's.
+    hostConfig.NetworkMode = `container:${spec.sharesNetworkOf}`;
+    return body;
+  }
+  body.ExposedPorts = { [TASK_PORT]: {} };
+  if (spec.network !== undefined && spec.network !== "") {
+    hostConfig.NetworkMode = spec.network;
+  } else {
+    hostConfig.PortBindings = { [TASK_PORT]: [{ HostIp: "127.0.0.1", HostPort: "" }] };
+  }
+  return body;
 }
 
 /** The body of POST /networks/create for a task's own network. */
@@ -151,8 +159,16 @@ export function toContainerState(json: ContainerJson): ContainerState {
       (r) => r.DeviceIDs ?? [],
     ),
     networks: Object.keys(json.NetworkSettings?.Networks ?? {}),
+    sharesNetworkOf: sharedNamespace(json.HostConfig?.NetworkMode),
     startedAt: Date.parse(json.State.StartedAt ?? "") || 0,
   };
+}
+
+/** The container named by `container:<id>`; undefined for any other mode. */
+function sharedNamespace(mode: unknown): string | undefined {
+  return typeof mode === "string" && mode.startsWith("container:")
+    ? mode.slice("container:".length)
+    : undefined;
 }
 
 function numberOr(v: unknown, fallback: number): number {
@@ -194,6 +210,7 @@ export function toEngineInfo(version: VersionJson, info: InfoJson, transport: st
     runtimes: Object.keys(info.Runtimes ?? {}),
     defaultRuntime: info.DefaultRuntime ?? "runc",
     transport,
+    ...(info.Architecture ? { machine: info.Architecture } : {}),
   };
 }
 

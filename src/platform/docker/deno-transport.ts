@@ -26,7 +26,7 @@ export function denoEngineApi(host: FetchHost, opts: { apiVersion?: string } = {
       ? deno.createHttpClient({ proxy: { transport: "unix", path: host.socketPath } })
       : undefined;
   const fetchFn: EngineFetch = (url, init) =>
-    fetch(url, client === undefined ? init : ({ ...init, client } as RequestInit));
+    fetch(url, { ...init, ...(client === undefined ? {} : { client }) } as RequestInit);
   return new EngineApi({
     fetch: fetchFn,
     baseUrl: host.kind === "unix" ? "http://localhost" : host.baseUrl,

@@ -25,6 +25,8 @@ export interface InfoJson {
   /** "1" or "2". */
   CgroupVersion?: string;
   Runtimes?: Record<string, unknown>;
+  /** The engine host's machine, as `uname -m` says it: x86_64, aarch64, ... */
+  Architecture?: string;
   DefaultRuntime?: string;
   /** The daemon's default log driver: json-file, local, journald, syslog, none, ... */
   LoggingDriver?: string;
@@ -88,6 +90,16 @@ export interface DockerApi {
     signal?: AbortSignal,
     auth?: RegistryCredentials,
   ): Promise<ByteSource>;
+  /**
+   * Makes an image of one layer from a tar of its files (`POST /images/create?fromSrc=-`);
+   * `changes` are Dockerfile instructions such as `ENTRYPOINT ["/hold"]`. Resolves once the engine
+   * has stored it.
+   */
+  importImage(
+    tar: Uint8Array,
+    image: { repo: string; tag: string },
+    changes: string[],
+  ): Promise<void>;
   createContainer(name: string, body: Record<string, unknown>): Promise<string>;
   startContainer(id: string): Promise<void>;
   /** With `size`, the engine also measures the writable layer (SizeRw): slower. */

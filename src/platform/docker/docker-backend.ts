@@ -112,6 +112,15 @@ export class DockerBackend implements ContainerBackend {
     }
   }
 
+  async importImage(ref: string, tar: Uint8Array, changes: string[]): Promise<void> {
+    const { fromImage: repo, tag } = splitImageRef(ref);
+    try {
+      await this.#api.importImage(tar, { repo, tag }, changes);
+    } catch (err) {
+      throw engineFailure(err, `Cannot import image "${ref}"`);
+    }
+  }
+
   async create(spec: ContainerSpec): Promise<string> {
     const logConfig = await this.#taskLogConfig();
     const quota = this.#quota && spec.diskBytes !== undefined;

@@ -6,6 +6,7 @@
 import { readFileSync } from "node:fs";
 import { Agent as HttpsAgent } from "node:https";
 import { join } from "node:path";
+import { Readable } from "node:stream";
 import Docker from "dockerode";
 import { EngineUnavailableError } from "../../engine/errors.ts";
 import { DockerBackend, type DockerBackendOptions } from "./docker-backend.ts";
@@ -20,7 +21,7 @@ import type {
 } from "./docker-api.ts";
 import { DockerApiError } from "./docker-api.ts";
 import type { DockerEnv, DockerHost } from "./docker-host.ts";
-import { chooseApiVersion, describe } from "./engine-api.ts";
+import { chooseApiVersion, describe, importFailure } from "./engine-api.ts";
 import type { ByteSource } from "./log-demux.ts";
 import type { RegistryCredentials } from "./registry-auth.ts";
 
@@ -74,6 +75,23 @@ export class DockerodeApi implements DockerApi {
         }),
       ),
     );
+  }
+
+  async importImage(
+    tar: Uint8Array,
+    image: { repo: string; tag: string },
+    changes: string[],
+  ): Promise<void> {
+    const text = await this.#call(undefined, async () => {
+      const answer = await this.#docker.importImage(Readable.from([Buffer.from(tar)]), {
+        ...image,
+        changes,
+      });
+      const chunks: Buffer[] = [];
+      for await (const chunk of answer) chunks.push(Buffer.from(chunk as Uint8Array));
+      return Buffer.concat(chunks).toString("utf8");
+    });
+    importFailure(text);
   }
 
   async createContainer(name: string, body: Record<string, unknown>): Promise<string> {

@@ -32,8 +32,8 @@ export interface EngineResponse {
 export interface EngineRequest {
   method: string;
   headers?: Record<string, string>;
-  /** JSON text. */
-  body?: string;
+  /** JSON text, or bytes (an image's tar). */
+  body?: string | Uint8Array;
   signal?: AbortSignal;
 }
 
@@ -62,6 +62,8 @@ interface CallOptions {
   query?: Query;
   headers?: Record<string, string>;
   body?: unknown;
+  /** Sent as it is, with its own content type. */
+  raw?: { bytes: Uint8Array; type: string };
   signal?: AbortSignal;
   stream?: boolean;
 }
@@ -109,6 +111,21 @@ export class EngineApi implements DockerApi {
       headers,
     });
     return body(res);
+  }
+
+  async importImage(
+    tar: Uint8Array,
+    image: { repo: string; tag: string },
+    changes: string[],
+  ): Promise<void> {
+    const query: Query = { fromSrc: "-", repo: image.repo, tag: image.tag };
+    const url = new URLSearchParams();
+    for (const c of changes) url.append("changes", c);
+    const res = await this.call("POST", `/images/create?${url}`, {
+      query,
+      raw: { bytes: tar, type: "application/x-tar" },
+    });
+    importFailure(await res.text());
   }
 
   async createContainer(name: string, spec: Record<string, unknown>): Promise<string> {
@@ -260,6 +277,9 @@ export class EngineApi implements DockerApi {
     if (opts.body !== undefined) {
       init.body = JSON.stringify(opts.body);
       init.headers = { ...init.headers, "content-type": "application/json" };
+    } else if (opts.raw !== undefined) {
+      init.body = opts.raw.bytes;
+      init.headers = { ...init.headers, "content-type": opts.raw.type };
     }
     opts.signal?.throwIfAborted();
     const fetchFn = opts.stream ? (this.#opts.streamFetch ?? this.#opts.fetch) : this.#opts.fetch;
@@ -274,6 +294,24 @@ export class EngineApi implements DockerApi {
         },
       );
     }
+  }
+}
+
+/**
+ * An import answers 200 and then says in its JSON lines whether it worked: throws the engine's
+ * `error` when one of them has it.
+ */
+export function importFailure(text: string): void {
+  for (const line of text.split("\n")) {
+    if (!line.trim()) continue;
+    let j: { error?: string; errorDetail?: { message?: string } };
+    try {
+      j = JSON.parse(line) as typeof j;
+    } catch {
+      continue;
+    }
+    const error = j.errorDetail?.message ?? j.error;
+    if (error) throw new DockerApiError(500, error);
   }
 }
 

@@ -17,12 +17,12 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { bundleExecutor, executableFlags } from "./lib/bundle.ts";
-import { coldPhase } from "./lib/cold-phase.ts";
+import { coldPhase, type ColdResult } from "./lib/cold-phase.ts";
 import { ExecutorProcess, type PhaseOptions, type Target } from "./lib/executor-process.ts";
 import { probeEnv } from "./lib/memory.ts";
 import { emptyHttpServerMemory, emptyNodeMemory, pinnedNode } from "./lib/node-build.ts";
 import { BENCH_LABEL, RawEngine } from "./lib/raw-engine.ts";
-import { buildRows, type Results } from "./lib/results.ts";
+import { buildRows, coldRows, type Results } from "./lib/results.ts";
 import { markdown, type Machine, type Row } from "./lib/report.ts";
 import { ownerPhase, type OwnerResult } from "./lib/owner.ts";
 import { usagePhase, usageRows, type UsageCostResult } from "./lib/usage-cost.ts";
@@ -61,6 +61,8 @@ const { values: args } = parseArgs({
     "only-owner": { type: "boolean", default: false },
     /** Runs only the usage rows (usage on against off, with an A/A pair). */
     "only-usage": { type: "boolean", default: false },
+    /** Runs only the cold-start rows (the executor against the raw start, with and without a network). */
+    "only-cold": { type: "boolean", default: false },
   },
 });
 /** The checkout whose executor runs. */
@@ -122,6 +124,32 @@ async function main(): Promise<number> {
     });
 
   const phase: PhaseOptions = { target, root: ROOT, file, work, quick, log };
+  const runCold = (p: ExecutorProcess) =>
+    coldPhase(p, engine, {
+      image: IMAGE,
+      reps: plan.coldReps,
+      parallel: plan.parallel,
+      parallelReps: plan.parallelReps,
+      cpu: Math.min(3, Math.floor((cpus().length * 10) / plan.parallel)) / 10,
+      settleMs: 300,
+      track: rawIds,
+      trackNetworks: rawNetworks,
+      log,
+    });
+  if (args["only-cold"]) {
+    exec = await start();
+    return onlyPhase(phase, {
+      name: "cold",
+      title: "cold starts",
+      run: () => runCold(exec!),
+      note: (c) => coldNote(c),
+      rows: coldRows,
+      after: async () => {
+        await exec?.stop();
+        exec = undefined;
+      },
+    });
+  }
   const alone = Object.keys(ONLY).find((name) => args[`only-${name}` as keyof typeof args]);
   if (alone) return ONLY[alone]!(phase);
   log(`starting the executor (${target})`);
@@ -149,18 +177,7 @@ async function main(): Promise<number> {
     server: (await emptyHttpServerMemory(node, execArgv, memDir)) ?? null,
     withUndici: (await emptyHttpServerMemory(node, execArgv, memDir, { undiciEntry })) ?? null,
   };
-  const cpu = Math.min(3, Math.floor((cpus().length * 10) / plan.parallel)) / 10;
-  const cold = await coldPhase(exec, engine, {
-    image: IMAGE,
-    reps: plan.coldReps,
-    parallel: plan.parallel,
-    parallelReps: plan.parallelReps,
-    cpu,
-    settleMs: 300,
-    track: rawIds,
-    trackNetworks: rawNetworks,
-    log,
-  });
+  const cold = await runCold(exec);
   const code = await exec.stop();
   const replicas = await replicasPhase(phase);
   const protections = await protectionsPhase(phase);
@@ -282,6 +299,8 @@ interface OnlyPhase<R> {
   rows: (r: R) => Row[];
   /** Why its figures do not count (answers that failed verification, say): exit 1. */
   failed?: (r: R) => string | undefined;
+  /** Runs after `run`, whatever happened (stops what it started). */
+  after?: () => Promise<void>;
 }
 
 const unverified = (errors: number) =>
@@ -348,7 +367,12 @@ const ONLY: Record<string, (o: PhaseOptions) => Promise<number>> = {
 };
 
 async function onlyPhase<R>(o: PhaseOptions, p: OnlyPhase<R>): Promise<number> {
-  const r = await p.run(o);
+  let r: R;
+  try {
+    r = await p.run(o);
+  } finally {
+    await p.after?.();
+  }
   const md = markdown({
     title: `meca-executor ${p.title} (${target}, ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC)`,
     machine: await machine(),
@@ -361,6 +385,10 @@ async function onlyPhase<R>(o: PhaseOptions, p: OnlyPhase<R>): Promise<number> {
   const failed = p.failed?.(r);
   if (failed) log(`${failed}: the figures do not count`);
   return failed ? 1 : 0;
+}
+
+function coldNote(c: ColdResult): string {
+  return `Cold starts: a new task key each time (cpu ${c.cpu}, distinct mem), median of ${c.executor.samples.length} per side, interleaved; raw with a network = create an internal network + create on it (same body as the executor's) + start + log follow to the mark + inspect for the address + first answer at it (median split: network ${c.rawIsolated.steps.network.toFixed(0)}, create ${c.rawIsolated.steps.create.toFixed(0)}, start ${c.rawIsolated.steps.start.toFixed(0)}, mark ${c.rawIsolated.steps.mark.toFixed(0)}, inspect ${c.rawIsolated.steps.inspect.toFixed(1)}, answer ${c.rawIsolated.steps.answer.toFixed(1)} ms); raw without = the same on the default bridge, published on 127.0.0.1. The executor takes a network kept ready ahead of demand, with its namespace held where the engine can (x86-64, runc).`;
 }
 
 function restartNote(r: RestartResult): string {
@@ -401,7 +429,7 @@ function notes(r: Results): string[] {
   return [
     `Executor run as: ${r.target === "source" ? "node --import tsx src/main.ts" : r.target === "bundle" ? `${r.nodeRun.version} (the build the binary is made from) .bench/executor.mjs (esbuild bundle)` : "the packaged binary"}, with ${r.nodeRun.execArgv.join(" ") || "no node flags"}; the empty Node process and the reference forwarder: ${r.nodeRun.version}, same flags; task: ${IMAGE} (static C echo server), cpu ${WARM_INTENT.resource.cpu}, mem ${WARM_INTENT.resource.mem} MB.`,
     `Warm latency: ${w.sequential.executor.count} sequential requests per side in ${r.plan.blocks} interleaved blocks of ${r.plan.blockSize} (the order of the sides rotates); throughput: ${r.plan.concurrency} clients, ${r.plan.rounds} rotating slices of ${r.plan.sliceMs / 1000} s per side. Client: undici Pool, keep-alive, same for both sides; every answer checked against its unique input (${w.requests} warm-path answers verified).`,
-    `Cold starts: a new task key each time (cpu ${r.cold.cpu}, distinct mem), median of ${r.cold.executor.samples.length} per side, interleaved; raw with a network = create an internal network + create on it (same body as the executor's) + start + log follow to the mark + inspect for the address + first answer at it (median split: network ${r.cold.rawIsolated.steps.network.toFixed(0)}, create ${r.cold.rawIsolated.steps.create.toFixed(0)}, start ${r.cold.rawIsolated.steps.start.toFixed(0)}, mark ${r.cold.rawIsolated.steps.mark.toFixed(0)}, inspect ${r.cold.rawIsolated.steps.inspect.toFixed(1)}, answer ${r.cold.rawIsolated.steps.answer.toFixed(1)} ms); raw without = the same on the default bridge, published on 127.0.0.1. The executor takes a network kept ready ahead of demand.`,
+    coldNote(r.cold),
     replicasNote(r.replicas),
     protectionsNote(r.protections),
     prewarmNote(r.prewarm),

@@ -49,21 +49,50 @@ export const TARGETS = {
   warmP50OverheadMs: 0.3,
   firstMinuteP50OverheadMs: 0.4,
   throughputRatio: 0.5,
-  coldRatio: 1.1,
+  coldRatio: 0.8,
   parallelRatio: 1.1,
   idleRssMB: 60,
   afterLoadRssMB: 90,
 } as const;
 
+/** The cold-start rows: the executor against the raw isolated start, one and several at once. */
+export function coldRows(c: Results["cold"]): Row[] {
+  const n = c.parallel.n;
+  const coldRatio = c.executor.median / c.rawIsolated.median;
+  const parRatio = c.parallel.executor.median / c.parallel.raw.median;
+  return [
+    {
+      metric: `cold start with isolation, median of ${c.executor.samples.length} (ms)`,
+      executor: ms(c.executor.median),
+      other: `raw network + run: ${ms(c.rawIsolated.median)}`,
+      ratio: x(coldRatio),
+      target: `≤ ${TARGETS.coldRatio}×`,
+      met: coldRatio <= TARGETS.coldRatio,
+    },
+    {
+      metric: "cold start with isolation vs raw without a network (ms)",
+      executor: ms(c.executor.median),
+      other: `raw run: ${ms(c.raw.median)}`,
+      ratio: x(c.executor.median / c.raw.median),
+      target: "—",
+    },
+    {
+      metric: `${n} cold starts at once, until all answered, median of ${c.parallel.executor.samples.length} (ms); raw: each with a network`,
+      executor: ms(c.parallel.executor.median),
+      other: ms(c.parallel.raw.median),
+      ratio: x(parRatio),
+      target: `≤ ${TARGETS.parallelRatio}×`,
+      met: parRatio <= TARGETS.parallelRatio,
+    },
+  ];
+}
+
 export function buildRows(r: Results): Row[] {
   const s = r.warm.sequential;
   const t = r.warm.throughput;
   const c = r.cold;
-  const n = c.parallel.n;
   const p50Over = s.executor.p50 - s.direct.p50;
   const tpRatio = t.executor.rps / t.direct.rps;
-  const coldRatio = c.executor.median / c.rawIsolated.median;
-  const parRatio = c.parallel.executor.median / c.parallel.raw.median;
   const fm = r.warm.firstMinute;
   const fmOver = fm.executor.p50 - fm.direct.p50;
   const fc = r.warm.freshConnection;
@@ -121,29 +150,7 @@ export function buildRows(r: Results): Row[] {
       target: "—",
     },
     ...floorRows(r),
-    {
-      metric: `cold start with isolation, median of ${c.executor.samples.length} (ms)`,
-      executor: ms(c.executor.median),
-      other: `raw network + run: ${ms(c.rawIsolated.median)}`,
-      ratio: x(coldRatio),
-      target: `≤ ${TARGETS.coldRatio}×`,
-      met: coldRatio <= TARGETS.coldRatio,
-    },
-    {
-      metric: "cold start with isolation vs raw without a network (ms)",
-      executor: ms(c.executor.median),
-      other: `raw run: ${ms(c.raw.median)}`,
-      ratio: x(c.executor.median / c.raw.median),
-      target: "—",
-    },
-    {
-      metric: `${n} cold starts at once, until all answered, median of ${c.parallel.executor.samples.length} (ms); raw: each with a network`,
-      executor: ms(c.parallel.executor.median),
-      other: ms(c.parallel.raw.median),
-      ratio: x(parRatio),
-      target: `≤ ${TARGETS.parallelRatio}×`,
-      met: parRatio <= TARGETS.parallelRatio,
-    },
+    ...coldRows(c),
     {
       metric: `RSS idle, ${r.plan.settleAfterLoadMs! / 1000} s after the first minute (MB); other: ${REFERENCES}`,
       executor: ms(r.warm.idleRssMB),

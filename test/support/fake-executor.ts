@@ -75,9 +75,12 @@ export async function fakeExecutor(
     backend?: FakeBackend;
     /** Adoption's connection check; the fake's containers by default. */
     probe?: ConnectProbe;
+    /** The machine the fake engine names (x86_64: spare networks get holders). */
+    machine?: string;
   } = {},
 ) {
-  const backend = o.backend ?? new FakeBackend({ images: { "echo:1": {}, ...o.images } });
+  const backend =
+    o.backend ?? new FakeBackend({ images: { "echo:1": {}, ...o.images }, machine: o.machine });
   const client = new FakeTaskClient(backend);
   const clock = new FakeClock();
   const logger = memoryLogger();

@@ -8,11 +8,14 @@ import type { TaskNet } from "./task-networks.ts";
 const MB = 1024 * 1024;
 const SHM_MB = 64;
 
-/** Labels say whose it is (instance, run) and which key it serves; limits come from the launch's spec. */
+/**
+ * Labels say whose it is (instance, run) and which key it serves; limits come from the launch's
+ * spec. With `sharesNamespace`, it joins the namespace of its network's holder (netns-holder.ts).
+ */
 export function containerSpecFor(
   launch: TaskLaunch,
   s: DockerTaskSettings,
-  o: { run: string; net?: TaskNet },
+  o: { run: string; net?: TaskNet; sharesNamespace?: boolean },
 ): ContainerSpec {
   const spec = launch.spec;
   return {
@@ -30,7 +33,9 @@ export function containerSpecFor(
     runtime: spec.runtime,
     gpus: launch.gpus.length > 0 ? [...launch.gpus] : undefined,
     sgx: spec.sgx ? { device: s.sgx.device, aesmdPath: s.sgx.aesmdPath } : undefined,
-    network: o.net?.name ?? (s.network || undefined),
+    ...(o.sharesNamespace && o.net?.holder
+      ? { sharesNetworkOf: o.net.holder.id }
+      : { network: o.net?.name ?? (s.network || undefined) }),
     securityOpt: s.noNewPrivileges ? ["no-new-privileges:true"] : [],
     capDrop: [...s.capDrop],
     nofile: s.nofile,

@@ -69,8 +69,11 @@ export class DockerTasks implements TaskRuntime {
   #sampledSaid = false;
   /** Names of containers whose create() has not answered yet. */
   #creating = new Set<string>();
-  /** The networks of the leftovers the last leftovers() found, by container id: what adopt() takes back. */
-  #leftoverNets = new Map<string, NetworkSummary>();
+  /**
+   * The networks of the leftovers the last leftovers() found, by container id, and the holders of
+   * those that run in one's namespace: what adopt() takes back.
+   */
+  #leftoverNets = new Map<string, { net: NetworkSummary; holder?: string }>();
 
   constructor(deps: DockerTasksDeps) {
     this.#d = deps;
@@ -123,6 +126,7 @@ export class DockerTasks implements TaskRuntime {
     const step = (name: string) => (steps[name] = this.#d.clock.now() - began);
     let net: TaskNet | undefined;
     let id: string | undefined;
+    let shared = false;
     try {
       signal.throwIfAborted();
       net = this.#networks ? await this.#networks.acquire(signal) : undefined;
@@ -130,9 +134,7 @@ export class DockerTasks implements TaskRuntime {
       signal.throwIfAborted();
       this.#creating.add(launch.name);
       try {
-        id = await this.#d.backend.create(
-          containerSpecFor(launch, this.#s, { run: this.run, net }),
-        );
+        ({ id, shared } = await this.#create(launch, net));
       } finally {
         this.#creating.delete(launch.name);
       }
@@ -146,7 +148,8 @@ export class DockerTasks implements TaskRuntime {
       await this.#d.backend.waitForMark(id, { mark: READY_MARK, signal });
       step("mark");
       const placement = this.#placementOf(net);
-      const endpoint = await this.#endpoint(id, net);
+      // In its holder's namespace it answers where the holder is, known since the spare was made.
+      const endpoint = shared ? net!.holder!.endpoint : await this.#endpoint(id, net);
       signal.throwIfAborted();
       return { id, endpoint, placement, steps, meter: this.#meter(id) };
     } catch (e) {
@@ -164,7 +167,38 @@ export class DockerTasks implements TaskRuntime {
           cause: e,
         },
       );
+    } finally {
+      // The spare it took is replaced now that the engine is no longer busy with this start.
+      this.#networks?.fill();
     }
+  }
+
+  /**
+   * The task's container: in its network's held namespace where it can (a container runtime, the
+   * engine's default) and the holder still runs (one inspect: an engine restart stops holders, and
+   * the engine would refuse only at start), else on the network itself.
+   */
+  async #create(
+    launch: TaskLaunch,
+    net: TaskNet | undefined,
+  ): Promise<{ id: string; shared: boolean }> {
+    let shares =
+      net?.holder !== undefined &&
+      launch.spec.runtimeKind === "container" &&
+      (launch.spec.runtime ?? "") === "";
+    if (
+      shares &&
+      !(await this.#d.backend.inspect(net!.holder!.id).catch(() => undefined))?.running
+    ) {
+      this.#log.warn("A task network's holder is gone; the task joins the network itself", {
+        network: net!.name,
+      });
+      await this.#d.backend.remove(net!.holder!.id).catch(() => {});
+      delete net!.holder;
+      shares = false;
+    }
+    const spec = containerSpecFor(launch, this.#s, { run: this.run, net, sharesNamespace: shares });
+    return { id: await this.#d.backend.create(spec), shared: shares };
   }
 
   async remove(id: string): Promise<void> {
@@ -220,11 +254,17 @@ export class DockerTasks implements TaskRuntime {
         const st = await this.#d.backend.inspect(c.id).catch(() => undefined);
         if (!st?.running) return { ...base, running: false, status: st?.status ?? "gone" };
         const labels = st.labels ?? c.labels;
-        const attached = st.networks ?? [];
+        let attached = st.networks ?? [];
         let unreachable: string | undefined;
         if (this.#networks) {
+          // In a holder's namespace: on the holder's network.
+          const holder = st.sharesNetworkOf;
+          if (holder !== undefined) {
+            const h = await this.#d.backend.inspect(holder).catch(() => undefined);
+            attached = h?.running ? (h.networks ?? []) : [];
+          }
           const net = nets.find((n) => attached.length === 1 && n.name === attached[0]);
-          if (net) this.#leftoverNets.set(c.id, net);
+          if (net) this.#leftoverNets.set(c.id, { net, holder });
           else unreachable = "it is not on a task network of its own";
         } else if (this.#s.network && !attached.includes(this.#s.network))
           unreachable = `it is not on the network "${this.#s.network}"`;
@@ -249,17 +289,21 @@ export class DockerTasks implements TaskRuntime {
 
   async adopt(id: string): Promise<StartedTask> {
     let net: TaskNet | undefined;
+    let holder: string | undefined;
     if (this.#networks) {
       const found = this.#leftoverNets.get(id);
       if (!found) throw new Error("it is not on a task network of its own");
-      net = this.#networks.adopt(found);
+      net = this.#networks.adopt(found.net);
       if (!net)
-        throw new Error(`its network "${found.name}" is not a free block of task_subnet_pool`);
+        throw new Error(`its network "${found.net.name}" is not a free block of task_subnet_pool`);
+      holder = found.holder;
     }
     try {
       if (net && this.#networks!.joins)
         await this.#d.backend.connectNetwork(net.id, this.#d.selfContainer!);
-      const endpoint = await this.#endpoint(id, net);
+      if (net && holder !== undefined)
+        net.holder = { id: holder, endpoint: await this.#networks!.holderEndpoint(holder, net) };
+      const endpoint = net?.holder ? net.holder.endpoint : await this.#endpoint(id, net);
       this.#tasks.set(id, net);
       return { id, endpoint, placement: this.#placementOf(net), steps: {}, meter: this.#meter(id) };
     } catch (e) {

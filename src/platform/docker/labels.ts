@@ -17,6 +17,10 @@ export const LABELS = {
   spec: "meca.executor.spec",
   /** On networks: "task" for a task network of the executor's own. */
   network: "meca.executor.network",
+  /** On a spare network's holder (netns-holder.ts): the instance it belongs to (not `instance`: it is no task). */
+  holderOf: "meca.executor.holder-of",
+  /** On a holder: the name of the network whose namespace it holds. */
+  holds: "meca.executor.holds",
 } as const;
 
 /**
@@ -31,5 +35,20 @@ export function ownership(
   const labels: Record<string, string> = { [LABELS.managed]: "1", [LABELS.instance]: instance };
   if (o.run !== undefined) labels[LABELS.run] = o.run;
   if (o.taskNetwork) labels[LABELS.network] = "task";
+  return labels;
+}
+
+/**
+ * The labels of the holders of an instance's task networks (netns-holder.ts); with `run`, of one
+ * run; with `network`, the holder of that network. Not the tasks' `instance` label: a holder is
+ * never listed, watched or adopted as a task.
+ */
+export function holderLabels(
+  instance: string,
+  o: { run?: string; network?: string } = {},
+): Record<string, string> {
+  const labels: Record<string, string> = { [LABELS.managed]: "1", [LABELS.holderOf]: instance };
+  if (o.run !== undefined) labels[LABELS.run] = o.run;
+  if (o.network !== undefined) labels[LABELS.holds] = o.network;
   return labels;
 }

@@ -13,7 +13,14 @@ import type { Clock, Logger } from "../../engine/ports.ts";
 import { wakeOrTimeout } from "../../engine/waits.ts";
 import type { ContainerBackend, NetworkSummary } from "./backend.ts";
 import type { DockerTaskSettings } from "./task-settings.ts";
-import { LABELS, ownership, TASK_SUBNET_BITS } from "./labels.ts";
+import { holderLabels, LABELS, ownership, TASK_SUBNET_BITS } from "./labels.ts";
+import {
+  HOLDER_CHANGES,
+  HOLDER_IMAGE,
+  HOLDER_MACHINES,
+  holderSpec,
+  holderTar,
+} from "./netns-holder.ts";
 import { block, blockCount, formatCidr, overlaps, parseCidr, type Cidr } from "./subnets.ts";
 
 export interface TaskNet {
@@ -22,6 +29,11 @@ export interface TaskNet {
   subnet: string;
   /** Index of its block in the pool. */
   index: number;
+  /**
+   * The container holding the network's namespace (netns-holder.ts), which a task may join instead
+   * of having one set up on its start; where the task there answers. Spares have one when they can.
+   */
+  holder?: { id: string; endpoint: string };
 }
 
 export interface TaskNetworksDeps {
@@ -70,6 +82,13 @@ export class TaskNetworks {
   #closed = false;
   /** Networks whose removal failed (the engine was away): removed when it is back, or at close. */
   #orphans = new Map<string, string>();
+  /**
+   * Whether spares get holders: settled once (the engine's machine, the image); undefined until
+   * then, or again after the engine could not be asked.
+   */
+  #holding?: Promise<boolean | undefined>;
+  /** Holders that failed in a row; at HOLDER_TRIES spares go without them for this run. */
+  #holderFailures = 0;
 
   constructor(deps: TaskNetworksDeps) {
     this.#d = deps;
@@ -94,22 +113,18 @@ export class TaskNetworks {
 
   /**
    * A network for a task: a spare when there is one, else a new one. Waits while every block of
-   * the pool is taken, up to the queue timeout (NoCapacityError) or until `signal` aborts.
+   * the pool is taken, up to the queue timeout (NoCapacityError) or until `signal` aborts. The
+   * caller tops the spares up (fill) once its start is over, so that the engine's work on a new
+   * spare does not slow the start that took one.
    */
   async acquire(signal: AbortSignal): Promise<TaskNet> {
     const deadline = this.#d.clock.now() + this.#d.settings().queueTimeoutMs;
     for (;;) {
       signal.throwIfAborted();
       const spare = this.#spares.shift();
-      if (spare) {
-        this.fill();
-        return spare;
-      }
+      if (spare) return spare;
       const net = await this.#create();
-      if (net) {
-        this.fill();
-        return net;
-      }
+      if (net) return net;
       const left = deadline - this.#d.clock.now();
       if (left <= 0) {
         throw new NoCapacityError(
@@ -120,9 +135,13 @@ export class TaskNetworks {
     }
   }
 
-  /** Takes the network away: the executor leaves it, the engine removes it, its block is free. */
+  /**
+   * Takes the network away: its holder goes, the executor leaves it, the engine removes it, its
+   * block is free.
+   */
   async release(net: TaskNet): Promise<void> {
     try {
+      if (net.holder) await this.#d.backend.remove(net.holder.id);
       if (this.#d.self !== undefined) await this.#d.backend.disconnectNetwork(net.id, this.#d.self);
       await this.#d.backend.removeNetwork(net.id);
     } catch (e) {
@@ -148,6 +167,7 @@ export class TaskNetworks {
           return undefined;
         });
         if (!net) break;
+        if (!this.#closed) await this.#hold(net);
         if (this.#closed) await this.release(net);
         else this.#spares.push(net);
       }
@@ -158,11 +178,16 @@ export class TaskNetworks {
    * An earlier run's network as one of ours, if its subnet is a block of the pool as configured now
    * and no network of ours holds that block; undefined otherwise. Holds the block until released.
    */
-  adopt(n: NetworkSummary): TaskNet | undefined {
+  adopt(n: NetworkSummary, holder?: TaskNet["holder"]): TaskNet | undefined {
     const index = this.#indexOf(n.subnets[0] ?? "");
     if (index === undefined || this.#held.has(index)) return undefined;
     this.#held.add(index);
-    return { id: n.id, name: n.name, subnet: n.subnets[0]!, index };
+    return { id: n.id, name: n.name, subnet: n.subnets[0]!, index, ...(holder ? { holder } : {}) };
+  }
+
+  /** Where a task in the namespace of `holder` (a container on `net`) answers. */
+  holderEndpoint(holder: string, net: { name: string }): Promise<string> {
+    return this.#d.backend.endpoint(holder, { network: net.name, byAddress: !this.joins });
   }
 
   /** Gives back the block of a network adopted and then given up (its task was not adopted after all). */
@@ -196,6 +221,10 @@ export class TaskNetworks {
   async sweep(keep: ReadonlySet<string> = new Set()): Promise<number> {
     const found = await this.list();
     const stale = found.filter((n) => n.labels[LABELS.run] !== this.#d.run && !keep.has(n.id));
+    const kept = new Set(found.filter((n) => keep.has(n.id)).map((n) => n.name));
+    await this.#removeHolders(
+      (h) => h.labels[LABELS.run] !== this.#d.run && !kept.has(h.labels[LABELS.holds] ?? ""),
+    );
     for (const n of stale) {
       if (this.#d.self !== undefined)
         await this.#d.backend.disconnectNetwork(n.id, this.#d.self).catch(() => {});
@@ -213,6 +242,11 @@ export class TaskNetworks {
 
   /** Tries again to remove the networks whose removal failed, e.g. once the engine is back. */
   async removeOrphans(): Promise<void> {
+    if (this.#orphans.size === 0) return;
+    const names = new Set(this.#orphans.values());
+    await this.#removeHolders(
+      (h) => h.labels[LABELS.run] === this.#d.run && names.has(h.labels[LABELS.holds] ?? ""),
+    ).catch(() => {});
     for (const [id, name] of [...this.#orphans]) {
       try {
         if (this.#d.self !== undefined) await this.#d.backend.disconnectNetwork(id, this.#d.self);
@@ -239,7 +273,91 @@ export class TaskNetworks {
       .listNetworks(ownership(s.instance, { run: this.#d.run, taskNetwork: true }))
       .catch(() => []);
     for (const n of left) if (!keep.has(n.id)) this.#orphans.set(n.id, n.name);
+    // Their holders go first (removeOrphans).
     await this.removeOrphans();
+  }
+
+  /** Removes the holders of this instance that `stale` picks (they go before their networks can). */
+  async #removeHolders(stale: (h: { labels: Record<string, string> }) => boolean): Promise<void> {
+    const holders = await this.#d.backend.list(holderLabels(this.#d.settings().instance));
+    for (const h of holders.filter(stale))
+      await this.#d.backend.remove(h.id).catch((e: unknown) =>
+        this.#log.warn("Cannot remove a task network's holder", {
+          container: h.name,
+          error: (e as Error).message,
+        }),
+      );
+  }
+
+  /**
+   * Gives a new spare its holder, where the engine can run one: the image (made once, by import),
+   * then the container, started, and its address. A spare whose holder fails stays a plain network;
+   * after HOLDER_TRIES failures in a row, spares go without holders for this run (said once).
+   */
+  async #hold(net: TaskNet): Promise<void> {
+    const can = await (this.#holding ??= this.#canHold());
+    if (can === undefined) this.#holding = undefined;
+    if (!can) return;
+    const s = this.#d.settings();
+    let id: string | undefined;
+    try {
+      id = await this.#d.backend.create(
+        holderSpec({
+          name: `${net.name}-holder`,
+          network: net.name,
+          labels: holderLabels(s.instance, { run: this.#d.run, network: net.name }),
+          cgroupParent: s.cgroupParent || undefined,
+        }),
+      );
+      await this.#d.backend.start(id);
+      net.holder = { id, endpoint: await this.holderEndpoint(id, net) };
+      this.#holderFailures = 0;
+    } catch (e) {
+      if (id !== undefined) await this.#d.backend.remove(id).catch(() => {});
+      const off = ++this.#holderFailures >= HOLDER_TRIES;
+      if (off) this.#holding = Promise.resolve(false);
+      this.#log.warn(
+        off
+          ? "Cannot start a holder for a spare task network; spares go without holders from now on (tasks get a namespace set up at their start)"
+          : "Cannot start a holder for a spare task network; this spare goes without one",
+        { network: net.name, error: (e as Error).message },
+      );
+    }
+  }
+
+  /**
+   * Whether the engine can run holders: its machine is one the holder is written for, and runc is
+   * there; undefined when the engine could not be asked or the image not made (asked again later).
+   */
+  async #canHold(): Promise<boolean | undefined> {
+    const backend = this.#d.backend;
+    try {
+      const info = await backend.info();
+      const why =
+        info.machine === undefined || !HOLDER_MACHINES.has(info.machine)
+          ? `the holder's program is written for x86-64, and the engine runs on ${info.machine ?? "a machine it does not name"}`
+          : !info.runtimes.includes("runc")
+            ? "the engine has no runc runtime"
+            : undefined;
+      if (why !== undefined) {
+        this.#log.info(
+          "Spare task networks go without holders: tasks get a namespace set up at their start",
+          { reason: why },
+        );
+        return false;
+      }
+      if (!(await backend.hasImage(HOLDER_IMAGE)))
+        await backend.importImage(HOLDER_IMAGE, holderTar(), HOLDER_CHANGES);
+      return true;
+    } catch (e) {
+      this.#log.warn(
+        "Cannot make the image of task networks' holders; this spare goes without one",
+        {
+          error: (e as Error).message,
+        },
+      );
+      return undefined;
+    }
   }
 
   /** A new network in the next free block; undefined when every block is taken. */
@@ -295,6 +413,9 @@ export class TaskNetworks {
     );
   }
 }
+
+/** Holders that may fail in a row before spares go without them. */
+const HOLDER_TRIES = 3;
 
 /** FNV-1a of a string, as an unsigned 32-bit number. */
 function hash(s: string): number {

@@ -462,6 +462,11 @@ const engineContainers = (instance: string) =>
   docker(["ps", "-aq", "--no-trunc", "--filter", `label=meca.executor.instance=${instance}`])
     .split("\n")
     .filter(Boolean);
+/** The holders of the instance's spare and task networks' namespaces (docs/architecture.md). */
+const engineHolders = (instance: string) =>
+  docker(["ps", "-aq", "--no-trunc", "--filter", `label=meca.executor.holder-of=${instance}`])
+    .split("\n")
+    .filter(Boolean);
 const engineNetworks = (instance: string) =>
   docker(["network", "ls", "-q", "--filter", `label=meca.executor.instance=${instance}`])
     .split("\n")
@@ -684,7 +689,8 @@ async function soak(work: string): Promise<number> {
   const code = await exec.stop(30_000);
   if (code !== 0) violate("stop", `the executor exited with ${code}`);
   await sleep(500);
-  const leakedContainers = engineContainers(instance);
+  // Task containers and the holders of their networks' namespaces alike.
+  const leakedContainers = [...engineContainers(instance), ...engineHolders(instance)];
   const leakedNetworks = engineNetworks(instance);
   if (leakedContainers.length > 0)
     violate("leak", `${leakedContainers.length} containers of the instance left after the stop`);

@@ -8,7 +8,7 @@
  * Subnets are checked at each create by the engine itself: one that overlaps any network (another
  * executor's on the same engine included) is refused there, and the next block is tried.
  */
-import { NoCapacityError, TaskStartError } from "../../engine/errors.ts";
+import { ImageNotFoundError, NoCapacityError, TaskStartError } from "../../engine/errors.ts";
 import type { Clock, Logger } from "../../engine/ports.ts";
 import { wakeOrTimeout } from "../../engine/waits.ts";
 import type { ContainerBackend, NetworkSummary } from "./backend.ts";
@@ -314,6 +314,8 @@ export class TaskNetworks {
       this.#holderFailures = 0;
     } catch (e) {
       if (id !== undefined) await this.#d.backend.remove(id).catch(() => {});
+      // The image was removed behind the executor's back: made again for the next spare.
+      if (e instanceof ImageNotFoundError) this.#holding = undefined;
       const off = ++this.#holderFailures >= HOLDER_TRIES;
       if (off) this.#holding = Promise.resolve(false);
       this.#log.warn(

@@ -192,6 +192,25 @@ describe("spares with holders, on the fake engine", () => {
     expect(backend.networks()).toEqual([]);
   });
 
+  it("a holder image removed behind the executor's back is made again for the next spare", async () => {
+    const { executor, backend } = await fakeExecutor({
+      settings: { ...isolated, taskNetworkSpares: 1 },
+      machine: "x86_64",
+    });
+    await until(() => holders(backend).some((h) => h.running), "a holder");
+    backend.removeImage(HOLDER_IMAGE);
+    await executor.execute({ image: "echo:1", cpu: 0.1 }, "a"); // its spare's replacement fails
+    await until(() => backend.networks().length === 2, "a spare without a holder");
+    await executor.execute({ image: "echo:1", cpu: 0.2 }, "b"); // takes it; the next is held again
+    await until(
+      () => backend.calls.filter((c) => c.method === "importImage").length === 2,
+      "the image made again",
+    );
+    await until(() => holders(backend).filter((h) => h.running).length === 2, "a held spare");
+    await executor.shutdown();
+    expect(backend.containers()).toEqual([]);
+  });
+
   it("an engine on another machine: no image made, no holder, the reason said once", async () => {
     const { executor, backend, logger } = await fakeExecutor({
       settings: isolated,

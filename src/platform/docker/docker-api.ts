@@ -92,14 +92,14 @@ export interface DockerApi {
   ): Promise<ByteSource>;
   /**
    * Makes an image of one layer from a tar of its files (`POST /images/create?fromSrc=-`);
-   * `changes` are Dockerfile instructions such as `ENTRYPOINT ["/hold"]`. Resolves once the engine
-   * has stored it.
+   * `changes` are Dockerfile instructions such as `ENTRYPOINT ["/hold"]`. Returns its JSON-lines
+   * answer, which says whether it worked, as a pull's does.
    */
   importImage(
     tar: Uint8Array,
     image: { repo: string; tag: string },
     changes: string[],
-  ): Promise<void>;
+  ): Promise<ByteSource>;
   createContainer(name: string, body: Record<string, unknown>): Promise<string>;
   startContainer(id: string): Promise<void>;
   /** With `size`, the engine also measures the writable layer (SizeRw): slower. */

@@ -115,7 +115,8 @@ export class DockerBackend implements ContainerBackend {
   async importImage(ref: string, tar: Uint8Array, changes: string[]): Promise<void> {
     const { fromImage: repo, tag } = splitImageRef(ref);
     try {
-      await this.#api.importImage(tar, { repo, tag }, changes);
+      // Its answer is read like a pull's: an error line rejects.
+      await readPullStream(await this.#api.importImage(tar, { repo, tag }, changes));
     } catch (err) {
       throw engineFailure(err, `Cannot import image "${ref}"`);
     }

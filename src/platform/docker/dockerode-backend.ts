@@ -21,7 +21,7 @@ import type {
 } from "./docker-api.ts";
 import { DockerApiError } from "./docker-api.ts";
 import type { DockerEnv, DockerHost } from "./docker-host.ts";
-import { chooseApiVersion, describe, importFailure } from "./engine-api.ts";
+import { chooseApiVersion, describe } from "./engine-api.ts";
 import type { ByteSource } from "./log-demux.ts";
 import type { RegistryCredentials } from "./registry-auth.ts";
 
@@ -81,17 +81,12 @@ export class DockerodeApi implements DockerApi {
     tar: Uint8Array,
     image: { repo: string; tag: string },
     changes: string[],
-  ): Promise<void> {
-    const text = await this.#call(undefined, async () => {
-      const answer = await this.#docker.importImage(Readable.from([Buffer.from(tar)]), {
-        ...image,
-        changes,
-      });
-      const chunks: Buffer[] = [];
-      for await (const chunk of answer) chunks.push(Buffer.from(chunk as Uint8Array));
-      return Buffer.concat(chunks).toString("utf8");
-    });
-    importFailure(text);
+  ): Promise<ByteSource> {
+    return this.#call(undefined, async () =>
+      bytes(
+        await this.#docker.importImage(Readable.from([Buffer.from(tar)]), { ...image, changes }),
+      ),
+    );
   }
 
   async createContainer(name: string, body: Record<string, unknown>): Promise<string> {

@@ -24,7 +24,7 @@ import type {
 import { READY_MARK } from "../../engine/settings.ts";
 import type { ContainerBackend, NetworkSummary } from "./backend.ts";
 import { containerSpecFor } from "./container-spec.ts";
-import { LABELS, ownership } from "./labels.ts";
+import { holderLabels, LABELS, ownership } from "./labels.ts";
 import { TaskNetworks, type TaskNet } from "./task-networks.ts";
 import { openMeter } from "./cgroup-meter.ts";
 import { StatsMeter } from "./stats-meter.ts";
@@ -73,7 +73,7 @@ export class DockerTasks implements TaskRuntime {
    * The networks of the leftovers the last leftovers() found, by container id, and the holders of
    * those that run in one's namespace: what adopt() takes back.
    */
-  #leftoverNets = new Map<string, { net: NetworkSummary; holder?: string }>();
+  #leftoverNets = new Map<string, { net: NetworkSummary; holder?: string; shares: boolean }>();
 
   constructor(deps: DockerTasksDeps) {
     this.#d = deps;
@@ -246,6 +246,14 @@ export class DockerTasks implements TaskRuntime {
     // Not an earlier run's: this run's own, and those it is creating (not in #tasks until create() answers).
     const theirs = found.filter((c) => c.labels[LABELS.run] !== this.run && !this.#tasks.has(c.id));
     const nets = this.#networks ? await this.#networks.list() : ([] as NetworkSummary[]);
+    // Each network's holder, whether its task runs in the holder's namespace or beside it (a microVM).
+    const holderOf = new Map(
+      this.#networks
+        ? (await this.#d.backend.list(holderLabels(this.#s.instance))).map(
+            (h) => [h.labels[LABELS.holds] ?? "", h.id] as const,
+          )
+        : [],
+    );
     this.#leftoverNets.clear();
     return Promise.all(
       theirs.map(async (c): Promise<LeftoverTask> => {
@@ -264,7 +272,12 @@ export class DockerTasks implements TaskRuntime {
             attached = h?.running ? (h.networks ?? []) : [];
           }
           const net = nets.find((n) => attached.length === 1 && n.name === attached[0]);
-          if (net) this.#leftoverNets.set(c.id, { net, holder });
+          if (net)
+            this.#leftoverNets.set(c.id, {
+              net,
+              holder: holder ?? holderOf.get(net.name),
+              shares: holder !== undefined,
+            });
           else unreachable = "it is not on a task network of its own";
         } else if (this.#s.network && !attached.includes(this.#s.network))
           unreachable = `it is not on the network "${this.#s.network}"`;
@@ -290,20 +303,21 @@ export class DockerTasks implements TaskRuntime {
   async adopt(id: string): Promise<StartedTask> {
     let net: TaskNet | undefined;
     let holder: string | undefined;
+    let shares = false;
     if (this.#networks) {
       const found = this.#leftoverNets.get(id);
       if (!found) throw new Error("it is not on a task network of its own");
       net = this.#networks.adopt(found.net);
       if (!net)
         throw new Error(`its network "${found.net.name}" is not a free block of task_subnet_pool`);
-      holder = found.holder;
+      ({ holder, shares } = found);
     }
     try {
       if (net && this.#networks!.joins)
         await this.#d.backend.connectNetwork(net.id, this.#d.selfContainer!);
       if (net && holder !== undefined)
         net.holder = { id: holder, endpoint: await this.#networks!.holderEndpoint(holder, net) };
-      const endpoint = net?.holder ? net.holder.endpoint : await this.#endpoint(id, net);
+      const endpoint = shares ? net!.holder!.endpoint : await this.#endpoint(id, net);
       this.#tasks.set(id, net);
       return { id, endpoint, placement: this.#placementOf(net), steps: {}, meter: this.#meter(id) };
     } catch (e) {

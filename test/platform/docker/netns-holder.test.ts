@@ -264,6 +264,27 @@ describe("spares with holders, on the fake engine", () => {
     expect(b.backend.networks()).toEqual([]);
   });
 
+  it("a restart adopts a microVM task beside its network's holder, and removes both with the task", async () => {
+    const settings = { ...isolated, microVMRuntime: "runsc" };
+    const a = await fakeExecutor({
+      settings: { ...settings, keepTasksOnStop: true },
+      machine: "x86_64",
+    });
+    await until(() => holders(a.backend).filter((h) => h.running).length === 2, "two holders");
+    await a.executor.execute({ image: "echo:1", runtime: "microVM" }, "vm");
+    expect(await a.executor.shutdown()).toBe(1);
+    expect(holders(a.backend)).toHaveLength(1); // the microVM task's network's
+
+    const b = await fakeExecutor({ backend: a.backend, settings });
+    expect(b.executor.tasks().map((t) => t.state)).toEqual(["ready"]);
+    expect(await b.executor.execute({ image: "echo:1", runtime: "microVM" }, "again")).toBe(
+      "again",
+    );
+    await b.executor.shutdown();
+    expect(b.backend.containers()).toEqual([]);
+    expect(b.backend.networks()).toEqual([]);
+  });
+
   it("the start-up sweep removes an earlier run's holders (a crash left them), then their networks", async () => {
     const a = await fakeExecutor({ settings: isolated, machine: "x86_64" });
     await until(() => holders(a.backend).filter((h) => h.running).length === 2, "two holders");
